@@ -1,0 +1,37 @@
+//! The pure domain of TLÁO Codex.
+//!
+//! Ids, the TaskSpec and its validation, the Workspace/Task/Run/Artifact entities, the run
+//! state machine, executor records and the [`Executor`] trait, guardrails, and the
+//! single-table key layout. No I/O, no async runtime, no clock: callers pass time and
+//! randomness in, so every rule here is a plain function that tests can call directly.
+
+pub mod artifact;
+pub mod event;
+pub mod executor;
+pub mod guardrails;
+pub mod id;
+pub mod keys;
+pub mod run;
+pub mod task;
+pub mod task_spec;
+pub mod time;
+pub mod user;
+pub mod validation;
+pub mod workspace;
+
+pub use artifact::{Artifact, ArtifactName, ArtifactStatus, ArtifactType};
+pub use event::{EventPayload, LogStream, RunEvent};
+pub use executor::{
+    CommandConfig, EventSink, ExecutionContext, ExecutionOutcome, ExecutionStatus, Executor,
+    ExecutorConfig, ExecutorDescriptor, ExecutorName, KiroConfig, ProducedArtifact, PromptVia,
+};
+pub use guardrails::Guardrails;
+pub use id::{ArchiveId, ArtifactId, IdError, LeaseId, RunId, TaskId, Ulid, UserId, WorkspaceId};
+pub use keys::{Key, KeyPrefix};
+pub use run::{Run, RunError, RunErrorCode, RunStatus, Transition, TransitionError, Usage};
+pub use task::Task;
+pub use task_spec::{Constraints, ExpectedOutput, NewTask, Prompt, TaskInput, TaskSpec, TaskType};
+pub use time::{Timestamp, UtcDate};
+pub use user::{ApiKeyRecord, User};
+pub use validation::{FieldError, ValidationErrors};
+pub use workspace::{Archive, Membership, Name, Role, Workspace};

@@ -1,0 +1,443 @@
+//! Runs and their state machine.
+//!
+//! ```text
+//! queued --start--> running --complete--> completed
+//!    |                 |------fail------> failed        (error details stored)
+//!    |                 |----time_out----> timed_out
+//!    |                 '---lose_worker--> failed        (code: worker_lost)
+//!    '--cancel--> cancelled                (running --cancel--> cancelled too)
+//! ```
+//!
+//! [`Run::apply`] is the only way to change a run's status. Storage writes each change
+//! conditionally on the status it started from, so two racing writers (a worker and the
+//! reaper, say) can never both win.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::executor::ExecutorName;
+use crate::id::{ArtifactId, LeaseId, RunId, TaskId, UserId, WorkspaceId};
+use crate::task_spec::TaskType;
+use crate::time::Timestamp;
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Waiting for a worker (and for a free slot in its workspace).
+    Queued,
+    /// A worker holds a lease on it and is executing it.
+    Running,
+    /// The executor finished successfully.
+    Completed,
+    /// The executor, the worker or the platform failed.
+    Failed,
+    /// It ran past its deadline and was stopped.
+    TimedOut,
+    /// Somebody cancelled it.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// Every status.
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::TimedOut,
+        RunStatus::Cancelled,
+    ];
+
+    /// The wire name, e.g. `timed_out`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::TimedOut => "timed_out",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the run is over; a terminal status never changes again.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, RunStatus::Queued | RunStatus::Running)
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is not a run status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("status {0:?} is not one of queued, running, completed, failed, timed_out, cancelled")]
+pub struct UnknownRunStatus(pub String);
+
+impl FromStr for RunStatus {
+    type Err = UnknownRunStatus;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        RunStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| UnknownRunStatus(text.to_owned()))
+    }
+}
+
+/// Why a run failed, in a form a program can branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunErrorCode {
+    /// The executor exited with an error.
+    ExecutorFailed,
+    /// The executor could not be started or is not set up (missing binary, not logged in).
+    ExecutorUnavailable,
+    /// The worker stopped sending heartbeats.
+    WorkerLost,
+    /// The workspace archive could not be fetched or was refused (unsafe or too large).
+    InvalidArchive,
+    /// An artifact could not be stored.
+    UploadFailed,
+    /// Anything else.
+    Internal,
+}
+
+/// What went wrong with a failed run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunError {
+    /// The machine-readable reason.
+    pub code: RunErrorCode,
+    /// The human-readable explanation (e.g. the tail of the executor's stderr).
+    pub message: String,
+    /// The executor's exit code, when it exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+}
+
+/// What running the agent cost, when the agent reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum Usage {
+    /// The executor did not report usage; never a fake zero.
+    #[default]
+    Unmeasured,
+    /// The executor reported usage, e.g. kiro-cli's `Credits: 0.42 • Time: 5s`.
+    Reported {
+        /// The credits charged, as printed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credits: Option<String>,
+        /// The whole usage line, ANSI-free.
+        summary: String,
+    },
+}
+
+/// A status change asked of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// A worker leased the queued run.
+    Start {
+        /// The lease the worker holds.
+        lease_id: LeaseId,
+        /// When the run must be over.
+        deadline: Timestamp,
+    },
+    /// The executor finished successfully.
+    Complete,
+    /// The executor or worker failed.
+    Fail(RunError),
+    /// The deadline passed.
+    TimeOut,
+    /// Somebody cancelled the run.
+    Cancel,
+}
+
+impl Transition {
+    /// The status this transition leads to.
+    pub fn target(&self) -> RunStatus {
+        match self {
+            Transition::Start { .. } => RunStatus::Running,
+            Transition::Complete => RunStatus::Completed,
+            Transition::Fail(_) => RunStatus::Failed,
+            Transition::TimeOut => RunStatus::TimedOut,
+            Transition::Cancel => RunStatus::Cancelled,
+        }
+    }
+
+    /// Whether a run in `from` may take this transition.
+    pub fn allowed_from(&self, from: RunStatus) -> bool {
+        match self {
+            Transition::Start { .. } => from == RunStatus::Queued,
+            Transition::Complete | Transition::Fail(_) | Transition::TimeOut => {
+                from == RunStatus::Running
+            }
+            Transition::Cancel => !from.is_terminal(),
+        }
+    }
+}
+
+/// A status change that the state machine does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("run is {from}; it cannot become {to}")]
+pub struct TransitionError {
+    /// The run's status.
+    pub from: RunStatus,
+    /// The status asked for.
+    pub to: RunStatus,
+}
+
+/// One execution of a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Run {
+    /// Its id; sorts by creation time.
+    pub run_id: RunId,
+    /// The task it executes.
+    pub task_id: TaskId,
+    /// The task's workspace.
+    pub workspace_id: WorkspaceId,
+    /// The task's type, kept here so lists need not load tasks.
+    pub task_type: TaskType,
+    /// The executor chosen for it.
+    pub executor: ExecutorName,
+    /// Where it is in its life; change it only through [`Run::apply`].
+    pub status: RunStatus,
+    /// Who asked for it.
+    pub created_by: UserId,
+    /// When it was created (queued).
+    pub created_at: Timestamp,
+    /// When a worker started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    /// When it reached a terminal status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    /// The longest it may run, in seconds, once started.
+    pub max_run_seconds: u32,
+    /// When it must be over; set on start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Timestamp>,
+    /// The current worker's lease; set on start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<LeaseId>,
+    /// The last time the worker was heard from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_at: Option<Timestamp>,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunError>,
+    /// What it cost, when known.
+    #[serde(default)]
+    pub usage: Usage,
+    /// The artifacts it produced.
+    #[serde(default)]
+    pub artifact_ids: Vec<ArtifactId>,
+    /// Log bytes kept (up to the log cap).
+    #[serde(default)]
+    pub log_bytes: u64,
+    /// Log bytes dropped past the log cap.
+    #[serde(default)]
+    pub dropped_log_bytes: u64,
+    /// Whether the log cap was reached.
+    #[serde(default)]
+    pub logs_truncated: bool,
+}
+
+impl Run {
+    /// Applies a status change at `now`, or explains why it is not allowed. On error
+    /// the run is unchanged.
+    pub fn apply(&mut self, transition: Transition, now: Timestamp) -> Result<(), TransitionError> {
+        if !transition.allowed_from(self.status) {
+            return Err(TransitionError {
+                from: self.status,
+                to: transition.target(),
+            });
+        }
+        self.status = transition.target();
+        match transition {
+            Transition::Start { lease_id, deadline } => {
+                self.started_at = Some(now);
+                self.heartbeat_at = Some(now);
+                self.lease_id = Some(lease_id);
+                self.deadline = Some(deadline);
+            }
+            Transition::Fail(error) => {
+                self.error = Some(error);
+                self.finished_at = Some(now);
+            }
+            Transition::Complete | Transition::TimeOut | Transition::Cancel => {
+                self.finished_at = Some(now);
+            }
+        }
+        Ok(())
+    }
+
+    /// How long it ran (or has been running at `now`), in milliseconds.
+    pub fn duration_millis(&self, now: Timestamp) -> Option<i64> {
+        let start = self.started_at?;
+        Some(self.finished_at.unwrap_or(now).millis_since(start))
+    }
+
+    /// Whether its deadline has passed at `now`.
+    pub fn is_overdue(&self, now: Timestamp) -> bool {
+        self.status == RunStatus::Running && self.deadline.is_some_and(|d| now >= d)
+    }
+
+    /// Whether its worker has been silent for longer than `timeout_seconds` at `now`.
+    pub fn heartbeat_expired(&self, now: Timestamp, timeout_seconds: u64) -> bool {
+        self.status == RunStatus::Running
+            && self
+                .heartbeat_at
+                .or(self.started_at)
+                .is_some_and(|beat| now >= beat.plus_seconds(timeout_seconds))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::Ulid;
+
+    fn queued_run() -> Run {
+        Run {
+            run_id: RunId::new(Ulid::from_parts(1, 1)),
+            task_id: TaskId::new(Ulid::from_parts(1, 2)),
+            workspace_id: WorkspaceId::new(Ulid::from_parts(1, 3)),
+            task_type: TaskType::SpecGenerate,
+            executor: "kiro".parse().unwrap(),
+            status: RunStatus::Queued,
+            created_by: UserId::new(Ulid::from_parts(1, 4)),
+            created_at: Timestamp::from_unix_millis(1_000),
+            started_at: None,
+            finished_at: None,
+            max_run_seconds: 480,
+            deadline: None,
+            lease_id: None,
+            heartbeat_at: None,
+            error: None,
+            usage: Usage::Unmeasured,
+            artifact_ids: vec![],
+            log_bytes: 0,
+            dropped_log_bytes: 0,
+            logs_truncated: false,
+        }
+    }
+
+    fn start() -> Transition {
+        Transition::Start {
+            lease_id: LeaseId::new(Ulid::from_parts(2, 9)),
+            deadline: Timestamp::from_unix_millis(10_000),
+        }
+    }
+
+    fn failure() -> RunError {
+        RunError {
+            code: RunErrorCode::ExecutorFailed,
+            message: "boom".into(),
+            exit_code: Some(1),
+        }
+    }
+
+    fn transitions() -> Vec<Transition> {
+        vec![
+            start(),
+            Transition::Complete,
+            Transition::Fail(failure()),
+            Transition::TimeOut,
+            Transition::Cancel,
+        ]
+    }
+
+    #[test]
+    fn a_started_run_records_its_lease_and_deadline() {
+        let mut run = queued_run();
+        run.apply(start(), Timestamp::from_unix_millis(2_000))
+            .unwrap();
+        assert_eq!(run.status, RunStatus::Running);
+        assert_eq!(run.started_at, Some(Timestamp::from_unix_millis(2_000)));
+        assert!(run.lease_id.is_some());
+        assert!(run.is_overdue(Timestamp::from_unix_millis(10_000)));
+        assert!(!run.is_overdue(Timestamp::from_unix_millis(9_999)));
+        assert!(run.heartbeat_expired(Timestamp::from_unix_millis(32_000), 30));
+        assert!(!run.heartbeat_expired(Timestamp::from_unix_millis(31_999), 30));
+    }
+
+    #[test]
+    fn a_failed_run_keeps_its_error() {
+        let mut run = queued_run();
+        run.apply(start(), Timestamp::from_unix_millis(2_000))
+            .unwrap();
+        run.apply(
+            Transition::Fail(failure()),
+            Timestamp::from_unix_millis(3_000),
+        )
+        .unwrap();
+        assert_eq!(run.status, RunStatus::Failed);
+        assert_eq!(run.error, Some(failure()));
+        assert_eq!(
+            run.duration_millis(Timestamp::from_unix_millis(9_000)),
+            Some(1_000)
+        );
+    }
+
+    #[test]
+    fn a_queued_run_cannot_complete_without_starting() {
+        let mut run = queued_run();
+        let before = run.clone();
+        let error = run
+            .apply(Transition::Complete, Timestamp::from_unix_millis(2_000))
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "run is queued; it cannot become completed"
+        );
+        assert_eq!(run, before);
+    }
+
+    #[test]
+    fn the_transition_table_matches_the_lifecycle_diagram() {
+        use RunStatus::*;
+        let allowed = |from: RunStatus, to: RunStatus| {
+            matches!(
+                (from, to),
+                (Queued, Running)
+                    | (Queued, Cancelled)
+                    | (Running, Completed)
+                    | (Running, Failed)
+                    | (Running, TimedOut)
+                    | (Running, Cancelled)
+            )
+        };
+        for from in RunStatus::ALL {
+            for transition in transitions() {
+                let mut run = queued_run();
+                run.status = from;
+                let to = transition.target();
+                let result = run.apply(transition, Timestamp::from_unix_millis(5));
+                assert_eq!(result.is_ok(), allowed(from, to), "{from} -> {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn terminal_statuses_never_change() {
+        for from in RunStatus::ALL.into_iter().filter(|s| s.is_terminal()) {
+            for transition in transitions() {
+                let mut run = queued_run();
+                run.status = from;
+                assert!(
+                    run.apply(transition, Timestamp::from_unix_millis(5))
+                        .is_err()
+                );
+                assert_eq!(run.status, from);
+            }
+        }
+    }
+}
