@@ -1,0 +1,185 @@
+//! The blob store port: bytes by key, streamed both ways, with presigned URLs.
+//!
+//! Workspace archives, TaskSpecs and artifacts live here. Clients never talk to the
+//! store with credentials: they receive a presigned URL that works for one key, one
+//! method and a limited time.
+
+use std::fmt;
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_core::Stream;
+use serde::{Deserialize, Serialize};
+use tlao_domain::Timestamp;
+
+/// A stream of byte chunks. An `Err` item aborts whatever consumes the stream.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// The longest key accepted, in bytes (S3's limit).
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// A safe, relative blob key: `/`-separated segments of `A-Z a-z 0-9 . _ -`, none empty,
+/// `.` or `..`, no leading or trailing `/`. The same key is a valid S3 key and a valid
+/// relative path on every file system we run on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct BlobKey(String);
+
+/// Why a blob key was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a valid blob key: use '/'-separated segments of A-Z a-z 0-9 . _ - without '.' or '..'"
+)]
+pub struct BlobKeyError(pub String);
+
+impl BlobKey {
+    /// Parses and checks a key.
+    pub fn parse(text: &str) -> Result<BlobKey, BlobKeyError> {
+        let valid_segment = |segment: &str| {
+            !segment.is_empty()
+                && segment != "."
+                && segment != ".."
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        };
+        if text.len() <= MAX_KEY_BYTES && text.split('/').all(valid_segment) {
+            Ok(BlobKey(text.to_owned()))
+        } else {
+            Err(BlobKeyError(text.to_owned()))
+        }
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for BlobKey {
+    type Error = BlobKeyError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        BlobKey::parse(&text)
+    }
+}
+
+impl From<BlobKey> for String {
+    fn from(key: BlobKey) -> String {
+        key.0
+    }
+}
+
+impl fmt::Display for BlobKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the store knows about a blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobMeta {
+    /// Its key.
+    pub key: BlobKey,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its media type, when one was given on upload.
+    pub content_type: Option<String>,
+}
+
+/// A URL that lets its holder perform one method on one key until it expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresignedUrl {
+    /// The URL, absolute.
+    pub url: String,
+    /// `GET` or `PUT`.
+    pub method: String,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+}
+
+/// Why a blob operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// No blob has this key.
+    #[error("no blob at {0}")]
+    NotFound(BlobKey),
+    /// The caller's body stream failed; nothing was stored. The caller's own error is
+    /// returned unchanged so it can recognise it (e.g. a size limit it enforces).
+    #[error("the upload body failed: {0}")]
+    Body(#[source] std::io::Error),
+    /// A passing failure; the same call may succeed if retried.
+    #[error("transient blob store error: {0}")]
+    Transient(#[source] anyhow::Error),
+    /// Anything else; the cause says what.
+    #[error("blob store error: {0}")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl BlobError {
+    /// Whether a retry may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, BlobError::Transient(_))
+    }
+}
+
+/// Bytes by key.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Stores `body` at `key`, replacing any blob there.
+    ///
+    /// Errors: `Transient` when a retry may succeed, `Unexpected` otherwise.
+    async fn put(
+        &self,
+        key: &BlobKey,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<BlobMeta, BlobError>;
+
+    /// Stores a stream at `key`, replacing any blob there. The blob appears whole or not
+    /// at all: if the stream yields an error, nothing is stored (and a previous blob at
+    /// `key` is left as it was).
+    ///
+    /// Errors: `Body` with the stream's own error, `Transient`, `Unexpected`.
+    async fn put_stream(
+        &self,
+        key: &BlobKey,
+        body: ByteStream,
+        content_type: &str,
+    ) -> Result<BlobMeta, BlobError>;
+
+    /// Opens a blob for reading as a stream.
+    ///
+    /// Errors: `NotFound` when no blob has this key, `Transient`, `Unexpected`. A failure
+    /// while the stream is read is an `Err` item of the stream.
+    async fn get(&self, key: &BlobKey) -> Result<(BlobMeta, ByteStream), BlobError>;
+
+    /// Reads a blob's metadata.
+    ///
+    /// Errors: `NotFound`, `Transient`, `Unexpected`.
+    async fn head(&self, key: &BlobKey) -> Result<BlobMeta, BlobError>;
+
+    /// Removes a blob. Removing an absent blob succeeds.
+    ///
+    /// Errors: `Transient`, `Unexpected`.
+    async fn delete(&self, key: &BlobKey) -> Result<(), BlobError>;
+
+    /// A URL that downloads `key` with a plain `GET` until `ttl` has passed. A URL with
+    /// any part changed (key, expiry, signature) is refused by whoever serves it.
+    ///
+    /// Errors: `Unexpected` when the store cannot sign.
+    async fn presign_get(&self, key: &BlobKey, ttl: Duration) -> Result<PresignedUrl, BlobError>;
+
+    /// A URL that uploads `key` with a plain `PUT` of the body until `ttl` has passed.
+    ///
+    /// Errors: `Unexpected` when the store cannot sign.
+    async fn presign_put(&self, key: &BlobKey, ttl: Duration) -> Result<PresignedUrl, BlobError>;
+
+    /// Checks that the store is reachable, for readiness probes.
+    ///
+    /// Errors: `Transient` or `Unexpected` with the cause.
+    async fn ping(&self) -> Result<(), BlobError>;
+}

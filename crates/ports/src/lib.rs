@@ -1,0 +1,23 @@
+//! The ports of TLÁO Codex: what the core needs from the world.
+//!
+//! - [`Table`]: a DynamoDB-shaped single table (conditional writes, prefix queries with
+//!   cursors, all-or-nothing transactions). Engines: memory, SQLite, DynamoDB.
+//! - [`BlobStore`]: bytes by key, streamed, with presigned GET/PUT URLs. Engines: local
+//!   files, S3.
+//! - [`Clock`]: the current time, so tests can move it.
+//!
+//! Every adapter runs the same contract suite (feature `testsuite`): an adapter is done
+//! when the suite passes on it.
+
+pub mod blob;
+pub mod clock;
+pub mod table;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
+pub use blob::{BlobError, BlobKey, BlobKeyError, BlobMeta, BlobStore, ByteStream, PresignedUrl};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use table::{
+    AttrValue, Attrs, Condition, Cursor, Direction, Item, MAX_TRANSACT_OPS, Page, Query, Table,
+    TableError, Update, WriteOp,
+};
