@@ -1,0 +1,13 @@
+//! Local adapters: everything TLÁO Codex needs to run on one machine with no cloud.
+//!
+//! - [`MemoryTable`]: the [`Table`](tlao_ports::Table) port in memory, for tests.
+//! - [`SqliteTable`]: the embedded default, a persistent SQLite file in WAL mode.
+//! - [`FsBlobStore`]: blobs as files under a root, with HMAC-signed presigned URLs.
+
+mod fs_blob;
+mod memory_table;
+mod sqlite_table;
+
+pub use fs_blob::FsBlobStore;
+pub use memory_table::MemoryTable;
+pub use sqlite_table::SqliteTable;
