@@ -10,9 +10,11 @@
 //! | artifact          | `WS#{ws}`         | `ART#{art}`            |
 //! | archive           | `WS#{ws}`         | `ARC#{arc}`            |
 //! | daily quota       | `WS#{ws}`         | `QUOTA#{yyyy-mm-dd}`   |
+//! | queued run        | `WS#{ws}`         | `QUEUED#{run}`         |
 //! | run step / event  | `RUN#{run}`       | `STEP#{seq:012}`       |
 //! | lookup by id      | `RUN#`/`TASK#`/`ART#`/`ARC#{id}` | `REF`   |
 //! | executor          | `SYS`             | `EXEC#{name}`          |
+//! | bootstrap marker  | `SYS`             | `BOOTSTRAP`            |
 //! | queue entry       | `QUEUE#{executor}`| `{run}`                |
 //! | active run        | `ACTIVE`          | `{run}`                |
 //! | user              | `USER#{user}`     | `META`                 |
@@ -187,6 +189,19 @@ pub fn queue_of(executor: &ExecutorName) -> KeyPrefix {
     }
 }
 
+/// A queued run, indexed in its workspace so its queue position is one small query.
+pub fn workspace_queue_entry(ws: &WorkspaceId, run: &RunId) -> Key {
+    Key::new(ws_pk(ws), format!("QUEUED#{run}"))
+}
+
+/// Every queued run of a workspace, oldest first in ascending order.
+pub fn workspace_queue(ws: &WorkspaceId) -> KeyPrefix {
+    KeyPrefix {
+        pk: ws_pk(ws),
+        sk_prefix: "QUEUED#".into(),
+    }
+}
+
 /// A running run, indexed so the reaper can find every running run with one query.
 pub fn active_run(run: &RunId) -> Key {
     Key::new("ACTIVE".into(), run.as_str())
@@ -198,6 +213,11 @@ pub fn active_runs() -> KeyPrefix {
         pk: "ACTIVE".into(),
         sk_prefix: String::new(),
     }
+}
+
+/// The marker written once when the first administrator is created.
+pub fn bootstrap() -> Key {
+    Key::new("SYS".into(), "BOOTSTRAP")
 }
 
 /// A user.

@@ -173,10 +173,30 @@ impl Update {
         self
     }
 
+    /// Checks that no attribute is named twice (DynamoDB refuses overlapping paths).
+    pub fn validate(&self) -> Result<(), TableError> {
+        let mut seen = std::collections::BTreeSet::new();
+        let names = self
+            .set
+            .keys()
+            .chain(self.add.keys())
+            .chain(self.remove.iter());
+        for name in names {
+            if !seen.insert(name) {
+                return Err(TableError::Invalid(format!(
+                    "attribute {name:?} is changed twice in one update"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Applies the change to `attrs`. Engines that store attributes themselves call this.
     ///
-    /// Fails when an `add` targets an attribute that is not a number, as DynamoDB does.
+    /// Fails, as DynamoDB does, when an `add` targets an attribute that is not a number
+    /// or when one attribute is named by more than one of `set`, `add` and `remove`.
     pub fn apply(&self, attrs: &mut Attrs) -> Result<(), TableError> {
+        self.validate()?;
         for name in &self.remove {
             attrs.remove(name);
         }
@@ -341,16 +361,6 @@ impl Query {
     pub fn after(mut self, cursor: Option<Cursor>) -> Self {
         self.cursor = cursor;
         self
-    }
-
-    /// Whether `sk` is inside this query's range, past its cursor.
-    pub fn matches(&self, sk: &str) -> bool {
-        sk.starts_with(&self.sk_prefix)
-            && match (&self.cursor, self.direction) {
-                (None, _) => true,
-                (Some(Cursor(after)), Direction::Forward) => sk > after.as_str(),
-                (Some(Cursor(after)), Direction::Backward) => sk < after.as_str(),
-            }
     }
 
     /// Checks the limit. Engines call this first.

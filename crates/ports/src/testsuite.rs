@@ -6,6 +6,9 @@
 //! a factory may hand every case the same table or bucket (as the emulator-backed AWS
 //! adapters do) or a fresh one.
 
+// This is test code compiled as a library feature: a failed expectation panics.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod blob;
 pub mod table;
 

@@ -22,6 +22,7 @@ macro_rules! table_contract_tests {
             conditions_follow_dynamodb_semantics,
             an_update_creates_a_missing_item_and_returns_the_new_state,
             adding_to_a_string_attribute_is_invalid,
+            an_update_naming_an_attribute_twice_is_invalid,
             a_conditional_delete_only_deletes_when_the_condition_holds,
             a_transaction_applies_every_operation,
             a_transaction_whose_third_condition_fails_applies_nothing,
@@ -273,6 +274,31 @@ pub async fn adding_to_a_string_attribute_is_invalid(table: Arc<dyn Table>, ns: 
         .unwrap();
     invalid(table.update(&k, Update::new().add("n", 1), None).await);
     assert_eq!(table.get(&k).await.unwrap().unwrap().s("n"), Some("nope"));
+}
+
+/// Setting and adding to the same attribute in one update is `Invalid` (DynamoDB refuses
+/// overlapping paths), and changes nothing.
+pub async fn an_update_naming_an_attribute_twice_is_invalid(table: Arc<dyn Table>, ns: &str) {
+    let k = key(ns, "U", "twice");
+    table
+        .put(Item::new(k.clone()).with("n", AttrValue::N(1)), None)
+        .await
+        .unwrap();
+    invalid(
+        table
+            .update(
+                &k,
+                Update::new().set("n", AttrValue::N(5)).add("n", 1),
+                None,
+            )
+            .await,
+    );
+    invalid(
+        table
+            .update(&k, Update::new().add("n", 1).remove("n"), None)
+            .await,
+    );
+    assert_eq!(table.get(&k).await.unwrap().unwrap().n("n"), Some(1));
 }
 
 /// A delete honours its condition; deleting an absent item succeeds.

@@ -1,0 +1,648 @@
+//! The blob store on the local file system, for `tlao dev` and tests.
+//!
+//! Owns everything under its root:
+//! - `objects/<key>`: the bytes of each blob, one file per key;
+//! - `meta/<key>`: a JSON sidecar with the blob's content type. It mirrors `objects/`
+//!   path for path (no suffix), so two keys clash in one tree exactly when they clash in
+//!   the other;
+//! - `tmp/`: uploads in progress. A blob is written there, fsynced, then renamed into
+//!   place, so readers see the old blob or the new one, never a part.
+//!
+//! It also owns the presigned URLs the API serves at `{base_url}/blobs/{key}`: an
+//! HMAC-SHA256 over method, key and expiry, checked by [`FsBlobStore::verify`] and
+//! served by [`FsBlobStore::serve_presigned`], the one code path for the API handler and
+//! the contract suite.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use anyhow::anyhow;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use tempfile::NamedTempFile;
+use tlao_domain::Timestamp;
+use tlao_ports::{BlobError, BlobKey, BlobMeta, BlobStore, ByteStream, Clock, PresignedUrl};
+use tokio::io::AsyncWriteExt;
+use tokio_util::io::ReaderStream;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The size of the chunks a blob is read in.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// The content type of a blob uploaded through a presigned PUT: the URL does not sign
+/// one, so the uploader cannot choose it.
+const PRESIGNED_PUT_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// A SHA-256 signature in hex.
+const SIGNATURE_HEX_LEN: usize = 64;
+
+/// Blobs as files under a root directory, with HMAC-signed presigned URLs.
+pub struct FsBlobStore {
+    root: PathBuf,
+    objects: PathBuf,
+    meta: PathBuf,
+    tmp: PathBuf,
+    base_url: String,
+    /// Keyed once; cloned for every signature.
+    mac: HmacSha256,
+    clock: Arc<dyn Clock>,
+    /// Serialises the renames of a put, the removals of a delete and the open+stat+sidecar
+    /// read of a get or head, so a reader in this process never pairs a blob with the
+    /// content type of another version of it.
+    commit: Arc<Mutex<()>>,
+}
+
+/// Why a presigned URL was refused. Nothing was read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PresignError {
+    /// The URL is not `/blobs/{key}?expires=..&signature=..`, or a part of it does not
+    /// parse (a key with `..` included); the detail says which.
+    #[error("malformed presigned url: {0}")]
+    Malformed(String),
+    /// The request's method is one no URL is ever signed for.
+    #[error("method {0:?} has no presigned urls: only GET and PUT do")]
+    UnsupportedMethod(String),
+    /// The signature is not this store's for this method, key and expiry: the URL was
+    /// altered, or is used with another method than it was signed for.
+    #[error("the signature does not match the method, key and expiry of the url")]
+    BadSignature,
+    /// The URL was genuine but its time is up.
+    #[error("the presigned url expired at {expired_at}")]
+    Expired {
+        /// When it stopped working.
+        expired_at: Timestamp,
+    },
+}
+
+/// Why [`FsBlobStore::serve_presigned`] did not serve a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The URL was refused; nothing was read or written.
+    #[error(transparent)]
+    Refused(#[from] PresignError),
+    /// The URL was valid but the store operation failed: `NotFound` for a GET of a
+    /// missing blob, `Body` when the upload stream failed, ...
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+}
+
+/// What a presigned request did.
+pub enum PresignedResponse {
+    /// A GET: the blob's metadata and its bytes.
+    Download {
+        /// Size and content type, for the response headers.
+        meta: BlobMeta,
+        /// The bytes; an `Err` item means the read failed half way.
+        body: ByteStream,
+    },
+    /// A PUT: the blob now stored.
+    Uploaded(BlobMeta),
+}
+
+impl fmt::Debug for PresignedResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PresignedResponse::Download { meta, .. } => f
+                .debug_struct("Download")
+                .field("meta", meta)
+                .finish_non_exhaustive(),
+            PresignedResponse::Uploaded(meta) => f.debug_tuple("Uploaded").field(meta).finish(),
+        }
+    }
+}
+
+/// The methods URLs are signed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Put,
+}
+
+impl Method {
+    fn parse(method: &str) -> Result<Method, PresignError> {
+        match method {
+            "GET" => Ok(Method::Get),
+            "PUT" => Ok(Method::Put),
+            other => Err(PresignError::UnsupportedMethod(other.to_owned())),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Put => "PUT",
+        }
+    }
+}
+
+/// The sidecar of a blob.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Sidecar {
+    content_type: Option<String>,
+}
+
+impl fmt::Debug for FsBlobStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The signing key stays out of logs.
+        f.debug_struct("FsBlobStore")
+            .field("root", &self.root)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FsBlobStore {
+    /// A store keeping its blobs under `root` (created if absent) and signing URLs that
+    /// start with `base_url` (the API's public address) with `signing_key`.
+    ///
+    /// Errors: `Unexpected` when `signing_key` is empty (anyone could forge URLs) or
+    /// the directories cannot be created.
+    pub fn new(
+        root: PathBuf,
+        base_url: String,
+        signing_key: Vec<u8>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, BlobError> {
+        if signing_key.is_empty() {
+            return Err(BlobError::Unexpected(anyhow!(
+                "the presigning key is empty: anyone could forge presigned urls"
+            )));
+        }
+        let mac = HmacSha256::new_from_slice(&signing_key)
+            .map_err(|e| BlobError::Unexpected(anyhow!("the presigning key is unusable: {e}")))?;
+        let store = FsBlobStore {
+            objects: root.join("objects"),
+            meta: root.join("meta"),
+            tmp: root.join("tmp"),
+            root,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            mac,
+            clock,
+            commit: Arc::new(Mutex::new(())),
+        };
+        for dir in [&store.objects, &store.meta, &store.tmp] {
+            fs::create_dir_all(dir)
+                .map_err(|e| io_error(e, format!("creating {}", dir.display())))?;
+        }
+        Ok(store)
+    }
+
+    /// Checks a presigned request: `method` is the request's, `key`, `expires` and
+    /// `signature` are the parts of its URL. Returns the key it may act on.
+    ///
+    /// The signature is compared in constant time. A URL is expired from the second
+    /// in `expires` on (`now >= expires`).
+    ///
+    /// Errors: `UnsupportedMethod`, `Malformed` (a bad key, a non-numeric expiry, a
+    /// signature that is not hex), `BadSignature`, `Expired`, checked in that order so
+    /// an altered URL is never told more than that its signature is wrong.
+    pub fn verify(
+        &self,
+        method: &str,
+        key: &str,
+        expires: &str,
+        signature: &str,
+    ) -> Result<BlobKey, PresignError> {
+        self.authorize(method, key, expires, signature)
+            .map(|(_, key)| key)
+    }
+
+    /// Serves a request on a presigned URL, as the API's `/blobs/{key}` handler does:
+    /// `path_and_query` is the URL without `base_url` (`/blobs/{key}?expires=..&signature=..`).
+    /// A GET returns the blob; a PUT stores `body` (nothing means empty) as
+    /// `application/octet-stream`.
+    ///
+    /// Errors: `Refused` as [`verify`](Self::verify) says, plus `Malformed` when the path
+    /// is not under `/blobs/` or the query is not exactly `expires` and `signature`;
+    /// `Blob` with the store's error (`NotFound`, `Body`, ...) once the URL is accepted.
+    pub async fn serve_presigned(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<ByteStream>,
+    ) -> Result<PresignedResponse, ServeError> {
+        let (key, expires, signature) = parse_presigned_path(path_and_query)?;
+        let (method, key) = self.authorize(method, key, expires, signature)?;
+        match method {
+            Method::Get => {
+                let (meta, body) = self.get(&key).await?;
+                Ok(PresignedResponse::Download { meta, body })
+            }
+            Method::Put => {
+                let body = body.unwrap_or_else(|| Box::pin(futures::stream::empty()));
+                let meta = self
+                    .put_stream(&key, body, PRESIGNED_PUT_CONTENT_TYPE)
+                    .await?;
+                Ok(PresignedResponse::Uploaded(meta))
+            }
+        }
+    }
+
+    fn authorize(
+        &self,
+        method: &str,
+        key: &str,
+        expires: &str,
+        signature: &str,
+    ) -> Result<(Method, BlobKey), PresignError> {
+        let method = Method::parse(method)?;
+        let key = BlobKey::parse(key).map_err(|e| PresignError::Malformed(e.to_string()))?;
+        let expires_secs = parse_expires(expires)?;
+        let signature = parse_signature(signature)?;
+        // The MAC covers the expiry exactly as received, so `0123` is not `123`.
+        self.mac_of(method, key.as_str(), expires)
+            .verify_slice(&signature)
+            .map_err(|_| PresignError::BadSignature)?;
+        let expired_at = Timestamp::from_unix_millis(expires_secs.saturating_mul(1000));
+        if self.clock.now() >= expired_at {
+            return Err(PresignError::Expired { expired_at });
+        }
+        Ok((method, key))
+    }
+
+    fn mac_of(&self, method: Method, key: &str, expires: &str) -> HmacSha256 {
+        let mut mac = self.mac.clone();
+        mac.update(format!("{}\n{key}\n{expires}", method.as_str()).as_bytes());
+        mac
+    }
+
+    fn presign(&self, method: Method, key: &BlobKey, ttl: Duration) -> PresignedUrl {
+        let ttl_millis = i64::try_from(ttl.as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX);
+        let expires_millis = self.clock.now().unix_millis().saturating_add(ttl_millis);
+        // Whole seconds, rounded up: a URL never dies before its ttl has passed.
+        let expires_secs = expires_millis
+            .div_euclid(1000)
+            .saturating_add(i64::from(expires_millis.rem_euclid(1000) != 0));
+        let expires = expires_secs.to_string();
+        let signature = self
+            .mac_of(method, key.as_str(), &expires)
+            .finalize()
+            .into_bytes();
+        PresignedUrl {
+            url: format!(
+                "{}/blobs/{key}?expires={expires}&signature={}",
+                self.base_url,
+                hex::encode(signature)
+            ),
+            method: method.as_str().to_owned(),
+            expires_at: Timestamp::from_unix_millis(expires_secs.saturating_mul(1000)),
+        }
+    }
+
+    fn object_path(&self, key: &BlobKey) -> PathBuf {
+        self.objects.join(key.as_str())
+    }
+
+    fn meta_path(&self, key: &BlobKey) -> PathBuf {
+        self.meta.join(key.as_str())
+    }
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn put(
+        &self,
+        key: &BlobKey,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<BlobMeta, BlobError> {
+        let body: ByteStream = Box::pin(futures::stream::once(async move { Ok(body) }));
+        self.put_stream(key, body, content_type).await
+    }
+
+    async fn put_stream(
+        &self,
+        key: &BlobKey,
+        mut body: ByteStream,
+        content_type: &str,
+    ) -> Result<BlobMeta, BlobError> {
+        let tmp = self.tmp.clone();
+        // Dropped on every early return, which removes the temp file.
+        let upload = blocking(move || {
+            NamedTempFile::new_in(&tmp).map_err(|e| io_error(e, "creating an upload temp file"))
+        })
+        .await?;
+        let handle = upload
+            .as_file()
+            .try_clone()
+            .map_err(|e| io_error(e, "opening an upload temp file"))?;
+        let mut file = tokio::fs::File::from_std(handle);
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(BlobError::Body)?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| io_error(e, format!("writing blob {key}")))?;
+            size += chunk.len() as u64;
+        }
+        file.flush()
+            .await
+            .map_err(|e| io_error(e, format!("writing blob {key}")))?;
+        file.sync_all()
+            .await
+            .map_err(|e| io_error(e, format!("syncing blob {key}")))?;
+        drop(file);
+
+        let content_type = Some(content_type.to_owned()).filter(|t| !t.is_empty());
+        let sidecar = Sidecar {
+            content_type: content_type.clone(),
+        };
+        let (tmp, commit) = (self.tmp.clone(), self.commit.clone());
+        let (object, meta, owned_key) = (self.object_path(key), self.meta_path(key), key.clone());
+        blocking(move || {
+            let sidecar = write_sidecar(&tmp, &sidecar, &owned_key)?;
+            let _commit = lock(&commit);
+            // The sidecar first: a blob is never visible before its content type.
+            for path in [&meta, &object] {
+                if let Some(parent) = path.parent() {
+                    fs::create_dir_all(parent).map_err(|e| commit_error(e, &owned_key))?;
+                }
+            }
+            sidecar
+                .persist(&meta)
+                .map_err(|e| commit_error(e.error, &owned_key))?;
+            upload
+                .persist(&object)
+                .map_err(|e| commit_error(e.error, &owned_key))?;
+            Ok(())
+        })
+        .await?;
+        Ok(BlobMeta {
+            key: key.clone(),
+            size,
+            content_type,
+        })
+    }
+
+    async fn get(&self, key: &BlobKey) -> Result<(BlobMeta, ByteStream), BlobError> {
+        let (object, meta, commit, owned_key) = (
+            self.object_path(key),
+            self.meta_path(key),
+            self.commit.clone(),
+            key.clone(),
+        );
+        let (file, meta) = blocking(move || {
+            let _commit = lock(&commit);
+            let file = fs::File::open(&object).map_err(|e| absent_or(e, &owned_key))?;
+            let stat = file
+                .metadata()
+                .map_err(|e| io_error(e, format!("reading blob {owned_key}")))?;
+            if !stat.is_file() {
+                return Err(BlobError::NotFound(owned_key));
+            }
+            let content_type = read_sidecar(&meta, &owned_key)?;
+            Ok((
+                file,
+                BlobMeta {
+                    key: owned_key,
+                    size: stat.len(),
+                    content_type,
+                },
+            ))
+        })
+        .await?;
+        // The open handle keeps this version readable even if a put replaces it now.
+        let stream = ReaderStream::with_capacity(tokio::fs::File::from_std(file), READ_CHUNK_BYTES);
+        Ok((meta, Box::pin(stream)))
+    }
+
+    async fn head(&self, key: &BlobKey) -> Result<BlobMeta, BlobError> {
+        let (object, meta, commit, owned_key) = (
+            self.object_path(key),
+            self.meta_path(key),
+            self.commit.clone(),
+            key.clone(),
+        );
+        blocking(move || {
+            let _commit = lock(&commit);
+            let stat = fs::metadata(&object).map_err(|e| absent_or(e, &owned_key))?;
+            if !stat.is_file() {
+                return Err(BlobError::NotFound(owned_key));
+            }
+            let content_type = read_sidecar(&meta, &owned_key)?;
+            Ok(BlobMeta {
+                key: owned_key,
+                size: stat.len(),
+                content_type,
+            })
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
+        let (objects, metas) = (self.objects.clone(), self.meta.clone());
+        let (object, meta, commit, owned_key) = (
+            self.object_path(key),
+            self.meta_path(key),
+            self.commit.clone(),
+            key.clone(),
+        );
+        blocking(move || {
+            let _commit = lock(&commit);
+            // The blob first: once it is gone, a leftover sidecar is never read.
+            remove_if_present(&object, &owned_key)?;
+            remove_if_present(&meta, &owned_key)?;
+            // Empty directories would block a later blob whose key is their path.
+            prune_empty_dirs(&object, &objects);
+            prune_empty_dirs(&meta, &metas);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn presign_get(&self, key: &BlobKey, ttl: Duration) -> Result<PresignedUrl, BlobError> {
+        Ok(self.presign(Method::Get, key, ttl))
+    }
+
+    async fn presign_put(&self, key: &BlobKey, ttl: Duration) -> Result<PresignedUrl, BlobError> {
+        Ok(self.presign(Method::Put, key, ttl))
+    }
+
+    async fn ping(&self) -> Result<(), BlobError> {
+        let (root, tmp) = (self.root.clone(), self.tmp.clone());
+        blocking(move || {
+            let stat = fs::metadata(&root)
+                .map_err(|e| io_error(e, format!("reading the blob root {}", root.display())))?;
+            if !stat.is_dir() {
+                return Err(BlobError::Unexpected(anyhow!(
+                    "the blob root {} is not a directory",
+                    root.display()
+                )));
+            }
+            NamedTempFile::new_in(&tmp)
+                .map(drop)
+                .map_err(|e| io_error(e, format!("writing a probe file in {}", tmp.display())))
+        })
+        .await
+    }
+}
+
+/// Splits `/blobs/{key}?expires=..&signature=..` into key, expiry and signature.
+fn parse_presigned_path(path_and_query: &str) -> Result<(&str, &str, &str), PresignError> {
+    let malformed = |detail: String| PresignError::Malformed(detail);
+    let (path, query) = path_and_query.split_once('?').ok_or_else(|| {
+        malformed("the url has no query: expires and signature are required".to_owned())
+    })?;
+    let key = path
+        .strip_prefix("/blobs/")
+        .ok_or_else(|| malformed(format!("the path {path:?} is not under /blobs/")))?;
+    let (mut expires, mut signature) = (None, None);
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = match name {
+            "expires" => &mut expires,
+            "signature" => &mut signature,
+            _ => return Err(malformed(format!("unknown query parameter {name:?}"))),
+        };
+        if slot.replace(value).is_some() {
+            return Err(malformed(format!("the {name} parameter is repeated")));
+        }
+    }
+    let expires =
+        expires.ok_or_else(|| malformed("the expires parameter is missing".to_owned()))?;
+    let signature =
+        signature.ok_or_else(|| malformed("the signature parameter is missing".to_owned()))?;
+    Ok((key, expires, signature))
+}
+
+/// Unix seconds, as decimal digits only.
+fn parse_expires(expires: &str) -> Result<i64, PresignError> {
+    let digits_only = !expires.is_empty() && expires.bytes().all(|b| b.is_ascii_digit());
+    digits_only
+        .then(|| expires.parse::<i64>().ok())
+        .flatten()
+        .ok_or_else(|| {
+            PresignError::Malformed(format!(
+                "expires {expires:?} is not a unix time in whole seconds"
+            ))
+        })
+}
+
+fn parse_signature(signature: &str) -> Result<Vec<u8>, PresignError> {
+    let malformed = || {
+        PresignError::Malformed(format!(
+            "signature {signature:?} is not {SIGNATURE_HEX_LEN} hex digits"
+        ))
+    };
+    if signature.len() != SIGNATURE_HEX_LEN {
+        return Err(malformed());
+    }
+    hex::decode(signature).map_err(|_| malformed())
+}
+
+/// Writes a sidecar to a synced temp file, ready to be renamed into place.
+fn write_sidecar(tmp: &Path, sidecar: &Sidecar, key: &BlobKey) -> Result<NamedTempFile, BlobError> {
+    let failed = |e: io::Error| io_error(e, format!("writing the sidecar of blob {key}"));
+    let mut file = NamedTempFile::new_in(tmp).map_err(failed)?;
+    let json = serde_json::to_vec(sidecar)
+        .map_err(|e| BlobError::Unexpected(anyhow!("encoding the sidecar of blob {key}: {e}")))?;
+    file.write_all(&json).map_err(failed)?;
+    file.as_file().sync_all().map_err(failed)?;
+    Ok(file)
+}
+
+/// The content type in a blob's sidecar; none if the sidecar is missing (a crash
+/// between the two removals of a delete leaves only the sidecar, never only the blob).
+fn read_sidecar(path: &Path, key: &BlobKey) -> Result<Option<String>, BlobError> {
+    let json = match fs::read(path) {
+        Ok(json) => json,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(e, format!("reading the sidecar of blob {key}"))),
+    };
+    let sidecar: Sidecar = serde_json::from_slice(&json)
+        .map_err(|e| BlobError::Unexpected(anyhow!("the sidecar of blob {key} is corrupt: {e}")))?;
+    Ok(sidecar.content_type)
+}
+
+fn remove_if_present(path: &Path, key: &BlobKey) -> Result<(), BlobError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        // A directory at the path holds longer keys; the blob itself is absent.
+        Err(e) if is_absent(&e) || e.kind() == io::ErrorKind::IsADirectory => Ok(()),
+        Err(e) => Err(io_error(e, format!("deleting blob {key}"))),
+    }
+}
+
+/// Removes the empty directories between `path` and `tree`. Best effort: a directory
+/// that is not empty (or cannot be removed) ends the walk, and is harmless.
+fn prune_empty_dirs(path: &Path, tree: &Path) {
+    let mut dir = path.parent();
+    while let Some(current) = dir {
+        if current == tree || !current.starts_with(tree) || fs::remove_dir(current).is_err() {
+            return;
+        }
+        dir = current.parent();
+    }
+}
+
+/// A missing file, or a file where a directory of the key's path should be.
+fn is_absent(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+fn absent_or(error: io::Error, key: &BlobKey) -> BlobError {
+    if is_absent(&error) {
+        BlobError::NotFound(key.clone())
+    } else {
+        io_error(error, format!("reading blob {key}"))
+    }
+}
+
+/// A rename into place failed. On a file system a key cannot be both a blob and a
+/// directory of longer keys (`a` and `a/b`), which S3 allows: name that case.
+fn commit_error(error: io::Error, key: &BlobKey) -> BlobError {
+    match error.kind() {
+        io::ErrorKind::NotADirectory
+        | io::ErrorKind::IsADirectory
+        | io::ErrorKind::DirectoryNotEmpty
+        | io::ErrorKind::AlreadyExists => BlobError::Unexpected(
+            anyhow::Error::new(error).context(format!(
+                "blob {key} cannot be stored: on a file system a key cannot also be a prefix directory of another key"
+            )),
+        ),
+        _ => io_error(error, format!("storing blob {key}")),
+    }
+}
+
+fn io_error(error: io::Error, doing: impl fmt::Display) -> BlobError {
+    let transient = matches!(
+        error.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    );
+    let error = anyhow::Error::new(error).context(doing.to_string());
+    if transient {
+        BlobError::Transient(error)
+    } else {
+        BlobError::Unexpected(error)
+    }
+}
+
+/// Runs file-system work off the async threads.
+async fn blocking<T, F>(work: F) -> Result<T, BlobError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, BlobError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        BlobError::Unexpected(anyhow::Error::new(e).context("a file-system task died"))
+    })?
+}
+
+/// The lock guards no data, only the order of file-system steps, so a panic while it
+/// was held leaves nothing to distrust.
+fn lock(commit: &Mutex<()>) -> MutexGuard<'_, ()> {
+    commit.lock().unwrap_or_else(PoisonError::into_inner)
+}

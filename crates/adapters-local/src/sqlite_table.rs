@@ -1,0 +1,411 @@
+//! The SQLite table: the embedded default engine, one file in WAL mode.
+//!
+//! It owns the file's schema (`items(pk, sk, attrs)`, attributes as JSON text), its
+//! connections and the mapping of SQLite errors onto [`TableError`]. Writes go through
+//! one writer connection, each in a `BEGIN IMMEDIATE` transaction that reads the current
+//! rows, evaluates conditions in Rust and writes, so they are serialized here and, via
+//! the file lock and `busy_timeout`, against every other process using the same file.
+//! Reads use a small pool of read-only connections and, thanks to WAL, never wait for a
+//! write. All SQLite calls run on tokio's blocking pool.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, ToSql, TransactionBehavior};
+use tlao_domain::Key;
+use tlao_ports::table::validate_transaction;
+use tlao_ports::{
+    Attrs, Condition, Direction, Item, Page, Query, Table, TableError, Update, WriteOp,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::memory_table::{Outcome, plan_writes, prefix_end, updated_item};
+
+/// How many read connections serve `get`, `query` and `ping` at once.
+const READERS: usize = 4;
+
+/// How long a write waits for another connection (or process) to release the file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS items (
+    pk TEXT NOT NULL,
+    sk TEXT NOT NULL,
+    attrs TEXT NOT NULL,
+    PRIMARY KEY (pk, sk)
+) WITHOUT ROWID";
+
+/// The [`Table`] port on a SQLite file in WAL mode.
+///
+/// Safe to share across tasks; several instances, even in different processes, may
+/// open the same file and stay correct (writes take the file's write lock up front).
+pub struct SqliteTable {
+    writer: Arc<Pool>,
+    readers: Arc<Pool>,
+}
+
+impl SqliteTable {
+    /// Opens the table stored in `path`, creating the file, its parent directories and
+    /// the schema when missing.
+    ///
+    /// Errors: `Transient` when another process holds the file too long, `Unexpected`
+    /// when the file cannot be created or opened, or is not a table of ours.
+    pub async fn open(path: &Path) -> Result<SqliteTable, TableError> {
+        let path = path.to_owned();
+        let (writer, readers) = blocking(move || open_connections(&path)).await?;
+        Ok(SqliteTable {
+            writer: Arc::new(Pool::new(vec![writer])),
+            readers: Arc::new(Pool::new(readers)),
+        })
+    }
+
+    /// Runs `ops` in one immediate transaction; returns what each op left behind.
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Outcome>, TableError> {
+        self.writer.run(move |conn| write_ops(conn, &ops)).await
+    }
+}
+
+fn open_connections(path: &Path) -> Result<(Connection, Vec<Connection>), TableError> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|err| {
+            TableError::Unexpected(anyhow::Error::new(err).context(format!(
+                "cannot create the directory {} for the table",
+                dir.display()
+            )))
+        })?;
+    }
+    let writer = open_writer(path).map_err(|err| in_file(path, err))?;
+    let readers = (0..READERS)
+        .map(|_| open_reader(path).map_err(|err| in_file(path, err)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((writer, readers))
+}
+
+fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
+    // No SQLITE_OPEN_URI: the path is a path, even if it starts with "file:".
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    // First, so that switching to WAL and creating the schema wait for other processes.
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        // Still correct, only slower: reads then wait for writes.
+        tracing::warn!(path = %path.display(), mode, "sqlite table is not in WAL mode");
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute(SCHEMA, [])?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+fn in_file(path: &Path, err: rusqlite::Error) -> TableError {
+    match classify(err) {
+        TableError::Transient(err) => {
+            TableError::Transient(err.context(format!("opening {}", path.display())))
+        }
+        TableError::Unexpected(err) => {
+            TableError::Unexpected(err.context(format!("opening {}", path.display())))
+        }
+        other => other,
+    }
+}
+
+/// SQLite's "someone else holds the lock" is worth a retry; anything else is not.
+fn classify(err: rusqlite::Error) -> TableError {
+    match err.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            TableError::Transient(anyhow::Error::new(err))
+        }
+        _ => TableError::Unexpected(anyhow::Error::new(err)),
+    }
+}
+
+#[async_trait]
+impl Table for SqliteTable {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, TableError> {
+        let key = key.clone();
+        self.readers
+            .run(move |conn| {
+                let attrs = read_attrs(conn, &key)?;
+                Ok(attrs.map(|attrs| Item { key, attrs }))
+            })
+            .await
+    }
+
+    async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError> {
+        self.write(vec![WriteOp::Put { item, condition }]).await?;
+        Ok(())
+    }
+
+    async fn update(
+        &self,
+        key: &Key,
+        update: Update,
+        condition: Option<Condition>,
+    ) -> Result<Item, TableError> {
+        let op = WriteOp::Update {
+            key: key.clone(),
+            update,
+            condition,
+        };
+        updated_item(key, self.write(vec![op]).await?)
+    }
+
+    async fn delete(&self, key: &Key, condition: Option<Condition>) -> Result<(), TableError> {
+        self.write(vec![WriteOp::Delete {
+            key: key.clone(),
+            condition,
+        }])
+        .await?;
+        Ok(())
+    }
+
+    async fn query(&self, query: Query) -> Result<Page, TableError> {
+        query.validate()?;
+        self.readers.run(move |conn| query_page(conn, &query)).await
+    }
+
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), TableError> {
+        validate_transaction(&ops)?;
+        self.write(ops).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), TableError> {
+        self.readers
+            .run(|conn| {
+                conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
+                    .map_err(classify)?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+/// Checks and applies `ops` in one `BEGIN IMMEDIATE` transaction. Any error drops the
+/// transaction, which rolls it back: nothing is written unless everything is.
+fn write_ops(conn: &mut Connection, ops: &[WriteOp]) -> Result<Vec<Outcome>, TableError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(classify)?;
+    let current = ops
+        .iter()
+        .map(|op| read_attrs(&tx, op.key()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let current: Vec<Option<&Attrs>> = current.iter().map(Option::as_ref).collect();
+    let outcomes = plan_writes(ops, &current)?;
+    for (op, outcome) in ops.iter().zip(&outcomes) {
+        let key = op.key();
+        match outcome {
+            Outcome::Unchanged => {}
+            Outcome::Written(attrs) => {
+                let json = serde_json::to_string(attrs).map_err(|err| {
+                    TableError::Unexpected(anyhow::Error::new(err).context(format!(
+                        "cannot encode the attributes of {}/{}",
+                        key.pk, key.sk
+                    )))
+                })?;
+                tx.prepare_cached(
+                    "INSERT INTO items (pk, sk, attrs) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (pk, sk) DO UPDATE SET attrs = excluded.attrs",
+                )
+                .and_then(|mut stmt| stmt.execute((&key.pk, &key.sk, &json)))
+                .map_err(classify)?;
+            }
+            Outcome::Removed => {
+                tx.prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")
+                    .and_then(|mut stmt| stmt.execute((&key.pk, &key.sk)))
+                    .map_err(classify)?;
+            }
+        }
+    }
+    tx.commit().map_err(classify)?;
+    Ok(outcomes)
+}
+
+fn read_attrs(conn: &Connection, key: &Key) -> Result<Option<Attrs>, TableError> {
+    let json: Option<String> = conn
+        .prepare_cached("SELECT attrs FROM items WHERE pk = ?1 AND sk = ?2")
+        .and_then(|mut stmt| {
+            stmt.query_row((&key.pk, &key.sk), |row| row.get(0))
+                .optional()
+        })
+        .map_err(classify)?;
+    json.map(|json| decode(&key.pk, &key.sk, &json)).transpose()
+}
+
+fn decode(pk: &str, sk: &str, json: &str) -> Result<Attrs, TableError> {
+    serde_json::from_str(json).map_err(|err| {
+        TableError::Unexpected(
+            anyhow::Error::new(err)
+                .context(format!("the stored attributes of {pk}/{sk} are unreadable")),
+        )
+    })
+}
+
+/// Reads up to `limit + 1` items of the query's range, in its direction.
+///
+/// The range `prefix <= sk < prefix_end(prefix)` (see [`prefix_end`]) is exactly the
+/// prefix, so the primary key index bounds the scan on both sides and `LIMIT` applies
+/// in SQL; the cursor tightens the bound on the side the query walks from.
+fn query_page(conn: &Connection, query: &Query) -> Result<Page, TableError> {
+    let prefix = query.sk_prefix.as_str();
+    let mut lower = (">=", prefix);
+    let mut upper = prefix_end(prefix);
+    let order = match (query.direction, &query.cursor) {
+        (Direction::Forward, Some(cursor)) => {
+            if cursor.0.as_str() >= prefix {
+                lower = (">", cursor.0.as_str());
+            }
+            "ASC"
+        }
+        (Direction::Backward, Some(cursor)) => {
+            if upper.as_ref().is_none_or(|end| cursor.0 < *end) {
+                upper = Some(cursor.0.clone());
+            }
+            "DESC"
+        }
+        (Direction::Forward, None) => "ASC",
+        (Direction::Backward, None) => "DESC",
+    };
+    let overfetch = i64::try_from(query.limit + 1).map_err(|err| {
+        TableError::Invalid(format!(
+            "a query limit of {} is too large: {err}",
+            query.limit
+        ))
+    })?;
+    let (op, start) = lower;
+    let mut params: Vec<&dyn ToSql> = vec![&query.pk, &start, &overfetch];
+    let upper_clause = match &upper {
+        Some(end) => {
+            params.push(end);
+            "AND sk < ?4"
+        }
+        None => "",
+    };
+    let sql = format!(
+        "SELECT sk, attrs FROM items WHERE pk = ?1 AND sk {op} ?2 {upper_clause}
+         ORDER BY sk {order} LIMIT ?3"
+    );
+    let rows = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(params.as_slice(), |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(classify)?;
+    let items = rows
+        .into_iter()
+        .map(|(sk, json)| {
+            let attrs = decode(&query.pk, &sk, &json)?;
+            Ok(Item {
+                key: Key {
+                    pk: query.pk.clone(),
+                    sk,
+                },
+                attrs,
+            })
+        })
+        .collect::<Result<Vec<_>, TableError>>()?;
+    Ok(Page::from_overfetch(items, query.limit))
+}
+
+/// A fixed set of connections, each used by one blocking task at a time.
+///
+/// Callers wait for a free connection on a semaphore, asynchronously, so waiting never
+/// ties up a blocking thread; the mutex only guards the stack of idle connections.
+struct Pool {
+    permits: Arc<Semaphore>,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Pool {
+    fn new(connections: Vec<Connection>) -> Self {
+        Pool {
+            permits: Arc::new(Semaphore::new(connections.len())),
+            idle: Mutex::new(connections),
+        }
+    }
+
+    /// Runs `work` on an idle connection on tokio's blocking pool.
+    ///
+    /// The permit travels with the connection into the blocking task: if the caller
+    /// stops waiting, the work still finishes, and the permit comes back only with the
+    /// connection, so a permit always finds an idle connection.
+    async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, TableError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, TableError> + Send + 'static,
+    {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|err| {
+                TableError::Unexpected(anyhow::Error::new(err).context("the sqlite pool is closed"))
+            })?;
+        let pool = Arc::clone(self);
+        blocking(move || {
+            let conn = pool.idle().pop();
+            let mut lease = Lease {
+                conn,
+                pool,
+                _permit: permit,
+            };
+            match lease.conn.as_mut() {
+                Some(conn) => work(conn),
+                None => Err(TableError::Unexpected(anyhow::anyhow!(
+                    "no idle sqlite connection despite a permit"
+                ))),
+            }
+        })
+        .await
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
+        // Only pushes and pops happen under this lock: a panic cannot corrupt the stack.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A connection out of its pool with the permit that let it out. Dropping it, even
+/// during a panic (an open transaction has rolled back by then), puts the connection
+/// back first and only then releases the permit.
+struct Lease {
+    conn: Option<Connection>,
+    pool: Arc<Pool>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.idle().push(conn);
+        }
+    }
+}
+
+/// Runs blocking SQLite work off the async runtime.
+async fn blocking<T, F>(work: F) -> Result<T, TableError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, TableError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await.map_err(|err| {
+        TableError::Unexpected(anyhow::Error::new(err).context("a sqlite task did not finish"))
+    })?
+}

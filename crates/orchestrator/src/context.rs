@@ -1,0 +1,87 @@
+//! What every service shares: storage, blobs, the clock, the guardrails, and the caller.
+
+use std::sync::Arc;
+
+use rand::Rng;
+use tlao_domain::{Guardrails, Membership, Timestamp, Ulid, UserId, WorkspaceId, keys};
+use tlao_ports::{BlobStore, Clock};
+
+use crate::codec::{Lookup, LookupOf};
+use crate::error::ServiceError;
+use crate::store::Store;
+
+/// The authenticated principal a use case runs for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Who.
+    pub user_id: UserId,
+    /// Whether they may manage users and executors.
+    pub admin: bool,
+}
+
+/// Shared dependencies of the services.
+pub struct Core {
+    /// The single table.
+    pub store: Store,
+    /// Archives, TaskSpecs, artifacts.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Now.
+    pub clock: Arc<dyn Clock>,
+    /// The limits in force.
+    pub guardrails: Guardrails,
+}
+
+impl Core {
+    /// The current time.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// A fresh ULID for an entity created now.
+    pub fn new_ulid(&self) -> Ulid {
+        let now = self.now().unix_millis().max(0) as u64;
+        Ulid::from_parts(now, rand::thread_rng().r#gen())
+    }
+
+    /// The caller's membership of `ws`: `NotFound` when the workspace does not exist,
+    /// `Forbidden` when the caller is not a member.
+    pub async fn require_member(
+        &self,
+        caller: &Caller,
+        ws: &WorkspaceId,
+    ) -> Result<Membership, ServiceError> {
+        if let Some(membership) = self
+            .store
+            .get::<Membership>(&keys::membership(ws, &caller.user_id))
+            .await?
+        {
+            return Ok(membership);
+        }
+        if self.store.get_item(&keys::workspace(ws)).await?.is_none() {
+            return Err(ServiceError::not_found("workspace", ws));
+        }
+        Err(ServiceError::Forbidden(format!(
+            "you are not a member of workspace {ws}"
+        )))
+    }
+
+    /// The workspace of an entity known only by its id, from its lookup item.
+    pub async fn locate(&self, of: LookupOf) -> Result<Option<WorkspaceId>, ServiceError> {
+        Ok(self
+            .store
+            .get::<Lookup>(&of.key())
+            .await?
+            .map(|l| l.workspace_id))
+    }
+
+    /// Requires the caller to be an administrator.
+    pub fn require_admin(&self, caller: &Caller, action: &str) -> Result<(), ServiceError> {
+        if caller.admin {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(format!(
+                "only administrators may {action}"
+            )))
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The errors of the use cases. They say what went wrong in domain terms; the API alone
+//! decides which HTTP status each becomes.
+
+use tlao_domain::{TaskType, ValidationErrors};
+
+use crate::store::StoreError;
+
+/// Why a use case did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The input is invalid; every bad field is listed.
+    #[error("invalid input: {0}")]
+    Invalid(ValidationErrors),
+    /// The caller could not be identified (bad API key, unknown user).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The thing does not exist.
+    #[error("{what} {id} does not exist")]
+    NotFound {
+        /// What kind of thing (`run`, `task`, ...).
+        what: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// The request conflicts with the current state (a finished run cancelled, an
+    /// idempotency key reused with another body, a name taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// An upload is larger than allowed.
+    #[error("the upload exceeds the limit of {max_bytes} bytes")]
+    TooLarge {
+        /// The limit.
+        max_bytes: u64,
+    },
+    /// No registered executor serves the task type (or the requested one does not).
+    #[error("{message}")]
+    NoExecutor {
+        /// The task type that could not be served.
+        task_type: TaskType,
+        /// What was looked for and what exists.
+        message: String,
+    },
+    /// The workspace has used its daily run quota.
+    #[error(
+        "the workspace has used its daily quota of {quota} runs; it resets at the next UTC midnight"
+    )]
+    QuotaExceeded {
+        /// The quota.
+        quota: u32,
+        /// Seconds until the quota resets.
+        retry_after_seconds: u64,
+    },
+    /// Storage kept failing through every retry.
+    #[error("storage is unavailable, try again shortly")]
+    Unavailable(#[source] anyhow::Error),
+    /// A bug or an unexpected failure.
+    #[error("internal error: {0}")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ServiceError {
+    /// A `NotFound` for `what` with `id`.
+    pub fn not_found(what: &'static str, id: impl ToString) -> Self {
+        ServiceError::NotFound {
+            what,
+            id: id.to_string(),
+        }
+    }
+
+    /// A single-field validation error.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        ServiceError::Invalid(ValidationErrors::single(field, message))
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(e) => ServiceError::Unavailable(e.into()),
+            other => ServiceError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<crate::codec::CodecError> for ServiceError {
+    fn from(error: crate::codec::CodecError) -> Self {
+        ServiceError::Internal(error.into())
+    }
+}
+
+impl From<tlao_ports::BlobError> for ServiceError {
+    fn from(error: tlao_ports::BlobError) -> Self {
+        if error.is_transient() {
+            ServiceError::Unavailable(error.into())
+        } else {
+            ServiceError::Internal(error.into())
+        }
+    }
+}

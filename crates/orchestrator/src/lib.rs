@@ -1,0 +1,97 @@
+//! The orchestrator of TLÁO Codex (the seed's "Codex_Orchestrator"): the use cases behind
+//! the API and the worker protocol, and the store they share.
+//!
+//! Each service has one method per use case and speaks domain types; none knows about
+//! HTTP. The [`store`] turns entities into single-table items and back (written once,
+//! in [`codec`]) and wraps every table call in the retry policy of requirement 13.2.
+
+pub mod archives;
+pub mod artifacts;
+pub mod codec;
+pub mod context;
+pub mod error;
+pub mod idempotency;
+pub mod registry;
+pub mod retry;
+pub mod runs;
+pub mod store;
+pub mod tasks;
+pub mod users;
+pub mod workspaces;
+
+use std::sync::Arc;
+
+use tlao_domain::Guardrails;
+use tlao_ports::{BlobStore, Clock, Table};
+
+pub use archives::ArchiveService;
+pub use artifacts::{ArtifactService, ArtifactView};
+pub use codec::{CodecError, Entity, Lookup, Step};
+pub use context::{Caller, Core};
+pub use error::ServiceError;
+pub use idempotency::Idempotency;
+pub use registry::ExecutorRegistry;
+pub use retry::RetryPolicy;
+pub use runs::{CreateRun, RunFilter, RunPage, RunService, RunView};
+pub use store::{Store, StoreError};
+pub use tasks::TaskService;
+pub use users::{IssuedUser, UserService};
+pub use workspaces::WorkspaceService;
+
+/// Every service, wired over one set of dependencies.
+pub struct Services {
+    /// Shared dependencies.
+    pub core: Arc<Core>,
+    /// Users and API keys.
+    pub users: Arc<UserService>,
+    /// Workspaces and memberships.
+    pub workspaces: Arc<WorkspaceService>,
+    /// Tasks.
+    pub tasks: Arc<TaskService>,
+    /// Runs.
+    pub runs: Arc<RunService>,
+    /// Archive uploads.
+    pub archives: Arc<ArchiveService>,
+    /// Artifacts.
+    pub artifacts: Arc<ArtifactService>,
+    /// The executor registry.
+    pub executors: Arc<ExecutorRegistry>,
+}
+
+impl Services {
+    /// Wires every service over a table, a blob store and a clock.
+    pub fn new(
+        table: Arc<dyn Table>,
+        blobs: Arc<dyn BlobStore>,
+        clock: Arc<dyn Clock>,
+        guardrails: Guardrails,
+    ) -> Self {
+        let core = Arc::new(Core {
+            store: Store::new(table, RetryPolicy::default()),
+            blobs,
+            clock,
+            guardrails,
+        });
+        let workspaces = Arc::new(WorkspaceService::new(core.clone()));
+        let tasks = Arc::new(TaskService::new(core.clone()));
+        let executors = Arc::new(ExecutorRegistry::new(
+            core.clone(),
+            registry::DEFAULT_REFRESH,
+        ));
+        Services {
+            users: Arc::new(UserService::new(core.clone())),
+            runs: Arc::new(RunService::new(
+                core.clone(),
+                tasks.clone(),
+                workspaces.clone(),
+                executors.clone(),
+            )),
+            archives: Arc::new(ArchiveService::new(core.clone())),
+            artifacts: Arc::new(ArtifactService::new(core.clone())),
+            workspaces,
+            tasks,
+            executors,
+            core,
+        }
+    }
+}

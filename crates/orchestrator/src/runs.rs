@@ -1,0 +1,435 @@
+//! Runs (requirement 2): creation with executor selection, the daily quota and the queue;
+//! reads, lists and cancellation.
+//!
+//! Creating a run is one transaction: the day's quota counter is incremented on the
+//! condition that it is below the quota, and the run, its lookup item and its queue
+//! entries are inserted. So the quota holds under any number of API instances, and a
+//! run is never half-created.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tlao_domain::{
+    ExecutorName, Run, RunId, RunStatus, Task, TaskId, Transition, Usage, WorkspaceId, keys,
+};
+use tlao_ports::{AttrValue, BlobKey, Condition, Cursor, Direction, Item, Query, Update, WriteOp};
+
+use crate::codec::{self, Lookup, LookupOf};
+use crate::context::{Caller, Core};
+use crate::error::ServiceError;
+use crate::idempotency::Idempotency;
+use crate::registry::ExecutorRegistry;
+use crate::store::{StoreError, put_op, update_doc_op};
+use crate::tasks::TaskService;
+use crate::workspaces::WorkspaceService;
+
+/// The workspace attribute counting its running runs.
+pub const ACTIVE_RUNS: &str = "activeRuns";
+/// The quota item attribute counting the day's runs.
+pub const QUOTA_COUNT: &str = "count";
+/// The most runs one list page returns.
+pub const MAX_PAGE: usize = 100;
+/// The most runs one list request examines when filtering by status.
+const MAX_SCAN: usize = 1000;
+
+/// The body of `POST /runs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateRun {
+    /// The task to run.
+    pub task_id: TaskId,
+    /// The executor to use; chosen by task type when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<ExecutorName>,
+}
+
+/// A run with what is derived at read time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunView {
+    /// The run.
+    pub run: Run,
+    /// Its 1-based position in its workspace's queue, while queued.
+    pub queue_position: Option<u32>,
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFilter {
+    /// The workspace; the caller's default workspace when absent.
+    pub workspace_id: Option<WorkspaceId>,
+    /// Only runs with this status.
+    pub status: Option<RunStatus>,
+    /// At most this many (1 to [`MAX_PAGE`]).
+    pub limit: usize,
+    /// Continue after this run (newest first).
+    pub after: Option<RunId>,
+}
+
+/// One page of runs, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunPage {
+    /// The runs.
+    pub items: Vec<RunView>,
+    /// Pass as `after` for the next page; `None` on the last page.
+    pub next_cursor: Option<RunId>,
+}
+
+/// Creates, reads, lists and cancels runs.
+pub struct RunService {
+    core: Arc<Core>,
+    tasks: Arc<TaskService>,
+    workspaces: Arc<WorkspaceService>,
+    registry: Arc<ExecutorRegistry>,
+}
+
+impl RunService {
+    /// The service over shared dependencies.
+    pub fn new(
+        core: Arc<Core>,
+        tasks: Arc<TaskService>,
+        workspaces: Arc<WorkspaceService>,
+        registry: Arc<ExecutorRegistry>,
+    ) -> Self {
+        RunService {
+            core,
+            tasks,
+            workspaces,
+            registry,
+        }
+    }
+
+    /// Queues a run of a task (requirements 2.1, 2.2, 4.4, 7.2). Errors: `NotFound` for
+    /// the task, `Forbidden`, `NoExecutor`, `QuotaExceeded`.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        request: CreateRun,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<RunView, ServiceError> {
+        let task = self.tasks.get(caller, &request.task_id).await?;
+        let now = self.core.now();
+        if let Some(idem) = idempotency
+            && let Some(run) = idem
+                .replay::<Run>(&self.core.store, &caller.user_id, now)
+                .await?
+        {
+            return self.view(run).await;
+        }
+        let executor = self
+            .registry
+            .select(task.spec.task_type, request.executor.as_ref())
+            .await?;
+        let quota = self.core.guardrails.daily_run_quota;
+        if quota == 0 {
+            return Err(self.quota_exceeded());
+        }
+        let run = Run {
+            run_id: RunId::new(self.core.new_ulid()),
+            task_id: task.task_id.clone(),
+            workspace_id: task.workspace_id.clone(),
+            task_type: task.spec.task_type,
+            executor: executor.name.clone(),
+            status: RunStatus::Queued,
+            created_by: caller.user_id.clone(),
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            max_run_seconds: self.core.guardrails.run_seconds(
+                executor.config.max_run_seconds(),
+                task.spec.constraints.max_run_seconds,
+            ),
+            deadline: None,
+            lease_id: None,
+            heartbeat_at: None,
+            error: None,
+            usage: Usage::Unmeasured,
+            artifact_ids: Vec::new(),
+            log_bytes: 0,
+            dropped_log_bytes: 0,
+            logs_truncated: false,
+        };
+        let spec_key = self.store_task_spec(&task, &run).await?;
+
+        let ws = &run.workspace_id;
+        let day = now.utc_date();
+        let quota_expiry = now
+            .start_of_next_utc_day()
+            .plus_seconds(86_400)
+            .unix_millis()
+            / 1000;
+        let mut ops = vec![
+            WriteOp::Update {
+                key: keys::daily_quota(ws, day),
+                update: Update::new()
+                    .add(QUOTA_COUNT, 1)
+                    .set("kind", AttrValue::S("quota".into()))
+                    .set("expiresAt", AttrValue::N(quota_expiry)),
+                condition: Some(Condition::Or(vec![
+                    Condition::AttrMissing(QUOTA_COUNT.into()),
+                    Condition::LessThan(QUOTA_COUNT.into(), i64::from(quota)),
+                ])),
+            },
+            put_op(&run, Some(Condition::NotExists))?,
+            put_op(
+                &Lookup {
+                    of: LookupOf::Run(run.run_id.clone()),
+                    workspace_id: ws.clone(),
+                },
+                Some(Condition::NotExists),
+            )?,
+            WriteOp::Put {
+                item: queue_entry(&run),
+                condition: Some(Condition::NotExists),
+            },
+            WriteOp::Put {
+                item: Item::new(keys::workspace_queue_entry(ws, &run.run_id))
+                    .with("kind", AttrValue::S("queued".into()))
+                    .with("executor", AttrValue::S(run.executor.to_string())),
+                condition: Some(Condition::NotExists),
+            },
+        ];
+        if let Some(idem) = idempotency {
+            ops.push(idem.record_op(&caller.user_id, &run, now)?);
+        }
+        let idem_op = ops.len() - 1;
+        match self.core.store.transact(ops).await {
+            Ok(()) => {}
+            Err(error) => {
+                // Nothing refers to the TaskSpec blob now; best effort, a leftover is harmless.
+                let _ = self.core.blobs.delete(&spec_key).await;
+                return match error {
+                    StoreError::ConditionFailed { op: 0 } => Err(self.quota_exceeded()),
+                    StoreError::ConditionFailed { op }
+                        if idempotency.is_some() && op == idem_op =>
+                    {
+                        match idempotency {
+                            Some(idem) => match idem
+                                .replay::<Run>(&self.core.store, &caller.user_id, now)
+                                .await?
+                            {
+                                Some(first) => self.view(first).await,
+                                None => Err(ServiceError::Conflict(
+                                    "a request with this Idempotency-Key is in progress".into(),
+                                )),
+                            },
+                            None => Err(ServiceError::Internal(anyhow::anyhow!("unreachable"))),
+                        }
+                    }
+                    other => Err(other.into()),
+                };
+            }
+        }
+        tracing::info!(
+            workspace_id = %ws, run_id = %run.run_id, executor = %run.executor,
+            operation = "create_run", "run queued"
+        );
+        self.view(run).await
+    }
+
+    /// A run of a workspace the caller belongs to (requirement 2.7).
+    pub async fn get(&self, caller: &Caller, run_id: &RunId) -> Result<RunView, ServiceError> {
+        let run = self.load(caller, run_id).await?;
+        self.view(run).await
+    }
+
+    /// A page of a workspace's runs, newest first (requirement 2.6).
+    pub async fn list(&self, caller: &Caller, filter: RunFilter) -> Result<RunPage, ServiceError> {
+        if filter.limit == 0 || filter.limit > MAX_PAGE {
+            return Err(ServiceError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        let ws = match filter.workspace_id {
+            Some(ws) => ws,
+            None => self.workspaces.default_for(caller).await?.ok_or_else(|| {
+                ServiceError::invalid("workspaceId", "is required: you belong to no workspace yet")
+            })?,
+        };
+        self.core.require_member(caller, &ws).await?;
+
+        let mut items = Vec::new();
+        let mut cursor = filter
+            .after
+            .map(|run| Cursor::after(keys::run(&ws, &run).sk));
+        let mut scanned = 0;
+        let page_size = if filter.status.is_some() {
+            MAX_PAGE
+        } else {
+            filter.limit
+        };
+        let next_cursor = 'pages: loop {
+            let query =
+                Query::new(keys::runs_of(&ws), Direction::Backward, page_size).after(cursor);
+            let (runs, next) = self.core.store.query::<Run>(query).await?;
+            let count = runs.len();
+            for (index, run) in runs.into_iter().enumerate() {
+                scanned += 1;
+                let last = run.run_id.clone();
+                if filter.status.is_none_or(|status| status == run.status) {
+                    items.push(run);
+                }
+                if items.len() == filter.limit || scanned >= MAX_SCAN {
+                    // Stop here; the caller continues after the last run examined.
+                    let more = index + 1 < count || next.is_some();
+                    break 'pages more.then_some(last);
+                }
+            }
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break None,
+            }
+        };
+        let positions = self.queue_positions(&ws).await?;
+        let items = items
+            .into_iter()
+            .map(|run| {
+                let queue_position = position_of(&positions, &run);
+                RunView {
+                    run,
+                    queue_position,
+                }
+            })
+            .collect();
+        Ok(RunPage { items, next_cursor })
+    }
+
+    /// Cancels a queued or running run. A running run's worker sees the cancellation on
+    /// its next heartbeat and stops the executor. `Conflict` when the run is finished.
+    pub async fn cancel(&self, caller: &Caller, run_id: &RunId) -> Result<RunView, ServiceError> {
+        // A worker may start or finish the run between our read and our write; the
+        // conditional write then fails and we look again.
+        for _ in 0..5 {
+            let before = self.load(caller, run_id).await?;
+            let mut after = before.clone();
+            after
+                .apply(Transition::Cancel, self.core.now())
+                .map_err(|e| {
+                    ServiceError::Conflict(format!(
+                        "{e}; only queued or running runs can be cancelled"
+                    ))
+                })?;
+            let ws = &before.workspace_id;
+            let mut ops = vec![update_doc_op(&after, Some(status_is(before.status)))?];
+            match before.status {
+                RunStatus::Queued => {
+                    ops.push(WriteOp::Delete {
+                        key: keys::queue_entry(&before.executor, run_id),
+                        condition: None,
+                    });
+                    ops.push(WriteOp::Delete {
+                        key: keys::workspace_queue_entry(ws, run_id),
+                        condition: None,
+                    });
+                }
+                _ => {
+                    ops.push(WriteOp::Update {
+                        key: keys::workspace(ws),
+                        update: Update::new().add(ACTIVE_RUNS, -1),
+                        condition: Some(Condition::Exists),
+                    });
+                    ops.push(WriteOp::Delete {
+                        key: keys::active_run(run_id),
+                        condition: None,
+                    });
+                }
+            }
+            match self.core.store.transact(ops).await {
+                Ok(()) => {
+                    tracing::info!(workspace_id = %ws, run_id = %run_id, operation = "cancel_run", "run cancelled");
+                    return self.view(after).await;
+                }
+                Err(StoreError::ConditionFailed { op: 0 }) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Conflict(format!(
+            "run {run_id} kept changing while it was being cancelled; try again"
+        )))
+    }
+
+    async fn load(&self, caller: &Caller, run_id: &RunId) -> Result<Run, ServiceError> {
+        let ws = self
+            .core
+            .locate(LookupOf::Run(run_id.clone()))
+            .await?
+            .ok_or_else(|| ServiceError::not_found("run", run_id))?;
+        self.core.require_member(caller, &ws).await?;
+        self.core
+            .store
+            .get::<Run>(&keys::run(&ws, run_id))
+            .await?
+            .ok_or_else(|| ServiceError::not_found("run", run_id))
+    }
+
+    async fn view(&self, run: Run) -> Result<RunView, ServiceError> {
+        let queue_position = if run.status == RunStatus::Queued {
+            let positions = self.queue_positions(&run.workspace_id).await?;
+            position_of(&positions, &run)
+        } else {
+            None
+        };
+        Ok(RunView {
+            run,
+            queue_position,
+        })
+    }
+
+    /// The workspace's queued run ids, oldest first.
+    async fn queue_positions(&self, ws: &WorkspaceId) -> Result<Vec<String>, ServiceError> {
+        let page = self
+            .core
+            .store
+            .query_items(Query::new(
+                keys::workspace_queue(ws),
+                Direction::Forward,
+                1000,
+            ))
+            .await?;
+        Ok(page.items.into_iter().map(|item| item.key.sk).collect())
+    }
+
+    async fn store_task_spec(&self, task: &Task, run: &Run) -> Result<BlobKey, ServiceError> {
+        let key = BlobKey::parse(&keys::blob::task_spec(&run.workspace_id, &run.run_id))
+            .map_err(|e| ServiceError::Internal(e.into()))?;
+        let body =
+            serde_json::to_vec_pretty(&task.spec).map_err(|e| ServiceError::Internal(e.into()))?;
+        self.core
+            .blobs
+            .put(&key, Bytes::from(body), "application/json")
+            .await?;
+        Ok(key)
+    }
+
+    fn quota_exceeded(&self) -> ServiceError {
+        let now = self.core.now();
+        let reset = now.start_of_next_utc_day();
+        ServiceError::QuotaExceeded {
+            quota: self.core.guardrails.daily_run_quota,
+            retry_after_seconds: (reset.millis_since(now).max(0) as u64).div_ceil(1000),
+        }
+    }
+}
+
+/// The condition that a run item still has `status`.
+pub fn status_is(status: RunStatus) -> Condition {
+    Condition::equals(codec::STATUS, AttrValue::S(status.as_str().into()))
+}
+
+fn queue_entry(run: &Run) -> Item {
+    Item::new(keys::queue_entry(&run.executor, &run.run_id))
+        .with("kind", AttrValue::S("queue".into()))
+        .with("workspaceId", AttrValue::S(run.workspace_id.to_string()))
+}
+
+fn position_of(queued_sks: &[String], run: &Run) -> Option<u32> {
+    if run.status != RunStatus::Queued {
+        return None;
+    }
+    let own = keys::workspace_queue_entry(&run.workspace_id, &run.run_id).sk;
+    queued_sks
+        .iter()
+        .position(|sk| *sk == own)
+        .map(|index| index as u32 + 1)
+}

@@ -1,0 +1,186 @@
+//! The store: typed access to the single table, with retries.
+//!
+//! Services speak entities; the store turns them into items with the [`codec`] and calls
+//! the [`Table`] port, retrying `Transient` failures with backoff (requirement 13.2).
+//! Conditions and transactions are the services' business; the store only carries them.
+
+use std::sync::Arc;
+
+use tlao_domain::Key;
+use tlao_ports::{Condition, Cursor, Item, Query, Table, TableError, Update, WriteOp};
+
+use crate::codec::{self, CodecError, Entity};
+use crate::retry::RetryPolicy;
+
+/// Why a store operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A condition did not hold; nothing was written. `op` is the failing operation.
+    #[error("condition failed on operation {op}")]
+    ConditionFailed {
+        /// The index of the operation whose condition failed.
+        op: usize,
+    },
+    /// The table kept failing transiently through every retry.
+    #[error("the table is unavailable: {0}")]
+    Unavailable(#[source] TableError),
+    /// A stored item does not decode, or an entity does not encode.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// Anything else (a malformed request is a bug, reported here).
+    #[error("storage error: {0}")]
+    Unexpected(#[source] TableError),
+}
+
+impl From<TableError> for StoreError {
+    fn from(error: TableError) -> Self {
+        match error {
+            TableError::ConditionFailed { op } => StoreError::ConditionFailed { op },
+            TableError::Transient(_) => StoreError::Unavailable(error),
+            TableError::Invalid(_) | TableError::Unexpected(_) => StoreError::Unexpected(error),
+        }
+    }
+}
+
+/// Typed, retried access to the table.
+#[derive(Clone)]
+pub struct Store {
+    table: Arc<dyn Table>,
+    retry: RetryPolicy,
+}
+
+impl Store {
+    /// A store over `table` with the given retry policy.
+    pub fn new(table: Arc<dyn Table>, retry: RetryPolicy) -> Self {
+        Store { table, retry }
+    }
+
+    /// The table underneath.
+    pub fn table(&self) -> &Arc<dyn Table> {
+        &self.table
+    }
+
+    /// Reads and decodes one entity; `Ok(None)` when absent.
+    pub async fn get<E: Entity>(&self, key: &Key) -> Result<Option<E>, StoreError> {
+        let item = self.get_item(key).await?;
+        Ok(item.as_ref().map(codec::decode).transpose()?)
+    }
+
+    /// Reads one raw item (counters, queue entries); `Ok(None)` when absent.
+    pub async fn get_item(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        Ok(self
+            .retry
+            .run(|| self.table.get(key), TableError::is_transient)
+            .await?)
+    }
+
+    /// Reads one page of entities and the cursor of the next page.
+    pub async fn query<E: Entity>(
+        &self,
+        query: Query,
+    ) -> Result<(Vec<E>, Option<Cursor>), StoreError> {
+        let page = self.query_items(query).await?;
+        let entities = page
+            .items
+            .iter()
+            .map(codec::decode)
+            .collect::<Result<Vec<E>, _>>()?;
+        Ok((entities, page.next_cursor))
+    }
+
+    /// Reads one page of raw items.
+    pub async fn query_items(&self, query: Query) -> Result<tlao_ports::Page, StoreError> {
+        Ok(self
+            .retry
+            .run(|| self.table.query(query.clone()), TableError::is_transient)
+            .await?)
+    }
+
+    /// Writes a new entity; `ConditionFailed` when one already exists at its key.
+    pub async fn insert<E: Entity>(&self, entity: &E) -> Result<(), StoreError> {
+        self.put_item(codec::encode(entity)?, Some(Condition::NotExists))
+            .await
+    }
+
+    /// Writes an item if `condition` holds.
+    pub async fn put_item(
+        &self,
+        item: Item,
+        condition: Option<Condition>,
+    ) -> Result<(), StoreError> {
+        Ok(self
+            .retry
+            .run(
+                || self.table.put(item.clone(), condition.clone()),
+                TableError::is_transient,
+            )
+            .await?)
+    }
+
+    /// Changes an item if `condition` holds and returns it as it is afterwards.
+    pub async fn update(
+        &self,
+        key: &Key,
+        update: Update,
+        condition: Option<Condition>,
+    ) -> Result<Item, StoreError> {
+        Ok(self
+            .retry
+            .run(
+                || self.table.update(key, update.clone(), condition.clone()),
+                TableError::is_transient,
+            )
+            .await?)
+    }
+
+    /// Removes an item if `condition` holds.
+    pub async fn delete(&self, key: &Key, condition: Option<Condition>) -> Result<(), StoreError> {
+        Ok(self
+            .retry
+            .run(
+                || self.table.delete(key, condition.clone()),
+                TableError::is_transient,
+            )
+            .await?)
+    }
+
+    /// Applies every operation or none.
+    pub async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        Ok(self
+            .retry
+            .run(
+                || self.table.transact(ops.clone()),
+                TableError::is_transient,
+            )
+            .await?)
+    }
+
+    /// Checks the table is reachable (no retry: readiness should report what it sees).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        Ok(self.table.ping().await?)
+    }
+}
+
+/// A transaction operation that writes `entity` if `condition` holds.
+pub fn put_op<E: Entity>(entity: &E, condition: Option<Condition>) -> Result<WriteOp, CodecError> {
+    Ok(WriteOp::Put {
+        item: codec::encode(entity)?,
+        condition,
+    })
+}
+
+/// A transaction operation that rewrites `entity`'s document and projections (leaving
+/// counters alone) if `condition` holds.
+pub fn update_doc_op<E: Entity>(
+    entity: &E,
+    condition: Option<Condition>,
+) -> Result<WriteOp, CodecError> {
+    Ok(WriteOp::Update {
+        key: entity.key(),
+        update: Update {
+            set: codec::document_attrs(entity)?,
+            ..Update::default()
+        },
+        condition,
+    })
+}

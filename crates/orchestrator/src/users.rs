@@ -1,0 +1,140 @@
+//! Users and API keys. A key is shown once, when issued; only its SHA-256 is stored, so
+//! a leaked table does not leak credentials.
+
+use std::sync::Arc;
+
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use tlao_domain::{ApiKeyRecord, Name, User, UserId, keys};
+use tlao_ports::{AttrValue, Condition, Item, WriteOp};
+
+use crate::context::{Caller, Core};
+use crate::error::ServiceError;
+use crate::store::{StoreError, put_op};
+
+/// The prefix of every API key, so keys are recognisable in logs and secret scanners.
+pub const API_KEY_PREFIX: &str = "tlao_";
+
+/// A newly created user and the only copy of its API key.
+#[derive(Debug, Clone)]
+pub struct IssuedUser {
+    /// The user.
+    pub user: User,
+    /// The API key, in clear; never stored.
+    pub api_key: String,
+}
+
+/// Creates users, issues API keys and authenticates them.
+pub struct UserService {
+    core: Arc<Core>,
+}
+
+/// The hex SHA-256 of an API key, as stored.
+pub fn hash_api_key(api_key: &str) -> String {
+    hex_lower(&Sha256::digest(api_key.as_bytes()))
+}
+
+pub(crate) fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn new_api_key() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    let secret: String = (0..40)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("{API_KEY_PREFIX}{secret}")
+}
+
+impl UserService {
+    /// The service over shared dependencies.
+    pub fn new(core: Arc<Core>) -> Self {
+        UserService { core }
+    }
+
+    /// Creates a user with a fresh API key (administrators only).
+    pub async fn create(&self, caller: &Caller, name: &str) -> Result<IssuedUser, ServiceError> {
+        self.core.require_admin(caller, "create users")?;
+        let name = Name::try_from(name.to_owned())
+            .map_err(|e| ServiceError::invalid("name", e.to_string()))?;
+        self.create_unchecked(name, false).await
+    }
+
+    /// Creates the first administrator, once per table: the creation is atomic with a
+    /// bootstrap marker, so two servers starting together create one admin. Returns
+    /// `None` when an administrator was already bootstrapped.
+    pub async fn bootstrap_admin(&self, name: Name) -> Result<Option<IssuedUser>, ServiceError> {
+        let marker = Item::new(keys::bootstrap());
+        if self.core.store.get_item(&marker.key).await?.is_some() {
+            return Ok(None);
+        }
+        let issued = self.build(name, true);
+        let ops = vec![
+            WriteOp::Put {
+                item: marker.with("userId", AttrValue::S(issued.user.user_id.to_string())),
+                condition: Some(Condition::NotExists),
+            },
+            put_op(&issued.user, Some(Condition::NotExists))?,
+            put_op(&self.key_record(&issued), Some(Condition::NotExists))?,
+        ];
+        match self.core.store.transact(ops).await {
+            Ok(()) => Ok(Some(issued)),
+            Err(StoreError::ConditionFailed { op: 0 }) => Ok(None),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Finds the user an API key belongs to.
+    pub async fn authenticate(&self, api_key: &str) -> Result<User, ServiceError> {
+        let rejected = || ServiceError::Unauthenticated("the API key is not valid".into());
+        if !api_key.starts_with(API_KEY_PREFIX) {
+            return Err(rejected());
+        }
+        let record = self
+            .core
+            .store
+            .get::<ApiKeyRecord>(&keys::api_key(&hash_api_key(api_key)))
+            .await?
+            .ok_or_else(rejected)?;
+        self.get(&record.user_id).await?.ok_or_else(rejected)
+    }
+
+    /// Reads a user.
+    pub async fn get(&self, user_id: &UserId) -> Result<Option<User>, ServiceError> {
+        Ok(self.core.store.get::<User>(&keys::user(user_id)).await?)
+    }
+
+    async fn create_unchecked(&self, name: Name, admin: bool) -> Result<IssuedUser, ServiceError> {
+        let issued = self.build(name, admin);
+        self.core
+            .store
+            .transact(vec![
+                put_op(&issued.user, Some(Condition::NotExists))?,
+                put_op(&self.key_record(&issued), Some(Condition::NotExists))?,
+            ])
+            .await?;
+        tracing::info!(user_id = %issued.user.user_id, admin, operation = "create_user", "user created");
+        Ok(issued)
+    }
+
+    fn build(&self, name: Name, admin: bool) -> IssuedUser {
+        IssuedUser {
+            user: User {
+                user_id: UserId::new(self.core.new_ulid()),
+                name,
+                admin,
+                created_at: self.core.now(),
+            },
+            api_key: new_api_key(),
+        }
+    }
+
+    fn key_record(&self, issued: &IssuedUser) -> ApiKeyRecord {
+        ApiKeyRecord {
+            key_hash: hash_api_key(&issued.api_key),
+            user_id: issued.user.user_id.clone(),
+            created_at: issued.user.created_at,
+        }
+    }
+}
