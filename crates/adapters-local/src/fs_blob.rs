@@ -29,7 +29,10 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tempfile::NamedTempFile;
 use tlao_domain::Timestamp;
-use tlao_ports::{BlobError, BlobKey, BlobMeta, BlobStore, ByteStream, Clock, PresignedUrl};
+use tlao_ports::{
+    BlobError, BlobKey, BlobMeta, BlobStore, ByteStream, Clock, PresignError, PresignedGateway,
+    PresignedResponse, PresignedUrl, ServeError,
+};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
@@ -59,65 +62,6 @@ pub struct FsBlobStore {
     /// read of a get or head, so a reader in this process never pairs a blob with the
     /// content type of another version of it.
     commit: Arc<Mutex<()>>,
-}
-
-/// Why a presigned URL was refused. Nothing was read or written.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PresignError {
-    /// The URL is not `/blobs/{key}?expires=..&signature=..`, or a part of it does not
-    /// parse (a key with `..` included); the detail says which.
-    #[error("malformed presigned url: {0}")]
-    Malformed(String),
-    /// The request's method is one no URL is ever signed for.
-    #[error("method {0:?} has no presigned urls: only GET and PUT do")]
-    UnsupportedMethod(String),
-    /// The signature is not this store's for this method, key and expiry: the URL was
-    /// altered, or is used with another method than it was signed for.
-    #[error("the signature does not match the method, key and expiry of the url")]
-    BadSignature,
-    /// The URL was genuine but its time is up.
-    #[error("the presigned url expired at {expired_at}")]
-    Expired {
-        /// When it stopped working.
-        expired_at: Timestamp,
-    },
-}
-
-/// Why [`FsBlobStore::serve_presigned`] did not serve a request.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The URL was refused; nothing was read or written.
-    #[error(transparent)]
-    Refused(#[from] PresignError),
-    /// The URL was valid but the store operation failed: `NotFound` for a GET of a
-    /// missing blob, `Body` when the upload stream failed, ...
-    #[error(transparent)]
-    Blob(#[from] BlobError),
-}
-
-/// What a presigned request did.
-pub enum PresignedResponse {
-    /// A GET: the blob's metadata and its bytes.
-    Download {
-        /// Size and content type, for the response headers.
-        meta: BlobMeta,
-        /// The bytes; an `Err` item means the read failed half way.
-        body: ByteStream,
-    },
-    /// A PUT: the blob now stored.
-    Uploaded(BlobMeta),
-}
-
-impl fmt::Debug for PresignedResponse {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PresignedResponse::Download { meta, .. } => f
-                .debug_struct("Download")
-                .field("meta", meta)
-                .finish_non_exhaustive(),
-            PresignedResponse::Uploaded(meta) => f.debug_tuple("Uploaded").field(meta).finish(),
-        }
-    }
 }
 
 /// The methods URLs are signed for.
@@ -645,4 +589,16 @@ where
 /// was held leaves nothing to distrust.
 fn lock(commit: &Mutex<()>) -> MutexGuard<'_, ()> {
     commit.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[async_trait]
+impl PresignedGateway for FsBlobStore {
+    async fn serve(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<ByteStream>,
+    ) -> Result<PresignedResponse, ServeError> {
+        self.serve_presigned(method, path_and_query, body).await
+    }
 }

@@ -8,6 +8,6 @@ mod fs_blob;
 mod memory_table;
 mod sqlite_table;
 
-pub use fs_blob::{FsBlobStore, PresignError, PresignedResponse, ServeError};
+pub use fs_blob::FsBlobStore;
 pub use memory_table::MemoryTable;
 pub use sqlite_table::SqliteTable;

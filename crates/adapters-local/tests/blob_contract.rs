@@ -11,11 +11,14 @@ use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tempfile::TempDir;
-use tlao_adapters_local::{FsBlobStore, PresignError, PresignedResponse, ServeError};
+use tlao_adapters_local::FsBlobStore;
 use tlao_domain::Timestamp;
 use tlao_ports::testsuite::Guard;
 use tlao_ports::testsuite::blob::PresignedClient;
-use tlao_ports::{BlobError, BlobKey, BlobStore, ByteStream, Clock, ManualClock, SystemClock};
+use tlao_ports::{
+    BlobError, BlobKey, BlobStore, ByteStream, Clock, ManualClock, PresignError, PresignedResponse,
+    ServeError, SystemClock,
+};
 
 const BASE_URL: &str = "http://127.0.0.1:8080";
 const SIGNING_KEY: &[u8] = b"a signing key for tests only";

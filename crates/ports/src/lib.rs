@@ -15,7 +15,10 @@ pub mod table;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
-pub use blob::{BlobError, BlobKey, BlobKeyError, BlobMeta, BlobStore, ByteStream, PresignedUrl};
+pub use blob::{
+    BlobError, BlobKey, BlobKeyError, BlobMeta, BlobStore, ByteStream, PresignError,
+    PresignedGateway, PresignedResponse, PresignedUrl, ServeError,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use table::{
     AttrValue, Attrs, Condition, Cursor, Direction, Item, MAX_TRANSACT_OPS, Page, Query, Table,
