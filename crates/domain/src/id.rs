@@ -30,6 +30,12 @@ impl Ulid {
         Ulid((time << 80) | random)
     }
 
+    /// The smallest ULID greater than this one (for monotonic generation within one
+    /// millisecond); `None` at the maximum value.
+    pub fn successor(self) -> Option<Ulid> {
+        self.0.checked_add(1).map(Ulid)
+    }
+
     /// The millisecond timestamp encoded in the first 48 bits.
     pub fn unix_millis(self) -> u64 {
         (self.0 >> 80) as u64

@@ -29,6 +29,8 @@ pub struct Core {
     pub clock: Arc<dyn Clock>,
     /// The limits in force.
     pub guardrails: Guardrails,
+    /// The last id generated, for monotonic ids.
+    pub last_ulid: std::sync::Mutex<Ulid>,
 }
 
 impl Core {
@@ -37,10 +39,22 @@ impl Core {
         self.clock.now()
     }
 
-    /// A fresh ULID for an entity created now.
+    /// A fresh ULID for an entity created now. Ids from one process are strictly
+    /// increasing even within one millisecond (the random part counts up), so the queue,
+    /// which is ordered by run id, is first-in first-out.
     pub fn new_ulid(&self) -> Ulid {
         let now = self.now().unix_millis().max(0) as u64;
-        Ulid::from_parts(now, rand::thread_rng().r#gen())
+        let fresh = Ulid::from_parts(now, rand::thread_rng().r#gen::<u128>() >> 1);
+        let mut last = self
+            .last_ulid
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let next = match last.successor() {
+            Some(after_last) if fresh <= *last => after_last,
+            _ => fresh,
+        };
+        *last = next;
+        next
     }
 
     /// The caller's membership of `ws`: `NotFound` when the workspace does not exist,

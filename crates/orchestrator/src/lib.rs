@@ -71,6 +71,7 @@ impl Services {
             blobs,
             clock,
             guardrails,
+            last_ulid: std::sync::Mutex::new(tlao_domain::Ulid::from_parts(0, 0)),
         });
         let workspaces = Arc::new(WorkspaceService::new(core.clone()));
         let tasks = Arc::new(TaskService::new(core.clone()));

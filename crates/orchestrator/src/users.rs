@@ -85,6 +85,37 @@ impl UserService {
         }
     }
 
+    /// The administrator created by [`UserService::bootstrap_admin`], if any.
+    pub async fn bootstrap_admin_id(&self) -> Result<Option<UserId>, ServiceError> {
+        let Some(marker) = self.core.store.get_item(&keys::bootstrap()).await? else {
+            return Ok(None);
+        };
+        let id = marker
+            .s("userId")
+            .and_then(|text| text.parse::<UserId>().ok())
+            .ok_or_else(|| {
+                ServiceError::Internal(anyhow::anyhow!("the bootstrap marker names no valid user"))
+            })?;
+        Ok(Some(id))
+    }
+
+    /// Issues an additional API key for an existing user (e.g. an administrator whose
+    /// key file was lost). Earlier keys stay valid.
+    pub async fn issue_key(&self, user_id: &UserId) -> Result<String, ServiceError> {
+        let user = self
+            .get(user_id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("user", user_id))?;
+        let api_key = new_api_key();
+        let record = ApiKeyRecord {
+            key_hash: hash_api_key(&api_key),
+            user_id: user.user_id,
+            created_at: self.core.now(),
+        };
+        self.core.store.insert(&record).await?;
+        Ok(api_key)
+    }
+
     /// Finds the user an API key belongs to.
     pub async fn authenticate(&self, api_key: &str) -> Result<User, ServiceError> {
         let rejected = || ServiceError::Unauthenticated("the API key is not valid".into());

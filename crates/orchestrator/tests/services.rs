@@ -1,0 +1,432 @@
+//! The use cases on real in-memory adapters and a clock the tests move: quota resets,
+//! queue positions, the stored TaskSpec, idempotency and archive uploads.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::json;
+use tlao_adapters_local::{FsBlobStore, MemoryTable};
+use tlao_domain::{ExecutorDescriptor, Guardrails, Name, NewTask, RunStatus, Timestamp, keys};
+use tlao_orchestrator::{Caller, CreateRun, Idempotency, ServiceError, Services};
+use tlao_ports::{BlobKey, ByteStream, Clock, ManualClock};
+
+struct World {
+    services: Services,
+    clock: Arc<ManualClock>,
+    admin: Caller,
+    _dir: tempfile::TempDir,
+}
+
+async fn world(guardrails: Guardrails) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new("2026-11-26T10:00:00Z".parse().unwrap()));
+    let blobs = Arc::new(
+        FsBlobStore::new(
+            dir.path().to_path_buf(),
+            "http://127.0.0.1:1".into(),
+            b"k".repeat(32),
+            clock.clone(),
+        )
+        .unwrap(),
+    );
+    let services = Services::new(
+        Arc::new(MemoryTable::new()),
+        blobs,
+        clock.clone(),
+        guardrails,
+    );
+    let issued = services
+        .users
+        .bootstrap_admin(Name::try_from("admin".to_owned()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let kiro = ExecutorDescriptor::parse(&json!({
+        "name": "kiro", "kind": "kiro",
+        "taskTypes": ["spec.generate", "code.change", "doc.write"],
+        "config": {"maxRunSeconds": 300}
+    }))
+    .unwrap();
+    services.executors.ensure(kiro).await.unwrap();
+    World {
+        services,
+        clock,
+        admin: Caller {
+            user_id: issued.user.user_id,
+            admin: true,
+        },
+        _dir: dir,
+    }
+}
+
+impl World {
+    async fn task(&self, ws: &str, body: serde_json::Value) -> tlao_domain::Task {
+        let mut body = body;
+        body["workspaceId"] = json!(ws);
+        let request = NewTask::parse(&body).unwrap();
+        self.services
+            .tasks
+            .create(&self.admin, request, None)
+            .await
+            .unwrap()
+    }
+
+    async fn workspace(&self) -> String {
+        self.services
+            .workspaces
+            .create(&self.admin, "demo")
+            .await
+            .unwrap()
+            .workspace_id
+            .to_string()
+    }
+}
+
+fn plan() -> serde_json::Value {
+    json!({"taskType": "spec.generate", "input": {"prompt": "plan the work"}, "constraints": {"maxRunSeconds": 120}})
+}
+
+#[tokio::test]
+async fn a_run_takes_the_tightest_duration_limit_and_stores_its_task_spec() {
+    let w = world(Guardrails::default()).await;
+    let ws = w.workspace().await;
+    let task = w.task(&ws, plan()).await;
+
+    let view = w
+        .services
+        .runs
+        .create(
+            &w.admin,
+            CreateRun {
+                task_id: task.task_id.clone(),
+                executor: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(view.run.status, RunStatus::Queued);
+    assert_eq!(view.run.executor.as_str(), "kiro");
+    assert_eq!(
+        view.run.max_run_seconds, 120,
+        "task constraint beats executor (300) and guardrail (480)"
+    );
+    let key = BlobKey::parse(&keys::blob::task_spec(
+        &view.run.workspace_id,
+        &view.run.run_id,
+    ))
+    .unwrap();
+    let (_, mut body) = w.services.core.blobs.get(&key).await.unwrap();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        bytes.extend_from_slice(&chunk.unwrap());
+    }
+    let stored: tlao_domain::TaskSpec = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(stored, task.spec);
+}
+
+#[tokio::test]
+async fn queued_runs_report_their_position_and_move_up_when_one_is_cancelled() {
+    let w = world(Guardrails::default()).await;
+    let ws = w.workspace().await;
+    let task = w.task(&ws, plan()).await;
+    let create = || CreateRun {
+        task_id: task.task_id.clone(),
+        executor: None,
+    };
+
+    let first = w
+        .services
+        .runs
+        .create(&w.admin, create(), None)
+        .await
+        .unwrap();
+    let second = w
+        .services
+        .runs
+        .create(&w.admin, create(), None)
+        .await
+        .unwrap();
+    assert_eq!(first.queue_position, Some(1));
+    assert_eq!(second.queue_position, Some(2));
+
+    let cancelled = w
+        .services
+        .runs
+        .cancel(&w.admin, &first.run.run_id)
+        .await
+        .unwrap();
+    assert_eq!(cancelled.run.status, RunStatus::Cancelled);
+    assert_eq!(cancelled.queue_position, None);
+    let second = w
+        .services
+        .runs
+        .get(&w.admin, &second.run.run_id)
+        .await
+        .unwrap();
+    assert_eq!(second.queue_position, Some(1));
+
+    match w.services.runs.cancel(&w.admin, &first.run.run_id).await {
+        Err(ServiceError::Conflict(message)) => assert!(message.contains("cancelled"), "{message}"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_daily_quota_resets_at_the_next_utc_midnight() {
+    let w = world(Guardrails {
+        daily_run_quota: 2,
+        ..Guardrails::default()
+    })
+    .await;
+    let ws = w.workspace().await;
+    let task = w.task(&ws, plan()).await;
+    let create = || CreateRun {
+        task_id: task.task_id.clone(),
+        executor: None,
+    };
+
+    w.services
+        .runs
+        .create(&w.admin, create(), None)
+        .await
+        .unwrap();
+    w.services
+        .runs
+        .create(&w.admin, create(), None)
+        .await
+        .unwrap();
+    match w.services.runs.create(&w.admin, create(), None).await {
+        Err(ServiceError::QuotaExceeded {
+            quota: 2,
+            retry_after_seconds,
+        }) => {
+            assert_eq!(retry_after_seconds, 14 * 3600, "10:00 to midnight");
+        }
+        other => panic!("expected QuotaExceeded, got {other:?}"),
+    }
+
+    w.clock
+        .set("2026-11-27T00:00:00Z".parse::<Timestamp>().unwrap());
+    w.services
+        .runs
+        .create(&w.admin, create(), None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_retried_create_with_the_same_idempotency_key_creates_one_run() {
+    let w = world(Guardrails::default()).await;
+    let ws = w.workspace().await;
+    let task = w.task(&ws, plan()).await;
+    let request = CreateRun {
+        task_id: task.task_id.clone(),
+        executor: None,
+    };
+    let idem = Idempotency::new("retry-1", "POST /runs", &request).unwrap();
+
+    let first = w
+        .services
+        .runs
+        .create(&w.admin, request.clone(), Some(&idem))
+        .await
+        .unwrap();
+    let again = w
+        .services
+        .runs
+        .create(&w.admin, request.clone(), Some(&idem))
+        .await
+        .unwrap();
+
+    assert_eq!(first.run.run_id, again.run.run_id);
+    let quota = w
+        .services
+        .core
+        .store
+        .get_item(&keys::daily_quota(
+            &first.run.workspace_id,
+            w.clock.now().utc_date(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(quota.n("count"), Some(1));
+
+    let other = CreateRun {
+        task_id: task.task_id.clone(),
+        executor: Some("kiro".parse().unwrap()),
+    };
+    let reused = Idempotency::new("retry-1", "POST /runs", &other).unwrap();
+    assert!(matches!(
+        w.services.runs.create(&w.admin, other, Some(&reused)).await,
+        Err(ServiceError::Conflict(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_requested_executor_that_does_not_serve_the_task_type_is_refused_by_name() {
+    let w = world(Guardrails::default()).await;
+    let ws = w.workspace().await;
+    let task = w
+        .task(
+            &ws,
+            json!({"taskType": "deploy.run", "input": {"prompt": "ship"}}),
+        )
+        .await;
+    match w
+        .services
+        .runs
+        .create(
+            &w.admin,
+            CreateRun {
+                task_id: task.task_id.clone(),
+                executor: None,
+            },
+            None,
+        )
+        .await
+    {
+        Err(ServiceError::NoExecutor { message, .. }) => {
+            assert!(message.contains("\"deploy.run\""), "{message}");
+            assert!(message.contains("kiro"), "{message}");
+        }
+        other => panic!("expected NoExecutor, got {other:?}"),
+    }
+}
+
+fn gzip(data: &[u8]) -> Bytes {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(data).unwrap();
+    Bytes::from(encoder.finish().unwrap())
+}
+
+fn stream_of(data: Bytes, chunk: usize) -> ByteStream {
+    let parts: Vec<Result<Bytes, std::io::Error>> = data
+        .chunks(chunk)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    Box::pin(futures::stream::iter(parts))
+}
+
+#[tokio::test]
+async fn an_archive_is_measured_and_hashed_while_it_streams() {
+    let w = world(Guardrails::default()).await;
+    let ws: tlao_domain::WorkspaceId = w.workspace().await.parse().unwrap();
+    let body = gzip(b"hello archive");
+
+    let archive = w
+        .services
+        .archives
+        .upload(&w.admin, &ws, None, stream_of(body.clone(), 1))
+        .await
+        .unwrap();
+
+    assert_eq!(archive.size, body.len() as u64);
+    use sha2::Digest;
+    let expected: String = sha2::Sha256::digest(&body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(archive.sha256, expected);
+    assert!(
+        archive
+            .key
+            .starts_with(&format!("workspaces/{ws}/archives/"))
+    );
+}
+
+#[tokio::test]
+async fn an_undeclared_archive_over_the_limit_is_cut_off_and_nothing_is_stored() {
+    let w = world(Guardrails {
+        max_archive_bytes: 1000,
+        ..Guardrails::default()
+    })
+    .await;
+    let ws: tlao_domain::WorkspaceId = w.workspace().await.parse().unwrap();
+    let mut big = vec![0x1f, 0x8b];
+    big.extend(std::iter::repeat_n(7u8, 5000));
+
+    let result = w
+        .services
+        .archives
+        .upload(&w.admin, &ws, None, stream_of(Bytes::from(big), 100))
+        .await;
+
+    assert!(
+        matches!(result, Err(ServiceError::TooLarge { max_bytes: 1000 })),
+        "{result:?}"
+    );
+    let prefix = tlao_ports::Query::new(
+        tlao_domain::KeyPrefix {
+            pk: keys::workspace(&ws).pk,
+            sk_prefix: "ARC#".into(),
+        },
+        tlao_ports::Direction::Forward,
+        10,
+    );
+    assert!(
+        w.services
+            .core
+            .store
+            .query_items(prefix)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_gzip_is_refused() {
+    let w = world(Guardrails::default()).await;
+    let ws: tlao_domain::WorkspaceId = w.workspace().await.parse().unwrap();
+    let result = w
+        .services
+        .archives
+        .upload(
+            &w.admin,
+            &ws,
+            None,
+            stream_of(Bytes::from_static(b"PK\x03\x04zip"), 3),
+        )
+        .await;
+    match result {
+        Err(ServiceError::Invalid(errors)) => assert!(errors.mentions("body"), "{errors}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_non_member_is_forbidden_and_an_unknown_workspace_is_not_found() {
+    let w = world(Guardrails::default()).await;
+    let ws = w.workspace().await;
+    let stranger = w.services.users.create(&w.admin, "stranger").await.unwrap();
+    let stranger = Caller {
+        user_id: stranger.user.user_id,
+        admin: false,
+    };
+    let ws_id: tlao_domain::WorkspaceId = ws.parse().unwrap();
+
+    assert!(matches!(
+        w.services.workspaces.get(&stranger, &ws_id).await,
+        Err(ServiceError::Forbidden(_))
+    ));
+    let unknown = tlao_domain::WorkspaceId::new(tlao_domain::Ulid::from_parts(1, 1));
+    assert!(matches!(
+        w.services.workspaces.get(&stranger, &unknown).await,
+        Err(ServiceError::NotFound {
+            what: "workspace",
+            ..
+        })
+    ));
+    assert!(matches!(
+        w.services.users.create(&stranger, "x").await,
+        Err(ServiceError::Forbidden(_))
+    ));
+}
