@@ -17,6 +17,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::EventPayload;
 use crate::executor::ExecutorName;
 use crate::id::{ArtifactId, LeaseId, RunId, TaskId, UserId, WorkspaceId};
 use crate::task_spec::TaskType;
@@ -279,6 +280,35 @@ impl Run {
         Ok(())
     }
 
+    /// Admits a batch of events under the log cap (requirement 7.6): log lines are kept
+    /// while the run's kept log bytes stay within `max_log_bytes`; the first line past
+    /// the cap is replaced by one `truncated` marker, and it and every later line are
+    /// only counted in `dropped_log_bytes`. Other events always pass. Returns the events
+    /// to store, in order.
+    pub fn admit_events(
+        &mut self,
+        batch: Vec<EventPayload>,
+        max_log_bytes: u64,
+    ) -> Vec<EventPayload> {
+        let mut admitted = Vec::with_capacity(batch.len());
+        for event in batch {
+            let bytes = event.log_bytes();
+            if bytes == 0 {
+                admitted.push(event);
+            } else if self.logs_truncated {
+                self.dropped_log_bytes += bytes;
+            } else if self.log_bytes + bytes > max_log_bytes {
+                self.logs_truncated = true;
+                self.dropped_log_bytes += bytes;
+                admitted.push(EventPayload::Truncated { max_log_bytes });
+            } else {
+                self.log_bytes += bytes;
+                admitted.push(event);
+            }
+        }
+        admitted
+    }
+
     /// How long it ran (or has been running at `now`), in milliseconds.
     pub fn duration_millis(&self, now: Timestamp) -> Option<i64> {
         let start = self.started_at?;
@@ -303,6 +333,7 @@ impl Run {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::LogStream;
     use crate::id::Ulid;
 
     fn queued_run() -> Run {
@@ -424,6 +455,47 @@ mod tests {
                 assert_eq!(result.is_ok(), allowed(from, to), "{from} -> {to}");
             }
         }
+    }
+
+    fn line(text: &str) -> EventPayload {
+        EventPayload::Log {
+            stream: LogStream::Stdout,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn logs_past_the_cap_are_counted_not_kept_with_one_marker() {
+        let mut run = queued_run();
+        // Each line costs its length plus a newline: 4 bytes.
+        let admitted = run.admit_events(vec![line("abc"), line("def")], 10);
+        assert_eq!(admitted.len(), 2);
+        let admitted = run.admit_events(
+            vec![
+                line("ghi"),
+                EventPayload::Progress {
+                    message: "half".into(),
+                    percent: Some(50),
+                },
+                line("jkl"),
+            ],
+            10,
+        );
+        assert_eq!(
+            admitted,
+            vec![
+                EventPayload::Truncated { max_log_bytes: 10 },
+                EventPayload::Progress {
+                    message: "half".into(),
+                    percent: Some(50)
+                },
+            ]
+        );
+        assert!(run.logs_truncated);
+        assert_eq!(run.log_bytes, 8);
+        assert_eq!(run.dropped_log_bytes, 8);
+        assert!(run.admit_events(vec![line("x")], 10).is_empty());
+        assert_eq!(run.dropped_log_bytes, 10);
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct Core {
     pub guardrails: Guardrails,
     /// The last id generated, for monotonic ids.
     pub last_ulid: std::sync::Mutex<Ulid>,
+    /// Bumped when a run is queued or a slot frees, so dispatchers and long-polling
+    /// leases in this process wake at once (other processes poll).
+    pub queue_version: tokio::sync::watch::Sender<u64>,
 }
 
 impl Core {
@@ -86,6 +89,12 @@ impl Core {
             .get::<Lookup>(&of.key())
             .await?
             .map(|l| l.workspace_id))
+    }
+
+    /// Wakes whoever waits for queue changes in this process.
+    pub fn signal_queue(&self) {
+        self.queue_version
+            .send_modify(|version| *version = version.wrapping_add(1));
     }
 
     /// Requires the caller to be an administrator.

@@ -10,13 +10,17 @@ pub mod artifacts;
 pub mod codec;
 pub mod context;
 pub mod error;
+pub mod events;
 pub mod idempotency;
+pub mod reaper;
 pub mod registry;
 pub mod retry;
+pub mod run_store;
 pub mod runs;
 pub mod store;
 pub mod tasks;
 pub mod users;
+pub mod worker;
 pub mod workspaces;
 
 use std::sync::Arc;
@@ -29,13 +33,16 @@ pub use artifacts::{ArtifactService, ArtifactView};
 pub use codec::{CodecError, Entity, Lookup, Step};
 pub use context::{Caller, Core};
 pub use error::ServiceError;
+pub use events::EventService;
 pub use idempotency::Idempotency;
+pub use reaper::{Reaper, Sweep};
 pub use registry::ExecutorRegistry;
 pub use retry::RetryPolicy;
 pub use runs::{CreateRun, RunFilter, RunPage, RunService, RunView};
 pub use store::{Store, StoreError};
 pub use tasks::TaskService;
 pub use users::{IssuedUser, UserService};
+pub use worker::{Assignment, Completion, NewArtifact, Report, WorkerService};
 pub use workspaces::WorkspaceService;
 
 /// Every service, wired over one set of dependencies.
@@ -56,6 +63,10 @@ pub struct Services {
     pub artifacts: Arc<ArtifactService>,
     /// The executor registry.
     pub executors: Arc<ExecutorRegistry>,
+    /// The worker protocol.
+    pub workers: Arc<WorkerService>,
+    /// Run events.
+    pub events: Arc<EventService>,
 }
 
 impl Services {
@@ -72,6 +83,7 @@ impl Services {
             clock,
             guardrails,
             last_ulid: std::sync::Mutex::new(tlao_domain::Ulid::from_parts(0, 0)),
+            queue_version: tokio::sync::watch::Sender::new(0),
         });
         let workspaces = Arc::new(WorkspaceService::new(core.clone()));
         let tasks = Arc::new(TaskService::new(core.clone()));
@@ -89,6 +101,8 @@ impl Services {
             )),
             archives: Arc::new(ArchiveService::new(core.clone())),
             artifacts: Arc::new(ArtifactService::new(core.clone())),
+            workers: Arc::new(WorkerService::new(core.clone(), executors.clone())),
+            events: Arc::new(EventService::new(core.clone())),
             workspaces,
             tasks,
             executors,

@@ -11,16 +11,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tlao_domain::{
-    ExecutorName, Run, RunId, RunStatus, Task, TaskId, Transition, Usage, WorkspaceId, keys,
+    EventPayload, ExecutorName, Run, RunEvent, RunId, RunStatus, Task, TaskId, Transition, Usage,
+    WorkspaceId, keys,
 };
 use tlao_ports::{AttrValue, BlobKey, Condition, Cursor, Direction, Item, Query, Update, WriteOp};
 
-use crate::codec::{self, Lookup, LookupOf};
+use crate::codec::{self, Lookup, LookupOf, Step};
 use crate::context::{Caller, Core};
 use crate::error::ServiceError;
 use crate::idempotency::Idempotency;
 use crate::registry::ExecutorRegistry;
-use crate::store::{StoreError, put_op, update_doc_op};
+use crate::run_store;
+use crate::store::{StoreError, put_op};
 use crate::tasks::TaskService;
 use crate::workspaces::WorkspaceService;
 
@@ -51,6 +53,8 @@ pub struct RunView {
     pub run: Run,
     /// Its 1-based position in its workspace's queue, while queued.
     pub queue_position: Option<u32>,
+    /// Its kept log lines, when read singly (lists leave them out).
+    pub logs: Option<String>,
 }
 
 /// Which runs to list.
@@ -170,7 +174,28 @@ impl RunService {
                     Condition::LessThan(QUOTA_COUNT.into(), i64::from(quota)),
                 ])),
             },
-            put_op(&run, Some(Condition::NotExists))?,
+            WriteOp::Put {
+                item: {
+                    let mut item = codec::encode(&run)?;
+                    item.attrs
+                        .insert(run_store::NEXT_SEQ.into(), AttrValue::N(1));
+                    item
+                },
+                condition: Some(Condition::NotExists),
+            },
+            put_op(
+                &Step {
+                    run_id: run.run_id.clone(),
+                    event: RunEvent {
+                        seq: 1,
+                        at: now,
+                        payload: EventPayload::Status {
+                            status: RunStatus::Queued,
+                        },
+                    },
+                },
+                Some(Condition::NotExists),
+            )?,
             put_op(
                 &Lookup {
                     of: LookupOf::Run(run.run_id.clone()),
@@ -220,6 +245,7 @@ impl RunService {
                 };
             }
         }
+        self.core.signal_queue();
         tracing::info!(
             workspace_id = %ws, run_id = %run.run_id, executor = %run.executor,
             operation = "create_run", "run queued"
@@ -230,7 +256,10 @@ impl RunService {
     /// A run of a workspace the caller belongs to (requirement 2.7).
     pub async fn get(&self, caller: &Caller, run_id: &RunId) -> Result<RunView, ServiceError> {
         let run = self.load(caller, run_id).await?;
-        self.view(run).await
+        let logs = crate::events::log_text(&self.core, run_id).await?;
+        let mut view = self.view(run).await?;
+        view.logs = Some(logs);
+        Ok(view)
     }
 
     /// A page of a workspace's runs, newest first (requirement 2.6).
@@ -289,6 +318,7 @@ impl RunService {
                 RunView {
                     run,
                     queue_position,
+                    logs: None,
                 }
             })
             .collect();
@@ -298,55 +328,26 @@ impl RunService {
     /// Cancels a queued or running run. A running run's worker sees the cancellation on
     /// its next heartbeat and stops the executor. `Conflict` when the run is finished.
     pub async fn cancel(&self, caller: &Caller, run_id: &RunId) -> Result<RunView, ServiceError> {
-        // A worker may start or finish the run between our read and our write; the
-        // conditional write then fails and we look again.
-        for _ in 0..5 {
-            let before = self.load(caller, run_id).await?;
-            let mut after = before.clone();
-            after
-                .apply(Transition::Cancel, self.core.now())
-                .map_err(|e| {
-                    ServiceError::Conflict(format!(
-                        "{e}; only queued or running runs can be cancelled"
-                    ))
-                })?;
-            let ws = &before.workspace_id;
-            let mut ops = vec![update_doc_op(&after, Some(status_is(before.status)))?];
-            match before.status {
-                RunStatus::Queued => {
-                    ops.push(WriteOp::Delete {
-                        key: keys::queue_entry(&before.executor, run_id),
-                        condition: None,
-                    });
-                    ops.push(WriteOp::Delete {
-                        key: keys::workspace_queue_entry(ws, run_id),
-                        condition: None,
-                    });
-                }
-                _ => {
-                    ops.push(WriteOp::Update {
-                        key: keys::workspace(ws),
-                        update: Update::new().add(ACTIVE_RUNS, -1),
-                        condition: Some(Condition::Exists),
-                    });
-                    ops.push(WriteOp::Delete {
-                        key: keys::active_run(run_id),
-                        condition: None,
-                    });
-                }
-            }
-            match self.core.store.transact(ops).await {
-                Ok(()) => {
-                    tracing::info!(workspace_id = %ws, run_id = %run_id, operation = "cancel_run", "run cancelled");
-                    return self.view(after).await;
-                }
-                Err(StoreError::ConditionFailed { op: 0 }) => continue,
-                Err(other) => return Err(other.into()),
-            }
-        }
-        Err(ServiceError::Conflict(format!(
-            "run {run_id} kept changing while it was being cancelled; try again"
-        )))
+        let run = self.load(caller, run_id).await?;
+        let cancelled = run_store::finish(
+            &self.core,
+            &run.workspace_id,
+            run_id,
+            Transition::Cancel,
+            |_| Ok(()),
+        )
+        .await
+        .map_err(|e| match e {
+            ServiceError::Conflict(reason) => ServiceError::Conflict(format!(
+                "{reason}; only queued or running runs can be cancelled"
+            )),
+            other => other,
+        })?;
+        tracing::info!(
+            workspace_id = %cancelled.workspace_id, run_id = %run_id,
+            operation = "cancel_run", "run cancelled"
+        );
+        self.view(cancelled).await
     }
 
     async fn load(&self, caller: &Caller, run_id: &RunId) -> Result<Run, ServiceError> {
@@ -373,6 +374,7 @@ impl RunService {
         Ok(RunView {
             run,
             queue_position,
+            logs: None,
         })
     }
 
@@ -410,11 +412,6 @@ impl RunService {
             retry_after_seconds: (reset.millis_since(now).max(0) as u64).div_ceil(1000),
         }
     }
-}
-
-/// The condition that a run item still has `status`.
-pub fn status_is(status: RunStatus) -> Condition {
-    Condition::equals(codec::STATUS, AttrValue::S(status.as_str().into()))
 }
 
 fn queue_entry(run: &Run) -> Item {

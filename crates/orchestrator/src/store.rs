@@ -168,19 +168,3 @@ pub fn put_op<E: Entity>(entity: &E, condition: Option<Condition>) -> Result<Wri
         condition,
     })
 }
-
-/// A transaction operation that rewrites `entity`'s document and projections (leaving
-/// counters alone) if `condition` holds.
-pub fn update_doc_op<E: Entity>(
-    entity: &E,
-    condition: Option<Condition>,
-) -> Result<WriteOp, CodecError> {
-    Ok(WriteOp::Update {
-        key: entity.key(),
-        update: Update {
-            set: codec::document_attrs(entity)?,
-            ..Update::default()
-        },
-        condition,
-    })
-}

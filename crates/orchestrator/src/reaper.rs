@@ -1,0 +1,167 @@
+//! The reaper: the backstop that ends runs nobody will end.
+//!
+//! A running run past its deadline (plus a grace period for the worker to report it
+//! itself) becomes `timed_out` (requirement 2.8); a running run whose worker has been
+//! silent longer than the heartbeat timeout becomes `failed` with code `worker_lost`
+//! (requirement 13.5). The same sweep on server start judges runs a crash left
+//! `running`. Every change is a conditional write, so the reaper racing a worker's own
+//! completion yields exactly one outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tlao_domain::{RunError, RunErrorCode, RunId, RunStatus, Transition, WorkspaceId, keys};
+use tlao_ports::{Cursor, Direction, Query};
+
+use crate::context::Core;
+use crate::error::ServiceError;
+use crate::run_store;
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Sweep {
+    /// Runs ended as `timed_out`.
+    pub timed_out: Vec<RunId>,
+    /// Runs ended as `failed` / `worker_lost`.
+    pub lost: Vec<RunId>,
+}
+
+/// Finds and ends overdue and abandoned runs.
+pub struct Reaper {
+    core: Arc<Core>,
+    heartbeat_timeout: Duration,
+    deadline_grace: Duration,
+}
+
+impl Reaper {
+    /// A reaper failing runs silent for `heartbeat_timeout`, and timing out runs
+    /// `deadline_grace` after their deadline.
+    pub fn new(core: Arc<Core>, heartbeat_timeout: Duration, deadline_grace: Duration) -> Self {
+        Reaper {
+            core,
+            heartbeat_timeout,
+            deadline_grace,
+        }
+    }
+
+    /// Looks at every running run once.
+    pub async fn sweep(&self) -> Result<Sweep, ServiceError> {
+        let mut sweep = Sweep::default();
+        let mut cursor: Option<Cursor> = None;
+        loop {
+            let page = self
+                .core
+                .store
+                .query_items(Query::new(keys::active_runs(), Direction::Forward, 500).after(cursor))
+                .await?;
+            for item in &page.items {
+                let (Ok(run_id), Some(Ok(ws))) = (
+                    item.key.sk.parse::<RunId>(),
+                    item.s("workspaceId").map(str::parse::<WorkspaceId>),
+                ) else {
+                    continue;
+                };
+                if let Err(error) = self.judge(&ws, &run_id, &mut sweep).await {
+                    tracing::error!(
+                        workspace_id = %ws, run_id = %run_id, operation = "reap",
+                        error = %error, "could not judge a running run"
+                    );
+                }
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(sweep)
+    }
+
+    async fn judge(
+        &self,
+        ws: &WorkspaceId,
+        run_id: &RunId,
+        sweep: &mut Sweep,
+    ) -> Result<(), ServiceError> {
+        let Some(stored) = run_store::load(&self.core, ws, run_id).await? else {
+            return Ok(());
+        };
+        let run = &stored.run;
+        if run.status != RunStatus::Running {
+            // Ended without freeing its index entry (cannot happen through the services;
+            // tidy it anyway).
+            self.core
+                .store
+                .delete(&keys::active_run(run_id), None)
+                .await?;
+            return Ok(());
+        }
+        let grace_ms = self.deadline_grace.as_millis() as i64;
+        let timeout_s = self.heartbeat_timeout.as_secs().max(1);
+        let overdue = |run: &tlao_domain::Run, now: tlao_domain::Timestamp| {
+            run.deadline.is_some_and(|d| now >= d.plus_millis(grace_ms))
+        };
+        let now = self.core.now();
+        let timed_out = overdue(run, now);
+        let transition = if timed_out {
+            Transition::TimeOut
+        } else if run.heartbeat_expired(now, timeout_s) {
+            Transition::Fail(RunError {
+                code: RunErrorCode::WorkerLost,
+                message: format!(
+                    "the worker sent no heartbeat for {timeout_s} s; it is presumed dead"
+                ),
+                exit_code: None,
+            })
+        } else {
+            return Ok(());
+        };
+        // The verdict is checked again on the run as it is when written: a worker that
+        // reported in between keeps its run.
+        let core = &self.core;
+        let result = run_store::finish(core, ws, run_id, transition, |current| {
+            let now = core.now();
+            let still = current.status == RunStatus::Running
+                && if timed_out {
+                    overdue(current, now)
+                } else {
+                    current.heartbeat_expired(now, timeout_s)
+                };
+            if still {
+                Ok(())
+            } else {
+                Err(ServiceError::Conflict(
+                    "the run reported in or ended".into(),
+                ))
+            }
+        })
+        .await;
+        match result {
+            Ok(_) => {
+                tracing::warn!(
+                    workspace_id = %ws, run_id = %run_id, operation = "reap",
+                    outcome = if timed_out { "timed_out" } else { "worker_lost" }, "run ended by the reaper"
+                );
+                if timed_out {
+                    sweep.timed_out.push(run_id.clone());
+                } else {
+                    sweep.lost.push(run_id.clone());
+                }
+                Ok(())
+            }
+            Err(ServiceError::Conflict(_)) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Sweeps every `interval` until the task is dropped.
+    pub async fn run(self, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(error) = self.sweep().await {
+                tracing::error!(operation = "reap", error = %error, "reaper sweep failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,614 @@
+//! The worker protocol's use cases: how the execution plane leases runs, reports events
+//! (which double as heartbeats), stores artifacts and completes runs.
+//!
+//! A lease takes the oldest queued run whose workspace is below its concurrency limit,
+//! in one transaction that flips the run to `running`, takes a slot on the workspace's
+//! `activeRuns` counter (conditioned on the limit) and removes the queue entries. Every
+//! later call carries the lease id; a worker whose lease is gone (the reaper failed the
+//! run, someone cancelled it) is told so and stops.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tlao_domain::{
+    Archive, Artifact, ArtifactId, ArtifactName, ArtifactStatus, ArtifactType, EventPayload,
+    ExecutorDescriptor, ExecutorName, LeaseId, Run, RunError, RunEvent, RunId, RunStatus, Task,
+    Timestamp, Transition, Usage, WorkspaceId, keys,
+};
+use tlao_ports::{
+    AttrValue, BlobError, BlobKey, Condition, Direction, PresignedUrl, Query, Update, WriteOp,
+};
+
+use crate::codec::{Lookup, LookupOf};
+use crate::context::Core;
+use crate::error::ServiceError;
+use crate::registry::ExecutorRegistry;
+use crate::run_store::{self, StoredRun};
+use crate::runs::ACTIVE_RUNS;
+use crate::store::put_op;
+
+/// How long the presigned URLs of an assignment work.
+pub const ASSIGNMENT_URL_TTL: Duration = Duration::from_secs(3600);
+/// How many queue entries per executor a lease looks at.
+const LEASE_SCAN: usize = 50;
+
+/// The workspace archive a run works on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveDownload {
+    /// The archive.
+    pub archive: Archive,
+    /// Where to download it.
+    pub url: PresignedUrl,
+}
+
+/// Everything a worker needs to execute a leased run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// The run, now `running`.
+    pub run: Run,
+    /// The lease every later call must carry.
+    pub lease_id: LeaseId,
+    /// The executor record to run it with.
+    pub executor: ExecutorDescriptor,
+    /// The blob key of the TaskSpec (requirement 5.1).
+    pub task_spec_key: String,
+    /// Where to download the TaskSpec.
+    pub task_spec_url: PresignedUrl,
+    /// The workspace archive, when the task has one (requirement 5.2).
+    pub archive: Option<ArchiveDownload>,
+    /// When the run must be over.
+    pub deadline: Timestamp,
+}
+
+/// What the control plane answers to an event batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The run's status now; anything but `running` means stop.
+    pub status: RunStatus,
+    /// Whether the worker must stop the executor (cancelled, timed out, failed elsewhere).
+    pub stop: bool,
+    /// The run's deadline.
+    pub deadline: Option<Timestamp>,
+    /// The last sequence number stored.
+    pub last_seq: u64,
+    /// The events as stored, with their sequence numbers.
+    pub stored: Vec<RunEvent>,
+}
+
+/// An artifact the worker is about to upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewArtifact {
+    /// Its name.
+    pub name: ArtifactName,
+    /// What it is.
+    pub artifact_type: ArtifactType,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The hex SHA-256 of its bytes.
+    pub sha256: String,
+    /// Its media type.
+    pub content_type: String,
+}
+
+/// A pending artifact and where to upload its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactUpload {
+    /// The record, `pending`.
+    pub artifact: Artifact,
+    /// A presigned PUT for its bytes.
+    pub upload: PresignedUrl,
+}
+
+/// How the worker says a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// The executor succeeded.
+    Completed,
+    /// The executor or the worker failed.
+    Failed(RunError),
+    /// The worker stopped the executor at the deadline.
+    TimedOut,
+    /// The worker stopped the executor because the run was cancelled.
+    Cancelled,
+}
+
+/// The control plane's side of the worker protocol.
+pub struct WorkerService {
+    core: Arc<Core>,
+    registry: Arc<ExecutorRegistry>,
+}
+
+impl WorkerService {
+    /// The service over shared dependencies.
+    pub fn new(core: Arc<Core>, registry: Arc<ExecutorRegistry>) -> Self {
+        WorkerService { core, registry }
+    }
+
+    /// Leases the oldest queued run (of `executors`, or of any executor) whose workspace
+    /// has a free slot; `None` when there is none.
+    pub async fn lease_next(
+        &self,
+        executors: Option<&[ExecutorName]>,
+    ) -> Result<Option<Assignment>, ServiceError> {
+        let registered = self.registry.list().await?;
+        let mut candidates: Vec<(RunId, WorkspaceId, ExecutorDescriptor)> = Vec::new();
+        for executor in registered.iter() {
+            if executors.is_some_and(|wanted| !wanted.contains(&executor.name)) {
+                continue;
+            }
+            let page = self
+                .core
+                .store
+                .query_items(Query::new(
+                    keys::queue_of(&executor.name),
+                    Direction::Forward,
+                    LEASE_SCAN,
+                ))
+                .await?;
+            for item in page.items {
+                let run = item.key.sk.parse::<RunId>();
+                let ws = item
+                    .s("workspaceId")
+                    .and_then(|w| w.parse::<WorkspaceId>().ok());
+                if let (Ok(run), Some(ws)) = (run, ws) {
+                    candidates.push((run, ws, executor.clone()));
+                }
+            }
+        }
+        candidates.sort_by(|a, b| a.0.cmp(&b.0));
+
+        let limit = i64::from(self.core.guardrails.max_concurrent_runs);
+        let mut full: HashSet<WorkspaceId> = HashSet::new();
+        for (run_id, ws, executor) in candidates {
+            if full.contains(&ws) {
+                continue;
+            }
+            let active = self
+                .core
+                .store
+                .get_item(&keys::workspace(&ws))
+                .await?
+                .and_then(|item| item.n(ACTIVE_RUNS))
+                .unwrap_or(0);
+            if active >= limit {
+                full.insert(ws);
+                continue;
+            }
+            match self.try_lease(&ws, &run_id, &executor, limit).await? {
+                Some(assignment) => return Ok(Some(assignment)),
+                None => continue,
+            }
+        }
+        Ok(None)
+    }
+
+    /// One attempt to lease one run; `None` when it was taken, cancelled or its
+    /// workspace filled up meanwhile.
+    async fn try_lease(
+        &self,
+        ws: &WorkspaceId,
+        run_id: &RunId,
+        executor: &ExecutorDescriptor,
+        limit: i64,
+    ) -> Result<Option<Assignment>, ServiceError> {
+        let Some(stored) = run_store::load(&self.core, ws, run_id).await? else {
+            self.drop_queue_entry(&executor.name, ws, run_id).await?;
+            return Ok(None);
+        };
+        if stored.run.status != RunStatus::Queued {
+            // A stale entry (the run was cancelled between our read and its write).
+            self.drop_queue_entry(&executor.name, ws, run_id).await?;
+            return Ok(None);
+        }
+        let now = self.core.now();
+        let lease_id = LeaseId::new(self.core.new_ulid());
+        let deadline = now.plus_seconds(u64::from(stored.run.max_run_seconds));
+        let mut after = stored.run.clone();
+        after
+            .apply(
+                Transition::Start {
+                    lease_id: lease_id.clone(),
+                    deadline,
+                },
+                now,
+            )
+            .map_err(|e| ServiceError::Internal(e.into()))?;
+        let (mut ops, _) = run_store::write(
+            &stored,
+            &after,
+            vec![EventPayload::Status {
+                status: RunStatus::Running,
+            }],
+            now,
+        )?;
+        ops.push(WriteOp::Delete {
+            key: keys::queue_entry(&executor.name, run_id),
+            condition: Some(Condition::Exists),
+        });
+        ops.push(WriteOp::Delete {
+            key: keys::workspace_queue_entry(ws, run_id),
+            condition: None,
+        });
+        ops.push(WriteOp::Update {
+            key: keys::workspace(ws),
+            update: Update::new().add(ACTIVE_RUNS, 1),
+            condition: Some(Condition::And(vec![
+                Condition::Exists,
+                Condition::Or(vec![
+                    Condition::AttrMissing(ACTIVE_RUNS.into()),
+                    Condition::LessThan(ACTIVE_RUNS.into(), limit),
+                ]),
+            ])),
+        });
+        ops.push(WriteOp::Put {
+            item: tlao_ports::Item::new(keys::active_run(run_id))
+                .with("kind", AttrValue::S("active".into()))
+                .with("workspaceId", AttrValue::S(ws.to_string())),
+            condition: Some(Condition::NotExists),
+        });
+        match self.core.store.transact(ops).await {
+            Ok(()) => {}
+            Err(crate::store::StoreError::ConditionFailed { .. }) => return Ok(None),
+            Err(other) => return Err(other.into()),
+        }
+        tracing::info!(
+            workspace_id = %ws, run_id = %run_id, executor = %executor.name,
+            operation = "lease_run", "run leased"
+        );
+        self.assemble(after, lease_id, executor.clone())
+            .await
+            .map(Some)
+    }
+
+    async fn drop_queue_entry(
+        &self,
+        executor: &ExecutorName,
+        ws: &WorkspaceId,
+        run_id: &RunId,
+    ) -> Result<(), ServiceError> {
+        self.core
+            .store
+            .transact(vec![
+                WriteOp::Delete {
+                    key: keys::queue_entry(executor, run_id),
+                    condition: None,
+                },
+                WriteOp::Delete {
+                    key: keys::workspace_queue_entry(ws, run_id),
+                    condition: None,
+                },
+            ])
+            .await?;
+        Ok(())
+    }
+
+    /// The assignment of a run already leased (a worker started for a lease the
+    /// dispatcher took fetches it here). `Conflict` when the lease is not current.
+    pub async fn assignment(
+        &self,
+        run_id: &RunId,
+        lease_id: &LeaseId,
+    ) -> Result<Assignment, ServiceError> {
+        let stored = self.leased(run_id, lease_id).await?;
+        if stored.run.status != RunStatus::Running {
+            return Err(ServiceError::Conflict(format!(
+                "run {run_id} is {}; there is nothing to execute",
+                stored.run.status
+            )));
+        }
+        let executor = self
+            .registry
+            .list()
+            .await?
+            .iter()
+            .find(|e| e.name == stored.run.executor)
+            .cloned()
+            .ok_or_else(|| {
+                ServiceError::Conflict(format!(
+                    "executor {} is no longer registered",
+                    stored.run.executor
+                ))
+            })?;
+        self.assemble(stored.run, lease_id.clone(), executor).await
+    }
+
+    async fn assemble(
+        &self,
+        run: Run,
+        lease_id: LeaseId,
+        executor: ExecutorDescriptor,
+    ) -> Result<Assignment, ServiceError> {
+        let ws = &run.workspace_id;
+        let task_spec_key = keys::blob::task_spec(ws, &run.run_id);
+        let blob = |text: &str| BlobKey::parse(text).map_err(|e| ServiceError::Internal(e.into()));
+        let task_spec_url = self
+            .core
+            .blobs
+            .presign_get(&blob(&task_spec_key)?, ASSIGNMENT_URL_TTL)
+            .await?;
+        let task = self
+            .core
+            .store
+            .get::<Task>(&keys::task(ws, &run.task_id))
+            .await?
+            .ok_or_else(|| ServiceError::not_found("task", &run.task_id))?;
+        let archive = match &task.spec.input.archive_id {
+            None => None,
+            Some(archive_id) => {
+                let archive = self
+                    .core
+                    .store
+                    .get::<Archive>(&keys::archive(ws, archive_id))
+                    .await?
+                    .ok_or_else(|| ServiceError::not_found("archive", archive_id))?;
+                let url = self
+                    .core
+                    .blobs
+                    .presign_get(&blob(&archive.key)?, ASSIGNMENT_URL_TTL)
+                    .await?;
+                Some(ArchiveDownload { archive, url })
+            }
+        };
+        let deadline = run.deadline.unwrap_or_else(|| self.core.now());
+        Ok(Assignment {
+            run,
+            lease_id,
+            executor,
+            task_spec_key,
+            task_spec_url,
+            archive,
+            deadline,
+        })
+    }
+
+    /// The run, if `lease_id` is its current lease; `NotFound` or `Conflict` otherwise.
+    async fn leased(&self, run_id: &RunId, lease_id: &LeaseId) -> Result<StoredRun, ServiceError> {
+        let ws = self.locate(run_id).await?;
+        let stored = run_store::load(&self.core, &ws, run_id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("run", run_id))?;
+        check_lease(&stored.run, lease_id)?;
+        Ok(stored)
+    }
+
+    async fn locate(&self, run_id: &RunId) -> Result<WorkspaceId, ServiceError> {
+        self.core
+            .locate(LookupOf::Run(run_id.clone()))
+            .await?
+            .ok_or_else(|| ServiceError::not_found("run", run_id))
+    }
+
+    /// Stores a batch of events (applying the log cap) and records the heartbeat. Events
+    /// are accepted after the run ended too, so a worker's last lines are never lost;
+    /// `stop` tells the worker whether to stop the executor.
+    pub async fn report(
+        &self,
+        run_id: &RunId,
+        lease_id: &LeaseId,
+        events: Vec<EventPayload>,
+    ) -> Result<Report, ServiceError> {
+        let ws = self.locate(run_id).await?;
+        let max_log_bytes = self.core.guardrails.max_log_bytes;
+        let mut stored_events = Vec::new();
+        let mut remaining = events;
+        // Large batches are stored in several transactions, in order.
+        loop {
+            let rest = if remaining.len() > run_store::MAX_EVENTS_PER_WRITE {
+                remaining.split_off(run_store::MAX_EVENTS_PER_WRITE)
+            } else {
+                Vec::new()
+            };
+            let chunk = std::mem::take(&mut remaining);
+            let (run, last_seq, events) =
+                run_store::retry_on_race(&self.core, &ws, run_id, |stored| {
+                    check_lease(&stored.run, lease_id)?;
+                    let now = self.core.now();
+                    let mut after = stored.run.clone();
+                    let admitted = after.admit_events(chunk.clone(), max_log_bytes);
+                    if after.status == RunStatus::Running {
+                        after.heartbeat_at = Some(now);
+                    }
+                    let (ops, events) = run_store::write(&stored, &after, admitted, now)?;
+                    let last_seq = stored.last_seq + events.len() as u64;
+                    Ok((ops, (after, last_seq, events)))
+                })
+                .await?;
+            stored_events.extend(events);
+            if rest.is_empty() {
+                return Ok(Report {
+                    status: run.status,
+                    stop: run.status != RunStatus::Running,
+                    deadline: run.deadline,
+                    last_seq,
+                    stored: stored_events,
+                });
+            }
+            remaining = rest;
+        }
+    }
+
+    /// Registers a pending artifact of a running run and returns where to upload it
+    /// (under `workspaces/{ws}/runs/{run}/artifacts/`, requirement 3.5).
+    pub async fn create_artifact(
+        &self,
+        run_id: &RunId,
+        lease_id: &LeaseId,
+        new: NewArtifact,
+    ) -> Result<ArtifactUpload, ServiceError> {
+        let ws = self.locate(run_id).await?;
+        let artifact_id = ArtifactId::new(self.core.new_ulid());
+        let key = keys::blob::artifact(&ws, run_id, &artifact_id, &new.name);
+        let blob_key =
+            BlobKey::parse(&key).map_err(|e| ServiceError::invalid("name", e.to_string()))?;
+        let artifact = Artifact {
+            artifact_id: artifact_id.clone(),
+            run_id: run_id.clone(),
+            workspace_id: ws.clone(),
+            artifact_type: new.artifact_type,
+            name: new.name,
+            size: new.size,
+            content_type: new.content_type,
+            sha256: new.sha256,
+            status: ArtifactStatus::Pending,
+            key,
+            created_at: self.core.now(),
+            error: None,
+        };
+        let lookup = Lookup {
+            of: LookupOf::Artifact(artifact_id.clone()),
+            workspace_id: ws.clone(),
+        };
+        run_store::retry_on_race(&self.core, &ws, run_id, |stored| {
+            check_lease(&stored.run, lease_id)?;
+            let mut after = stored.run.clone();
+            after.artifact_ids.push(artifact_id.clone());
+            let (mut ops, _) = run_store::write(&stored, &after, Vec::new(), self.core.now())?;
+            ops.push(put_op(&artifact, Some(Condition::NotExists))?);
+            ops.push(put_op(&lookup, Some(Condition::NotExists))?);
+            Ok((ops, ()))
+        })
+        .await?;
+        let upload = self
+            .core
+            .blobs
+            .presign_put(&blob_key, ASSIGNMENT_URL_TTL)
+            .await?;
+        Ok(ArtifactUpload { artifact, upload })
+    }
+
+    /// Settles an artifact after its upload: `available` when the stored bytes have the
+    /// declared size, `upload_failed` (with the reason) when the worker says every
+    /// attempt failed or the bytes are missing or short (requirement 13.3).
+    pub async fn finalize_artifact(
+        &self,
+        run_id: &RunId,
+        lease_id: &LeaseId,
+        artifact_id: &ArtifactId,
+        worker_failure: Option<String>,
+    ) -> Result<Artifact, ServiceError> {
+        let stored = self.leased(run_id, lease_id).await?;
+        let ws = stored.run.workspace_id.clone();
+        let key = keys::artifact(&ws, artifact_id);
+        let mut artifact = self
+            .core
+            .store
+            .get::<Artifact>(&key)
+            .await?
+            .filter(|a| &a.run_id == run_id)
+            .ok_or_else(|| ServiceError::not_found("artifact", artifact_id))?;
+        if artifact.status != ArtifactStatus::Pending {
+            return Ok(artifact);
+        }
+        let failure = match worker_failure {
+            Some(reason) => Some(reason),
+            None => {
+                let blob =
+                    BlobKey::parse(&artifact.key).map_err(|e| ServiceError::Internal(e.into()))?;
+                match self.core.blobs.head(&blob).await {
+                    Ok(meta) if meta.size == artifact.size => None,
+                    Ok(meta) => Some(format!(
+                        "{} bytes were stored, {} were declared",
+                        meta.size, artifact.size
+                    )),
+                    Err(BlobError::NotFound(_)) => Some("no bytes were uploaded".into()),
+                    Err(other) => return Err(other.into()),
+                }
+            }
+        };
+        match &failure {
+            None => artifact.mark_available(),
+            Some(reason) => artifact.mark_upload_failed(reason.clone()),
+        }
+        .map_err(|e| ServiceError::Conflict(e.to_string()))?;
+        let event = EventPayload::Artifact {
+            artifact_id: artifact.artifact_id.clone(),
+            name: artifact.name.as_str().to_owned(),
+            artifact_type: artifact.artifact_type,
+        };
+        let settled = artifact.clone();
+        run_store::retry_on_race(&self.core, &ws, run_id, |stored| {
+            let events = if failure.is_none() {
+                vec![event.clone()]
+            } else {
+                Vec::new()
+            };
+            let (mut ops, _) = run_store::write(&stored, &stored.run, events, self.core.now())?;
+            ops.push(WriteOp::Update {
+                key: key.clone(),
+                update: Update {
+                    set: crate::codec::document_attrs(&settled)?,
+                    ..Update::default()
+                },
+                condition: Some(Condition::equals(
+                    crate::codec::STATUS,
+                    AttrValue::S("pending".into()),
+                )),
+            });
+            Ok((ops, ()))
+        })
+        .await?;
+        if let Some(reason) = &failure {
+            tracing::warn!(
+                workspace_id = %ws, run_id = %run_id, artifact_id = %artifact_id,
+                operation = "finalize_artifact", reason = %reason, "artifact upload failed"
+            );
+        }
+        Ok(artifact)
+    }
+
+    /// Ends a run as the worker saw it end. When the run already ended (cancelled, or
+    /// failed by the reaper), that outcome stands and is returned: a run has one outcome.
+    pub async fn complete(
+        &self,
+        run_id: &RunId,
+        lease_id: &LeaseId,
+        completion: Completion,
+        usage: Usage,
+    ) -> Result<Run, ServiceError> {
+        let ws = self.locate(run_id).await?;
+        let transition = match completion {
+            Completion::Completed => Transition::Complete,
+            Completion::Failed(error) => Transition::Fail(error),
+            Completion::TimedOut => Transition::TimeOut,
+            Completion::Cancelled => Transition::Cancel,
+        };
+        let result = run_store::finish(&self.core, &ws, run_id, transition, |run| {
+            check_lease(run, lease_id)?;
+            run.usage = usage.clone();
+            Ok(())
+        })
+        .await;
+        match result {
+            Ok(run) => {
+                tracing::info!(
+                    workspace_id = %ws, run_id = %run_id, status = %run.status,
+                    operation = "complete_run", "run finished"
+                );
+                Ok(run)
+            }
+            Err(ServiceError::Conflict(_)) => {
+                let stored = self.leased(run_id, lease_id).await?;
+                if stored.run.status.is_terminal() {
+                    Ok(stored.run)
+                } else {
+                    Err(ServiceError::Conflict(format!(
+                        "run {run_id} could not be completed"
+                    )))
+                }
+            }
+            Err(other) => Err(other),
+        }
+    }
+}
+
+fn check_lease(run: &Run, lease_id: &LeaseId) -> Result<(), ServiceError> {
+    if run.lease_id.as_ref() == Some(lease_id) {
+        Ok(())
+    } else {
+        Err(ServiceError::Conflict(format!(
+            "lease {lease_id} does not hold run {}; stop working on it",
+            run.run_id
+        )))
+    }
+}

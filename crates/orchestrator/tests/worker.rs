@@ -1,0 +1,476 @@
+//! The worker protocol's use cases on in-memory adapters with a clock the tests move:
+//! leases under the concurrency limit, events and the log cap, cancellation, artifacts,
+//! and the reaper racing workers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::json;
+use tlao_adapters_local::{FsBlobStore, MemoryTable};
+use tlao_domain::{
+    ArtifactStatus, ArtifactType, EventPayload, ExecutorDescriptor, Guardrails, LogStream, Name,
+    NewTask, RunErrorCode, RunId, RunStatus, Usage, keys,
+};
+use tlao_orchestrator::{
+    Caller, Completion, CreateRun, NewArtifact, Reaper, ServiceError, Services,
+};
+use tlao_ports::{BlobKey, Clock, ManualClock};
+
+struct World {
+    services: Services,
+    clock: Arc<ManualClock>,
+    admin: Caller,
+    _dir: tempfile::TempDir,
+}
+
+async fn world(guardrails: Guardrails) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new("2026-11-26T10:00:00Z".parse().unwrap()));
+    let blobs = Arc::new(
+        FsBlobStore::new(
+            dir.path().to_path_buf(),
+            "http://127.0.0.1:1".into(),
+            b"k".repeat(32),
+            clock.clone(),
+        )
+        .unwrap(),
+    );
+    let services = Services::new(
+        Arc::new(MemoryTable::new()),
+        blobs,
+        clock.clone(),
+        guardrails,
+    );
+    let issued = services
+        .users
+        .bootstrap_admin(Name::try_from("admin".to_owned()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    services
+        .executors
+        .ensure(
+            ExecutorDescriptor::parse(&json!({
+                "name": "kiro", "kind": "kiro", "taskTypes": ["spec.generate", "code.change"]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    World {
+        services,
+        clock,
+        admin: Caller {
+            user_id: issued.user.user_id,
+            admin: true,
+        },
+        _dir: dir,
+    }
+}
+
+impl World {
+    /// Queues `n` runs in a new workspace; returns them oldest first.
+    async fn queue(&self, n: usize) -> Vec<RunId> {
+        let ws = self
+            .services
+            .workspaces
+            .create(&self.admin, "w")
+            .await
+            .unwrap();
+        let task = self
+            .services
+            .tasks
+            .create(
+                &self.admin,
+                NewTask::parse(&json!({
+                    "workspaceId": ws.workspace_id, "taskType": "spec.generate", "input": {"prompt": "plan"}
+                }))
+                .unwrap(),
+                None,
+            )
+            .await
+            .unwrap();
+        let mut runs = Vec::new();
+        for _ in 0..n {
+            let view = self
+                .services
+                .runs
+                .create(
+                    &self.admin,
+                    CreateRun {
+                        task_id: task.task_id.clone(),
+                        executor: None,
+                    },
+                    None,
+                )
+                .await
+                .unwrap();
+            runs.push(view.run.run_id);
+        }
+        runs
+    }
+
+    async fn status(&self, run: &RunId) -> RunStatus {
+        self.services
+            .runs
+            .get(&self.admin, run)
+            .await
+            .unwrap()
+            .run
+            .status
+    }
+}
+
+fn log(text: &str) -> EventPayload {
+    EventPayload::Log {
+        stream: LogStream::Stdout,
+        text: text.into(),
+    }
+}
+
+#[tokio::test]
+async fn leases_take_the_oldest_runs_and_never_exceed_the_workspace_limit() {
+    let w = world(Guardrails {
+        max_concurrent_runs: 2,
+        ..Guardrails::default()
+    })
+    .await;
+    let runs = w.queue(3).await;
+
+    let first = w.services.workers.lease_next(None).await.unwrap().unwrap();
+    let second = w.services.workers.lease_next(None).await.unwrap().unwrap();
+    assert_eq!(first.run.run_id, runs[0]);
+    assert_eq!(second.run.run_id, runs[1]);
+    assert!(
+        w.services.workers.lease_next(None).await.unwrap().is_none(),
+        "the third must wait for a slot"
+    );
+    assert_eq!(
+        w.services
+            .runs
+            .get(&w.admin, &runs[2])
+            .await
+            .unwrap()
+            .queue_position,
+        Some(1)
+    );
+
+    w.services
+        .workers
+        .complete(
+            &first.run.run_id,
+            &first.lease_id,
+            Completion::Completed,
+            Usage::Unmeasured,
+        )
+        .await
+        .unwrap();
+    let third = w.services.workers.lease_next(None).await.unwrap().unwrap();
+    assert_eq!(third.run.run_id, runs[2]);
+    assert_eq!(third.deadline, w.clock.now().plus_seconds(480));
+    assert!(third.task_spec_key.ends_with("/taskspec.json"));
+}
+
+#[tokio::test]
+async fn racing_leases_hand_each_run_to_one_worker_only() {
+    let w = Arc::new(
+        world(Guardrails {
+            max_concurrent_runs: 10,
+            ..Guardrails::default()
+        })
+        .await,
+    );
+    let runs = w.queue(6).await;
+    let mut workers = Vec::new();
+    for _ in 0..12 {
+        let w = w.clone();
+        workers.push(tokio::spawn(async move {
+            w.services.workers.lease_next(None).await.unwrap()
+        }));
+    }
+    let mut leased: Vec<RunId> = Vec::new();
+    for worker in workers {
+        if let Some(assignment) = worker.await.unwrap() {
+            leased.push(assignment.run.run_id);
+        }
+    }
+    leased.sort();
+    let mut expected = runs.clone();
+    expected.sort();
+    assert_eq!(leased, expected, "every run leased exactly once");
+}
+
+#[tokio::test]
+async fn events_get_gap_free_sequence_numbers_and_logs_past_the_cap_are_dropped() {
+    let w = world(Guardrails {
+        max_log_bytes: 12,
+        ..Guardrails::default()
+    })
+    .await;
+    let run = w.queue(1).await.remove(0);
+    let lease = w.services.workers.lease_next(None).await.unwrap().unwrap();
+
+    let report = w
+        .services
+        .workers
+        .report(
+            &run,
+            &lease.lease_id,
+            vec![log("aaaa"), log("bbbb"), log("cccc"), log("dddd")],
+        )
+        .await
+        .unwrap();
+
+    assert!(!report.stop);
+    // Events 1 and 2 are the queued and running status changes.
+    let seqs: Vec<u64> = report.stored.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![3, 4, 5]);
+    assert_eq!(
+        report.stored[2].payload,
+        EventPayload::Truncated { max_log_bytes: 12 }
+    );
+    let view = w.services.runs.get(&w.admin, &run).await.unwrap();
+    assert_eq!(view.logs.as_deref(), Some("aaaa\nbbbb\n"));
+    assert!(view.run.logs_truncated);
+    assert_eq!(view.run.dropped_log_bytes, 10);
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_one_transaction_is_stored_whole_and_in_order() {
+    let w = world(Guardrails::default()).await;
+    let run = w.queue(1).await.remove(0);
+    let lease = w.services.workers.lease_next(None).await.unwrap().unwrap();
+    let lines: Vec<EventPayload> = (0..250).map(|i| log(&format!("line {i}"))).collect();
+
+    let report = w
+        .services
+        .workers
+        .report(&run, &lease.lease_id, lines)
+        .await
+        .unwrap();
+
+    assert_eq!(report.stored.len(), 250);
+    assert_eq!(report.last_seq, 252);
+    let seqs: Vec<u64> = report.stored.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (3..=252).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_cancelled_run_tells_its_worker_to_stop_and_frees_the_slot() {
+    let w = world(Guardrails {
+        max_concurrent_runs: 1,
+        ..Guardrails::default()
+    })
+    .await;
+    let runs = w.queue(2).await;
+    let lease = w.services.workers.lease_next(None).await.unwrap().unwrap();
+
+    w.services.runs.cancel(&w.admin, &runs[0]).await.unwrap();
+    let report = w
+        .services
+        .workers
+        .report(&runs[0], &lease.lease_id, vec![log("last words")])
+        .await
+        .unwrap();
+    assert!(report.stop);
+    assert_eq!(report.status, RunStatus::Cancelled);
+
+    // The worker's own completion does not overwrite the cancellation.
+    let run = w
+        .services
+        .workers
+        .complete(
+            &runs[0],
+            &lease.lease_id,
+            Completion::Cancelled,
+            Usage::Unmeasured,
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Cancelled);
+    let next = w.services.workers.lease_next(None).await.unwrap().unwrap();
+    assert_eq!(next.run.run_id, runs[1]);
+}
+
+#[tokio::test]
+async fn a_stale_lease_is_refused() {
+    let w = world(Guardrails::default()).await;
+    let run = w.queue(1).await.remove(0);
+    w.services.workers.lease_next(None).await.unwrap().unwrap();
+    let other = tlao_domain::LeaseId::new(tlao_domain::Ulid::from_parts(1, 1));
+    assert!(matches!(
+        w.services.workers.report(&run, &other, vec![]).await,
+        Err(ServiceError::Conflict(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_reaper_fails_a_silent_run_as_worker_lost_and_times_out_an_overdue_one() {
+    let w = world(Guardrails {
+        max_run_seconds: 60,
+        ..Guardrails::default()
+    })
+    .await;
+    let runs = w.queue(2).await;
+    let silent = w.services.workers.lease_next(None).await.unwrap().unwrap();
+    let talkative = w.services.workers.lease_next(None).await.unwrap().unwrap();
+    let reaper = Reaper::new(
+        w.services.core.clone(),
+        Duration::from_secs(30),
+        Duration::from_secs(5),
+    );
+
+    w.clock.advance_millis(29_000);
+    w.services
+        .workers
+        .report(&runs[1], &talkative.lease_id, vec![])
+        .await
+        .unwrap();
+    assert_eq!(reaper.sweep().await.unwrap(), Default::default());
+
+    w.clock.advance_millis(2_000);
+    let sweep = reaper.sweep().await.unwrap();
+    assert_eq!(sweep.lost, vec![silent.run.run_id.clone()]);
+    let lost = w.services.runs.get(&w.admin, &runs[0]).await.unwrap().run;
+    assert_eq!(lost.status, RunStatus::Failed);
+    assert_eq!(lost.error.unwrap().code, RunErrorCode::WorkerLost);
+
+    // Keep the second alive past its deadline (60 s) plus grace (5 s).
+    for _ in 0..4 {
+        w.clock.advance_millis(10_000);
+        w.services
+            .workers
+            .report(&runs[1], &talkative.lease_id, vec![])
+            .await
+            .unwrap();
+    }
+    let sweep = reaper.sweep().await.unwrap();
+    assert_eq!(sweep.timed_out, vec![talkative.run.run_id.clone()]);
+    assert_eq!(w.status(&runs[1]).await, RunStatus::TimedOut);
+    let report = w
+        .services
+        .workers
+        .report(&runs[1], &talkative.lease_id, vec![])
+        .await
+        .unwrap();
+    assert!(report.stop);
+}
+
+#[tokio::test]
+async fn a_reaper_racing_a_completion_yields_exactly_one_outcome() {
+    for _ in 0..20 {
+        let w = Arc::new(world(Guardrails::default()).await);
+        let run = w.queue(1).await.remove(0);
+        let lease = w.services.workers.lease_next(None).await.unwrap().unwrap();
+        w.clock.advance_millis(31_000);
+        let reaper = Reaper::new(
+            w.services.core.clone(),
+            Duration::from_secs(30),
+            Duration::from_secs(5),
+        );
+        let completing = {
+            let w = w.clone();
+            let run = run.clone();
+            tokio::spawn(async move {
+                w.services
+                    .workers
+                    .complete(
+                        &run,
+                        &lease.lease_id,
+                        Completion::Completed,
+                        Usage::Unmeasured,
+                    )
+                    .await
+                    .unwrap()
+            })
+        };
+        let sweep = reaper.sweep().await.unwrap();
+        let completed = completing.await.unwrap();
+        let stored = w.services.runs.get(&w.admin, &run).await.unwrap().run;
+        assert_eq!(
+            completed.status, stored.status,
+            "the worker is told the outcome that stands"
+        );
+        assert_eq!(sweep.lost.is_empty(), stored.status == RunStatus::Completed);
+        let active = w
+            .services
+            .core
+            .store
+            .get_item(&keys::workspace(&stored.workspace_id))
+            .await
+            .unwrap()
+            .unwrap()
+            .n("activeRuns");
+        assert_eq!(active, Some(0), "the slot is freed exactly once");
+    }
+}
+
+#[tokio::test]
+async fn an_uploaded_artifact_becomes_available_and_a_missing_one_upload_failed() {
+    let w = world(Guardrails::default()).await;
+    let run = w.queue(1).await.remove(0);
+    let lease = w.services.workers.lease_next(None).await.unwrap().unwrap();
+    let new = |name: &str, size| NewArtifact {
+        name: tlao_domain::ArtifactName::try_from(name.to_owned()).unwrap(),
+        artifact_type: ArtifactType::Plan,
+        size,
+        sha256: "0".repeat(64),
+        content_type: "application/json".into(),
+    };
+
+    let good = w
+        .services
+        .workers
+        .create_artifact(&run, &lease.lease_id, new("plan.json", 2))
+        .await
+        .unwrap();
+    assert!(good.artifact.key.starts_with(&format!(
+        "workspaces/{}/runs/{run}/artifacts/",
+        good.artifact.workspace_id
+    )));
+    w.services
+        .core
+        .blobs
+        .put(
+            &BlobKey::parse(&good.artifact.key).unwrap(),
+            Bytes::from_static(b"{}"),
+            "application/json",
+        )
+        .await
+        .unwrap();
+    let settled = w
+        .services
+        .workers
+        .finalize_artifact(&run, &lease.lease_id, &good.artifact.artifact_id, None)
+        .await
+        .unwrap();
+    assert_eq!(settled.status, ArtifactStatus::Available);
+
+    let missing = w
+        .services
+        .workers
+        .create_artifact(&run, &lease.lease_id, new("notes.md", 10))
+        .await
+        .unwrap();
+    let failed = w
+        .services
+        .workers
+        .finalize_artifact(&run, &lease.lease_id, &missing.artifact.artifact_id, None)
+        .await
+        .unwrap();
+    assert_eq!(failed.status, ArtifactStatus::UploadFailed);
+    assert_eq!(failed.error.as_deref(), Some("no bytes were uploaded"));
+
+    let listed = w
+        .services
+        .artifacts
+        .list_for_run(&w.admin, &run)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed[0].download.is_some());
+    assert!(listed[1].download.is_none());
+}
