@@ -3,11 +3,14 @@
 //! - [`MemoryTable`]: the [`Table`](tlao_ports::Table) port in memory, for tests.
 //! - [`SqliteTable`]: the embedded default, a persistent SQLite file in WAL mode.
 //! - [`FsBlobStore`]: blobs as files under a root, with HMAC-signed presigned URLs.
+//! - [`ProcessLauncher`]: one worker process per run.
 
 mod fs_blob;
 mod memory_table;
+mod process_launcher;
 mod sqlite_table;
 
 pub use fs_blob::FsBlobStore;
 pub use memory_table::MemoryTable;
+pub use process_launcher::ProcessLauncher;
 pub use sqlite_table::SqliteTable;

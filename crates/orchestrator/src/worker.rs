@@ -602,6 +602,45 @@ impl WorkerService {
     }
 }
 
+impl WorkerService {
+    /// Ends a run with `completion` only if it is still running under `lease_id`;
+    /// `Ok(None)` when it already ended (the worker completed it). Used when a worker
+    /// process is seen to exit.
+    pub async fn complete_if_running(
+        &self,
+        run_id: &RunId,
+        lease_id: &LeaseId,
+        completion: Completion,
+        usage: Usage,
+    ) -> Result<Option<Run>, ServiceError> {
+        let stored = self.leased(run_id, lease_id).await?;
+        if stored.run.status != RunStatus::Running {
+            return Ok(None);
+        }
+        let ws = stored.run.workspace_id.clone();
+        let transition = match completion {
+            Completion::Completed => Transition::Complete,
+            Completion::Failed(error) => Transition::Fail(error),
+            Completion::TimedOut => Transition::TimeOut,
+            Completion::Cancelled => Transition::Cancel,
+        };
+        match run_store::finish(&self.core, &ws, run_id, transition, |run| {
+            check_lease(run, lease_id)?;
+            if run.status != RunStatus::Running {
+                return Err(ServiceError::Conflict("already ended".into()));
+            }
+            run.usage = usage.clone();
+            Ok(())
+        })
+        .await
+        {
+            Ok(run) => Ok(Some(run)),
+            Err(ServiceError::Conflict(_)) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+}
+
 fn check_lease(run: &Run, lease_id: &LeaseId) -> Result<(), ServiceError> {
     if run.lease_id.as_ref() == Some(lease_id) {
         Ok(())

@@ -5,12 +5,14 @@
 //! - [`BlobStore`]: bytes by key, streamed, with presigned GET/PUT URLs. Engines: local
 //!   files, S3.
 //! - [`Clock`]: the current time, so tests can move it.
+//! - [`RunLauncher`]: starts a single-job worker for a leased run (a process, a container).
 //!
 //! Every adapter runs the same contract suite (feature `testsuite`): an adapter is done
 //! when the suite passes on it.
 
 pub mod blob;
 pub mod clock;
+pub mod launcher;
 pub mod table;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
@@ -20,6 +22,7 @@ pub use blob::{
     PresignedGateway, PresignedResponse, PresignedUrl, ServeError,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use launcher::{Launch, LaunchError, RunLauncher, WorkerExit};
 pub use table::{
     AttrValue, Attrs, Condition, Cursor, Direction, Item, MAX_TRANSACT_OPS, Page, Query, Table,
     TableError, Update, WriteOp,
