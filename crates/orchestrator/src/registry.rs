@@ -98,7 +98,12 @@ impl ExecutorRegistry {
     /// Registers `descriptor` unless an executor of that name exists; for first start.
     pub async fn ensure(&self, descriptor: ExecutorDescriptor) -> Result<(), ServiceError> {
         match self.core.store.insert(&descriptor).await {
-            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+            Ok(()) => {
+                // The cached snapshot no longer says what is registered.
+                *self.snapshot.write().await = None;
+                Ok(())
+            }
+            Err(StoreError::ConditionFailed { .. }) => Ok(()),
             Err(other) => Err(other.into()),
         }
     }

@@ -153,10 +153,22 @@ impl RunService {
             dropped_log_bytes: 0,
             logs_truncated: false,
         };
-        let spec_key = self.store_task_spec(&task, &run).await?;
-
         let ws = &run.workspace_id;
         let day = now.utc_date();
+        // Refuse early when the day's quota is visibly used up, so a flood of refused
+        // requests writes nothing; the transaction below still decides under races.
+        let used = self
+            .core
+            .store
+            .get_item(&keys::daily_quota(ws, day))
+            .await?
+            .and_then(|item| item.n(QUOTA_COUNT))
+            .unwrap_or(0);
+        if used >= i64::from(quota) {
+            return Err(self.quota_exceeded());
+        }
+        let spec_key = self.store_task_spec(&task, &run).await?;
+
         let quota_expiry = now
             .start_of_next_utc_day()
             .plus_seconds(86_400)

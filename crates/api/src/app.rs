@@ -1,0 +1,105 @@
+//! Wiring: the configuration, the dependencies, and the actix server that serves the
+//! route table over them.
+
+use std::fmt;
+use std::io;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware, web};
+use tlao_orchestrator::Services;
+use tlao_ports::PresignedGateway;
+
+use crate::auth::TokenAuthority;
+use crate::error;
+use crate::request_id;
+use crate::routes;
+use crate::state::AppState;
+
+/// How long an issued token stays valid unless configured otherwise.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// The largest JSON request body accepted unless configured otherwise (1 MiB).
+pub const DEFAULT_MAX_JSON_BYTES: usize = 1024 * 1024;
+
+/// How the API behaves. There is no `Default`: the signing secret must be chosen.
+#[derive(Clone)]
+pub struct ApiConfig {
+    /// The HS256 secret tokens are signed with; must not be empty.
+    pub jwt_secret: Vec<u8>,
+    /// How long a token from `POST /auth/token` is valid (12 hours by default).
+    pub token_ttl: Duration,
+    /// The largest JSON request body accepted, in bytes (1 MiB by default); larger → 413.
+    pub max_json_bytes: usize,
+    /// The token workers authenticate with on `/worker/*`; `None` refuses every worker.
+    pub worker_token: Option<String>,
+}
+
+impl ApiConfig {
+    /// The defaults, with `jwt_secret` as the token signing secret.
+    pub fn new(jwt_secret: impl Into<Vec<u8>>) -> Self {
+        ApiConfig {
+            jwt_secret: jwt_secret.into(),
+            token_ttl: DEFAULT_TOKEN_TTL,
+            max_json_bytes: DEFAULT_MAX_JSON_BYTES,
+            worker_token: None,
+        }
+    }
+}
+
+impl fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The secret stays out of logs.
+        f.debug_struct("ApiConfig")
+            .field("jwt_secret", &"<redacted>")
+            .field("token_ttl", &self.token_ttl)
+            .field("max_json_bytes", &self.max_json_bytes)
+            .field(
+                "worker_token",
+                &self.worker_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// What the API runs on.
+#[derive(Clone)]
+pub struct AppDeps {
+    /// The use cases.
+    pub services: Arc<Services>,
+    /// Serves presigned blob URLs at `/blobs/*` when the blob store cannot serve them
+    /// itself (local files); `None` (S3) leaves `/blobs/*` unrouted.
+    pub presigned: Option<Arc<dyn PresignedGateway>>,
+}
+
+/// Builds the API on `listener` and starts serving. The returned [`Server`] is a future
+/// that completes when the server stops; its [`Server::handle`] stops it.
+///
+/// Errors: `InvalidInput` when `config.jwt_secret` is empty (anyone could forge tokens);
+/// whatever binding the listener fails with.
+pub fn build(config: ApiConfig, deps: AppDeps, listener: TcpListener) -> io::Result<Server> {
+    let tokens = TokenAuthority::new(&config.jwt_secret, config.token_ttl).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the JWT secret is empty: anyone could forge tokens",
+        )
+    })?;
+    let mount_blobs = deps.presigned.is_some();
+    let state = web::Data::new(AppState::new(deps, tokens, config.worker_token.clone())?);
+    let max_json_bytes = config.max_json_bytes;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(error::json_config(max_json_bytes))
+            .app_data(error::path_config())
+            .app_data(error::query_config())
+            .configure(|cfg| routes::configure(cfg, mount_blobs))
+            .default_service(web::to(routes::fallback::not_found))
+            .wrap(middleware::from_fn(request_id::middleware))
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,69 @@
+//! Reading the parts of a request that are not a JSON body: path ids, headers, and the
+//! one-field bodies the domain has no parser for.
+//!
+//! A malformed id in a path (`/runs/nope`) is a 400 whose `errors` name the path
+//! parameter (`runId`), not a 404: the client sent something that can never exist, and
+//! saying so is more useful than pretending to look it up.
+
+use std::fmt::Display;
+use std::str::FromStr;
+
+use actix_web::HttpRequest;
+use actix_web::http::header::{self, HeaderName};
+use serde::Serialize;
+use serde_json::Value;
+use tlao_domain::ValidationErrors;
+use tlao_domain::validation::Collector;
+use tlao_orchestrator::Idempotency;
+
+use crate::error::ApiError;
+
+/// The header that makes `POST /tasks` and `POST /runs` safe to retry.
+pub(crate) const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// Parses the path parameter `name` (e.g. `runId`) into an id.
+pub(crate) fn path_id<T>(name: &str, raw: &str) -> Result<T, ApiError>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    raw.parse::<T>()
+        .map_err(|e| ApiError::invalid(name, format!("{raw:?} is not valid: {e}")))
+}
+
+/// The string `field` of a body that has exactly that one field.
+pub(crate) fn single_string(body: &Value, field: &str) -> Result<String, ValidationErrors> {
+    let mut errors = Collector::new();
+    let value = errors.object("", body).and_then(|map| {
+        errors.reject_unknown("", map, &[field]);
+        errors.string("", map, field, true).map(str::to_owned)
+    });
+    errors.finish(value)
+}
+
+/// The body length the client declared in `Content-Length`, if any.
+pub(crate) fn declared_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The request's `Idempotency-Key`, bound to `operation` and the parsed `request`, so
+/// the same key with another body is recognised as a conflict.
+pub(crate) fn idempotency(
+    req: &HttpRequest,
+    operation: &str,
+    request: &impl Serialize,
+) -> Result<Option<Idempotency>, ApiError> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII characters"))?;
+    Ok(Some(Idempotency::new(key, operation, request)?))
+}

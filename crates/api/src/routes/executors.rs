@@ -1,0 +1,90 @@
+//! The executor registry: list (any user), register and remove (administrators).
+
+use actix_web::{HttpResponse, web};
+use serde_json::Value;
+use tlao_domain::{ExecutorDescriptor, ExecutorName};
+
+use crate::auth::Authenticated;
+use crate::dto::{ExecutorList, ExecutorView, Problem, RegisterExecutorRequest};
+use crate::error::ApiError;
+use crate::params::path_id;
+use crate::state::AppState;
+
+/// Every registered executor, by name.
+#[utoipa::path(
+    get,
+    path = "/executors",
+    tag = "executors",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The registry", body = ExecutorList),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn list_executors(
+    state: web::Data<AppState>,
+    _caller: Authenticated,
+) -> Result<web::Json<ExecutorList>, ApiError> {
+    let executors = state.services.executors.list().await?;
+    let items = executors
+        .iter()
+        .map(ExecutorView::try_from)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    Ok(web::Json(ExecutorList { items }))
+}
+
+/// Registers an executor (administrators only).
+#[utoipa::path(
+    post,
+    path = "/executors",
+    tag = "executors",
+    request_body = RegisterExecutorRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The registered executor", body = ExecutorView),
+        (status = 400, description = "Every invalid field, in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not an administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn register_executor(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let descriptor = ExecutorDescriptor::parse(&body)?;
+    let registered = state
+        .services
+        .executors
+        .register(&caller, descriptor)
+        .await?;
+    let view = ExecutorView::try_from(&registered).map_err(ApiError::internal)?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Removes an executor (administrators only). Runs queued for it stay queued.
+#[utoipa::path(
+    delete,
+    path = "/executors/{name}",
+    tag = "executors",
+    params(("name" = String, Path, description = "The executor's name")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "The name is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not an administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such executor", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn remove_executor(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name: ExecutorName = path_id("name", &name)?;
+    state.services.executors.remove(&caller, &name).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

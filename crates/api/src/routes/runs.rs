@@ -1,0 +1,204 @@
+//! Runs: queue one, list a workspace's, read one, cancel one.
+
+use std::fmt::Display;
+use std::str::FromStr;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::Value;
+use tlao_domain::RunId;
+use tlao_domain::validation::Collector;
+use tlao_orchestrator::RunFilter;
+use tlao_orchestrator::runs::MAX_PAGE;
+use utoipa::IntoParams;
+
+use crate::auth::Authenticated;
+use crate::dto::{CreateRunRequest, Problem, RunList, RunView};
+use crate::error::ApiError;
+use crate::params::{idempotency, path_id};
+use crate::request_id;
+use crate::state::AppState;
+
+/// How many runs a page holds unless `limit` says otherwise.
+pub(crate) const DEFAULT_PAGE: usize = 20;
+
+/// The query of `GET /runs`. Every parameter is read as text and parsed here, so each
+/// bad one is reported by name.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(rename_all = "camelCase", parameter_in = Query)]
+pub(crate) struct RunsQuery {
+    /// The workspace (`ws_...`); the caller's oldest workspace when absent.
+    workspace_id: Option<String>,
+    /// Only runs with this status.
+    #[param(value_type = Option<crate::dto::RunStatusName>)]
+    status: Option<String>,
+    /// How many runs per page, 1 to 100; 20 by default.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// The `nextCursor` of the previous page: the last run id it held.
+    cursor: Option<String>,
+}
+
+impl RunsQuery {
+    fn parse(&self) -> Result<RunFilter, ApiError> {
+        let mut errors = Collector::new();
+        let workspace_id = optional(&mut errors, "workspaceId", self.workspace_id.as_deref());
+        let status = optional(&mut errors, "status", self.status.as_deref());
+        let after = optional(&mut errors, "cursor", self.cursor.as_deref());
+        let limit = match self.limit.as_deref() {
+            None => Some(DEFAULT_PAGE),
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => Some(n),
+                _ => {
+                    errors.push(
+                        "limit",
+                        format!("{text:?} is not a whole number between 1 and {MAX_PAGE}"),
+                    );
+                    None
+                }
+            },
+        };
+        let filter = workspace_id.zip(status).zip(after).zip(limit).map(
+            |(((workspace_id, status), after), limit)| RunFilter {
+                workspace_id,
+                status,
+                limit,
+                after,
+            },
+        );
+        Ok(errors.finish(filter)?)
+    }
+}
+
+/// `Some(None)` when `text` is absent, `Some(Some(value))` when it parses, `None` (with
+/// the error recorded under `field`) when it does not.
+fn optional<T>(errors: &mut Collector, field: &str, text: Option<&str>) -> Option<Option<T>>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    match text {
+        None => Some(None),
+        Some(text) => errors.check(field, text.parse::<T>()).map(Some),
+    }
+}
+
+/// Queues a run of a task.
+#[utoipa::path(
+    post,
+    path = "/runs",
+    tag = "runs",
+    request_body = CreateRunRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first run and create nothing; reusing it with another body is a 409")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The queued run", body = RunView),
+        (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not a member of the task's workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such task", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No executor serves the task type (`taskType`), or the requested one does not", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The workspace used its daily quota (`retryAfterSeconds`, `Retry-After`)", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds until the quota resets"))),
+    )
+)]
+pub(crate) async fn create_run(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let request = CreateRunRequest::parse(&body)?;
+    let idempotency = idempotency(&req, "POST /runs", &request)?;
+    let view = state
+        .services
+        .runs
+        .create(&caller, request, idempotency.as_ref())
+        .await?;
+    request_id::note_workspace(&view.run.workspace_id);
+    request_id::note_run(&view.run.run_id);
+    Ok(HttpResponse::Created().json(RunView::new(view, state.now())))
+}
+
+/// A page of a workspace's runs, newest first.
+#[utoipa::path(
+    get,
+    path = "/runs",
+    tag = "runs",
+    params(RunsQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page of runs", body = RunList),
+        (status = 400, description = "A bad parameter, named in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not a member of the workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such workspace", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn list_runs(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    query: web::Query<RunsQuery>,
+) -> Result<web::Json<RunList>, ApiError> {
+    let filter = query.parse()?;
+    if let Some(workspace_id) = &filter.workspace_id {
+        request_id::note_workspace(workspace_id);
+    }
+    let page = state.services.runs.list(&caller, filter).await?;
+    Ok(web::Json(RunList::new(page, state.now())))
+}
+
+/// A run of a workspace the caller belongs to.
+#[utoipa::path(
+    get,
+    path = "/runs/{runId}",
+    tag = "runs",
+    params(("runId" = String, Path, description = "The run (`run_...`)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The run", body = RunView),
+        (status = 400, description = "The id is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not a member of its workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn get_run(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    run_id: web::Path<String>,
+) -> Result<web::Json<RunView>, ApiError> {
+    let run_id: RunId = path_id("runId", &run_id)?;
+    let view = state.services.runs.get(&caller, &run_id).await?;
+    request_id::note_workspace(&view.run.workspace_id);
+    Ok(web::Json(RunView::new(view, state.now())))
+}
+
+/// Cancels a queued or running run.
+#[utoipa::path(
+    post,
+    path = "/runs/{runId}/cancel",
+    tag = "runs",
+    params(("runId" = String, Path, description = "The run (`run_...`)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The cancelled run", body = RunView),
+        (status = 400, description = "The id is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not a member of its workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The run is already finished", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn cancel_run(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    run_id: web::Path<String>,
+) -> Result<web::Json<RunView>, ApiError> {
+    let run_id: RunId = path_id("runId", &run_id)?;
+    let view = state.services.runs.cancel(&caller, &run_id).await?;
+    request_id::note_workspace(&view.run.workspace_id);
+    Ok(web::Json(RunView::new(view, state.now())))
+}

@@ -1,0 +1,317 @@
+//! The worker protocol (`/worker/*`): how the execution plane leases runs, streams
+//! events (its heartbeat), stores artifacts and completes runs. Authenticated with the
+//! worker token, not a user's token. The wire types live in `tlao_sdk::worker`, shared
+//! with the worker, so both sides parse the same shapes.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use tlao_domain::{ArtifactId, LeaseId, RunId};
+use tlao_orchestrator::{Assignment as DomainAssignment, Completion, NewArtifact};
+use tlao_ports::PresignedUrl;
+use tlao_sdk::worker::{
+    ArchiveDownload, ArtifactRequest, ArtifactUploadSlot, Assignment, CompleteRequest,
+    CompletionStatus, EventBatch, EventReport, FinalizeRequest, LeaseRequest, SignedUrl,
+};
+
+use crate::auth::WorkerAuthenticated;
+use crate::dto::Problem;
+use crate::error::ApiError;
+use crate::params::path_id;
+use crate::request_id;
+use crate::state::AppState;
+
+/// The longest a lease request waits for a run.
+pub(crate) const MAX_WAIT_SECONDS: u32 = 30;
+
+/// How often a waiting lease looks at the queue when nothing in this process changed it.
+const LEASE_POLL: Duration = Duration::from_millis(500);
+
+fn signed(url: PresignedUrl) -> SignedUrl {
+    SignedUrl {
+        url: url.url,
+        method: url.method,
+        expires_at: url.expires_at,
+    }
+}
+
+fn assignment(a: DomainAssignment) -> Assignment {
+    Assignment {
+        run: a.run,
+        lease_id: a.lease_id,
+        executor: a.executor,
+        task_spec_key: a.task_spec_key,
+        task_spec_url: signed(a.task_spec_url),
+        archive: a.archive.map(|d| ArchiveDownload {
+            archive: d.archive,
+            url: signed(d.url),
+        }),
+        deadline: a.deadline,
+    }
+}
+
+/// Leases the oldest runnable run, waiting up to `waitSeconds` for one.
+#[utoipa::path(
+    post,
+    path = "/worker/lease",
+    tag = "worker",
+    request_body = LeaseRequest,
+    security(("worker" = [])),
+    responses(
+        (status = 200, description = "A run to execute", body = Assignment),
+        (status = 204, description = "Nothing was leasable within `waitSeconds`"),
+        (status = 400, description = "A bad field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid worker token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn lease(
+    state: web::Data<AppState>,
+    _worker: WorkerAuthenticated,
+    body: web::Json<LeaseRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let request = body.into_inner();
+    if request.wait_seconds > MAX_WAIT_SECONDS {
+        return Err(ApiError::invalid(
+            "waitSeconds",
+            format!("must be between 0 and {MAX_WAIT_SECONDS}"),
+        ));
+    }
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(u64::from(request.wait_seconds));
+    let mut changes = state.services.core.queue_version.subscribe();
+    loop {
+        changes.mark_unchanged();
+        if let Some(leased) = state
+            .services
+            .workers
+            .lease_next(request.executors.as_deref())
+            .await?
+        {
+            request_id::note_workspace(&leased.run.workspace_id);
+            request_id::note_run(&leased.run.run_id);
+            return Ok(HttpResponse::Ok().json(assignment(leased)));
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(HttpResponse::NoContent().finish());
+        }
+        let pause = (deadline - now).min(LEASE_POLL);
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// The query of the assignment route.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(rename_all = "camelCase", parameter_in = Query)]
+pub(crate) struct LeaseQuery {
+    /// The lease the dispatcher took for this worker.
+    lease_id: String,
+}
+
+/// The assignment of a run the dispatcher leased for this worker.
+#[utoipa::path(
+    get,
+    path = "/worker/runs/{runId}/assignment",
+    tag = "worker",
+    params(("runId" = String, Path, description = "The run (`run_...`)"), LeaseQuery),
+    security(("worker" = [])),
+    responses(
+        (status = 200, description = "The run to execute", body = Assignment),
+        (status = 401, description = "No valid worker token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The lease does not hold the run (any more)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn get_assignment(
+    state: web::Data<AppState>,
+    _worker: WorkerAuthenticated,
+    run_id: web::Path<String>,
+    query: web::Query<LeaseQuery>,
+) -> Result<web::Json<Assignment>, ApiError> {
+    let run_id: RunId = path_id("runId", &run_id)?;
+    let lease_id: LeaseId = query
+        .lease_id
+        .parse()
+        .map_err(|e: tlao_domain::IdError| ApiError::invalid("leaseId", e.to_string()))?;
+    request_id::note_run(&run_id);
+    let leased = state
+        .services
+        .workers
+        .assignment(&run_id, &lease_id)
+        .await?;
+    Ok(web::Json(assignment(leased)))
+}
+
+/// Stores a batch of events (log lines past the log cap are counted, not kept) and
+/// records the heartbeat. `stop` tells the worker to stop the executor.
+#[utoipa::path(
+    post,
+    path = "/worker/runs/{runId}/events",
+    tag = "worker",
+    params(("runId" = String, Path, description = "The run (`run_...`)")),
+    request_body = EventBatch,
+    security(("worker" = [])),
+    responses(
+        (status = 200, description = "Stored; what the run's status is now", body = EventReport),
+        (status = 401, description = "No valid worker token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The lease does not hold the run (any more): stop", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn post_events(
+    state: web::Data<AppState>,
+    _worker: WorkerAuthenticated,
+    run_id: web::Path<String>,
+    body: web::Json<EventBatch>,
+) -> Result<web::Json<EventReport>, ApiError> {
+    let run_id: RunId = path_id("runId", &run_id)?;
+    request_id::note_run(&run_id);
+    let batch = body.into_inner();
+    let report = state
+        .services
+        .workers
+        .report(&run_id, &batch.lease_id, batch.events)
+        .await?;
+    Ok(web::Json(EventReport {
+        status: report.status,
+        stop: report.stop,
+        deadline: report.deadline,
+        last_seq: report.last_seq,
+    }))
+}
+
+/// Registers an artifact about to be uploaded and returns a presigned PUT for it.
+#[utoipa::path(
+    post,
+    path = "/worker/runs/{runId}/artifacts",
+    tag = "worker",
+    params(("runId" = String, Path, description = "The run (`run_...`)")),
+    request_body = ArtifactRequest,
+    security(("worker" = [])),
+    responses(
+        (status = 201, description = "The pending artifact and where to upload it", body = ArtifactUploadSlot),
+        (status = 401, description = "No valid worker token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The lease does not hold the run (any more)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn create_artifact(
+    state: web::Data<AppState>,
+    _worker: WorkerAuthenticated,
+    run_id: web::Path<String>,
+    body: web::Json<ArtifactRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let run_id: RunId = path_id("runId", &run_id)?;
+    request_id::note_run(&run_id);
+    let request = body.into_inner();
+    if request.sha256.len() != 64 || !request.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::invalid("sha256", "must be 64 hex characters"));
+    }
+    let slot = state
+        .services
+        .workers
+        .create_artifact(
+            &run_id,
+            &request.lease_id,
+            NewArtifact {
+                name: request.name,
+                artifact_type: request.artifact_type,
+                size: request.size,
+                sha256: request.sha256.to_ascii_lowercase(),
+                content_type: request.content_type,
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Created().json(ArtifactUploadSlot {
+        artifact: slot.artifact,
+        upload: signed(slot.upload),
+    }))
+}
+
+/// Settles an artifact after its upload: `available`, or `upload_failed` with why.
+#[utoipa::path(
+    post,
+    path = "/worker/runs/{runId}/artifacts/{artifactId}/finalize",
+    tag = "worker",
+    params(
+        ("runId" = String, Path, description = "The run (`run_...`)"),
+        ("artifactId" = String, Path, description = "The artifact (`art_...`)"),
+    ),
+    request_body = FinalizeRequest,
+    security(("worker" = [])),
+    responses(
+        (status = 200, description = "The settled artifact", body = Object),
+        (status = 401, description = "No valid worker token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run or artifact", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The lease does not hold the run (any more)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn finalize_artifact(
+    state: web::Data<AppState>,
+    _worker: WorkerAuthenticated,
+    path: web::Path<(String, String)>,
+    body: web::Json<FinalizeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (run_id, artifact_id) = path.into_inner();
+    let run_id: RunId = path_id("runId", &run_id)?;
+    let artifact_id: ArtifactId = path_id("artifactId", &artifact_id)?;
+    request_id::note_run(&run_id);
+    let request = body.into_inner();
+    let artifact = state
+        .services
+        .workers
+        .finalize_artifact(&run_id, &request.lease_id, &artifact_id, request.error)
+        .await?;
+    Ok(HttpResponse::Ok().json(artifact))
+}
+
+/// Ends the run as the worker saw it end. When it already ended (cancelled, or failed
+/// by the reaper) that outcome stands and is returned.
+#[utoipa::path(
+    post,
+    path = "/worker/runs/{runId}/complete",
+    tag = "worker",
+    params(("runId" = String, Path, description = "The run (`run_...`)")),
+    request_body = CompleteRequest,
+    security(("worker" = [])),
+    responses(
+        (status = 200, description = "The run as it ended", body = Object),
+        (status = 400, description = "`failed` without an `error`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid worker token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The lease does not hold the run", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn complete(
+    state: web::Data<AppState>,
+    _worker: WorkerAuthenticated,
+    run_id: web::Path<String>,
+    body: web::Json<CompleteRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let run_id: RunId = path_id("runId", &run_id)?;
+    request_id::note_run(&run_id);
+    let request = body.into_inner();
+    let completion = match (request.status, request.error) {
+        (CompletionStatus::Completed, _) => Completion::Completed,
+        (CompletionStatus::Failed, Some(error)) => Completion::Failed(error),
+        (CompletionStatus::Failed, None) => {
+            return Err(ApiError::invalid(
+                "error",
+                "is required when status is failed",
+            ));
+        }
+        (CompletionStatus::TimedOut, _) => Completion::TimedOut,
+        (CompletionStatus::Cancelled, _) => Completion::Cancelled,
+    };
+    let run = state
+        .services
+        .workers
+        .complete(&run_id, &request.lease_id, completion, request.usage)
+        .await?;
+    request_id::note_workspace(&run.workspace_id);
+    Ok(HttpResponse::Ok().json(run))
+}

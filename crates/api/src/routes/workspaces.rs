@@ -1,0 +1,86 @@
+//! Workspaces: create, list, read.
+
+use actix_web::{HttpResponse, web};
+use serde_json::Value;
+use tlao_domain::WorkspaceId;
+
+use crate::auth::Authenticated;
+use crate::dto::{CreateWorkspaceRequest, Problem, WorkspaceList, WorkspaceView};
+use crate::error::ApiError;
+use crate::params::path_id;
+use crate::request_id;
+use crate::state::AppState;
+
+/// Creates a workspace owned by the caller.
+#[utoipa::path(
+    post,
+    path = "/workspaces",
+    tag = "workspaces",
+    request_body = CreateWorkspaceRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The workspace", body = WorkspaceView),
+        (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn create_workspace(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let name = CreateWorkspaceRequest::parse(&body)?;
+    let workspace = state.services.workspaces.create(&caller, &name).await?;
+    request_id::note_workspace(&workspace.workspace_id);
+    Ok(HttpResponse::Created().json(WorkspaceView::from(workspace)))
+}
+
+/// The workspaces the caller belongs to, oldest first.
+#[utoipa::path(
+    get,
+    path = "/workspaces",
+    tag = "workspaces",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's workspaces", body = WorkspaceList),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn list_workspaces(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+) -> Result<web::Json<WorkspaceList>, ApiError> {
+    let workspaces = state.services.workspaces.list(&caller).await?;
+    Ok(web::Json(WorkspaceList {
+        items: workspaces.into_iter().map(WorkspaceView::from).collect(),
+    }))
+}
+
+/// One workspace the caller belongs to.
+#[utoipa::path(
+    get,
+    path = "/workspaces/{workspaceId}",
+    tag = "workspaces",
+    params(("workspaceId" = String, Path, description = "The workspace (`ws_...`)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The workspace", body = WorkspaceView),
+        (status = 400, description = "The id is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such workspace", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn get_workspace(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    workspace_id: web::Path<String>,
+) -> Result<web::Json<WorkspaceView>, ApiError> {
+    let workspace_id: WorkspaceId = path_id("workspaceId", &workspace_id)?;
+    let workspace = state
+        .services
+        .workspaces
+        .get(&caller, &workspace_id)
+        .await?;
+    Ok(web::Json(WorkspaceView::from(workspace)))
+}

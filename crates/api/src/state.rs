@@ -1,0 +1,52 @@
+//! The state every handler shares: the services, the presigned gateway, the token
+//! authority and the rendered OpenAPI document.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tlao_domain::Timestamp;
+use tlao_orchestrator::Services;
+use tlao_ports::PresignedGateway;
+
+use crate::app::AppDeps;
+use crate::auth::TokenAuthority;
+
+/// Shared by every worker thread of the server.
+pub(crate) struct AppState {
+    /// The use cases.
+    pub services: Arc<Services>,
+    /// Serves `/blobs/*`, when mounted.
+    pub presigned: Option<Arc<dyn PresignedGateway>>,
+    /// Issues and checks bearer tokens.
+    pub tokens: TokenAuthority,
+    /// `GET /openapi.json`, rendered once.
+    pub openapi_json: Bytes,
+    /// The token workers authenticate with; `None` refuses every worker.
+    pub worker_token: Option<String>,
+}
+
+impl AppState {
+    /// The state over `deps`.
+    pub fn new(
+        deps: AppDeps,
+        tokens: TokenAuthority,
+        worker_token: Option<String>,
+    ) -> io::Result<Self> {
+        let openapi_json = crate::openapi::openapi()
+            .to_json()
+            .map_err(io::Error::other)?;
+        Ok(AppState {
+            services: deps.services,
+            presigned: deps.presigned,
+            tokens,
+            openapi_json: Bytes::from(openapi_json),
+            worker_token: worker_token.filter(|token| !token.is_empty()),
+        })
+    }
+
+    /// Now, by the services' clock (the one quotas and expiries use).
+    pub fn now(&self) -> Timestamp {
+        self.services.core.now()
+    }
+}

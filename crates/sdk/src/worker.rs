@@ -1,0 +1,199 @@
+//! The worker protocol: how the execution plane talks to the control plane over HTTP.
+//!
+//! Every call carries `Authorization: Bearer <worker token>` (`TLAO_WORKER_TOKEN`), and
+//! every call about a run carries its `leaseId`; a `409` means the lease is gone (the run
+//! was cancelled or failed elsewhere) and the worker must stop.
+//!
+//! | call | body → answer |
+//! |---|---|
+//! | `POST /worker/lease` | [`LeaseRequest`] → 200 [`Assignment`], or 204 when nothing is leasable within `waitSeconds` |
+//! | `GET /worker/runs/{id}/assignment?leaseId=` | → 200 [`Assignment`] of a run leased for this worker |
+//! | `POST /worker/runs/{id}/events` | [`EventBatch`] → 200 [`EventReport`] (also the heartbeat) |
+//! | `POST /worker/runs/{id}/artifacts` | [`ArtifactRequest`] → 201 [`ArtifactUploadSlot`] |
+//! | `POST /worker/runs/{id}/artifacts/{artifactId}/finalize` | [`FinalizeRequest`] → 200 artifact |
+//! | `POST /worker/runs/{id}/complete` | [`CompleteRequest`] → 200 run |
+
+use serde::{Deserialize, Serialize};
+use tlao_domain::{
+    Archive, Artifact, ArtifactName, ArtifactType, EventPayload, ExecutorDescriptor, ExecutorName,
+    LeaseId, Run, RunError, RunStatus, Timestamp, Usage,
+};
+
+/// A presigned URL as the worker receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SignedUrl {
+    /// The absolute URL.
+    pub url: String,
+    /// `GET` or `PUT`.
+    pub method: String,
+    /// When it stops working (RFC 3339).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub expires_at: Timestamp,
+}
+
+/// `POST /worker/lease`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseRequest {
+    /// Only runs of these executors; any executor when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    pub executors: Option<Vec<ExecutorName>>,
+    /// How long to wait for a leasable run (long-poll), 0 to 30 seconds.
+    #[serde(default)]
+    pub wait_seconds: u32,
+}
+
+/// The workspace archive of an assignment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveDownload {
+    /// The archive record (key, size, sha256).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub archive: Archive,
+    /// Where to download it.
+    pub url: SignedUrl,
+}
+
+/// Everything a worker needs to execute a leased run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    /// The run, `running`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub run: Run,
+    /// The lease every later call carries.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub lease_id: LeaseId,
+    /// The executor record to run it with.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub executor: ExecutorDescriptor,
+    /// The TaskSpec's blob key (requirement 5.1).
+    pub task_spec_key: String,
+    /// Where to download the TaskSpec.
+    pub task_spec_url: SignedUrl,
+    /// The workspace archive, when the task has one (requirement 5.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveDownload>,
+    /// When the run must be over.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub deadline: Timestamp,
+}
+
+/// `POST /worker/runs/{id}/events`: a batch of events, possibly empty (a heartbeat).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct EventBatch {
+    /// The lease.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub lease_id: LeaseId,
+    /// The events, in order.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub events: Vec<EventPayload>,
+}
+
+/// The answer to an event batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct EventReport {
+    /// The run's status now.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub status: RunStatus,
+    /// Whether to stop the executor now (the run was cancelled or ended elsewhere).
+    pub stop: bool,
+    /// The run's deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub deadline: Option<Timestamp>,
+    /// The last sequence number stored.
+    pub last_seq: u64,
+}
+
+/// `POST /worker/runs/{id}/artifacts`: an artifact about to be uploaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactRequest {
+    /// The lease.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub lease_id: LeaseId,
+    /// Its name, a safe relative path.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub name: ArtifactName,
+    /// What it is.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub artifact_type: ArtifactType,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The lower-case hex SHA-256 of its bytes.
+    pub sha256: String,
+    /// Its media type.
+    pub content_type: String,
+}
+
+/// A pending artifact and where to upload its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactUploadSlot {
+    /// The record, `pending`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub artifact: Artifact,
+    /// A presigned PUT for the bytes.
+    pub upload: SignedUrl,
+}
+
+/// `POST /worker/runs/{id}/artifacts/{artifactId}/finalize`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct FinalizeRequest {
+    /// The lease.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub lease_id: LeaseId,
+    /// Why every upload attempt failed, when they did; the artifact becomes `upload_failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// How the run ended, as the worker saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CompletionStatus {
+    /// The executor succeeded.
+    Completed,
+    /// The executor or the worker failed (`error` says why).
+    Failed,
+    /// The worker stopped the executor at the deadline.
+    TimedOut,
+    /// The worker stopped the executor because the run was cancelled.
+    Cancelled,
+}
+
+/// `POST /worker/runs/{id}/complete`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct CompleteRequest {
+    /// The lease.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub lease_id: LeaseId,
+    /// How it ended.
+    pub status: CompletionStatus,
+    /// Why it failed; required with `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub error: Option<RunError>,
+    /// What it cost, when the executor reported it.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub usage: Usage,
+}
