@@ -276,7 +276,7 @@ impl WorkerClient {
         match result {
             Err(source) => Err(WorkerClientError::Connection {
                 url: redact(&target),
-                source,
+                source: source.without_url(),
             }),
             Ok(response) if response.status().is_success() => Ok(()),
             Ok(response) => Err(error_from(response).await),
@@ -296,7 +296,7 @@ impl WorkerClient {
             .bytes_stream()
             .map_err(move |source| WorkerClientError::Connection {
                 url: shown.clone(),
-                source,
+                source: source.without_url(),
             });
         Ok(stream.boxed())
     }
@@ -378,7 +378,7 @@ impl WorkerClient {
             let attempt = match build().send().await {
                 Err(source) => Attempt::Retry(WorkerClientError::Connection {
                     url: redact(url),
-                    source,
+                    source: source.without_url(),
                 }),
                 Ok(response) if response.status().is_success() => Attempt::Done(Ok(response)),
                 Ok(response) => {
@@ -433,7 +433,7 @@ async fn decode<T: DeserializeOwned>(response: Response) -> Result<T, WorkerClie
         .await
         .map_err(|source| WorkerClientError::Connection {
             url: url.clone(),
-            source,
+            source: source.without_url(),
         })?;
     serde_json::from_slice(&bytes).map_err(|e| WorkerClientError::Protocol {
         url,

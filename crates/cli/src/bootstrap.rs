@@ -1,0 +1,102 @@
+//! First start of `tlao dev`: an administrator, a default workspace and the default
+//! executors, created once and found again on every later start.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde_json::json;
+use tlao_domain::{ExecutorDescriptor, Name, WorkspaceId};
+use tlao_orchestrator::{Caller, Services};
+
+use crate::secrets;
+
+/// What a started `tlao dev` hands the developer.
+#[derive(Debug, Clone)]
+pub struct Boot {
+    /// The administrator's API key (also in `admin.key`).
+    pub admin_key: String,
+    /// The administrator's default workspace.
+    pub workspace_id: WorkspaceId,
+}
+
+/// The executors registered on first start: Kiro for every task type, and a `command`
+/// example that shows how any CLI becomes an executor by record alone.
+pub fn default_executors() -> anyhow::Result<Vec<ExecutorDescriptor>> {
+    let kiro = json!({
+        "name": "kiro",
+        "kind": "kiro",
+        "taskTypes": ["spec.generate", "code.change", "doc.write", "deploy.run"],
+        "config": {"binary": "kiro-cli"}
+    });
+    let shell = json!({
+        "name": "shell",
+        "kind": "command",
+        "taskTypes": ["doc.write"],
+        "config": {
+            "command": ["sh", "-c", "printf '%s\\n' \"$1\" | tee \"$2/prompt.txt\"", "tlao-shell", "{prompt}", "{outdir}"],
+            "promptVia": "arg"
+        }
+    });
+    [kiro, shell]
+        .iter()
+        .map(|record| {
+            ExecutorDescriptor::parse(record)
+                .map_err(|e| anyhow::anyhow!("a built-in executor record is invalid: {e}"))
+        })
+        .collect()
+}
+
+/// Creates what is missing and returns the admin key and default workspace.
+pub async fn ensure(services: &Services, data_dir: &Path) -> anyhow::Result<Boot> {
+    let key_file = data_dir.join("admin.key");
+    let admin_name = Name::try_from("admin".to_owned()).context("the admin name")?;
+    let (admin_id, admin_key) = match services.users.bootstrap_admin(admin_name).await? {
+        Some(issued) => {
+            secrets::write_private(&key_file, &issued.api_key)?;
+            tracing::info!(user_id = %issued.user.user_id, "created the administrator");
+            (issued.user.user_id, issued.api_key)
+        }
+        None => {
+            let admin_id = services
+                .users
+                .bootstrap_admin_id()
+                .await?
+                .context("the table says an administrator was created but names none")?;
+            let key = match std::fs::read_to_string(&key_file) {
+                Ok(key) => key.trim().to_owned(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // The key file was lost (or a crash came between creating the admin
+                    // and writing it): issue a new key rather than lock the owner out.
+                    let key = services.users.issue_key(&admin_id).await?;
+                    secrets::write_private(&key_file, &key)?;
+                    tracing::warn!(path = %key_file.display(), "admin.key was missing; issued a new administrator key");
+                    key
+                }
+                Err(e) => return Err(e).with_context(|| format!("reading {}", key_file.display())),
+            };
+            (admin_id, key)
+        }
+    };
+    let admin = Caller {
+        user_id: admin_id,
+        admin: true,
+    };
+    let workspace_id = match services.workspaces.default_for(&admin).await? {
+        Some(ws) => ws,
+        None => {
+            services
+                .workspaces
+                .create(&admin, "default")
+                .await?
+                .workspace_id
+        }
+    };
+    for executor in default_executors()? {
+        services.executors.ensure(executor).await?;
+    }
+    services.executors.reload().await?;
+    Ok(Boot {
+        admin_key,
+        workspace_id,
+    })
+}

@@ -1,0 +1,186 @@
+//! The composition root of the server: adapters chosen by configuration, wired into the
+//! services and the HTTP API. `tlao serve` and `tlao dev` both start here.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tlao_adapters_local::{FsBlobStore, MemoryTable, SqliteTable};
+use tlao_api::{ApiConfig, AppDeps};
+use tlao_orchestrator::{Dispatcher, Reaper, Services};
+use tlao_ports::{BlobStore, Clock, PresignedGateway, RunLauncher, SystemClock, Table};
+
+use crate::secrets;
+use crate::settings::{BlobsKind, Settings, StorageKind};
+
+/// How long after its deadline the reaper times a run out, leaving the worker time to
+/// report the timeout itself with its last logs.
+const DEADLINE_GRACE: Duration = Duration::from_secs(5);
+/// How often the reaper looks at running runs.
+const REAPER_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the dispatcher polls the queue besides waking on local changes.
+const DISPATCH_POLL: Duration = Duration::from_millis(500);
+
+/// A configured server, ready to run.
+pub struct Server {
+    /// The services, for bootstrapping before the API starts.
+    pub services: Arc<Services>,
+    /// The URL clients reach it at.
+    pub public_url: String,
+    api_config: ApiConfig,
+    presigned: Option<Arc<dyn PresignedGateway>>,
+    listener: TcpListener,
+}
+
+impl Server {
+    /// Binds the listener and opens storage as `settings` say. `create_secret` lets
+    /// `tlao dev` generate a secret in the data dir on first start.
+    pub async fn open(settings: &Settings, create_secret: bool) -> anyhow::Result<Server> {
+        let data_dir = settings.data_dir()?;
+        let listener = TcpListener::bind(settings.server.addr)
+            .with_context(|| format!("cannot listen on {}", settings.server.addr))?;
+        let local = listener.local_addr()?;
+        let public_url = settings
+            .server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let secret = resolve_secret(settings, &data_dir, create_secret)?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+
+        let table: Arc<dyn Table> = match settings.storage.kind {
+            StorageKind::Sqlite => {
+                let path = settings
+                    .storage
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("tlao.db"));
+                Arc::new(
+                    SqliteTable::open(&path).await.with_context(|| {
+                        format!("opening the SQLite table at {}", path.display())
+                    })?,
+                )
+            }
+            StorageKind::Memory => Arc::new(MemoryTable::new()),
+            StorageKind::Dynamodb => {
+                bail!(
+                    "storage.kind = \"dynamodb\" needs the AWS adapters, which this build does not include"
+                )
+            }
+        };
+        let (blobs, presigned): (Arc<dyn BlobStore>, Option<Arc<dyn PresignedGateway>>) =
+            match settings.blobs.kind {
+                BlobsKind::Fs => {
+                    let root = settings
+                        .blobs
+                        .root
+                        .clone()
+                        .unwrap_or_else(|| data_dir.join("blobs"));
+                    let store = Arc::new(
+                        FsBlobStore::new(
+                            root.clone(),
+                            public_url.clone(),
+                            secret.as_bytes().to_vec(),
+                            clock.clone(),
+                        )
+                        .with_context(|| format!("opening the blob store at {}", root.display()))?,
+                    );
+                    (store.clone(), Some(store))
+                }
+                BlobsKind::S3 => {
+                    bail!(
+                        "blobs.kind = \"s3\" needs the AWS adapters, which this build does not include"
+                    )
+                }
+            };
+        let services = Arc::new(Services::new(table, blobs, clock, settings.guardrails));
+        services
+            .executors
+            .reload()
+            .await
+            .context("loading the executor registry")?;
+        let mut api_config = ApiConfig::new(secret.into_bytes());
+        api_config.token_ttl = Duration::from_secs(settings.auth.token_ttl_seconds);
+        api_config.worker_token = settings.worker_token.clone();
+        Ok(Server {
+            services,
+            public_url,
+            api_config,
+            presigned,
+            listener,
+        })
+    }
+
+    /// Starts the background loops: the reaper (always) and, with a launcher, the
+    /// dispatcher that starts one worker per queued run. They stop with the process.
+    pub async fn start_background(
+        &self,
+        settings: &Settings,
+        launcher: Option<Arc<dyn RunLauncher>>,
+    ) -> anyhow::Result<()> {
+        let core = self.services.core.clone();
+        let reaper = Reaper::new(
+            core.clone(),
+            Duration::from_secs(settings.worker.heartbeat_timeout_seconds),
+            DEADLINE_GRACE,
+        );
+        // Runs a crash left `running` are judged before anything else happens.
+        let sweep = reaper.sweep().await.context("judging runs left running")?;
+        if !sweep.timed_out.is_empty() || !sweep.lost.is_empty() {
+            tracing::warn!(
+                timed_out = sweep.timed_out.len(),
+                lost = sweep.lost.len(),
+                "ended runs left running by an earlier stop"
+            );
+        }
+        tokio::spawn(reaper.run(REAPER_INTERVAL));
+        if let Some(launcher) = launcher {
+            let dispatcher =
+                Dispatcher::new(core, self.services.workers.clone(), launcher, DISPATCH_POLL);
+            tokio::spawn(dispatcher.run());
+        }
+        Ok(())
+    }
+
+    /// Starts serving; the returned handle resolves when the server stops (Ctrl-C).
+    pub fn start(self) -> anyhow::Result<actix_web::dev::Server> {
+        let deps = AppDeps {
+            services: self.services,
+            presigned: self.presigned,
+        };
+        tlao_api::build(self.api_config, deps, self.listener).context("starting the HTTP server")
+    }
+}
+
+/// The signing secret: `auth.secret`, else `auth.secret_file`, else (for `tlao dev`)
+/// `<data_dir>/secret.key`, created on first start.
+fn resolve_secret(settings: &Settings, data_dir: &Path, create: bool) -> anyhow::Result<String> {
+    if let Some(secret) = &settings.auth.secret {
+        if secret.len() < secrets::MIN_SECRET_BYTES {
+            bail!(
+                "auth.secret is {} bytes; at least {} are needed",
+                secret.len(),
+                secrets::MIN_SECRET_BYTES
+            );
+        }
+        return Ok(secret.clone());
+    }
+    if let Some(path) = &settings.auth.secret_file {
+        return secrets::read(path);
+    }
+    let path = data_dir.join("secret.key");
+    if create {
+        secrets::load_or_create(&path)
+    } else if path.exists() {
+        secrets::read(&path)
+    } else {
+        bail!(
+            "no signing secret: set auth.secret or auth.secret_file (TLAO_AUTH__SECRET_FILE), or create {}",
+            path.display()
+        )
+    }
+}

@@ -1,0 +1,243 @@
+//! Configuration: built-in defaults, then `tlao.toml` (or `--config FILE`), then `TLAO_*`
+//! environment variables with `__` for nesting (`TLAO_GUARDRAILS__DAILY_RUN_QUOTA=3`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use tlao_domain::Guardrails;
+
+/// Which table engine to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// Embedded SQLite under the data dir (the default).
+    Sqlite,
+    /// In memory; everything is lost on exit.
+    Memory,
+    /// DynamoDB (needs the `aws` build).
+    Dynamodb,
+}
+
+/// Which blob engine to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobsKind {
+    /// Files under the data dir (the default).
+    Fs,
+    /// S3 (needs the `aws` build).
+    S3,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// The URL clients reach the server at, for presigned URLs; derived from `addr` when unset.
+    pub public_url: Option<String>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            addr: SocketAddr::from(([127, 0, 0, 1], 7411)),
+            public_url: None,
+        }
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct StorageSettings {
+    /// The engine.
+    pub kind: StorageKind,
+    /// The SQLite file; `<data_dir>/tlao.db` when unset.
+    pub path: Option<PathBuf>,
+    /// The DynamoDB table name.
+    pub table: String,
+    /// An endpoint override (an emulator).
+    pub endpoint: Option<String>,
+    /// The AWS region.
+    pub region: Option<String>,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings {
+            kind: StorageKind::Sqlite,
+            path: None,
+            table: "tlao".into(),
+            endpoint: None,
+            region: None,
+        }
+    }
+}
+
+/// `[blobs]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BlobSettings {
+    /// The engine.
+    pub kind: BlobsKind,
+    /// The root directory; `<data_dir>/blobs` when unset.
+    pub root: Option<PathBuf>,
+    /// The S3 bucket.
+    pub bucket: String,
+    /// An endpoint override (an emulator).
+    pub endpoint: Option<String>,
+    /// The AWS region.
+    pub region: Option<String>,
+}
+
+impl Default for BlobSettings {
+    fn default() -> Self {
+        BlobSettings {
+            kind: BlobsKind::Fs,
+            root: None,
+            bucket: "tlao".into(),
+            endpoint: None,
+            region: None,
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// The secret that signs session tokens and local presigned URLs (at least 32 bytes).
+    pub secret: Option<String>,
+    /// A file holding the secret, when it is not given inline.
+    pub secret_file: Option<PathBuf>,
+    /// How long a session token lives.
+    pub token_ttl_seconds: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            secret: None,
+            secret_file: None,
+            token_ttl_seconds: 12 * 3600,
+        }
+    }
+}
+
+/// `[worker]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WorkerSettings {
+    /// A worker silent for this long has its run failed as `worker_lost`.
+    pub heartbeat_timeout_seconds: u64,
+    /// How many worker processes `tlao dev` runs at once.
+    pub max_local_workers: usize,
+    /// Where `tlao dev`'s workers unpack runs; `<data_dir>/work` when unset.
+    pub work_root: Option<PathBuf>,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            heartbeat_timeout_seconds: 30,
+            max_local_workers: 4,
+            work_root: None,
+        }
+    }
+}
+
+/// Everything the server reads from configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Where local state lives; `$XDG_DATA_HOME/tlao` when unset (`TLAO_DATA_DIR`).
+    pub data_dir: Option<PathBuf>,
+    /// The token workers authenticate with (`TLAO_WORKER_TOKEN`); `tlao dev` makes one.
+    pub worker_token: Option<String>,
+    /// `[server]`
+    pub server: ServerSettings,
+    /// `[storage]`
+    pub storage: StorageSettings,
+    /// `[blobs]`
+    pub blobs: BlobSettings,
+    /// `[auth]`
+    pub auth: AuthSettings,
+    /// `[guardrails]`
+    pub guardrails: Guardrails,
+    /// `[worker]`
+    pub worker: WorkerSettings,
+}
+
+impl Settings {
+    /// Loads defaults, then the config file (`explicit`, else `./tlao.toml` when it
+    /// exists), then `TLAO_*` variables.
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<Settings> {
+        let mut builder = config::Config::builder();
+        match explicit {
+            Some(path) => {
+                if !path.is_file() {
+                    bail!("config file {} does not exist", path.display());
+                }
+                builder = builder.add_source(config::File::from(path).required(true));
+            }
+            None => {
+                builder = builder.add_source(config::File::with_name("tlao.toml").required(false));
+            }
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("TLAO")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let settings: Settings = builder
+            .build()
+            .context("reading configuration")?
+            .try_deserialize()
+            .context("invalid configuration (check tlao.toml and TLAO_* variables)")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let g = &self.guardrails;
+        if g.max_run_seconds == 0 {
+            bail!("guardrails.max_run_seconds must be at least 1");
+        }
+        if g.max_concurrent_runs == 0 {
+            bail!("guardrails.max_concurrent_runs must be at least 1");
+        }
+        if g.max_archive_bytes == 0 {
+            bail!("guardrails.max_archive_bytes must be at least 1");
+        }
+        if self.worker.max_local_workers == 0 {
+            bail!("worker.max_local_workers must be at least 1");
+        }
+        if self.worker.heartbeat_timeout_seconds == 0 {
+            bail!("worker.heartbeat_timeout_seconds must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The data dir: the setting, else `$XDG_DATA_HOME/tlao`, else `~/.local/share/tlao`.
+    pub fn data_dir(&self) -> anyhow::Result<PathBuf> {
+        if let Some(dir) = &self.data_dir {
+            return Ok(dir.clone());
+        }
+        xdg_dir("XDG_DATA_HOME", ".local/share").map(|base| base.join("tlao"))
+    }
+}
+
+/// `$VAR`, else `$HOME/<fallback>`.
+pub fn xdg_dir(var: &str, fallback: &str) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .context("neither $XDG_* nor $HOME is set; pass --data-dir")?;
+    Ok(PathBuf::from(home).join(fallback))
+}

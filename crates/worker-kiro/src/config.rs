@@ -1,0 +1,57 @@
+//! The worker's configuration: which API to talk to, where to work, and its limits.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tlao_domain::ExecutorName;
+
+/// The default cap on the bytes a workspace archive may extract to: 1 GiB.
+pub const DEFAULT_MAX_EXTRACTED_BYTES: u64 = 1 << 30;
+/// The default cap on the entries a workspace archive may hold.
+pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
+/// The default longest time an event waits before it is sent.
+pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_millis(100);
+/// The default time between heartbeats while the executor is quiet.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How a worker runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// The API's base URL, e.g. `http://127.0.0.1:7411`.
+    pub api_url: String,
+    /// The worker token (`TLAO_WORKER_TOKEN`).
+    pub token: String,
+    /// Where per-run directories are created; each is removed after its run.
+    pub work_root: PathBuf,
+    /// Only lease runs of these executors; any when `None`.
+    pub executors: Option<Vec<ExecutorName>>,
+    /// The most bytes a workspace archive may extract to.
+    pub max_extracted_bytes: u64,
+    /// The most entries a workspace archive may hold.
+    pub max_entries: u64,
+    /// The longest an event waits before it is sent to the API.
+    pub batch_interval: Duration,
+    /// How often a heartbeat is sent while there are no events.
+    pub heartbeat_interval: Duration,
+}
+
+impl WorkerConfig {
+    /// A configuration with the default limits, creating run directories under
+    /// `work_root`.
+    pub fn new(
+        api_url: impl Into<String>,
+        token: impl Into<String>,
+        work_root: impl Into<PathBuf>,
+    ) -> WorkerConfig {
+        WorkerConfig {
+            api_url: api_url.into(),
+            token: token.into(),
+            work_root: work_root.into(),
+            executors: None,
+            max_extracted_bytes: DEFAULT_MAX_EXTRACTED_BYTES,
+            max_entries: DEFAULT_MAX_ENTRIES,
+            batch_interval: DEFAULT_BATCH_INTERVAL,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+        }
+    }
+}

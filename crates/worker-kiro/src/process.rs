@@ -1,0 +1,393 @@
+//! Running an agent process: its own process group, line-by-line output, and a guard
+//! that kills the whole group.
+//!
+//! The child is the leader of a new process group (`process_group(0)`), so everything
+//! it starts can be killed at once with `killpg`. A [`GroupGuard`] does that when it is
+//! dropped, so dropping an execution future (deadline, cancel) leaves no process of the
+//! run alive; the group is also killed as soon as the child exits, so a background
+//! process it left behind cannot hold the output pipes open. On Linux the child is
+//! also told to die with the worker (`PR_SET_PDEATHSIG`), for the case where the
+//! worker itself is killed with `SIGKILL` and no destructor runs.
+//!
+//! Output is read as lines (at most [`MAX_LINE_BYTES`] each), cleaned of ANSI escapes
+//! and carriage-return redraws, emitted as [`EventPayload::Log`] events, and kept in
+//! the transcript (up to [`MAX_TRANSCRIPT_BYTES`]) and a stderr tail.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tlao_domain::{EventPayload, EventSink, LogStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+use crate::ansi::strip_ansi;
+
+/// The longest line kept as one log event; longer output is split.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+/// The most transcript bytes kept in memory; later output is only streamed.
+pub const MAX_TRANSCRIPT_BYTES: usize = 32 * 1024 * 1024;
+/// How much of the end of stderr is kept for error messages.
+pub const STDERR_TAIL_BYTES: usize = 4 * 1024;
+/// How long output is still read after the child exited and its group was killed.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Environment variables of the worker that an agent must not see.
+const HIDDEN_ENV: [&str; 2] = ["TLAO_WORKER_TOKEN", "TLAO_TOKEN"];
+
+/// A command to run in its own process group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupCommand {
+    /// The program, a path or a name on `PATH`.
+    pub program: OsString,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// Its working directory.
+    pub cwd: PathBuf,
+    /// Variables added to the worker's environment (without its credentials).
+    pub env: BTreeMap<OsString, OsString>,
+    /// Text written to its standard input, which is then closed; `/dev/null` when `None`.
+    pub stdin: Option<String>,
+}
+
+impl GroupCommand {
+    /// `program` with no arguments, run in `cwd`.
+    pub fn new(program: impl Into<OsString>, cwd: impl Into<PathBuf>) -> GroupCommand {
+        GroupCommand {
+            program: program.into(),
+            args: Vec::new(),
+            cwd: cwd.into(),
+            env: BTreeMap::new(),
+            stdin: None,
+        }
+    }
+}
+
+/// How a process ended and what it printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Its whole output, stdout and stderr interleaved as read, ANSI-free.
+    pub transcript: String,
+    /// The last lines of its stderr, at most [`STDERR_TAIL_BYTES`] in all.
+    pub stderr_tail: Vec<String>,
+}
+
+impl Finished {
+    /// The exit code, when it exited (rather than being killed by a signal).
+    pub fn exit_code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// The signal that killed it, when one did.
+    pub fn signal(&self) -> Option<i32> {
+        self.status.signal()
+    }
+
+    /// The stderr tail as text, without the lines `skip` rejects.
+    pub fn stderr_text(&self, skip: impl Fn(&str) -> bool) -> String {
+        let lines: Vec<&str> = self
+            .stderr_tail
+            .iter()
+            .map(String::as_str)
+            .filter(|line| !skip(line) && !line.trim().is_empty())
+            .collect();
+        lines.join("\n")
+    }
+}
+
+/// Kills a process group with `SIGKILL` when dropped (or when asked to, once).
+#[derive(Debug)]
+pub struct GroupGuard {
+    pgid: Option<Pid>,
+}
+
+impl GroupGuard {
+    /// A guard of the group led by `pid` (the child's pid, which is the group id).
+    pub fn new(pid: Option<u32>) -> GroupGuard {
+        GroupGuard {
+            pgid: pid
+                .and_then(|pid| i32::try_from(pid).ok())
+                .map(Pid::from_raw),
+        }
+    }
+
+    /// The group id, until the group is killed.
+    pub fn pgid(&self) -> Option<i32> {
+        self.pgid.map(Pid::as_raw)
+    }
+
+    /// Kills every process of the group now; later calls and the drop do nothing.
+    pub fn kill(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            // ESRCH (the group is already gone) is the expected, harmless failure.
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Spawns `command` in a new process group, streams its output as log events into
+/// `events` (each line is also shown to `observe`), and waits for it. Fails only when
+/// the process cannot be started. Dropping the future kills the whole group.
+pub async fn run_in_group(
+    command: &GroupCommand,
+    events: &dyn EventSink,
+    observe: &mut (dyn FnMut(LogStream, &str) + Send),
+) -> io::Result<Finished> {
+    let mut child = spawn(command)?;
+    let mut guard = GroupGuard::new(child.id());
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let stdin = child.stdin.take();
+    let (tx, mut rx) = mpsc::channel::<(LogStream, String)>(256);
+
+    let feed_stdin = async {
+        if let (Some(mut pipe), Some(text)) = (stdin, command.stdin.as_ref()) {
+            // A child that exits without reading its input is not an error.
+            let _ = pipe.write_all(text.as_bytes()).await;
+            let _ = pipe.shutdown().await;
+        }
+    };
+    let out_tx = tx.clone();
+    let read_stdout = async move {
+        if let Some(pipe) = stdout {
+            read_lines(pipe, LogStream::Stdout, out_tx).await;
+        }
+    };
+    let read_stderr = async move {
+        if let Some(pipe) = stderr {
+            read_lines(pipe, LogStream::Stderr, tx).await;
+        }
+    };
+    let mut output = Output::default();
+    let consume = async {
+        while let Some((stream, line)) = rx.recv().await {
+            observe(stream, &line);
+            output.record(stream, &line);
+            events.emit(EventPayload::Log { stream, text: line });
+        }
+    };
+    let status = {
+        let pump = async {
+            tokio::join!(feed_stdin, read_stdout, read_stderr, consume);
+        };
+        tokio::pin!(pump);
+        let wait = child.wait();
+        tokio::pin!(wait);
+        let mut status: Option<ExitStatus> = None;
+        let drain = tokio::time::sleep(Duration::from_secs(365 * 24 * 3600));
+        tokio::pin!(drain);
+        loop {
+            tokio::select! {
+                exited = &mut wait, if status.is_none() => {
+                    status = Some(exited?);
+                    // Whatever the child left running dies with it.
+                    guard.kill();
+                    drain.as_mut().reset(tokio::time::Instant::now() + DRAIN_TIMEOUT);
+                }
+                () = &mut pump => {
+                    if status.is_none() {
+                        status = Some(wait.as_mut().await?);
+                        guard.kill();
+                    }
+                    break;
+                }
+                () = &mut drain, if status.is_some() => break,
+            }
+        }
+        match status {
+            Some(status) => status,
+            None => wait.as_mut().await?,
+        }
+    };
+    Ok(Finished {
+        status,
+        transcript: output.transcript,
+        stderr_tail: output.stderr_tail.into_iter().collect(),
+    })
+}
+
+/// Spawns the child: own process group, piped output, the worker's credentials
+/// removed, killed with the worker.
+fn spawn(command: &GroupCommand) -> io::Result<tokio::process::Child> {
+    let mut process = tokio::process::Command::new(&command.program);
+    process
+        .args(&command.args)
+        .current_dir(&command.cwd)
+        .envs(&command.env)
+        .stdin(if command.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    for name in HIDDEN_ENV {
+        process.env_remove(name);
+    }
+    die_with_parent(&mut process);
+    process.spawn()
+}
+
+/// Asks the kernel to `SIGKILL` the child when the worker dies (Linux only), so an
+/// agent does not outlive a worker killed with `SIGKILL`. Grandchildren are not
+/// covered by the signal; they are killed with the group by [`GroupGuard`] whenever
+/// the worker can still run code.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn die_with_parent(process: &mut tokio::process::Command) {
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs in the child between `fork` and `exec`, where only
+    // async-signal-safe calls are allowed. It makes exactly two system calls, `prctl`
+    // and `getppid`, through nix's thin wrappers, and builds its errors from errno
+    // values without allocating; it takes no locks and touches no shared state. The
+    // `getppid` check closes the race where the worker died before `prctl` ran: the
+    // child then fails to start instead of running orphaned.
+    unsafe {
+        process.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+            if nix::unistd::getppid() != parent {
+                return Err(io::Error::from(nix::errno::Errno::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_process: &mut tokio::process::Command) {}
+
+/// What has been read so far.
+#[derive(Default)]
+struct Output {
+    transcript: String,
+    truncated: bool,
+    stderr_tail: VecDeque<String>,
+    stderr_tail_bytes: usize,
+}
+
+impl Output {
+    fn record(&mut self, stream: LogStream, line: &str) {
+        if self.transcript.len() + line.len() < MAX_TRANSCRIPT_BYTES {
+            self.transcript.push_str(line);
+            self.transcript.push('\n');
+        } else if !self.truncated {
+            self.truncated = true;
+            self.transcript.push_str(&format!(
+                "[transcript truncated at {MAX_TRANSCRIPT_BYTES} bytes; the rest was streamed to the run's logs]\n"
+            ));
+        }
+        if stream == LogStream::Stderr {
+            let kept = tail_of(line, STDERR_TAIL_BYTES);
+            self.stderr_tail_bytes += kept.len() + 1;
+            self.stderr_tail.push_back(kept.to_owned());
+            while self.stderr_tail_bytes > STDERR_TAIL_BYTES {
+                match self.stderr_tail.pop_front() {
+                    Some(old) => self.stderr_tail_bytes -= old.len() + 1,
+                    None => break,
+                }
+            }
+        }
+    }
+}
+
+/// The last `max` bytes of `text`, cut at a character boundary.
+pub fn tail_of(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// Reads `pipe` as lines and sends each, cleaned, on `tx`; stops at end of file or on
+/// a read error.
+async fn read_lines(
+    pipe: impl AsyncRead + Unpin,
+    stream: LogStream,
+    tx: mpsc::Sender<(LogStream, String)>,
+) {
+    let mut reader = BufReader::new(pipe);
+    let mut line: Vec<u8> = Vec::new();
+    while let Ok(buffer) = reader.fill_buf().await {
+        if buffer.is_empty() {
+            break;
+        }
+        let room = MAX_LINE_BYTES - line.len();
+        let (taken, complete) = match buffer.iter().position(|b| *b == b'\n') {
+            Some(i) if i < room => (i + 1, true),
+            _ if buffer.len() >= room => (room, true),
+            _ => (buffer.len(), false),
+        };
+        line.extend_from_slice(&buffer[..taken]);
+        reader.consume(taken);
+        if complete {
+            let text = clean_line(&line);
+            line.clear();
+            if tx.send((stream, text)).await.is_err() {
+                return;
+            }
+        }
+    }
+    if !line.is_empty() {
+        let _ = tx.send((stream, clean_line(&line))).await;
+    }
+}
+
+/// A raw output line as it would look on a terminal: decoded (lossily), without the
+/// line ending, only the text after the last carriage return (spinner redraws), and
+/// without ANSI escapes.
+pub fn clean_line(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let text = text.trim_end_matches(['\n', '\r']);
+    let shown = text
+        .rsplit('\r')
+        .find(|part| !strip_ansi(part).trim().is_empty())
+        .unwrap_or("");
+    strip_ansi(shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_shows_what_a_terminal_would() {
+        assert_eq!(clean_line(b"\x1b[32mok\x1b[0m\r\n"), "ok");
+        assert_eq!(clean_line(b"10%\r50%\r100%\n"), "100%");
+        assert_eq!(clean_line(b"done\r\x1b[2K\n"), "done");
+        assert_eq!(clean_line(b"caf\xc3\xa9 \xff\n"), "café \u{fffd}");
+    }
+
+    #[test]
+    fn the_stderr_tail_keeps_the_last_bytes() {
+        let mut output = Output::default();
+        for i in 0..2000 {
+            output.record(LogStream::Stderr, &format!("line {i}"));
+        }
+        assert!(output.stderr_tail_bytes <= STDERR_TAIL_BYTES);
+        assert_eq!(
+            output.stderr_tail.back().map(String::as_str),
+            Some("line 1999")
+        );
+        assert_eq!(tail_of("héllo", 4), "llo");
+    }
+}

@@ -1,0 +1,595 @@
+//! The run loop: lease a run, prepare its workspace, execute it under its deadline and
+//! stop signals, upload its artifacts, and complete it.
+//!
+//! 1. The TaskSpec is downloaded by its presigned URL and parsed; the workspace archive
+//!    (if any) is downloaded (size and SHA-256 checked) and extracted safely twice:
+//!    `base/` (pristine) and `work/` (the executor's working directory).
+//! 2. The executor runs in `work/` and writes results to `out/`. Its events stream to
+//!    the API through an [`EventShipper`] (batches, heartbeats). It is stopped — its
+//!    future dropped, which kills its process group — at the deadline (`timed_out`),
+//!    when the API says the run was cancelled (`cancelled`) or ended elsewhere (the
+//!    worker just stops), or when the lease is lost (the worker stops quietly).
+//! 3. The files in `out/`, `changes.patch` (`base/` against `work/`) and
+//!    `transcript.txt` are uploaded; an artifact whose upload failed for good fails
+//!    the run with `upload_failed`.
+//! 4. Every event is flushed, the run directory is removed, and the run is completed.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tlao_domain::{
+    Artifact, ArtifactName, ArtifactType, ExecutionContext, ExecutionStatus, LeaseId,
+    ProducedArtifact, RunError, RunErrorCode, RunId, RunStatus, TaskSpec, Timestamp, Usage,
+};
+use tlao_sdk::worker::{
+    ArchiveDownload, Assignment, CompleteRequest, CompletionStatus, LeaseRequest, SignedUrl,
+};
+use tlao_sdk::{WorkerClient, WorkerClientError};
+use tokio::io::AsyncWriteExt;
+
+use crate::config::WorkerConfig;
+use crate::events::{ChannelSink, Control, EventShipper, stopped};
+use crate::executors::executor_for;
+use crate::extract::{ExtractLimits, extract_archive_file};
+use crate::outputs::collect_outputs;
+use crate::patch::write_patch;
+use crate::run_dir::RunDir;
+use crate::upload::{UploadError, upload_artifact};
+
+/// The longest a TaskSpec document may be.
+const MAX_SPEC_BYTES: usize = 1024 * 1024;
+/// How long `run_forever` long-polls for a run.
+const LONG_POLL: Duration = Duration::from_secs(20);
+/// The longest pause of `run_forever` after failures.
+const MAX_IDLE_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How a run ended, as this worker saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    /// The run.
+    pub run_id: RunId,
+    /// Its status as the API recorded it; `None` when the lease was lost and the worker
+    /// stopped without learning the outcome.
+    pub status: Option<RunStatus>,
+    /// Why it failed, when it did.
+    pub error: Option<RunError>,
+    /// What it cost, when the executor reported it.
+    pub usage: Usage,
+    /// The artifacts stored.
+    pub artifacts: Vec<Artifact>,
+}
+
+/// Leases one run (waiting up to `wait`, at most 30 s, for one), executes it and
+/// reports it; `None` when there was nothing to do.
+pub async fn run_once(config: &WorkerConfig, wait: Duration) -> anyhow::Result<Option<RunSummary>> {
+    let client = client_for(config)?;
+    lease_and_run(&client, config, wait).await
+}
+
+/// Executes a run already leased for this worker (by the local dispatcher).
+pub async fn run_assigned(
+    config: &WorkerConfig,
+    run_id: RunId,
+    lease_id: LeaseId,
+) -> anyhow::Result<RunSummary> {
+    let client = client_for(config)?;
+    let assignment = match client.assignment(&run_id, &lease_id).await {
+        Ok(assignment) => assignment,
+        Err(error) if error.is_lease_lost() => {
+            tracing::info!(run_id = %run_id, %error, "the lease is gone; nothing to do");
+            return Ok(RunSummary {
+                run_id,
+                status: None,
+                error: None,
+                usage: Usage::Unmeasured,
+                artifacts: Vec::new(),
+            });
+        }
+        Err(error) => {
+            return Err(error)
+                .with_context(|| format!("cannot fetch the assignment of run {run_id}"));
+        }
+    };
+    execute(&client, config, assignment).await
+}
+
+/// Leases and executes runs one after the other, for ever. Returns only when the API
+/// refuses the worker's token (401, 403); other failures are retried with backoff.
+pub async fn run_forever(config: &WorkerConfig) -> anyhow::Result<()> {
+    let client = client_for(config)?;
+    let mut failures: u32 = 0;
+    loop {
+        match lease_and_run(&client, config, LONG_POLL).await {
+            Ok(_) => failures = 0,
+            Err(error) => {
+                let refused = error
+                    .downcast_ref::<WorkerClientError>()
+                    .and_then(WorkerClientError::status)
+                    .is_some_and(|status| status == 401 || status == 403);
+                if refused {
+                    return Err(error);
+                }
+                failures = failures.saturating_add(1);
+                let delay = Duration::from_secs(1u64 << failures.min(5)).min(MAX_IDLE_BACKOFF);
+                tracing::warn!(error = %format!("{error:#}"), ?delay, "worker loop failed; retrying");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+fn client_for(config: &WorkerConfig) -> anyhow::Result<WorkerClient> {
+    WorkerClient::new(&config.api_url, &config.token).context("cannot create the API client")
+}
+
+async fn lease_and_run(
+    client: &WorkerClient,
+    config: &WorkerConfig,
+    wait: Duration,
+) -> anyhow::Result<Option<RunSummary>> {
+    let request = LeaseRequest {
+        executors: config.executors.clone(),
+        wait_seconds: u32::try_from(wait.as_secs().min(30)).unwrap_or(30),
+    };
+    let assignment = client.lease(&request).await.context("cannot lease a run")?;
+    match assignment {
+        None => Ok(None),
+        Some(assignment) => execute(client, config, assignment).await.map(Some),
+    }
+}
+
+/// How the worker's part of a run ended.
+enum Ending {
+    /// Complete the run with this outcome.
+    Complete {
+        status: CompletionStatus,
+        error: Option<RunError>,
+        usage: Usage,
+        artifacts: Vec<Artifact>,
+    },
+    /// Stop without completing: the run ended elsewhere (`Some`) or the lease is gone.
+    Abandon { status: Option<RunStatus> },
+}
+
+impl Ending {
+    fn failed(code: RunErrorCode, message: String) -> Ending {
+        Ending::Complete {
+            status: CompletionStatus::Failed,
+            error: Some(RunError {
+                code,
+                message,
+                exit_code: None,
+            }),
+            usage: Usage::Unmeasured,
+            artifacts: Vec::new(),
+        }
+    }
+
+    fn stopped(control: Control) -> Ending {
+        match control {
+            Control::Stop(RunStatus::Cancelled) => Ending::Complete {
+                status: CompletionStatus::Cancelled,
+                error: None,
+                usage: Usage::Unmeasured,
+                artifacts: Vec::new(),
+            },
+            Control::Stop(status) => Ending::Abandon {
+                status: Some(status),
+            },
+            Control::LeaseLost | Control::Running => Ending::Abandon { status: None },
+        }
+    }
+}
+
+/// Executes an assignment from start to completion.
+async fn execute(
+    client: &WorkerClient,
+    config: &WorkerConfig,
+    assignment: Assignment,
+) -> anyhow::Result<RunSummary> {
+    let run_id = assignment.run.run_id.clone();
+    let lease_id = assignment.lease_id.clone();
+    tracing::info!(run_id = %run_id, executor = %assignment.executor.name, "run started");
+    let shipper = EventShipper::start(
+        client.clone(),
+        run_id.clone(),
+        lease_id.clone(),
+        config.batch_interval,
+        config.heartbeat_interval,
+    );
+    let ending = match RunDir::create(&config.work_root, &run_id, &lease_id) {
+        Ok(dir) => {
+            let ending = drive(client, config, &assignment, &dir, &shipper).await;
+            drop(dir);
+            ending
+        }
+        Err(error) => Ending::failed(
+            RunErrorCode::Internal,
+            format!(
+                "the worker cannot create a run directory under {}: {error}",
+                config.work_root.display()
+            ),
+        ),
+    };
+    let control = shipper.finish().await;
+    let (status, error, usage, artifacts) = match ending {
+        Ending::Abandon { status } => {
+            tracing::info!(run_id = %run_id, status = ?status, "run left without completing it");
+            return Ok(RunSummary {
+                run_id,
+                status,
+                error: None,
+                usage: Usage::Unmeasured,
+                artifacts: Vec::new(),
+            });
+        }
+        Ending::Complete { .. } if control == Control::LeaseLost => {
+            tracing::info!(run_id = %run_id, "the lease was lost; run not completed");
+            return Ok(RunSummary {
+                run_id,
+                status: None,
+                error: None,
+                usage: Usage::Unmeasured,
+                artifacts: Vec::new(),
+            });
+        }
+        Ending::Complete {
+            status,
+            error,
+            usage,
+            artifacts,
+        } => (status, error, usage, artifacts),
+    };
+    let request = CompleteRequest {
+        lease_id,
+        status,
+        error: error.clone(),
+        usage: usage.clone(),
+    };
+    let summary = match client.complete(&run_id, &request).await {
+        Ok(run) => RunSummary {
+            run_id,
+            status: Some(run.status),
+            error: run.error,
+            usage: run.usage,
+            artifacts,
+        },
+        Err(e) if e.is_lease_lost() => RunSummary {
+            run_id,
+            status: None,
+            error: None,
+            usage: Usage::Unmeasured,
+            artifacts,
+        },
+        Err(WorkerClientError::Protocol { message, .. }) => {
+            // The completion was accepted; only its answer was not understood.
+            tracing::warn!(run_id = %run_id, %message, "unexpected answer to complete");
+            RunSummary {
+                run_id,
+                status: Some(run_status(status)),
+                error,
+                usage,
+                artifacts,
+            }
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot complete run {run_id}")),
+    };
+    tracing::info!(run_id = %summary.run_id, status = ?summary.status, "run finished");
+    Ok(summary)
+}
+
+fn run_status(status: CompletionStatus) -> RunStatus {
+    match status {
+        CompletionStatus::Completed => RunStatus::Completed,
+        CompletionStatus::Failed => RunStatus::Failed,
+        CompletionStatus::TimedOut => RunStatus::TimedOut,
+        CompletionStatus::Cancelled => RunStatus::Cancelled,
+    }
+}
+
+/// What stopped the executor.
+enum Executed {
+    Outcome(tlao_domain::ExecutionOutcome),
+    TimedOut,
+    Stopped(Control),
+}
+
+/// Prepares the workspace, runs the executor and uploads the artifacts.
+async fn drive(
+    client: &WorkerClient,
+    config: &WorkerConfig,
+    assignment: &Assignment,
+    dir: &RunDir,
+    shipper: &EventShipper,
+) -> Ending {
+    let sink = shipper.sink();
+    let run = &assignment.run;
+    sink.system(format!(
+        "worker picked up run {} ({}) with executor {} ({})",
+        run.run_id,
+        run.task_type,
+        assignment.executor.name,
+        assignment.executor.config.kind()
+    ));
+    let spec = match fetch_spec(client, &assignment.task_spec_url).await {
+        Ok(spec) => spec,
+        Err(message) => {
+            let message = format!(
+                "cannot read the TaskSpec {}: {message}",
+                assignment.task_spec_key
+            );
+            sink.system(message.clone());
+            return Ending::failed(RunErrorCode::Internal, message);
+        }
+    };
+    if let Some(archive) = &assignment.archive {
+        let limits = ExtractLimits {
+            max_bytes: config.max_extracted_bytes,
+            max_entries: config.max_entries,
+        };
+        if let Err(message) = prepare_workspace(client, archive, dir, limits, sink).await {
+            sink.system(message.clone());
+            return Ending::failed(RunErrorCode::InvalidArchive, message);
+        }
+    }
+    if shipper.current() != Control::Running {
+        return Ending::stopped(shipper.current());
+    }
+    let deadline = instant_of(assignment.deadline);
+    if deadline <= tokio::time::Instant::now() {
+        sink.system("the run's deadline passed before its executor could start");
+        return Ending::Complete {
+            status: CompletionStatus::TimedOut,
+            error: None,
+            usage: Usage::Unmeasured,
+            artifacts: Vec::new(),
+        };
+    }
+
+    let executor = executor_for(&assignment.executor);
+    let (workdir, outdir) = (dir.work(), dir.out());
+    let context = ExecutionContext {
+        run_id: &run.run_id,
+        workspace_id: &run.workspace_id,
+        workdir: &workdir,
+        outdir: &outdir,
+        deadline: assignment.deadline,
+        events: sink,
+    };
+    let mut control = shipper.control();
+    let executed = tokio::select! {
+        outcome = executor.execute(&spec, context) => Executed::Outcome(outcome),
+        () = tokio::time::sleep_until(deadline) => Executed::TimedOut,
+        signal = stopped(&mut control) => Executed::Stopped(signal),
+    };
+    // The execution future is gone here: its process group has been killed.
+
+    let (status, mut error, usage, produced, transcript) = match executed {
+        Executed::Stopped(signal) => {
+            sink.system("the run was stopped by the API; its processes were killed");
+            return Ending::stopped(signal);
+        }
+        Executed::TimedOut => {
+            sink.system(format!(
+                "the run reached its deadline ({}); its processes were killed",
+                assignment.deadline
+            ));
+            let produced = collect_outputs(&outdir).unwrap_or_default();
+            (
+                CompletionStatus::TimedOut,
+                None,
+                Usage::Unmeasured,
+                produced,
+                sink.transcript(),
+            )
+        }
+        Executed::Outcome(outcome) => {
+            let (status, error) = match outcome.status {
+                ExecutionStatus::Completed => (CompletionStatus::Completed, None),
+                ExecutionStatus::Failed(error) => (CompletionStatus::Failed, Some(error)),
+            };
+            sink.system(match &error {
+                None => "the executor finished".to_owned(),
+                Some(error) => format!("the executor failed: {}", first_line(&error.message)),
+            });
+            (
+                status,
+                error,
+                outcome.usage,
+                outcome.artifacts,
+                outcome.logs,
+            )
+        }
+    };
+
+    let produced = with_worker_artifacts(produced, transcript, dir, sink).await;
+    let mut artifacts = Vec::with_capacity(produced.len());
+    let mut failures = Vec::new();
+    for item in &produced {
+        match upload_artifact(client, &run.run_id, &assignment.lease_id, item).await {
+            Ok(artifact) => {
+                sink.system(format!(
+                    "stored artifact {} ({}, {} bytes)",
+                    artifact.name.as_str(),
+                    artifact.artifact_type,
+                    artifact.size
+                ));
+                artifacts.push(artifact);
+            }
+            Err(UploadError::LeaseLost) => return Ending::Abandon { status: None },
+            Err(UploadError::Failed(message)) => {
+                sink.system(message.clone());
+                failures.push(message);
+            }
+        }
+    }
+    let mut status = status;
+    if !failures.is_empty() && status == CompletionStatus::Completed {
+        status = CompletionStatus::Failed;
+        error = Some(RunError {
+            code: RunErrorCode::UploadFailed,
+            message: failures.join("; "),
+            exit_code: None,
+        });
+    }
+    Ending::Complete {
+        status,
+        error,
+        usage,
+        artifacts,
+    }
+}
+
+/// Adds `changes.patch` (when the workspace changed) and `transcript.txt` (when there
+/// was output) to the executor's artifacts.
+async fn with_worker_artifacts(
+    mut produced: Vec<ProducedArtifact>,
+    transcript: String,
+    dir: &RunDir,
+    sink: &ChannelSink,
+) -> Vec<ProducedArtifact> {
+    let (base, work) = (dir.base(), dir.work());
+    let patch_path = dir.root().join("changes.patch");
+    let target = patch_path.clone();
+    match tokio::task::spawn_blocking(move || write_patch(&base, &work, &target)).await {
+        Ok(Ok(true)) => {
+            if let Some(name) = artifact_name("changes.patch") {
+                produced.push(ProducedArtifact {
+                    path: patch_path,
+                    name,
+                    artifact_type: ArtifactType::Patch,
+                    content_type: "text/x-diff; charset=utf-8".to_owned(),
+                });
+            }
+        }
+        Ok(Ok(false)) => sink.system("the workspace is unchanged; there is no changes.patch"),
+        Ok(Err(error)) => sink.system(format!("cannot compute changes.patch: {error}")),
+        Err(error) => sink.system(format!("cannot compute changes.patch: {error}")),
+    }
+    if !transcript.is_empty() {
+        let path = dir.root().join("transcript.txt");
+        match tokio::fs::write(&path, transcript).await {
+            Ok(()) => {
+                if let Some(name) = artifact_name("transcript.txt") {
+                    produced.push(ProducedArtifact {
+                        path,
+                        name,
+                        artifact_type: ArtifactType::Transcript,
+                        content_type: "text/plain; charset=utf-8".to_owned(),
+                    });
+                }
+            }
+            Err(error) => sink.system(format!("cannot write transcript.txt: {error}")),
+        }
+    }
+    produced
+}
+
+fn artifact_name(name: &str) -> Option<ArtifactName> {
+    ArtifactName::try_from(name.to_owned()).ok()
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+/// Downloads and parses the TaskSpec.
+async fn fetch_spec(client: &WorkerClient, url: &SignedUrl) -> Result<TaskSpec, String> {
+    let mut stream = client.download(url).await.map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        if bytes.len() + chunk.len() > MAX_SPEC_BYTES {
+            return Err(format!("it is larger than {MAX_SPEC_BYTES} bytes"));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("it is not JSON: {e}"))?;
+    TaskSpec::parse(&value).map_err(|e| format!("it is not a valid TaskSpec: {e}"))
+}
+
+/// Downloads the archive, checks it, and extracts it into `base/` and `work/`.
+async fn prepare_workspace(
+    client: &WorkerClient,
+    download: &ArchiveDownload,
+    dir: &RunDir,
+    limits: ExtractLimits,
+    sink: &ChannelSink,
+) -> Result<(), String> {
+    let archive = &download.archive;
+    sink.system(format!(
+        "downloading the workspace archive {} ({} bytes)",
+        archive.archive_id, archive.size
+    ));
+    let path = dir.archive();
+    download_checked(client, &download.url, &path, archive.size, &archive.sha256)
+        .await
+        .map_err(|e| format!("the workspace archive could not be downloaded: {e}"))?;
+    let (base, work, source) = (dir.base(), dir.work(), path.clone());
+    let extracted = tokio::task::spawn_blocking(move || {
+        extract_archive_file(&source, &base, &limits)?;
+        extract_archive_file(&source, &work, &limits)
+    })
+    .await
+    .map_err(|e| format!("the workspace archive could not be extracted: {e}"))?
+    .map_err(|e| format!("the workspace archive was refused: {e}"))?;
+    let _ = tokio::fs::remove_file(&path).await;
+    sink.system(format!(
+        "workspace extracted: {} files, {} directories, {} links, {} bytes",
+        extracted.files, extracted.directories, extracted.links, extracted.bytes
+    ));
+    Ok(())
+}
+
+/// Downloads `url` to `path`, refusing more than `size` bytes, and checks the size and
+/// SHA-256 against the archive record.
+async fn download_checked(
+    client: &WorkerClient,
+    url: &SignedUrl,
+    path: &std::path::Path,
+    size: u64,
+    sha256: &str,
+) -> Result<(), String> {
+    let mut stream = client.download(url).await.map_err(|e| e.to_string())?;
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut received = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        received += chunk.len() as u64;
+        if received > size {
+            return Err(format!(
+                "it is larger than the {size} bytes its record says"
+            ));
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    if received != size {
+        return Err(format!("{received} bytes arrived; its record says {size}"));
+    }
+    let actual = hex::encode(hasher.finalize());
+    if !sha256.is_empty() && !actual.eq_ignore_ascii_case(sha256) {
+        return Err(format!("its SHA-256 is {actual}; its record says {sha256}"));
+    }
+    Ok(())
+}
+
+/// The monotonic instant of a wall-clock deadline.
+fn instant_of(deadline: Timestamp) -> tokio::time::Instant {
+    let now_millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let left = deadline.unix_millis().saturating_sub(now_millis).max(0);
+    tokio::time::Instant::now() + Duration::from_millis(u64::try_from(left).unwrap_or(0))
+}
