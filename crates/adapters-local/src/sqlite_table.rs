@@ -138,7 +138,7 @@ impl Table for SqliteTable {
     async fn get(&self, key: &Key) -> Result<Option<Item>, TableError> {
         let key = key.clone();
         self.readers
-            .run(move |conn| {
+            .run_small(move |conn| {
                 let attrs = read_attrs(conn, &key)?;
                 Ok(attrs.map(|attrs| Item { key, attrs }))
             })
@@ -175,7 +175,11 @@ impl Table for SqliteTable {
 
     async fn query(&self, query: Query) -> Result<Page, TableError> {
         query.validate()?;
-        self.readers.run(move |conn| query_page(conn, &query)).await
+        if query.limit <= SMALL_QUERY {
+            self.readers.run_small(move |conn| query_page(conn, &query)).await
+        } else {
+            self.readers.run(move |conn| query_page(conn, &query)).await
+        }
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), TableError> {
@@ -325,6 +329,9 @@ fn query_page(conn: &Connection, query: &Query) -> Result<Page, TableError> {
     Ok(Page::from_overfetch(items, query.limit))
 }
 
+/// Reads of at most this many items run inline (see [`Pool::run_small`]).
+const SMALL_QUERY: usize = 100;
+
 /// A fixed set of connections, each used by one blocking task at a time.
 ///
 /// Callers wait for a free connection on a semaphore, asynchronously, so waiting never
@@ -374,6 +381,32 @@ impl Pool {
             }
         })
         .await
+    }
+
+    /// Runs a small read (a point read, a short page) inline when a connection is idle,
+    /// else like [`Pool::run`]. In WAL mode a reader never waits for writers, and a
+    /// primary-key read takes microseconds — far less than handing it to the blocking
+    /// pool and back, which dominated the latency of `GET /runs/{id}`.
+    async fn run_small<T, F>(self: &Arc<Self>, work: F) -> Result<T, TableError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, TableError> + Send + 'static,
+    {
+        let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
+            return self.run(work).await;
+        };
+        let conn = self.idle().pop();
+        let mut lease = Lease {
+            conn,
+            pool: Arc::clone(self),
+            _permit: permit,
+        };
+        match lease.conn.as_mut() {
+            Some(conn) => work(conn),
+            None => Err(TableError::Unexpected(anyhow::anyhow!(
+                "no idle sqlite connection despite a permit"
+            ))),
+        }
     }
 
     fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
