@@ -4,12 +4,15 @@
 //! - [`SqliteTable`]: the embedded default, a persistent SQLite file in WAL mode.
 //! - [`FsBlobStore`]: blobs as files under a root, with HMAC-signed presigned URLs.
 //! - [`ProcessLauncher`]: one worker process per run.
+//! - [`LocalEventBus`]: run events to live subscribers within this process.
 
+mod event_bus;
 mod fs_blob;
 mod memory_table;
 mod process_launcher;
 mod sqlite_table;
 
+pub use event_bus::{DEFAULT_EVENT_BUS_CAPACITY, LocalEventBus};
 pub use fs_blob::FsBlobStore;
 pub use memory_table::MemoryTable;
 pub use process_launcher::ProcessLauncher;

@@ -176,7 +176,9 @@ impl Table for SqliteTable {
     async fn query(&self, query: Query) -> Result<Page, TableError> {
         query.validate()?;
         if query.limit <= SMALL_QUERY {
-            self.readers.run_small(move |conn| query_page(conn, &query)).await
+            self.readers
+                .run_small(move |conn| query_page(conn, &query))
+                .await
         } else {
             self.readers.run(move |conn| query_page(conn, &query)).await
         }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde_json::json;
-use tlao_adapters_local::{FsBlobStore, SqliteTable};
+use tlao_adapters_local::{FsBlobStore, LocalEventBus, SqliteTable};
 use tlao_api::{ApiConfig, AppDeps};
 use tlao_domain::{ExecutorDescriptor, Guardrails, Name, NewTask};
 use tlao_orchestrator::{Caller, CreateRun, Services};
@@ -56,6 +56,7 @@ async fn main() {
         blobs.clone(),
         clock,
         Guardrails::default(),
+        Arc::new(LocalEventBus::new()),
     ));
     let admin = services
         .users
@@ -168,8 +169,12 @@ async fn main() {
     load(full_addr, &full_request, Duration::from_millis(500)).await;
     let mut best_bare: f64 = 0.0;
     let mut best_full: f64 = 0.0;
+    // `TLAO_BENCH_ONLY=full` loads only the full stack (for profiling it alone).
+    let only_full = std::env::var("TLAO_BENCH_ONLY").is_ok_and(|v| v == "full");
     for _ in 0..2 {
-        best_bare = best_bare.max(load(bare_addr, &bare_request, round).await);
+        if !only_full {
+            best_bare = best_bare.max(load(bare_addr, &bare_request, round).await);
+        }
         best_full = best_full.max(load(full_addr, &full_request, round).await);
     }
     println!("bare actix handler:                 {best_bare:>10.0} req/s");

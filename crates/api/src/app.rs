@@ -99,6 +99,9 @@ pub fn build(config: ApiConfig, deps: AppDeps, listener: TcpListener) -> io::Res
             .default_service(web::to(routes::fallback::not_found))
             .wrap(middleware::from_fn(request_id::middleware))
     })
+    // Event streams write one small message at a time; with Nagle's algorithm a message
+    // would wait for the client's delayed ACK (up to 40 ms) whenever one is in flight.
+    .tcp_nodelay(true)
     .listen(listener)?
     .run();
     Ok(server)

@@ -23,4 +23,6 @@ pub use tasks::{
     ConstraintsBody, CreateTaskRequest, ExpectedOutputBody, TaskInputBody, TaskSpecView, TaskView,
 };
 pub use users::{CreateUserRequest, CreatedUser, TokenRequest, TokenResponse};
-pub use workspaces::{ArchiveView, CreateWorkspaceRequest, WorkspaceList, WorkspaceView};
+pub use workspaces::{
+    ArchiveView, CreateWorkspaceRequest, WorkspaceLimits, WorkspaceList, WorkspaceView,
+};

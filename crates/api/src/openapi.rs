@@ -6,7 +6,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto;
 use crate::routes::{
-    archives, artifacts, blobs, executors, health, runs, tasks, tokens, users, worker, workspaces,
+    archives, artifacts, blobs, events, executors, health, runs, tasks, tokens, users, worker,
+    workspaces,
 };
 
 /// The name of the bearer security scheme in the document.
@@ -36,6 +37,7 @@ const BEARER: &str = "bearer";
         runs::list_runs,
         runs::get_run,
         runs::cancel_run,
+        events::stream_run_events,
         artifacts::list_run_artifacts,
         artifacts::get_artifact,
         executors::list_executors,
@@ -58,6 +60,7 @@ const BEARER: &str = "bearer";
         dto::ArtifactTypeName,
         dto::ArtifactStatusName,
         dto::RunErrorCodeName,
+        tlao_sdk::events::StreamEnd,
     )),
     modifiers(&BearerScheme),
     tags(

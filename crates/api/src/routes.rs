@@ -8,6 +8,7 @@
 pub(crate) mod archives;
 pub(crate) mod artifacts;
 pub(crate) mod blobs;
+pub(crate) mod events;
 pub(crate) mod executors;
 pub(crate) mod fallback;
 pub(crate) mod health;
@@ -78,6 +79,7 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(GET "/runs" => runs::list_runs),
     route!(GET "/runs/{runId}" => runs::get_run),
     route!(POST "/runs/{runId}/cancel" => runs::cancel_run),
+    route!(GET "/runs/{runId}/events" => events::stream_run_events),
     route!(GET "/runs/{runId}/artifacts" => artifacts::list_run_artifacts),
     route!(GET "/artifacts/{artifactId}" => artifacts::get_artifact),
     route!(GET "/executors" => executors::list_executors),

@@ -193,6 +193,25 @@ async fn without_a_presigned_gateway_blobs_are_not_routed() {
 }
 
 #[tokio::test]
+async fn a_workspace_shows_the_archive_limit_so_clients_can_refuse_before_uploading() {
+    let app = TestApp::with_guardrails(small_archives()).await;
+    let alice = app.user("alice").await;
+
+    let one = app
+        .get(&format!("/workspaces/{}", alice.workspace_id), &alice.token)
+        .send()
+        .await
+        .unwrap();
+    let listed = app.get("/workspaces", &alice.token).send().await.unwrap();
+
+    assert_eq!(one.status(), StatusCode::OK);
+    let one: Value = one.json().await.unwrap();
+    assert_eq!(one["limits"]["maxArchiveBytes"], 1024);
+    let listed: Value = listed.json().await.unwrap();
+    assert_eq!(listed["items"][0]["limits"]["maxArchiveBytes"], 1024);
+}
+
+#[tokio::test]
 async fn an_archive_declared_larger_than_the_limit_is_413_with_max_bytes() {
     let app = TestApp::with_guardrails(small_archives()).await;
     let alice = app.user("alice").await;

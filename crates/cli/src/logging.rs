@@ -3,13 +3,24 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber; call once at start.
+/// Installs the global subscriber for the processes (`dev`, `serve`, `worker`); call
+/// once at start.
 pub fn init() {
+    init_with_default("info,actix_server=warn");
+}
+
+/// Installs the global subscriber for the client commands: only warnings unless
+/// `TLAO_LOG` says otherwise, so their output stays theirs.
+pub fn init_client() {
+    init_with_default("warn");
+}
+
+fn init_with_default(default_filter: &str) {
     let filter = std::env::var("TLAO_LOG")
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
         .and_then(|spec| EnvFilter::try_new(spec).ok())
-        .unwrap_or_else(|| EnvFilter::new("info,actix_server=warn"));
+        .unwrap_or_else(|| EnvFilter::new(default_filter));
     let json = std::env::var("TLAO_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,10 +1,24 @@
 //! `tlao`: the TLÁO Codex command line. The composition root of every process: the dev
 //! server, the API server, the worker, and the client commands.
+//!
+//! Exit codes (`CONTRACT.md`): 0 success or the run completed; 1 the run failed, timed
+//! out or was cancelled, or another error; 2 a usage error; 3 the API cannot be
+//! reached; 4 not authenticated or not allowed. See [`errors`].
 
+mod admin;
+mod aws;
 mod bootstrap;
+mod commands;
+mod context;
 mod dev;
+mod errors;
+mod follow;
 mod logging;
+mod output;
+mod package;
 mod profile;
+mod progress;
+mod prompt;
 mod secrets;
 mod serve;
 mod server;
@@ -16,15 +30,37 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::commands::{artifacts, auth, executors, logs, run, runs, workspace};
+use crate::errors::Exit;
 use crate::settings::Settings;
 
 /// TLÁO Codex: hand work to AI coding agents, get back logs and artifacts.
 #[derive(Debug, Parser)]
-#[command(name = "tlao", version, about, propagate_version = true)]
+#[command(
+    name = "tlao",
+    version,
+    propagate_version = true,
+    after_help = "Start here:\n  \
+        tlao dev                          # the whole system on this machine (logs you in)\n  \
+        tlao run plan \"add a health check\"  # package this directory, run the agent, stream logs\n  \
+        tlao runs                         # what ran\n\n\
+        Exit codes: 0 success (run completed), 1 run failed/timed out/cancelled or error,\n\
+        2 usage error, 3 cannot reach the API, 4 not authenticated or not allowed.\n\
+        TLAO_API_URL and TLAO_TOKEN override the stored profile."
+)]
 struct Cli {
-    /// A configuration file [default: ./tlao.toml when present].
+    /// A configuration file for `dev` and `serve` [default: ./tlao.toml when present].
     #[arg(long, global = true, env = "TLAO_CONFIG")]
     config: Option<PathBuf>,
+    /// The stored login to use.
+    #[arg(
+        long,
+        global = true,
+        env = "TLAO_PROFILE",
+        default_value = profile::DEFAULT_PROFILE,
+        value_name = "NAME"
+    )]
+    profile: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -43,28 +79,84 @@ enum Command {
     ///
     /// Example: TLAO_WORKER_TOKEN=... tlao worker --once --api-url http://127.0.0.1:7411
     Worker(worker::WorkerArgs),
+    /// Operator steps on the configured storage: create the AWS table and bucket, the first administrator.
+    ///
+    /// Example: tlao admin init-aws && tlao admin bootstrap
+    Admin(admin::AdminArgs),
+    /// Log in to a server with an API key and store the login in the profile.
+    Login(auth::LoginArgs),
+    /// Forget the profile's API key and token.
+    ///
+    /// Example: tlao logout
+    Logout,
+    /// Show who the profile is logged in as, checked against the server.
+    Whoami(auth::WhoamiArgs),
+    /// Hand a task to an agent (plan, change, doc, deploy), or show or cancel a run.
+    Run(run::RunArgs),
+    /// List runs, newest first.
+    Runs(runs::RunsArgs),
+    /// Show a run's logs, or follow them live.
+    Logs(logs::LogsArgs),
+    /// List what a run produced.
+    Artifacts(artifacts::ArtifactsArgs),
+    /// Download an artifact.
+    Artifact(artifacts::ArtifactArgs),
+    /// Create, list, or choose workspaces.
+    Workspace(workspace::WorkspaceArgs),
+    /// List, register or remove executors.
+    Executors(executors::ExecutorsArgs),
 }
-
-/// Exit codes of the contract: 2 for usage errors (clap's own), 1 otherwise here.
-const EXIT_FAILURE: u8 = 1;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init();
-    let result = async {
-        match cli.command {
-            Command::Dev(args) => dev::run(args, Settings::load(cli.config.as_deref())?).await,
-            Command::Serve => serve::run(Settings::load(cli.config.as_deref())?).await,
-            Command::Worker(args) => worker::run(args).await,
-        }
+    let profile = cli.profile;
+    let client_command = !matches!(
+        cli.command,
+        Command::Dev(_) | Command::Serve | Command::Worker(_) | Command::Admin(_)
+    );
+    if client_command {
+        logging::init_client();
+        output::init_colors();
+    } else {
+        logging::init();
     }
-    .await;
+    let result = match cli.command {
+        Command::Dev(args) => {
+            async { dev::run(args, Settings::load(cli.config.as_deref())?).await }
+                .await
+                .map(|()| Exit::Success)
+        }
+        Command::Serve => async { serve::run(Settings::load(cli.config.as_deref())?).await }
+            .await
+            .map(|()| Exit::Success),
+        Command::Worker(args) => worker::run(args).await.map(|()| Exit::Success),
+        Command::Admin(args) => {
+            async { admin::run(args, Settings::load(cli.config.as_deref())?).await }
+                .await
+                .map(|()| Exit::Success)
+        }
+        Command::Login(args) => auth::login(args, &profile).await,
+        Command::Logout => auth::logout(&profile),
+        Command::Whoami(args) => auth::whoami(args, &profile).await,
+        Command::Run(args) => run::run(args, &profile).await,
+        Command::Runs(args) => runs::runs(args, &profile).await,
+        Command::Logs(args) => logs::logs(args, &profile).await,
+        Command::Artifacts(args) => artifacts::list(args, &profile).await,
+        Command::Artifact(args) => artifacts::artifact(args, &profile).await,
+        Command::Workspace(args) => workspace::workspace(args, &profile).await,
+        Command::Executors(args) => executors::executors(args, &profile).await,
+    };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(exit) => ExitCode::from(exit.code()),
+        Err(error) if client_command => {
+            eprintln!("{}", errors::render(&error, &profile));
+            ExitCode::from(errors::exit_code(&error).code())
+        }
         Err(error) => {
+            // The processes print the whole chain on one line and exit 1.
             eprintln!("error: {error:#}");
-            ExitCode::from(EXIT_FAILURE)
+            ExitCode::from(Exit::Failure.code())
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tlao_adapters_local::{FsBlobStore, MemoryTable, SqliteTable};
+use tlao_adapters_local::{FsBlobStore, LocalEventBus, MemoryTable, SqliteTable};
 use tlao_api::{ApiConfig, AppDeps};
 use tlao_orchestrator::{Dispatcher, Reaper, Services};
 use tlao_ports::{BlobStore, Clock, PresignedGateway, RunLauncher, SystemClock, Table};
@@ -52,26 +52,21 @@ impl Server {
         let secret = resolve_secret(settings, &data_dir, create_secret)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
-        let table: Arc<dyn Table> = match settings.storage.kind {
-            StorageKind::Sqlite => {
-                let path = settings
-                    .storage
-                    .path
-                    .clone()
-                    .unwrap_or_else(|| data_dir.join("tlao.db"));
-                Arc::new(
-                    SqliteTable::open(&path).await.with_context(|| {
+        let table: Arc<dyn Table> =
+            match settings.storage.kind {
+                StorageKind::Sqlite => {
+                    let path = settings
+                        .storage
+                        .path
+                        .clone()
+                        .unwrap_or_else(|| data_dir.join("tlao.db"));
+                    Arc::new(SqliteTable::open(&path).await.with_context(|| {
                         format!("opening the SQLite table at {}", path.display())
-                    })?,
-                )
-            }
-            StorageKind::Memory => Arc::new(MemoryTable::new()),
-            StorageKind::Dynamodb => {
-                bail!(
-                    "storage.kind = \"dynamodb\" needs the AWS adapters, which this build does not include"
-                )
-            }
-        };
+                    })?)
+                }
+                StorageKind::Memory => Arc::new(MemoryTable::new()),
+                StorageKind::Dynamodb => crate::aws::open_table(&settings.storage).await?,
+            };
         let (blobs, presigned): (Arc<dyn BlobStore>, Option<Arc<dyn PresignedGateway>>) =
             match settings.blobs.kind {
                 BlobsKind::Fs => {
@@ -91,13 +86,16 @@ impl Server {
                     );
                     (store.clone(), Some(store))
                 }
-                BlobsKind::S3 => {
-                    bail!(
-                        "blobs.kind = \"s3\" needs the AWS adapters, which this build does not include"
-                    )
-                }
+                // S3 serves its own presigned URLs: no gateway.
+                BlobsKind::S3 => (crate::aws::open_blobs(&settings.blobs).await?, None),
             };
-        let services = Arc::new(Services::new(table, blobs, clock, settings.guardrails));
+        let services = Arc::new(Services::new(
+            table,
+            blobs,
+            clock,
+            settings.guardrails,
+            Arc::new(LocalEventBus::new()),
+        ));
         services
             .executors
             .reload()

@@ -10,6 +10,9 @@ use anyhow::{Context, bail};
 use tlao_domain::{ExecutorName, LeaseId, RunId};
 use tlao_worker_kiro::WorkerConfig;
 
+/// The shortest heartbeat interval accepted, so a typo cannot flood the API.
+const MIN_HEARTBEAT_MS: u64 = 100;
+
 /// Options of `tlao worker`.
 #[derive(Debug, clap::Args)]
 pub struct WorkerArgs {
@@ -37,6 +40,11 @@ pub struct WorkerArgs {
     /// The lease of --run.
     #[arg(long, requires = "run")]
     pub lease: Option<LeaseId>,
+    /// How often to send a heartbeat while the executor is quiet, in milliseconds. Keep
+    /// it well under the server's `worker.heartbeat_timeout_seconds`, or quiet runs are
+    /// failed as `worker_lost`; `tlao dev` passes a third of its timeout.
+    #[arg(long, env = "TLAO_WORKER_HEARTBEAT_MS", default_value_t = 5000)]
+    pub heartbeat_ms: u64,
 }
 
 /// Runs the worker.
@@ -55,21 +63,57 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     if !args.executors.is_empty() {
         config.executors = Some(args.executors);
     }
-    match (args.run, args.lease) {
-        (Some(run_id), Some(lease_id)) => {
-            tlao_worker_kiro::run_assigned(&config, run_id, lease_id)
-                .await
-                .context("executing the assigned run")?;
-        }
-        _ if args.once => {
-            let summary = tlao_worker_kiro::run_once(&config, Duration::from_secs(args.wait))
-                .await
-                .context("executing a run")?;
-            if summary.is_none() {
-                tracing::info!("no run to execute");
+    config.heartbeat_interval = Duration::from_millis(args.heartbeat_ms.max(MIN_HEARTBEAT_MS));
+    let work = async {
+        match (args.run, args.lease) {
+            (Some(run_id), Some(lease_id)) => {
+                tlao_worker_kiro::run_assigned(&config, run_id, lease_id)
+                    .await
+                    .context("executing the assigned run")?;
             }
+            _ if args.once => {
+                let summary = tlao_worker_kiro::run_once(&config, Duration::from_secs(args.wait))
+                    .await
+                    .context("executing a run")?;
+                if summary.is_none() {
+                    tracing::info!("no run to execute");
+                }
+            }
+            _ => tlao_worker_kiro::run_forever(&config).await?,
         }
-        _ => tlao_worker_kiro::run_forever(&config).await?,
+        anyhow::Ok(())
+    };
+    // Ctrl-C or SIGTERM drops the work, which kills the executor's whole process group;
+    // the control plane then sees the worker gone and fails its run as worker_lost.
+    tokio::select! {
+        result = work => result?,
+        signal = shutdown_signal() => {
+            tracing::warn!(signal, "stopping: the current run's executor is killed");
+            bail!("stopped by {signal}");
+        }
     }
     Ok(())
+}
+
+/// Resolves on Ctrl-C or (on Unix) SIGTERM, naming the signal.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
 }

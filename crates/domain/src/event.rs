@@ -22,7 +22,8 @@ pub enum LogStream {
     System,
 }
 
-/// What happened.
+/// What happened. On the wire (and in storage) `{"type": "log", ...}` with camelCase
+/// fields; the snake_case field names of earlier versions are still read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum EventPayload {
@@ -47,17 +48,22 @@ pub enum EventPayload {
         status: RunStatus,
     },
     /// An artifact was stored.
+    #[serde(rename_all = "camelCase")]
     Artifact {
         /// Its id.
+        #[serde(alias = "artifact_id")]
         artifact_id: ArtifactId,
         /// Its name.
         name: String,
         /// What it is.
+        #[serde(alias = "artifact_type")]
         artifact_type: ArtifactType,
     },
     /// The log cap was reached; later log bytes are counted, not kept.
+    #[serde(rename_all = "camelCase")]
     Truncated {
         /// The cap, in bytes.
+        #[serde(alias = "max_log_bytes")]
         max_log_bytes: u64,
     },
 }
@@ -83,4 +89,45 @@ pub struct RunEvent {
     /// What happened.
     #[serde(flatten)]
     pub payload: EventPayload,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::Ulid;
+
+    #[test]
+    fn events_are_camel_case_json_with_their_type_and_sequence() {
+        let artifact_id = ArtifactId::new(Ulid::from_parts(1, 2));
+        let event = RunEvent {
+            seq: 7,
+            at: Timestamp::from_unix_millis(0),
+            payload: EventPayload::Artifact {
+                artifact_id: artifact_id.clone(),
+                name: "plan.json".into(),
+                artifact_type: ArtifactType::Plan,
+            },
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "seq": 7, "at": "1970-01-01T00:00:00.000Z", "type": "artifact",
+                "artifactId": artifact_id.to_string(), "name": "plan.json", "artifactType": "plan"
+            })
+        );
+        assert_eq!(serde_json::from_value::<RunEvent>(json).unwrap(), event);
+        let truncated = EventPayload::Truncated { max_log_bytes: 24 };
+        assert_eq!(
+            serde_json::to_value(&truncated).unwrap(),
+            serde_json::json!({"type": "truncated", "maxLogBytes": 24})
+        );
+    }
+
+    #[test]
+    fn events_stored_with_snake_case_fields_still_read() {
+        let old: EventPayload =
+            serde_json::from_str(r#"{"type": "truncated", "max_log_bytes": 10}"#).unwrap();
+        assert_eq!(old, EventPayload::Truncated { max_log_bytes: 10 });
+    }
 }

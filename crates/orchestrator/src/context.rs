@@ -34,6 +34,8 @@ pub struct Core {
     /// Bumped when a run is queued or a slot frees, so dispatchers and long-polling
     /// leases in this process wake at once (other processes poll).
     pub queue_version: tokio::sync::watch::Sender<u64>,
+    /// Reads safe to remember (lookups, recent memberships).
+    pub cache: crate::read_cache::ReadCache,
 }
 
 impl Core {
@@ -67,11 +69,15 @@ impl Core {
         caller: &Caller,
         ws: &WorkspaceId,
     ) -> Result<Membership, ServiceError> {
+        if let Some(membership) = self.cache.membership(&caller.user_id, ws) {
+            return Ok(membership);
+        }
         if let Some(membership) = self
             .store
             .get::<Membership>(&keys::membership(ws, &caller.user_id))
             .await?
         {
+            self.cache.remember_membership(membership.clone());
             return Ok(membership);
         }
         if self.store.get_item(&keys::workspace(ws)).await?.is_none() {
@@ -84,11 +90,19 @@ impl Core {
 
     /// The workspace of an entity known only by its id, from its lookup item.
     pub async fn locate(&self, of: LookupOf) -> Result<Option<WorkspaceId>, ServiceError> {
-        Ok(self
+        let key = of.key();
+        if let Some(ws) = self.cache.lookup(&key) {
+            return Ok(Some(ws));
+        }
+        let found = self
             .store
-            .get::<Lookup>(&of.key())
+            .get::<Lookup>(&key)
             .await?
-            .map(|l| l.workspace_id))
+            .map(|l| l.workspace_id);
+        if let Some(ws) = &found {
+            self.cache.remember_lookup(key, ws.clone());
+        }
+        Ok(found)
     }
 
     /// Wakes whoever waits for queue changes in this process.

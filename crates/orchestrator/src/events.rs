@@ -12,6 +12,10 @@ use crate::error::ServiceError;
 /// The most events one read returns.
 pub const MAX_EVENTS_PER_READ: usize = 1000;
 
+/// The page size of internal reads: small pages are served inline by SQLite and most
+/// runs' logs fit in a few of them.
+const LOG_PAGE: usize = 100;
+
 /// Reads run events.
 pub struct EventService {
     core: Arc<Core>,
@@ -70,7 +74,7 @@ pub async fn log_text(core: &Core, run_id: &RunId) -> Result<String, ServiceErro
     let mut text = String::new();
     let mut after = 0;
     loop {
-        let events = read_after(core, run_id, after, MAX_EVENTS_PER_READ).await?;
+        let events = read_after(core, run_id, after, LOG_PAGE).await?;
         let Some(last) = events.last() else {
             return Ok(text);
         };
@@ -81,7 +85,7 @@ pub async fn log_text(core: &Core, run_id: &RunId) -> Result<String, ServiceErro
                 text.push('\n');
             }
         }
-        if events.len() < MAX_EVENTS_PER_READ {
+        if events.len() < LOG_PAGE {
             return Ok(text);
         }
     }

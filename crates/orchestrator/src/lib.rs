@@ -13,12 +13,14 @@ pub mod dispatcher;
 pub mod error;
 pub mod events;
 pub mod idempotency;
+pub mod read_cache;
 pub mod reaper;
 pub mod registry;
 pub mod retry;
 pub mod run_store;
 pub mod runs;
 pub mod store;
+pub mod stream;
 pub mod tasks;
 pub mod users;
 pub mod worker;
@@ -27,7 +29,7 @@ pub mod workspaces;
 use std::sync::Arc;
 
 use tlao_domain::Guardrails;
-use tlao_ports::{BlobStore, Clock, Table};
+use tlao_ports::{BlobStore, Clock, EventBus, Table};
 
 pub use archives::ArchiveService;
 pub use artifacts::{ArtifactService, ArtifactView};
@@ -42,6 +44,7 @@ pub use registry::ExecutorRegistry;
 pub use retry::RetryPolicy;
 pub use runs::{CreateRun, RunFilter, RunPage, RunService, RunView};
 pub use store::{Store, StoreError};
+pub use stream::{RunStream, StreamItem, StreamService};
 pub use tasks::TaskService;
 pub use users::{IssuedUser, UserService};
 pub use worker::{Assignment, Completion, NewArtifact, Report, WorkerService};
@@ -69,23 +72,28 @@ pub struct Services {
     pub workers: Arc<WorkerService>,
     /// Run events.
     pub events: Arc<EventService>,
+    /// Live streams of run events.
+    pub streams: Arc<StreamService>,
 }
 
 impl Services {
-    /// Wires every service over a table, a blob store and a clock.
+    /// Wires every service over a table, a blob store, a clock and the event bus that
+    /// carries stored run events to live streams.
     pub fn new(
         table: Arc<dyn Table>,
         blobs: Arc<dyn BlobStore>,
         clock: Arc<dyn Clock>,
         guardrails: Guardrails,
+        bus: Arc<dyn EventBus>,
     ) -> Self {
         let core = Arc::new(Core {
-            store: Store::new(table, RetryPolicy::default()),
+            store: Store::new(table, RetryPolicy::default()).with_event_bus(bus.clone()),
             blobs,
             clock,
             guardrails,
             last_ulid: std::sync::Mutex::new(tlao_domain::Ulid::from_parts(0, 0)),
             queue_version: tokio::sync::watch::Sender::new(0),
+            cache: read_cache::ReadCache::default(),
         });
         let workspaces = Arc::new(WorkspaceService::new(core.clone()));
         let tasks = Arc::new(TaskService::new(core.clone()));
@@ -105,6 +113,7 @@ impl Services {
             artifacts: Arc::new(ArtifactService::new(core.clone())),
             workers: Arc::new(WorkerService::new(core.clone(), executors.clone())),
             events: Arc::new(EventService::new(core.clone())),
+            streams: Arc::new(StreamService::new(core.clone(), bus)),
             workspaces,
             tasks,
             executors,

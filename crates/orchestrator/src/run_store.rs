@@ -8,6 +8,9 @@
 //! A run's events are numbered by a counter on the run item (`nextSeq`). Appending events
 //! advances the counter in the same transaction that stores them, conditioned on the same
 //! revision, so sequence numbers are gap-free and unique however many batches race.
+//! Once such a transaction commits, its events are published on the event bus
+//! ([`crate::store::Store::transact_events`]); the planned write ([`RunWrite`]) carries
+//! them, so no writer can store events and forget to announce them.
 
 use tlao_domain::{EventPayload, Run, RunEvent, RunId, Timestamp, Transition, WorkspaceId, keys};
 use tlao_ports::{AttrValue, Condition, Update, WriteOp};
@@ -63,15 +66,25 @@ pub fn at_revision(rev: i64) -> Condition {
     }
 }
 
+/// A planned write of a run: the operations of one transaction and the events they
+/// store, published once the transaction commits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunWrite {
+    /// The operations; the first is the conditional update of the run item. Callers
+    /// may append their own.
+    pub ops: Vec<WriteOp>,
+    /// The events the operations store, with their sequence numbers.
+    pub events: Vec<RunEvent>,
+}
+
 /// A write that turns `before` into `after` (document, projections, revision) and
-/// appends `events` after `before.last_seq`. Returns the operations and the events as
-/// stored. At most [`MAX_EVENTS_PER_WRITE`] events.
+/// appends `events` after `before.last_seq`. At most [`MAX_EVENTS_PER_WRITE`] events.
 pub fn write(
     before: &StoredRun,
     after: &Run,
     events: Vec<EventPayload>,
     now: Timestamp,
-) -> Result<(Vec<WriteOp>, Vec<RunEvent>), ServiceError> {
+) -> Result<RunWrite, ServiceError> {
     let mut update = Update {
         set: codec::document_attrs(after)?,
         ..Update::default()
@@ -104,7 +117,10 @@ pub fn write(
         )?);
         stored.push(event);
     }
-    Ok((ops, stored))
+    Ok(RunWrite {
+        ops,
+        events: stored,
+    })
 }
 
 /// The extra operations that end a running run: its workspace slot is freed and it
@@ -124,20 +140,25 @@ pub fn release_slot_ops(run: &Run) -> Vec<WriteOp> {
 }
 
 /// Runs `attempt` on a fresh read of the run until it is written or refused, retrying
-/// lost races. `attempt` gets the stored run and returns operations to apply (or an
+/// lost races, and publishes the events written. `attempt` gets the stored run and
+/// returns the write to apply and the result to return once it is committed (or an
 /// error that ends the loop).
 pub async fn retry_on_race<T>(
     core: &Core,
     ws: &WorkspaceId,
     run_id: &RunId,
-    mut attempt: impl FnMut(StoredRun) -> Result<(Vec<WriteOp>, T), ServiceError>,
+    mut attempt: impl FnMut(StoredRun) -> Result<(RunWrite, T), ServiceError>,
 ) -> Result<T, ServiceError> {
     for _ in 0..MAX_RACES {
         let stored = load(core, ws, run_id)
             .await?
             .ok_or_else(|| ServiceError::not_found("run", run_id))?;
-        let (ops, result) = attempt(stored)?;
-        match core.store.transact(ops).await {
+        let (write, result) = attempt(stored)?;
+        match core
+            .store
+            .transact_events(write.ops, run_id, &write.events)
+            .await
+        {
             Ok(()) => return Ok(result),
             Err(StoreError::ConditionFailed { op: 0 }) => continue,
             Err(other) => return Err(other.into()),
@@ -170,11 +191,11 @@ pub async fn finish(
         let status = EventPayload::Status {
             status: after.status,
         };
-        let (mut ops, _) = write(&stored, &after, vec![status], core.now())?;
+        let mut write = write(&stored, &after, vec![status], core.now())?;
         if stored.run.status == tlao_domain::RunStatus::Running {
-            ops.extend(release_slot_ops(&after));
+            write.ops.extend(release_slot_ops(&after));
         } else {
-            ops.extend([
+            write.ops.extend([
                 WriteOp::Delete {
                     key: keys::queue_entry(&after.executor, run_id),
                     condition: None,
@@ -185,7 +206,7 @@ pub async fn finish(
                 },
             ]);
         }
-        Ok((ops, after))
+        Ok((write, after))
     })
     .await?;
     core.signal_queue();

@@ -174,6 +174,13 @@ impl RunService {
             .plus_seconds(86_400)
             .unix_millis()
             / 1000;
+        let queued = RunEvent {
+            seq: 1,
+            at: now,
+            payload: EventPayload::Status {
+                status: RunStatus::Queued,
+            },
+        };
         let mut ops = vec![
             WriteOp::Update {
                 key: keys::daily_quota(ws, day),
@@ -198,13 +205,7 @@ impl RunService {
             put_op(
                 &Step {
                     run_id: run.run_id.clone(),
-                    event: RunEvent {
-                        seq: 1,
-                        at: now,
-                        payload: EventPayload::Status {
-                            status: RunStatus::Queued,
-                        },
-                    },
+                    event: queued.clone(),
                 },
                 Some(Condition::NotExists),
             )?,
@@ -230,7 +231,12 @@ impl RunService {
             ops.push(idem.record_op(&caller.user_id, &run, now)?);
         }
         let idem_op = ops.len() - 1;
-        match self.core.store.transact(ops).await {
+        match self
+            .core
+            .store
+            .transact_events(ops, &run.run_id, std::slice::from_ref(&queued))
+            .await
+        {
             Ok(()) => {}
             Err(error) => {
                 // Nothing refers to the TaskSpec blob now; best effort, a leftover is harmless.
@@ -268,7 +274,12 @@ impl RunService {
     /// A run of a workspace the caller belongs to (requirement 2.7).
     pub async fn get(&self, caller: &Caller, run_id: &RunId) -> Result<RunView, ServiceError> {
         let run = self.load(caller, run_id).await?;
-        let logs = crate::events::log_text(&self.core, run_id).await?;
+        // A run that kept no log bytes has no log lines to read.
+        let logs = if run.log_bytes == 0 {
+            String::new()
+        } else {
+            crate::events::log_text(&self.core, run_id).await?
+        };
         let mut view = self.view(run).await?;
         view.logs = Some(logs);
         Ok(view)
@@ -390,18 +401,22 @@ impl RunService {
         })
     }
 
-    /// The workspace's queued run ids, oldest first.
+    /// The workspace's queued run ids, oldest first (at most the first 1,000), read in
+    /// small pages.
     async fn queue_positions(&self, ws: &WorkspaceId) -> Result<Vec<String>, ServiceError> {
-        let page = self
-            .core
-            .store
-            .query_items(Query::new(
-                keys::workspace_queue(ws),
-                Direction::Forward,
-                1000,
-            ))
-            .await?;
-        Ok(page.items.into_iter().map(|item| item.key.sk).collect())
+        let mut sks = Vec::new();
+        let mut cursor = None;
+        while sks.len() < 1000 {
+            let query =
+                Query::new(keys::workspace_queue(ws), Direction::Forward, 100).after(cursor);
+            let page = self.core.store.query_items(query).await?;
+            sks.extend(page.items.into_iter().map(|item| item.key.sk));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(sks)
     }
 
     async fn store_task_spec(&self, task: &Task, run: &Run) -> Result<BlobKey, ServiceError> {

@@ -3,11 +3,15 @@
 //! Services speak entities; the store turns them into items with the [`codec`] and calls
 //! the [`Table`] port, retrying `Transient` failures with backoff (requirement 13.2).
 //! Conditions and transactions are the services' business; the store only carries them.
+//!
+//! The store is also where run events become visible live: a transaction that stores
+//! events ([`Store::transact_events`]) announces them on the [`EventBus`] once it has
+//! committed, so every writer of events publishes them the same way.
 
 use std::sync::Arc;
 
-use tlao_domain::Key;
-use tlao_ports::{Condition, Cursor, Item, Query, Table, TableError, Update, WriteOp};
+use tlao_domain::{Key, RunEvent, RunId};
+use tlao_ports::{Condition, Cursor, EventBus, Item, Query, Table, TableError, Update, WriteOp};
 
 use crate::codec::{self, CodecError, Entity};
 use crate::retry::RetryPolicy;
@@ -47,12 +51,24 @@ impl From<TableError> for StoreError {
 pub struct Store {
     table: Arc<dyn Table>,
     retry: RetryPolicy,
+    events: Option<Arc<dyn EventBus>>,
 }
 
 impl Store {
-    /// A store over `table` with the given retry policy.
+    /// A store over `table` with the given retry policy, announcing stored events on no
+    /// bus (streams then see them by polling the table).
     pub fn new(table: Arc<dyn Table>, retry: RetryPolicy) -> Self {
-        Store { table, retry }
+        Store {
+            table,
+            retry,
+            events: None,
+        }
+    }
+
+    /// The same store, announcing the run events it stores on `bus`.
+    pub fn with_event_bus(mut self, bus: Arc<dyn EventBus>) -> Self {
+        self.events = Some(bus);
+        self
     }
 
     /// The table underneath.
@@ -153,6 +169,28 @@ impl Store {
                 TableError::is_transient,
             )
             .await?)
+    }
+
+    /// Applies every operation or none, like [`Store::transact`]; once they committed,
+    /// publishes `events` — the events of `run_id` those operations stored, in sequence
+    /// order — on the event bus. A failed publish is logged, not returned: the events
+    /// are stored, and streams find them in the table.
+    pub async fn transact_events(
+        &self,
+        ops: Vec<WriteOp>,
+        run_id: &RunId,
+        events: &[RunEvent],
+    ) -> Result<(), StoreError> {
+        self.transact(ops).await?;
+        if let (Some(bus), false) = (&self.events, events.is_empty())
+            && let Err(error) = bus.publish(run_id, events).await
+        {
+            tracing::warn!(
+                run_id = %run_id, operation = "publish_events", error = %error,
+                "stored events were not published; streams will read them from the table"
+            );
+        }
+        Ok(())
     }
 
     /// Checks the table is reachable (no retry: readiness should report what it sees).

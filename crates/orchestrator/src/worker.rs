@@ -214,7 +214,7 @@ impl WorkerService {
                 now,
             )
             .map_err(|e| ServiceError::Internal(e.into()))?;
-        let (mut ops, _) = run_store::write(
+        let run_store::RunWrite { mut ops, events } = run_store::write(
             &stored,
             &after,
             vec![EventPayload::Status {
@@ -247,7 +247,7 @@ impl WorkerService {
                 .with("workspaceId", AttrValue::S(ws.to_string())),
             condition: Some(Condition::NotExists),
         });
-        match self.core.store.transact(ops).await {
+        match self.core.store.transact_events(ops, run_id, &events).await {
             Ok(()) => {}
             Err(crate::store::StoreError::ConditionFailed { .. }) => return Ok(None),
             Err(other) => return Err(other.into()),
@@ -409,9 +409,10 @@ impl WorkerService {
                     if after.status == RunStatus::Running {
                         after.heartbeat_at = Some(now);
                     }
-                    let (ops, events) = run_store::write(&stored, &after, admitted, now)?;
-                    let last_seq = stored.last_seq + events.len() as u64;
-                    Ok((ops, (after, last_seq, events)))
+                    let write = run_store::write(&stored, &after, admitted, now)?;
+                    let last_seq = stored.last_seq + write.events.len() as u64;
+                    let events = write.events.clone();
+                    Ok((write, (after, last_seq, events)))
                 })
                 .await?;
             stored_events.extend(events);
@@ -463,10 +464,12 @@ impl WorkerService {
             check_lease(&stored.run, lease_id)?;
             let mut after = stored.run.clone();
             after.artifact_ids.push(artifact_id.clone());
-            let (mut ops, _) = run_store::write(&stored, &after, Vec::new(), self.core.now())?;
-            ops.push(put_op(&artifact, Some(Condition::NotExists))?);
-            ops.push(put_op(&lookup, Some(Condition::NotExists))?);
-            Ok((ops, ()))
+            let mut write = run_store::write(&stored, &after, Vec::new(), self.core.now())?;
+            write
+                .ops
+                .push(put_op(&artifact, Some(Condition::NotExists))?);
+            write.ops.push(put_op(&lookup, Some(Condition::NotExists))?);
+            Ok((write, ()))
         })
         .await?;
         let upload = self
@@ -533,8 +536,8 @@ impl WorkerService {
             } else {
                 Vec::new()
             };
-            let (mut ops, _) = run_store::write(&stored, &stored.run, events, self.core.now())?;
-            ops.push(WriteOp::Update {
+            let mut write = run_store::write(&stored, &stored.run, events, self.core.now())?;
+            write.ops.push(WriteOp::Update {
                 key: key.clone(),
                 update: Update {
                     set: crate::codec::document_attrs(&settled)?,
@@ -545,7 +548,7 @@ impl WorkerService {
                     AttrValue::S("pending".into()),
                 )),
             });
-            Ok((ops, ()))
+            Ok((write, ()))
         })
         .await?;
         if let Some(reason) = &failure {

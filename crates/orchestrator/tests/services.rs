@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::json;
-use tlao_adapters_local::{FsBlobStore, MemoryTable};
+use tlao_adapters_local::{FsBlobStore, LocalEventBus, MemoryTable};
 use tlao_domain::{ExecutorDescriptor, Guardrails, Name, NewTask, RunStatus, Timestamp, keys};
 use tlao_orchestrator::{Caller, CreateRun, Idempotency, ServiceError, Services};
 use tlao_ports::{BlobKey, ByteStream, Clock, ManualClock};
@@ -38,6 +38,7 @@ async fn world(guardrails: Guardrails) -> World {
         blobs,
         clock.clone(),
         guardrails,
+        Arc::new(LocalEventBus::new()),
     );
     let issued = services
         .users

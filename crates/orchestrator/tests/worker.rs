@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
-use tlao_adapters_local::{FsBlobStore, MemoryTable};
+use tlao_adapters_local::{FsBlobStore, LocalEventBus, MemoryTable};
 use tlao_domain::{
     ArtifactStatus, ArtifactType, EventPayload, ExecutorDescriptor, Guardrails, LogStream, Name,
     NewTask, RunErrorCode, RunId, RunStatus, Usage, keys,
@@ -43,6 +43,7 @@ async fn world(guardrails: Guardrails) -> World {
         blobs,
         clock.clone(),
         guardrails,
+        Arc::new(LocalEventBus::new()),
     );
     let issued = services
         .users

@@ -6,12 +6,14 @@
 //!   files, S3.
 //! - [`Clock`]: the current time, so tests can move it.
 //! - [`RunLauncher`]: starts a single-job worker for a leased run (a process, a container).
+//! - [`EventBus`]: delivers stored run events to live subscribers (in-process for now).
 //!
 //! Every adapter runs the same contract suite (feature `testsuite`): an adapter is done
 //! when the suite passes on it.
 
 pub mod blob;
 pub mod clock;
+pub mod event_bus;
 pub mod launcher;
 pub mod table;
 #[cfg(feature = "testsuite")]
@@ -22,6 +24,7 @@ pub use blob::{
     PresignedGateway, PresignedResponse, PresignedUrl, ServeError,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use event_bus::{EventBus, EventBusError, EventSubscription, RecvError};
 pub use launcher::{Launch, LaunchError, RunLauncher, WorkerExit};
 pub use table::{
     AttrValue, Attrs, Condition, Cursor, Direction, Item, MAX_TRANSACT_OPS, Page, Query, Table,

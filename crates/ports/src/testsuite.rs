@@ -1,7 +1,8 @@
 //! The contract suites: the same tests run against every adapter of a port.
 //!
-//! An adapter's test file invokes [`table_contract_tests!`](crate::table_contract_tests)
-//! or [`blob_contract_tests!`](crate::blob_contract_tests) with a factory; each case
+//! An adapter's test file invokes [`table_contract_tests!`](crate::table_contract_tests),
+//! [`blob_contract_tests!`](crate::blob_contract_tests) or
+//! [`event_bus_contract_tests!`](crate::event_bus_contract_tests) with a factory; each case
 //! becomes its own `#[tokio::test]`. Cases write only under a namespace of their own, so
 //! a factory may hand every case the same table or bucket (as the emulator-backed AWS
 //! adapters do) or a fresh one.
@@ -10,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod blob;
+pub mod event_bus;
 pub mod table;
 
 use std::any::Any;

@@ -246,6 +246,13 @@ impl Extraction<'_> {
             match entry_type {
                 EntryType::Directory => self.directory(&relative, mode)?,
                 EntryType::Regular | EntryType::Continuous => {
+                    // A file declared larger than what is left of the budget fails
+                    // before a byte is written, not after writing the budget's worth.
+                    if entry.size() > self.limits.max_bytes - self.summary.bytes {
+                        return Err(ExtractError::TooLarge {
+                            max: self.limits.max_bytes,
+                        });
+                    }
                     self.file(&mut entry, &relative, &shown, mode)?
                 }
                 EntryType::Link => {

@@ -269,6 +269,28 @@ fn a_gzip_bomb_stops_at_the_byte_cap() {
 }
 
 #[test]
+fn a_file_declared_larger_than_the_byte_cap_is_refused_before_anything_is_written() {
+    let sandbox = Sandbox::new();
+    let items = [
+        Item::Zeros("small.bin", 1000),
+        Item::Zeros("bomb.bin", 16 * 1024 * 1024),
+    ];
+    let error = sandbox
+        .extract_with(
+            &items,
+            ExtractLimits {
+                max_bytes: 1024 * 1024,
+                max_entries: 10,
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(error, ExtractError::TooLarge { .. }), "{error}");
+    assert!(sandbox.root().join("small.bin").exists());
+    assert!(!sandbox.root().join("bomb.bin").exists());
+    sandbox.assert_outside_untouched();
+}
+
+#[test]
 fn many_small_files_over_the_byte_cap_are_refused() {
     let sandbox = Sandbox::new();
     let names: Vec<String> = (0..20).map(|i| format!("f{i}.bin")).collect();

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tlao_domain::{Archive, ValidationErrors, Workspace};
+use tlao_domain::{Archive, Guardrails, ValidationErrors, Workspace};
 use utoipa::ToSchema;
 
 use super::common::rfc3339;
@@ -33,14 +33,35 @@ pub struct WorkspaceView {
     /// When it was created (RFC 3339).
     #[schema(format = DateTime)]
     pub created_at: String,
+    /// The guardrails its requests meet, so clients can check before sending.
+    pub limits: WorkspaceLimits,
 }
 
-impl From<Workspace> for WorkspaceView {
-    fn from(workspace: Workspace) -> Self {
+/// The guardrails that apply to a workspace's requests.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceLimits {
+    /// The largest archive `POST /workspaces/{workspaceId}/archives` accepts, in bytes
+    /// (a larger one is a 413); the CLI refuses before uploading.
+    pub max_archive_bytes: u64,
+}
+
+impl From<&Guardrails> for WorkspaceLimits {
+    fn from(guardrails: &Guardrails) -> Self {
+        WorkspaceLimits {
+            max_archive_bytes: guardrails.max_archive_bytes,
+        }
+    }
+}
+
+impl WorkspaceView {
+    /// The view of a workspace under `guardrails`.
+    pub fn new(workspace: Workspace, guardrails: &Guardrails) -> Self {
         WorkspaceView {
             workspace_id: workspace.workspace_id.to_string(),
             name: workspace.name.as_str().to_owned(),
             created_at: rfc3339(workspace.created_at),
+            limits: guardrails.into(),
         }
     }
 }

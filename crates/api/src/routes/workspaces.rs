@@ -32,7 +32,8 @@ pub(crate) async fn create_workspace(
     let name = CreateWorkspaceRequest::parse(&body)?;
     let workspace = state.services.workspaces.create(&caller, &name).await?;
     request_id::note_workspace(&workspace.workspace_id);
-    Ok(HttpResponse::Created().json(WorkspaceView::from(workspace)))
+    let view = WorkspaceView::new(workspace, &state.services.core.guardrails);
+    Ok(HttpResponse::Created().json(view))
 }
 
 /// The workspaces the caller belongs to, oldest first.
@@ -51,8 +52,12 @@ pub(crate) async fn list_workspaces(
     caller: Authenticated,
 ) -> Result<web::Json<WorkspaceList>, ApiError> {
     let workspaces = state.services.workspaces.list(&caller).await?;
+    let guardrails = &state.services.core.guardrails;
     Ok(web::Json(WorkspaceList {
-        items: workspaces.into_iter().map(WorkspaceView::from).collect(),
+        items: workspaces
+            .into_iter()
+            .map(|workspace| WorkspaceView::new(workspace, guardrails))
+            .collect(),
     }))
 }
 
@@ -82,5 +87,8 @@ pub(crate) async fn get_workspace(
         .workspaces
         .get(&caller, &workspace_id)
         .await?;
-    Ok(web::Json(WorkspaceView::from(workspace)))
+    Ok(web::Json(WorkspaceView::new(
+        workspace,
+        &state.services.core.guardrails,
+    )))
 }

@@ -6,6 +6,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod streams;
+
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,7 +16,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tlao_adapters_local::{FsBlobStore, MemoryTable};
+use tlao_adapters_local::{FsBlobStore, LocalEventBus, MemoryTable};
 use tlao_api::{ApiConfig, AppDeps};
 use tlao_domain::{ExecutorDescriptor, Guardrails, Name, Timestamp};
 use tlao_orchestrator::Services;
@@ -112,6 +114,7 @@ impl TestApp {
             blobs.clone(),
             clock.clone(),
             options.guardrails,
+            Arc::new(LocalEventBus::new()),
         ));
         let issued = services
             .users

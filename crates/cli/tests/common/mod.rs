@@ -1,14 +1,25 @@
 //! Shared fixture of the end-to-end tests: a real `tlao dev` process on a temporary data
 //! dir and a free port, and an HTTP client logged in as its administrator.
+//!
+//! - [`DevServer`]: starts `tlao dev` (optionally with the stand-in `kiro-cli` first on
+//!   its `PATH`, [`DevServer::with_standin`]) and, when dropped, kills it together with
+//!   every worker and agent process it started.
+//! - [`Api`]: a small JSON client, with helpers to start runs and await their outcome.
+//! - [`archives`]: workspace archives, hostile ones included.
+//! - [`processes`]: finding and checking processes through `/proc`.
 
 #![allow(dead_code)]
+
+pub mod archives;
+pub mod processes;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 /// The `tlao` binary under test.
@@ -18,8 +29,23 @@ pub fn tlao_bin() -> PathBuf {
 
 /// The repository's `tests/fixtures` directory.
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    dir.canonicalize().unwrap_or(dir)
 }
+
+/// A `PATH` with `tests/fixtures` first, so the default `kiro` executor (binary
+/// `kiro-cli`) finds the stand-in.
+pub fn path_with_standin() -> String {
+    let inherited = std::env::var("PATH").unwrap_or_default();
+    format!("{}:{inherited}", fixtures().display())
+}
+
+/// How long the tests wait for something that should take a second or two.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+/// How often the tests poll the API.
+pub const POLL: Duration = Duration::from_millis(50);
+/// The statuses a run ends in.
+pub const FINAL_STATUSES: [&str; 4] = ["completed", "failed", "timed_out", "cancelled"];
 
 /// A running `tlao dev`.
 pub struct DevServer {
@@ -38,9 +64,20 @@ impl DevServer {
     /// Starts `tlao dev` on `data_dir` with extra environment variables, and waits for
     /// its ready line.
     pub fn start(data_dir: &Path, config_dir: &Path, env: &[(&str, &str)]) -> DevServer {
+        DevServer::start_on("127.0.0.1:0", data_dir, config_dir, env)
+    }
+
+    /// [`DevServer::start`] on the address `addr` (e.g. to restart a server on the
+    /// port it had).
+    pub fn start_on(
+        addr: &str,
+        data_dir: &Path,
+        config_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> DevServer {
         let mut command = Command::new(tlao_bin());
         command
-            .args(["dev", "--addr", "127.0.0.1:0", "--data-dir"])
+            .args(["dev", "--addr", addr, "--data-dir"])
             .arg(data_dir)
             .env("TLAO_CONFIG_DIR", config_dir)
             .env("TLAO_LOG", "warn")
@@ -80,6 +117,26 @@ impl DevServer {
         }
     }
 
+    /// Starts `tlao dev` in `dir` (data in `dir/data`, CLI login in `dir/config`) with
+    /// the stand-in `kiro-cli` first on its `PATH` and extra environment variables;
+    /// its workers and their agents inherit both.
+    pub fn with_standin(dir: &Path, env: &[(&str, &str)]) -> DevServer {
+        let path = path_with_standin();
+        let mut all: Vec<(&str, &str)> = vec![("PATH", path.as_str())];
+        all.extend_from_slice(env);
+        DevServer::start(&dir.join("data"), &dir.join("config"), &all)
+    }
+
+    /// The process id of `tlao dev`, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Where its workers unpack runs (`<data_dir>/work`).
+    pub fn work_root(&self) -> PathBuf {
+        self.data_dir.join("work")
+    }
+
     /// The administrator's API key, from `admin.key`.
     pub fn admin_key(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("admin.key"))
@@ -93,7 +150,9 @@ impl DevServer {
         Api::login(&self.url, &self.admin_key()).await
     }
 
-    /// Sends SIGINT (Ctrl-C) and waits for a clean exit; returns the exit status code.
+    /// Sends SIGINT (Ctrl-C) to `tlao dev` alone and waits for a clean exit; returns the
+    /// exit status code. Its workers keep running (a restarted server can take their
+    /// runs back); they are killed when this fixture is dropped.
     pub fn interrupt(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
         let status = Command::new("kill")
@@ -121,11 +180,21 @@ impl DevServer {
 }
 
 impl Drop for DevServer {
+    /// Kills `tlao dev` and everything it started (workers, agents, their children), so
+    /// no process outlives the test. The server is frozen first so it launches nothing
+    /// between the survey of its descendants and the kill.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            processes::signal(child.id(), Signal::SIGSTOP);
+            for pid in processes::descendants(child.id()) {
+                processes::kill_now(pid);
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
+        // Workers an interrupted server (this one, or an earlier one on the same data
+        // dir) left running.
+        processes::kill_workers_under(&self.work_root());
     }
 }
 
@@ -182,5 +251,156 @@ impl Api {
             .expect("the server answers");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST raw `body` bytes of `content_type` to `path`; returns status and JSON body.
+    pub async fn post_bytes(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GET a presigned `url` (absolute, or relative to the server) without the token;
+    /// returns status and bytes.
+    pub async fn download(&self, url: &str) -> (u16, Vec<u8>) {
+        let url = if url.starts_with('/') {
+            format!("{}{url}", self.url)
+        } else {
+            url.to_owned()
+        };
+        let response = self.http.get(url).send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("a body").to_vec();
+        (status, bytes)
+    }
+
+    /// Creates a workspace and returns its id.
+    pub async fn create_workspace(&self, name: &str) -> String {
+        let (status, ws) = self.post("/workspaces", json!({"name": name})).await;
+        assert_eq!(status, 201, "creating a workspace: {ws}");
+        ws["workspaceId"]
+            .as_str()
+            .expect("a workspace id")
+            .to_owned()
+    }
+
+    /// Uploads a `tar.gz` to `workspace` and returns its archive id.
+    pub async fn upload_archive(&self, workspace: &str, tar_gz: Vec<u8>) -> String {
+        let (status, archive) = self
+            .post_bytes(
+                &format!("/workspaces/{workspace}/archives"),
+                "application/gzip",
+                tar_gz,
+            )
+            .await;
+        assert_eq!(status, 201, "uploading an archive: {archive}");
+        archive["archiveId"]
+            .as_str()
+            .expect("an archive id")
+            .to_owned()
+    }
+
+    /// Creates a task and queues a run of it; returns the run id.
+    pub async fn start_run(&self, task: Value, executor: Option<&str>) -> String {
+        let (status, created) = self.post("/tasks", task).await;
+        assert_eq!(status, 201, "creating a task: {created}");
+        let mut body = json!({"taskId": created["taskId"]});
+        if let Some(executor) = executor {
+            body["executor"] = json!(executor);
+        }
+        let (status, run) = self.post("/runs", body).await;
+        assert_eq!(status, 201, "creating a run: {run}");
+        run["runId"].as_str().expect("a run id").to_owned()
+    }
+
+    /// Queues a run of a new `task_type` task with `prompt` (and `archive_id`) in
+    /// `workspace`, on the executor the orchestrator picks; returns the run id.
+    pub async fn run_prompt(
+        &self,
+        workspace: &str,
+        task_type: &str,
+        prompt: &str,
+        archive_id: Option<&str>,
+    ) -> String {
+        let mut input = json!({"prompt": prompt});
+        if let Some(archive_id) = archive_id {
+            input["archiveId"] = json!(archive_id);
+        }
+        self.start_run(
+            json!({"workspaceId": workspace, "taskType": task_type, "input": input}),
+            None,
+        )
+        .await
+    }
+
+    /// The run, as `GET /runs/{id}` shows it.
+    pub async fn run(&self, run_id: &str) -> Value {
+        let (status, run) = self.get(&format!("/runs/{run_id}")).await;
+        assert_eq!(status, 200, "reading run {run_id}: {run}");
+        run
+    }
+
+    /// Polls the run until `done` holds, and returns it; panics naming `what` after
+    /// `deadline`, with the run as last seen.
+    pub async fn await_run(
+        &self,
+        run_id: &str,
+        what: &str,
+        deadline: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let end = Instant::now() + deadline;
+        loop {
+            let run = self.run(run_id).await;
+            if done(&run) {
+                return run;
+            }
+            assert!(
+                Instant::now() < end,
+                "run {run_id} did not {what} within {deadline:?}; last seen: {run:#}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Polls the run until it reaches a final status, and returns it.
+    pub async fn await_final(&self, run_id: &str) -> Value {
+        self.await_run(run_id, "reach a final status", PATIENCE, |run| {
+            FINAL_STATUSES.contains(&run["status"].as_str().unwrap_or_default())
+        })
+        .await
+    }
+
+    /// The run's artifacts, in order.
+    pub async fn artifacts(&self, run_id: &str) -> Vec<Value> {
+        let (status, list) = self.get(&format!("/runs/{run_id}/artifacts")).await;
+        assert_eq!(status, 200, "listing the artifacts of {run_id}: {list}");
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Downloads the run's artifact named `name` (through `GET /artifacts/{id}` and its
+    /// `downloadUrl`); panics when there is none.
+    pub async fn artifact_bytes(&self, run_id: &str, name: &str) -> (Value, Vec<u8>) {
+        let artifacts = self.artifacts(run_id).await;
+        let listed = artifacts
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("run {run_id} has no artifact {name}: {artifacts:#?}"));
+        let id = listed["artifactId"].as_str().expect("an artifact id");
+        let (status, artifact) = self.get(&format!("/artifacts/{id}")).await;
+        assert_eq!(status, 200, "reading artifact {id}: {artifact}");
+        assert_eq!(artifact["status"], "available", "{artifact}");
+        let url = artifact["downloadUrl"].as_str().expect("a download URL");
+        let (status, bytes) = self.download(url).await;
+        assert_eq!(status, 200, "downloading {name} from {url}");
+        (artifact, bytes)
     }
 }

@@ -1,0 +1,216 @@
+//! Dispatch overhead of `tlao dev`: the time from `POST /runs` to the agent process
+//! starting, next to the time a direct spawn of the same agent takes to start.
+//!
+//! The agent is the stand-in `kiro-cli` (`tests/fixtures/kiro-cli`), which appends the
+//! wall-clock time it started (epoch milliseconds) to `KIRO_STANDIN_STARTED_FILE`.
+//! Runs are created one after another, each awaited to its end, so every measurement
+//! sees an idle system. The dispatched start is split into phases with the run's own
+//! timestamps: `POST` → `createdAt` (the API), `createdAt` → `startedAt` (the
+//! dispatcher leasing it), `startedAt` → agent start (the worker process: start-up,
+//! assignment, TaskSpec download, run directory, spawn).
+//!
+//! `cargo bench -p tlao-cli --bench dispatch` (release build). Goal: p50 overhead
+//! ≤ 30 ms, p99 ≤ 100 ms. Set `DISPATCH_RUNS` to change the number of runs (≥ 50), and
+//! `DISPATCH_VERBOSE=1` to print every run's phases (a bimodal worker phase, e.g. half
+//! the runs 40 ms slower, points at Nagle's algorithm meeting a delayed ACK).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{DevServer, fixtures, path_with_standin};
+use serde_json::json;
+
+const DEFAULT_RUNS: usize = 60;
+const PROMPT: &str = "lines:1";
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The start times the stand-in recorded so far.
+fn started(file: &Path) -> Vec<i64> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.trim().parse().ok())
+        .collect()
+}
+
+/// Waits until the stand-in recorded its `n`-th start; returns that time.
+async fn await_start(file: &Path, n: usize) -> i64 {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(at) = started(file).get(n - 1) {
+            return *at;
+        }
+        assert!(Instant::now() < end, "the stand-in did not start run {n}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Milliseconds since midnight UTC of an RFC 3339 `...THH:MM:SS.mmmZ` timestamp (the
+/// runs of a bench are minutes apart, so phases are differences modulo a day).
+fn millis_of_day(rfc3339: &str) -> i64 {
+    let time = rfc3339
+        .split('T')
+        .nth(1)
+        .expect("a time")
+        .trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let hours: i64 = parts.next().unwrap().parse().unwrap();
+    let minutes: i64 = parts.next().unwrap().parse().unwrap();
+    let seconds: f64 = parts.next().unwrap().parse().unwrap();
+    (hours * 3600 + minutes * 60) * 1000 + (seconds * 1000.0).round() as i64
+}
+
+fn phase(from_ms_of_day: i64, to_ms_of_day: i64) -> i64 {
+    (to_ms_of_day - from_ms_of_day).rem_euclid(86_400_000)
+}
+
+/// The nearest-rank percentile `p` of `values`.
+fn percentile(values: &[i64], p: f64) -> i64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn report(name: &str, values: &[i64]) {
+    println!(
+        "{name:<34} p50 {:>4} ms   p99 {:>4} ms   min {:>4} ms   max {:>4} ms",
+        percentile(values, 50.0),
+        percentile(values, 99.0),
+        values.iter().min().unwrap(),
+        values.iter().max().unwrap()
+    );
+}
+
+fn main() {
+    let runs: usize = std::env::var("DISPATCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(DEFAULT_RUNS)
+        .max(50);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(bench(runs));
+}
+
+async fn bench(runs: usize) {
+    let verbose = std::env::var_os("DISPATCH_VERBOSE").is_some();
+    let dir = tempfile::tempdir().unwrap();
+    let started_file = dir.path().join("started");
+    let server = DevServer::with_standin(
+        dir.path(),
+        &[("KIRO_STANDIN_STARTED_FILE", started_file.to_str().unwrap())],
+    );
+    let admin = server.admin().await;
+    let ws = admin.create_workspace("bench").await;
+
+    // A first run warms the page cache and the server up; it is not measured.
+    let mut expected = 0;
+    let mut dispatch = Vec::with_capacity(runs);
+    let (mut api, mut lease, mut worker) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..=runs {
+        let (code, task) = admin
+            .post(
+                "/tasks",
+                json!({"workspaceId": ws, "taskType": "spec.generate", "input": {"prompt": PROMPT}}),
+            )
+            .await;
+        assert_eq!(code, 201, "{task}");
+        let posted_at = now_millis();
+        let (code, run) = admin.post("/runs", json!({"taskId": task["taskId"]})).await;
+        assert_eq!(code, 201, "{run}");
+        expected += 1;
+        let agent_at = await_start(&started_file, expected).await;
+        let run_id = run["runId"].as_str().unwrap();
+        let run = admin.await_final(run_id).await;
+        assert_eq!(run["status"], "completed", "{run:#}");
+        if i == 0 {
+            continue;
+        }
+        dispatch.push(agent_at - posted_at);
+        let created = millis_of_day(run["createdAt"].as_str().unwrap());
+        let leased = millis_of_day(run["startedAt"].as_str().unwrap());
+        let posted = posted_at.rem_euclid(86_400_000);
+        let agent = agent_at.rem_euclid(86_400_000);
+        api.push(phase(posted, created));
+        lease.push(phase(created, leased));
+        worker.push(phase(leased, agent));
+        if verbose {
+            eprintln!(
+                "run {i:>3}: POST -> agent {:>4} ms (API {:>3}, lease {:>3}, worker {:>4})",
+                agent_at - posted_at,
+                phase(posted, created),
+                phase(created, leased),
+                phase(leased, agent)
+            );
+        }
+    }
+    drop(server);
+
+    let direct_file = dir.path().join("direct-started");
+    let out = dir.path().join("direct-out");
+    std::fs::create_dir_all(&out).unwrap();
+    let path = path_with_standin();
+    let mut direct = Vec::with_capacity(runs);
+    for i in 0..=runs {
+        let spawned_at = now_millis();
+        let status = Command::new(fixtures().join("kiro-cli"))
+            .args([
+                "chat",
+                "--no-interactive",
+                "--trust-all-tools",
+                "--wrap",
+                "never",
+            ])
+            .arg(PROMPT)
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .env("KIRO_STANDIN_STARTED_FILE", &direct_file)
+            .env("TLAO_OUTPUT_DIR", &out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("the stand-in runs");
+        assert!(status.success());
+        let agent_at = *started(&direct_file).last().expect("a start time");
+        if i > 0 {
+            direct.push(agent_at - spawned_at);
+        }
+    }
+
+    println!();
+    println!("dispatch overhead, {runs} runs (after one warm-up run each)");
+    report("tlao dev: POST /runs -> agent start", &dispatch);
+    report("  POST -> createdAt (API)", &api);
+    report("  createdAt -> startedAt (lease)", &lease);
+    report("  startedAt -> agent start (worker)", &worker);
+    report("direct spawn -> agent start", &direct);
+    let (p50, p99) = (
+        percentile(&dispatch, 50.0) - percentile(&direct, 50.0),
+        percentile(&dispatch, 99.0) - percentile(&direct, 99.0),
+    );
+    println!(
+        "overhead (dispatch - direct)       p50 {p50:>4} ms   p99 {p99:>4} ms   goal: p50 <= 30 ms, p99 <= 100 ms: {}",
+        if p50 <= 30 && p99 <= 100 {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+}

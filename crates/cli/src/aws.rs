@@ -1,0 +1,113 @@
+//! The AWS adapters, as the composition root opens them: a DynamoDB table and an S3
+//! bucket named by `[storage]` and `[blobs]`. Built with the default `aws` feature; a
+//! build without it (`--no-default-features`, faster to compile) says so instead.
+
+use std::sync::Arc;
+
+use tlao_ports::{BlobStore, Table};
+
+use crate::settings::{BlobSettings, StorageSettings};
+
+#[cfg(feature = "aws")]
+mod enabled {
+    use std::sync::Arc;
+
+    use anyhow::Context;
+    use tlao_adapters_aws::{AwsConnection, DynamoTable, Provisioned, S3BlobStore};
+    use tlao_ports::{BlobStore, Table};
+
+    use crate::settings::{BlobSettings, StorageSettings};
+
+    fn table_of(storage: &StorageSettings) -> AwsConnection {
+        AwsConnection::new(storage.endpoint.clone(), storage.region.clone())
+    }
+
+    fn bucket_of(blobs: &BlobSettings) -> AwsConnection {
+        AwsConnection::new(blobs.endpoint.clone(), blobs.region.clone())
+    }
+
+    pub async fn open_table(storage: &StorageSettings) -> anyhow::Result<Arc<dyn Table>> {
+        let table = DynamoTable::connect(&table_of(storage), &storage.table).await;
+        table.ping().await.with_context(|| {
+            format!(
+                "cannot reach the DynamoDB table {:?} (create it with `tlao admin init-aws`)",
+                storage.table
+            )
+        })?;
+        Ok(Arc::new(table))
+    }
+
+    pub async fn open_blobs(blobs: &BlobSettings) -> anyhow::Result<Arc<dyn BlobStore>> {
+        let store = S3BlobStore::connect(&bucket_of(blobs), &blobs.bucket).await;
+        store.ping().await.with_context(|| {
+            format!(
+                "cannot reach the S3 bucket {:?} (create it with `tlao admin init-aws`)",
+                blobs.bucket
+            )
+        })?;
+        Ok(Arc::new(store))
+    }
+
+    fn said(provisioned: Provisioned) -> &'static str {
+        match provisioned {
+            Provisioned::Created => "created",
+            Provisioned::Existing => "already there",
+        }
+    }
+
+    pub async fn init(storage: &StorageSettings, blobs: &BlobSettings) -> anyhow::Result<()> {
+        let table = DynamoTable::connect(&table_of(storage), &storage.table).await;
+        let provisioned = table
+            .ensure_table()
+            .await
+            .with_context(|| format!("creating the DynamoDB table {:?}", storage.table))?;
+        println!("table {}: {}", storage.table, said(provisioned));
+        let store = S3BlobStore::connect(&bucket_of(blobs), &blobs.bucket).await;
+        let provisioned = store
+            .ensure_bucket()
+            .await
+            .with_context(|| format!("creating the S3 bucket {:?}", blobs.bucket))?;
+        println!("bucket {}: {}", blobs.bucket, said(provisioned));
+        Ok(())
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+mod enabled {
+    use std::sync::Arc;
+
+    use anyhow::bail;
+    use tlao_ports::{BlobStore, Table};
+
+    use crate::settings::{BlobSettings, StorageSettings};
+
+    const MISSING: &str =
+        "this build of tlao has no AWS adapters: build it with the `aws` feature (the default)";
+
+    pub async fn open_table(_: &StorageSettings) -> anyhow::Result<Arc<dyn Table>> {
+        bail!("storage.kind = \"dynamodb\": {MISSING}")
+    }
+
+    pub async fn open_blobs(_: &BlobSettings) -> anyhow::Result<Arc<dyn BlobStore>> {
+        bail!("blobs.kind = \"s3\": {MISSING}")
+    }
+
+    pub async fn init(_: &StorageSettings, _: &BlobSettings) -> anyhow::Result<()> {
+        bail!("{MISSING}")
+    }
+}
+
+/// The DynamoDB table `[storage]` names, checked reachable.
+pub async fn open_table(storage: &StorageSettings) -> anyhow::Result<Arc<dyn Table>> {
+    enabled::open_table(storage).await
+}
+
+/// The S3 bucket `[blobs]` names, checked reachable.
+pub async fn open_blobs(blobs: &BlobSettings) -> anyhow::Result<Arc<dyn BlobStore>> {
+    enabled::open_blobs(blobs).await
+}
+
+/// Creates the table and the bucket when missing (idempotent), saying what it found.
+pub async fn init(storage: &StorageSettings, blobs: &BlobSettings) -> anyhow::Result<()> {
+    enabled::init(storage, blobs).await
+}

@@ -1,0 +1,117 @@
+//! Following a run live (`tlao run`, `tlao logs --follow`): the SDK's resumable event
+//! stream ([`tlao_sdk::EventStream`]), which reconnects after drops and server restarts
+//! and yields every event once, printed as it arrives. Log lines go to stdout exactly as
+//! the run stores them; status changes, progress and artifacts go to stderr as notes.
+//! A token that expires mid-stream is renewed (when a key is stored) and the stream
+//! resumes where it was.
+
+use anyhow::Context as _;
+use serde_json::json;
+use tlao_domain::{EventPayload, RunEvent, RunId, RunStatus};
+use tlao_sdk::{EventStreamError, EventStreamItem};
+
+use crate::context::Context;
+use crate::output::{self, status_style};
+
+/// How often a stream is reopened with a renewed token before giving up.
+const MAX_RENEWALS: u32 = 3;
+
+/// How events are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Display {
+    /// Log lines on stdout, the rest as notes on stderr.
+    Human,
+    /// Every event as one line of JSON on stdout, then the end.
+    JsonLines,
+    /// Nothing: only the final status matters.
+    Quiet,
+}
+
+/// Follows `run_id` from after sequence number `after` to its end; returns the final
+/// status.
+pub async fn follow(
+    ctx: &Context,
+    run_id: &RunId,
+    after: u64,
+    display: Display,
+) -> anyhow::Result<RunStatus> {
+    let mut stream = ctx
+        .client
+        .run_events(run_id, after)
+        .await
+        .context("opening the run's event stream")?;
+    let mut renewals = 0;
+    loop {
+        match stream.next().await {
+            Some(Ok(EventStreamItem::Event(event))) => show(&event, display)?,
+            Some(Ok(EventStreamItem::End(end))) => {
+                if display == Display::JsonLines {
+                    output::print_json_line(
+                        &json!({"type": "end", "status": end.status, "lastSeq": end.last_seq}),
+                    )?;
+                }
+                return Ok(end.status);
+            }
+            Some(Err(EventStreamError::Api { status: 401, .. }))
+                if renewals < MAX_RENEWALS && ctx.client.can_renew() =>
+            {
+                renewals += 1;
+                ctx.client
+                    .renew()
+                    .await
+                    .context("renewing the session token")?;
+                let resume = stream.last_seq();
+                stream = ctx
+                    .client
+                    .run_events(run_id, resume)
+                    .await
+                    .context("reopening the run's event stream")?;
+            }
+            Some(Err(error)) => {
+                return Err(anyhow::Error::new(error).context(format!("following run {run_id}")));
+            }
+            None => anyhow::bail!("the event stream of run {run_id} ended before the run did"),
+        }
+    }
+}
+
+fn show(event: &RunEvent, display: Display) -> anyhow::Result<()> {
+    match display {
+        Display::Quiet => Ok(()),
+        Display::JsonLines => output::print_json_line(event),
+        Display::Human => {
+            match &event.payload {
+                EventPayload::Log { text, .. } => {
+                    use std::io::Write;
+                    let mut stdout = std::io::stdout().lock();
+                    writeln!(stdout, "{text}")?;
+                    stdout.flush()?;
+                }
+                EventPayload::Status { status } => {
+                    let styled = status_style(*status).for_stderr().apply_to(status.as_str());
+                    output::note(format!("● {styled}"));
+                }
+                EventPayload::Progress { message, percent } => match percent {
+                    Some(p) => output::note(format!("… {message} ({p}%)")),
+                    None => output::note(format!("… {message}")),
+                },
+                EventPayload::Artifact {
+                    artifact_id,
+                    name,
+                    artifact_type,
+                } => output::note(format!(
+                    "artifact {name} ({}) {artifact_id}",
+                    serde_json::to_value(artifact_type)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                )),
+                EventPayload::Truncated { max_log_bytes } => output::warn(format!(
+                    "the log reached its cap of {}; later lines are counted, not kept",
+                    output::human_bytes(*max_log_bytes)
+                )),
+            }
+            Ok(())
+        }
+    }
+}

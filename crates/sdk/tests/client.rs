@@ -1,0 +1,337 @@
+//! `TlaoClient` against a scripted HTTP server: an API key is exchanged for a token and
+//! renewed once when a call answers 401; a created run is retried after a 5xx with the
+//! same `Idempotency-Key`, while a cancel (no key) is tried once; problem+json bodies
+//! become `Api` errors with their fields; an unreachable server is a `Connection` error.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tlao_domain::{RunId, TaskId, Ulid};
+use tlao_sdk::types::NewRun;
+use tlao_sdk::{ClientError, Credentials, RetryPolicy, TlaoClient};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A request as the server saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A canned answer.
+struct Answer {
+    status: u16,
+    content_type: &'static str,
+    body: String,
+    extra: Vec<(&'static str, &'static str)>,
+}
+
+fn answer(status: u16, body: &str) -> Answer {
+    Answer {
+        status,
+        content_type: "application/json",
+        body: body.to_owned(),
+        extra: Vec::new(),
+    }
+}
+
+/// A server that answers from a script (the last answer repeats) and records requests.
+struct Scripted {
+    url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Scripted {
+    async fn start(script: Vec<Answer>) -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let recorded = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let request = read_request(&mut socket).await;
+                recorded.lock().unwrap().push(request);
+                let answer = {
+                    let mut script = script.lock().unwrap();
+                    if script.len() > 1 {
+                        script.pop_front().unwrap()
+                    } else {
+                        let last = script.front().unwrap();
+                        Answer {
+                            status: last.status,
+                            content_type: last.content_type,
+                            body: last.body.clone(),
+                            extra: last.extra.clone(),
+                        }
+                    }
+                };
+                let mut head = format!(
+                    "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n",
+                    answer.status,
+                    answer.content_type,
+                    answer.body.len()
+                );
+                for (name, value) in &answer.extra {
+                    head.push_str(&format!("{name}: {value}\r\n"));
+                }
+                head.push_str("\r\n");
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(answer.body.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        Scripted { url, seen }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn client(&self, credentials: Credentials) -> TlaoClient {
+        TlaoClient::new(&self.url, credentials)
+            .unwrap()
+            .with_retry(fast_retry())
+    }
+}
+
+async fn read_request(socket: &mut tokio::net::TcpStream) -> Seen {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = socket.read(&mut chunk).await.unwrap();
+        buffer.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        assert!(n > 0, "connection closed mid-request");
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let mut lines = head.lines();
+    let mut first = lines.next().unwrap().split(' ');
+    let method = first.next().unwrap().to_owned();
+    let path = first.next().unwrap().to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = buffer[head_end..].to_vec();
+    while body.len() < length {
+        let n = socket.read(&mut chunk).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Seen {
+        method,
+        path,
+        headers,
+        body,
+    }
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 5,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(40),
+    }
+}
+
+fn run_json(run_id: &RunId) -> String {
+    format!(
+        r#"{{"runId":"{run_id}","taskId":"{}","workspaceId":"ws_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            "taskType":"doc.write","executor":"shell","status":"queued","queuePosition":1,
+            "createdAt":"2026-11-26T13:57:50.123Z","startedAt":null,"finishedAt":null,
+            "deadline":null,"maxRunSeconds":480,"durationMs":null,"logsTruncated":false,
+            "droppedLogBytes":0,"error":null,"usage":{{"kind":"unmeasured"}},"artifactIds":[]}}"#,
+        task_id()
+    )
+}
+
+fn run_id() -> RunId {
+    RunId::new(Ulid::from_parts(1_700_000_000_000, 1))
+}
+
+fn task_id() -> TaskId {
+    TaskId::new(Ulid::from_parts(1_700_000_000_000, 2))
+}
+
+const TOKEN_A: &str = r#"{"token":"token-a","expiresAt":"2099-01-01T00:00:00.000Z","userId":"usr_01ARZ3NDEKTSV4RRFFQ69G5FAV"}"#;
+const TOKEN_B: &str = r#"{"token":"token-b","expiresAt":"2099-01-01T00:00:00.000Z","userId":"usr_01ARZ3NDEKTSV4RRFFQ69G5FAV"}"#;
+const EXPIRED: &str = r#"{"type":"urn:tlao:problem:unauthenticated","title":"Unauthenticated","status":401,"detail":"the bearer token expired at 2026-01-01T00:00:00.000Z","requestId":"req_1"}"#;
+
+#[tokio::test]
+async fn an_api_key_is_exchanged_for_a_token_and_renewed_once_when_a_call_answers_401() {
+    let server = Scripted::start(vec![
+        answer(200, TOKEN_A),
+        answer(401, EXPIRED),
+        answer(200, TOKEN_B),
+        answer(200, r#"{"items":[]}"#),
+    ])
+    .await;
+    let client = server.client(Credentials::api_key("tlao_key"));
+
+    let workspaces = client.list_workspaces().await.unwrap();
+
+    assert!(workspaces.is_empty());
+    let seen = server.seen();
+    let calls: Vec<(&str, &str)> = seen
+        .iter()
+        .map(|s| (s.method.as_str(), s.path.as_str()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("POST", "/auth/token"),
+            ("GET", "/workspaces"),
+            ("POST", "/auth/token"),
+            ("GET", "/workspaces"),
+        ]
+    );
+    assert_eq!(seen[0].header("content-type"), Some("application/json"));
+    assert_eq!(seen[1].header("authorization"), Some("Bearer token-a"));
+    assert_eq!(seen[3].header("authorization"), Some("Bearer token-b"));
+    assert_eq!(client.session().unwrap().token, "token-b");
+}
+
+#[tokio::test]
+async fn a_token_alone_is_not_renewed_and_a_401_is_an_api_error() {
+    let server = Scripted::start(vec![answer(401, EXPIRED)]).await;
+    let client = server.client(Credentials::token("old"));
+
+    let error = client.list_workspaces().await.unwrap_err();
+
+    assert_eq!(error.status(), Some(401));
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn a_created_run_is_retried_after_a_5xx_with_the_same_idempotency_key() {
+    let server = Scripted::start(vec![
+        answer(
+            503,
+            r#"{"title":"Unavailable","status":503,"detail":"busy"}"#,
+        ),
+        answer(201, &run_json(&run_id())),
+    ])
+    .await;
+    let client = server.client(Credentials::token("t"));
+
+    let run = client
+        .create_run(&NewRun {
+            task_id: task_id(),
+            executor: None,
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(run.run_id, run_id());
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2);
+    let key = seen[0].header("idempotency-key").unwrap();
+    assert!(key.starts_with("tlao-"));
+    assert_eq!(seen[1].header("idempotency-key"), Some(key));
+    assert_eq!(seen[0].body, seen[1].body);
+
+    // Another call is another key.
+    client
+        .create_run(&NewRun {
+            task_id: task_id(),
+            executor: None,
+        })
+        .await
+        .unwrap();
+    assert_ne!(server.seen()[2].header("idempotency-key"), Some(key));
+}
+
+#[tokio::test]
+async fn a_cancel_is_tried_once_since_it_carries_no_idempotency_key() {
+    let server = Scripted::start(vec![answer(
+        503,
+        r#"{"title":"Unavailable","status":503,"detail":"busy"}"#,
+    )])
+    .await;
+    let client = server.client(Credentials::token("t"));
+
+    let error = client.cancel_run(&run_id()).await.unwrap_err();
+
+    assert_eq!(error.status(), Some(503));
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn a_problem_body_becomes_an_api_error_with_its_fields_and_request_id() {
+    let server = Scripted::start(vec![Answer {
+        status: 400,
+        content_type: "application/problem+json",
+        body: r#"{"type":"urn:tlao:problem:invalid","title":"Invalid request","status":400,
+                 "detail":"1 field is invalid","requestId":"req_9",
+                 "errors":[{"field":"name","message":"must not be blank"}]}"#
+            .into(),
+        extra: Vec::new(),
+    }])
+    .await;
+    let client = server.client(Credentials::token("t"));
+
+    let error = client.create_workspace(" ").await.unwrap_err();
+
+    match &error {
+        ClientError::Api {
+            status,
+            title,
+            request_id,
+            problem,
+            ..
+        } => {
+            assert_eq!(*status, 400);
+            assert_eq!(title, "Invalid request");
+            assert_eq!(request_id.as_deref(), Some("req_9"));
+            assert_eq!(problem.as_ref().unwrap().errors[0].field, "name");
+        }
+        other => panic!("not an API error: {other:?}"),
+    }
+    assert!(error.to_string().contains("(request req_9)"), "{error}");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_connection_error_naming_the_url() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let client = TlaoClient::new(&url, Credentials::token("t"))
+        .unwrap()
+        .with_retry(fast_retry());
+
+    let error = client.list_workspaces().await.unwrap_err();
+
+    match error {
+        ClientError::Connection { url: tried, .. } => {
+            assert_eq!(tried, format!("{url}/workspaces"));
+        }
+        other => panic!("not a connection error: {other:?}"),
+    }
+}
