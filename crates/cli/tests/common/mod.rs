@@ -174,8 +174,19 @@ impl DevServer {
     }
 
     /// Lines printed after the ready line, so far.
+    ///
+    /// Once the process has exited, this waits (briefly) for the reader thread to hand
+    /// over everything it printed, so a last line such as "Stopped." is never missed.
     pub fn printed(&self) -> Vec<String> {
-        self.lines.try_iter().collect()
+        if self.child.is_some() {
+            return self.lines.try_iter().collect();
+        }
+        let mut lines = Vec::new();
+        // The reader thread ends (and the channel disconnects) at end of stdout.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            lines.push(line);
+        }
+        lines
     }
 }
 
