@@ -60,18 +60,8 @@ impl ArtifactService {
         caller: &Caller,
         run_id: &RunId,
     ) -> Result<Vec<ArtifactView>, ServiceError> {
-        let ws = self
-            .core
-            .locate(LookupOf::Run(run_id.clone()))
-            .await?
-            .ok_or_else(|| ServiceError::not_found("run", run_id))?;
-        self.core.require_member(caller, &ws).await?;
-        let run = self
-            .core
-            .store
-            .get::<tlao_domain::Run>(&keys::run(&ws, run_id))
-            .await?
-            .ok_or_else(|| ServiceError::not_found("run", run_id))?;
+        let run = self.core.run_for(caller, run_id).await?;
+        let ws = run.workspace_id.clone();
         let mut views = Vec::with_capacity(run.artifact_ids.len());
         for id in &run.artifact_ids {
             if let Some(artifact) = self

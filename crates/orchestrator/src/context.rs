@@ -105,6 +105,34 @@ impl Core {
         Ok(found)
     }
 
+    /// The workspace of a run the caller may see: `NotFound` when the run is unknown,
+    /// `Forbidden` when the caller is not a member of its workspace.
+    pub async fn run_workspace_for(
+        &self,
+        caller: &Caller,
+        run_id: &tlao_domain::RunId,
+    ) -> Result<WorkspaceId, ServiceError> {
+        let ws = self
+            .locate(LookupOf::Run(run_id.clone()))
+            .await?
+            .ok_or_else(|| ServiceError::not_found("run", run_id))?;
+        self.require_member(caller, &ws).await?;
+        Ok(ws)
+    }
+
+    /// A run the caller may see (errors as [`Core::run_workspace_for`]).
+    pub async fn run_for(
+        &self,
+        caller: &Caller,
+        run_id: &tlao_domain::RunId,
+    ) -> Result<tlao_domain::Run, ServiceError> {
+        let ws = self.run_workspace_for(caller, run_id).await?;
+        self.store
+            .get::<tlao_domain::Run>(&keys::run(&ws, run_id))
+            .await?
+            .ok_or_else(|| ServiceError::not_found("run", run_id))
+    }
+
     /// Wakes whoever waits for queue changes in this process.
     pub fn signal_queue(&self) {
         self.queue_version

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tlao_domain::{EventPayload, Run, RunEvent, RunId, keys};
 use tlao_ports::{Cursor, Direction, Query};
 
-use crate::codec::{LookupOf, Step};
+use crate::codec::Step;
 use crate::context::{Caller, Core};
 use crate::error::ServiceError;
 
@@ -36,18 +36,7 @@ impl EventService {
         after: u64,
         limit: usize,
     ) -> Result<(Run, Vec<RunEvent>), ServiceError> {
-        let ws = self
-            .core
-            .locate(LookupOf::Run(run_id.clone()))
-            .await?
-            .ok_or_else(|| ServiceError::not_found("run", run_id))?;
-        self.core.require_member(caller, &ws).await?;
-        let run = self
-            .core
-            .store
-            .get::<Run>(&keys::run(&ws, run_id))
-            .await?
-            .ok_or_else(|| ServiceError::not_found("run", run_id))?;
+        let run = self.core.run_for(caller, run_id).await?;
         let events = read_after(&self.core, run_id, after, limit).await?;
         Ok((run, events))
     }

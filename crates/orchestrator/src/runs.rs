@@ -374,17 +374,7 @@ impl RunService {
     }
 
     async fn load(&self, caller: &Caller, run_id: &RunId) -> Result<Run, ServiceError> {
-        let ws = self
-            .core
-            .locate(LookupOf::Run(run_id.clone()))
-            .await?
-            .ok_or_else(|| ServiceError::not_found("run", run_id))?;
-        self.core.require_member(caller, &ws).await?;
-        self.core
-            .store
-            .get::<Run>(&keys::run(&ws, run_id))
-            .await?
-            .ok_or_else(|| ServiceError::not_found("run", run_id))
+        self.core.run_for(caller, run_id).await
     }
 
     async fn view(&self, run: Run) -> Result<RunView, ServiceError> {

@@ -27,7 +27,6 @@ use std::time::Duration;
 use tlao_domain::{EventPayload, RunEvent, RunId, RunStatus, WorkspaceId};
 use tlao_ports::{EventBus, EventSubscription, RecvError};
 
-use crate::codec::LookupOf;
 use crate::context::{Caller, Core};
 use crate::error::ServiceError;
 use crate::events::read_after;
@@ -88,12 +87,7 @@ impl StreamService {
         run_id: &RunId,
         after: u64,
     ) -> Result<RunStream, ServiceError> {
-        let ws = self
-            .core
-            .locate(LookupOf::Run(run_id.clone()))
-            .await?
-            .ok_or_else(|| ServiceError::not_found("run", run_id))?;
-        self.core.require_member(caller, &ws).await?;
+        let ws = self.core.run_workspace_for(caller, run_id).await?;
         // Subscribe first: whatever commits after this is delivered, whatever committed
         // before is in the reads below.
         let subscription = match self.bus.subscribe(run_id).await {
