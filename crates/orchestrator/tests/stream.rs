@@ -5,77 +5,36 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
-use tlao_adapters_local::{FsBlobStore, LocalEventBus, MemoryTable};
+use tlao_adapters_local::LocalEventBus;
 use tlao_domain::{
-    EventPayload, ExecutorDescriptor, Guardrails, LeaseId, LogStream, Name, NewTask, RunEvent,
-    RunId, RunStatus, Usage,
+    EventPayload, Guardrails, LeaseId, LogStream, NewTask, RunEvent, RunId, RunStatus, Usage,
 };
 use tlao_orchestrator::{
-    Caller, Completion, CreateRun, RunStream, ServiceError, Services, StreamItem, StreamService,
+    Caller, Completion, CreateRun, RunStream, ServiceError, StreamItem, StreamService,
 };
-use tlao_ports::{EventBus, EventBusError, EventSubscription, ManualClock};
+use tlao_ports::{EventBus, EventBusError, EventSubscription};
 
 /// How long a test waits for the next item before failing.
 const PATIENCE: Duration = Duration::from_secs(30);
 /// A fast poll, so tests relying on it are quick.
 const FAST_POLL: Duration = Duration::from_millis(20);
 
-struct World {
-    services: Services,
-    bus: Arc<dyn EventBus>,
-    admin: Caller,
-    _dir: tempfile::TempDir,
-}
+use common::World;
 
 async fn world(bus: Arc<dyn EventBus>) -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new("2026-11-26T10:00:00Z".parse().unwrap()));
-    let blobs = Arc::new(
-        FsBlobStore::new(
-            dir.path().to_path_buf(),
-            "http://127.0.0.1:1".into(),
-            b"k".repeat(32),
-            clock.clone(),
-        )
-        .unwrap(),
-    );
-    let services = Services::new(
-        Arc::new(MemoryTable::new()),
-        blobs,
-        clock,
+    common::world_with(
         Guardrails::default(),
-        bus.clone(),
-    );
-    let issued = services
-        .users
-        .bootstrap_admin(Name::try_from("admin".to_owned()).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    services
-        .executors
-        .ensure(
-            ExecutorDescriptor::parse(
-                &json!({"name": "kiro", "kind": "kiro", "taskTypes": ["spec.generate"]}),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    World {
-        services,
         bus,
-        admin: Caller {
-            user_id: issued.user.user_id,
-            admin: true,
-        },
-        _dir: dir,
-    }
+        json!({"name": "kiro", "kind": "kiro", "taskTypes": ["spec.generate"]}),
+    )
+    .await
 }
 
 impl World {

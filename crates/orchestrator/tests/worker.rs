@@ -4,72 +4,30 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
-use tlao_adapters_local::{FsBlobStore, LocalEventBus, MemoryTable};
+use tlao_adapters_local::LocalEventBus;
 use tlao_domain::{
-    ArtifactStatus, ArtifactType, EventPayload, ExecutorDescriptor, Guardrails, LogStream, Name,
-    NewTask, RunErrorCode, RunId, RunStatus, Usage, keys,
+    ArtifactStatus, ArtifactType, EventPayload, Guardrails, LogStream, NewTask, RunErrorCode,
+    RunId, RunStatus, Usage, keys,
 };
-use tlao_orchestrator::{
-    Caller, Completion, CreateRun, NewArtifact, Reaper, ServiceError, Services,
-};
-use tlao_ports::{BlobKey, Clock, ManualClock};
+use tlao_orchestrator::{Completion, CreateRun, NewArtifact, Reaper, ServiceError};
+use tlao_ports::{BlobKey, Clock};
 
-struct World {
-    services: Services,
-    clock: Arc<ManualClock>,
-    admin: Caller,
-    _dir: tempfile::TempDir,
-}
+use common::World;
 
 async fn world(guardrails: Guardrails) -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new("2026-11-26T10:00:00Z".parse().unwrap()));
-    let blobs = Arc::new(
-        FsBlobStore::new(
-            dir.path().to_path_buf(),
-            "http://127.0.0.1:1".into(),
-            b"k".repeat(32),
-            clock.clone(),
-        )
-        .unwrap(),
-    );
-    let services = Services::new(
-        Arc::new(MemoryTable::new()),
-        blobs,
-        clock.clone(),
+    common::world_with(
         guardrails,
         Arc::new(LocalEventBus::new()),
-    );
-    let issued = services
-        .users
-        .bootstrap_admin(Name::try_from("admin".to_owned()).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    services
-        .executors
-        .ensure(
-            ExecutorDescriptor::parse(&json!({
-                "name": "kiro", "kind": "kiro", "taskTypes": ["spec.generate", "code.change"]
-            }))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    World {
-        services,
-        clock,
-        admin: Caller {
-            user_id: issued.user.user_id,
-            admin: true,
-        },
-        _dir: dir,
-    }
+        json!({"name": "kiro", "kind": "kiro", "taskTypes": ["spec.generate", "code.change"]}),
+    )
+    .await
 }
 
 impl World {
