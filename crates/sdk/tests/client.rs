@@ -5,158 +5,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+mod common;
 
+use common::{Answer, Scripted, answer, fast_retry, run_id};
 use tlao_domain::{RunId, TaskId, Ulid};
 use tlao_sdk::types::NewRun;
-use tlao_sdk::{ClientError, Credentials, RetryPolicy, TlaoClient};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tlao_sdk::{ClientError, Credentials, TlaoClient};
 
-/// A request as the server saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A canned answer.
-struct Answer {
-    status: u16,
-    content_type: &'static str,
-    body: String,
-    extra: Vec<(&'static str, &'static str)>,
-}
-
-fn answer(status: u16, body: &str) -> Answer {
-    Answer {
-        status,
-        content_type: "application/json",
-        body: body.to_owned(),
-        extra: Vec::new(),
-    }
-}
-
-/// A server that answers from a script (the last answer repeats) and records requests.
-struct Scripted {
-    url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Scripted {
-    async fn start(script: Vec<Answer>) -> Scripted {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(VecDeque::from(script)));
-        let recorded = seen.clone();
-        tokio::spawn(async move {
-            loop {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                let request = read_request(&mut socket).await;
-                recorded.lock().unwrap().push(request);
-                let answer = {
-                    let mut script = script.lock().unwrap();
-                    if script.len() > 1 {
-                        script.pop_front().unwrap()
-                    } else {
-                        let last = script.front().unwrap();
-                        Answer {
-                            status: last.status,
-                            content_type: last.content_type,
-                            body: last.body.clone(),
-                            extra: last.extra.clone(),
-                        }
-                    }
-                };
-                let mut head = format!(
-                    "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n",
-                    answer.status,
-                    answer.content_type,
-                    answer.body.len()
-                );
-                for (name, value) in &answer.extra {
-                    head.push_str(&format!("{name}: {value}\r\n"));
-                }
-                head.push_str("\r\n");
-                let _ = socket.write_all(head.as_bytes()).await;
-                let _ = socket.write_all(answer.body.as_bytes()).await;
-                let _ = socket.shutdown().await;
-            }
-        });
-        Scripted { url, seen }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn client(&self, credentials: Credentials) -> TlaoClient {
-        TlaoClient::new(&self.url, credentials)
-            .unwrap()
-            .with_retry(fast_retry())
-    }
-}
-
-async fn read_request(socket: &mut tokio::net::TcpStream) -> Seen {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        let n = socket.read(&mut chunk).await.unwrap();
-        buffer.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        assert!(n > 0, "connection closed mid-request");
-    };
-    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-    let mut lines = head.lines();
-    let mut first = lines.next().unwrap().split(' ');
-    let method = first.next().unwrap().to_owned();
-    let path = first.next().unwrap().to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .map_or(0, |(_, v)| v.parse().unwrap());
-    let mut body = buffer[head_end..].to_vec();
-    while body.len() < length {
-        let n = socket.read(&mut chunk).await.unwrap();
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Seen {
-        method,
-        path,
-        headers,
-        body,
-    }
-}
-
-fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        attempts: 5,
-        initial_backoff: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(40),
-    }
+/// A client of `server` with `credentials` and quick retries.
+fn client(server: &Scripted, credentials: Credentials) -> TlaoClient {
+    TlaoClient::new(&server.url, credentials)
+        .unwrap()
+        .with_retry(fast_retry())
 }
 
 fn run_json(run_id: &RunId) -> String {
@@ -168,10 +28,6 @@ fn run_json(run_id: &RunId) -> String {
             "droppedLogBytes":0,"error":null,"usage":{{"kind":"unmeasured"}},"artifactIds":[]}}"#,
         task_id()
     )
-}
-
-fn run_id() -> RunId {
-    RunId::new(Ulid::from_parts(1_700_000_000_000, 1))
 }
 
 fn task_id() -> TaskId {
@@ -191,7 +47,7 @@ async fn an_api_key_is_exchanged_for_a_token_and_renewed_once_when_a_call_answer
         answer(200, r#"{"items":[]}"#),
     ])
     .await;
-    let client = server.client(Credentials::api_key("tlao_key"));
+    let client = client(&server, Credentials::api_key("tlao_key"));
 
     let workspaces = client.list_workspaces().await.unwrap();
 
@@ -219,7 +75,7 @@ async fn an_api_key_is_exchanged_for_a_token_and_renewed_once_when_a_call_answer
 #[tokio::test]
 async fn a_token_alone_is_not_renewed_and_a_401_is_an_api_error() {
     let server = Scripted::start(vec![answer(401, EXPIRED)]).await;
-    let client = server.client(Credentials::token("old"));
+    let client = client(&server, Credentials::token("old"));
 
     let error = client.list_workspaces().await.unwrap_err();
 
@@ -237,7 +93,7 @@ async fn a_created_run_is_retried_after_a_5xx_with_the_same_idempotency_key() {
         answer(201, &run_json(&run_id())),
     ])
     .await;
-    let client = server.client(Credentials::token("t"));
+    let client = client(&server, Credentials::token("t"));
 
     let run = client
         .create_run(&NewRun {
@@ -273,7 +129,7 @@ async fn a_cancel_is_tried_once_since_it_carries_no_idempotency_key() {
         r#"{"title":"Unavailable","status":503,"detail":"busy"}"#,
     )])
     .await;
-    let client = server.client(Credentials::token("t"));
+    let client = client(&server, Credentials::token("t"));
 
     let error = client.cancel_run(&run_id()).await.unwrap_err();
 
@@ -293,7 +149,7 @@ async fn a_problem_body_becomes_an_api_error_with_its_fields_and_request_id() {
         extra: Vec::new(),
     }])
     .await;
-    let client = server.client(Credentials::token("t"));
+    let client = client(&server, Credentials::token("t"));
 
     let error = client.create_workspace(" ").await.unwrap_err();
 

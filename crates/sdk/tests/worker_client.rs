@@ -4,164 +4,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::{Scripted, answer, fast_retry, run_id};
 use futures::StreamExt;
-use tlao_domain::{LeaseId, RunId, RunStatus, Timestamp, Ulid};
+use tlao_domain::{LeaseId, RunStatus, Timestamp, Ulid};
 use tlao_sdk::worker::{EventBatch, LeaseRequest, SignedUrl};
-use tlao_sdk::{RetryPolicy, WorkerClient, WorkerClientError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tlao_sdk::{WorkerClient, WorkerClientError};
 
-/// A request as the server saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A canned answer.
-struct Answer {
-    status: u16,
-    content_type: &'static str,
-    body: String,
-    extra: Vec<(&'static str, &'static str)>,
-}
-
-fn answer(status: u16, body: &str) -> Answer {
-    Answer {
-        status,
-        content_type: "application/json",
-        body: body.to_owned(),
-        extra: Vec::new(),
-    }
-}
-
-/// A server that answers from a script (the last answer repeats) and records requests.
-struct Scripted {
-    url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Scripted {
-    async fn start(script: Vec<Answer>) -> Scripted {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(VecDeque::from(script)));
-        let recorded = seen.clone();
-        tokio::spawn(async move {
-            loop {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                let request = read_request(&mut socket).await;
-                recorded.lock().unwrap().push(request);
-                let answer = {
-                    let mut script = script.lock().unwrap();
-                    if script.len() > 1 {
-                        script.pop_front().unwrap()
-                    } else {
-                        let last = script.front().unwrap();
-                        Answer {
-                            status: last.status,
-                            content_type: last.content_type,
-                            body: last.body.clone(),
-                            extra: last.extra.clone(),
-                        }
-                    }
-                };
-                let mut head = format!(
-                    "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n",
-                    answer.status,
-                    answer.content_type,
-                    answer.body.len()
-                );
-                for (name, value) in &answer.extra {
-                    head.push_str(&format!("{name}: {value}\r\n"));
-                }
-                head.push_str("\r\n");
-                let _ = socket.write_all(head.as_bytes()).await;
-                let _ = socket.write_all(answer.body.as_bytes()).await;
-                let _ = socket.shutdown().await;
-            }
-        });
-        Scripted { url, seen }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn client(&self) -> WorkerClient {
-        WorkerClient::new(&self.url, "secret-token")
-            .unwrap()
-            .with_retry(fast_retry())
-    }
-}
-
-async fn read_request(socket: &mut tokio::net::TcpStream) -> Seen {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        let n = socket.read(&mut chunk).await.unwrap();
-        buffer.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        assert!(n > 0, "connection closed mid-request");
-    };
-    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-    let mut lines = head.lines();
-    let mut first = lines.next().unwrap().split(' ');
-    let method = first.next().unwrap().to_owned();
-    let path = first.next().unwrap().to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .map_or(0, |(_, v)| v.parse().unwrap());
-    let mut body = buffer[head_end..].to_vec();
-    while body.len() < length {
-        let n = socket.read(&mut chunk).await.unwrap();
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Seen {
-        method,
-        path,
-        headers,
-        body,
-    }
-}
-
-fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        attempts: 5,
-        initial_backoff: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(40),
-    }
-}
-
-fn run_id() -> RunId {
-    RunId::new(Ulid::from_parts(1_700_000_000_000, 1))
+/// A worker client of `server` with quick retries.
+fn client(server: &Scripted) -> WorkerClient {
+    WorkerClient::new(&server.url, "secret-token")
+        .unwrap()
+        .with_retry(fast_retry())
 }
 
 fn batch() -> EventBatch {
@@ -184,7 +42,7 @@ fn signed(url: String) -> SignedUrl {
 #[tokio::test]
 async fn a_report_is_decoded_and_carries_the_worker_token() {
     let server = Scripted::start(vec![answer(200, REPORT)]).await;
-    let report = server.client().report(&run_id(), &batch()).await.unwrap();
+    let report = client(&server).report(&run_id(), &batch()).await.unwrap();
     assert_eq!(report.status, RunStatus::Running);
     assert_eq!(report.last_seq, 3);
     let seen = server.seen();
@@ -204,7 +62,7 @@ async fn no_content_on_lease_means_no_run() {
         executors: None,
         wait_seconds: 0,
     };
-    assert!(server.client().lease(&request).await.unwrap().is_none());
+    assert!(client(&server).lease(&request).await.unwrap().is_none());
     assert_eq!(server.seen()[0].path, "/worker/lease");
 }
 
@@ -212,8 +70,7 @@ async fn no_content_on_lease_means_no_run() {
 async fn a_conflict_means_the_lease_is_lost_and_is_not_retried() {
     let problem = r#"{"type":"about:blank","title":"Conflict","status":409,"detail":"lease does not hold run; stop working on it","requestId":"r1"}"#;
     let server = Scripted::start(vec![answer(409, problem)]).await;
-    let error = server
-        .client()
+    let error = client(&server)
         .report(&run_id(), &batch())
         .await
         .unwrap_err();
@@ -226,8 +83,7 @@ async fn a_conflict_means_the_lease_is_lost_and_is_not_retried() {
 async fn a_problem_becomes_an_api_error_without_retries() {
     let problem = r#"{"type":"about:blank","title":"Not Found","status":404,"detail":"run run_x does not exist","requestId":"req-42"}"#;
     let server = Scripted::start(vec![answer(404, problem)]).await;
-    let error = server
-        .client()
+    let error = client(&server)
         .report(&run_id(), &batch())
         .await
         .unwrap_err();
@@ -258,8 +114,7 @@ async fn a_body_that_is_not_a_problem_is_still_explained() {
     plain.content_type = "text/plain";
     plain.extra = vec![("x-request-id", "hdr-7")];
     let server = Scripted::start(vec![plain]).await;
-    let error = server
-        .client()
+    let error = client(&server)
         .report(&run_id(), &batch())
         .await
         .unwrap_err();
@@ -288,7 +143,7 @@ async fn server_errors_and_throttling_are_retried_until_success() {
         answer(200, REPORT),
     ])
     .await;
-    let report = server.client().report(&run_id(), &batch()).await.unwrap();
+    let report = client(&server).report(&run_id(), &batch()).await.unwrap();
     assert_eq!(report.last_seq, 3);
     assert_eq!(server.seen().len(), 4);
 }
@@ -300,8 +155,7 @@ async fn retries_stop_after_the_last_attempt() {
         r#"{"title":"Bad Gateway","detail":"upstream down"}"#,
     )])
     .await;
-    let error = server
-        .client()
+    let error = client(&server)
         .report(&run_id(), &batch())
         .await
         .unwrap_err();
@@ -340,8 +194,7 @@ async fn uploads_stream_the_body_with_its_length_and_no_token() {
         Ok(Bytes::from_static(b"world")),
     ];
     let url = signed(format!("{}/blobs/k?signature=s", server.url));
-    server
-        .client()
+    client(&server)
         .upload(&url, futures::stream::iter(chunks), 11)
         .await
         .unwrap();
@@ -358,7 +211,7 @@ async fn a_failed_upload_is_not_retried_by_the_client() {
     let server = Scripted::start(vec![answer(500, "{}")]).await;
     let url = signed(format!("{}/blobs/k", server.url));
     let body = futures::stream::iter(vec![Ok(Bytes::from_static(b"x"))]);
-    let error = server.client().upload(&url, body, 1).await.unwrap_err();
+    let error = client(&server).upload(&url, body, 1).await.unwrap_err();
     assert_eq!(error.status(), Some(500));
     assert_eq!(server.seen().len(), 1);
 }
@@ -369,7 +222,7 @@ async fn downloads_stream_the_bytes_without_a_token() {
     blob.content_type = "application/octet-stream";
     let server = Scripted::start(vec![answer(503, "{}"), blob]).await;
     let url = signed(format!("{}/blobs/spec?signature=s", server.url));
-    let mut stream = server.client().download(&url).await.unwrap();
+    let mut stream = client(&server).download(&url).await.unwrap();
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
         bytes.extend_from_slice(&chunk.unwrap());
@@ -388,7 +241,7 @@ async fn a_signature_never_appears_in_an_error_message() {
     )])
     .await;
     let url = signed(format!("{}/blobs/spec?signature=very-secret", server.url));
-    let error = match server.client().download(&url).await {
+    let error = match client(&server).download(&url).await {
         Ok(_) => panic!("expected an error"),
         Err(error) => error,
     };
