@@ -87,7 +87,8 @@ function objectType(schema, indent) {
     const property = properties[name];
     const description = property.description ?? property.oneOf?.find((s) => s.description)?.description;
     const optional = required.has(name) ? "" : "?";
-    return `${doc(description, inner)}${inner}${quoteKey(name)}${optional}: ${typeOf(property, inner)};\n`;
+    const type = typeOf(property, inner);
+    return `${doc(description, inner)}${inner}${quoteKey(name)}${optional}: ${optional ? `${type} | undefined` : type};\n`;
   });
   return `{\n${fields.join("")}${indent}}`;
 }
@@ -134,7 +135,8 @@ function parametersType(parameters, where, indent) {
   const inner = `${indent}  `;
   const fields = selected.map((p) => {
     const optional = p.required ? "" : "?";
-    return `${doc(p.description, inner)}${inner}${quoteKey(p.name)}${optional}: ${typeOf(p.schema, inner)};\n`;
+    const type = typeOf(p.schema, inner);
+    return `${doc(p.description, inner)}${inner}${quoteKey(p.name)}${optional}: ${optional ? `${type} | undefined` : type};\n`;
   });
   return `{\n${fields.join("")}${indent}}`;
 }

@@ -1,1 +1,41 @@
+/**
+ * `@tlao/sdk`: the TypeScript client of the TLÁO Codex API.
+ *
+ * @packageDocumentation
+ */
+
+export {
+  TlaoClient,
+  newIdempotencyKey,
+  type ArchiveBody,
+  type DownloadOptions,
+  type IdempotentCallOptions,
+  type ListRunsQuery,
+  type TlaoClientOptions,
+} from "./client.js";
+export {
+  MALFORMED_RESPONSE,
+  TlaoApiError,
+  TlaoConnectionError,
+  TlaoError,
+  TlaoIntegrityError,
+  type TlaoApiErrorInit,
+} from "./errors.js";
+export {
+  END_EVENT,
+  RUN_EVENT_TYPES,
+  type ArtifactEvent,
+  type EndEvent,
+  type LogEvent,
+  type ProgressEvent,
+  type RunEvent,
+  type RunEventBase,
+  type RunStreamEvent,
+  type StatusEvent,
+  type TruncatedEvent,
+} from "./events.js";
+export { DEFAULT_RETRY, type CallOptions, type FetchLike, type RetryPolicy } from "./http.js";
+export { paginate, type Page } from "./pagination.js";
+export { SseParser, type SseMessage } from "./sse.js";
+export { DEFAULT_RECONNECT, DEFAULT_STALL_TIMEOUT_MS, type StreamOptions } from "./stream.js";
 export * from "./generated/api-types.js";

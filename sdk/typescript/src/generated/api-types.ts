@@ -40,9 +40,9 @@ export interface ArtifactView {
   /** When the record was created (RFC 3339). */
   createdAt: string;
   /** A presigned GET URL; null unless the artifact is available. */
-  downloadUrl?: string | null;
+  downloadUrl?: string | null | undefined;
   /** When `downloadUrl` stops working; null with it. */
-  downloadUrlExpiresAt?: string | null;
+  downloadUrlExpiresAt?: string | null | undefined;
   /** The blob key, under `workspaces/{ws}/runs/{run}/artifacts/`. */
   key: string;
   /** Its file name, relative to the run's output. */
@@ -68,9 +68,9 @@ export type Binary = Uint8Array;
 /** Limits within the server's guardrails. */
 export interface ConstraintsBody {
   /** A run duration limit below the guardrail, in seconds (at least 1). */
-  maxRunSeconds?: number | null;
+  maxRunSeconds?: number | null | undefined;
   /** A token budget for executors that honour one. */
-  tokenBudget?: number | null;
+  tokenBudget?: number | null | undefined;
 }
 
 /** The body of `POST /runs`. */
@@ -79,7 +79,7 @@ export interface CreateRunRequest {
    * The executor to use; without it, the first registered one serving the task's
    * type is chosen.
    */
-  executor?: string | null;
+  executor?: string | null | undefined;
   /** The task to run (`task_...`). */
   taskId: string;
 }
@@ -137,9 +137,9 @@ export interface ExecutorView {
 /** What the caller expects back. */
 export interface ExpectedOutputBody {
   /** The artifact types wanted. */
-  artifactTypes?: Array<ArtifactTypeName>;
+  artifactTypes?: Array<ArtifactTypeName> | undefined;
   /** A description of the expected result. */
-  description?: string | null;
+  description?: string | null | undefined;
 }
 
 /** One invalid field of a request. */
@@ -161,17 +161,17 @@ export interface Problem {
   /** What went wrong with this request. */
   detail: string;
   /** On 400: every invalid field. */
-  errors?: Array<FieldErrorView>;
+  errors?: Array<FieldErrorView> | undefined;
   /** On 413: the limit, in bytes. */
-  maxBytes?: number | null;
+  maxBytes?: number | null | undefined;
   /** The request's id, as in its `x-request-id` header; quote it when reporting. */
   requestId: string;
   /** On 429: seconds until the quota resets (also the `Retry-After` header). */
-  retryAfterSeconds?: number | null;
+  retryAfterSeconds?: number | null | undefined;
   /** The HTTP status. */
   status: number;
   /** On 422: the task type no executor serves. */
-  taskType?: TaskTypeName | null;
+  taskType?: TaskTypeName | null | undefined;
   /** A short summary of the problem type. */
   title: string;
   /** The problem type, e.g. `urn:tlao:problem:quota-exceeded`. */
@@ -198,7 +198,7 @@ export interface RunErrorView {
   /** The machine-readable reason. */
   code: RunErrorCodeName;
   /** The executor's exit code, when it exited. */
-  exitCode?: number | null;
+  exitCode?: number | null | undefined;
   /** The explanation (e.g. the tail of the executor's stderr). */
   message: string;
 }
@@ -208,7 +208,7 @@ export interface RunList {
   /** The runs. */
   items: Array<RunView>;
   /** Pass as `cursor` for the next page; null on the last page. */
-  nextCursor?: string | null;
+  nextCursor?: string | null | undefined;
 }
 
 /** Where a run is in its life. */
@@ -221,32 +221,32 @@ export interface RunView {
   /** When it was queued (RFC 3339). */
   createdAt: string;
   /** When it must be over; set when it starts. */
-  deadline?: string | null;
+  deadline?: string | null | undefined;
   /** Log bytes dropped past the log cap. */
   droppedLogBytes: number;
   /** How long it ran (or has been running), in milliseconds; null until it starts. */
-  durationMs?: number | null;
+  durationMs?: number | null | undefined;
   /** Why it failed, when it did. */
-  error?: RunErrorView | null;
+  error?: RunErrorView | null | undefined;
   /** The executor chosen for it. */
   executor: string;
   /** When it reached a terminal status. */
-  finishedAt?: string | null;
+  finishedAt?: string | null | undefined;
   /**
    * Its kept log text, one line per log event. Present when one run is read
    * (`GET /runs/{runId}`); left out of lists and of other answers.
    */
-  logs?: string | null;
+  logs?: string | null | undefined;
   /** Whether the log cap was reached. */
   logsTruncated: boolean;
   /** The longest it may run once started, in seconds. */
   maxRunSeconds: number;
   /** Its 1-based position in its workspace's queue; only while queued. */
-  queuePosition?: number | null;
+  queuePosition?: number | null | undefined;
   /** Its id (`run_...`); ids sort by creation time. */
   runId: string;
   /** When a worker started it. */
-  startedAt?: string | null;
+  startedAt?: string | null | undefined;
   /** Where it is in its life. */
   status: RunStatusName;
   /** The task it executes. */
@@ -270,7 +270,7 @@ export interface StreamEnd {
 /** What the executor works on. */
 export interface TaskInputBody {
   /** An uploaded archive of the same workspace (`arc_...`). */
-  archiveId?: string | null;
+  archiveId?: string | null | undefined;
   /** The instruction to the agent; not blank, at most 64 KiB. */
   prompt: string;
 }
@@ -278,9 +278,9 @@ export interface TaskInputBody {
 /** A TaskSpec: what to do, with what, within which limits, and what to hand back. */
 export interface TaskSpecView {
   /** Limits. */
-  constraints?: ConstraintsBody | null;
+  constraints?: ConstraintsBody | null | undefined;
   /** What to hand back. */
-  expectedOutput?: ExpectedOutputBody | null;
+  expectedOutput?: ExpectedOutputBody | null | undefined;
   /** The prompt and the workspace archive. */
   input: TaskInputBody;
   /** What kind of work. */
@@ -325,7 +325,7 @@ export type UsageView = {
   kind: "unmeasured";
 } | {
   /** The credits charged, as printed. */
-  credits?: string | null;
+  credits?: string | null | undefined;
   kind: "reported";
   /** The whole usage line. */
   summary: string;
@@ -522,13 +522,13 @@ export interface Operations {
     pathParams: Record<string, never>;
     query: {
       /** The workspace (`ws_...`); the caller's oldest workspace when absent. */
-      workspaceId?: string;
+      workspaceId?: string | undefined;
       /** Only runs with this status. */
-      status?: RunStatusName;
+      status?: RunStatusName | undefined;
       /** How many runs per page, 1 to 100; 20 by default. */
-      limit?: number;
+      limit?: number | undefined;
       /** The `nextCursor` of the previous page: the last run id it held. */
-      cursor?: string;
+      cursor?: string | undefined;
     };
     headers: Record<string, never>;
     requestBody: never;
@@ -553,7 +553,7 @@ export interface Operations {
     query: Record<string, never>;
     headers: {
       /** Makes a retry return the first run and create nothing; reusing it with another body is a 409 */
-      "Idempotency-Key"?: string | null;
+      "Idempotency-Key"?: string | null | undefined;
     };
     requestBody: CreateRunRequest;
     responses: {
@@ -668,11 +668,11 @@ export interface Operations {
        * Send only events after this sequence number (`Last-Event-ID` wins when both are
        * given); 0 or absent: from the first event.
        */
-      after?: number;
+      after?: number | undefined;
     };
     headers: {
       /** Resume after this sequence number (the last `id:` received) */
-      "Last-Event-ID"?: number | null;
+      "Last-Event-ID"?: number | null | undefined;
     };
     requestBody: never;
     responses: {
@@ -696,7 +696,7 @@ export interface Operations {
     query: Record<string, never>;
     headers: {
       /** Makes a retry return the first task and create nothing; reusing it with another body is a 409 */
-      "Idempotency-Key"?: string | null;
+      "Idempotency-Key"?: string | null | undefined;
     };
     requestBody: CreateTaskRequest;
     responses: {

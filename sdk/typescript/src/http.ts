@@ -1,0 +1,378 @@
+/**
+ * The transport under {@link TlaoClient}: URLs from the generated operation table,
+ * authentication (a session token, or an API key exchanged lazily and renewed once on a
+ * `401`), retries of repeatable requests, and the mapping of every failure to a
+ * {@link TlaoError}.
+ *
+ * Retries: only requests that can be repeated without effect are retried — `GET`s,
+ * `POST /auth/token` (which stores nothing) and `POST`s carrying an `Idempotency-Key` —
+ * after a connection error or a `5xx`, with exponential backoff and jitter. A `4xx`
+ * never is. Everything else is tried once.
+ *
+ * @module
+ */
+
+import { OPERATIONS, type OperationId, type Operations, type Problem, type TokenResponse } from "./generated/api-types.js";
+import { TlaoApiError, TlaoConnectionError, TlaoError, isProblem } from "./errors.js";
+
+/** The `fetch` function the client calls (the global one unless told otherwise). */
+export type FetchLike = (input: string | URL, init?: RequestInit) => Promise<Response>;
+
+/** How failed repeatable requests are retried. */
+export interface RetryPolicy {
+  /** How many tries in all (1: no retry). */
+  attempts: number;
+  /** The wait before the first retry, in milliseconds; it doubles each time. */
+  initialBackoffMs: number;
+  /** The longest wait between tries, in milliseconds. */
+  maxBackoffMs: number;
+}
+
+/** The retry policy of requests unless told otherwise: four tries, 200 ms doubling up to 2 s. */
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, initialBackoffMs: 200, maxBackoffMs: 2000 };
+
+/** Options every method accepts. */
+export interface CallOptions {
+  /** Aborts the call; it then fails with a {@link TlaoConnectionError}. */
+  signal?: AbortSignal | undefined;
+}
+
+/** The settings of a {@link Transport}. */
+export interface TransportOptions {
+  /** The API's base URL. */
+  apiUrl: string;
+  /** A session token. */
+  token?: string | undefined;
+  /** An API key, exchanged for a session token when needed. */
+  apiKey?: string | undefined;
+  /** The fetch implementation. */
+  fetch?: FetchLike | undefined;
+  /** The retry policy. */
+  retry?: RetryPolicy | undefined;
+  /** How long one HTTP attempt may take, in milliseconds (not counting streamed bodies). */
+  timeoutMs?: number | undefined;
+}
+
+/** A token this close to its expiry (milliseconds) is renewed before use when a key is at hand. */
+const RENEW_MARGIN_MS = 60_000;
+/** How much of an unreadable error body is kept as the detail. */
+const MAX_DETAIL_CHARS = 512;
+
+/** The answer body of an operation's success status (`200` or `201`). */
+export type Success<K extends OperationId> = Operations[K]["responses"][Extract<keyof Operations[K]["responses"], 200 | 201>];
+
+/** What one request of an operation needs. */
+export interface OperationRequest<K extends OperationId> {
+  /** The path parameters. */
+  pathParams?: Operations[K]["pathParams"];
+  /** The query parameters; `undefined` values are left out. */
+  query?: Operations[K]["query"] | undefined;
+  /** Extra headers. */
+  headers?: Record<string, string> | undefined;
+  /** A JSON body, or raw bytes with their content type. */
+  body?: { json: Operations[K]["requestBody"] } | { raw: BodyInit; contentType: string; replayable: boolean } | undefined;
+  /** Whether the request may be repeated without effect. */
+  repeatable?: boolean | undefined;
+  /** Whether to send the bearer token (default true). */
+  authenticated?: boolean | undefined;
+  /** Aborts it. */
+  signal?: AbortSignal | undefined;
+}
+
+/** The HTTP plumbing of the client; see the module documentation. */
+export class Transport {
+  /** The API's base URL, without a trailing slash. */
+  readonly apiUrl: string;
+  readonly #fetch: FetchLike;
+  readonly #retry: RetryPolicy;
+  readonly #timeoutMs: number;
+  readonly #apiKey: string | undefined;
+  #token: string | undefined;
+  #tokenExpiresAt: number | undefined;
+  #renewing: Promise<string> | undefined;
+
+  /** @param options - Where the API is and how to authenticate. */
+  constructor(options: TransportOptions) {
+    this.apiUrl = options.apiUrl.replace(/\/+$/, "");
+    const fetchFn = options.fetch ?? globalThis.fetch;
+    if (typeof fetchFn !== "function") {
+      throw new TlaoError("no fetch implementation: use Node 18 or later, or pass `fetch`", "GET", this.apiUrl);
+    }
+    this.#fetch = fetchFn;
+    this.#retry = options.retry ?? DEFAULT_RETRY;
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#apiKey = options.apiKey;
+    this.#token = options.token;
+  }
+
+  /** The session token in use, if one was given or obtained. */
+  get token(): string | undefined {
+    return this.#token;
+  }
+
+  /** The URL of an operation with its path parameters filled in and its query. */
+  url<K extends OperationId>(operation: K, pathParams?: Operations[K]["pathParams"], query?: object): string {
+    let path: string = OPERATIONS[operation].path;
+    const params = (pathParams ?? {}) as Record<string, string>;
+    path = path.replace(/\{(\w+)\}/g, (_, name: string) => {
+      const value = params[name];
+      if (value === undefined) throw new TlaoError(`missing path parameter ${name}`, OPERATIONS[operation].method, path);
+      return encodeURIComponent(value);
+    });
+    const search = new URLSearchParams();
+    for (const [name, value] of Object.entries(query ?? {})) {
+      if (value !== undefined && value !== null) search.set(name, String(value));
+    }
+    const text = search.toString();
+    return `${this.apiUrl}${path}${text ? `?${text}` : ""}`;
+  }
+
+  /** Exchanges an API key for a session token (`POST /auth/token`) without keeping it. */
+  async exchange(apiKey: string, signal?: AbortSignal): Promise<TokenResponse> {
+    return this.call("create_token", { body: { json: { apiKey } }, repeatable: true, authenticated: false, signal });
+  }
+
+  /**
+   * Exchanges the client's API key for a fresh token and keeps it. Concurrent callers
+   * share one exchange.
+   */
+  async renew(signal?: AbortSignal): Promise<string> {
+    const apiKey = this.#apiKey;
+    if (apiKey === undefined) {
+      throw new TlaoApiError({
+        status: 401,
+        method: "POST",
+        url: this.url("create_token"),
+        detail: "the client has no API key to obtain a session token with",
+      });
+    }
+    this.#renewing ??= this.exchange(apiKey, signal)
+      .then((grant) => {
+        this.#token = grant.token;
+        const expires = Date.parse(grant.expiresAt);
+        this.#tokenExpiresAt = Number.isNaN(expires) ? undefined : expires;
+        return grant.token;
+      })
+      .finally(() => {
+        this.#renewing = undefined;
+      });
+    return this.#renewing;
+  }
+
+  /** The bearer token to send: the current one, or a new one when there is none or it expires soon. */
+  async bearer(signal?: AbortSignal): Promise<string | undefined> {
+    const stale = this.#tokenExpiresAt !== undefined && this.#tokenExpiresAt - RENEW_MARGIN_MS < Date.now();
+    if (this.#apiKey !== undefined && (this.#token === undefined || stale)) return this.renew(signal);
+    return this.#token;
+  }
+
+  /** Whether the client can obtain a new token by itself. */
+  get canRenew(): boolean {
+    return this.#apiKey !== undefined;
+  }
+
+  /**
+   * Sends a request of `operation`, renewing the token once on a `401` when an API key is
+   * at hand and retrying as the module documentation says. Returns a success answer;
+   * any other is thrown as a {@link TlaoApiError}.
+   */
+  async send<K extends OperationId>(operation: K, request: OperationRequest<K>): Promise<Response> {
+    const { method } = OPERATIONS[operation];
+    const url = this.url(operation, request.pathParams, request.query);
+    const authenticated = request.authenticated ?? true;
+    const body = request.body;
+    const replayable = body === undefined || "json" in body || body.replayable;
+    let renewed = false;
+    for (;;) {
+      const headers: Record<string, string> = { accept: "application/json", ...request.headers };
+      if (authenticated) {
+        const token = await this.bearer(request.signal);
+        if (token !== undefined) headers["authorization"] = `Bearer ${token}`;
+      }
+      let payload: BodyInit | null = null;
+      if (body !== undefined && "json" in body) {
+        headers["content-type"] = "application/json";
+        payload = JSON.stringify(body.json);
+      } else if (body !== undefined) {
+        headers["content-type"] = body.contentType;
+        payload = body.raw;
+      }
+      const response = await this.attempt(method, url, { method, headers, body: payload }, {
+        repeatable: (request.repeatable ?? method === "GET") && replayable,
+        signal: request.signal,
+        streamingBody: payload instanceof ReadableStream,
+      });
+      if (response.status === 401 && authenticated && !renewed && this.canRenew && replayable) {
+        renewed = true;
+        await response.body?.cancel().catch(() => undefined);
+        await this.renew(request.signal);
+        continue;
+      }
+      if (!response.ok) throw await apiError(response, method, url);
+      return response;
+    }
+  }
+
+  /**
+   * One request with retries: sends `init`, again after a connection error or a `5xx`
+   * when `repeatable`. Returns the last answer, whatever its status.
+   */
+  async attempt(
+    method: string,
+    url: string,
+    init: RequestInit,
+    options: { repeatable: boolean; signal?: AbortSignal | undefined; streamingBody?: boolean; timeoutMs?: number },
+  ): Promise<Response> {
+    const attempts = options.repeatable ? Math.max(1, this.#retry.attempts) : 1;
+    const shown = redact(url);
+    for (let attempt = 1; ; attempt += 1) {
+      const timeout = timeoutSignal(options.timeoutMs ?? this.#timeoutMs, options.signal);
+      let response: Response;
+      try {
+        const requestInit: RequestInit & { duplex?: "half" } = { ...init, signal: timeout.signal };
+        if (options.streamingBody) requestInit.duplex = "half";
+        response = await this.#fetch(url, requestInit);
+      } catch (error) {
+        timeout.clear();
+        const aborted = options.signal?.aborted === true;
+        if (!aborted && attempt < attempts) {
+          await sleep(backoff(this.#retry, attempt), options.signal);
+          continue;
+        }
+        const what = aborted ? "the request was aborted" : timeout.timedOut() ? "the request timed out" : "cannot reach the API";
+        throw new TlaoConnectionError(what, method, shown, error);
+      }
+      // The timeout covers the answer's head; reading the body is bounded by the caller.
+      timeout.clear();
+      if (response.status >= 500 && attempt < attempts) {
+        await response.body?.cancel().catch(() => undefined);
+        await sleep(backoff(this.#retry, attempt), options.signal);
+        continue;
+      }
+      return response;
+    }
+  }
+
+  /** Sends a request of `operation` (see {@link Transport.send}) and reads its JSON answer. */
+  async call<K extends OperationId>(operation: K, request: OperationRequest<K>): Promise<Success<K>> {
+    const response = await this.send(operation, request);
+    const url = this.url(operation, request.pathParams, request.query);
+    return this.json<Success<K>>(response, OPERATIONS[operation].method, url);
+  }
+
+  /** Reads a JSON success body; an unreadable one is a {@link TlaoApiError}. */
+  async json<T>(response: Response, method: string, url: string): Promise<T> {
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (error) {
+      throw new TlaoConnectionError("the connection broke while reading the answer", method, redact(url), error);
+    }
+    try {
+      return JSON.parse(text) as T;
+    } catch (error) {
+      throw new TlaoApiError({
+        status: response.status,
+        method,
+        url: redact(url),
+        requestId: response.headers.get("x-request-id") ?? undefined,
+        detail: `the answer is not JSON: ${truncate(text)}`,
+        cause: error,
+      });
+    }
+  }
+}
+
+/** Builds the {@link TlaoApiError} of an error answer, from its problem body when it has one. */
+export async function apiError(response: Response, method: string, url: string): Promise<TlaoApiError> {
+  const requestId = response.headers.get("x-request-id") ?? undefined;
+  const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
+  let text = "";
+  try {
+    text = await response.text();
+  } catch {
+    // the body is lost; the status still tells what happened
+  }
+  let problem: Problem | undefined;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (isProblem(parsed)) problem = parsed;
+  } catch {
+    // not JSON: the text becomes the detail
+  }
+  return new TlaoApiError({
+    status: response.status,
+    method,
+    url: redact(url),
+    problem,
+    requestId,
+    retryAfter,
+    detail: text ? truncate(text) : undefined,
+  });
+}
+
+/** `Retry-After` in seconds: a number of seconds or an HTTP date. */
+function parseRetryAfter(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+function truncate(text: string): string {
+  return text.length > MAX_DETAIL_CHARS ? `${text.slice(0, MAX_DETAIL_CHARS)}…` : text;
+}
+
+/** A URL fit for error messages: presigned URLs lose their query (the signature). */
+export function redact(url: string): string {
+  const index = url.indexOf("?");
+  if (index < 0 || !/signature|X-Amz-/i.test(url.slice(index))) return url;
+  return `${url.slice(0, index)}?<redacted>`;
+}
+
+/** The wait before retry number `attempt` (from 1): exponential, capped, with full jitter on half. */
+export function backoff(policy: RetryPolicy, attempt: number): number {
+  const base = Math.min(policy.maxBackoffMs, policy.initialBackoffMs * 2 ** (attempt - 1));
+  return base / 2 + Math.random() * (base / 2);
+}
+
+/** Waits `ms` milliseconds, or less when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** A signal that aborts after `ms` or when `parent` aborts, whichever comes first. */
+export function timeoutSignal(
+  ms: number,
+  parent?: AbortSignal,
+): { signal: AbortSignal; clear: () => void; timedOut: () => boolean } {
+  const controller = new AbortController();
+  let timedOut = false;
+  const onAbort = (): void => controller.abort(parent?.reason);
+  if (parent?.aborted) controller.abort(parent.reason);
+  else parent?.addEventListener("abort", onAbort, { once: true });
+  const timer =
+    ms > 0 && Number.isFinite(ms)
+      ? setTimeout(() => {
+          timedOut = true;
+          controller.abort(new Error(`no answer within ${ms} ms`));
+        }, ms)
+      : undefined;
+  return {
+    signal: controller.signal,
+    // Only the timer: the caller's signal keeps aborting the answer's body.
+    clear: () => {
+      if (timer !== undefined) clearTimeout(timer);
+    },
+    timedOut: () => timedOut,
+  };
+}
