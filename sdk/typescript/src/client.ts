@@ -27,7 +27,7 @@ import type {
   TokenResponse,
   WorkspaceView,
 } from "./generated/api-types.js";
-import { Transport, apiError, redact, type CallOptions, type FetchLike, type RetryPolicy } from "./http.js";
+import { Transport, apiError, redact, type CallOptions, type FetchLike, type RequestBody, type RetryPolicy } from "./http.js";
 import { paginate } from "./pagination.js";
 import { streamRunEvents, type StreamOptions } from "./stream.js";
 import type { RunStreamEvent } from "./events.js";
@@ -156,7 +156,7 @@ export class TlaoClient {
    * bytes are sent with their length.
    */
   async uploadArchive(workspaceId: string, body: ArchiveBody, options: CallOptions = {}): Promise<ArchiveView> {
-    let raw: BodyInit;
+    let raw: RequestBody;
     let replayable = true;
     if (body instanceof Uint8Array) raw = body as Uint8Array<ArrayBuffer>;
     else if (body instanceof ArrayBuffer) raw = new Uint8Array(body);

@@ -9,6 +9,9 @@ import { createHash } from "node:crypto";
 
 import { TlaoConnectionError, TlaoIntegrityError } from "./errors.js";
 
+/** The result of reading a byte stream. */
+type ReadResult = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>["read"]>>;
+
 /** What a download is checked against. */
 export interface Expected {
   /** The size in bytes, when known. */
@@ -28,7 +31,7 @@ export function verifying(body: ReadableStream<Uint8Array>, expected: Expected, 
   const reader = body.getReader();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      let chunk: ReadableStreamReadResult<Uint8Array>;
+      let chunk: ReadResult;
       try {
         chunk = await reader.read();
       } catch (error) {

@@ -18,6 +18,9 @@ import { TlaoApiError, TlaoConnectionError, TlaoError, isProblem } from "./error
 /** The `fetch` function the client calls (the global one unless told otherwise). */
 export type FetchLike = (input: string | URL, init?: RequestInit) => Promise<Response>;
 
+/** A request body `fetch` accepts. */
+export type RequestBody = NonNullable<RequestInit["body"]>;
+
 /** How failed repeatable requests are retried. */
 export interface RetryPolicy {
   /** How many tries in all (1: no retry). */
@@ -70,7 +73,7 @@ export interface OperationRequest<K extends OperationId> {
   /** Extra headers. */
   headers?: Record<string, string> | undefined;
   /** A JSON body, or raw bytes with their content type. */
-  body?: { json: Operations[K]["requestBody"] } | { raw: BodyInit; contentType: string; replayable: boolean } | undefined;
+  body?: { json: Operations[K]["requestBody"] } | { raw: RequestBody; contentType: string; replayable: boolean } | undefined;
   /** Whether the request may be repeated without effect. */
   repeatable?: boolean | undefined;
   /** Whether to send the bearer token (default true). */
@@ -189,7 +192,7 @@ export class Transport {
         const token = await this.bearer(request.signal);
         if (token !== undefined) headers["authorization"] = `Bearer ${token}`;
       }
-      let payload: BodyInit | null = null;
+      let payload: RequestBody | null = null;
       if (body !== undefined && "json" in body) {
         headers["content-type"] = "application/json";
         payload = JSON.stringify(body.json);

@@ -21,6 +21,9 @@ import type { StreamEnd } from "./generated/api-types.js";
 import { apiError, backoff, sleep, type RetryPolicy, type Transport } from "./http.js";
 import { SseParser } from "./sse.js";
 
+/** The result of reading a byte stream. */
+type ReadResult = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>["read"]>>;
+
 /** Options of {@link TlaoClient.streamRunEvents}. */
 export interface StreamOptions {
   /** Start after this sequence number (0, the default: from the first event). */
@@ -147,7 +150,7 @@ export async function* streamRunEvents(
 async function readWithin(
   reader: ReadableStreamDefaultReader<Uint8Array>,
   ms: number,
-): Promise<ReadableStreamReadResult<Uint8Array>> {
+): Promise<ReadResult> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const stalled = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Stalled(`no data for ${ms} ms`)), ms);

@@ -187,6 +187,22 @@ describe("workspaces and archives", () => {
     assert.equal(error.problem?.maxBytes, MAX_ARCHIVE_BYTES);
   });
 
+  test("413: also when the archive is streamed without a length", async () => {
+    let sent = 0;
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= 16 * MAX_ARCHIVE_BYTES) return controller.close();
+        const chunk = new Uint8Array(16 * 1024);
+        if (sent === 0) chunk.set([0x1f, 0x8b]);
+        sent += chunk.byteLength;
+        controller.enqueue(chunk);
+      },
+    });
+    const error = await rejection(client.uploadArchive(workspace.workspaceId, endless));
+    assertApiError(error, 413, "urn:tlao:problem:too-large");
+    assert.equal(error.problem?.maxBytes, MAX_ARCHIVE_BYTES);
+  });
+
   test("400: an archive that is not gzip", async () => {
     const error = await rejection(client.uploadArchive(workspace.workspaceId, new TextEncoder().encode("plain text")));
     assertApiError(error, 400, "urn:tlao:problem:invalid-request");
