@@ -295,8 +295,9 @@ export class TlaoClient {
     const response = await this.#http.attempt("GET", url, { method: "GET" }, { repeatable: true, signal: options.signal });
     if (!response.ok) throw await apiError(response, "GET", url);
     if (response.body === null) return new ReadableStream<Uint8Array>({ start: (c) => c.close() });
-    if (options.verify === false) return response.body;
-    return verifying(response.body, { size: record.size, sha256: record.sha256 }, redact(url));
+    // Unchecked downloads still go through `verifying`, so a broken connection is typed.
+    const expected = options.verify === false ? {} : { size: record.size, sha256: record.sha256 };
+    return verifying(response.body, expected, redact(url));
   }
 
   /** An artifact's bytes, checked like {@link TlaoClient.downloadArtifactStream}'s. */

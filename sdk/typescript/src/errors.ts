@@ -105,7 +105,12 @@ export const MALFORMED_RESPONSE = "urn:tlao:sdk:malformed-response";
  * timed out or was aborted, or an event stream kept failing through every reconnection.
  */
 export class TlaoConnectionError extends TlaoError {
-  /** @inheritDoc */
+  /**
+   * @param message - What failed, e.g. `cannot reach the API`.
+   * @param method - The HTTP method of the request.
+   * @param url - Its URL.
+   * @param cause - The underlying error (from `fetch`, a stream, or the last failed attempt).
+   */
   constructor(message: string, method: string, url: string, cause: unknown) {
     super(`${message} (${method} ${url})${causeText(cause)}`, method, url, { cause });
     this.name = "TlaoConnectionError";

@@ -195,7 +195,11 @@ export class Transport {
       let payload: RequestBody | null = null;
       if (body !== undefined && "json" in body) {
         headers["content-type"] = "application/json";
-        payload = JSON.stringify(body.json);
+        try {
+          payload = JSON.stringify(body.json);
+        } catch (error) {
+          throw new TlaoError(`the request body cannot be encoded as JSON: ${String(error)}`, method, url, { cause: error });
+        }
       } else if (body !== undefined) {
         headers["content-type"] = body.contentType;
         payload = body.raw;

@@ -474,6 +474,32 @@ describe("failures without a usable answer", () => {
     assert.ok(error.cause instanceof SyntaxError);
   });
 
+  test("a download that breaks off is a TlaoConnectionError, checked or not", async () => {
+    const run = await finishedShellRun("broken download");
+    const [artifact] = await client.listArtifacts(run.runId);
+    assert.ok(artifact);
+    const breaking = new TlaoClient({
+      apiUrl: server.url,
+      apiKey: server.adminKey,
+      fetch: async (input, init) => {
+        if (!new URL(String(input)).pathname.startsWith("/blobs/")) return fetch(input, init);
+        const body = new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new Uint8Array([1, 2, 3]));
+            controller.error(new Error("connection reset"));
+          },
+        });
+        return new Response(body, { status: 200 });
+      },
+    });
+    for (const verify of [true, false]) {
+      const error = await rejection(breaking.downloadArtifact(artifact, { verify }));
+      assert.ok(error instanceof TlaoConnectionError, String(error));
+      assert.equal(error.method, "GET");
+      assert.ok(error.url.includes("/blobs/") && !error.url.includes("signature="), error.url);
+    }
+  });
+
   test("GETs are retried after a 5xx; POSTs without an idempotency key are not", async () => {
     let failuresLeft = 2;
     const seen: string[] = [];
