@@ -13,6 +13,7 @@ use tlao_orchestrator::Services;
 use tlao_ports::PresignedGateway;
 
 use crate::auth::TokenAuthority;
+use crate::console::{self, ConsoleKeys};
 use crate::error;
 use crate::request_id;
 use crate::routes;
@@ -89,6 +90,7 @@ pub fn build(config: ApiConfig, deps: AppDeps, listener: TcpListener) -> io::Res
     let mount_blobs = deps.presigned.is_some();
     let state = web::Data::new(AppState::new(deps, tokens, config.worker_token.clone())?);
     let max_json_bytes = config.max_json_bytes;
+    let console_keys = web::Data::new(ConsoleKeys::derive(&config.jwt_secret));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -96,6 +98,7 @@ pub fn build(config: ApiConfig, deps: AppDeps, listener: TcpListener) -> io::Res
             .app_data(error::path_config())
             .app_data(error::query_config())
             .configure(|cfg| routes::configure(cfg, mount_blobs))
+            .configure(|cfg| console::configure(cfg, console_keys.clone()))
             .default_service(web::to(routes::fallback::not_found))
             .wrap(middleware::from_fn(request_id::middleware))
     })

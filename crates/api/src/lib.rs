@@ -9,11 +9,14 @@
 //! - [`openapi`] is the OpenAPI document generated from the handlers (also served at
 //!   `GET /openapi.json`).
 //! - Every response carries `x-request-id`; every error is `application/problem+json`.
+//! - The agent console (server-rendered pages, session cookie) is mounted at `/console`,
+//!   outside the route table and the OpenAPI document.
 //!
 //! [`Server`]: actix_web::dev::Server
 
 mod app;
 mod auth;
+mod console;
 pub mod dto;
 mod error;
 mod openapi;

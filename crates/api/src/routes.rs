@@ -123,7 +123,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, presigned_gateway: bool) {
 }
 
 /// The operation a request is for, from its method and matched path pattern: the
-/// handler's name, `method_not_allowed`, or `unknown_route`.
+/// handler's name, `method_not_allowed`, `console` for the agent console's pages (which
+/// are not in the table), or `unknown_route`.
 pub(crate) fn operation_of(method: &Method, pattern: Option<&str>) -> &'static str {
     let Some(pattern) = pattern else {
         return "unknown_route";
@@ -131,7 +132,16 @@ pub(crate) fn operation_of(method: &Method, pattern: Option<&str>) -> &'static s
     ROUTES
         .iter()
         .find(|spec| spec.path == pattern && spec.method == method)
-        .map_or("method_not_allowed", |spec| spec.operation)
+        .map_or_else(
+            || {
+                if pattern == "/console" || pattern.starts_with("/console/") {
+                    "console"
+                } else {
+                    "method_not_allowed"
+                }
+            },
+            |spec| spec.operation,
+        )
 }
 
 #[cfg(test)]
@@ -237,5 +247,9 @@ mod tests {
             "method_not_allowed"
         );
         assert_eq!(operation_of(&Method::GET, None), "unknown_route");
+        assert_eq!(
+            operation_of(&Method::GET, Some("/console/runs/{runId}")),
+            "console"
+        );
     }
 }

@@ -81,6 +81,7 @@ pub async fn run(args: DevArgs, mut settings: Settings) -> anyhow::Result<()> {
     println!("  data dir:   {}", data_dir.display());
     println!("  admin key:  {}", data_dir.join("admin.key").display());
     println!("  workspace:  {}", boot.workspace_id);
+    println!("Console: {url}/console");
     println!("Ready: {url}");
     running
         .await

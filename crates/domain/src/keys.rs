@@ -125,6 +125,14 @@ pub fn archive(ws: &WorkspaceId, arc: &ArchiveId) -> Key {
     Key::new(ws_pk(ws), format!("ARC#{arc}"))
 }
 
+/// Every uploaded archive of a workspace.
+pub fn archives_of(ws: &WorkspaceId) -> KeyPrefix {
+    KeyPrefix {
+        pk: ws_pk(ws),
+        sk_prefix: "ARC#".into(),
+    }
+}
+
 /// A workspace's run counter for one UTC day.
 pub fn daily_quota(ws: &WorkspaceId, day: UtcDate) -> Key {
     Key::new(ws_pk(ws), format!("QUOTA#{day}"))

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tlao_domain::{Artifact, ArtifactId, ArtifactStatus, RunId, keys};
-use tlao_ports::{BlobKey, PresignedUrl};
+use tlao_domain::{Artifact, ArtifactId, ArtifactStatus, RunId, WorkspaceId, keys};
+use tlao_ports::{BlobKey, Cursor, Direction, PresignedUrl, Query};
 
 use crate::codec::LookupOf;
 use crate::context::{Caller, Core};
@@ -74,6 +74,31 @@ impl ArtifactService {
             }
         }
         Ok(views)
+    }
+
+    /// A page of a workspace's artifacts, newest first, and the id to continue after
+    /// when there are more. No download URLs: they are made when one is downloaded.
+    pub async fn list_for_workspace(
+        &self,
+        caller: &Caller,
+        ws: &WorkspaceId,
+        limit: usize,
+        after: Option<&ArtifactId>,
+    ) -> Result<(Vec<Artifact>, Option<ArtifactId>), ServiceError> {
+        self.core.require_member(caller, ws).await?;
+        let limit = limit.clamp(1, crate::runs::MAX_PAGE);
+        let cursor = after.map(|id| Cursor::after(keys::artifact(ws, id).sk));
+        let (artifacts, next) = self
+            .core
+            .store
+            .query::<Artifact>(
+                Query::new(keys::artifacts_of(ws), Direction::Backward, limit).after(cursor),
+            )
+            .await?;
+        let next = next
+            .and_then(|_| artifacts.last())
+            .map(|artifact| artifact.artifact_id.clone());
+        Ok((artifacts, next))
     }
 
     async fn with_download(&self, artifact: Artifact) -> Result<ArtifactView, ServiceError> {

@@ -48,7 +48,7 @@ pub use stream::{RunStream, StreamItem, StreamService};
 pub use tasks::TaskService;
 pub use users::{IssuedUser, UserService};
 pub use worker::{Assignment, Completion, NewArtifact, Report, WorkerService};
-pub use workspaces::WorkspaceService;
+pub use workspaces::{WorkspaceService, WorkspaceSummary};
 
 /// Every service, wired over one set of dependencies.
 pub struct Services {

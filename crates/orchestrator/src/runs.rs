@@ -11,8 +11,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tlao_domain::{
-    EventPayload, ExecutorName, Run, RunEvent, RunId, RunStatus, Task, TaskId, Transition, Usage,
-    WorkspaceId, keys,
+    EventPayload, ExecutorName, Run, RunEvent, RunId, RunStatus, Task, TaskId, TaskType,
+    Transition, Usage, WorkspaceId, keys,
 };
 use tlao_ports::{AttrValue, BlobKey, Condition, Cursor, Direction, Item, Query, Update, WriteOp};
 
@@ -64,6 +64,10 @@ pub struct RunFilter {
     pub workspace_id: Option<WorkspaceId>,
     /// Only runs with this status.
     pub status: Option<RunStatus>,
+    /// Only runs on this executor.
+    pub executor: Option<ExecutorName>,
+    /// Only runs of this task type.
+    pub task_type: Option<TaskType>,
     /// At most this many (1 to [`MAX_PAGE`]).
     pub limit: usize,
     /// Continue after this run (newest first).
@@ -306,11 +310,9 @@ impl RunService {
             .after
             .map(|run| Cursor::after(keys::run(&ws, &run).sk));
         let mut scanned = 0;
-        let page_size = if filter.status.is_some() {
-            MAX_PAGE
-        } else {
-            filter.limit
-        };
+        let filtered =
+            filter.status.is_some() || filter.executor.is_some() || filter.task_type.is_some();
+        let page_size = if filtered { MAX_PAGE } else { filter.limit };
         let next_cursor = 'pages: loop {
             let query =
                 Query::new(keys::runs_of(&ws), Direction::Backward, page_size).after(cursor);
@@ -319,7 +321,10 @@ impl RunService {
             for (index, run) in runs.into_iter().enumerate() {
                 scanned += 1;
                 let last = run.run_id.clone();
-                if filter.status.is_none_or(|status| status == run.status) {
+                if filter.status.is_none_or(|status| status == run.status)
+                    && filter.executor.as_ref().is_none_or(|e| *e == run.executor)
+                    && filter.task_type.is_none_or(|t| t == run.task_type)
+                {
                     items.push(run);
                 }
                 if items.len() == filter.limit || scanned >= MAX_SCAN {

@@ -39,7 +39,7 @@ pub(crate) struct EventsQuery {
     /// Send only events after this sequence number (`Last-Event-ID` wins when both are
     /// given); 0 or absent: from the first event.
     #[param(value_type = Option<u64>, minimum = 0)]
-    after: Option<String>,
+    pub(crate) after: Option<String>,
 }
 
 /// Streams a run's events as `text/event-stream`: `id:` is the sequence number, the
@@ -90,7 +90,7 @@ pub(crate) async fn stream_run_events(
 }
 
 /// Where to resume: `Last-Event-ID` when present and not empty, else `?after=`, else 0.
-fn resume_point(req: &HttpRequest, query: &EventsQuery) -> Result<u64, ApiError> {
+pub(crate) fn resume_point(req: &HttpRequest, query: &EventsQuery) -> Result<u64, ApiError> {
     if let Some(value) = req.headers().get(LAST_EVENT_ID) {
         let text = value.to_str().map_err(|_| {
             ApiError::invalid("Last-Event-ID", "must be a sequence number (0 or more)")
@@ -115,7 +115,7 @@ fn sequence_number(field: &str, text: &str) -> Result<u64, ApiError> {
 }
 
 /// The SSE messages of a run stream, ending after `end` or at the first error.
-fn messages(
+pub(crate) fn messages(
     stream: RunStream,
 ) -> impl futures::Stream<Item = Result<sse::Event, ServiceError>> + 'static {
     futures::stream::unfold(Some(stream), |stream| async move {

@@ -63,6 +63,8 @@ impl RunsQuery {
             |(((workspace_id, status), after), limit)| RunFilter {
                 workspace_id,
                 status,
+                executor: None,
+                task_type: None,
                 limit,
                 after,
             },

@@ -1,0 +1,87 @@
+//! The agent console (requirement 14): server-rendered pages under `/console`, served
+//! by the API process, with one small script for the live parts of the run page.
+//!
+//! The console is a client of the same services the REST API uses, never of the REST
+//! API's routes: it is a separate scope, outside the route table and the OpenAPI
+//! document, authenticated by a session cookie (see [`session`]) where the REST API
+//! takes bearer tokens only. Every response carries a strict Content-Security-Policy
+//! (scripts and styles from this origin only, no inline code, no framing).
+//!
+//! | route | page |
+//! |---|---|
+//! | `GET /console` | dashboard: recent runs, executors and their health, workspace usage |
+//! | `GET/POST /console/login`, `POST /console/logout` | API key → session cookie |
+//! | `POST /console/workspace` | the workspace switcher |
+//! | `GET /console/runs` | runs, with filters and paging |
+//! | `GET /console/runs/new`, `POST /console/runs` | start a task (optional archive upload) |
+//! | `GET /console/runs/{id}` | a run: facts, error, artifacts, live log |
+//! | `POST /console/runs/{id}/cancel` | cancel it |
+//! | `GET /console/runs/{id}/events` | its events (SSE, cookie-authenticated) |
+//! | `GET /console/artifacts` | the workspace's artifacts |
+//! | `GET /console/artifacts/{id}/download` | 303 to a presigned download URL |
+//! | `GET /console/assets/{name}` | the stylesheet and the script, content-hashed |
+
+mod artifacts;
+mod assets;
+mod dashboard;
+mod form;
+mod login;
+mod new_task;
+mod page;
+mod runs;
+pub(crate) mod session;
+
+use actix_web::{HttpRequest, HttpResponse, middleware, web};
+
+use crate::state::AppState;
+use page::{Ctx, PageError};
+pub(crate) use session::ConsoleKeys;
+
+/// The Content-Security-Policy of every console response.
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
+
+/// Mounts the console at `/console`.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig, keys: web::Data<ConsoleKeys>) {
+    let headers = middleware::DefaultHeaders::new()
+        .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "same-origin"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Cache-Control", "no-store"));
+    cfg.service(
+        web::scope("/console")
+            .app_data(keys)
+            .wrap(headers)
+            .route("", web::get().to(dashboard::dashboard))
+            .route("/", web::get().to(dashboard::dashboard))
+            .route("/login", web::get().to(login::login_form))
+            .route("/login", web::post().to(login::login))
+            .route("/logout", web::post().to(login::logout))
+            .route("/workspace", web::post().to(login::switch_workspace))
+            .route("/runs", web::get().to(runs::list))
+            .route("/runs", web::post().to(new_task::start))
+            .route("/runs/new", web::get().to(new_task::form))
+            .route("/runs/{runId}", web::get().to(runs::detail))
+            .route("/runs/{runId}/cancel", web::post().to(runs::cancel))
+            .route("/runs/{runId}/events", web::get().to(runs::events))
+            .route("/artifacts", web::get().to(artifacts::list))
+            .route(
+                "/artifacts/{artifactId}/download",
+                web::get().to(artifacts::download),
+            )
+            .route("/assets/{name}", web::get().to(assets::asset))
+            .default_service(web::to(not_found)),
+    );
+}
+
+/// Any other path under `/console`: the 404 page.
+async fn not_found(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    keys: web::Data<ConsoleKeys>,
+) -> HttpResponse {
+    let ctx = Ctx::load(&req, &state, &keys).await.ok();
+    PageError::NotFound(format!("There is no page at {}.", req.path())).render(ctx.as_ref())
+}

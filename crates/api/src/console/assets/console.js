@@ -1,0 +1,184 @@
+// TLÁO Codex agent console: the live parts of the run page, and nothing else.
+//
+// The page works without this file; with it, the log and the status follow the run as
+// it happens. Events come from /console/runs/{id}/events (server-sent events; the
+// browser reconnects by itself and resumes with Last-Event-ID). Log lines are added as
+// text nodes, never as HTML, after removing any ANSI escape sequence left in them.
+"use strict";
+
+(function () {
+  const live = document.getElementById("live");
+  if (!live || !window.EventSource) {
+    return;
+  }
+  const log = document.getElementById("log");
+  const state = document.getElementById("live-state");
+  const pause = document.getElementById("log-pause");
+  const statusRegion = document.getElementById("run-status");
+  const artifactList = document.getElementById("live-artifacts");
+  const ansi = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(\u0007|\u001b\\)?|\u001b./g;
+  const labels = {
+    queued: ["◷", "queued"],
+    running: ["●", "running"],
+    completed: ["✓", "completed"],
+    failed: ["✕", "failed"],
+    timed_out: ["⏱", "timed out"],
+    cancelled: ["⊘", "cancelled"],
+  };
+  let following = true;
+
+  function say(text) {
+    if (state) {
+      state.textContent = text;
+    }
+  }
+
+  function nearBottom() {
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  }
+
+  function append(text, kind) {
+    const line = document.createElement("span");
+    line.className = "line " + kind;
+    line.textContent = text.replace(ansi, "") + "\n";
+    log.appendChild(line);
+    if (following) {
+      log.scrollTop = log.scrollHeight;
+    }
+  }
+
+  function setFollowing(on) {
+    following = on;
+    if (pause) {
+      pause.setAttribute("aria-pressed", on ? "false" : "true");
+      pause.textContent = on ? "Pause auto-scroll" : "Resume auto-scroll";
+    }
+    if (on) {
+      log.scrollTop = log.scrollHeight;
+    }
+  }
+
+  function showStatus(status) {
+    const badge = statusRegion && statusRegion.querySelector(".badge");
+    const label = labels[status];
+    if (!badge || !label) {
+      return;
+    }
+    badge.className = "badge status-" + status;
+    badge.dataset.status = status;
+    badge.textContent = "";
+    const symbol = document.createElement("span");
+    symbol.setAttribute("aria-hidden", "true");
+    symbol.textContent = label[0] + " ";
+    badge.appendChild(symbol);
+    badge.appendChild(document.createTextNode(label[1]));
+  }
+
+  function addArtifact(event) {
+    if (!artifactList) {
+      return;
+    }
+    const item = document.createElement("li");
+    const link = document.createElement("a");
+    link.href = "/console/artifacts/" + encodeURIComponent(event.artifactId) + "/download";
+    link.textContent = event.name;
+    item.appendChild(link);
+    item.appendChild(document.createTextNode(" (" + event.artifactType + ")"));
+    artifactList.appendChild(item);
+    artifactList.hidden = false;
+  }
+
+  // Once the run is over, fetch this page again and swap in its facts (timing, error,
+  // artifacts, actions), which the server renders.
+  function refreshFacts() {
+    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html) {
+          return;
+        }
+        const fresh = new DOMParser().parseFromString(html, "text/html");
+        ["run-facts", "run-actions"].forEach(function (id) {
+          const mine = document.getElementById(id);
+          const theirs = fresh.getElementById(id);
+          if (mine && theirs) {
+            mine.replaceWith(document.importNode(theirs, true));
+          }
+        });
+      })
+      .catch(function () { /* the facts stay as they were; a reload shows them */ });
+  }
+
+  function data(message) {
+    try {
+      return JSON.parse(message.data);
+    } catch (_) {
+      return null;
+    }
+  }
+
+  if (pause) {
+    pause.hidden = false;
+    pause.addEventListener("click", function () { setFollowing(!following); });
+  }
+  log.addEventListener("scroll", function () {
+    if (following && !nearBottom()) {
+      setFollowing(false);
+    }
+  });
+  log.scrollTop = log.scrollHeight;
+
+  const after = live.dataset.after || "0";
+  const source = new EventSource(live.dataset.events + "?after=" + encodeURIComponent(after));
+  say("Connecting…");
+  source.addEventListener("open", function () { say("Live: following the run."); });
+  source.addEventListener("log", function (message) {
+    const event = data(message);
+    if (event) {
+      append(event.text, event.stream || "stdout");
+    }
+  });
+  source.addEventListener("progress", function (message) {
+    const event = data(message);
+    if (event) {
+      const percent = event.percent === undefined || event.percent === null ? "" : " (" + event.percent + "%)";
+      append("▸ " + event.message + percent, "meta");
+    }
+  });
+  source.addEventListener("status", function (message) {
+    const event = data(message);
+    if (event) {
+      showStatus(event.status);
+      append("— status: " + (labels[event.status] ? labels[event.status][1] : event.status), "meta");
+    }
+  });
+  source.addEventListener("artifact", function (message) {
+    const event = data(message);
+    if (event) {
+      addArtifact(event);
+      append("— artifact stored: " + event.name, "meta");
+    }
+  });
+  source.addEventListener("truncated", function (message) {
+    const event = data(message);
+    if (event) {
+      append("— the log reached its limit of " + event.maxLogBytes + " bytes; later lines are counted, not kept", "meta");
+    }
+  });
+  source.addEventListener("end", function (message) {
+    source.close();
+    const event = data(message);
+    if (event) {
+      showStatus(event.status);
+    }
+    say("The run is over.");
+    refreshFacts();
+  });
+  source.addEventListener("error", function () {
+    if (source.readyState === EventSource.CLOSED) {
+      say("Live updates stopped. Reload the page to see the latest state.");
+    } else {
+      say("Connection lost; reconnecting…");
+    }
+  });
+})();

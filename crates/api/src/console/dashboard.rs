@@ -1,0 +1,263 @@
+//! The dashboard: what is running and what failed, the executors and how they have been
+//! doing, and where the workspace stands against its limits.
+//!
+//! An executor's **health** is derived, not probed: from the last
+//! [`HEALTH_WINDOW`] finished runs of the workspace on that executor (the outcome of the
+//! last one, the failures among them, when it was last used), and from whether its
+//! binary is on this server's `PATH` — which is the `PATH` of the workers `tlao dev`
+//! starts, but says nothing about remote workers.
+
+use std::path::Path;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use maud::{Markup, html};
+use tlao_domain::{ExecutorConfig, ExecutorDescriptor, Run, RunStatus, Timestamp};
+use tlao_orchestrator::RunFilter;
+
+use super::page::{self, Ctx, Nav, PageError};
+use super::runs::runs_table;
+use super::session::ConsoleKeys;
+use crate::state::AppState;
+
+/// How many recent runs the dashboard lists.
+const RECENT: usize = 10;
+/// How many recent runs of the workspace health is judged from.
+const SCANNED: usize = 100;
+/// How many finished runs of one executor its failure count looks at.
+pub(crate) const HEALTH_WINDOW: usize = 10;
+
+/// `GET /console`.
+pub(crate) async fn dashboard(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    keys: web::Data<ConsoleKeys>,
+) -> HttpResponse {
+    let ctx = match Ctx::load(&req, &state, &keys).await {
+        Ok(ctx) => ctx,
+        Err(error) => return error.render(None),
+    };
+    match dashboard_page(&state, &ctx).await {
+        Ok(response) => response,
+        Err(error) => error.render(Some(&ctx)),
+    }
+}
+
+async fn dashboard_page(state: &AppState, ctx: &Ctx) -> Result<HttpResponse, PageError> {
+    let ws = ctx.workspace()?;
+    let caller = &ctx.session.caller;
+    let summary = state
+        .services
+        .workspaces
+        .summary(caller, &ws.workspace_id)
+        .await?;
+    let recent = state
+        .services
+        .runs
+        .list(
+            caller,
+            RunFilter {
+                workspace_id: Some(ws.workspace_id.clone()),
+                status: None,
+                executor: None,
+                task_type: None,
+                limit: SCANNED,
+                after: None,
+            },
+        )
+        .await?;
+    let runs: Vec<&Run> = recent.items.iter().map(|view| &view.run).collect();
+    let executors = state.services.executors.list().await?;
+    let now = state.now();
+    let failed_recently = runs
+        .iter()
+        .take(RECENT)
+        .filter(|run| matches!(run.status, RunStatus::Failed | RunStatus::TimedOut))
+        .count();
+    let storage = summary.artifact_bytes + summary.archive_bytes;
+    let body = html! {
+        div class="page-head" {
+            h1 { "Dashboard" }
+            div class="actions" { a class="button" href="/console/runs/new" { "Start a task" } }
+        }
+        section aria-labelledby="usage-title" {
+            h2 id="usage-title" class="visually-hidden" { "Workspace usage" }
+            p class="muted" { "Workspace " strong { (ws.name.as_str()) } " · " span class="mono" { (ws.workspace_id) } }
+            dl class="cards" {
+                div class="card" {
+                    dt { "Runs today (UTC)" }
+                    dd { (summary.runs_today) " of " (summary.daily_quota)
+                        (meter(summary.runs_today, u64::from(summary.daily_quota), "Runs today against the quota"))
+                        small { "daily quota; resets at midnight UTC" } }
+                }
+                div class="card" {
+                    dt { "Running now" }
+                    dd { (summary.running) " of " (summary.max_concurrent)
+                        (meter(summary.running, u64::from(summary.max_concurrent), "Running runs against the limit"))
+                        small { (summary.queued) " queued" } }
+                }
+                div class="card" {
+                    dt { "Storage used" }
+                    dd { (page::bytes(storage))
+                        small {
+                            (page::bytes(summary.artifact_bytes)) " in " (summary.artifact_count) " artifacts, "
+                            (page::bytes(summary.archive_bytes)) " in " (summary.archive_count) " archives"
+                            @if summary.storage_partial { " (at least)" }
+                        } }
+                }
+                div class="card" {
+                    dt { "Failed, of the last " (runs.len().min(RECENT)) " runs" }
+                    dd { (failed_recently)
+                        small { a href="/console/runs?status=failed" { "See failed runs" } } }
+                }
+            }
+        }
+        section aria-labelledby="recent-title" {
+            h2 id="recent-title" { "Recent runs" }
+            (runs_table(&runs.iter().take(RECENT).copied().collect::<Vec<_>>(), now, "Recent runs"))
+            p class="pager" { a href="/console/runs" { "All runs →" } }
+        }
+        section aria-labelledby="executors-title" {
+            h2 id="executors-title" { "Executors" }
+            div class="table-wrap" {
+                table {
+                    caption class="visually-hidden" { "Executors" }
+                    thead {
+                        tr {
+                            th scope="col" { "Executor" }
+                            th scope="col" { "Kind" }
+                            th scope="col" { "Task types" }
+                            th scope="col" { "Health" }
+                            th scope="col" { "Last used" }
+                        }
+                    }
+                    tbody {
+                        @for executor in executors.iter() {
+                            (executor_row(executor, &runs, now))
+                        }
+                        @if executors.is_empty() {
+                            tr { td colspan="5" class="empty" { "No executor is registered." } }
+                        }
+                    }
+                }
+            }
+            p class="muted" {
+                "Health comes from this workspace's last " (HEALTH_WINDOW) " finished runs on each executor "
+                "and from whether its program is on this server's PATH (the PATH of the workers this server starts; "
+                "remote workers may differ). It is not a live probe."
+            }
+        }
+    };
+    Ok(page::page(
+        StatusCode::OK,
+        Some(ctx),
+        Nav::Dashboard,
+        "Dashboard",
+        body,
+    ))
+}
+
+fn meter(value: u64, limit: u64, label: &str) -> Markup {
+    html! {
+        meter class="meter" min="0" max=(limit.max(1)) value=(value.min(limit.max(1))) aria-label=(label) {
+            (value) " of " (limit)
+        }
+    }
+}
+
+/// How an executor has been doing, in a word (the badge) and a sentence.
+struct Health {
+    class: &'static str,
+    label: &'static str,
+    detail: String,
+}
+
+fn health(executor: &ExecutorDescriptor, runs: &[&Run], now: Timestamp) -> Health {
+    let program = match &executor.config {
+        ExecutorConfig::Kiro(config) => Some(config.binary.as_str()),
+        ExecutorConfig::Command(config) => config.command.first().map(String::as_str),
+    };
+    let found = program.is_some_and(on_path);
+    let finished: Vec<&&Run> = runs
+        .iter()
+        .filter(|run| run.executor == executor.name && run.status.is_terminal())
+        .take(HEALTH_WINDOW)
+        .collect();
+    let failures = finished
+        .iter()
+        .filter(|run| matches!(run.status, RunStatus::Failed | RunStatus::TimedOut))
+        .count();
+    let program_text = match (program, found) {
+        (Some(program), true) => format!("{program} found on PATH"),
+        (Some(program), false) => format!("{program} not found on this server's PATH"),
+        (None, _) => "no program configured".into(),
+    };
+    let Some(last) = finished.first() else {
+        return Health {
+            class: if found {
+                "health-idle"
+            } else {
+                "health-missing"
+            },
+            label: if found {
+                "no runs yet"
+            } else {
+                "program missing"
+            },
+            detail: program_text,
+        };
+    };
+    let last_text = format!(
+        "last run {} {}",
+        page::status_label(last.status),
+        page::ago(last.finished_at.unwrap_or(last.created_at), now)
+    );
+    let detail = format!(
+        "{last_text}; {failures} of the last {} failed; {program_text}",
+        finished.len()
+    );
+    let (class, label) = if !found {
+        ("health-missing", "program missing")
+    } else if matches!(last.status, RunStatus::Failed | RunStatus::TimedOut) {
+        ("health-failing", "last run failed")
+    } else if failures > 0 {
+        ("health-warn", "recent failures")
+    } else {
+        ("health-ok", "healthy")
+    };
+    Health {
+        class,
+        label,
+        detail,
+    }
+}
+
+fn executor_row(executor: &ExecutorDescriptor, runs: &[&Run], now: Timestamp) -> Markup {
+    let health = health(executor, runs, now);
+    let last_used = runs
+        .iter()
+        .find(|run| run.executor == executor.name)
+        .map(|run| run.created_at);
+    html! {
+        tr {
+            th scope="row" { (executor.name) }
+            td { (executor.config.kind()) }
+            td { (executor.task_types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")) }
+            td {
+                span class={ "badge " (health.class) } { (health.label) }
+                br;
+                span class="muted" { (health.detail) }
+            }
+            td { (page::maybe_time(last_used)) }
+        }
+    }
+}
+
+/// Whether `program` (a path, or a name looked up on `PATH`) is an existing file.
+fn on_path(program: &str) -> bool {
+    if program.contains('/') {
+        return Path::new(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
