@@ -81,6 +81,26 @@ describe("authentication and users", () => {
     assert.match(counting.token ?? "", /^ey/);
   });
 
+  test("a token about to expire is renewed before use", async () => {
+    const exchanges: string[] = [];
+    const shortLived = new TlaoClient({
+      apiUrl: server.url,
+      apiKey: server.adminKey,
+      fetch: async (input, init) => {
+        const response = await fetch(input, init);
+        if (!String(input).endsWith("/auth/token")) return response;
+        // Pretend the server grants tokens that expire in 30 s, inside the renewal margin.
+        const grant = (await response.json()) as { token: string; expiresAt: string };
+        exchanges.push(grant.token);
+        return Response.json({ ...grant, expiresAt: new Date(Date.now() + 30_000).toISOString() });
+      },
+    });
+    await shortLived.listWorkspaces();
+    await shortLived.listWorkspaces();
+    assert.equal(exchanges.length, 2);
+    assert.equal(shortLived.token, exchanges[1]);
+  });
+
   test("a rejected token is renewed with the API key once, on a 401", async () => {
     const calls: string[] = [];
     const renewing = new TlaoClient({
