@@ -445,7 +445,10 @@ async fn read_text(field: &mut actix_multipart::Field) -> String {
 
 /// Reads and drops the rest of a field, so the browser finishes sending and sees the
 /// page; gives up after a generous bound (the connection is then closed).
-async fn drain(field: &mut actix_multipart::Field, max_archive: u64) {
+async fn drain<S, E>(field: &mut S, max_archive: u64)
+where
+    S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+{
     let bound = max_archive.saturating_mul(4).max(64 * 1024 * 1024);
     let mut seen = 0u64;
     while let Some(Ok(chunk)) = field.next().await {
@@ -468,9 +471,11 @@ async fn upload(
     state: &AppState,
     ctx: &Ctx,
     ws: &Workspace,
-    mut field: actix_multipart::Field,
+    field: actix_multipart::Field,
     max_archive: u64,
 ) -> Result<ArchiveId, UploadError> {
+    // Fused: a field must not be polled again once it has ended.
+    let mut field = field.fuse();
     let (sender, receiver) = mpsc::channel::<io::Result<Bytes>>(8);
     let pump = async {
         while let Some(chunk) = field.next().await {

@@ -239,6 +239,8 @@ fn layout(ctx: Option<&Ctx>, nav: Nav, title: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · TLÁO Codex" }
+                // No favicon request (it would be an API 404 in the browser's console).
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(assets::css_url());
                 script src=(assets::js_url()) defer {}
             }

@@ -105,6 +105,10 @@
             mine.replaceWith(document.importNode(theirs, true));
           }
         });
+        // The facts now list every artifact; the live list would repeat them.
+        if (artifactList) {
+          artifactList.remove();
+        }
       })
       .catch(function () { /* the facts stay as they were; a reload shows them */ });
   }
