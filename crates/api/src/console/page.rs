@@ -376,7 +376,8 @@ pub(crate) fn ago(at: Timestamp, now: Timestamp) -> String {
     }
 }
 
-/// Removes ANSI escape sequences (CSI and OSC) and other control characters but tab.
+/// Removes ANSI escape sequences (CSI and OSC) and other control characters but tab
+/// and newline.
 pub(crate) fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
@@ -409,7 +410,7 @@ pub(crate) fn strip_ansi(text: &str) -> String {
                     chars.next();
                 }
             }
-        } else if c == '\t' || !c.is_control() {
+        } else if c == '\t' || c == '\n' || !c.is_control() {
             out.push(c);
         }
     }
@@ -425,7 +426,7 @@ mod tests {
         assert_eq!(strip_ansi("\u{1b}[1;32m>\u{1b}[0m Done"), "> Done");
         assert_eq!(strip_ansi("\u{1b}[38;5;8mline 1\u{1b}[0m"), "line 1");
         assert_eq!(strip_ansi("\u{1b}]0;title\u{7}text\r"), "text");
-        assert_eq!(strip_ansi("a\tb"), "a\tb");
+        assert_eq!(strip_ansi("a\tb\nc"), "a\tb\nc");
     }
 
     #[test]

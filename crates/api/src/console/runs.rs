@@ -332,42 +332,50 @@ async fn detail_page(state: &AppState, ctx: &Ctx, run_id: &str) -> Result<HttpRe
                     p { "The run passed its limit of " (run.max_run_seconds) " seconds and was stopped." }
                 }
             }
-            h2 { "Summary" }
-            dl class="facts" {
-                dt { "Workspace" } dd { (workspace_name) }
-                dt { "Task type" } dd { (run.task_type.as_str()) }
-                dt { "Executor" } dd { (run.executor) }
-                dt { "Created" } dd { (time(run.created_at)) }
-                dt { "Started" } dd { (maybe_time(run.started_at)) }
-                dt { "Finished" } dd { (maybe_time(run.finished_at)) }
-                dt { "Duration" } dd { (run_duration(&run, now)) }
-                @if let Some(position) = queue_position {
-                    dt { "Queue position" } dd { (position) }
-                }
-                dt { "Time limit" } dd { (run.max_run_seconds) " s" }
-                dt { "Usage" } dd {
-                    @match &run.usage {
-                        Usage::Reported { summary, .. } => (summary),
-                        Usage::Unmeasured => span class="muted" { "not reported by the executor" },
+            div class="overview" {
+                section aria-labelledby="summary-title" {
+                    h2 id="summary-title" { "Summary" }
+                    dl class="facts" {
+                        dt { "Workspace" } dd { (workspace_name) }
+                        dt { "Task type" } dd { (run.task_type.as_str()) }
+                        dt { "Executor" } dd { (run.executor) }
+                        dt { "Created" } dd { (time(run.created_at)) }
+                        dt { "Started" } dd { (maybe_time(run.started_at)) }
+                        dt { "Finished" } dd { (maybe_time(run.finished_at)) }
+                        dt { "Duration" } dd { (run_duration(&run, now)) }
+                        @if let Some(position) = queue_position {
+                            dt { "Queue position" } dd { (position) }
+                        }
+                        dt { "Time limit" } dd { (run.max_run_seconds) " s" }
+                        dt { "Usage" } dd {
+                            @match &run.usage {
+                                Usage::Reported { summary, .. } => (summary),
+                                Usage::Unmeasured => span class="muted" { "not reported by the executor" },
+                            }
+                        }
+                        dt { "Log kept" } dd {
+                            (page::bytes(run.log_bytes))
+                            @if run.logs_truncated { " (limit reached; " (page::bytes(run.dropped_log_bytes)) " dropped)" }
+                        }
+                        dt { "Task" } dd class="mono" { (task.task_id) }
+                        dt { "Archive" } dd {
+                            @match &task.spec.input.archive_id {
+                                Some(archive) => span class="mono" { (archive) },
+                                None => span class="muted" { "none" },
+                            }
+                        }
                     }
                 }
-                dt { "Log kept" } dd {
-                    (page::bytes(run.log_bytes))
-                    @if run.logs_truncated { " (limit reached; " (page::bytes(run.dropped_log_bytes)) " dropped)" }
-                }
-                dt { "Task" } dd class="mono" { (task.task_id) }
-                dt { "Archive" } dd {
-                    @match &task.spec.input.archive_id {
-                        Some(archive) => span class="mono" { (archive) },
-                        None => span class="muted" { "none" },
+                div {
+                    section aria-labelledby="prompt-title" {
+                        h2 id="prompt-title" { "Prompt" }
+                        pre class="prompt" { (task.spec.input.prompt.as_str()) }
+                    }
+                    section aria-labelledby="artifacts-title" {
+                        h2 id="artifacts-title" { "Artifacts" }
+                        (artifact_table(&artifacts))
                     }
                 }
-            }
-            h2 { "Prompt" }
-            pre class="prompt" { (task.spec.input.prompt.as_str()) }
-            section aria-labelledby="artifacts-title" {
-                h2 id="artifacts-title" { "Artifacts" }
-                (artifact_table(&artifacts))
             }
         }
         section aria-labelledby="log-title" {

@@ -176,6 +176,9 @@
       showStatus(event.status);
     }
     say("The run is over.");
+    if (pause) {
+      pause.hidden = true;
+    }
     refreshFacts();
   });
   source.addEventListener("error", function () {

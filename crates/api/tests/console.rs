@@ -1,0 +1,747 @@
+//! The agent console over HTTP: the session cookie and its attributes, CSRF on every
+//! form, the login's refusal of open redirects, the 403 and 404 pages, the security
+//! headers, the content-hashed assets, starting a task through the multipart form, and
+//! the cookie-authenticated event stream. (The browser tests in `tests/console/` drive
+//! the same pages in Chromium.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TestApp, TestUser};
+use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::{Client, Response, StatusCode, redirect};
+use serde_json::Value;
+
+/// The media type of a posted form.
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// A form body.
+fn encode(pairs: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(pairs).unwrap()
+}
+
+/// A client that shows redirects instead of following them.
+fn browser() -> Client {
+    Client::builder()
+        .redirect(redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A signed-in console session: its cookie header and its CSRF token.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+/// The value of `name="{field}" value="…"` in a page.
+fn hidden_field(html: &str, field: &str) -> String {
+    let marker = format!("name=\"{field}\" value=\"");
+    let start = html.find(&marker).expect("the field is on the page") + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// The `Set-Cookie` headers of a response.
+fn set_cookies(response: &Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+fn cookie_named<'a>(cookies: &'a [String], name: &str) -> &'a str {
+    cookies
+        .iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie in {cookies:?}"))
+}
+
+/// Fetches the login form: its double-submit cookie and token.
+async fn login_form(app: &TestApp) -> (String, String) {
+    let response = browser()
+        .get(app.url("/console/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookies = set_cookies(&response);
+    let cookie = cookie_named(&cookies, "tlao_login_csrf")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let token = hidden_field(&response.text().await.unwrap(), "csrf");
+    (cookie, token)
+}
+
+/// Posts the login form with `api_key` and `next`.
+async fn post_login(app: &TestApp, api_key: &str, next: &str) -> Response {
+    let (cookie, token) = login_form(app).await;
+    browser()
+        .post(app.url("/console/login"))
+        .header(COOKIE, cookie)
+        .header(CONTENT_TYPE, FORM)
+        .body(encode(&[
+            ("csrf", token.as_str()),
+            ("apiKey", api_key),
+            ("next", next),
+        ]))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Signs `user` in and reads a CSRF token from the dashboard.
+async fn sign_in(app: &TestApp, user: &TestUser) -> Session {
+    let response = post_login(app, &user.api_key, "/console").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookies = set_cookies(&response);
+    let cookie = cookie_named(&cookies, "tlao_session")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = browser()
+        .get(app.url("/console"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csrf = hidden_field(&page.text().await.unwrap(), "csrf");
+    Session { cookie, csrf }
+}
+
+impl Session {
+    async fn get(&self, app: &TestApp, path: &str) -> Response {
+        browser()
+            .get(app.url(path))
+            .header(COOKIE, &self.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn post(&self, app: &TestApp, path: &str, form: &[(&str, &str)]) -> Response {
+        browser()
+            .post(app.url(path))
+            .header(COOKIE, &self.cookie)
+            .header(CONTENT_TYPE, FORM)
+            .body(encode(form))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+async fn run_status(app: &TestApp, user: &TestUser, run_id: &str) -> String {
+    let run: Value = app
+        .get(&format!("/runs/{run_id}"), &user.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    run["status"].as_str().unwrap().to_owned()
+}
+
+/// Asserts `response` is an HTML page with `status` and returns its text.
+async fn html_page(response: Response, status: StatusCode) -> String {
+    assert_eq!(response.status(), status);
+    let content_type = response.headers()[CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "text/html; charset=utf-8");
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn signing_in_sets_an_http_only_same_site_strict_session_cookie() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+
+    let response = post_login(&app, &alice.api_key, "/console/runs").await;
+
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/console/runs");
+    let cookies = set_cookies(&response);
+    let session = cookie_named(&cookies, "tlao_session");
+    assert!(session.contains("; HttpOnly"), "{session}");
+    assert!(session.contains("; SameSite=Strict"), "{session}");
+    assert!(session.contains("; Path=/;"), "{session}");
+    assert!(
+        !session.contains("Secure"),
+        "plain http gets no Secure: {session}"
+    );
+    // The double-submit cookie of the login form is spent.
+    assert!(cookie_named(&cookies, "tlao_login_csrf").contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_behind_an_https_proxy() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let (cookie, token) = login_form(&app).await;
+
+    let response = browser()
+        .post(app.url("/console/login"))
+        .header(COOKIE, cookie)
+        .header("X-Forwarded-Proto", "https")
+        .header(CONTENT_TYPE, FORM)
+        .body(encode(&[
+            ("csrf", token.as_str()),
+            ("apiKey", alice.api_key.as_str()),
+        ]))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookies = set_cookies(&response);
+    assert!(cookie_named(&cookies, "tlao_session").contains("; Secure"));
+}
+
+#[tokio::test]
+async fn a_wrong_api_key_shows_the_form_again_without_a_session() {
+    let app = TestApp::spawn().await;
+
+    let response = post_login(&app, "tlao_wrong", "/console").await;
+
+    let cookies = set_cookies(&response);
+    let page = html_page(response, StatusCode::UNAUTHORIZED).await;
+    assert!(page.contains("That API key is not valid"));
+    assert!(!cookies.iter().any(|c| c.starts_with("tlao_session=")));
+}
+
+#[tokio::test]
+async fn signing_in_without_the_login_forms_token_is_refused() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+
+    let response = browser()
+        .post(app.url("/console/login"))
+        .header(CONTENT_TYPE, FORM)
+        .body(encode(&[
+            ("csrf", "forged"),
+            ("apiKey", alice.api_key.as_str()),
+        ]))
+        .send()
+        .await
+        .unwrap();
+
+    let cookies = set_cookies(&response);
+    html_page(response, StatusCode::FORBIDDEN).await;
+    assert!(!cookies.iter().any(|c| c.starts_with("tlao_session=")));
+}
+
+#[tokio::test]
+async fn the_login_refuses_to_redirect_anywhere_but_the_console() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+
+    for next in [
+        "//evil.example/",
+        "https://evil.example/console",
+        "/\\evil.example",
+        "/console//evil.example",
+        "/openapi.json",
+    ] {
+        let response = post_login(&app, &alice.api_key, next).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(response.headers()[LOCATION], "/console", "{next}");
+    }
+}
+
+#[tokio::test]
+async fn a_page_without_a_session_redirects_to_the_login_with_next() {
+    let app = TestApp::spawn().await;
+
+    let response = browser()
+        .get(app.url("/console/runs?status=failed"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.headers()[LOCATION],
+        "/console/login?next=/console/runs%3Fstatus%3Dfailed"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_session_redirects_to_the_login() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let session = sign_in(&app, &alice).await;
+
+    app.clock.advance_millis(13 * 3600 * 1000);
+
+    let response = session.get(&app, "/console").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/console/login?next=/console");
+}
+
+#[tokio::test]
+async fn a_post_without_or_with_a_wrong_csrf_token_is_refused_with_403() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let run_id = app.run(&alice).await;
+    let session = sign_in(&app, &alice).await;
+    let cancel = format!("/console/runs/{run_id}/cancel");
+
+    let missing = session.post(&app, &cancel, &[]).await;
+    let page = html_page(missing, StatusCode::FORBIDDEN).await;
+    assert!(page.contains("security token"));
+
+    let wrong = session
+        .post(&app, &cancel, &[("csrf", "not-the-token")])
+        .await;
+    html_page(wrong, StatusCode::FORBIDDEN).await;
+
+    // Another user's token is not this session's.
+    let bob = app.user("bob").await;
+    let bobs = sign_in(&app, &bob).await;
+    let foreign = session.post(&app, &cancel, &[("csrf", &bobs.csrf)]).await;
+    html_page(foreign, StatusCode::FORBIDDEN).await;
+
+    assert_eq!(run_status(&app, &alice, &run_id).await, "queued");
+}
+
+#[tokio::test]
+async fn a_post_from_another_site_is_refused_even_with_the_token() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let run_id = app.run(&alice).await;
+    let session = sign_in(&app, &alice).await;
+
+    for (header, value) in [
+        ("Origin", "https://evil.example"),
+        ("Sec-Fetch-Site", "cross-site"),
+    ] {
+        let response = browser()
+            .post(app.url(&format!("/console/runs/{run_id}/cancel")))
+            .header(COOKIE, &session.cookie)
+            .header(header, value)
+            .header(CONTENT_TYPE, FORM)
+            .body(encode(&[("csrf", session.csrf.as_str())]))
+            .send()
+            .await
+            .unwrap();
+        html_page(response, StatusCode::FORBIDDEN).await;
+    }
+    assert_eq!(run_status(&app, &alice, &run_id).await, "queued");
+}
+
+#[tokio::test]
+async fn cancelling_with_the_token_cancels_and_returns_to_the_run() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let run_id = app.run(&alice).await;
+    let session = sign_in(&app, &alice).await;
+
+    let response = session
+        .post(
+            &app,
+            &format!("/console/runs/{run_id}/cancel"),
+            &[("csrf", &session.csrf)],
+        )
+        .await;
+
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.headers()[LOCATION].to_str().unwrap(),
+        format!("/console/runs/{run_id}")
+    );
+    assert_eq!(run_status(&app, &alice, &run_id).await, "cancelled");
+}
+
+#[tokio::test]
+async fn a_foreign_workspaces_run_shows_the_403_page() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let run_id = app.run(&alice).await;
+    let session = sign_in(&app, &bob).await;
+
+    let page = html_page(
+        session.get(&app, &format!("/console/runs/{run_id}")).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert!(page.contains("This run belongs to a workspace you are not a member of."));
+    assert!(!page.contains("plan the work"), "the prompt is not shown");
+
+    let events = session
+        .get(&app, &format!("/console/runs/{run_id}/events"))
+        .await;
+    assert_eq!(events.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_ids_show_the_404_page() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let session = sign_in(&app, &alice).await;
+
+    for path in [
+        "/console/runs/run_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        "/console/runs/not-a-run",
+        "/console/runs/%00%ff",
+        "/console/artifacts/art_01ARZ3NDEKTSV4RRFFQ69G5FAV/download",
+        "/console/artifacts/nope/download",
+        "/console/no-such-page",
+    ] {
+        let page = html_page(session.get(&app, path).await, StatusCode::NOT_FOUND).await;
+        assert!(page.contains("Not found"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn signing_out_clears_the_session_cookie() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let session = sign_in(&app, &alice).await;
+
+    let refused = session.post(&app, "/console/logout", &[]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+    let response = session
+        .post(&app, "/console/logout", &[("csrf", &session.csrf)])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/console/login");
+    let cookies = set_cookies(&response);
+    let cleared = cookie_named(&cookies, "tlao_session");
+    assert!(cleared.starts_with("tlao_session=;"), "{cleared}");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+}
+
+#[tokio::test]
+async fn console_responses_carry_a_strict_content_security_policy() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let session = sign_in(&app, &alice).await;
+
+    for response in [
+        browser()
+            .get(app.url("/console/login"))
+            .send()
+            .await
+            .unwrap(),
+        session.get(&app, "/console").await,
+        session.get(&app, "/console/runs/nope").await,
+    ] {
+        let headers = response.headers();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["referrer-policy"], "same-origin");
+        assert_eq!(headers["cache-control"], "no-store");
+    }
+}
+
+#[tokio::test]
+async fn assets_are_served_under_a_content_hash_with_long_caching() {
+    let app = TestApp::spawn().await;
+    let page = browser()
+        .get(app.url("/console/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let css = page
+        .split('"')
+        .find(|part| part.starts_with("/console/assets/console.") && part.ends_with(".css"))
+        .unwrap();
+    let js = page
+        .split('"')
+        .find(|part| part.starts_with("/console/assets/console.") && part.ends_with(".js"))
+        .unwrap();
+
+    for (path, media) in [(css, "text/css"), (js, "text/javascript")] {
+        let response = browser().get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            response.headers()[CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with(media)
+        );
+        assert_eq!(
+            response.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+    }
+    let stale = browser()
+        .get(app.url("/console/assets/console.000000000000.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_console_stays_out_of_the_openapi_document() {
+    let app = TestApp::spawn().await;
+
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.keys().all(|path| !path.starts_with("/console")));
+}
+
+/// A `multipart/form-data` body of text fields and an optional file.
+fn multipart(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> (String, Vec<u8>) {
+    let boundary = "----tlao-test-boundary";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    let (file_name, bytes) = file.unwrap_or(("", b""));
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"archive\"; filename=\"{file_name}\"\r\nContent-Type: application/gzip\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn start_task(
+    app: &TestApp,
+    session: &Session,
+    fields: &[(&str, &str)],
+    file: Option<(&str, &[u8])>,
+) -> Response {
+    let (content_type, body) = multipart(fields, file);
+    browser()
+        .post(app.url("/console/runs"))
+        .header(COOKIE, &session.cookie)
+        .header(CONTENT_TYPE, content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn starting_a_task_from_the_form_lands_on_its_run_once_per_form() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let session = sign_in(&app, &alice).await;
+    let fields = [
+        ("csrf", session.csrf.as_str()),
+        ("nonce", "form-nonce-1"),
+        ("taskType", "doc.write"),
+        ("prompt", "write the docs"),
+        ("executor", ""),
+    ];
+
+    let first = start_task(&app, &session, &fields, None).await;
+    let again = start_task(&app, &session, &fields, None).await;
+
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let location = first.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/console/runs/run_"), "{location}");
+    assert_eq!(
+        again.headers()[LOCATION].to_str().unwrap(),
+        location,
+        "the same form sent twice starts one run"
+    );
+    let run_id = location.rsplit('/').next().unwrap();
+    assert_eq!(run_status(&app, &alice, run_id).await, "queued");
+    let page = html_page(session.get(&app, &location).await, StatusCode::OK).await;
+    assert!(page.contains("write the docs"));
+    assert!(page.contains(&format!("data-events=\"/console/runs/{run_id}/events\"")));
+}
+
+#[tokio::test]
+async fn a_form_with_errors_comes_back_with_messages_and_the_input_kept() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let session = sign_in(&app, &alice).await;
+
+    let response = start_task(
+        &app,
+        &session,
+        &[
+            ("csrf", session.csrf.as_str()),
+            ("nonce", "n2"),
+            ("taskType", "code.change"),
+            ("prompt", "   "),
+            ("executor", "Not A Name"),
+        ],
+        None,
+    )
+    .await;
+
+    let page = html_page(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(page.contains("The prompt must not be blank."));
+    assert!(page.contains("Choose an executor from the list."));
+    assert!(page.contains("<option value=\"code.change\" selected>"));
+}
+
+#[tokio::test]
+async fn an_archive_over_the_limit_is_refused_on_the_form_and_nothing_is_created() {
+    let app = TestApp::with_guardrails(tlao_domain::Guardrails {
+        max_archive_bytes: 1024,
+        ..tlao_domain::Guardrails::default()
+    })
+    .await;
+    let alice = app.user("alice").await;
+    let session = sign_in(&app, &alice).await;
+    let big = common::gzip_like(64 * 1024);
+
+    let response = start_task(
+        &app,
+        &session,
+        &[
+            ("csrf", session.csrf.as_str()),
+            ("nonce", "n3"),
+            ("taskType", "code.change"),
+            ("prompt", "change it"),
+            ("executor", ""),
+        ],
+        Some(("repo.tar.gz", &big)),
+    )
+    .await;
+
+    let page = html_page(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(
+        page.contains("larger than this workspace&#39;s limit of 1.0 KiB")
+            || page.contains("larger than this workspace's limit of 1.0 KiB"),
+        "{page}"
+    );
+    assert!(page.contains(">change it</textarea>"));
+    let runs: Value = app
+        .get(
+            &format!("/runs?workspaceId={}", alice.workspace_id),
+            &alice.token,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(runs["items"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn a_form_without_the_token_creates_nothing() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let session = sign_in(&app, &alice).await;
+
+    let response = start_task(
+        &app,
+        &session,
+        &[
+            ("nonce", "n4"),
+            ("taskType", "doc.write"),
+            ("prompt", "write"),
+            ("executor", ""),
+        ],
+        Some(("repo.tar.gz", &common::gzip_like(100))),
+    )
+    .await;
+
+    html_page(response, StatusCode::FORBIDDEN).await;
+    let runs: Value = app
+        .get(
+            &format!("/runs?workspaceId={}", alice.workspace_id),
+            &alice.token,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(runs["items"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn the_run_events_stream_needs_the_session_cookie() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let run_id = app.run(&alice).await;
+    let session = sign_in(&app, &alice).await;
+    let path = format!("/console/runs/{run_id}/events");
+
+    let anonymous = browser().get(app.url(&path)).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    // A bearer token is not a console session.
+    let bearer = app.get(&path, &alice.token).send().await.unwrap();
+    assert_eq!(bearer.status(), StatusCode::UNAUTHORIZED);
+
+    let mut stream = session.get(&app, &path).await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert!(
+        stream.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let first = stream.chunk().await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&first);
+    assert!(text.contains("event: status"), "{text}");
+    assert!(text.contains("\"queued\""), "{text}");
+}
+
+#[tokio::test]
+async fn switching_workspace_requires_membership() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let session = sign_in(&app, &alice).await;
+
+    let own = session
+        .post(
+            &app,
+            "/console/workspace",
+            &[
+                ("csrf", &session.csrf),
+                ("workspace", &alice.workspace_id),
+                ("next", "/console/runs"),
+            ],
+        )
+        .await;
+    assert_eq!(own.status(), StatusCode::SEE_OTHER);
+    assert_eq!(own.headers()[LOCATION], "/console/runs");
+    assert!(cookie_named(&set_cookies(&own), "tlao_ws").contains(&alice.workspace_id));
+
+    let foreign = session
+        .post(
+            &app,
+            "/console/workspace",
+            &[("csrf", &session.csrf), ("workspace", &bob.workspace_id)],
+        )
+        .await;
+    html_page(foreign, StatusCode::FORBIDDEN).await;
+}
