@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The agent console in a real browser (tests/console): installs Debian's chromium when
+# /usr/bin/chromium is missing, installs the tests' pinned npm dependencies when needed,
+# and runs them against a real `tlao dev` with the stand-in kiro-cli. Every page is
+# checked with axe-core; screenshots go to target/console-screenshots/.
+#
+#   scripts/lib/console-e2e.sh               from the repository root
+#   TLAO_BIN=path/to/tlao scripts/lib/console-e2e.sh
+#
+# TLAO_BIN defaults to target/debug/tlao (build it first: cargo build -p tlao-cli).
+# CHROMIUM overrides the browser (default /usr/bin/chromium). Exits non-zero on any
+# failure. Sourcing this file only defines console_e2e_check.
+
+console_e2e_check() {
+  local root tests stamp lock_sum sudo=()
+  root="$(pwd)"
+  tests="${root}/tests/console"
+  export TLAO_BIN="${TLAO_BIN:-${root}/target/debug/tlao}"
+  export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+
+  if [[ ! -x "${TLAO_BIN}" ]]; then
+    echo "console-e2e: no tlao binary at ${TLAO_BIN}; build it (cargo build -p tlao-cli) or set TLAO_BIN" >&2
+    return 1
+  fi
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "console-e2e: node (20 or later) and npm are required" >&2
+    return 1
+  fi
+
+  if [[ ! -x "${CHROMIUM}" ]]; then
+    echo "console-e2e: installing Debian's chromium"
+    if [[ "$(id -u)" != 0 ]]; then
+      sudo=(sudo)
+    fi
+    # The package index is refreshed only when installing from the current one fails.
+    if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; then
+      "${sudo[@]}" apt-get update
+      "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+    fi
+  fi
+
+  # npm ci only when node_modules is missing or package-lock.json changed since.
+  stamp="${tests}/node_modules/.tlao-lock.sha256"
+  lock_sum="$(sha256sum "${tests}/package-lock.json" | cut -d' ' -f1)"
+  if [[ ! -f "${stamp}" || "$(cat "${stamp}")" != "${lock_sum}" ]]; then
+    echo "console-e2e: npm ci"
+    (cd "${tests}" && npm ci --no-audit --no-fund --loglevel=error)
+    printf '%s\n' "${lock_sum}" >"${stamp}"
+  fi
+
+  (cd "${tests}" && node --test --test-concurrency=1 --test-reporter=spec console.test.mjs)
+}
+
+if [[ "${BASH_SOURCE[0]}" == "${0}" ]]; then
+  set -euo pipefail
+  cd "$(dirname "$0")/../.."
+  console_e2e_check
+fi
