@@ -324,7 +324,10 @@ pub(crate) fn status_label(status: RunStatus) -> &'static str {
 /// A timestamp as `<time>`: `2026-11-26 16:54:40 UTC`.
 pub(crate) fn time(at: Timestamp) -> Markup {
     let text = at.to_string();
-    let shown = format!("{} {} UTC", &text[..10], &text[11..19]);
+    let shown = match (text.get(..10), text.get(11..19)) {
+        (Some(day), Some(clock)) => format!("{day} {clock} UTC"),
+        _ => text.clone(),
+    };
     html! { time datetime=(text) { (shown) } }
 }
 
