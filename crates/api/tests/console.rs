@@ -745,3 +745,58 @@ async fn switching_workspace_requires_membership() {
         .await;
     html_page(foreign, StatusCode::FORBIDDEN).await;
 }
+
+#[tokio::test]
+async fn the_runs_list_pages_and_filters_by_task_type() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    for _ in 0..27 {
+        app.run(&alice).await;
+    }
+    let doc_task = app.task_of_type(&alice, "doc.write").await;
+    let doc_run: Value = app
+        .create_run(&alice, &doc_task)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let doc_run = doc_run["runId"].as_str().unwrap().to_owned();
+    let session = sign_in(&app, &alice).await;
+
+    let first = html_page(session.get(&app, "/console/runs").await, StatusCode::OK).await;
+    assert_eq!(first.matches("href=\"/console/runs/run_").count(), 25);
+    assert!(first.contains(&doc_run), "newest first");
+    let next = first
+        .split('"')
+        .find(|part| part.starts_with("/console/runs?cursor=run_"))
+        .expect("a next page link")
+        .to_owned();
+    let second = html_page(session.get(&app, &next).await, StatusCode::OK).await;
+    assert_eq!(second.matches("href=\"/console/runs/run_").count(), 3);
+    assert!(!second.contains("rel=\"next\""));
+
+    let docs = html_page(
+        session
+            .get(&app, "/console/runs?type=doc.write&executor=kiro")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(docs.matches("href=\"/console/runs/run_").count(), 1);
+    assert!(docs.contains(&doc_run));
+}
+
+#[tokio::test]
+async fn the_dashboard_counts_todays_runs_against_the_quota() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    app.run(&alice).await;
+    app.run(&alice).await;
+    let session = sign_in(&app, &alice).await;
+
+    let page = html_page(session.get(&app, "/console").await, StatusCode::OK).await;
+
+    assert!(page.contains("2 of 100"), "runs today of the quota");
+    assert!(page.contains("2 queued"));
+    assert!(page.contains("0 of 2"), "running of the concurrency limit");
+}

@@ -398,3 +398,67 @@ async fn a_non_member_is_forbidden_and_an_unknown_workspace_is_not_found() {
         Err(ServiceError::Forbidden(_))
     ));
 }
+
+#[tokio::test]
+async fn a_workspace_summary_counts_todays_runs_the_queue_and_archive_storage() {
+    let w = world(Guardrails::default()).await;
+    let ws_text = w.workspace().await;
+    let ws: tlao_domain::WorkspaceId = ws_text.parse().unwrap();
+    let first = gzip(b"first archive");
+    let second = gzip(b"the second archive, a little longer");
+    for body in [&first, &second] {
+        w.services
+            .archives
+            .upload(&w.admin, &ws, None, stream_of(body.clone(), 7))
+            .await
+            .unwrap();
+    }
+    for _ in 0..3 {
+        let task = w.task(&ws_text, plan()).await;
+        w.services
+            .runs
+            .create(
+                &w.admin,
+                CreateRun {
+                    task_id: task.task_id,
+                    executor: None,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+    }
+
+    let summary = w.services.workspaces.summary(&w.admin, &ws).await.unwrap();
+
+    assert_eq!(summary.runs_today, 3);
+    assert_eq!(summary.daily_quota, 100);
+    assert_eq!(summary.queued, 3);
+    assert_eq!(summary.running, 0);
+    assert_eq!(summary.max_concurrent, 2);
+    assert_eq!(summary.archive_count, 2);
+    assert_eq!(summary.archive_bytes, (first.len() + second.len()) as u64);
+    assert_eq!(summary.artifact_bytes, 0);
+    assert!(!summary.storage_partial);
+
+    // The next UTC day starts from zero.
+    w.clock.advance_millis(24 * 3600 * 1000);
+    let tomorrow = w.services.workspaces.summary(&w.admin, &ws).await.unwrap();
+    assert_eq!(tomorrow.runs_today, 0);
+
+    let stranger = Caller {
+        user_id: w
+            .services
+            .users
+            .create(&w.admin, "stranger")
+            .await
+            .unwrap()
+            .user
+            .user_id,
+        admin: false,
+    };
+    assert!(matches!(
+        w.services.workspaces.summary(&stranger, &ws).await,
+        Err(ServiceError::Forbidden(_))
+    ));
+}
