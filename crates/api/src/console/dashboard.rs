@@ -106,15 +106,20 @@ async fn dashboard_page(state: &AppState, ctx: &Ctx) -> Result<HttpResponse, Pag
                         } }
                 }
                 div class="card" {
-                    dt { "Failed, of the last " (runs.len().min(RECENT)) " runs" }
+                    dt { "Failed recently" }
                     dd { (failed_recently)
-                        small { a href="/console/runs?status=failed" { "See failed runs" } } }
+                        small { "of the last " (runs.len().min(RECENT)) " runs · " a href="/console/runs?status=failed" { "see failed runs" } } }
                 }
             }
         }
         section aria-labelledby="recent-title" {
             h2 id="recent-title" { "Recent runs" }
-            (runs_table(&runs.iter().take(RECENT).copied().collect::<Vec<_>>(), now, "Recent runs"))
+            (runs_table(
+                &runs.iter().take(RECENT).copied().collect::<Vec<_>>(),
+                now,
+                "Recent runs",
+                html! { "No runs yet. " a href="/console/runs/new" { "Start a task" } " to see it here." },
+            ))
             p class="pager" { a href="/console/runs" { "All runs →" } }
         }
         section aria-labelledby="executors-title" {

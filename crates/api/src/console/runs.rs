@@ -160,7 +160,12 @@ async fn list_page(
                 a href="/console/runs" { "Clear filters" }
             }
         }
-        (runs_table(&page.items.iter().map(|view| &view.run).collect::<Vec<_>>(), now, "Runs"))
+        (runs_table(
+            &page.items.iter().map(|view| &view.run).collect::<Vec<_>>(),
+            now,
+            "Runs",
+            html! { "No runs match." },
+        ))
         nav class="pager" aria-label="Pages" {
             @if query.cursor.is_some() {
                 a href=(with_filters("")) { "← First page" }
@@ -180,7 +185,12 @@ async fn list_page(
 }
 
 /// A table of runs; shared with the dashboard.
-pub(crate) fn runs_table(runs: &[&Run], now: tlao_domain::Timestamp, caption: &str) -> Markup {
+pub(crate) fn runs_table(
+    runs: &[&Run],
+    now: tlao_domain::Timestamp,
+    caption: &str,
+    empty: Markup,
+) -> Markup {
     html! {
         div class="table-wrap" {
             table {
@@ -209,7 +219,7 @@ pub(crate) fn runs_table(runs: &[&Run], now: tlao_domain::Timestamp, caption: &s
                         }
                     }
                     @if runs.is_empty() {
-                        tr { td colspan="7" class="empty" { "No runs match." } }
+                        tr { td colspan="7" class="empty" { (empty) } }
                     }
                 }
             }
@@ -342,7 +352,12 @@ async fn detail_page(state: &AppState, ctx: &Ctx, run_id: &str) -> Result<HttpRe
                         dt { "Created" } dd { (time(run.created_at)) }
                         dt { "Started" } dd { (maybe_time(run.started_at)) }
                         dt { "Finished" } dd { (maybe_time(run.finished_at)) }
-                        dt { "Duration" } dd { (run_duration(&run, now)) }
+                        dt { "Duration" }
+                        @if run.status == RunStatus::Running && let Some(started) = run.started_at {
+                            dd id="run-duration" data-started=(started.unix_millis()) { (run_duration(&run, now)) }
+                        } @else {
+                            dd { (run_duration(&run, now)) }
+                        }
                         @if let Some(position) = queue_position {
                             dt { "Queue position" } dd { (position) }
                         }

@@ -26,6 +26,21 @@
     cancelled: ["⊘", "cancelled"],
   };
   let following = true;
+  const durationCell = document.getElementById("run-duration");
+  let ticking = null;
+
+  // The running time, in the server's words (12 s, 3 min 05 s, 2 h 04 min).
+  function showDuration() {
+    const started = Number(durationCell.dataset.started);
+    const seconds = Math.max(0, Math.floor((Date.now() - started) / 1000));
+    const pad = function (n) { return String(n).padStart(2, "0"); };
+    durationCell.textContent = seconds < 60 ? seconds + " s"
+      : seconds < 3600 ? Math.floor(seconds / 60) + " min " + pad(seconds % 60) + " s"
+        : Math.floor(seconds / 3600) + " h " + pad(Math.floor((seconds % 3600) / 60)) + " min";
+  }
+  if (durationCell && durationCell.dataset.started) {
+    ticking = window.setInterval(showDuration, 1000);
+  }
 
   function say(text) {
     if (state) {
@@ -176,6 +191,9 @@
       showStatus(event.status);
     }
     say("The run is over.");
+    if (ticking !== null) {
+      window.clearInterval(ticking);
+    }
     if (pause) {
       pause.hidden = true;
     }
