@@ -384,7 +384,7 @@ async fn detail_page(state: &AppState, ctx: &Ctx, run_id: &str) -> Result<HttpRe
                 div {
                     section aria-labelledby="prompt-title" {
                         h2 id="prompt-title" { "Prompt" }
-                        pre class="prompt" { (task.spec.input.prompt.as_str()) }
+                        pre class="prompt" tabindex="0" aria-labelledby="prompt-title" { (task.spec.input.prompt.as_str()) }
                     }
                     section aria-labelledby="artifacts-title" {
                         h2 id="artifacts-title" { "Artifacts" }
@@ -404,7 +404,7 @@ async fn detail_page(state: &AppState, ctx: &Ctx, run_id: &str) -> Result<HttpRe
                     ul id="live-artifacts" hidden aria-label="Artifacts stored during this view" {}
                 }
             }
-            pre id="log" class="log" tabindex="0" aria-label="Run log" aria-live="off" {
+            pre id="log" class="log" role="log" tabindex="0" aria-label="Run log" aria-live="off" {
                 @for event in &events {
                     (log_line(event))
                 }
