@@ -140,6 +140,11 @@ describe("the agent console", { timeout: 240_000 }, () => {
     assert.match(await executors.innerText(), /shell/);
     assert.match(await executors.innerText(), /kiro-cli found on PATH/);
     await screenshot(page, "03-dashboard-empty");
+    // The first Tab reaches the skip link, which moves focus to the main content.
+    await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Skip to main content");
+    await page.keyboard.press("Enter");
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "main");
     await audit("/console", "dashboard");
   });
 
@@ -154,7 +159,7 @@ describe("the agent console", { timeout: 240_000 }, () => {
         navigations += 1;
       }
     };
-    await startTask({ prompt: "plan the work, lines:30 slow" });
+    await startTask({ prompt: "plan the work, lines:50 slow" });
     await page.waitForURL(/\/console\/runs\/run_[0-9A-Z]{26}$/);
     completedRun = page.url().split("/").pop();
     page.on("framenavigated", countNavigations);
@@ -164,17 +169,22 @@ describe("the agent console", { timeout: 240_000 }, () => {
     await page.locator("#log .line", { hasText: /^line 1\s*$/ }).waitFor({ timeout: 30_000 });
     const early = await logLines();
     assert.ok(early.includes("line 1"));
-    assert.ok(!early.includes("line 30"), "the run was still printing when its first line appeared");
+    assert.ok(!early.includes("line 50"), "the run was still printing when its first line appeared");
     assert.match(await page.locator("#live-state").innerText(), /Live/);
     await screenshot(page, "05-run-live");
-    await page.locator("#log .line", { hasText: /^line 30\s*$/ }).waitFor({ timeout: 30_000 });
+    const pause = page.getByRole("button", { name: "Pause auto-scroll" });
+    await pause.click();
+    assert.equal(await page.locator("#log-pause").getAttribute("aria-pressed"), "true");
+    await page.getByRole("button", { name: "Resume auto-scroll" }).click();
+    assert.equal(await page.locator("#log-pause").getAttribute("aria-pressed"), "false");
+    await page.locator("#log .line", { hasText: /^line 50\s*$/ }).waitFor({ timeout: 30_000 });
     await waitForStatus("completed");
     await page.locator("#run-facts").getByRole("link", { name: "plan.json" }).waitFor({ timeout: 10_000 });
     page.off("framenavigated", countNavigations);
     assert.equal(navigations, 0, "the page followed the run without reloading");
 
     const lines = await logLines();
-    for (let i = 1; i <= 30; i += 1) {
+    for (let i = 1; i <= 50; i += 1) {
       assert.equal(lines.filter((line) => line === `line ${i}`).length, 1, `line ${i} appears once`);
     }
     assert.ok(!lines.some((line) => line.includes("\u001b")), "no ANSI escape reaches the page");
