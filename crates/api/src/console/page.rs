@@ -51,7 +51,10 @@ impl Ctx {
         state: &AppState,
         keys: &ConsoleKeys,
     ) -> Result<Ctx, PageError> {
+        // After signing in, a GET comes back to its page; a form sent with an expired
+        // session cannot be replayed, so it comes back to the dashboard.
         let here = match req.query_string() {
+            _ if req.method() != actix_web::http::Method::GET => "/console".to_owned(),
             "" => req.path().to_owned(),
             query => format!("{}?{query}", req.path()),
         };
