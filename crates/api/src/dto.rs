@@ -5,6 +5,7 @@
 
 mod artifacts;
 mod common;
+mod events;
 mod executors;
 mod health;
 mod problem;
@@ -15,6 +16,7 @@ mod workspaces;
 
 pub use artifacts::{ArtifactList, ArtifactView};
 pub use common::{ArtifactStatusName, ArtifactTypeName, RunStatusName, TaskTypeName};
+pub use events::{LogStreamName, RunEventMessage, StreamEndMessage};
 pub use executors::{ExecutorKindName, ExecutorList, ExecutorView, RegisterExecutorRequest};
 pub use health::{Binary, BlobUploaded, Health};
 pub use problem::{FieldErrorView, Problem};

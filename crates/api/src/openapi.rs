@@ -60,7 +60,9 @@ const BEARER: &str = "bearer";
         dto::ArtifactTypeName,
         dto::ArtifactStatusName,
         dto::RunErrorCodeName,
-        tlao_sdk::events::StreamEnd,
+        dto::LogStreamName,
+        dto::RunEventMessage,
+        dto::StreamEndMessage,
     )),
     modifiers(&BearerScheme),
     tags(

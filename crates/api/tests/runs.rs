@@ -478,6 +478,68 @@ async fn listing_runs_filters_by_status() {
 }
 
 #[tokio::test]
+async fn listing_runs_filters_by_task_type_and_executor() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let mut docs = HashSet::new();
+    for i in 0..4 {
+        let task_type = if i % 2 == 0 {
+            "doc.write"
+        } else {
+            "spec.generate"
+        };
+        let task_id = app.task_of_type(&alice, task_type).await;
+        let response = app.create_run(&alice, &task_id).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        if task_type == "doc.write" {
+            docs.insert(body["runId"].as_str().unwrap().to_owned());
+        }
+    }
+    let ws = &alice.workspace_id;
+    let ids = |body: &Value| -> HashSet<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["runId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let doc_runs = page(
+        &app,
+        &alice.token,
+        &format!("workspaceId={ws}&taskType=doc.write"),
+    )
+    .await;
+    let on_kiro = page(
+        &app,
+        &alice.token,
+        &format!("workspaceId={ws}&executor=kiro"),
+    )
+    .await;
+    let on_other = page(
+        &app,
+        &alice.token,
+        &format!("workspaceId={ws}&executor=other"),
+    )
+    .await;
+    let both = page(
+        &app,
+        &alice.token,
+        &format!("workspaceId={ws}&executor=kiro&taskType=spec.generate&status=queued"),
+    )
+    .await;
+
+    assert_eq!(ids(&doc_runs), docs);
+    assert_eq!(ids(&on_kiro).len(), 4);
+    assert!(ids(&on_other).is_empty());
+    let generated = ids(&both);
+    assert_eq!(generated.len(), 2);
+    assert!(generated.is_disjoint(&docs));
+}
+
+#[tokio::test]
 async fn listing_runs_without_a_workspace_uses_the_callers_first_one() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
@@ -495,7 +557,7 @@ async fn listing_runs_with_bad_parameters_names_each_of_them() {
 
     let response = app
         .get(
-            "/runs?workspaceId=nope&status=sleeping&limit=0&cursor=x",
+            "/runs?workspaceId=nope&status=sleeping&limit=0&cursor=x&executor=Not%20A%20Name&taskType=poem.write",
             &alice.token,
         )
         .send()
@@ -504,10 +566,17 @@ async fn listing_runs_with_bad_parameters_names_each_of_them() {
 
     let body = problem(response, StatusCode::BAD_REQUEST).await;
     let fields: HashSet<String> = error_fields(&body).into_iter().collect();
-    let expected: HashSet<String> = ["workspaceId", "status", "limit", "cursor"]
-        .map(str::to_owned)
-        .into_iter()
-        .collect();
+    let expected: HashSet<String> = [
+        "workspaceId",
+        "status",
+        "limit",
+        "cursor",
+        "executor",
+        "taskType",
+    ]
+    .map(str::to_owned)
+    .into_iter()
+    .collect();
     assert_eq!(fields, expected, "{body}");
 }
 

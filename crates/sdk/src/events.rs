@@ -34,11 +34,9 @@ pub fn event_name(payload: &EventPayload) -> &'static str {
 
 /// The data of the terminal `end` message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StreamEnd {
     /// The run's final status: `completed`, `failed`, `timed_out` or `cancelled`.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub status: RunStatus,
     /// The run's last sequence number; every event up to it was sent.
     pub last_seq: u64,

@@ -1,74 +1,34 @@
 /**
  * The typed events of `GET /runs/{runId}/events`.
  *
- * The OpenAPI document describes the stream only as `text/event-stream` (its data is a
- * string), so the event shapes are written here, after `crates/domain/src/event.rs`;
- * the enums they use ({@link RunStatusName}, {@link ArtifactTypeName}) and the terminal
- * {@link StreamEnd} come from the generated types.
+ * Every type here comes from the generated OpenAPI types: the document describes each
+ * stored event ({@link RunEvent}, one variant per `type`) and the terminal
+ * {@link StreamEnd}, so a change to the stream's messages fails `check-types` and `tsc`.
  *
  * @module
  */
 
-import type { ArtifactTypeName, RunStatusName, StreamEnd } from "./generated/api-types.js";
+import type { RunEvent, RunStatusName, StreamEnd } from "./generated/api-types.js";
 
-/** The fields every stored run event has. */
-export interface RunEventBase {
-  /** The sequence number: from 1, gap-free per run; also the SSE `id:`. */
-  seq: number;
-  /** When the server stored it (RFC 3339). */
-  at: string;
-}
+export type { RunEvent } from "./generated/api-types.js";
+
+/** The fields every stored run event has: `seq` (from 1, gap-free per run; also the SSE `id:`) and `at`. */
+export type RunEventBase = Pick<RunEvent, "seq" | "at">;
 
 /** A line of the executor's or the worker's output, ANSI-free. */
-export interface LogEvent extends RunEventBase {
-  /** The event type. */
-  type: "log";
-  /** Where the line came from: the executor's `stdout` or `stderr`, or the worker (`system`). */
-  stream: "stdout" | "stderr" | "system";
-  /** The text, without the trailing newline. */
-  text: string;
-}
+export type LogEvent = Extract<RunEvent, { type: "log" }>;
 
 /** A progress report. */
-export interface ProgressEvent extends RunEventBase {
-  /** The event type. */
-  type: "progress";
-  /** What is happening. */
-  message: string;
-  /** How far along, 0 to 100, when known. */
-  percent?: number;
-}
+export type ProgressEvent = Extract<RunEvent, { type: "progress" }>;
 
 /** The run's status changed. */
-export interface StatusEvent extends RunEventBase {
-  /** The event type. */
-  type: "status";
-  /** The new status. */
-  status: RunStatusName;
-}
+export type StatusEvent = Extract<RunEvent, { type: "status" }>;
 
 /** An artifact was stored. */
-export interface ArtifactEvent extends RunEventBase {
-  /** The event type. */
-  type: "artifact";
-  /** Its id (`art_...`). */
-  artifactId: string;
-  /** Its name. */
-  name: string;
-  /** What it is. */
-  artifactType: ArtifactTypeName;
-}
+export type ArtifactEvent = Extract<RunEvent, { type: "artifact" }>;
 
 /** The log cap was reached; later log bytes are counted, not kept. */
-export interface TruncatedEvent extends RunEventBase {
-  /** The event type. */
-  type: "truncated";
-  /** The cap, in bytes. */
-  maxLogBytes: number;
-}
-
-/** A stored event of a run. */
-export type RunEvent = LogEvent | ProgressEvent | StatusEvent | ArtifactEvent | TruncatedEvent;
+export type TruncatedEvent = Extract<RunEvent, { type: "truncated" }>;
 
 /** The terminal message: the run is over and every event up to `lastSeq` was sent. */
 export interface EndEvent extends StreamEnd {
@@ -82,7 +42,13 @@ export interface EndEvent extends StreamEnd {
 export type RunStreamEvent = RunEvent | EndEvent;
 
 /** The SSE event names of stored events. */
-export const RUN_EVENT_TYPES: readonly RunEvent["type"][] = ["log", "progress", "status", "artifact", "truncated"];
+export const RUN_EVENT_TYPES: readonly RunEvent["type"][] = Object.keys({
+  log: true,
+  progress: true,
+  status: true,
+  artifact: true,
+  truncated: true,
+} satisfies Record<RunEvent["type"], true>) as RunEvent["type"][];
 
 /** The SSE event name of the terminal message. */
 export const END_EVENT = "end";

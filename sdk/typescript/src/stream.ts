@@ -111,7 +111,7 @@ export async function* streamRunEvents(
             for (const message of parser.push(chunk.value)) {
               if (message.event === END_EVENT) {
                 const end = parseData<StreamEnd>(message.data, url, response);
-                const event: EndEvent = { type: "end", status: end.status as EndEvent["status"], lastSeq: end.lastSeq };
+                const event: EndEvent = { type: "end", status: end.status, lastSeq: end.lastSeq };
                 yield event;
                 return;
               }

@@ -19,7 +19,7 @@ use tlao_sdk::events::{END_EVENT, StreamEnd, event_name};
 use utoipa::IntoParams;
 
 use crate::auth::Authenticated;
-use crate::dto::Problem;
+use crate::dto::{self, Problem};
 use crate::error::ApiError;
 use crate::params::path_id;
 use crate::request_id;
@@ -58,9 +58,10 @@ pub(crate) struct EventsQuery {
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The event stream; each message's data is a run event \
-                                      (`{\"seq\",\"at\",\"type\",...}`), the last one (`end`) a `StreamEnd`",
-            content_type = "text/event-stream", body = String),
+        (status = 200, description = "The event stream: one message per stored event (`id:` its \
+                                      `seq`, `event:` its `type`, `data:` a `RunEvent`), then one `end` \
+                                      message whose data is a `StreamEnd`; `: keep-alive` comments in between",
+            content_type = "text/event-stream", body = dto::RunEventMessage),
         (status = 400, description = "The id, `after` or `Last-Event-ID` is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller is not a member of its workspace", body = Problem, content_type = "application/problem+json"),

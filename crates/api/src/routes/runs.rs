@@ -33,6 +33,11 @@ pub(crate) struct RunsQuery {
     /// Only runs with this status.
     #[param(value_type = Option<crate::dto::RunStatusName>)]
     status: Option<String>,
+    /// Only runs on this executor.
+    executor: Option<String>,
+    /// Only runs of this task type.
+    #[param(value_type = Option<crate::dto::TaskTypeName>)]
+    task_type: Option<String>,
     /// How many runs per page, 1 to 100; 20 by default.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
@@ -59,16 +64,18 @@ impl RunsQuery {
                 }
             },
         };
-        let filter = workspace_id.zip(status).zip(after).zip(limit).map(
-            |(((workspace_id, status), after), limit)| RunFilter {
-                workspace_id,
-                status,
-                executor: None,
-                task_type: None,
-                limit,
-                after,
-            },
-        );
+        let executor = optional(&mut errors, "executor", self.executor.as_deref());
+        let task_type = optional(&mut errors, "taskType", self.task_type.as_deref());
+        let filter = (|| {
+            Some(RunFilter {
+                workspace_id: workspace_id?,
+                status: status?,
+                executor: executor?,
+                task_type: task_type?,
+                limit: limit?,
+                after: after?,
+            })
+        })();
         Ok(errors.finish(filter)?)
     }
 }

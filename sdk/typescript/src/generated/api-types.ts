@@ -156,6 +156,9 @@ export interface Health {
   status: string;
 }
 
+/** Which output a log line came from. */
+export type LogStreamName = "stdout" | "stderr" | "system";
+
 /** Why a request failed. */
 export interface Problem {
   /** What went wrong with this request. */
@@ -202,6 +205,60 @@ export interface RunErrorView {
   /** The explanation (e.g. the tail of the executor's stderr). */
   message: string;
 }
+
+/**
+ * The data of one stored-event message of the stream: its SSE `id:` is `seq`, its SSE
+ * `event:` is `type`.
+ */
+export type RunEvent = {
+  /** When the server stored it (RFC 3339). */
+  at: string;
+  /** The sequence number, from 1, gap-free per run. */
+  seq: number;
+  /** Where it came from. */
+  stream: LogStreamName;
+  /** The text, without the trailing newline. */
+  text: string;
+  type: "log";
+} | {
+  /** When the server stored it (RFC 3339). */
+  at: string;
+  /** What is happening. */
+  message: string;
+  /** How far along, 0 to 100, when known. */
+  percent?: number | null | undefined;
+  /** The sequence number. */
+  seq: number;
+  type: "progress";
+} | {
+  /** When the server stored it (RFC 3339). */
+  at: string;
+  /** The sequence number. */
+  seq: number;
+  /** The new status. */
+  status: RunStatusName;
+  type: "status";
+} | {
+  /** Its id (`art_...`), for `GET /artifacts/{artifactId}`. */
+  artifactId: string;
+  /** What it is. */
+  artifactType: ArtifactTypeName;
+  /** When the server stored it (RFC 3339). */
+  at: string;
+  /** Its name. */
+  name: string;
+  /** The sequence number. */
+  seq: number;
+  type: "artifact";
+} | {
+  /** When the server stored it (RFC 3339). */
+  at: string;
+  /** The cap, in bytes. */
+  maxLogBytes: number;
+  /** The sequence number. */
+  seq: number;
+  type: "truncated";
+};
 
 /** One page of runs, newest first. */
 export interface RunList {
@@ -259,12 +316,15 @@ export interface RunView {
   workspaceId: string;
 }
 
-/** The data of the terminal `end` message. */
+/**
+ * The data of the terminal `end` message: the run is over and every event up to
+ * `lastSeq` was sent; the server closes the stream after it.
+ */
 export interface StreamEnd {
-  /** The run's last sequence number; every event up to it was sent. */
+  /** The run's last sequence number. */
   lastSeq: number;
   /** The run's final status: `completed`, `failed`, `timed_out` or `cancelled`. */
-  status: string;
+  status: RunStatusName;
 }
 
 /** What the executor works on. */
@@ -525,6 +585,10 @@ export interface Operations {
       workspaceId?: string | undefined;
       /** Only runs with this status. */
       status?: RunStatusName | undefined;
+      /** Only runs on this executor. */
+      executor?: string | undefined;
+      /** Only runs of this task type. */
+      taskType?: TaskTypeName | undefined;
       /** How many runs per page, 1 to 100; 20 by default. */
       limit?: number | undefined;
       /** The `nextCursor` of the previous page: the last run id it held. */
@@ -676,7 +740,7 @@ export interface Operations {
     };
     requestBody: never;
     responses: {
-      /** The event stream; each message's data is a run event (`{"seq","at","type",...}`), the last one (`end`) a `StreamEnd` */
+      /** The event stream: one message per stored event (`id:` its `seq`, `event:` its `type`, `data:` a `RunEvent`), then one `end` message whose data is a `StreamEnd`; `: keep-alive` comments in between */
       200: string;
       /** The id, `after` or `Last-Event-ID` is malformed */
       400: Problem;
