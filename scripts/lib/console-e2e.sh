@@ -11,8 +11,11 @@
 # CHROMIUM overrides the browser (default /usr/bin/chromium). Exits non-zero on any
 # failure. Sourcing this file only defines console_e2e_check.
 
+# shellcheck source=scripts/lib/node.sh
+source "$(dirname "${BASH_SOURCE[0]}")/node.sh"
+
 console_e2e_check() {
-  local root tests stamp lock_sum sudo=()
+  local root tests sudo=()
   root="$(pwd)"
   tests="${root}/tests/console"
   export TLAO_BIN="${TLAO_BIN:-${root}/target/debug/tlao}"
@@ -22,10 +25,7 @@ console_e2e_check() {
     echo "console-e2e: no tlao binary at ${TLAO_BIN}; build it (cargo build -p tlao-cli) or set TLAO_BIN" >&2
     return 1
   fi
-  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    echo "console-e2e: node (20 or later) and npm are required" >&2
-    return 1
-  fi
+  require_node console-e2e 20 || return 1
 
   if [[ ! -x "${CHROMIUM}" ]]; then
     echo "console-e2e: installing Debian's chromium"
@@ -39,14 +39,7 @@ console_e2e_check() {
     fi
   fi
 
-  # npm ci only when node_modules is missing or package-lock.json changed since.
-  stamp="${tests}/node_modules/.tlao-lock.sha256"
-  lock_sum="$(sha256sum "${tests}/package-lock.json" | cut -d' ' -f1)"
-  if [[ ! -f "${stamp}" || "$(cat "${stamp}")" != "${lock_sum}" ]]; then
-    echo "console-e2e: npm ci"
-    (cd "${tests}" && npm ci --no-audit --no-fund --loglevel=error)
-    printf '%s\n' "${lock_sum}" >"${stamp}"
-  fi
+  npm_ci_when_changed console-e2e "${tests}" || return 1
 
   (cd "${tests}" && node --test --test-concurrency=1 --test-reporter=spec console.test.mjs)
 }

@@ -9,34 +9,22 @@
 # TLAO_BIN defaults to target/debug/tlao (build it first). Exits non-zero on any failure.
 # Sourcing this file only defines sdk_typescript_check.
 
+# shellcheck source=scripts/lib/node.sh
+source "$(dirname "${BASH_SOURCE[0]}")/node.sh"
+
 sdk_typescript_check() {
-  local root sdk node_major stamp lock_sum
+  local root sdk
   root="$(pwd)"
   sdk="${root}/sdk/typescript"
   export TLAO_BIN="${TLAO_BIN:-${root}/target/debug/tlao}"
 
-  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    echo "sdk-typescript: node (18 or later) and npm are required; install Node.js from https://nodejs.org" >&2
-    return 1
-  fi
-  node_major="$(node -p 'process.versions.node.split(".")[0]')"
-  if (( node_major < 18 )); then
-    echo "sdk-typescript: node $(node --version) is too old; the SDK needs Node 18 or later" >&2
-    return 1
-  fi
+  require_node sdk-typescript 18 || return 1
   if [[ ! -x "${TLAO_BIN}" ]]; then
     echo "sdk-typescript: no tlao binary at ${TLAO_BIN}; build it (cargo build -p tlao-cli) or set TLAO_BIN" >&2
     return 1
   fi
 
-  # npm ci only when node_modules is missing or package-lock.json changed since.
-  stamp="${sdk}/node_modules/.tlao-lock.sha256"
-  lock_sum="$(sha256sum "${sdk}/package-lock.json" | cut -d' ' -f1)"
-  if [[ ! -f "${stamp}" || "$(cat "${stamp}")" != "${lock_sum}" ]]; then
-    echo "sdk-typescript: npm ci"
-    (cd "${sdk}" && npm ci --no-audit --no-fund --loglevel=error)
-    printf '%s\n' "${lock_sum}" >"${stamp}"
-  fi
+  npm_ci_when_changed sdk-typescript "${sdk}" || return 1
 
   echo "sdk-typescript: build (tsc), with TLAO_BIN=${TLAO_BIN}"
   (cd "${sdk}" && npm run --silent build)
