@@ -19,14 +19,10 @@ pub(crate) async fn list(
     state: web::Data<AppState>,
     keys: web::Data<ConsoleKeys>,
 ) -> HttpResponse {
-    let ctx = match Ctx::load(&req, &state, &keys).await {
-        Ok(ctx) => ctx,
-        Err(error) => return error.render(None),
-    };
-    match list_page(&req, &state, &ctx).await {
-        Ok(response) => response,
-        Err(error) => error.render(Some(&ctx)),
-    }
+    page::respond(&req, &state, &keys, async |ctx| {
+        list_page(&req, &state, ctx).await
+    })
+    .await
 }
 
 async fn list_page(
@@ -116,11 +112,7 @@ pub(crate) async fn download(
     keys: web::Data<ConsoleKeys>,
     artifact_id: web::Path<String>,
 ) -> HttpResponse {
-    let ctx = match Ctx::load(&req, &state, &keys).await {
-        Ok(ctx) => ctx,
-        Err(error) => return error.render(None),
-    };
-    let outcome = async {
+    page::respond(&req, &state, &keys, async |ctx| {
         let id = artifact_id.parse::<ArtifactId>().map_err(|_| {
             PageError::NotFound(format!("{:?} is not an artifact id.", artifact_id.as_str()))
         })?;
@@ -143,7 +135,6 @@ pub(crate) async fn download(
                 view.artifact.status.as_str().replace('_', " ")
             ))),
         }
-    }
-    .await;
-    outcome.unwrap_or_else(|error: PageError| error.render(Some(&ctx)))
+    })
+    .await
 }

@@ -33,14 +33,10 @@ pub(crate) async fn dashboard(
     state: web::Data<AppState>,
     keys: web::Data<ConsoleKeys>,
 ) -> HttpResponse {
-    let ctx = match Ctx::load(&req, &state, &keys).await {
-        Ok(ctx) => ctx,
-        Err(error) => return error.render(None),
-    };
-    match dashboard_page(&state, &ctx).await {
-        Ok(response) => response,
-        Err(error) => error.render(Some(&ctx)),
-    }
+    page::respond(&req, &state, &keys, async |ctx| {
+        dashboard_page(&state, ctx).await
+    })
+    .await
 }
 
 async fn dashboard_page(state: &AppState, ctx: &Ctx) -> Result<HttpResponse, PageError> {

@@ -50,18 +50,14 @@ pub(crate) async fn form(
     state: web::Data<AppState>,
     keys: web::Data<ConsoleKeys>,
 ) -> HttpResponse {
-    let ctx = match Ctx::load(&req, &state, &keys).await {
-        Ok(ctx) => ctx,
-        Err(error) => return error.render(None),
-    };
     let draft = Draft {
         task_type: TaskType::SpecGenerate.as_str().into(),
         ..Draft::default()
     };
-    match render(&state, &ctx, &draft, &[], StatusCode::OK).await {
-        Ok(response) => response,
-        Err(error) => error.render(Some(&ctx)),
-    }
+    page::respond(&req, &state, &keys, async |ctx| {
+        render(&state, ctx, &draft, &[], StatusCode::OK).await
+    })
+    .await
 }
 
 async fn render(

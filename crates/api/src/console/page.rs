@@ -95,6 +95,28 @@ impl Ctx {
     }
 }
 
+/// Answers a console request: loads its [`Ctx`] (without a session, the redirect to the
+/// login page), then runs `page`; a failure becomes its explaining page, inside the
+/// console's frame.
+pub(crate) async fn respond<F>(
+    req: &HttpRequest,
+    state: &AppState,
+    keys: &ConsoleKeys,
+    page: F,
+) -> HttpResponse
+where
+    F: AsyncFnOnce(&Ctx) -> Result<HttpResponse, PageError>,
+{
+    let ctx = match Ctx::load(req, state, keys).await {
+        Ok(ctx) => ctx,
+        Err(error) => return error.render(None),
+    };
+    match page(&ctx).await {
+        Ok(response) => response,
+        Err(error) => error.render(Some(&ctx)),
+    }
+}
+
 /// Why a page cannot be shown.
 #[derive(Debug)]
 pub(crate) enum PageError {

@@ -73,14 +73,10 @@ pub(crate) async fn list(
     state: web::Data<AppState>,
     keys: web::Data<ConsoleKeys>,
 ) -> HttpResponse {
-    let ctx = match Ctx::load(&req, &state, &keys).await {
-        Ok(ctx) => ctx,
-        Err(error) => return error.render(None),
-    };
-    match list_page(&req, &state, &ctx).await {
-        Ok(response) => response,
-        Err(error) => error.render(Some(&ctx)),
-    }
+    page::respond(&req, &state, &keys, async |ctx| {
+        list_page(&req, &state, ctx).await
+    })
+    .await
 }
 
 async fn list_page(
@@ -240,14 +236,10 @@ pub(crate) async fn detail(
     keys: web::Data<ConsoleKeys>,
     run_id: web::Path<String>,
 ) -> HttpResponse {
-    let ctx = match Ctx::load(&req, &state, &keys).await {
-        Ok(ctx) => ctx,
-        Err(error) => return error.render(None),
-    };
-    match detail_page(&state, &ctx, &run_id).await {
-        Ok(response) => response,
-        Err(error) => error.render(Some(&ctx)),
-    }
+    page::respond(&req, &state, &keys, async |ctx| {
+        detail_page(&state, ctx, &run_id).await
+    })
+    .await
 }
 
 /// The run named by a path, or the 404 page when the id cannot name one.
@@ -533,11 +525,7 @@ pub(crate) async fn cancel(
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
     let form = body.map(|body| Form::parse(&body)).unwrap_or_default();
-    let ctx = match Ctx::load(&req, &state, &keys).await {
-        Ok(ctx) => ctx,
-        Err(error) => return error.render(None),
-    };
-    let outcome = async {
+    page::respond(&req, &state, &keys, async |ctx| {
         form::verify(&req, &ctx.session, form::csrf(&form))?;
         let run_id = parse_run_id(&run_id)?;
         match state
@@ -551,9 +539,8 @@ pub(crate) async fn cancel(
             Err(error) => return Err(run_access(error)),
         }
         Ok(page::see_other(&format!("/console/runs/{run_id}")))
-    }
-    .await;
-    outcome.unwrap_or_else(|error: PageError| error.render(Some(&ctx)))
+    })
+    .await
 }
 
 /// `GET /console/runs/{id}/events`: the run's events as server-sent events for the run
