@@ -321,6 +321,47 @@ fn runs_json_is_an_array_of_runs_newest_first() {
         .assert()
         .success()
         .stdout(contains("RUN").and(contains(started[1].as_str())));
+
+    let plan = json(
+        tlao(&server)
+            .args(["run", "plan", "make a plan", "--detach", "--json", "--path"])
+            .arg(&root),
+    );
+    let ids_of = |runs: Value| -> Vec<String> {
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .map(|run| run["runId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let docs = ids_of(json(tlao(&server).args([
+        "runs",
+        "--json",
+        "--task-type",
+        "doc.write",
+    ])));
+    let plans = ids_of(json(tlao(&server).args([
+        "runs",
+        "--json",
+        "--executor",
+        "kiro",
+        "--task-type",
+        "spec.generate",
+    ])));
+    let elsewhere = ids_of(json(tlao(&server).args([
+        "runs",
+        "--json",
+        "--executor",
+        "nope",
+    ])));
+    assert_eq!(docs, [started[1].as_str(), started[0].as_str()]);
+    assert_eq!(plans, [plan["runId"].as_str().unwrap()]);
+    assert!(elsewhere.is_empty());
+    tlao(&server)
+        .args(["runs", "--task-type", "poem.write"])
+        .assert()
+        .code(2)
+        .stderr(contains("poem.write"));
 }
 
 #[test]

@@ -485,6 +485,12 @@ impl TlaoClient {
         if let Some(status) = query.status {
             params.push(("status", status.as_str().to_owned()));
         }
+        if let Some(executor) = &query.executor {
+            params.push(("executor", executor.clone()));
+        }
+        if let Some(task_type) = query.task_type {
+            params.push(("taskType", task_type.as_str().to_owned()));
+        }
         if let Some(limit) = query.limit {
             params.push(("limit", limit.to_string()));
         }

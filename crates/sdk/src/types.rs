@@ -221,6 +221,10 @@ pub struct RunQuery {
     pub workspace_id: Option<WorkspaceId>,
     /// Only runs with this status.
     pub status: Option<RunStatus>,
+    /// Only runs on this executor.
+    pub executor: Option<String>,
+    /// Only runs of this task type.
+    pub task_type: Option<TaskType>,
     /// How many per page, 1 to 100.
     pub limit: Option<u32>,
     /// The previous page's `nextCursor`.

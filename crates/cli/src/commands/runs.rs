@@ -2,7 +2,7 @@
 //! terminal) or JSON. `--all` follows the server's cursors to the last page.
 
 use anyhow::Context as _;
-use tlao_domain::{RunStatus, WorkspaceId};
+use tlao_domain::{RunStatus, TaskType, WorkspaceId};
 use tlao_sdk::types::{Run, RunQuery};
 
 use crate::context::Context;
@@ -17,11 +17,18 @@ const MAX_PAGE: u32 = 100;
 #[command(after_help = "Examples:\n  \
     tlao runs\n  \
     tlao runs --status failed --limit 5\n  \
+    tlao runs --executor kiro --task-type code.change\n  \
     tlao runs --all --json | jq -r '.[] | select(.status == \"completed\") | .runId'")]
 pub struct RunsArgs {
     /// Only runs with this status.
     #[arg(long, value_name = "STATUS", value_parser = parse_status)]
     pub status: Option<RunStatus>,
+    /// Only runs on this executor.
+    #[arg(long, value_name = "NAME")]
+    pub executor: Option<String>,
+    /// Only runs of this task type (spec.generate, code.change, doc.write, deploy.run).
+    #[arg(long, value_name = "TYPE", value_parser = parse_task_type)]
+    pub task_type: Option<TaskType>,
     /// How many runs to show.
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub limit: u32,
@@ -46,6 +53,10 @@ fn parse_status(text: &str) -> Result<RunStatus, String> {
         })
 }
 
+fn parse_task_type(text: &str) -> Result<TaskType, String> {
+    text.parse::<TaskType>().map_err(|err| err.to_string())
+}
+
 /// `tlao runs`.
 pub async fn runs(args: RunsArgs, profile: &str) -> anyhow::Result<Exit> {
     let ctx = Context::load(profile)?;
@@ -67,6 +78,8 @@ pub async fn runs(args: RunsArgs, profile: &str) -> anyhow::Result<Exit> {
             .list_runs(&RunQuery {
                 workspace_id: workspace_id.clone(),
                 status: args.status,
+                executor: args.executor.clone(),
+                task_type: args.task_type,
                 limit: Some(page_size),
                 cursor: cursor.take(),
             })
