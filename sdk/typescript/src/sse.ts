@@ -17,8 +17,10 @@ export interface SseMessage {
 
 /**
  * Parses a `text/event-stream` body chunk by chunk. Lines may end in `\n`, `\r\n` or
- * `\r`, and chunks may split lines and UTF-8 characters anywhere. Comment lines
- * (keep-alives) are skipped; a message is complete at the blank line that ends it.
+ * `\r`, and chunks (even empty ones) may split lines, `\r\n` pairs and UTF-8 characters
+ * anywhere. Comment lines (keep-alives) are skipped; a message is complete at the blank
+ * line that ends it, and, as the specification says, one without any `data:` line is
+ * dropped rather than dispatched.
  */
 export class SseParser {
   #decoder = new TextDecoder("utf-8");
@@ -26,7 +28,6 @@ export class SseParser {
   #id: string | undefined;
   #event = "";
   #data: string[] = [];
-  #sawField = false;
   #pendingCr = false;
 
   /** Feeds a chunk of the body; returns the messages it completed, in order. */
@@ -41,12 +42,12 @@ export class SseParser {
     this.#id = undefined;
     this.#event = "";
     this.#data = [];
-    this.#sawField = false;
     this.#pendingCr = false;
   }
 
   #consume(text: string): SseMessage[] {
     const messages: SseMessage[] = [];
+    if (text === "") return messages; // nothing new: a "\r" seen last may still pair with a "\n"
     let input = text;
     if (this.#pendingCr && input.startsWith("\n")) input = input.slice(1);
     this.#pendingCr = false;
@@ -66,12 +67,11 @@ export class SseParser {
 
   #line(line: string): SseMessage | undefined {
     if (line === "") {
-      if (!this.#sawField) return undefined;
-      const message: SseMessage = { id: this.#id, event: this.#event || "message", data: this.#data.join("\n") };
+      const message: SseMessage | undefined =
+        this.#data.length > 0 ? { id: this.#id, event: this.#event || "message", data: this.#data.join("\n") } : undefined;
       this.#id = undefined;
       this.#event = "";
       this.#data = [];
-      this.#sawField = false;
       return message;
     }
     if (line.startsWith(":")) return undefined;
@@ -91,9 +91,8 @@ export class SseParser {
         break;
       default:
         // `retry:` and unknown fields do not change the message.
-        return undefined;
+        break;
     }
-    this.#sawField = true;
     return undefined;
   }
 }

@@ -43,3 +43,19 @@ test("a partial message is held until its blank line, and reset() forgets it", (
   parser.reset();
   assert.deepEqual(parser.push(encode("id: 10\ndata: y\n\n")), [{ id: "10", event: "message", data: "y" }]);
 });
+
+test("an empty chunk between the CR and the LF of a CRLF does not split the line ending in two", () => {
+  const parser = new SseParser();
+  const messages = [
+    ...parser.push(encode("data: a\r")),
+    ...parser.push(new Uint8Array(0)),
+    ...parser.push(encode("\ndata: b\r\n\r\n")),
+  ];
+  assert.deepEqual(messages, [{ id: undefined, event: "message", data: "a\nb" }]);
+});
+
+test("a message without data lines is not dispatched; an empty data line is", () => {
+  const parser = new SseParser();
+  assert.deepEqual(parser.push(encode("event: end\n\nid: 4\nevent: status\n\n")), []);
+  assert.deepEqual(parser.push(encode("event: log\ndata:\n\n")), [{ id: undefined, event: "log", data: "" }]);
+});
