@@ -34,7 +34,10 @@ import type { RunStreamEvent } from "./events.js";
 
 /** How a {@link TlaoClient} reaches and authenticates with the API. */
 export interface TlaoClientOptions {
-  /** The API's base URL, e.g. `http://127.0.0.1:7411`. */
+  /**
+   * The API's base URL, e.g. `http://127.0.0.1:7411`: an absolute `http:` or `https:` URL
+   * (anything else makes the constructor throw a {@link TlaoError}).
+   */
   apiUrl: string;
   /** A session token (`POST /auth/token`, or `TLAO_TOKEN`). Not renewed unless `apiKey` is given too. */
   token?: string | undefined;

@@ -96,7 +96,7 @@ export class Transport {
 
   /** @param options - Where the API is and how to authenticate. */
   constructor(options: TransportOptions) {
-    this.apiUrl = options.apiUrl.replace(/\/+$/, "");
+    this.apiUrl = checkApiUrl(options.apiUrl);
     const fetchFn = options.fetch ?? globalThis.fetch;
     if (typeof fetchFn !== "function") {
       throw new TlaoError("no fetch implementation: use Node 18 or later, or pass `fetch`", "GET", this.apiUrl);
@@ -288,6 +288,24 @@ export class Transport {
       });
     }
   }
+}
+
+/** `apiUrl` without trailing slashes, once it is known to be an absolute `http:` or `https:` URL. */
+function checkApiUrl(apiUrl: string): string {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(apiUrl);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
+    throw new TlaoError(
+      `apiUrl must be an absolute http:// or https:// URL such as "http://127.0.0.1:7411", got ${JSON.stringify(apiUrl)}`,
+      "GET",
+      apiUrl,
+    );
+  }
+  return apiUrl.replace(/\/+$/, "");
 }
 
 /** Builds the {@link TlaoApiError} of an error answer, from its problem body when it has one. */

@@ -455,17 +455,34 @@ describe("executors", () => {
 });
 
 describe("failures without a usable answer", () => {
-  test("an unreachable API is a TlaoConnectionError with method, url and cause", async () => {
+  test("an unreachable API is a TlaoConnectionError with method, url and cause, after every try", async () => {
+    let tries = 0;
     const nowhere = new TlaoClient({
       apiUrl: "http://127.0.0.1:9",
       token: "t",
-      retry: { attempts: 2, initialBackoffMs: 1, maxBackoffMs: 1 },
+      retry: { attempts: 3, initialBackoffMs: 1, maxBackoffMs: 1 },
+      fetch: (input, init) => {
+        tries += 1;
+        return fetch(input, init);
+      },
     });
     const error = await rejection(nowhere.getRun(UNKNOWN_RUN));
     assert.ok(error instanceof TlaoConnectionError, String(error));
     assert.equal(error.method, "GET");
     assert.equal(error.url, `http://127.0.0.1:9/runs/${UNKNOWN_RUN}`);
     assert.ok(error.cause !== undefined);
+    assert.equal(tries, 3);
+  });
+
+  test("an apiUrl that is not an http(s) URL is refused at once, naming it", () => {
+    for (const apiUrl of ["localhost:1234", "not a url", "ftp://example.com", ""]) {
+      assert.throws(
+        () => new TlaoClient({ apiUrl, token: "t" }),
+        (error: unknown) => error instanceof TlaoError && !(error instanceof TlaoConnectionError) && error.message.includes(`"${apiUrl}"`),
+        apiUrl,
+      );
+    }
+    assert.equal(new TlaoClient({ apiUrl: "https://api.example.com/v1//" }).apiUrl, "https://api.example.com/v1");
   });
 
   test("an aborted call is a TlaoConnectionError", async () => {
