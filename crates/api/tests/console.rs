@@ -423,6 +423,66 @@ async fn signing_out_clears_the_session_cookie() {
 }
 
 #[tokio::test]
+async fn after_signing_out_the_old_cookie_no_longer_works() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let session = sign_in(&app, &alice).await;
+    assert_eq!(session.get(&app, "/console").await.status(), StatusCode::OK);
+
+    let response = session
+        .post(&app, "/console/logout", &[("csrf", &session.csrf)])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+
+    // A browser (or an attacker) that kept the cookie is signed out all the same.
+    let again = session.get(&app, "/console/runs").await;
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        again.headers()[LOCATION],
+        "/console/login?next=/console/runs"
+    );
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_not_a_bearer_token() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let session = sign_in(&app, &alice).await;
+    let secret = session.cookie.split_once('=').unwrap().1;
+
+    let response = app.get("/workspaces", secret).send().await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // And the cookie itself still works where it belongs.
+    assert_eq!(session.get(&app, "/console").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn signing_out_closes_the_sessions_open_event_streams() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let run_id = app.run(&alice).await;
+    let session = sign_in(&app, &alice).await;
+    let mut stream = session
+        .get(&app, &format!("/console/runs/{run_id}/events"))
+        .await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    stream.chunk().await.unwrap().unwrap();
+
+    session
+        .post(&app, "/console/logout", &[("csrf", &session.csrf)])
+        .await;
+
+    // The run is still queued: only the session's end can close the stream, within
+    // one session check (5 s).
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(12), async {
+        while let Some(_chunk) = stream.chunk().await.unwrap() {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the stream outlived the session");
+}
+
+#[tokio::test]
 async fn console_responses_carry_a_strict_content_security_policy() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;

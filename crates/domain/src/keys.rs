@@ -21,6 +21,7 @@
 //! | user's workspace  | `USER#{user}`     | `WS#{ws}`              |
 //! | API key           | `KEY#{sha256}`    | `META`                 |
 //! | idempotency key   | `IDEM#{user}#{key}` | `META`               |
+//! | console session   | `SESSION#{sid}`   | `META`                 |
 //!
 //! Ids sort by time, so a prefix query (`RUN#`) returns runs in creation order.
 
@@ -241,6 +242,11 @@ pub fn api_key(key_hash: &str) -> Key {
 /// A remembered `Idempotency-Key` of a user.
 pub fn idempotency(user: &UserId, key: &str) -> Key {
     Key::new(format!("IDEM#{user}#{key}"), META)
+}
+
+/// A console session, by its id (the hex SHA-256 of the cookie's secret).
+pub fn session(sid: &str) -> Key {
+    Key::new(format!("SESSION#{sid}"), META)
 }
 
 /// Blob keys: where bytes live in the blob store.

@@ -19,6 +19,7 @@ pub mod registry;
 pub mod retry;
 pub mod run_store;
 pub mod runs;
+pub mod sessions;
 pub mod store;
 pub mod stream;
 pub mod tasks;
@@ -43,6 +44,7 @@ pub use reaper::{Reaper, Sweep};
 pub use registry::ExecutorRegistry;
 pub use retry::RetryPolicy;
 pub use runs::{CreateRun, RunFilter, RunPage, RunService, RunView};
+pub use sessions::{SessionService, StartedSession};
 pub use store::{Store, StoreError};
 pub use stream::{RunStream, StreamItem, StreamService};
 pub use tasks::TaskService;
@@ -74,6 +76,8 @@ pub struct Services {
     pub events: Arc<EventService>,
     /// Live streams of run events.
     pub streams: Arc<StreamService>,
+    /// Console sessions.
+    pub sessions: Arc<SessionService>,
 }
 
 impl Services {
@@ -114,6 +118,7 @@ impl Services {
             workers: Arc::new(WorkerService::new(core.clone(), executors.clone())),
             events: Arc::new(EventService::new(core.clone())),
             streams: Arc::new(StreamService::new(core.clone(), bus)),
+            sessions: Arc::new(SessionService::new(core.clone())),
             workspaces,
             tasks,
             executors,

@@ -38,7 +38,7 @@ pub(crate) async fn login_form(
     keys: web::Data<ConsoleKeys>,
 ) -> HttpResponse {
     let next = local_next(next_of(&req).as_deref());
-    if session::session(&req, &state, &keys).is_some() {
+    if let Ok(Some(_)) = session::session(&req, &state, &keys).await {
         return page::see_other(&next);
     }
     login_page(&req, StatusCode::OK, &next, None)
@@ -138,16 +138,21 @@ pub(crate) async fn login(
         Err(other) => return PageError::from(other).render(None),
     };
     let now = state.now();
-    let (token, expires_at) = match state.tokens.issue(&user, now) {
-        Ok(issued) => issued,
-        Err(error) => return PageError::Internal(error.into()).render(None),
+    let started = match state
+        .services
+        .sessions
+        .start(&user, session::SESSION_TTL_SECONDS)
+        .await
+    {
+        Ok(started) => started,
+        Err(error) => return PageError::from(error).render(None),
     };
-    let max_age = expires_at.millis_since(now) / 1000;
+    let max_age = started.expires_at.millis_since(now) / 1000;
     let mut response = page::see_other(&next);
     let headers = response.headers_mut();
     headers.append(
         header::SET_COOKIE,
-        session::set_cookie(&req, SESSION_COOKIE, &token, "/", max_age),
+        session::set_cookie(&req, SESSION_COOKIE, &started.secret, "/", max_age),
     );
     headers.append(
         header::SET_COOKIE,
@@ -157,7 +162,8 @@ pub(crate) async fn login(
     response
 }
 
-/// `POST /console/logout`: clears the session cookie.
+/// `POST /console/logout`: ends the session (its record is deleted, so the cookie stops
+/// working everywhere, and open event streams close) and clears the cookie.
 pub(crate) async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -165,13 +171,19 @@ pub(crate) async fn logout(
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
     let form = body.map(|body| Form::parse(&body)).unwrap_or_default();
-    let Some(session) = session::session(&req, &state, &keys) else {
+    let session = match session::session(&req, &state, &keys).await {
+        Ok(Some(session)) => session,
         // Nothing to end; a stale cookie is cleared all the same.
-        return cleared(&req, page::see_other(LOGIN_PATH));
+        Ok(None) => return cleared(&req, page::see_other(LOGIN_PATH)),
+        Err(error) => return PageError::from(error).render(None),
     };
     if let Err(error) = form::verify(&req, &session, form::csrf(&form)) {
         return error.render(None);
     }
+    if let Err(error) = state.services.sessions.end(&session.secret).await {
+        return PageError::from(error).render(None);
+    }
+    tracing::info!(operation = "console_logout", user_id = %session.caller.user_id, "console session ended");
     cleared(&req, page::see_other(LOGIN_PATH))
 }
 
@@ -195,11 +207,15 @@ pub(crate) async fn switch_workspace(
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
     let form = body.map(|body| Form::parse(&body)).unwrap_or_default();
-    let Some(session) = session::session(&req, &state, &keys) else {
-        return PageError::Login {
-            next: "/console".into(),
+    let session = match session::session(&req, &state, &keys).await {
+        Ok(Some(session)) => session,
+        Ok(None) => {
+            return PageError::Login {
+                next: "/console".into(),
+            }
+            .render(None);
         }
-        .render(None);
+        Err(error) => return PageError::from(error).render(None),
     };
     if let Err(error) = form::verify(&req, &session, form::csrf(&form)) {
         return error.render(None);

@@ -58,7 +58,10 @@ impl Ctx {
             "" => req.path().to_owned(),
             query => format!("{}?{query}", req.path()),
         };
-        let Some(session) = session::session(req, state, keys) else {
+        let Some(session) = session::session(req, state, keys)
+            .await
+            .map_err(PageError::from)?
+        else {
             return Err(PageError::Login { next: here });
         };
         let workspaces = state

@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, Responder, web};
 use actix_web_lab::sse;
+use futures::StreamExt as _;
 use maud::{Markup, html};
 use tlao_domain::{
     EventPayload, ExecutorName, LogStream, Run, RunEvent, RunId, RunStatus, TaskType, Usage,
@@ -543,6 +544,24 @@ pub(crate) async fn cancel(
     .await
 }
 
+/// How often an open event stream checks that its session is still live.
+pub(crate) const SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Resolves once the session of `secret` is gone (checked every [`SESSION_CHECK`]; a
+/// storage error is not taken for a signed-out session).
+async fn session_ended(state: web::Data<AppState>, secret: String) {
+    loop {
+        tokio::time::sleep(SESSION_CHECK).await;
+        if let Ok(None) = state.services.sessions.resolve(&secret).await {
+            tracing::info!(
+                operation = "console_events",
+                "session ended; closing the event stream"
+            );
+            return;
+        }
+    }
+}
+
 /// `GET /console/runs/{id}/events`: the run's events as server-sent events for the run
 /// page's script, authenticated by the session cookie. The same stream as the API's
 /// `GET /runs/{id}/events`; failures before the stream are plain-text statuses (the
@@ -559,8 +578,15 @@ pub(crate) async fn events(
             .content_type("text/plain; charset=utf-8")
             .body(text)
     };
-    let Some(session) = session::session(&req, &state, &keys) else {
-        return plain(StatusCode::UNAUTHORIZED, "sign in again to follow this run");
+    let session = match session::session(&req, &state, &keys).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return plain(StatusCode::UNAUTHORIZED, "sign in again to follow this run"),
+        Err(_) => {
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the event stream is unavailable; retry shortly",
+            );
+        }
     };
     let Ok(run_id) = run_id.parse::<RunId>() else {
         return plain(StatusCode::NOT_FOUND, "no such run");
@@ -594,7 +620,9 @@ pub(crate) async fn events(
             );
         }
     };
-    let mut response = sse::Sse::from_stream(messages(stream))
+    // The stream ends within SESSION_CHECK of the session ending (signed out, expired).
+    let ended = session_ended(state.clone(), session.secret.clone());
+    let mut response = sse::Sse::from_stream(messages(stream).take_until(ended))
         .with_keep_alive(KEEP_ALIVE)
         .respond_to(&req);
     response.headers_mut().insert(

@@ -1,8 +1,10 @@
 //! The console's session and its defences against cross-site requests.
 //!
-//! - **Session**: the cookie `tlao_session` carries the same HS256 token
-//!   `POST /auth/token` issues, so expiry and revocation rules are the API's own. It is
-//!   `HttpOnly; SameSite=Strict; Path=/`, and `Secure` when the request came over
+//! - **Session**: the cookie `tlao_session` carries the opaque secret of a server-side
+//!   session record (see [`tlao_orchestrator::sessions`]): every console request looks
+//!   the record up (one point read), signing out deletes it, and it expires after
+//!   [`SESSION_TTL_SECONDS`]. The secret is not a bearer token: the REST API refuses it.
+//!   The cookie is `HttpOnly; SameSite=Strict; Path=/`, and `Secure` when the request came over
 //!   https: directly, or through a proxy that says so with `X-Forwarded-Proto: https`
 //!   (or `Forwarded: proto=https`). Trusting that header is safe in one direction only,
 //!   which is the one it is used for: a forged header can add `Secure`, never remove it
@@ -22,7 +24,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use tlao_orchestrator::Caller;
+pub(crate) use tlao_orchestrator::sessions::SESSION_TTL_SECONDS;
+use tlao_orchestrator::{Caller, ServiceError};
 
 use crate::state::AppState;
 
@@ -76,6 +79,8 @@ pub(crate) struct Session {
     pub caller: Caller,
     /// The token every form of this session carries.
     pub csrf: String,
+    /// The session's secret (the cookie's value), to end it or to check it is still live.
+    pub secret: String,
 }
 
 impl Session {
@@ -85,15 +90,25 @@ impl Session {
     }
 }
 
-/// The session of a request, or `None` when it has no valid, unexpired session cookie.
-pub(crate) fn session(req: &HttpRequest, state: &AppState, keys: &ConsoleKeys) -> Option<Session> {
-    let token = cookie(req, SESSION_COOKIE)?;
-    let caller = state.tokens.verify(&token, state.now()).ok()?;
+/// The session of a request, or `None` when its cookie names no live session (none
+/// sent, signed out, expired). One point read of the session record.
+pub(crate) async fn session(
+    req: &HttpRequest,
+    state: &AppState,
+    keys: &ConsoleKeys,
+) -> Result<Option<Session>, ServiceError> {
+    let Some(secret) = cookie(req, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let Some(caller) = state.services.sessions.resolve(&secret).await? else {
+        return Ok(None);
+    };
     crate::request_id::note_user(&caller.user_id);
-    Some(Session {
+    Ok(Some(Session {
         caller,
-        csrf: keys.csrf_token(&token),
-    })
+        csrf: keys.csrf_token(&secret),
+        secret,
+    }))
 }
 
 /// The value of cookie `name`, if the request sent it.
