@@ -17,6 +17,7 @@
 //! | `GET /console/runs/{id}` | a run: facts, error, artifacts, live log |
 //! | `POST /console/runs/{id}/cancel` | cancel it |
 //! | `GET /console/runs/{id}/events` | its events (SSE, cookie-authenticated) |
+//! | `GET /console/runs/{id}/log.txt` | its whole kept log as a plain-text download |
 //! | `GET /console/artifacts` | the workspace's artifacts |
 //! | `GET /console/artifacts/{id}/download` | 303 to a presigned download URL |
 //! | `GET /console/assets/{name}` | the stylesheet and the script, content-hashed |
@@ -66,6 +67,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, keys: web::Data<ConsoleKey
             .route("/runs/{runId}", web::get().to(runs::detail))
             .route("/runs/{runId}/cancel", web::post().to(runs::cancel))
             .route("/runs/{runId}/events", web::get().to(runs::events))
+            .route("/runs/{runId}/log.txt", web::get().to(runs::log_text))
             .route("/artifacts", web::get().to(artifacts::list))
             .route(
                 "/artifacts/{artifactId}/download",

@@ -860,3 +860,134 @@ async fn the_dashboard_counts_todays_runs_against_the_quota() {
     assert!(page.contains("2 queued"));
     assert!(page.contains("0 of 2"), "running of the concurrency limit");
 }
+
+/// A run of `user` that a worker ran to completion after logging `lines` stdout lines
+/// (`line 0`, `line 1`, …).
+async fn finished_run_with_log(app: &TestApp, user: &TestUser, lines: usize) -> String {
+    let run_id = app.run(user).await;
+    let worker = |path: String, body: Value| {
+        app.client
+            .post(app.url(&path))
+            .bearer_auth(common::WORKER_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let assignment: Value = worker(
+        "/worker/lease".into(),
+        serde_json::json!({"waitSeconds": 0}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(assignment["run"]["runId"], run_id.as_str());
+    let lease = assignment["leaseId"].as_str().unwrap().to_owned();
+    let all: Vec<usize> = (0..lines).collect();
+    for batch in all.chunks(500) {
+        let events: Vec<Value> = batch
+            .iter()
+            .map(|i| serde_json::json!({"type": "log", "stream": "stdout", "text": format!("\u{1b}[1mline {i}\u{1b}[0m")}))
+            .collect();
+        let report = worker(
+            format!("/worker/runs/{run_id}/events"),
+            serde_json::json!({"leaseId": lease, "events": events}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.status(), StatusCode::OK);
+    }
+    let done = worker(
+        format!("/worker/runs/{run_id}/complete"),
+        serde_json::json!({"leaseId": lease, "status": "completed"}),
+    )
+    .await
+    .unwrap();
+    assert!(done.status().is_success(), "{}", done.status());
+    run_id
+}
+
+#[tokio::test]
+async fn a_long_finished_log_says_it_is_cut_and_offers_the_whole_log() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let run_id = finished_run_with_log(&app, &alice, 5200).await;
+    let session = sign_in(&app, &alice).await;
+
+    let page = html_page(
+        session.get(&app, &format!("/console/runs/{run_id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    // queued, running, 5,200 lines, completed: 5,203 events, 5,000 rendered.
+    assert!(
+        page.contains("First 5000 of 5203 lines shown."),
+        "{}",
+        &page[page.len().saturating_sub(400)..]
+    );
+    assert!(page.contains(&format!("href=\"/console/runs/{run_id}/log.txt\"")));
+    assert!(!page.contains("line 5199"));
+
+    let response = session
+        .get(&app, &format!("/console/runs/{run_id}/log.txt"))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[CONTENT_TYPE],
+        "text/plain; charset=utf-8"
+    );
+    assert_eq!(
+        response.headers()["content-disposition"].to_str().unwrap(),
+        format!("attachment; filename=\"{run_id}.log.txt\"")
+    );
+    let text = response.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5200, "every kept log line");
+    assert_eq!(lines[0], "line 0", "ANSI sequences are removed");
+    assert_eq!(lines[5199], "line 5199");
+}
+
+#[tokio::test]
+async fn a_short_log_is_shown_whole_without_a_notice() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let run_id = finished_run_with_log(&app, &alice, 3).await;
+    let session = sign_in(&app, &alice).await;
+
+    let page = html_page(
+        session.get(&app, &format!("/console/runs/{run_id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(!page.contains("lines shown"));
+    assert!(page.contains("line 2"));
+    let text = session
+        .get(&app, &format!("/console/runs/{run_id}/log.txt"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "line 0\nline 1\nline 2\n");
+}
+
+#[tokio::test]
+async fn a_foreign_runs_log_download_is_refused_with_403() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let run_id = finished_run_with_log(&app, &alice, 3).await;
+    let session = sign_in(&app, &bob).await;
+
+    let response = session
+        .get(&app, &format!("/console/runs/{run_id}/log.txt"))
+        .await;
+    let page = html_page(response, StatusCode::FORBIDDEN).await;
+    assert!(!page.contains("line 0"));
+
+    let anonymous = browser()
+        .get(app.url(&format!("/console/runs/{run_id}/log.txt")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+}

@@ -58,6 +58,17 @@ pub async fn read_after(
     Ok(steps.into_iter().map(|step| step.event).collect())
 }
 
+/// The sequence number of a run's last stored event, 0 when it has none (sequence
+/// numbers are gap-free from 1, so this is also how many events it has). Without access
+/// checks; one query of one item.
+pub async fn last_seq(core: &Core, run_id: &RunId) -> Result<u64, ServiceError> {
+    let (steps, _) = core
+        .store
+        .query::<Step>(Query::new(keys::run_steps(run_id), Direction::Backward, 1))
+        .await?;
+    Ok(steps.first().map_or(0, |step| step.event.seq))
+}
+
 /// The run's kept log lines, joined with newlines (at most the log cap, requirement 7.6).
 pub async fn log_text(core: &Core, run_id: &RunId) -> Result<String, ServiceError> {
     let mut text = String::new();

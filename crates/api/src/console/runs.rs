@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, Responder, web};
 use actix_web_lab::sse;
-use futures::StreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use maud::{Markup, html};
 use tlao_domain::{
     EventPayload, ExecutorName, LogStream, Run, RunEvent, RunId, RunStatus, TaskType, Usage,
@@ -296,6 +296,13 @@ async fn detail_page(state: &AppState, ctx: &Ctx, run_id: &str) -> Result<HttpRe
         events.extend(more);
     }
     let last_seq = events.last().map_or(0, |event| event.seq);
+    // A finished run's page shows at most MAX_RENDERED_EVENTS lines and says so; a live
+    // one's script fetches the rest from the stream.
+    let total = if events.len() >= MAX_RENDERED_EVENTS {
+        tlao_orchestrator::events::last_seq(&services.core, &run_id).await?
+    } else {
+        last_seq
+    };
     let task = services.tasks.get(caller, &run.task_id).await?;
     let artifacts = services.artifacts.list_for_run(caller, &run_id).await?;
     let queue_position = if run.status == RunStatus::Queued {
@@ -397,10 +404,20 @@ async fn detail_page(state: &AppState, ctx: &Ctx, run_id: &str) -> Result<HttpRe
                     ul id="live-artifacts" hidden aria-label="Artifacts stored during this view" {}
                 }
             }
+            @if !live && total > last_seq {
+                p class="notice" id="log-cut" {
+                    "First " (events.len()) " of " (total) " lines shown. "
+                    a href={ "/console/runs/" (run.run_id) "/log.txt" } download { "Download the full log" }
+                    " (plain text)."
+                }
+            }
             pre id="log" class="log" role="log" tabindex="0" aria-label="Run log" aria-live="off" {
                 @for event in &events {
                     (log_line(event))
                 }
+            }
+            @if !live && total <= last_seq && total > 0 {
+                p { a href={ "/console/runs/" (run.run_id) "/log.txt" } download { "Download the log" } " (plain text)." }
             }
         }
     };
@@ -515,6 +532,66 @@ fn artifact_table(artifacts: &[ArtifactView]) -> Markup {
             }
         }
     }
+}
+
+/// `GET /console/runs/{id}/log.txt`: every kept log line of the run, as plain text to
+/// save (ANSI sequences and control characters removed, as on the page), streamed page
+/// by page; the same access checks as the run's page.
+pub(crate) async fn log_text(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    keys: web::Data<ConsoleKeys>,
+    run_id: web::Path<String>,
+) -> HttpResponse {
+    page::respond(&req, &state, &keys, async |ctx| {
+        let run_id = parse_run_id(&run_id)?;
+        // Checks access (the events read is one item).
+        state
+            .services
+            .events
+            .after(&ctx.session.caller, &run_id, 0, 1)
+            .await
+            .map_err(run_access)?;
+        crate::request_id::note_run(&run_id);
+        let file_name = format!("attachment; filename=\"{run_id}.log.txt\"");
+        let core = state.services.core.clone();
+        let pages = futures::stream::try_unfold(Some(0u64), move |after| {
+            let core = core.clone();
+            let run_id = run_id.clone();
+            async move {
+                let Some(after) = after else {
+                    return Ok(None);
+                };
+                let events = tlao_orchestrator::events::read_after(
+                    &core,
+                    &run_id,
+                    after,
+                    tlao_orchestrator::events::MAX_EVENTS_PER_READ,
+                )
+                .await?;
+                let next = (events.len() == tlao_orchestrator::events::MAX_EVENTS_PER_READ)
+                    .then(|| events.last().map(|event| event.seq))
+                    .flatten();
+                let mut text = String::new();
+                for event in &events {
+                    if let EventPayload::Log { text: line, .. } = &event.payload {
+                        text.push_str(&page::strip_ansi(line));
+                        text.push('\n');
+                    }
+                }
+                Ok::<_, ServiceError>(Some((web::Bytes::from(text), next)))
+            }
+        })
+        .map_err(|error| {
+            tracing::warn!(operation = "console_log_text", error = %error, "log download failed");
+            std::io::Error::other(error.to_string())
+        });
+        Ok(HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .insert_header((actix_web::http::header::CONTENT_DISPOSITION, file_name))
+            .streaming(pages))
+    })
+    .await
 }
 
 /// `POST /console/runs/{id}/cancel`.
