@@ -50,8 +50,18 @@ export interface TlaoClientOptions {
   fetch?: FetchLike | undefined;
   /** How repeatable calls are retried after connection errors and `5xx` answers. */
   retry?: RetryPolicy | undefined;
-  /** How long one HTTP attempt may wait for an answer, in milliseconds (default 30 s). */
+  /**
+   * How long one HTTP attempt may take, in milliseconds (default 30 s): until its JSON
+   * answer is read, or until the head of a streamed answer (event streams, downloads).
+   * Uploads are not bounded by it while their body is sent: see `uploadTimeoutMs`.
+   */
   timeoutMs?: number | undefined;
+  /**
+   * How long {@link TlaoClient.uploadArchive} may take to send the archive and get the
+   * answer's head, in milliseconds. Default: no limit, so a large archive on a slow link
+   * is never cut off (abort it with a `signal` instead).
+   */
+  uploadTimeoutMs?: number | undefined;
 }
 
 /** Options of calls that create something and accept an `Idempotency-Key`. */
@@ -156,7 +166,8 @@ export class TlaoClient {
   /**
    * `POST /workspaces/{workspaceId}/archives`: uploads a tar.gz of files for tasks to
    * work on (`input.archiveId`). A stream is sent as it is read and cannot be retried;
-   * bytes are sent with their length.
+   * bytes are sent with their length. Not bounded by `timeoutMs` while the archive is
+   * sent (see {@link TlaoClientOptions.uploadTimeoutMs}).
    */
   async uploadArchive(workspaceId: string, body: ArchiveBody, options: CallOptions = {}): Promise<ArchiveView> {
     let raw: RequestBody;
@@ -173,6 +184,7 @@ export class TlaoClient {
     return this.#http.call("upload_archive", {
       pathParams: { workspaceId },
       body: { raw, contentType: "application/gzip", replayable },
+      upload: true,
       signal: options.signal,
     });
   }
@@ -277,7 +289,8 @@ export class TlaoClient {
    * An artifact's bytes as a web stream, from its presigned URL (fetched again when the
    * one given is missing or about to expire). Unless `verify` is false, the stream
    * errors with a {@link TlaoIntegrityError} at its end if the bytes do not match the
-   * artifact's `size` and `sha256`.
+   * artifact's `size` and `sha256`. Read it to its end or cancel it: until then it holds
+   * a listener on `signal`.
    */
   async downloadArtifactStream(
     artifact: string | ArtifactView,
@@ -295,12 +308,22 @@ export class TlaoClient {
     }
     const url = location.startsWith("/") ? `${this.#http.apiUrl}${location}` : location;
     // Presigned: no Authorization header, so the token never reaches a blob store.
-    const response = await this.#http.attempt("GET", url, { method: "GET" }, { repeatable: true, signal: options.signal });
-    if (!response.ok) throw await apiError(response, "GET", url);
-    if (response.body === null) return new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+    const exchange = await this.#http.attempt("GET", url, { method: "GET" }, { repeatable: true, signal: options.signal });
+    const response = exchange.response;
+    if (!response.ok) {
+      try {
+        throw await apiError(response, "GET", url);
+      } finally {
+        exchange.release();
+      }
+    }
+    if (response.body === null) {
+      exchange.release();
+      return new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+    }
     // Unchecked downloads still go through `verifying`, so a broken connection is typed.
     const expected = options.verify === false ? {} : { size: record.size, sha256: record.sha256 };
-    return verifying(response.body, expected, redact(url));
+    return verifying(response.body, expected, redact(url), exchange.release);
   }
 
   /** An artifact's bytes, checked like {@link TlaoClient.downloadArtifactStream}'s. */
@@ -323,8 +346,9 @@ export class TlaoClient {
 
   /** `DELETE /executors/{name}` (administrators). */
   async removeExecutor(name: string, options: CallOptions = {}): Promise<void> {
-    const response = await this.#http.send("remove_executor", { pathParams: { name }, signal: options.signal });
-    await response.body?.cancel().catch(() => undefined);
+    const exchange = await this.#http.send("remove_executor", { pathParams: { name }, signal: options.signal });
+    await exchange.response.body?.cancel().catch(() => undefined);
+    exchange.release();
   }
 
 }

@@ -23,9 +23,15 @@ export interface Expected {
 /**
  * Passes `body` through, counting and hashing it; when it ends, errors the stream with a
  * {@link TlaoIntegrityError} if it does not match `expected`. A broken connection
- * errors it with a {@link TlaoConnectionError}.
+ * errors it with a {@link TlaoConnectionError}. `onEnd` is called once, when the stream
+ * closes, errors or is cancelled.
  */
-export function verifying(body: ReadableStream<Uint8Array>, expected: Expected, url: string): ReadableStream<Uint8Array> {
+export function verifying(
+  body: ReadableStream<Uint8Array>,
+  expected: Expected,
+  url: string,
+  onEnd: () => void = () => undefined,
+): ReadableStream<Uint8Array> {
   const hash = createHash("sha256");
   let size = 0;
   const reader = body.getReader();
@@ -35,10 +41,12 @@ export function verifying(body: ReadableStream<Uint8Array>, expected: Expected, 
       try {
         chunk = await reader.read();
       } catch (error) {
+        onEnd();
         controller.error(new TlaoConnectionError("the download broke off", "GET", url, error));
         return;
       }
       if (chunk.done) {
+        onEnd();
         const mismatch = check(expected, size, hash.digest("hex"), url);
         if (mismatch) controller.error(mismatch);
         else controller.close();
@@ -47,6 +55,7 @@ export function verifying(body: ReadableStream<Uint8Array>, expected: Expected, 
       size += chunk.value.byteLength;
       hash.update(chunk.value);
       if (expected.size !== undefined && size > expected.size) {
+        onEnd();
         controller.error(new TlaoIntegrityError("size", String(expected.size), `more than ${expected.size}`, url));
         await reader.cancel().catch(() => undefined);
         return;
@@ -54,6 +63,7 @@ export function verifying(body: ReadableStream<Uint8Array>, expected: Expected, 
       controller.enqueue(chunk.value);
     },
     async cancel(reason) {
+      onEnd();
       await reader.cancel(reason).catch(() => undefined);
     },
   });

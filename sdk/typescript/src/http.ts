@@ -9,11 +9,18 @@
  * after a connection error or a `5xx`, with exponential backoff and jitter. A `4xx`
  * never is. Everything else is tried once.
  *
+ * Timeouts: `timeoutMs` bounds each attempt of a call up to the end of its JSON answer
+ * (up to the head of a streamed answer). An upload is not bounded while its body is
+ * sent and its answer awaited, unless `uploadTimeoutMs` is set; its answer is then read
+ * within `timeoutMs`. Every attempt takes its listener off the caller's signal when it
+ * is over.
+ *
  * @module
  */
 
-import { OPERATIONS, type OperationId, type Operations, type Problem, type TokenResponse } from "./generated/api-types.js";
+import { Deadline, abortable, type Timeout } from "./abort.js";
 import { TlaoApiError, TlaoConnectionError, TlaoError, isProblem } from "./errors.js";
+import { OPERATIONS, type OperationId, type Operations, type Problem, type TokenResponse } from "./generated/api-types.js";
 
 /** The `fetch` function the client calls (the global one unless told otherwise). */
 export type FetchLike = (input: string | URL, init?: RequestInit) => Promise<Response>;
@@ -36,13 +43,16 @@ export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, initialBackoffMs: 200, 
 
 /** Options every method accepts. */
 export interface CallOptions {
-  /** Aborts the call; it then fails with a {@link TlaoConnectionError}. */
+  /**
+   * Aborts the call; it then fails with a {@link TlaoConnectionError}. Aborting one call
+   * never fails another, even when they share a token exchange.
+   */
   signal?: AbortSignal | undefined;
 }
 
 /** The settings of a {@link Transport}. */
 export interface TransportOptions {
-  /** The API's base URL. */
+  /** The API's base URL: an absolute `http:` or `https:` URL. */
   apiUrl: string;
   /** A session token. */
   token?: string | undefined;
@@ -52,9 +62,18 @@ export interface TransportOptions {
   fetch?: FetchLike | undefined;
   /** The retry policy. */
   retry?: RetryPolicy | undefined;
-  /** How long one HTTP attempt may take, in milliseconds (not counting streamed bodies). */
+  /**
+   * How long one HTTP attempt may take, in milliseconds: until its answer is read, for
+   * calls that read a JSON answer; until the answer's head, for streamed answers (event
+   * streams, downloads). Not while an upload's body is being sent: see `uploadTimeoutMs`.
+   */
   timeoutMs?: number | undefined;
+  /** How long an upload may take until its answer's head, in milliseconds (default: no limit). */
+  uploadTimeoutMs?: number | undefined;
 }
+
+/** The default {@link TransportOptions.timeoutMs}. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
 
 /** A token this close to its expiry (milliseconds) is renewed before use when a key is at hand. */
 const RENEW_MARGIN_MS = 60_000;
@@ -78,8 +97,41 @@ export interface OperationRequest<K extends OperationId> {
   repeatable?: boolean | undefined;
   /** Whether to send the bearer token (default true). */
   authenticated?: boolean | undefined;
+  /** An upload: sending it and waiting for its answer's head is bounded by `uploadTimeoutMs`, not `timeoutMs`. */
+  upload?: boolean | undefined;
   /** Aborts it. */
   signal?: AbortSignal | undefined;
+}
+
+/** How {@link Transport.attempt} sends a request. */
+export interface AttemptOptions {
+  /** Whether it may be sent again after a connection error or a `5xx`. */
+  repeatable: boolean;
+  /** The caller's signal. */
+  signal?: AbortSignal | undefined;
+  /** The body is a stream (sent with `duplex: "half"`). */
+  streamingBody?: boolean | undefined;
+  /** The limit on getting the answer's head; default `timeoutMs`, `null` for none. */
+  headTimeout?: Timeout | null | undefined;
+  /**
+   * Whether a limit also covers reading the answer's body (the head's, else `timeoutMs`).
+   * Otherwise the timer stops at a success answer's head and the body is bounded by the
+   * caller (error answers are always read within the limit).
+   */
+  bodyTimeout?: boolean | undefined;
+}
+
+/**
+ * One attempt's answer. {@link Exchange.release} must be called once its body is read
+ * or abandoned: it stops the timer and takes the listener off the caller's signal.
+ */
+export interface Exchange {
+  /** The answer, whatever its status. */
+  response: Response;
+  /** The signal the request was sent with (it aborts the body too). */
+  deadline: Deadline;
+  /** Idempotent. */
+  release: () => void;
 }
 
 /** The HTTP plumbing of the client; see the module documentation. */
@@ -88,7 +140,8 @@ export class Transport {
   readonly apiUrl: string;
   readonly #fetch: FetchLike;
   readonly #retry: RetryPolicy;
-  readonly #timeoutMs: number;
+  readonly #timeout: Timeout;
+  readonly #uploadTimeout: Timeout | null;
   readonly #apiKey: string | undefined;
   #token: string | undefined;
   #tokenExpiresAt: number | undefined;
@@ -103,7 +156,8 @@ export class Transport {
     }
     this.#fetch = fetchFn;
     this.#retry = options.retry ?? DEFAULT_RETRY;
-    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#timeout = { ms: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, name: "timeoutMs" };
+    this.#uploadTimeout = options.uploadTimeoutMs === undefined ? null : { ms: options.uploadTimeoutMs, name: "uploadTimeoutMs" };
     this.#apiKey = options.apiKey;
     this.#token = options.token;
   }
@@ -137,19 +191,21 @@ export class Transport {
 
   /**
    * Exchanges the client's API key for a fresh token and keeps it. Concurrent callers
-   * share one exchange.
+   * share one exchange, which runs without any caller's signal (bounded by `timeoutMs`
+   * and the retry policy); `signal` only stops this caller's wait for it.
    */
   async renew(signal?: AbortSignal): Promise<string> {
     const apiKey = this.#apiKey;
+    const url = this.url("create_token");
     if (apiKey === undefined) {
       throw new TlaoApiError({
         status: 401,
         method: "POST",
-        url: this.url("create_token"),
+        url,
         detail: "the client has no API key to obtain a session token with",
       });
     }
-    this.#renewing ??= this.exchange(apiKey, signal)
+    this.#renewing ??= this.exchange(apiKey)
       .then((grant) => {
         this.#token = grant.token;
         const expires = Date.parse(grant.expiresAt);
@@ -159,7 +215,17 @@ export class Transport {
       .finally(() => {
         this.#renewing = undefined;
       });
-    return this.#renewing;
+    return abortable(this.#renewing, signal, () => new TlaoConnectionError("the request was aborted", "POST", url, signal?.reason));
+  }
+
+  /**
+   * After a `401` to a request sent with `rejected`: when the client's token changed
+   * since (another call renewed it), nothing to do, the request is sent again with the
+   * new one; otherwise renews it, joining an exchange already under way.
+   */
+  async refresh(rejected: string | undefined, signal?: AbortSignal): Promise<void> {
+    if (this.#token !== undefined && this.#token !== rejected && this.#renewing === undefined) return;
+    await this.renew(signal);
   }
 
   /** The bearer token to send: the current one, or a new one when there is none or it expires soon. */
@@ -176,10 +242,11 @@ export class Transport {
 
   /**
    * Sends a request of `operation`, renewing the token once on a `401` when an API key is
-   * at hand and retrying as the module documentation says. Returns a success answer;
-   * any other is thrown as a {@link TlaoApiError}.
+   * at hand and retrying as the module documentation says. Returns a success answer,
+   * whose {@link Exchange.release} the caller calls once it has read the body; any other
+   * answer is thrown as a {@link TlaoApiError}.
    */
-  async send<K extends OperationId>(operation: K, request: OperationRequest<K>): Promise<Response> {
+  async send<K extends OperationId>(operation: K, request: OperationRequest<K>): Promise<Exchange> {
     const { method } = OPERATIONS[operation];
     const url = this.url(operation, request.pathParams, request.query);
     const authenticated = request.authenticated ?? true;
@@ -188,10 +255,8 @@ export class Transport {
     let renewed = false;
     for (;;) {
       const headers: Record<string, string> = { accept: "application/json", ...request.headers };
-      if (authenticated) {
-        const token = await this.bearer(request.signal);
-        if (token !== undefined) headers["authorization"] = `Bearer ${token}`;
-      }
+      const token = authenticated ? await this.bearer(request.signal) : undefined;
+      if (token !== undefined) headers["authorization"] = `Bearer ${token}`;
       let payload: RequestBody | null = null;
       if (body !== undefined && "json" in body) {
         headers["content-type"] = "application/json";
@@ -204,76 +269,92 @@ export class Transport {
         headers["content-type"] = body.contentType;
         payload = body.raw;
       }
-      const response = await this.attempt(method, url, { method, headers, body: payload }, {
+      const exchange = await this.attempt(method, url, { method, headers, body: payload }, {
         repeatable: (request.repeatable ?? method === "GET") && replayable,
         signal: request.signal,
         streamingBody: payload instanceof ReadableStream,
+        headTimeout: request.upload ? this.#uploadTimeout : undefined,
+        bodyTimeout: true,
       });
+      const response = exchange.response;
       if (response.status === 401 && authenticated && !renewed && this.canRenew && replayable) {
         renewed = true;
         await response.body?.cancel().catch(() => undefined);
-        await this.renew(request.signal);
+        exchange.release();
+        await this.refresh(token, request.signal);
         continue;
       }
-      if (!response.ok) throw await apiError(response, method, url);
-      return response;
+      if (!response.ok) {
+        try {
+          throw await apiError(response, method, url);
+        } finally {
+          exchange.release();
+        }
+      }
+      return exchange;
     }
   }
 
   /**
    * One request with retries: sends `init`, again after a connection error or a `5xx`
-   * when `repeatable`. Returns the last answer, whatever its status.
+   * when `repeatable`. Returns the last answer, whatever its status; see
+   * {@link AttemptOptions} for what bounds it in time.
    */
-  async attempt(
-    method: string,
-    url: string,
-    init: RequestInit,
-    options: { repeatable: boolean; signal?: AbortSignal | undefined; streamingBody?: boolean; timeoutMs?: number },
-  ): Promise<Response> {
+  async attempt(method: string, url: string, init: RequestInit, options: AttemptOptions): Promise<Exchange> {
     const attempts = options.repeatable ? Math.max(1, this.#retry.attempts) : 1;
     const shown = redact(url);
+    const headTimeout = options.headTimeout === undefined ? this.#timeout : (options.headTimeout ?? undefined);
     for (let attempt = 1; ; attempt += 1) {
-      const timeout = timeoutSignal(options.timeoutMs ?? this.#timeoutMs, options.signal);
+      const deadline = new Deadline(options.signal);
+      deadline.arm(headTimeout);
       let response: Response;
       try {
-        const requestInit: RequestInit & { duplex?: "half" } = { ...init, signal: timeout.signal };
+        const requestInit: RequestInit & { duplex?: "half" } = { ...init, signal: deadline.signal };
         if (options.streamingBody) requestInit.duplex = "half";
         response = await this.#fetch(url, requestInit);
       } catch (error) {
-        timeout.clear();
-        const aborted = options.signal?.aborted === true;
-        if (!aborted && attempt < attempts) {
+        deadline.dispose();
+        if (!deadline.callerAborted && attempt < attempts) {
           await sleep(backoff(this.#retry, attempt), options.signal);
           continue;
         }
-        const what = aborted ? "the request was aborted" : timeout.timedOut() ? "the request timed out" : "cannot reach the API";
-        throw new TlaoConnectionError(what, method, shown, error);
+        throw new TlaoConnectionError(deadline.describe("cannot reach the API"), method, shown, error);
       }
-      // The timeout covers the answer's head; reading the body is bounded by the caller.
-      timeout.clear();
       if (response.status >= 500 && attempt < attempts) {
         await response.body?.cancel().catch(() => undefined);
+        deadline.dispose();
         await sleep(backoff(this.#retry, attempt), options.signal);
         continue;
       }
-      return response;
+      if (options.bodyTimeout || !response.ok) {
+        // An upload's body had no limit: its answer gets the usual one.
+        if (!deadline.armed && deadline.expired === undefined) deadline.arm(this.#timeout);
+      } else {
+        deadline.disarm(); // a streamed answer: the caller bounds it
+      }
+      return { response, deadline, release: () => deadline.dispose() };
     }
   }
 
-  /** Sends a request of `operation` (see {@link Transport.send}) and reads its JSON answer. */
+  /** Sends a request of `operation` (see {@link Transport.send}) and reads its JSON answer within `timeoutMs`. */
   async call<K extends OperationId>(operation: K, request: OperationRequest<K>): Promise<Success<K>> {
-    const response = await this.send(operation, request);
+    const exchange = await this.send(operation, request);
     const url = this.url(operation, request.pathParams, request.query);
-    return this.json<Success<K>>(response, OPERATIONS[operation].method, url);
+    try {
+      return await this.json<Success<K>>(exchange, OPERATIONS[operation].method, url);
+    } finally {
+      exchange.release();
+    }
   }
 
   /** Reads a JSON success body; an unreadable one is a {@link TlaoApiError}. */
-  async json<T>(response: Response, method: string, url: string): Promise<T> {
+  async json<T>(exchange: Exchange, method: string, url: string): Promise<T> {
+    const { response, deadline } = exchange;
     let text: string;
     try {
       text = await response.text();
     } catch (error) {
-      throw new TlaoConnectionError("the connection broke while reading the answer", method, redact(url), error);
+      throw new TlaoConnectionError(deadline.describe("the connection broke while reading the answer"), method, redact(url), error);
     }
     try {
       return JSON.parse(text) as T;
@@ -373,31 +454,4 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     signal?.addEventListener("abort", done, { once: true });
   });
-}
-
-/** A signal that aborts after `ms` or when `parent` aborts, whichever comes first. */
-export function timeoutSignal(
-  ms: number,
-  parent?: AbortSignal,
-): { signal: AbortSignal; clear: () => void; timedOut: () => boolean } {
-  const controller = new AbortController();
-  let timedOut = false;
-  const onAbort = (): void => controller.abort(parent?.reason);
-  if (parent?.aborted) controller.abort(parent.reason);
-  else parent?.addEventListener("abort", onAbort, { once: true });
-  const timer =
-    ms > 0 && Number.isFinite(ms)
-      ? setTimeout(() => {
-          timedOut = true;
-          controller.abort(new Error(`no answer within ${ms} ms`));
-        }, ms)
-      : undefined;
-  return {
-    signal: controller.signal,
-    // Only the timer: the caller's signal keeps aborting the answer's body.
-    clear: () => {
-      if (timer !== undefined) clearTimeout(timer);
-    },
-    timedOut: () => timedOut,
-  };
 }

@@ -8,7 +8,8 @@
  * reopened after a backoff with jitter, resuming with `Last-Event-ID` set to the last
  * sequence number received; events the server sends again anyway are skipped. Any
  * other `4xx` (bad token, no access, no such run) ends the iterator with a
- * {@link TlaoApiError} at once. Failures are counted while no event arrives; after
+ * {@link TlaoApiError} at once; a `401` is first answered by renewing the token once,
+ * and a renewal that cannot reach the API counts as a failed attempt. Failures are counted while no event arrives; after
  * {@link StreamOptions.reconnect}`.attempts` in a row the iterator gives up with a
  * {@link TlaoConnectionError} whose `cause` is the last failure.
  *
@@ -18,7 +19,7 @@
 import { TlaoApiError, TlaoConnectionError } from "./errors.js";
 import { END_EVENT, isRunEventType, type EndEvent, type RunEvent, type RunStreamEvent } from "./events.js";
 import type { StreamEnd } from "./generated/api-types.js";
-import { apiError, backoff, sleep, type RetryPolicy, type Transport } from "./http.js";
+import { apiError, backoff, sleep, type Exchange, type RetryPolicy, type Transport } from "./http.js";
 import { SseParser } from "./sse.js";
 
 /** The result of reading a byte stream. */
@@ -71,68 +72,84 @@ export async function* streamRunEvents(
   for (;;) {
     if (signal?.aborted) throw aborted(undefined);
     let failure: unknown;
-    let response: Response | undefined;
+    let exchange: Exchange | undefined;
+    let sent: string | undefined;
     try {
-      const token = await transport.bearer(signal);
+      sent = await transport.bearer(signal);
       const headers: Record<string, string> = { accept: "text/event-stream", "cache-control": "no-cache" };
-      if (token !== undefined) headers["authorization"] = `Bearer ${token}`;
+      if (sent !== undefined) headers["authorization"] = `Bearer ${sent}`;
       if (lastSeq > 0) headers["last-event-id"] = String(lastSeq);
-      response = await transport.attempt("GET", url, { method: "GET", headers }, { repeatable: false, signal, timeoutMs: stallMs });
+      exchange = await transport.attempt("GET", url, { method: "GET", headers }, {
+        repeatable: false,
+        signal,
+        headTimeout: { ms: stallMs, name: "stallTimeoutMs" },
+      });
     } catch (error) {
       if (signal?.aborted) throw aborted(error);
       if (error instanceof TlaoApiError) throw error; // the token exchange was refused
       failure = error;
     }
 
-    if (response !== undefined) {
-      if (response.status === 401 && !renewed && transport.canRenew) {
-        renewed = true;
-        await response.body?.cancel().catch(() => undefined);
-        await transport.renew(signal);
-        continue;
-      }
-      if (!response.ok) {
-        const error = await apiError(response, "GET", url);
-        if (response.status < 500 && response.status !== 429) throw error;
-        failure = error;
-      } else if (response.body === null) {
-        failure = new Error("the event stream has no body");
-      } else {
-        renewed = false;
-        parser.reset();
-        const reader = response.body.getReader();
-        try {
-          for (;;) {
-            const chunk = await readWithin(reader, stallMs);
-            if (chunk.done) {
-              failure = new Error(`the server closed the stream after event ${lastSeq} without an end event`);
-              break;
-            }
-            for (const message of parser.push(chunk.value)) {
-              if (message.event === END_EVENT) {
-                const end = parseData<StreamEnd>(message.data, url, response);
-                const event: EndEvent = { type: "end", status: end.status, lastSeq: end.lastSeq };
-                yield event;
-                return;
-              }
-              if (!isRunEventType(message.event)) continue; // a kind of event this SDK does not know
-              const event = parseData<RunEvent>(message.data, url, response);
-              if (typeof event.seq !== "number") {
-                throw malformed(url, response, `event without a sequence number: ${message.data.slice(0, 200)}`);
-              }
-              if (event.seq <= lastSeq) continue; // sent again after a resume
-              lastSeq = event.seq;
-              failures = 0;
-              yield event;
-            }
+    if (exchange !== undefined) {
+      const response = exchange.response;
+      try {
+        if (response.status === 401 && !renewed && transport.canRenew) {
+          renewed = true;
+          await response.body?.cancel().catch(() => undefined);
+          try {
+            await transport.refresh(sent, signal);
+            continue;
+          } catch (error) {
+            if (signal?.aborted) throw aborted(error);
+            if (error instanceof TlaoApiError) throw error; // the token exchange was refused
+            renewed = false; // it could not be done: try again on the next attempt
+            failure = error;
           }
-        } catch (error) {
-          if (error instanceof TlaoApiError) throw error;
-          if (signal?.aborted) throw aborted(error);
+        } else if (!response.ok) {
+          const error = await apiError(response, "GET", url);
+          if (response.status < 500 && response.status !== 429) throw error;
           failure = error;
-        } finally {
-          reader.cancel().catch(() => undefined);
+        } else if (response.body === null) {
+          failure = new Error("the event stream has no body");
+        } else {
+          renewed = false;
+          parser.reset();
+          const reader = response.body.getReader();
+          try {
+            for (;;) {
+              const chunk = await readWithin(reader, stallMs);
+              if (chunk.done) {
+                failure = new Error(`the server closed the stream after event ${lastSeq} without an end event`);
+                break;
+              }
+              for (const message of parser.push(chunk.value)) {
+                if (message.event === END_EVENT) {
+                  const end = parseData<StreamEnd>(message.data, url, response);
+                  const event: EndEvent = { type: "end", status: end.status, lastSeq: end.lastSeq };
+                  yield event;
+                  return;
+                }
+                if (!isRunEventType(message.event)) continue; // a kind of event this SDK does not know
+                const event = parseData<RunEvent>(message.data, url, response);
+                if (typeof event.seq !== "number") {
+                  throw malformed(url, response, `event without a sequence number: ${message.data.slice(0, 200)}`);
+                }
+                if (event.seq <= lastSeq) continue; // sent again after a resume
+                lastSeq = event.seq;
+                failures = 0;
+                yield event;
+              }
+            }
+          } catch (error) {
+            if (error instanceof TlaoApiError) throw error;
+            if (signal?.aborted) throw aborted(error);
+            failure = error;
+          } finally {
+            reader.cancel().catch(() => undefined);
+          }
         }
+      } finally {
+        exchange.release();
       }
     }
 

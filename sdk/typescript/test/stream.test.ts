@@ -174,3 +174,33 @@ test("aborting the signal ends the stream with a TlaoConnectionError", async () 
   assert.ok(seen.length >= 2);
   await server.admin.cancelRun(runId);
 });
+
+test("a token renewal that cannot reach the API is retried like a dropped connection", async () => {
+  const runId = await kiroRun("lines:3 doc");
+  await server.admin.waitForRun(runId);
+  let exchanges = 0;
+  const causes: unknown[] = [];
+  const client = new TlaoClient({
+    apiUrl: server.url,
+    token: "expired.or.forged",
+    apiKey: server.adminKey,
+    retry: { attempts: 1, initialBackoffMs: 1, maxBackoffMs: 1 },
+    fetch: async (input, init) => {
+      if (String(input).endsWith("/auth/token")) {
+        exchanges += 1;
+        if (exchanges === 1) throw new TypeError("fetch failed");
+      }
+      return fetch(input, init);
+    },
+  });
+  const events = await collect(
+    client.streamRunEvents(runId, {
+      reconnect: { attempts: 3, initialBackoffMs: 1, maxBackoffMs: 5 },
+      onReconnect: (_, cause) => causes.push(cause),
+    }),
+  );
+  assertComplete(events, "completed");
+  assert.equal(exchanges, 2);
+  assert.equal(causes.length, 1);
+  assert.ok(causes[0] instanceof TlaoConnectionError, String(causes[0]));
+});

@@ -65,3 +65,60 @@ export async function rejection(promise: Promise<unknown>): Promise<unknown> {
 
 /** A run id that is well formed but names no run. */
 export const UNKNOWN_RUN = "run_00000000000000000000000000";
+
+/** A local HTTP server that never finishes an answer, to test timeouts and aborts. */
+export interface StallingServer {
+  /** Its base URL. */
+  url: string;
+  /** How many requests it received. */
+  requests: number;
+  /** Closes every connection and stops listening. */
+  stop: () => Promise<void>;
+}
+
+/**
+ * Starts a {@link StallingServer}: `silent` never answers; `head` sends a `200` JSON
+ * answer's head and the first byte of its body, then nothing more.
+ */
+export async function startStallingServer(mode: "silent" | "head"): Promise<StallingServer> {
+  const { createServer } = await import("node:http");
+  const state = { requests: 0 };
+  const server = createServer((_request, response) => {
+    state.requests += 1;
+    if (mode === "head") {
+      response.writeHead(200, { "content-type": "application/json" });
+      response.write("{");
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("the stalling server has no port");
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    get requests() {
+      return state.requests;
+    },
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** `promise`, or a failure naming `what` when it does not settle within `ms` (so a hang fails instead of blocking the suite). */
+export async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Resolves after `ms` milliseconds. */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
