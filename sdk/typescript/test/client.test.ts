@@ -290,6 +290,47 @@ describe("tasks and runs", () => {
     assert.equal(runs.items.filter((r) => r.taskId === task.taskId).length, 1);
   });
 
+  test("createRun and createTask retried after a 5xx or a lost answer send the same Idempotency-Key, and create once", async () => {
+    type Failure = "502" | "lost";
+    /** A client whose first POST to `path` reaches the server but whose answer is replaced by `failure`. */
+    const failingOnce = (path: string, failure: Failure) => {
+      const keys: string[] = [];
+      const firstIds: string[] = [];
+      const client = new TlaoClient({
+        apiUrl: server.url,
+        apiKey: server.adminKey,
+        retry: { attempts: 3, initialBackoffMs: 1, maxBackoffMs: 5 },
+        fetch: async (input, init) => {
+          const real = await fetch(input, init);
+          if (init?.method !== "POST" || new URL(String(input)).pathname !== path) return real;
+          keys.push(new Headers(init.headers).get("idempotency-key") ?? "");
+          if (keys.length > 1) return real;
+          const created = (await real.json()) as { runId?: string; taskId?: string };
+          firstIds.push(created.runId ?? created.taskId ?? "");
+          if (failure === "lost") throw new TypeError("fetch failed");
+          return new Response("bad gateway", { status: 502 });
+        },
+      });
+      return { client, keys, firstIds };
+    };
+    for (const failure of ["502", "lost"] as const) {
+      const tasks = failingOnce("/tasks", failure);
+      const task = await tasks.client.createTask({ workspaceId: workspace.workspaceId, taskType: "doc.write", input: { prompt: `retried ${failure}` } });
+      assert.equal(tasks.keys.length, 2, failure);
+      assert.match(tasks.keys[0]!, /^tlao-/);
+      assert.equal(tasks.keys[1], tasks.keys[0]);
+      assert.deepEqual(tasks.firstIds, [task.taskId]);
+
+      const runs = failingOnce("/runs", failure);
+      const run = await runs.client.createRun({ taskId: task.taskId, executor: "shell" });
+      assert.equal(runs.keys.length, 2, failure);
+      assert.equal(runs.keys[1], runs.keys[0]);
+      assert.deepEqual(runs.firstIds, [run.runId]);
+      const listed = await client.listRuns({ workspaceId: workspace.workspaceId, limit: 100 });
+      assert.deepEqual(listed.items.filter((r) => r.taskId === task.taskId).map((r) => r.runId), [run.runId]);
+    }
+  });
+
   test("createTask with an idempotencyKey creates one task", async () => {
     const body = { workspaceId: workspace.workspaceId, taskType: "doc.write" as const, input: { prompt: "idempotent task" } };
     const key = `sdk-task-${Date.now()}`;
@@ -409,6 +450,29 @@ describe("artifacts", () => {
 
     const unchecked = await client.downloadArtifact(wrongHash, { verify: false });
     assert.equal(unchecked.byteLength, prompt.size);
+  });
+
+  test("a record whose download URL has expired is fetched again before the download", async () => {
+    const prompt = artifacts[0];
+    assert.ok(prompt);
+    const gets: string[] = [];
+    const counting = new TlaoClient({
+      apiUrl: server.url,
+      apiKey: server.adminKey,
+      fetch: (input, init) => {
+        const path = new URL(String(input)).pathname;
+        if (path.startsWith("/artifacts/")) gets.push(path);
+        return fetch(input, init);
+      },
+    });
+    const expired = {
+      ...prompt,
+      downloadUrl: "http://127.0.0.1:9/blobs/expired?signature=0",
+      downloadUrlExpiresAt: new Date(Date.now() - 60_000).toISOString(),
+    };
+    const bytes = await counting.downloadArtifact(expired);
+    assert.equal(bytes.byteLength, prompt.size);
+    assert.deepEqual(gets, [`/artifacts/${prompt.artifactId}`]);
   });
 
   test("a download URL with a broken signature is a typed 403", async () => {

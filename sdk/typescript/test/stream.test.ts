@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { TlaoApiError, TlaoClient, TlaoConnectionError, type RunEvent, type RunStreamEvent } from "@tlao/sdk";
+import { TlaoApiError, TlaoClient, TlaoConnectionError, type FetchLike, type RunEvent, type RunStreamEvent } from "@tlao/sdk";
 
 import { FaultyProxy } from "./proxy.js";
 import { UNKNOWN_RUN, rejection, startServer, type TestServer } from "./support.js";
@@ -173,6 +173,59 @@ test("aborting the signal ends the stream with a TlaoConnectionError", async () 
   assert.ok(error instanceof TlaoConnectionError, String(error));
   assert.ok(seen.length >= 2);
   await server.admin.cancelRun(runId);
+});
+
+/** A fetch whose first event stream breaks off after `cutAfter` bytes; later ones go to the server without `Last-Event-ID`, so it sends every event again. */
+function replaying(cutAfter: number): { fetch: FetchLike; strippedIds: string[] } {
+  const strippedIds: string[] = [];
+  let streams = 0;
+  return {
+    strippedIds,
+    fetch: async (input, init) => {
+      if (!String(input).endsWith("/events")) return fetch(input, init);
+      streams += 1;
+      if (streams > 1) {
+        const headers = new Headers(init?.headers);
+        strippedIds.push(headers.get("last-event-id") ?? "");
+        headers.delete("last-event-id");
+        return fetch(input, { ...init, headers });
+      }
+      const real = await fetch(input, init);
+      const reader = real.body!.getReader();
+      let forwarded = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          const chunk = await reader.read();
+          if (chunk.done) return controller.close();
+          const room = cutAfter - forwarded;
+          controller.enqueue(chunk.value.subarray(0, room));
+          forwarded += Math.min(room, chunk.value.byteLength);
+          if (forwarded >= cutAfter) {
+            await reader.cancel();
+            controller.error(new TypeError("terminated"));
+          }
+        },
+      });
+      return new Response(body, { status: real.status, headers: real.headers });
+    },
+  };
+}
+
+test("events the server sends again after a resume are skipped", async () => {
+  const runId = await kiroRun("lines:50 doc");
+  await server.admin.waitForRun(runId);
+  const replay = replaying(2000);
+  const reconnects: number[] = [];
+  const events = await collect(
+    new TlaoClient({ apiUrl: server.url, token, fetch: replay.fetch }).streamRunEvents(runId, {
+      reconnect: { attempts: 3, initialBackoffMs: 1, maxBackoffMs: 5 },
+      onReconnect: (lastSeq) => reconnects.push(lastSeq),
+    }),
+  );
+  assertComplete(events, "completed");
+  assert.equal(reconnects.length, 1);
+  assert.ok(reconnects[0]! > 0, "some events arrived before the cut, so the server sent them twice");
+  assert.deepEqual(replay.strippedIds, [String(reconnects[0])]);
 });
 
 test("a token renewal that cannot reach the API is retried like a dropped connection", async () => {
