@@ -617,6 +617,7 @@ async fn starting_a_task_from_the_form_lands_on_its_run_once_per_form() {
     let fields = [
         ("csrf", session.csrf.as_str()),
         ("nonce", "form-nonce-1"),
+        ("workspaceId", alice.workspace_id.as_str()),
         ("taskType", "doc.write"),
         ("prompt", "write the docs"),
         ("executor", ""),
@@ -652,6 +653,7 @@ async fn a_form_with_errors_comes_back_with_messages_and_the_input_kept() {
         &[
             ("csrf", session.csrf.as_str()),
             ("nonce", "n2"),
+            ("workspaceId", alice.workspace_id.as_str()),
             ("taskType", "code.change"),
             ("prompt", "   "),
             ("executor", "Not A Name"),
@@ -683,6 +685,7 @@ async fn an_archive_over_the_limit_is_refused_on_the_form_and_nothing_is_created
         &[
             ("csrf", session.csrf.as_str()),
             ("nonce", "n3"),
+            ("workspaceId", alice.workspace_id.as_str()),
             ("taskType", "code.change"),
             ("prompt", "change it"),
             ("executor", ""),
@@ -723,6 +726,7 @@ async fn a_form_without_the_token_creates_nothing() {
         &session,
         &[
             ("nonce", "n4"),
+            ("workspaceId", alice.workspace_id.as_str()),
             ("taskType", "doc.write"),
             ("prompt", "write"),
             ("executor", ""),
@@ -990,4 +994,97 @@ async fn a_foreign_runs_log_download_is_refused_with_403() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn the_form_starts_the_task_in_the_workspace_it_showed_not_the_switchers() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let other: Value = app
+        .post(
+            "/workspaces",
+            &alice.token,
+            &serde_json::json!({"name": "second"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let other = other["workspaceId"].as_str().unwrap().to_owned();
+    let session = sign_in(&app, &alice).await;
+    let form = html_page(session.get(&app, "/console/runs/new").await, StatusCode::OK).await;
+    assert_eq!(hidden_field(&form, "workspaceId"), alice.workspace_id);
+    // Meanwhile, another tab switched to the second workspace.
+    let switched = Session {
+        cookie: format!("{}; tlao_ws={other}", session.cookie),
+        csrf: session.csrf.clone(),
+    };
+
+    let response = start_task(
+        &app,
+        &switched,
+        &[
+            ("csrf", session.csrf.as_str()),
+            ("nonce", "ws-nonce"),
+            ("workspaceId", alice.workspace_id.as_str()),
+            ("taskType", "doc.write"),
+            ("prompt", "write the docs"),
+            ("executor", ""),
+        ],
+        None,
+    )
+    .await;
+
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+    let run_id = location.rsplit('/').next().unwrap();
+    let run: Value = app
+        .get(&format!("/runs/{run_id}"), &alice.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["workspaceId"], alice.workspace_id.as_str());
+}
+
+#[tokio::test]
+async fn a_form_naming_a_foreign_workspace_is_refused_with_403() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let session = sign_in(&app, &alice).await;
+
+    let response = start_task(
+        &app,
+        &session,
+        &[
+            ("csrf", session.csrf.as_str()),
+            ("nonce", "foreign-nonce"),
+            ("workspaceId", bob.workspace_id.as_str()),
+            ("taskType", "doc.write"),
+            ("prompt", "write the docs"),
+            ("executor", ""),
+        ],
+        Some(("repo.tar.gz", &common::gzip_like(100))),
+    )
+    .await;
+
+    let page = html_page(response, StatusCode::FORBIDDEN).await;
+    assert!(page.contains("not a member"), "{page}");
+    let runs: Value = app
+        .get(
+            &format!("/runs?workspaceId={}", bob.workspace_id),
+            &bob.token,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(runs["items"], serde_json::json!([]));
 }

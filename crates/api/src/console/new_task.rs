@@ -4,7 +4,10 @@
 //! the task and its run are created and the browser lands on the run's page.
 //!
 //! The form carries a nonce used as the idempotency key of the task and of the run, so
-//! a form sent twice (a double click, a reload of the POST) starts one run.
+//! a form sent twice (a double click, a reload of the POST) starts one run; and the id
+//! of the workspace it showed (`workspaceId`), so the task starts where the page said it
+//! would even if the switcher was used in another tab meanwhile (membership is checked
+//! again, and the id is part of the idempotency fingerprint).
 
 use std::io;
 
@@ -16,7 +19,8 @@ use futures::StreamExt;
 use maud::html;
 use serde::Serialize;
 use tlao_domain::{
-    ArchiveId, Constraints, ExecutorName, NewTask, Prompt, TaskInput, TaskSpec, TaskType, Workspace,
+    ArchiveId, Constraints, ExecutorName, NewTask, Prompt, TaskInput, TaskSpec, TaskType,
+    Workspace, WorkspaceId,
 };
 use tlao_orchestrator::{CreateRun, Idempotency, ServiceError};
 use tlao_ports::ByteStream;
@@ -36,6 +40,7 @@ const MAX_TEXT_FIELD: usize = tlao_domain::task_spec::MAX_PROMPT_BYTES + 1024;
 struct Draft {
     csrf: Option<String>,
     nonce: String,
+    workspace_id: String,
     task_type: String,
     prompt: String,
     executor: String,
@@ -55,7 +60,7 @@ pub(crate) async fn form(
         ..Draft::default()
     };
     page::respond(&req, &state, &keys, async |ctx| {
-        render(&state, ctx, &draft, &[], StatusCode::OK).await
+        render(&state, ctx, ctx.workspace()?, &draft, &[], StatusCode::OK).await
     })
     .await
 }
@@ -63,11 +68,11 @@ pub(crate) async fn form(
 async fn render(
     state: &AppState,
     ctx: &Ctx,
+    ws: &Workspace,
     draft: &Draft,
     errors: &[(&'static str, String)],
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
-    let ws = ctx.workspace()?;
     let executors = state.services.executors.list().await?;
     let max_archive = state.services.core.guardrails.max_archive_bytes;
     let error_of = |id: &str| {
@@ -103,6 +108,7 @@ async fn render(
         form class="stacked" method="post" action="/console/runs" enctype="multipart/form-data" {
             (ctx.csrf_input())
             input type="hidden" name="nonce" value=(session::random_token());
+            input type="hidden" name="workspaceId" value=(ws.workspace_id);
             div class="field" {
                 label for="taskType" { "Task type" }
                 span class="hint" id="taskType-hint" { "What kind of work the agent should do." }
@@ -225,13 +231,21 @@ pub(crate) async fn start(
         Err(error) => return error.render(None),
     };
     let mut draft = Draft::default();
-    match start_run(&req, &state, &ctx, payload, &mut draft).await {
+    let mut target: Option<Workspace> = None;
+    match start_run(&req, &state, &ctx, payload, &mut draft, &mut target).await {
         Ok(response) => response,
         Err(Failure::Page(error)) => error.render(Some(&ctx)),
         Err(Failure::Form(errors)) => {
+            // The form comes back for the workspace it was sent for, when that was valid.
+            let shown = match (&target, ctx.workspace()) {
+                (Some(ws), _) => ws,
+                (None, Ok(ws)) => ws,
+                (None, Err(error)) => return error.render(Some(&ctx)),
+            };
             match render(
                 &state,
                 &ctx,
+                shown,
                 &draft,
                 &errors,
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -256,17 +270,51 @@ impl From<PageError> for Failure {
     }
 }
 
+/// The workspace the form names in `workspaceId`, once the user's membership of it is
+/// checked (kept in `target`, so it is resolved once).
+async fn form_workspace(
+    state: &AppState,
+    ctx: &Ctx,
+    draft: &Draft,
+    target: &mut Option<Workspace>,
+) -> Result<Workspace, Failure> {
+    if let Some(ws) = target {
+        return Ok(ws.clone());
+    }
+    let Ok(id) = draft.workspace_id.parse::<WorkspaceId>() else {
+        return Err(Failure::Form(vec![(
+            "",
+            "The form does not say which workspace to start the task in; reload the page and try again."
+                .into(),
+        )]));
+    };
+    let ws = state
+        .services
+        .workspaces
+        .get(&ctx.session.caller, &id)
+        .await
+        .map_err(|error| match error {
+            ServiceError::Forbidden(_) => PageError::Forbidden(
+                "The form names a workspace you are not a member of, so the task was not started."
+                    .into(),
+            ),
+            other => other.into(),
+        })?;
+    *target = Some(ws.clone());
+    Ok(ws)
+}
+
 async fn start_run(
     req: &HttpRequest,
     state: &AppState,
     ctx: &Ctx,
     payload: web::Payload,
     draft: &mut Draft,
+    target: &mut Option<Workspace>,
 ) -> Result<HttpResponse, Failure> {
     if !session::same_origin(req) {
         return Err(PageError::Csrf.into());
     }
-    let ws = ctx.workspace()?.clone();
     let max_archive = state.services.core.guardrails.max_archive_bytes;
     let mut multipart = Multipart::new(req.headers(), payload);
     let mut archive: Option<ArchiveId> = None;
@@ -289,6 +337,13 @@ async fn start_run(
                 drain(&mut field, max_archive).await;
                 continue;
             }
+            let ws = match form_workspace(state, ctx, draft, target).await {
+                Ok(ws) => ws,
+                Err(failure) => {
+                    drain(&mut field, max_archive).await;
+                    return Err(failure);
+                }
+            };
             match upload(state, ctx, &ws, field, max_archive).await {
                 Ok(id) => archive = Some(id),
                 Err(UploadError::Field(message)) => upload_errors.push(("archive", message)),
@@ -300,6 +355,7 @@ async fn start_run(
         match name.as_str() {
             session::CSRF_FIELD => draft.csrf = Some(text),
             "nonce" => draft.nonce = text,
+            "workspaceId" => draft.workspace_id = text,
             "taskType" => draft.task_type = text,
             "prompt" => draft.prompt = text,
             "executor" => draft.executor = text,
@@ -307,6 +363,7 @@ async fn start_run(
         }
     }
     form::verify(req, &ctx.session, draft.csrf.as_deref())?;
+    let ws = form_workspace(state, ctx, draft, target).await?;
     let valid = validate(draft).map_err(|mut errors| {
         errors.extend(upload_errors.clone());
         Failure::Form(errors)
