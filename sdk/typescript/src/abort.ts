@@ -40,11 +40,6 @@ export class Deadline {
     return this.#controller.signal;
   }
 
-  /** Whether a timer is running. */
-  get armed(): boolean {
-    return this.#timer !== undefined;
-  }
-
   /** Whether the caller's signal aborted. */
   get callerAborted(): boolean {
     return this.#parent?.aborted === true;

@@ -114,9 +114,10 @@ export interface AttemptOptions {
   /** The limit on getting the answer's head; default `timeoutMs`, `null` for none. */
   headTimeout?: Timeout | null | undefined;
   /**
-   * Whether a limit also covers reading the answer's body (the head's, else `timeoutMs`).
-   * Otherwise the timer stops at a success answer's head and the body is bounded by the
-   * caller (error answers are always read within the limit).
+   * Whether `timeoutMs` also covers reading the answer's body: what is left of it when
+   * it covered the head too, all of it otherwise. If not, the timer stops at a success
+   * answer's head and the body is bounded by the caller (error answers are always read
+   * within `timeoutMs`).
    */
   bodyTimeout?: boolean | undefined;
 }
@@ -327,8 +328,9 @@ export class Transport {
         continue;
       }
       if (options.bodyTimeout || !response.ok) {
-        // An upload's body had no limit: its answer gets the usual one.
-        if (!deadline.armed && deadline.expired === undefined) deadline.arm(this.#timeout);
+        // The body is read within the usual limit: what is left of it, or all of it after
+        // another limit (an upload's, a stream's) covered the head.
+        if (headTimeout !== this.#timeout) deadline.arm(this.#timeout);
       } else {
         deadline.disarm(); // a streamed answer: the caller bounds it
       }
