@@ -9,9 +9,10 @@
  * sequence number received; events the server sends again anyway are skipped. Any
  * other `4xx` (bad token, no access, no such run) ends the iterator with a
  * {@link TlaoApiError} at once; a `401` is first answered by renewing the token once,
- * and a renewal that cannot reach the API counts as a failed attempt. Failures are counted while no event arrives; after
- * {@link StreamOptions.reconnect}`.attempts` in a row the iterator gives up with a
- * {@link TlaoConnectionError} whose `cause` is the last failure.
+ * and a renewal that cannot reach the API counts as a failed attempt. Failures are
+ * counted while no event arrives; after {@link StreamOptions.reconnect}`.attempts` in a
+ * row the iterator gives up with a {@link TlaoConnectionError} whose `cause` is the
+ * last failure. Each connection takes its listener off `signal` when it is over.
  *
  * @module
  */
