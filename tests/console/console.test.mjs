@@ -64,6 +64,24 @@ describe("the agent console", { timeout: 240_000 }, () => {
     assert.deepEqual(serious.map((v) => `${v.id}: ${v.help}`), [], `${label} has serious accessibility violations`);
   }
 
+  /**
+   * Audits a live run page: axe runs once the page's script is following the run (the
+   * live state says so and a streamed line arrived), and the run must still be live
+   * when it is done.
+   */
+  async function auditLive(route, label) {
+    await auditContext.clearCookies();
+    await auditContext.addCookies(await context.cookies());
+    let stillLive = false;
+    const serious = await seriousViolations(auditContext, url(route), label, async (live) => {
+      await live.locator("#live-state", { hasText: /Live/ }).waitFor({ timeout: 10_000 });
+      await live.locator("#log .line").first().waitFor({ timeout: 10_000 });
+    });
+    stillLive = ["queued", "running"].includes((await api.call("GET", `/runs/${route.split("/").pop()}`)).status);
+    assert.deepEqual(serious.map((v) => `${v.id}: ${v.help}`), [], `${label} has serious accessibility violations`);
+    assert.ok(stillLive, `${label}: the run was over before the audit finished`);
+  }
+
   async function logLines() {
     const text = await page.locator("#log").innerText();
     return text.split("\n").map((line) => line.trim());
@@ -172,6 +190,7 @@ describe("the agent console", { timeout: 240_000 }, () => {
     assert.ok(!early.includes("line 50"), "the run was still printing when its first line appeared");
     assert.match(await page.locator("#live-state").innerText(), /Live/);
     await screenshot(page, "05-run-live");
+    await auditLive(`/console/runs/${completedRun}`, "run (live)");
     const pause = page.getByRole("button", { name: "Pause auto-scroll" });
     await pause.click();
     assert.equal(await page.locator("#log-pause").getAttribute("aria-pressed"), "true");

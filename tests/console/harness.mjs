@@ -158,12 +158,14 @@ export async function screenshot(page, name) {
 
 /**
  * Runs axe-core on `url` in `auditContext` (which bypasses the page's CSP, the one
- * way to inject axe), and returns the serious and critical violations, printed.
+ * way to inject axe), once `ready(page)` resolved, and returns the serious and
+ * critical violations, printed.
  */
-export async function seriousViolations(auditContext, url, label) {
+export async function seriousViolations(auditContext, url, label, ready = async () => {}) {
   const page = await auditContext.newPage();
   try {
     await page.goto(url, { waitUntil: "load" });
+    await ready(page);
     await page.addScriptTag({ path: axePath });
     const results = await page.evaluate(async () => {
       // eslint-disable-next-line no-undef

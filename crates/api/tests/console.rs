@@ -1088,3 +1088,99 @@ async fn a_form_naming_a_foreign_workspace_is_refused_with_403() {
         .unwrap();
     assert_eq!(runs["items"], serde_json::json!([]));
 }
+
+/// A run of `user` that produced one available artifact, `plan.json`; the artifact's id.
+async fn artifact_of(app: &TestApp, user: &TestUser) -> String {
+    let run_id = app.run(user).await;
+    let worker = |path: String, body: Value| {
+        app.client
+            .post(app.url(&path))
+            .bearer_auth(common::WORKER_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let assignment: Value = worker(
+        "/worker/lease".into(),
+        serde_json::json!({"waitSeconds": 0}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let lease = assignment["leaseId"].as_str().unwrap().to_owned();
+    let body = b"{\"steps\":[]}".to_vec();
+    let slot: Value = worker(
+        format!("/worker/runs/{run_id}/artifacts"),
+        serde_json::json!({"leaseId": lease, "name": "plan.json", "artifactType": "plan",
+            "size": body.len(), "sha256": "a".repeat(64), "contentType": "application/json"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let put = app
+        .client
+        .put(slot["upload"]["url"].as_str().unwrap())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success());
+    let artifact_id = slot["artifact"]["artifactId"].as_str().unwrap().to_owned();
+    let settled = worker(
+        format!("/worker/runs/{run_id}/artifacts/{artifact_id}/finalize"),
+        serde_json::json!({"leaseId": lease}),
+    )
+    .await
+    .unwrap();
+    assert!(settled.status().is_success());
+    artifact_id
+}
+
+#[tokio::test]
+async fn a_foreign_workspaces_artifact_download_is_refused_with_403() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let artifact_id = artifact_of(&app, &alice).await;
+    let path = format!("/console/artifacts/{artifact_id}/download");
+
+    // The owner is sent on to the bytes…
+    let own = sign_in(&app, &alice).await.get(&app, &path).await;
+    assert_eq!(own.status(), StatusCode::SEE_OTHER);
+    assert!(
+        own.headers()[LOCATION]
+            .to_str()
+            .unwrap()
+            .contains("/blobs/")
+    );
+    // …another user is not, and learns nothing of where they are.
+    let response = sign_in(&app, &bob).await.get(&app, &path).await;
+    assert!(response.headers().get(LOCATION).is_none());
+    let page = html_page(response, StatusCode::FORBIDDEN).await;
+    assert!(page.contains("This artifact belongs to a workspace you are not a member of."));
+    assert!(!page.contains("/blobs/"));
+}
+
+#[tokio::test]
+async fn cancelling_a_foreign_workspaces_run_is_refused_with_403() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let run_id = app.run(&alice).await;
+    let session = sign_in(&app, &bob).await;
+
+    let response = session
+        .post(
+            &app,
+            &format!("/console/runs/{run_id}/cancel"),
+            &[("csrf", &session.csrf)],
+        )
+        .await;
+
+    let page = html_page(response, StatusCode::FORBIDDEN).await;
+    assert!(page.contains("This run belongs to a workspace you are not a member of."));
+    assert_eq!(run_status(&app, &alice, &run_id).await, "queued");
+}
