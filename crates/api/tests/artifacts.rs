@@ -228,3 +228,37 @@ async fn an_unknown_artifact_is_404_and_a_malformed_one_is_400() {
     let body = problem(malformed, StatusCode::BAD_REQUEST).await;
     assert_eq!(error_fields(&body), ["artifactId"]);
 }
+
+#[tokio::test]
+async fn blob_downloads_are_attachments_that_never_render_on_the_apis_origin() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let produced = produce(&app, &alice, true).await;
+    let artifact: Value = app
+        .get(
+            &format!("/artifacts/{}", produced.artifact_id),
+            &alice.token,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    let download = app
+        .client
+        .get(artifact["downloadUrl"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(download.status(), StatusCode::OK);
+    let headers = download.headers();
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"plan.json\""
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["content-security-policy"], "sandbox");
+}

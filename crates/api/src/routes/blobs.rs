@@ -3,6 +3,11 @@
 //! credential, so no token is needed. The request is handed over as it came (method,
 //! path and query, body stream); the gateway checks the signature before anything is
 //! read or written.
+//!
+//! These URLs are served on the API's origin, which is also the console's, so a
+//! download must never render there: every GET answers with `Content-Disposition:
+//! attachment` (named after the key's last segment — an artifact's name, an archive's
+//! id), `X-Content-Type-Options: nosniff` and `Content-Security-Policy: sandbox`.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -94,10 +99,46 @@ async fn serve(
                     .as_deref()
                     .unwrap_or("application/octet-stream"),
             ))
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                attachment(meta.key.as_str().rsplit('/').next().unwrap_or("download")),
+            ))
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .insert_header((header::CONTENT_SECURITY_POLICY, "sandbox"))
             .no_chunking(meta.size)
             .streaming(body),
         PresignedResponse::Uploaded(meta) => HttpResponse::Ok().json(BlobUploaded::from(meta)),
     })
+}
+
+/// A `Content-Disposition: attachment` value naming `name` safely (RFC 6266): a plain
+/// `filename` with every character outside printable ASCII, `"`, `\\` and `%` replaced by
+/// `_`, and, when that changed anything, the exact name as a percent-encoded UTF-8
+/// `filename*` (which browsers prefer).
+pub(crate) fn attachment(name: &str) -> String {
+    let name = if name.is_empty() { "download" } else { name };
+    let plain: String = name
+        .chars()
+        .map(|c| {
+            if (c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '%')) || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if plain == name {
+        return format!("attachment; filename=\"{plain}\"");
+    }
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}")
 }
 
 fn refusal(error: ServeError) -> ApiError {
@@ -126,5 +167,35 @@ fn refusal(error: ServeError) -> ApiError {
             cause: error.into(),
         },
         ServeError::Blob(error) => ApiError::internal(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attachment;
+
+    #[test]
+    fn attachment_names_are_quoted_safely() {
+        assert_eq!(
+            attachment("plan.json"),
+            "attachment; filename=\"plan.json\""
+        );
+        assert_eq!(
+            attachment("my plan.json"),
+            "attachment; filename=\"my plan.json\""
+        );
+        assert_eq!(
+            attachment("a\"b\\c%.txt"),
+            "attachment; filename=\"a_b_c_.txt\"; filename*=UTF-8''a%22b%5Cc%25.txt"
+        );
+        assert_eq!(
+            attachment("résumé.md"),
+            "attachment; filename=\"r_sum_.md\"; filename*=UTF-8''r%C3%A9sum%C3%A9.md"
+        );
+        assert_eq!(
+            attachment("x\r\nSet-Cookie: y"),
+            "attachment; filename=\"x__Set-Cookie: y\"; filename*=UTF-8''x%0D%0ASet-Cookie%3A%20y"
+        );
+        assert_eq!(attachment(""), "attachment; filename=\"download\"");
     }
 }
