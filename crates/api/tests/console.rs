@@ -1184,3 +1184,144 @@ async fn cancelling_a_foreign_workspaces_run_is_refused_with_403() {
     assert!(page.contains("This run belongs to a workspace you are not a member of."));
     assert_eq!(run_status(&app, &alice, &run_id).await, "queued");
 }
+
+/// A `multipart/form-data` body of `(name, file name, bytes)` parts, in this order.
+fn parts(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----tlao-test-boundary";
+    let mut body = Vec::new();
+    for (name, file_name, bytes) in parts {
+        let disposition = match file_name {
+            Some(file) => format!(
+                "form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: application/gzip"
+            ),
+            None => format!("form-data; name=\"{name}\""),
+        };
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn post_parts(
+    app: &TestApp,
+    session: &Session,
+    body: &[(&str, Option<&str>, &[u8])],
+) -> Response {
+    let (content_type, body) = parts(body);
+    browser()
+        .post(app.url("/console/runs"))
+        .header(COOKIE, &session.cookie)
+        .header(CONTENT_TYPE, content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn run_count(app: &TestApp, user: &TestUser) -> usize {
+    let runs: Value = app
+        .get(
+            &format!("/runs?workspaceId={}", user.workspace_id),
+            &user.token,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    runs["items"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn a_form_with_two_archives_is_refused_on_the_form() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let session = sign_in(&app, &alice).await;
+    let archive = common::gzip_like(100);
+
+    let response = post_parts(
+        &app,
+        &session,
+        &[
+            ("csrf", None, session.csrf.as_bytes()),
+            ("nonce", None, b"two-archives"),
+            ("workspaceId", None, alice.workspace_id.as_bytes()),
+            ("taskType", None, b"doc.write"),
+            ("prompt", None, b"write"),
+            ("executor", None, b""),
+            ("archive", Some("one.tar.gz"), &archive),
+            ("archive", Some("two.tar.gz"), &archive),
+        ],
+    )
+    .await;
+
+    let page = html_page(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(page.contains("Send one archive at most."), "{page}");
+    assert_eq!(run_count(&app, &alice).await, 0);
+}
+
+#[tokio::test]
+async fn an_archive_sent_before_the_token_is_refused_as_a_csrf_failure() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let session = sign_in(&app, &alice).await;
+    let archive = common::gzip_like(100);
+
+    let response = post_parts(
+        &app,
+        &session,
+        &[
+            ("nonce", None, b"archive-first"),
+            ("workspaceId", None, alice.workspace_id.as_bytes()),
+            ("taskType", None, b"doc.write"),
+            ("prompt", None, b"write"),
+            ("executor", None, b""),
+            ("archive", Some("repo.tar.gz"), &archive),
+            ("csrf", None, session.csrf.as_bytes()),
+        ],
+    )
+    .await;
+
+    let page = html_page(response, StatusCode::FORBIDDEN).await;
+    assert!(page.contains("security token"), "{page}");
+    assert_eq!(
+        run_count(&app, &alice).await,
+        0,
+        "not started without its archive"
+    );
+}
+
+#[tokio::test]
+async fn text_fields_over_256_kib_in_total_are_refused_with_413() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let session = sign_in(&app, &alice).await;
+    let filler = vec![b'x'; 100 * 1024];
+
+    let response = post_parts(
+        &app,
+        &session,
+        &[
+            ("csrf", None, session.csrf.as_bytes()),
+            ("nonce", None, b"too-much-text"),
+            ("workspaceId", None, alice.workspace_id.as_bytes()),
+            ("taskType", None, b"doc.write"),
+            ("prompt", None, b"write"),
+            ("executor", None, b""),
+            ("extra1", None, &filler),
+            ("extra2", None, &filler),
+            ("extra3", None, &filler),
+            ("archive", Some(""), b""),
+        ],
+    )
+    .await;
+
+    let page = html_page(response, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert!(page.contains("add up to more than 256.0 KiB"), "{page}");
+    assert_eq!(run_count(&app, &alice).await, 0);
+}

@@ -35,6 +35,10 @@ use crate::state::AppState;
 /// is too long rather than cut it).
 const MAX_TEXT_FIELD: usize = tlao_domain::task_spec::MAX_PROMPT_BYTES + 1024;
 
+/// The most bytes all text fields of one form may add up to (the form's own fields
+/// need a fraction of this); more is refused with 413.
+const MAX_TEXT_TOTAL: usize = 256 * 1024;
+
 /// What the user typed, kept to show the form again.
 #[derive(Debug, Default)]
 struct Draft {
@@ -232,36 +236,32 @@ pub(crate) async fn start(
     };
     let mut draft = Draft::default();
     let mut target: Option<Workspace> = None;
-    match start_run(&req, &state, &ctx, payload, &mut draft, &mut target).await {
+    let (status, errors) =
+        match start_run(&req, &state, &ctx, payload, &mut draft, &mut target).await {
+            Ok(response) => return response,
+            Err(Failure::Page(error)) => return error.render(Some(&ctx)),
+            Err(Failure::Form(errors)) => (StatusCode::UNPROCESSABLE_ENTITY, errors),
+            Err(Failure::TooLarge(errors)) => (StatusCode::PAYLOAD_TOO_LARGE, errors),
+        };
+    // The form comes back for the workspace it was sent for, when that was valid.
+    let shown = match (&target, ctx.workspace()) {
+        (Some(ws), _) => ws,
+        (None, Ok(ws)) => ws,
+        (None, Err(error)) => return error.render(Some(&ctx)),
+    };
+    match render(&state, &ctx, shown, &draft, &errors, status).await {
         Ok(response) => response,
-        Err(Failure::Page(error)) => error.render(Some(&ctx)),
-        Err(Failure::Form(errors)) => {
-            // The form comes back for the workspace it was sent for, when that was valid.
-            let shown = match (&target, ctx.workspace()) {
-                (Some(ws), _) => ws,
-                (None, Ok(ws)) => ws,
-                (None, Err(error)) => return error.render(Some(&ctx)),
-            };
-            match render(
-                &state,
-                &ctx,
-                shown,
-                &draft,
-                &errors,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-            {
-                Ok(response) => response,
-                Err(error) => error.render(Some(&ctx)),
-            }
-        }
+        Err(error) => error.render(Some(&ctx)),
     }
 }
 
 enum Failure {
+    /// An error page.
     Page(PageError),
+    /// The form again, with these errors (422).
     Form(FieldErrors),
+    /// The form again: its text fields were too large (413).
+    TooLarge(FieldErrors),
 }
 
 impl From<PageError> for Failure {
@@ -319,6 +319,8 @@ async fn start_run(
     let mut multipart = Multipart::new(req.headers(), payload);
     let mut archive: Option<ArchiveId> = None;
     let mut upload_errors = FieldErrors::new();
+    let mut archive_parts = 0usize;
+    let mut text_bytes = 0usize;
     while let Some(field) = multipart.next().await {
         let Ok(mut field) = field else {
             return Err(Failure::Form(vec![(
@@ -327,13 +329,28 @@ async fn start_run(
             )]));
         };
         let name = field.name().unwrap_or("").to_owned();
+        if text_bytes > MAX_TEXT_TOTAL {
+            // Refused already: read the rest only so the browser sees the page.
+            drain(&mut field, max_archive).await;
+            continue;
+        }
         if name == "archive" {
-            let csrf_ok = form::verify(req, &ctx.session, draft.csrf.as_deref()).is_ok();
+            archive_parts += 1;
+            // The form sends its token first: no archive byte is accepted before it.
+            if form::verify(req, &ctx.session, draft.csrf.as_deref()).is_err() {
+                drain(&mut field, max_archive).await;
+                return Err(PageError::Csrf.into());
+            }
+            if archive_parts > 1 {
+                drain(&mut field, max_archive).await;
+                upload_errors.push(("archive", "Send one archive at most.".into()));
+                continue;
+            }
             let has_file = field
                 .content_disposition()
                 .and_then(|cd| cd.get_filename())
                 .is_some_and(|name| !name.is_empty());
-            if !csrf_ok || !has_file || validate(draft).is_err() {
+            if !has_file || validate(draft).is_err() {
                 drain(&mut field, max_archive).await;
                 continue;
             }
@@ -351,7 +368,11 @@ async fn start_run(
             }
             continue;
         }
-        let text = read_text(&mut field).await;
+        let (text, received) = read_text(&mut field).await;
+        text_bytes = text_bytes.saturating_add(received);
+        if text_bytes > MAX_TEXT_TOTAL {
+            continue;
+        }
         match name.as_str() {
             session::CSRF_FIELD => draft.csrf = Some(text),
             "nonce" => draft.nonce = text,
@@ -361,6 +382,15 @@ async fn start_run(
             "executor" => draft.executor = text,
             _ => {}
         }
+    }
+    if text_bytes > MAX_TEXT_TOTAL {
+        return Err(Failure::TooLarge(vec![(
+            "",
+            format!(
+                "The form's text fields add up to more than {}; shorten the prompt.",
+                page::bytes(MAX_TEXT_TOTAL as u64)
+            ),
+        )]));
     }
     form::verify(req, &ctx.session, draft.csrf.as_deref())?;
     let ws = form_workspace(state, ctx, draft, target).await?;
@@ -484,16 +514,26 @@ fn service_failure(error: ServiceError) -> Failure {
     }
 }
 
-/// A text field, at most [`MAX_TEXT_FIELD`] bytes (the rest is dropped), as UTF-8.
-async fn read_text(field: &mut actix_multipart::Field) -> String {
+/// A text field, at most [`MAX_TEXT_FIELD`] bytes (the rest is read and dropped, up to
+/// a generous bound), as UTF-8, and how many bytes arrived.
+async fn read_text(field: &mut actix_multipart::Field) -> (String, usize) {
+    const BOUND: usize = 64 * 1024 * 1024;
     let mut text = BytesMut::new();
+    let mut received = 0usize;
     while let Some(chunk) = field.next().await {
         let Ok(chunk) = chunk else { break };
+        received = received.saturating_add(chunk.len());
         let room = MAX_TEXT_FIELD.saturating_sub(text.len());
         text.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if received > BOUND {
+            break;
+        }
     }
     // Browsers send CRLF line ends in text areas.
-    String::from_utf8_lossy(&text).replace("\r\n", "\n")
+    (
+        String::from_utf8_lossy(&text).replace("\r\n", "\n"),
+        received,
+    )
 }
 
 /// Reads and drops the rest of a field, so the browser finishes sending and sees the
