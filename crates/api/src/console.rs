@@ -5,7 +5,8 @@
 //! API's routes: it is a separate scope, outside the route table and the OpenAPI
 //! document, authenticated by a session cookie (see [`session`]) where the REST API
 //! takes bearer tokens only. Every response carries a strict Content-Security-Policy
-//! (scripts and styles from this origin only, no inline code, no framing).
+//! (scripts and styles from this origin only, no inline code, no framing), and over
+//! https `Strict-Transport-Security`.
 //!
 //! | route | page |
 //! |---|---|
@@ -32,6 +33,8 @@ mod page;
 mod runs;
 pub(crate) mod session;
 
+use actix_web::dev::Service as _;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, middleware, web};
 
 use crate::state::AppState;
@@ -55,6 +58,20 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, keys: web::Data<ConsoleKey
         web::scope("/console")
             .app_data(keys)
             .wrap(headers)
+            .wrap_fn(|req, service| {
+                let https = session::is_https(req.request());
+                let response = service.call(req);
+                async move {
+                    let mut response = response.await?;
+                    if https {
+                        response.headers_mut().insert(
+                            header::STRICT_TRANSPORT_SECURITY,
+                            HeaderValue::from_static(session::HSTS),
+                        );
+                    }
+                    Ok(response)
+                }
+            })
             .route("", web::get().to(dashboard::dashboard))
             .route("/", web::get().to(dashboard::dashboard))
             .route("/login", web::get().to(login::login_form))

@@ -202,8 +202,54 @@ async fn the_session_cookie_is_secure_behind_an_https_proxy() {
         .unwrap();
 
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
     let cookies = set_cookies(&response);
-    assert!(cookie_named(&cookies, "tlao_session").contains("; Secure"));
+    let session = cookie_named(&cookies, "__Host-tlao_session");
+    assert!(session.contains("; Secure"), "{session}");
+    assert!(session.contains("; Path=/;"), "{session}");
+    assert!(!session.contains("Domain"), "{session}");
+    assert!(
+        !cookies.iter().any(|c| c.starts_with("tlao_session=")),
+        "{cookies:?}"
+    );
+    let secret = session
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1;
+
+    // Over https the __Host- name is read, and only it.
+    let over_https = |cookie: String| {
+        browser()
+            .get(app.url("/console"))
+            .header(COOKIE, cookie)
+            .header("X-Forwarded-Proto", "https")
+            .send()
+    };
+    let page = over_https(format!("__Host-tlao_session={secret}"))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(
+        page.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    let plain_name = over_https(format!("tlao_session={secret}")).await.unwrap();
+    assert_eq!(plain_name.status(), StatusCode::SEE_OTHER);
+    // Over plain http, the __Host- cookie is not read, and there is no HSTS.
+    let plain = browser()
+        .get(app.url("/console"))
+        .header(COOKIE, format!("__Host-tlao_session={secret}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), StatusCode::SEE_OTHER);
+    assert!(plain.headers().get("strict-transport-security").is_none());
 }
 
 #[tokio::test]

@@ -9,9 +9,7 @@ use tlao_orchestrator::ServiceError;
 
 use super::form::{self, Form};
 use super::page::{self, Nav, PageError};
-use super::session::{
-    self, ConsoleKeys, LOGIN_CSRF_COOKIE, SESSION_COOKIE, WORKSPACE_COOKIE, local_next,
-};
+use super::session::{self, ConsoleKeys, LOGIN_CSRF_COOKIE, WORKSPACE_COOKIE, local_next};
 use crate::state::AppState;
 
 /// Where the login form's double-submit cookie is sent.
@@ -152,7 +150,13 @@ pub(crate) async fn login(
     let headers = response.headers_mut();
     headers.append(
         header::SET_COOKIE,
-        session::set_cookie(&req, SESSION_COOKIE, &started.secret, "/", max_age),
+        session::set_cookie(
+            &req,
+            session::session_cookie(&req),
+            &started.secret,
+            "/",
+            max_age,
+        ),
     );
     headers.append(
         header::SET_COOKIE,
@@ -190,7 +194,7 @@ pub(crate) async fn logout(
 fn cleared(req: &HttpRequest, mut response: HttpResponse) -> HttpResponse {
     response.headers_mut().append(
         header::SET_COOKIE,
-        session::set_cookie(req, SESSION_COOKIE, "", "/", 0),
+        session::set_cookie(req, session::session_cookie(req), "", "/", 0),
     );
     response.headers_mut().append(
         header::SET_COOKIE,

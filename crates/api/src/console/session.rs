@@ -4,11 +4,15 @@
 //!   session record (see [`tlao_orchestrator::sessions`]): every console request looks
 //!   the record up (one point read), signing out deletes it, and it expires after
 //!   [`SESSION_TTL_SECONDS`]. The secret is not a bearer token: the REST API refuses it.
-//!   The cookie is `HttpOnly; SameSite=Strict; Path=/`, and `Secure` when the request came over
-//!   https: directly, or through a proxy that says so with `X-Forwarded-Proto: https`
-//!   (or `Forwarded: proto=https`). Trusting that header is safe in one direction only,
-//!   which is the one it is used for: a forged header can add `Secure`, never remove it
-//!   from a cookie the proxy would have protected.
+//!   The cookie is `HttpOnly; SameSite=Strict; Path=/`. Over https — directly, or
+//!   through a proxy that says so with `X-Forwarded-Proto: https` (or `Forwarded:
+//!   proto=https`) — it is also `Secure` and named `__Host-tlao_session`, a prefix
+//!   browsers accept only with `Secure`, `Path=/` and no `Domain`, so neither a
+//!   subdomain nor plain http can set or shadow it; only the name matching the
+//!   request's scheme is read. Console responses over https also carry
+//!   `Strict-Transport-Security`. Trusting the proxy's header is safe in one direction
+//!   only, which is the one it is used for: a forged header can add `Secure`, never
+//!   remove it from a cookie the proxy would have protected.
 //! - **CSRF**: every form carries a synchronizer token derived statelessly from the
 //!   session (HMAC-SHA256 under a key derived from the signing secret), checked on every
 //!   POST; a POST is also refused when `Sec-Fetch-Site` says another site sent it or
@@ -29,8 +33,12 @@ use tlao_orchestrator::{Caller, ServiceError};
 
 use crate::state::AppState;
 
-/// The cookie carrying the session token.
+/// The cookie carrying the session's secret, over plain http (local development).
 pub(crate) const SESSION_COOKIE: &str = "tlao_session";
+/// The cookie carrying the session's secret over https.
+pub(crate) const SECURE_SESSION_COOKIE: &str = "__Host-tlao_session";
+/// The `Strict-Transport-Security` of console responses over https (one year).
+pub(crate) const HSTS: &str = "max-age=31536000";
 /// The cookie carrying the login form's double-submit token.
 pub(crate) const LOGIN_CSRF_COOKIE: &str = "tlao_login_csrf";
 /// The cookie remembering the workspace chosen in the switcher.
@@ -97,7 +105,7 @@ pub(crate) async fn session(
     state: &AppState,
     keys: &ConsoleKeys,
 ) -> Result<Option<Session>, ServiceError> {
-    let Some(secret) = cookie(req, SESSION_COOKIE) else {
+    let Some(secret) = cookie(req, session_cookie(req)) else {
         return Ok(None);
     };
     let Some(caller) = state.services.sessions.resolve(&secret).await? else {
@@ -120,6 +128,15 @@ pub(crate) fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value.trim_matches('"').to_owned())
+}
+
+/// The session cookie's name for this request's scheme.
+pub(crate) fn session_cookie(req: &HttpRequest) -> &'static str {
+    if is_https(req) {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
 }
 
 /// Whether the request reached us over https (directly or per the proxy's header).
