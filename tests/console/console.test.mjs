@@ -196,11 +196,15 @@ describe("the agent console", { timeout: 240_000 }, () => {
     assert.equal(await page.locator("#log-pause").getAttribute("aria-pressed"), "true");
     await page.getByRole("button", { name: "Resume auto-scroll" }).click();
     assert.equal(await page.locator("#log-pause").getAttribute("aria-pressed"), "false");
+    // The Cancel button is focused when the run ends and the script replaces it: the
+    // focus moves to the page's heading, not to nowhere.
+    await page.getByRole("button", { name: "Cancel run" }).focus();
     await page.locator("#log .line", { hasText: /^line 50\s*$/ }).waitFor({ timeout: 30_000 });
     await waitForStatus("completed");
     await page.locator("#run-facts").getByRole("link", { name: "plan.json" }).waitFor({ timeout: 10_000 });
     page.off("framenavigated", countNavigations);
     assert.equal(navigations, 0, "the page followed the run without reloading");
+    assert.equal(await page.evaluate(() => document.activeElement?.tagName), "H1", "the focus went to the heading");
 
     const lines = await logLines();
     for (let i = 1; i <= 50; i += 1) {
@@ -323,6 +327,32 @@ describe("the agent console", { timeout: 240_000 }, () => {
     assert.match(await page.getByRole("table", { name: "Executors" }).innerText(), /last run/);
     await screenshot(page, "12-dashboard");
     await audit("/console", "dashboard (with runs)");
+  });
+
+  it("strips control characters from streamed lines and announces the stream's state", async () => {
+    const task = await api.call("POST", "/tasks", {
+      workspaceId: server.workspace,
+      taskType: "doc.write",
+      input: { prompt: "hang around" },
+    });
+    const run = await api.call("POST", "/runs", { taskId: task.taskId });
+    // The stream is stood in for, to send what no stand-in agent prints.
+    const line = "a\rb\u0007c\u0008d\te\u001b[31mf\u001b[0m\u007fg\u009bh";
+    const body = `event: log\ndata: ${JSON.stringify({ seq: 99, type: "log", stream: "stdout", text: line })}\n\n`
+      + `event: end\ndata: ${JSON.stringify({ status: "cancelled" })}\n\n`;
+    await page.route(`**/console/runs/${run.runId}/events*`, (route) =>
+      route.fulfill({ status: 200, headers: { "Content-Type": "text/event-stream" }, body }));
+    try {
+      await page.goto(url(`/console/runs/${run.runId}`));
+      assert.equal(await page.locator("#live-state").getAttribute("role"), "status");
+      await page.locator("#live-state", { hasText: "The run is over." }).waitFor({ timeout: 10_000 });
+      const text = await page.locator("#log").evaluate((log) => log.textContent);
+      assert.ok(text.includes("abcd\tefgh\n"), JSON.stringify(text));
+      assert.doesNotMatch(text, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+    } finally {
+      await page.unroute(`**/console/runs/${run.runId}/events*`);
+      await api.call("POST", `/runs/${run.runId}/cancel`);
+    }
   });
 
   it("refuses a foreign workspace's run with a 403 page that explains", async () => {

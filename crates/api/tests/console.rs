@@ -685,6 +685,11 @@ async fn starting_a_task_from_the_form_lands_on_its_run_once_per_form() {
     let page = html_page(session.get(&app, &location).await, StatusCode::OK).await;
     assert!(page.contains("write the docs"));
     assert!(page.contains(&format!("data-events=\"/console/runs/{run_id}/events\"")));
+    // Connection losses and the run's end, which the script writes here, are announced.
+    assert!(
+        page.contains("id=\"live-state\" class=\"live-state\" role=\"status\""),
+        "{page}"
+    );
 }
 
 #[tokio::test]

@@ -57,3 +57,45 @@ pub(crate) async fn asset(name: web::Path<String>) -> HttpResponse {
             .body("no such asset"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::CSS;
+
+    /// The WCAG relative luminance of `#rrggbb`.
+    fn luminance(hex: &str) -> f64 {
+        let channel = |i: usize| {
+            let value = f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0)) / 255.0;
+            if value <= 0.039_28 {
+                value / 12.92
+            } else {
+                ((value + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5)
+    }
+
+    fn contrast(a: &str, b: &str) -> f64 {
+        let (a, b) = (luminance(a), luminance(b));
+        (a.max(b) + 0.05) / (a.min(b) + 0.05)
+    }
+
+    #[test]
+    fn the_focus_outline_stands_out_on_white_the_page_and_the_header() {
+        let focus: Vec<&str> = CSS
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("--focus:"))
+            .map(|value| value.trim().trim_end_matches(';'))
+            .collect();
+        assert!(!focus.is_empty(), "the stylesheet defines --focus");
+        for colour in focus {
+            assert_eq!(colour.len(), 7, "{colour} is #rrggbb");
+            // The surface, the page background and the top bar.
+            for background in ["#ffffff", "#f6f7f9", "#111827"] {
+                let ratio = contrast(colour, background);
+                assert!(ratio >= 3.0, "focus {colour} on {background}: {ratio:.2}:1");
+            }
+        }
+        assert!(CSS.contains("background: #111827;"), "the header's colour");
+    }
+}

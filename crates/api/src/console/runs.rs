@@ -399,7 +399,7 @@ async fn detail_page(state: &AppState, ctx: &Ctx, run_id: &str) -> Result<HttpRe
                 div id="live" data-events={ "/console/runs/" (run.run_id) "/events" } data-after=(last_seq) {
                     div class="log-toolbar" {
                         button type="button" id="log-pause" class="button secondary small" aria-pressed="false" aria-controls="log" hidden { "Pause auto-scroll" }
-                        span id="live-state" class="live-state" { "Live updates need JavaScript; reload to see new output." }
+                        span id="live-state" class="live-state" role="status" { "Live updates need JavaScript; reload to see new output." }
                     }
                     ul id="live-artifacts" hidden aria-label="Artifacts stored during this view" {}
                 }

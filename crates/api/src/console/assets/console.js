@@ -3,7 +3,10 @@
 // The page works without this file; with it, the log and the status follow the run as
 // it happens. Events come from /console/runs/{id}/events (server-sent events; the
 // browser reconnects by itself and resumes with Last-Event-ID). Log lines are added as
-// text nodes, never as HTML, after removing any ANSI escape sequence left in them.
+// text nodes, never as HTML, after removing any ANSI escape sequence and control
+// character (but tab) left in them, as the server does for the lines it renders.
+// When a block is replaced or hidden while it holds the keyboard focus, the focus moves
+// to its counterpart in the new block, else to the page's heading, never to nowhere.
 "use strict";
 
 (function () {
@@ -17,6 +20,8 @@
   const statusRegion = document.getElementById("run-status");
   const artifactList = document.getElementById("live-artifacts");
   const ansi = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(\u0007|\u001b\\)?|\u001b./g;
+  // C0 controls but tab (and newline, which cannot occur in a line), DEL and C1.
+  const controls = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
   const labels = {
     queued: ["◷", "queued"],
     running: ["●", "running"],
@@ -48,6 +53,36 @@
     }
   }
 
+  function clean(text) {
+    return String(text).replace(ansi, "").replace(controls, "");
+  }
+
+  const focusable = "a[href], button, input, select, textarea, [tabindex]";
+
+  // Moves the focus to `target`, or to the page's heading when there is none.
+  function focusOn(target) {
+    const heading = document.querySelector("main h1");
+    const element = target || heading;
+    if (!element) {
+      return;
+    }
+    if (!element.matches(focusable)) {
+      element.setAttribute("tabindex", "-1");
+    }
+    element.focus();
+  }
+
+  // The focused element's counterpart in `fresh` (same tag and text), if any.
+  function counterpart(fresh, focused) {
+    const candidates = fresh.querySelectorAll(focused.tagName);
+    for (let i = 0; i < candidates.length; i += 1) {
+      if (candidates[i].textContent === focused.textContent && candidates[i].matches(focusable)) {
+        return candidates[i];
+      }
+    }
+    return null;
+  }
+
   function nearBottom() {
     return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
   }
@@ -55,7 +90,7 @@
   function append(text, kind) {
     const line = document.createElement("span");
     line.className = "line " + kind;
-    line.textContent = text.replace(ansi, "") + "\n";
+    line.textContent = clean(text) + "\n";
     log.appendChild(line);
     if (following) {
       log.scrollTop = log.scrollHeight;
@@ -113,13 +148,22 @@
           return;
         }
         const fresh = new DOMParser().parseFromString(html, "text/html");
+        const focused = document.activeElement;
+        let refocus = null;
         ["run-facts", "run-actions"].forEach(function (id) {
           const mine = document.getElementById(id);
           const theirs = fresh.getElementById(id);
           if (mine && theirs) {
-            mine.replaceWith(document.importNode(theirs, true));
+            const imported = document.importNode(theirs, true);
+            if (focused && focused !== document.body && mine.contains(focused)) {
+              refocus = { within: imported };
+            }
+            mine.replaceWith(imported);
           }
         });
+        if (refocus) {
+          focusOn(counterpart(refocus.within, focused));
+        }
         // The facts now list every artifact; the live list would repeat them.
         if (artifactList) {
           artifactList.remove();
@@ -195,7 +239,11 @@
       window.clearInterval(ticking);
     }
     if (pause) {
+      const hadFocus = document.activeElement === pause;
       pause.hidden = true;
+      if (hadFocus) {
+        focusOn(null);
+      }
     }
     refreshFacts();
   });
