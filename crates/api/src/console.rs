@@ -95,12 +95,61 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, keys: web::Data<ConsoleKey
     );
 }
 
-/// Any other path under `/console`: the 404 page.
+/// Every console path and the methods it answers, as routed in [`configure`]; a request
+/// with another method on one of these paths gets the 405 page.
+const ROUTES: &[(&str, &[&str])] = &[
+    ("/console", &["GET"]),
+    ("/console/", &["GET"]),
+    ("/console/login", &["GET", "POST"]),
+    ("/console/logout", &["POST"]),
+    ("/console/workspace", &["POST"]),
+    ("/console/runs", &["GET", "POST"]),
+    ("/console/runs/new", &["GET"]),
+    ("/console/runs/{runId}", &["GET"]),
+    ("/console/runs/{runId}/cancel", &["POST"]),
+    ("/console/runs/{runId}/events", &["GET"]),
+    ("/console/runs/{runId}/log.txt", &["GET"]),
+    ("/console/artifacts", &["GET"]),
+    ("/console/artifacts/{artifactId}/download", &["GET"]),
+    ("/console/assets/{name}", &["GET"]),
+];
+
+/// The methods `path` answers, when it is a console page.
+fn allowed_methods(path: &str) -> Option<&'static [&'static str]> {
+    ROUTES
+        .iter()
+        .find(|(pattern, _)| actix_web::dev::ResourceDef::new(*pattern).is_match(path))
+        .map(|(_, methods)| *methods)
+}
+
+/// Any other request under `/console`: the 405 page (with `Allow`) for a known path
+/// asked with another method, else the 404 page.
 async fn not_found(
     req: HttpRequest,
     state: web::Data<AppState>,
     keys: web::Data<ConsoleKeys>,
 ) -> HttpResponse {
     let ctx = Ctx::load(&req, &state, &keys).await.ok();
-    PageError::NotFound(format!("There is no page at {}.", req.path())).render(ctx.as_ref())
+    let error = match allowed_methods(req.path()) {
+        Some(methods) => PageError::MethodNotAllowed(methods),
+        None => PageError::NotFound(format!("There is no page at {}.", req.path())),
+    };
+    error.render(ctx.as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed_methods;
+
+    #[test]
+    fn known_paths_name_their_methods() {
+        assert_eq!(allowed_methods("/console/runs"), Some(&["GET", "POST"][..]));
+        assert_eq!(allowed_methods("/console/runs/new"), Some(&["GET"][..]));
+        assert_eq!(
+            allowed_methods("/console/runs/run_01ARZ3NDEKTSV4RRFFQ69G5FAV/cancel"),
+            Some(&["POST"][..])
+        );
+        assert_eq!(allowed_methods("/console/no-such-page"), None);
+        assert_eq!(allowed_methods("/console/runs/a/b/c"), None);
+    }
 }

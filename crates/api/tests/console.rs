@@ -1376,3 +1376,54 @@ async fn text_fields_over_256_kib_in_total_are_refused_with_413() {
     assert!(page.contains("add up to more than 256.0 KiB"), "{page}");
     assert_eq!(run_count(&app, &alice).await, 0);
 }
+
+#[tokio::test]
+async fn another_method_on_a_console_page_is_a_405_page_with_allow() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let run_id = app.run(&alice).await;
+    let session = sign_in(&app, &alice).await;
+
+    for (method, path, allow) in [
+        (
+            reqwest::Method::DELETE,
+            "/console/runs".to_owned(),
+            "GET, POST",
+        ),
+        (
+            reqwest::Method::PUT,
+            format!("/console/runs/{run_id}"),
+            "GET",
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/console/runs/{run_id}/cancel"),
+            "POST",
+        ),
+        (reqwest::Method::GET, "/console/logout".to_owned(), "POST"),
+    ] {
+        let response = browser()
+            .request(method.clone(), app.url(&path))
+            .header(COOKIE, &session.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+        assert!(response.headers().contains_key("content-security-policy"));
+        let page = html_page(response, StatusCode::METHOD_NOT_ALLOWED).await;
+        assert!(page.contains("Not available this way"), "{method} {path}");
+        assert!(
+            page.contains("Log out"),
+            "the console's frame: {method} {path}"
+        );
+    }
+    assert_eq!(run_status(&app, &alice, &run_id).await, "queued");
+    // An unknown path is still the 404 page.
+    let unknown = browser()
+        .delete(app.url("/console/no-such-page"))
+        .header(COOKIE, &session.cookie)
+        .send()
+        .await
+        .unwrap();
+    html_page(unknown, StatusCode::NOT_FOUND).await;
+}

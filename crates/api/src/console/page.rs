@@ -132,6 +132,8 @@ pub(crate) enum PageError {
     Forbidden(String),
     /// It does not exist.
     NotFound(String),
+    /// The page exists, but not for this method: the methods it answers.
+    MethodNotAllowed(&'static [&'static str]),
     /// A form arrived without this session's token, or from another site.
     Csrf,
     /// The user belongs to no workspace.
@@ -161,6 +163,10 @@ impl From<ServiceError> for PageError {
 impl PageError {
     /// The page (or redirect) for this error; `ctx` adds the navigation when known.
     pub fn render(self, ctx: Option<&Ctx>) -> HttpResponse {
+        let allow = match &self {
+            PageError::MethodNotAllowed(methods) => Some(methods.join(", ")),
+            _ => None,
+        };
         let (status, title, message, hint): (StatusCode, &str, String, Markup) = match self {
             PageError::Login { next } => {
                 return see_other(&format!(
@@ -184,6 +190,18 @@ impl PageError {
                 html! {
                     p { "Check the address, or find what you are looking for from "
                         a href="/console/runs" { "Runs" } " or " a href="/console/artifacts" { "Artifacts" } "." }
+                },
+            ),
+            PageError::MethodNotAllowed(methods) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Not available this way",
+                format!(
+                    "This page answers {} only.",
+                    methods.join(" and ")
+                ),
+                html! {
+                    p { "Links and the console's own forms always use the right method; "
+                        "go back and use the page's buttons." }
                 },
             ),
             PageError::Csrf => (
@@ -223,7 +241,13 @@ impl PageError {
                 p { a href="/console" { "Back to the dashboard" } }
             }
         };
-        page(status, ctx, Nav::None, title, body)
+        let mut response = page(status, ctx, Nav::None, title, body);
+        if let Some(allow) = allow
+            && let Ok(value) = header::HeaderValue::from_str(&allow)
+        {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
+        response
     }
 }
 
