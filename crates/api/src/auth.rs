@@ -71,6 +71,11 @@ impl TokenAuthority {
         })
     }
 
+    /// How long a token (and a console session) lasts.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// A token for `user`, issued at `now`, and when it expires.
     pub fn issue(&self, user: &User, now: Timestamp) -> Result<(String, Timestamp), ApiError> {
         let iat = now.unix_millis().div_euclid(1000);

@@ -22,7 +22,8 @@ use crate::context::{Caller, Core};
 use crate::error::ServiceError;
 use crate::users::hex_lower;
 
-/// How long a console session lasts when not ended: 12 hours.
+/// A console session's default lifetime when not ended: 12 hours (the API passes its
+/// configured token lifetime).
 pub const SESSION_TTL_SECONDS: i64 = 12 * 3600;
 
 /// A session just started: the secret for the cookie and when it expires.

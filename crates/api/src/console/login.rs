@@ -11,6 +11,7 @@ use super::form::{self, Form};
 use super::page::{self, Nav, PageError};
 use super::session::{self, ConsoleKeys, LOGIN_CSRF_COOKIE, WORKSPACE_COOKIE, local_next};
 use crate::state::AppState;
+use tlao_orchestrator::sessions::SESSION_TTL_SECONDS;
 
 /// Where the login form's double-submit cookie is sent.
 const LOGIN_PATH: &str = "/console/login";
@@ -139,7 +140,10 @@ pub(crate) async fn login(
     let started = match state
         .services
         .sessions
-        .start(&user, session::SESSION_TTL_SECONDS)
+        .start(
+            &user,
+            i64::try_from(state.tokens.ttl().as_secs()).unwrap_or(SESSION_TTL_SECONDS),
+        )
         .await
     {
         Ok(started) => started,

@@ -2,8 +2,9 @@
 //!
 //! - **Session**: the cookie `tlao_session` carries the opaque secret of a server-side
 //!   session record (see [`tlao_orchestrator::sessions`]): every console request looks
-//!   the record up (one point read), signing out deletes it, and it expires after
-//!   [`SESSION_TTL_SECONDS`]. The secret is not a bearer token: the REST API refuses it.
+//!   the record up (one point read), signing out deletes it, and it expires after the
+//!   API's token lifetime (`auth.token_ttl_seconds`, 12 h by default). The secret is
+//!   not a bearer token: the REST API refuses it.
 //!   The cookie is `HttpOnly; SameSite=Strict; Path=/`. Over https — directly, or
 //!   through a proxy that says so with `X-Forwarded-Proto: https` (or `Forwarded:
 //!   proto=https`) — it is also `Secure` and named `__Host-tlao_session`, a prefix
@@ -28,7 +29,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-pub(crate) use tlao_orchestrator::sessions::SESSION_TTL_SECONDS;
 use tlao_orchestrator::{Caller, ServiceError};
 
 use crate::state::AppState;
