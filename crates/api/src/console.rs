@@ -34,8 +34,9 @@ mod runs;
 pub(crate) mod session;
 
 use actix_web::dev::Service as _;
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, middleware, web};
+use actix_web::{HttpRequest, HttpResponse, Route, middleware, web};
 
 use crate::state::AppState;
 use page::{Ctx, PageError};
@@ -72,84 +73,137 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, keys: web::Data<ConsoleKey
                     Ok(response)
                 }
             })
-            .route("", web::get().to(dashboard::dashboard))
-            .route("/", web::get().to(dashboard::dashboard))
-            .route("/login", web::get().to(login::login_form))
-            .route("/login", web::post().to(login::login))
-            .route("/logout", web::post().to(login::logout))
-            .route("/workspace", web::post().to(login::switch_workspace))
-            .route("/runs", web::get().to(runs::list))
-            .route("/runs", web::post().to(new_task::start))
-            .route("/runs/new", web::get().to(new_task::form))
-            .route("/runs/{runId}", web::get().to(runs::detail))
-            .route("/runs/{runId}/cancel", web::post().to(runs::cancel))
-            .route("/runs/{runId}/events", web::get().to(runs::events))
-            .route("/runs/{runId}/log.txt", web::get().to(runs::log_text))
-            .route("/artifacts", web::get().to(artifacts::list))
-            .route(
-                "/artifacts/{artifactId}/download",
-                web::get().to(artifacts::download),
-            )
-            .route("/assets/{name}", web::get().to(assets::asset))
+            .configure(pages)
             .default_service(web::to(not_found)),
     );
 }
 
-/// Every console path and the methods it answers, as routed in [`configure`]; a request
-/// with another method on one of these paths gets the 405 page.
-const ROUTES: &[(&str, &[&str])] = &[
-    ("/console", &["GET"]),
-    ("/console/", &["GET"]),
-    ("/console/login", &["GET", "POST"]),
-    ("/console/logout", &["POST"]),
-    ("/console/workspace", &["POST"]),
-    ("/console/runs", &["GET", "POST"]),
-    ("/console/runs/new", &["GET"]),
-    ("/console/runs/{runId}", &["GET"]),
-    ("/console/runs/{runId}/cancel", &["POST"]),
-    ("/console/runs/{runId}/events", &["GET"]),
-    ("/console/runs/{runId}/log.txt", &["GET"]),
-    ("/console/artifacts", &["GET"]),
-    ("/console/artifacts/{artifactId}/download", &["GET"]),
-    ("/console/assets/{name}", &["GET"]),
-];
-
-/// The methods `path` answers, when it is a console page.
-fn allowed_methods(path: &str) -> Option<&'static [&'static str]> {
-    ROUTES
-        .iter()
-        .find(|(pattern, _)| actix_web::dev::ResourceDef::new(*pattern).is_match(path))
-        .map(|(_, methods)| *methods)
+/// One console page: a method on a path (relative to `/console`), served by a handler.
+struct Page {
+    method: Method,
+    path: &'static str,
+    route: fn() -> Route,
 }
 
-/// Any other request under `/console`: the 405 page (with `Allow`) for a known path
-/// asked with another method, else the 404 page.
+macro_rules! page {
+    ($method:ident $path:literal => $module:ident :: $handler:ident) => {
+        Page {
+            method: Method::$method,
+            path: $path,
+            route: || web::route().to($module::$handler),
+        }
+    };
+}
+
+/// Every console page. Each path is one resource: its methods are routes, and any other
+/// method gets the 405 page naming them.
+const PAGES: &[Page] = &[
+    page!(GET "" => dashboard::dashboard),
+    page!(GET "/" => dashboard::dashboard),
+    page!(GET "/login" => login::login_form),
+    page!(POST "/login" => login::login),
+    page!(POST "/logout" => login::logout),
+    page!(POST "/workspace" => login::switch_workspace),
+    page!(GET "/runs" => runs::list),
+    page!(POST "/runs" => new_task::start),
+    page!(GET "/runs/new" => new_task::form),
+    page!(GET "/runs/{runId}" => runs::detail),
+    page!(POST "/runs/{runId}/cancel" => runs::cancel),
+    page!(GET "/runs/{runId}/events" => runs::events),
+    page!(GET "/runs/{runId}/log.txt" => runs::log_text),
+    page!(GET "/artifacts" => artifacts::list),
+    page!(GET "/artifacts/{artifactId}/download" => artifacts::download),
+    page!(GET "/assets/{name}" => assets::asset),
+];
+
+/// The methods [`PAGES`] serves on `path`.
+fn methods_of(path: &str) -> Vec<Method> {
+    PAGES
+        .iter()
+        .filter(|page| page.path == path)
+        .map(|page| page.method.clone())
+        .collect()
+}
+
+/// Registers [`PAGES`], one resource per path.
+fn pages(cfg: &mut web::ServiceConfig) {
+    let mut paths: Vec<&'static str> = PAGES.iter().map(|page| page.path).collect();
+    paths.dedup();
+    for path in paths {
+        let methods = methods_of(path);
+        let allow: Vec<&'static str> = methods.iter().map(method_name).collect();
+        let mut resource = web::resource(path);
+        for page in PAGES.iter().filter(|page| page.path == path) {
+            resource = resource.route((page.route)().method(page.method.clone()));
+        }
+        resource = resource.default_service(web::to(
+            move |req: HttpRequest, state: web::Data<AppState>, keys: web::Data<ConsoleKeys>| {
+                let allow = allow.clone();
+                async move {
+                    let ctx = Ctx::load(&req, &state, &keys).await.ok();
+                    PageError::MethodNotAllowed(allow).render(ctx.as_ref())
+                }
+            },
+        ));
+        cfg.service(resource);
+    }
+}
+
+/// The name of one of the methods the console routes.
+fn method_name(method: &Method) -> &'static str {
+    if *method == Method::POST {
+        "POST"
+    } else {
+        "GET"
+    }
+}
+
+/// Any other path under `/console`: the 404 page.
 async fn not_found(
     req: HttpRequest,
     state: web::Data<AppState>,
     keys: web::Data<ConsoleKeys>,
 ) -> HttpResponse {
     let ctx = Ctx::load(&req, &state, &keys).await.ok();
-    let error = match allowed_methods(req.path()) {
-        Some(methods) => PageError::MethodNotAllowed(methods),
-        None => PageError::NotFound(format!("There is no page at {}.", req.path())),
-    };
-    error.render(ctx.as_ref())
+    PageError::NotFound(format!("There is no page at {}.", req.path())).render(ctx.as_ref())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::allowed_methods;
+    use actix_web::http::Method;
+
+    use super::{PAGES, methods_of};
 
     #[test]
-    fn known_paths_name_their_methods() {
-        assert_eq!(allowed_methods("/console/runs"), Some(&["GET", "POST"][..]));
-        assert_eq!(allowed_methods("/console/runs/new"), Some(&["GET"][..]));
-        assert_eq!(
-            allowed_methods("/console/runs/run_01ARZ3NDEKTSV4RRFFQ69G5FAV/cancel"),
-            Some(&["POST"][..])
-        );
-        assert_eq!(allowed_methods("/console/no-such-page"), None);
-        assert_eq!(allowed_methods("/console/runs/a/b/c"), None);
+    fn each_path_names_its_methods_once_in_order() {
+        assert_eq!(methods_of("/runs"), [Method::GET, Method::POST]);
+        assert_eq!(methods_of("/login"), [Method::GET, Method::POST]);
+        assert_eq!(methods_of("/runs/{runId}/cancel"), [Method::POST]);
+        assert!(methods_of("/no-such-page").is_empty());
+        let mut seen: Vec<(&str, &Method)> = Vec::new();
+        for page in PAGES {
+            assert!(
+                !seen.contains(&(page.path, &page.method)),
+                "{} {} is routed twice",
+                page.method,
+                page.path
+            );
+            assert!(
+                page.method == Method::GET || page.method == Method::POST,
+                "method_name knows GET and POST only"
+            );
+            seen.push((page.path, &page.method));
+        }
+    }
+
+    #[test]
+    fn pages_of_one_path_stand_together() {
+        // `pages` dedups adjacent paths only.
+        let paths: Vec<&str> = PAGES.iter().map(|page| page.path).collect();
+        for (i, path) in paths.iter().enumerate() {
+            if let Some(last) = paths[..i].iter().rposition(|p| p == path) {
+                assert_eq!(last + 1, i, "{path} is split in PAGES");
+            }
+        }
     }
 }

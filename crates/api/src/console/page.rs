@@ -133,7 +133,7 @@ pub(crate) enum PageError {
     /// It does not exist.
     NotFound(String),
     /// The page exists, but not for this method: the methods it answers.
-    MethodNotAllowed(&'static [&'static str]),
+    MethodNotAllowed(Vec<&'static str>),
     /// A form arrived without this session's token, or from another site.
     Csrf,
     /// The user belongs to no workspace.
