@@ -920,44 +920,28 @@ async fn the_dashboard_counts_todays_runs_against_the_quota() {
 /// (`line 0`, `line 1`, …).
 async fn finished_run_with_log(app: &TestApp, user: &TestUser, lines: usize) -> String {
     let run_id = app.run(user).await;
-    let worker = |path: String, body: Value| {
-        app.client
-            .post(app.url(&path))
-            .bearer_auth(common::WORKER_TOKEN)
-            .json(&body)
-            .send()
-    };
-    let assignment: Value = worker(
-        "/worker/lease".into(),
-        serde_json::json!({"waitSeconds": 0}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    assert_eq!(assignment["run"]["runId"], run_id.as_str());
-    let lease = assignment["leaseId"].as_str().unwrap().to_owned();
+    let (leased, lease) = app.lease().await;
+    assert_eq!(leased, run_id);
     let all: Vec<usize> = (0..lines).collect();
     for batch in all.chunks(500) {
         let events: Vec<Value> = batch
             .iter()
             .map(|i| serde_json::json!({"type": "log", "stream": "stdout", "text": format!("\u{1b}[1mline {i}\u{1b}[0m")}))
             .collect();
-        let report = worker(
-            format!("/worker/runs/{run_id}/events"),
-            serde_json::json!({"leaseId": lease, "events": events}),
-        )
-        .await
-        .unwrap();
+        let report = app
+            .worker_post(
+                &format!("/worker/runs/{run_id}/events"),
+                &serde_json::json!({"leaseId": lease, "events": events}),
+            )
+            .await;
         assert_eq!(report.status(), StatusCode::OK);
     }
-    let done = worker(
-        format!("/worker/runs/{run_id}/complete"),
-        serde_json::json!({"leaseId": lease, "status": "completed"}),
-    )
-    .await
-    .unwrap();
+    let done = app
+        .worker_post(
+            &format!("/worker/runs/{run_id}/complete"),
+            &serde_json::json!({"leaseId": lease, "status": "completed"}),
+        )
+        .await;
     assert!(done.status().is_success(), "{}", done.status());
     run_id
 }
@@ -1143,34 +1127,19 @@ async fn a_form_naming_a_foreign_workspace_is_refused_with_403() {
 /// A run of `user` that produced one available artifact, `plan.json`; the artifact's id.
 async fn artifact_of(app: &TestApp, user: &TestUser) -> String {
     let run_id = app.run(user).await;
-    let worker = |path: String, body: Value| {
-        app.client
-            .post(app.url(&path))
-            .bearer_auth(common::WORKER_TOKEN)
-            .json(&body)
-            .send()
-    };
-    let assignment: Value = worker(
-        "/worker/lease".into(),
-        serde_json::json!({"waitSeconds": 0}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let lease = assignment["leaseId"].as_str().unwrap().to_owned();
+    let (leased, lease) = app.lease().await;
+    assert_eq!(leased, run_id);
     let body = b"{\"steps\":[]}".to_vec();
-    let slot: Value = worker(
-        format!("/worker/runs/{run_id}/artifacts"),
-        serde_json::json!({"leaseId": lease, "name": "plan.json", "artifactType": "plan",
-            "size": body.len(), "sha256": "a".repeat(64), "contentType": "application/json"}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let slot: Value = app
+        .worker_post(
+            &format!("/worker/runs/{run_id}/artifacts"),
+            &serde_json::json!({"leaseId": lease, "name": "plan.json", "artifactType": "plan",
+                "size": body.len(), "sha256": "a".repeat(64), "contentType": "application/json"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     let put = app
         .client
         .put(slot["upload"]["url"].as_str().unwrap())
@@ -1180,12 +1149,12 @@ async fn artifact_of(app: &TestApp, user: &TestUser) -> String {
         .unwrap();
     assert!(put.status().is_success());
     let artifact_id = slot["artifact"]["artifactId"].as_str().unwrap().to_owned();
-    let settled = worker(
-        format!("/worker/runs/{run_id}/artifacts/{artifact_id}/finalize"),
-        serde_json::json!({"leaseId": lease}),
-    )
-    .await
-    .unwrap();
+    let settled = app
+        .worker_post(
+            &format!("/worker/runs/{run_id}/artifacts/{artifact_id}/finalize"),
+            &serde_json::json!({"leaseId": lease}),
+        )
+        .await;
     assert!(settled.status().is_success());
     artifact_id
 }

@@ -193,6 +193,25 @@ impl TestApp {
             .json(body)
     }
 
+    /// A POST of `body` as JSON to a worker route, with the worker token.
+    pub async fn worker_post(&self, path: &str, body: &Value) -> Response {
+        self.post(path, WORKER_TOKEN, body).send().await.unwrap()
+    }
+
+    /// Leases the oldest queued run through `POST /worker/lease`, as a worker would:
+    /// its run id and lease id. Panics when no run is queued.
+    pub async fn lease(&self) -> (String, String) {
+        let response = self
+            .worker_post("/worker/lease", &json!({"waitSeconds": 0}))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "no run to lease");
+        let assignment: Value = response.json().await.unwrap();
+        (
+            assignment["run"]["runId"].as_str().unwrap().to_owned(),
+            assignment["leaseId"].as_str().unwrap().to_owned(),
+        )
+    }
+
     /// Exchanges an API key for a token.
     pub async fn token_for(&self, api_key: &str) -> String {
         let response = self
