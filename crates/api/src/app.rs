@@ -22,6 +22,9 @@ use crate::state::AppState;
 /// How long an issued token stays valid unless configured otherwise.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
 
+/// How long a worker may stay silent unless configured otherwise (the reaper's default).
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The largest JSON request body accepted unless configured otherwise (1 MiB).
 pub const DEFAULT_MAX_JSON_BYTES: usize = 1024 * 1024;
 
@@ -36,6 +39,9 @@ pub struct ApiConfig {
     pub max_json_bytes: usize,
     /// The token workers authenticate with on `/worker/*`; `None` refuses every worker.
     pub worker_token: Option<String>,
+    /// How long the reaper lets a running run's worker stay silent (30 s by default);
+    /// leases announce a heartbeat interval derived from it.
+    pub heartbeat_timeout: Duration,
 }
 
 impl ApiConfig {
@@ -46,6 +52,7 @@ impl ApiConfig {
             token_ttl: DEFAULT_TOKEN_TTL,
             max_json_bytes: DEFAULT_MAX_JSON_BYTES,
             worker_token: None,
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
         }
     }
 }
@@ -61,6 +68,7 @@ impl fmt::Debug for ApiConfig {
                 "worker_token",
                 &self.worker_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
             .finish()
     }
 }
@@ -88,7 +96,12 @@ pub fn build(config: ApiConfig, deps: AppDeps, listener: TcpListener) -> io::Res
         )
     })?;
     let mount_blobs = deps.presigned.is_some();
-    let state = web::Data::new(AppState::new(deps, tokens, config.worker_token.clone())?);
+    let state = web::Data::new(AppState::new(
+        deps,
+        tokens,
+        config.worker_token.clone(),
+        config.heartbeat_timeout,
+    )?);
     let max_json_bytes = config.max_json_bytes;
     let console_keys = web::Data::new(ConsoleKeys::derive(&config.jwt_secret));
     let server = HttpServer::new(move || {

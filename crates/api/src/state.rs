@@ -3,6 +3,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tlao_domain::Timestamp;
@@ -24,6 +25,8 @@ pub(crate) struct AppState {
     pub openapi_json: Bytes,
     /// The token workers authenticate with; `None` refuses every worker.
     pub worker_token: Option<String>,
+    /// The heartbeat interval leases announce, in milliseconds.
+    pub heartbeat_interval_ms: u64,
 }
 
 impl AppState {
@@ -32,6 +35,7 @@ impl AppState {
         deps: AppDeps,
         tokens: TokenAuthority,
         worker_token: Option<String>,
+        heartbeat_timeout: Duration,
     ) -> io::Result<Self> {
         let openapi_json = crate::openapi::openapi()
             .to_json()
@@ -42,6 +46,10 @@ impl AppState {
             tokens,
             openapi_json: Bytes::from(openapi_json),
             worker_token: worker_token.filter(|token| !token.is_empty()),
+            heartbeat_interval_ms: tlao_sdk::worker::heartbeat_interval(heartbeat_timeout)
+                .as_millis()
+                .try_into()
+                .unwrap_or(u64::MAX),
         })
     }
 

@@ -93,6 +93,8 @@ async fn a_worker_runs_a_run_from_lease_to_completion() {
         .unwrap();
     assert_eq!(assignment["run"]["runId"], run_id.as_str());
     assert_eq!(assignment["run"]["status"], "running");
+    // A third of the default 30 s heartbeat timeout.
+    assert_eq!(assignment["heartbeatIntervalMs"], 10_000);
     let lease = assignment["leaseId"].as_str().unwrap().to_owned();
     let spec = app
         .client

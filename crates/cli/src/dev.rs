@@ -57,8 +57,6 @@ pub async fn run(args: DevArgs, mut settings: Settings) -> anyhow::Result<()> {
                 .unwrap_or_else(|| data_dir.join("work"))
                 .display()
                 .to_string(),
-            "--heartbeat-ms".into(),
-            worker_heartbeat_ms(settings.worker.heartbeat_timeout_seconds).to_string(),
         ],
         vec![
             ("TLAO_API_URL".into(), server.public_url.clone()),
@@ -88,13 +86,6 @@ pub async fn run(args: DevArgs, mut settings: Settings) -> anyhow::Result<()> {
         .context("the HTTP server stopped with an error")?;
     println!("Stopped.");
     Ok(())
-}
-
-/// How often `tlao dev`'s workers send heartbeats: a third of the heartbeat timeout (so
-/// two may be lost before the reaper gives up on a worker), at most the worker's
-/// default of 5 s.
-fn worker_heartbeat_ms(heartbeat_timeout_seconds: u64) -> u64 {
-    (heartbeat_timeout_seconds.saturating_mul(1000) / 3).clamp(100, 5000)
 }
 
 fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {

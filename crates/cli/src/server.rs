@@ -104,6 +104,8 @@ impl Server {
         let mut api_config = ApiConfig::new(secret.into_bytes());
         api_config.token_ttl = Duration::from_secs(settings.auth.token_ttl_seconds);
         api_config.worker_token = settings.worker_token.clone();
+        api_config.heartbeat_timeout =
+            Duration::from_secs(settings.worker.heartbeat_timeout_seconds);
         Ok(Server {
             services,
             public_url,

@@ -8,10 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tlao_domain::{ExecutorName, LeaseId, RunId};
+use tlao_sdk::worker::MIN_HEARTBEAT_INTERVAL;
 use tlao_worker_kiro::WorkerConfig;
-
-/// The shortest heartbeat interval accepted, so a typo cannot flood the API.
-const MIN_HEARTBEAT_MS: u64 = 100;
 
 /// Options of `tlao worker`.
 #[derive(Debug, clap::Args)]
@@ -40,9 +38,9 @@ pub struct WorkerArgs {
     /// The lease of --run.
     #[arg(long, requires = "run")]
     pub lease: Option<LeaseId>,
-    /// How often to send a heartbeat while the executor is quiet, in milliseconds. Keep
-    /// it well under the server's `worker.heartbeat_timeout_seconds`, or quiet runs are
-    /// failed as `worker_lost`; `tlao dev` passes a third of its timeout.
+    /// The most time between heartbeats while the executor is quiet, in milliseconds.
+    /// Each lease also says how often the server wants them (a third of its
+    /// `worker.heartbeat_timeout_seconds`); the shorter of the two is used.
     #[arg(long, env = "TLAO_WORKER_HEARTBEAT_MS", default_value_t = 5000)]
     pub heartbeat_ms: u64,
 }
@@ -63,7 +61,8 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     if !args.executors.is_empty() {
         config.executors = Some(args.executors);
     }
-    config.heartbeat_interval = Duration::from_millis(args.heartbeat_ms.max(MIN_HEARTBEAT_MS));
+    config.heartbeat_interval =
+        Duration::from_millis(args.heartbeat_ms).max(MIN_HEARTBEAT_INTERVAL);
     let work = async {
         match (args.run, args.lease) {
             (Some(run_id), Some(lease_id)) => {

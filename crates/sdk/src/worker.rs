@@ -13,6 +13,8 @@
 //! | `POST /worker/runs/{id}/artifacts/{artifactId}/finalize` | [`FinalizeRequest`] → 200 artifact |
 //! | `POST /worker/runs/{id}/complete` | [`CompleteRequest`] → 200 run |
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use tlao_domain::{
     Archive, Artifact, ArtifactName, ArtifactType, EventPayload, ExecutorDescriptor, ExecutorName,
@@ -83,6 +85,21 @@ pub struct Assignment {
     /// When the run must be over.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub deadline: Timestamp,
+    /// How often the server wants an event batch (an empty one is a heartbeat) while the
+    /// executor is quiet, in milliseconds: [`heartbeat_interval`] of its heartbeat
+    /// timeout. Workers send at least this often; servers before it left it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_interval_ms: Option<u64>,
+}
+
+/// The shortest heartbeat interval a server announces or a worker accepts.
+pub const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The heartbeat interval for a server that fails runs silent for `timeout`: a third of
+/// it, so two heartbeats may be lost before the reaper gives up on a worker, between
+/// [`MIN_HEARTBEAT_INTERVAL`] and 10 s.
+pub fn heartbeat_interval(timeout: Duration) -> Duration {
+    (timeout / 3).clamp(MIN_HEARTBEAT_INTERVAL, Duration::from_secs(10))
 }
 
 /// `POST /worker/runs/{id}/events`: a batch of events, possibly empty (a heartbeat).
@@ -196,4 +213,32 @@ pub struct CompleteRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub usage: Usage,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{MIN_HEARTBEAT_INTERVAL, heartbeat_interval};
+
+    #[test]
+    fn the_heartbeat_interval_is_a_third_of_the_timeout_within_bounds() {
+        assert_eq!(
+            heartbeat_interval(Duration::from_secs(30)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            heartbeat_interval(Duration::from_secs(3)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            heartbeat_interval(Duration::from_secs(600)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            heartbeat_interval(Duration::from_millis(90)),
+            MIN_HEARTBEAT_INTERVAL
+        );
+        assert_eq!(heartbeat_interval(Duration::ZERO), MIN_HEARTBEAT_INTERVAL);
+    }
 }

@@ -24,7 +24,8 @@ use tlao_domain::{
     ProducedArtifact, RunError, RunErrorCode, RunId, RunStatus, TaskSpec, Timestamp, Usage,
 };
 use tlao_sdk::worker::{
-    ArchiveDownload, Assignment, CompleteRequest, CompletionStatus, LeaseRequest, SignedUrl,
+    ArchiveDownload, Assignment, CompleteRequest, CompletionStatus, LeaseRequest,
+    MIN_HEARTBEAT_INTERVAL, SignedUrl,
 };
 use tlao_sdk::{WorkerClient, WorkerClientError};
 use tokio::io::AsyncWriteExt;
@@ -183,6 +184,17 @@ impl Ending {
     }
 }
 
+/// How often to heartbeat for `assignment`: the worker's own interval, or the server's
+/// when it asks for more often (never below [`MIN_HEARTBEAT_INTERVAL`]).
+fn heartbeat_interval(config: &WorkerConfig, assignment: &Assignment) -> Duration {
+    match assignment.heartbeat_interval_ms {
+        Some(ms) => Duration::from_millis(ms)
+            .max(MIN_HEARTBEAT_INTERVAL)
+            .min(config.heartbeat_interval),
+        None => config.heartbeat_interval,
+    }
+}
+
 /// Executes an assignment from start to completion.
 async fn execute(
     client: &WorkerClient,
@@ -197,7 +209,7 @@ async fn execute(
         run_id.clone(),
         lease_id.clone(),
         config.batch_interval,
-        config.heartbeat_interval,
+        heartbeat_interval(config, &assignment),
     );
     let ending = match RunDir::create(&config.work_root, &run_id, &lease_id) {
         Ok(dir) => {

@@ -461,6 +461,39 @@ async fn a_quiet_executor_still_heartbeats() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_asking_for_more_frequent_heartbeats_gets_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let api = FakeApi::start(TaskType::CodeChange, shell("sleep 1.2"), "x", None, 60_000);
+    api.with(|s| s.assignment.as_mut().unwrap().heartbeat_interval_ms = Some(200));
+    // The worker's own interval would send none during the quiet second.
+    let config = worker(&api, &tmp.path().join("runs"));
+    assert_eq!(config.heartbeat_interval, Duration::from_secs(5));
+
+    let summary = run_once(&config, Duration::ZERO).await.unwrap().unwrap();
+
+    assert_eq!(summary.status, Some(RunStatus::Completed));
+    let heartbeats = api.with(|s| s.batches.iter().filter(|(_, e)| e.is_empty()).count());
+    assert!(heartbeats >= 3, "{heartbeats} heartbeats");
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_asking_for_rarer_heartbeats_does_not_slow_the_worker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let api = FakeApi::start(TaskType::CodeChange, shell("sleep 1.2"), "x", None, 60_000);
+    api.with(|s| s.assignment.as_mut().unwrap().heartbeat_interval_ms = Some(60_000));
+    let mut config = worker(&api, &tmp.path().join("runs"));
+    config.heartbeat_interval = Duration::from_millis(200);
+
+    let summary = run_once(&config, Duration::ZERO).await.unwrap().unwrap();
+
+    assert_eq!(summary.status, Some(RunStatus::Completed));
+    let heartbeats = api.with(|s| s.batches.iter().filter(|(_, e)| e.is_empty()).count());
+    assert!(heartbeats >= 3, "{heartbeats} heartbeats");
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_leased_by_the_dispatcher_is_fetched_and_executed() {
     let tmp = tempfile::tempdir().unwrap();
     let api = FakeApi::start(

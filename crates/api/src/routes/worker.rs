@@ -35,7 +35,7 @@ fn signed(url: PresignedUrl) -> SignedUrl {
     }
 }
 
-fn assignment(a: DomainAssignment) -> Assignment {
+fn assignment(a: DomainAssignment, heartbeat_interval_ms: u64) -> Assignment {
     Assignment {
         run: a.run,
         lease_id: a.lease_id,
@@ -47,6 +47,7 @@ fn assignment(a: DomainAssignment) -> Assignment {
             url: signed(d.url),
         }),
         deadline: a.deadline,
+        heartbeat_interval_ms: Some(heartbeat_interval_ms),
     }
 }
 
@@ -89,7 +90,7 @@ pub(crate) async fn lease(
         {
             request_id::note_workspace(&leased.run.workspace_id);
             request_id::note_run(&leased.run.run_id);
-            return Ok(HttpResponse::Ok().json(assignment(leased)));
+            return Ok(HttpResponse::Ok().json(assignment(leased, state.heartbeat_interval_ms)));
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
@@ -143,7 +144,7 @@ pub(crate) async fn get_assignment(
         .workers
         .assignment(&run_id, &lease_id)
         .await?;
-    Ok(web::Json(assignment(leased)))
+    Ok(web::Json(assignment(leased, state.heartbeat_interval_ms)))
 }
 
 /// Stores a batch of events (log lines past the log cap are counted, not kept) and

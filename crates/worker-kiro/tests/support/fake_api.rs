@@ -137,6 +137,7 @@ impl FakeApi {
             task_spec_url: signed("/blobs/spec"),
             archive: archive_download,
             deadline,
+            heartbeat_interval_ms: None,
         };
         let spec = json!({"taskType": task_type.as_str(), "input": {"prompt": prompt}});
         let state = Arc::new(Mutex::new(State {
