@@ -4,19 +4,19 @@
 
 use std::sync::Arc;
 
-use tlao_ports::{BlobStore, Table};
+use tlao_ports::{BlobStore, RunLauncher, Table};
 
-use crate::settings::{BlobSettings, StorageSettings};
+use crate::settings::{BlobSettings, EcsSettings, StorageSettings};
 
 #[cfg(feature = "aws")]
 mod enabled {
     use std::sync::Arc;
 
     use anyhow::Context;
-    use tlao_adapters_aws::{AwsConnection, DynamoTable, Provisioned, S3BlobStore};
-    use tlao_ports::{BlobStore, Table};
+    use tlao_adapters_aws::{AwsConnection, DynamoTable, EcsLauncher, Provisioned, S3BlobStore};
+    use tlao_ports::{BlobStore, RunLauncher, Table};
 
-    use crate::settings::{BlobSettings, StorageSettings};
+    use crate::settings::{BlobSettings, EcsSettings, StorageSettings};
 
     fn table_of(storage: &StorageSettings) -> AwsConnection {
         AwsConnection::new(storage.endpoint.clone(), storage.region.clone())
@@ -48,6 +48,15 @@ mod enabled {
         Ok(Arc::new(store))
     }
 
+    pub async fn open_launcher(
+        ecs: &EcsSettings,
+        api_url: &str,
+    ) -> anyhow::Result<Arc<dyn RunLauncher>> {
+        let config = super::ecs_config(ecs, api_url)?;
+        let connection = AwsConnection::new(ecs.endpoint.clone(), ecs.region.clone());
+        Ok(Arc::new(EcsLauncher::connect(&connection, config).await))
+    }
+
     fn said(provisioned: Provisioned) -> &'static str {
         match provisioned {
             Provisioned::Created => "created",
@@ -77,9 +86,9 @@ mod enabled {
     use std::sync::Arc;
 
     use anyhow::bail;
-    use tlao_ports::{BlobStore, Table};
+    use tlao_ports::{BlobStore, RunLauncher, Table};
 
-    use crate::settings::{BlobSettings, StorageSettings};
+    use crate::settings::{BlobSettings, EcsSettings, StorageSettings};
 
     const MISSING: &str =
         "this build of tlao has no AWS adapters: build it with the `aws` feature (the default)";
@@ -94,6 +103,10 @@ mod enabled {
 
     pub async fn init(_: &StorageSettings, _: &BlobSettings) -> anyhow::Result<()> {
         bail!("{MISSING}")
+    }
+
+    pub async fn open_launcher(_: &EcsSettings, _: &str) -> anyhow::Result<Arc<dyn RunLauncher>> {
+        bail!("launcher.kind = \"ecs\": {MISSING}")
     }
 }
 
@@ -110,4 +123,35 @@ pub async fn open_blobs(blobs: &BlobSettings) -> anyhow::Result<Arc<dyn BlobStor
 /// Creates the table and the bucket when missing (idempotent), saying what it found.
 pub async fn init(storage: &StorageSettings, blobs: &BlobSettings) -> anyhow::Result<()> {
     enabled::init(storage, blobs).await
+}
+
+/// The launcher of one Fargate task per run that `[launcher.ecs]` describes, its tasks
+/// told to reach the API at `api_url`.
+pub async fn open_launcher(
+    ecs: &EcsSettings,
+    api_url: &str,
+) -> anyhow::Result<Arc<dyn RunLauncher>> {
+    enabled::open_launcher(ecs, api_url).await
+}
+
+/// The [`EcsLauncherConfig`] of `[launcher.ecs]`. The worker token is not among the
+/// container overrides (they are visible to anyone who may describe the task): the task
+/// definition injects `TLAO_WORKER_TOKEN` from Secrets Manager, as
+/// `deploy/aws/template.yaml` does.
+#[cfg(feature = "aws")]
+fn ecs_config(
+    ecs: &EcsSettings,
+    api_url: &str,
+) -> anyhow::Result<tlao_adapters_aws::EcsLauncherConfig> {
+    let (Some(cluster), Some(task_definition)) = (&ecs.cluster, &ecs.task_definition) else {
+        anyhow::bail!("launcher.ecs needs both cluster and task_definition");
+    };
+    let mut config = tlao_adapters_aws::EcsLauncherConfig::new(cluster, task_definition);
+    config.container = ecs.container.clone();
+    config.subnets = ecs.subnets.clone();
+    config.security_groups = ecs.security_groups.clone();
+    config.assign_public_ip = ecs.assign_public_ip;
+    config.max_tasks = ecs.max_tasks;
+    config.env = vec![("TLAO_API_URL".into(), api_url.to_owned())];
+    Ok(config)
 }

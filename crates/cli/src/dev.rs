@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tlao_adapters_local::ProcessLauncher;
 
 use crate::bootstrap;
+use crate::launcher;
 use crate::profile::{Credentials, DEFAULT_PROFILE, Profile};
 use crate::secrets;
 use crate::server::Server;
@@ -45,28 +45,7 @@ pub async fn run(args: DevArgs, mut settings: Settings) -> anyhow::Result<()> {
     }
     let server = Server::open(&settings, true).await?;
     let boot = bootstrap::ensure(&server.services, &data_dir).await?;
-    let launcher = ProcessLauncher::new(
-        std::env::current_exe().context("finding the tlao binary to start workers with")?,
-        vec![
-            "worker".into(),
-            "--work-root".into(),
-            settings
-                .worker
-                .work_root
-                .clone()
-                .unwrap_or_else(|| data_dir.join("work"))
-                .display()
-                .to_string(),
-        ],
-        vec![
-            ("TLAO_API_URL".into(), server.public_url.clone()),
-            (
-                "TLAO_WORKER_TOKEN".into(),
-                settings.worker_token.clone().unwrap_or_default(),
-            ),
-        ],
-        settings.worker.max_local_workers,
-    );
+    let launcher = launcher::process_launcher(&settings, &server.public_url)?;
     server
         .start_background(&settings, Some(Arc::new(launcher)))
         .await?;

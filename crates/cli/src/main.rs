@@ -13,6 +13,7 @@ mod context;
 mod dev;
 mod errors;
 mod follow;
+mod launcher;
 mod logging;
 mod output;
 mod package;

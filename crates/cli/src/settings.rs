@@ -149,6 +149,73 @@ impl Default for WorkerSettings {
     }
 }
 
+/// What starts a worker for each run the dispatcher leases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LauncherKind {
+    /// Nothing: workers lease runs themselves (`tlao worker`); `tlao serve`'s default.
+    #[default]
+    None,
+    /// A `tlao worker --run --lease` process on this machine per run (`tlao dev`'s way).
+    Process,
+    /// A Fargate task per run (needs the `aws` build).
+    Ecs,
+}
+
+/// `[launcher]`: how `tlao serve` starts workers (`tlao dev` always uses processes).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LauncherSettings {
+    /// The kind.
+    pub kind: LauncherKind,
+    /// `[launcher.ecs]`, for `kind = "ecs"`.
+    pub ecs: EcsSettings,
+}
+
+/// `[launcher.ecs]`: where the Fargate worker tasks run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct EcsSettings {
+    /// The cluster's name or ARN (required).
+    pub cluster: Option<String>,
+    /// The worker task definition: `family`, `family:revision` or ARN (required).
+    pub task_definition: Option<String>,
+    /// The worker container's name in the task definition.
+    pub container: String,
+    /// Subnets of the tasks (awsvpc); comma-separated in `TLAO_LAUNCHER__ECS__SUBNETS`.
+    pub subnets: Vec<String>,
+    /// Security groups of the tasks; comma-separated in the environment.
+    pub security_groups: Vec<String>,
+    /// Whether the tasks get a public IP (public subnets without a NAT gateway).
+    pub assign_public_ip: bool,
+    /// The most tasks running at once.
+    pub max_tasks: usize,
+    /// The API URL the tasks reach the server at (their `TLAO_API_URL`); the server's
+    /// public URL when unset.
+    pub api_url: Option<String>,
+    /// An endpoint override (an emulator).
+    pub endpoint: Option<String>,
+    /// The region; the AWS chain's when unset.
+    pub region: Option<String>,
+}
+
+impl Default for EcsSettings {
+    fn default() -> Self {
+        EcsSettings {
+            cluster: None,
+            task_definition: None,
+            container: "worker".into(),
+            subnets: Vec::new(),
+            security_groups: Vec::new(),
+            assign_public_ip: false,
+            max_tasks: 4,
+            api_url: None,
+            endpoint: None,
+            region: None,
+        }
+    }
+}
+
 /// Everything the server reads from configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -169,6 +236,8 @@ pub struct Settings {
     pub guardrails: Guardrails,
     /// `[worker]`
     pub worker: WorkerSettings,
+    /// `[launcher]`
+    pub launcher: LauncherSettings,
 }
 
 impl Settings {
@@ -191,7 +260,10 @@ impl Settings {
             config::Environment::with_prefix("TLAO")
                 .prefix_separator("_")
                 .separator("__")
-                .try_parsing(true),
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("launcher.ecs.subnets")
+                .with_list_parse_key("launcher.ecs.security_groups"),
         );
         let settings: Settings = builder
             .build()
@@ -218,6 +290,22 @@ impl Settings {
         }
         if self.worker.heartbeat_timeout_seconds == 0 {
             bail!("worker.heartbeat_timeout_seconds must be at least 1");
+        }
+        if self.launcher.kind == LauncherKind::Ecs {
+            let ecs = &self.launcher.ecs;
+            if ecs.cluster.as_deref().is_none_or(str::is_empty) {
+                bail!(
+                    "launcher.kind = \"ecs\" needs launcher.ecs.cluster (TLAO_LAUNCHER__ECS__CLUSTER)"
+                );
+            }
+            if ecs.task_definition.as_deref().is_none_or(str::is_empty) {
+                bail!(
+                    "launcher.kind = \"ecs\" needs launcher.ecs.task_definition (TLAO_LAUNCHER__ECS__TASK_DEFINITION)"
+                );
+            }
+            if ecs.max_tasks == 0 {
+                bail!("launcher.ecs.max_tasks must be at least 1");
+            }
         }
         Ok(())
     }

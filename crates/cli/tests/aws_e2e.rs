@@ -254,3 +254,173 @@ fn rand_suffix() -> String {
         .unwrap_or(0);
     format!("{nanos:08x}")
 }
+
+/// One call of moto's ECS JSON API, made by hand (moto checks no signature), so the test
+/// needs no ECS SDK; panics on an error answer.
+async fn ecs(endpoint: &str, action: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(endpoint)
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/ecs/aws4_request, \
+             SignedHeaders=host, Signature=unchecked",
+        )
+        .header("content-type", "application/x-amz-json-1.1")
+        .header(
+            "x-amz-target",
+            format!("AmazonEC2ContainerServiceV20141113.{action}"),
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap();
+    assert!(status.is_success(), "ECS {action}: {status} {answer}");
+    answer
+}
+
+/// The first `<tag>` value of moto's EC2 answer to `action` (the default VPC's subnet
+/// or security group, which moto checks a task's network configuration against).
+async fn ec2_first(endpoint: &str, action: &str, tag: &str) -> String {
+    let body = reqwest::Client::new()
+        .post(endpoint)
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/ec2/aws4_request, \
+             SignedHeaders=host, Signature=unchecked",
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("Action={action}&Version=2016-11-15"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let open = format!("<{tag}>");
+    let start = body
+        .find(&open)
+        .unwrap_or_else(|| panic!("no {tag} in {body}"))
+        + open.len();
+    let end = start + body[start..].find('<').unwrap();
+    body[start..end].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_the_ecs_launcher_starts_one_fargate_task_per_run_told_its_run_and_lease() {
+    let endpoint = moto();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("tlao-ecs-{}-{}", std::process::id(), rand_suffix());
+    ecs(&endpoint, "CreateCluster", json!({"clusterName": name})).await;
+    ecs(
+        &endpoint,
+        "RegisterTaskDefinition",
+        json!({
+            "family": name,
+            "requiresCompatibilities": ["FARGATE"],
+            "networkMode": "awsvpc",
+            "cpu": "256",
+            "memory": "512",
+            "containerDefinitions": [
+                {"name": "worker", "image": "tlao-worker:test", "memory": 512, "essential": true}
+            ]
+        }),
+    )
+    .await;
+    let subnet = ec2_first(&endpoint, "DescribeSubnets", "subnetId").await;
+    let group = ec2_first(&endpoint, "DescribeSecurityGroups", "groupId").await;
+    // Local storage: only the launcher is on (moto's) AWS.
+    let env: Vec<(&str, String)> = vec![
+        ("TLAO_LOG", "warn".into()),
+        ("TLAO_SERVER__ADDR", "127.0.0.1:0".into()),
+        (
+            "TLAO_AUTH__SECRET",
+            "an-e2e-signing-secret-of-at-least-32-bytes".into(),
+        ),
+        (
+            "TLAO_WORKER_TOKEN",
+            "e2e-worker-token-0123456789abcdef".into(),
+        ),
+        ("TLAO_LAUNCHER__KIND", "ecs".into()),
+        ("TLAO_LAUNCHER__ECS__CLUSTER", name.clone()),
+        ("TLAO_LAUNCHER__ECS__TASK_DEFINITION", name.clone()),
+        ("TLAO_LAUNCHER__ECS__SUBNETS", subnet),
+        ("TLAO_LAUNCHER__ECS__SECURITY_GROUPS", group),
+        (
+            "TLAO_LAUNCHER__ECS__API_URL",
+            "http://api.internal:7411".into(),
+        ),
+        ("TLAO_LAUNCHER__ECS__ENDPOINT", endpoint.clone()),
+        ("TLAO_LAUNCHER__ECS__REGION", "us-east-1".into()),
+    ];
+    let boot = succeed(
+        tlao(&env, dir.path()).args(["admin", "bootstrap"]),
+        "bootstrap",
+    );
+    let admin_key = String::from_utf8(boot.stdout).unwrap().trim().to_owned();
+    let (_server, url) = serve(&env, dir.path());
+    let admin = Api::login(&url, &admin_key).await;
+    let (status, executor) = admin
+        .post(
+            "/executors",
+            json!({"name": "kiro", "kind": "kiro", "taskTypes": ["spec.generate"]}),
+        )
+        .await;
+    assert!((200..300).contains(&status), "{status} {executor}");
+    let workspace = admin.create_workspace("ecs-e2e").await;
+
+    let run_id = admin
+        .run_prompt(&workspace, "spec.generate", "make a plan", None)
+        .await;
+
+    // The dispatcher leases the run and starts its task.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let task_arns = loop {
+        let listed = ecs(&endpoint, "ListTasks", json!({"cluster": name})).await;
+        let arns = listed["taskArns"].as_array().cloned().unwrap_or_default();
+        if !arns.is_empty() {
+            break arns;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no task was started for {run_id}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(task_arns.len(), 1, "{task_arns:?}");
+    let described = ecs(
+        &endpoint,
+        "DescribeTasks",
+        json!({"cluster": name, "tasks": task_arns}),
+    )
+    .await;
+    let task = &described["tasks"][0];
+    assert_eq!(task["launchType"], "FARGATE", "{task:#}");
+    let container = &task["overrides"]["containerOverrides"][0];
+    assert_eq!(container["name"], "worker");
+    let command: Vec<&str> = container["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|part| part.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        command[..3],
+        ["worker", "--run", run_id.as_str()],
+        "{command:?}"
+    );
+    assert_eq!(command[3], "--lease");
+    assert!(command[4].starts_with("lease_"), "{command:?}");
+    // The tasks learn where the API is; the worker token never travels in overrides.
+    assert_eq!(
+        container["environment"],
+        json!([{"name": "TLAO_API_URL", "value": "http://api.internal:7411"}])
+    );
+    let (status, run) = admin.get(&format!("/runs/{run_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        run["status"], "running",
+        "the dispatcher leased it: {run:#}"
+    );
+}

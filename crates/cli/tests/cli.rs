@@ -536,3 +536,30 @@ fn wait_for_exit(child: &mut std::process::Child, patience: Duration) -> Option<
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn serve_refuses_an_ecs_launcher_without_its_cluster_or_task_definition_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |extra: &[(&str, &str)]| {
+        let mut command = tlao_with_config(dir.path());
+        command
+            .env("TLAO_DATA_DIR", dir.path())
+            .env("TLAO_SERVER__ADDR", "127.0.0.1:0")
+            .env("TLAO_LAUNCHER__KIND", "ecs")
+            .arg("serve");
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        command.assert()
+    };
+
+    serve(&[])
+        .failure()
+        .stderr(contains("launcher.ecs.cluster").and(contains("TLAO_LAUNCHER__ECS__CLUSTER")));
+    serve(&[("TLAO_LAUNCHER__ECS__CLUSTER", "tlao")])
+        .failure()
+        .stderr(contains("TLAO_LAUNCHER__ECS__TASK_DEFINITION"));
+    serve(&[("TLAO_LAUNCHER__KIND", "lambda")])
+        .failure()
+        .stderr(contains("lambda"));
+}
