@@ -16,18 +16,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Api, path_with_standin, tlao_bin};
+use common::serve::{Running, serve, succeed, tlao};
+use common::{Api, path_with_standin};
 use serde_json::{Value, json};
-
-/// A process killed (and reaped) when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The emulator's endpoint; fails with instructions when it is not set.
 fn moto() -> String {
@@ -55,60 +46,6 @@ fn aws_env(endpoint: &str, name: &str) -> Vec<(&'static str, String)> {
         ("TLAO_BLOBS__REGION", "us-east-1".into()),
         ("TLAO_LOG", "warn".into()),
     ]
-}
-
-fn tlao(env: &[(&str, String)], data_dir: &std::path::Path) -> Command {
-    let mut command = Command::new(tlao_bin());
-    command
-        .env("TLAO_DATA_DIR", data_dir)
-        .env_remove("TLAO_API_URL")
-        .env_remove("TLAO_TOKEN")
-        .env_remove("TLAO_CONFIG");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command
-}
-
-fn succeed(command: &mut Command, what: &str) -> Output {
-    let output = command.output().expect("tlao runs");
-    assert!(
-        output.status.success(),
-        "{what} failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-/// Starts `tlao serve` and waits for its ready line; returns the process and its URL.
-fn serve(env: &[(&str, String)], data_dir: &std::path::Path) -> (Running, String) {
-    let mut child = tlao(env, data_dir)
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("tlao serve starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let server = Running(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    loop {
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => {
-                if let Some(url) = line.strip_prefix("Ready: ") {
-                    return (server, url.trim().to_owned());
-                }
-            }
-            Err(e) => panic!("tlao serve did not become ready: {e}"),
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

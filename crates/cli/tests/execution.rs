@@ -424,3 +424,53 @@ async fn a_gzip_bomb_fails_the_run_as_an_invalid_archive() {
     );
     assert_eq!(leftover_run_dirs(&server.work_root()), Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_the_process_launcher_runs_each_run_in_a_local_worker_process() {
+    use common::serve::{serve, succeed, tlao};
+
+    let dir = tempfile::tempdir().unwrap();
+    let env: Vec<(&str, String)> = vec![
+        ("TLAO_LOG", "warn".into()),
+        ("TLAO_SERVER__ADDR", "127.0.0.1:0".into()),
+        (
+            "TLAO_AUTH__SECRET",
+            "a-serve-signing-secret-of-at-least-32-bytes".into(),
+        ),
+        (
+            "TLAO_WORKER_TOKEN",
+            "serve-worker-token-0123456789abcdef".into(),
+        ),
+        ("TLAO_LAUNCHER__KIND", "process".into()),
+        ("PATH", common::path_with_standin()),
+    ];
+    let boot = succeed(
+        tlao(&env, dir.path()).args(["admin", "bootstrap"]),
+        "bootstrap",
+    );
+    let admin_key = String::from_utf8(boot.stdout).unwrap().trim().to_owned();
+    let (_server, url) = serve(&env, dir.path());
+    let admin = Api::login(&url, &admin_key).await;
+    let (status, executor) = admin
+        .post(
+            "/executors",
+            json!({"name": "kiro", "kind": "kiro", "taskTypes": ["spec.generate"]}),
+        )
+        .await;
+    assert!((200..300).contains(&status), "{status} {executor}");
+    let workspace = admin.create_workspace("serve").await;
+
+    let run_id = admin
+        .run_prompt(&workspace, "spec.generate", "make a plan", None)
+        .await;
+
+    let run = admin.await_final(&run_id).await;
+    assert_eq!(run["status"], "completed", "{run:#}");
+    let names: Vec<Value> = admin
+        .artifacts(&run_id)
+        .await
+        .iter()
+        .map(|a| a["name"].clone())
+        .collect();
+    assert!(names.contains(&json!("plan.json")), "{names:?}");
+}

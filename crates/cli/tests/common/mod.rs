@@ -12,6 +12,7 @@
 
 pub mod archives;
 pub mod processes;
+pub mod serve;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
