@@ -7,7 +7,7 @@
 #   scripts/lib/console-e2e.sh               from the repository root
 #   TLAO_BIN=path/to/tlao scripts/lib/console-e2e.sh
 #
-# TLAO_BIN defaults to target/debug/tlao (build it first: cargo build -p tlao-cli).
+# TLAO_BIN defaults to $CARGO_TARGET_DIR (else target)/debug/tlao (build it first: cargo build -p tlao-cli).
 # CHROMIUM overrides the browser (default /usr/bin/chromium). Exits non-zero on any
 # failure. Sourcing this file only defines console_e2e_check.
 
@@ -18,7 +18,7 @@ console_e2e_check() {
   local root tests sudo=()
   root="$(pwd)"
   tests="${root}/tests/console"
-  export TLAO_BIN="${TLAO_BIN:-${root}/target/debug/tlao}"
+  export TLAO_BIN="${TLAO_BIN:-${CARGO_TARGET_DIR:-${root}/target}/debug/tlao}"
   export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 
   if [[ ! -x "${TLAO_BIN}" ]]; then

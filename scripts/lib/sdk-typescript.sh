@@ -6,7 +6,7 @@
 #   scripts/lib/sdk-typescript.sh            from the repository root
 #   TLAO_BIN=path/to/tlao scripts/lib/sdk-typescript.sh
 #
-# TLAO_BIN defaults to target/debug/tlao (build it first). Exits non-zero on any failure.
+# TLAO_BIN defaults to $CARGO_TARGET_DIR (else target)/debug/tlao (build it first). Exits non-zero on any failure.
 # Sourcing this file only defines sdk_typescript_check.
 
 # shellcheck source=scripts/lib/node.sh
@@ -16,7 +16,7 @@ sdk_typescript_check() {
   local root sdk
   root="$(pwd)"
   sdk="${root}/sdk/typescript"
-  export TLAO_BIN="${TLAO_BIN:-${root}/target/debug/tlao}"
+  export TLAO_BIN="${TLAO_BIN:-${CARGO_TARGET_DIR:-${root}/target}/debug/tlao}"
 
   require_node sdk-typescript 18 || return 1
   if [[ ! -x "${TLAO_BIN}" ]]; then
