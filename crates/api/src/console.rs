@@ -131,10 +131,15 @@ fn pages(cfg: &mut web::ServiceConfig) {
     paths.dedup();
     for path in paths {
         let methods = methods_of(path);
-        let allow: Vec<&'static str> = methods.iter().map(method_name).collect();
+        let mut allow: Vec<&'static str> = methods.iter().map(method_name).collect();
         let mut resource = web::resource(path);
         for page in PAGES.iter().filter(|page| page.path == path) {
             resource = resource.route((page.route)().method(page.method.clone()));
+            // HEAD is GET without the body (actix sends none).
+            if page.method == Method::GET {
+                resource = resource.route((page.route)().method(Method::HEAD));
+                allow.push("HEAD");
+            }
         }
         resource = resource.default_service(web::to(
             move |req: HttpRequest, state: web::Data<AppState>, keys: web::Data<ConsoleKeys>| {

@@ -110,10 +110,15 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, presigned_gateway: bool) {
             .filter(mounted)
             .filter(|spec| spec.path == path)
             .collect();
-        let allowed: Vec<Method> = specs.iter().map(|spec| spec.method.clone()).collect();
+        let mut allowed: Vec<Method> = specs.iter().map(|spec| spec.method.clone()).collect();
         let mut resource = web::resource(path);
         for spec in specs {
             resource = resource.route((spec.route)().method(spec.method.clone()));
+            // HEAD is GET without the body (actix sends none), as monitors expect.
+            if spec.method == Method::GET {
+                resource = resource.route((spec.route)().method(Method::HEAD));
+                allowed.push(Method::HEAD);
+            }
         }
         resource = resource.default_service(web::to(move |req: HttpRequest| {
             fallback::method_not_allowed(req, allowed.clone())
@@ -131,7 +136,10 @@ pub(crate) fn operation_of(method: &Method, pattern: Option<&str>) -> &'static s
     };
     ROUTES
         .iter()
-        .find(|spec| spec.path == pattern && spec.method == method)
+        .find(|spec| {
+            spec.path == pattern
+                && (spec.method == method || (spec.method == Method::GET && method == Method::HEAD))
+        })
         .map_or_else(
             || {
                 if pattern == "/console" || pattern.starts_with("/console/") {

@@ -1357,12 +1357,12 @@ async fn another_method_on_a_console_page_is_a_405_page_with_allow() {
         (
             reqwest::Method::DELETE,
             "/console/runs".to_owned(),
-            "GET, POST",
+            "GET, POST, HEAD",
         ),
         (
             reqwest::Method::PUT,
             format!("/console/runs/{run_id}"),
-            "GET",
+            "GET, HEAD",
         ),
         (
             reqwest::Method::GET,

@@ -80,9 +80,38 @@ async fn a_known_route_with_the_wrong_method_is_a_405_problem_naming_the_allowed
 
     let response = app.client.delete(app.url("/runs")).send().await.unwrap();
 
-    assert_eq!(response.headers()[ALLOW], "POST, GET");
+    assert_eq!(response.headers()[ALLOW], "POST, GET, HEAD");
     let body = problem(response, StatusCode::METHOD_NOT_ALLOWED).await;
     assert_eq!(body["type"], "urn:tlao:problem:method-not-allowed");
+}
+
+#[tokio::test]
+async fn head_answers_every_get_route_with_its_headers_and_no_body() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let run_id = app.run(&alice).await;
+
+    let probe = app.client.head(app.url("/healthz")).send().await.unwrap();
+    let run = app
+        .client
+        .head(app.url(&format!("/runs/{run_id}")))
+        .header("authorization", format!("Bearer {}", alice.token))
+        .send()
+        .await
+        .unwrap();
+    let anonymous = app
+        .client
+        .head(app.url(&format!("/runs/{run_id}")))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(probe.status(), StatusCode::OK);
+    assert_eq!(run.status(), StatusCode::OK);
+    assert_eq!(run.headers()["content-type"], "application/json");
+    assert!(run.headers().contains_key("x-request-id"));
+    assert!(run.bytes().await.unwrap().is_empty());
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
