@@ -355,6 +355,40 @@ describe("the agent console", { timeout: 240_000 }, () => {
     }
   });
 
+  it("keeps the runs list and the dashboard current without a reload", async () => {
+    await page.goto(url("/console/runs"));
+    const [workspace] = (await api.call("GET", "/workspaces")).items;
+    const task = await api.call("POST", "/tasks", {
+      workspaceId: workspace.workspaceId,
+      taskType: "spec.generate",
+      input: { prompt: "plan it, lines:20 slow" },
+    });
+    const run = await api.call("POST", "/runs", { taskId: task.taskId });
+    const navigations = [];
+    page.on("framenavigated", (frame) => navigations.push(frame.url()));
+
+    // Started elsewhere, the run appears, runs and completes on the open page.
+    const row = page.getByRole("table", { name: "Runs" }).getByRole("row", { name: new RegExp(run.runId) });
+    await row.waitFor({ timeout: 15_000 });
+    await page.waitForFunction(
+      (id) => [...document.querySelectorAll("#runs-list tr")].some((tr) => tr.textContent.includes(id) && tr.textContent.includes("completed")),
+      run.runId,
+      { timeout: 30_000 },
+    );
+    assert.deepEqual(navigations, [], "the page was not reloaded");
+
+    await page.goto(url("/console"));
+    const before = await page.locator("#usage").innerText();
+    const second = await api.call("POST", "/runs", { taskId: task.taskId });
+    await page.waitForFunction(
+      (id) => document.querySelector("#recent-runs")?.textContent.includes(id),
+      second.runId,
+      { timeout: 15_000 },
+    );
+    assert.notEqual(await page.locator("#usage").innerText(), before, "the usage cards follow too");
+    await api.waitForRun(second.runId);
+  });
+
   it("refuses a foreign workspace's run with a 403 page that explains", async () => {
     const created = await api.call("POST", "/users", { name: "someone-else" });
     const other = await Api.login(server.url, created.apiKey);

@@ -79,7 +79,7 @@ async fn dashboard_page(state: &AppState, ctx: &Ctx) -> Result<HttpResponse, Pag
         section aria-labelledby="usage-title" {
             h2 id="usage-title" class="visually-hidden" { "Workspace usage" }
             p class="muted" { "Workspace " strong { (ws.name.as_str()) } " · " span class="mono" { (ws.workspace_id) } }
-            dl class="cards" {
+            dl class="cards" id="usage" data-refresh {
                 div class="card" {
                     dt { "Runs today (UTC)" }
                     dd { (summary.runs_today) " of " (summary.daily_quota)
@@ -110,12 +110,15 @@ async fn dashboard_page(state: &AppState, ctx: &Ctx) -> Result<HttpResponse, Pag
         }
         section aria-labelledby="recent-title" {
             h2 id="recent-title" { "Recent runs" }
-            (runs_table(
-                &runs.iter().take(RECENT).copied().collect::<Vec<_>>(),
-                now,
-                "Recent runs",
-                html! { "No runs yet. " a href="/console/runs/new" { "Start a task" } " to see it here." },
-            ))
+            div id="recent-runs" data-refresh {
+                (runs_table(
+                    &runs.iter().take(RECENT).copied().collect::<Vec<_>>(),
+                    now,
+                    "Recent runs",
+                    html! { "No runs yet. " a href="/console/runs/new" { "Start a task" } " to see it here." },
+                ))
+            }
+            p class="muted" { "This page keeps itself up to date while it is open." }
             p class="pager" { a href="/console/runs" { "All runs →" } }
         }
         section aria-labelledby="executors-title" {

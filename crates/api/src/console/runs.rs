@@ -157,12 +157,14 @@ async fn list_page(
                 a href="/console/runs" { "Clear filters" }
             }
         }
-        (runs_table(
-            &page.items.iter().map(|view| &view.run).collect::<Vec<_>>(),
-            now,
-            "Runs",
-            html! { "No runs match." },
-        ))
+        div id="runs-list" data-refresh {
+            (runs_table(
+                &page.items.iter().map(|view| &view.run).collect::<Vec<_>>(),
+                now,
+                "Runs",
+                html! { "No runs match." },
+            ))
+        }
         nav class="pager" aria-label="Pages" {
             @if query.cursor.is_some() {
                 a href=(with_filters("")) { "← First page" }

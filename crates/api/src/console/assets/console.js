@@ -1,4 +1,8 @@
-// TLÁO Codex agent console: the live parts of the run page, and nothing else.
+// TLÁO Codex agent console: the live parts of the pages, and nothing else.
+//
+// The dashboard and the runs list mark the blocks that change as runs progress with
+// `data-refresh`; while such a page is visible it fetches itself again every few
+// seconds and swaps in those blocks, unless one holds the keyboard focus.
 //
 // The page works without this file; with it, the log and the status follow the run as
 // it happens. Events come from /console/runs/{id}/events (server-sent events; the
@@ -254,4 +258,43 @@
       say("Connection lost; reconnecting…");
     }
   });
+})();
+
+(function () {
+  const PERIOD_MS = 5000;
+  if (document.querySelectorAll("[data-refresh]").length === 0 || !window.fetch || !window.DOMParser) {
+    return;
+  }
+  let busy = false;
+
+  function refresh() {
+    if (busy || document.hidden) {
+      return;
+    }
+    busy = true;
+    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        // A redirect means the session ended: leave the page as it is.
+        return response.ok && !response.redirected ? response.text() : null;
+      })
+      .then(function (html) {
+        if (!html) {
+          return;
+        }
+        const fresh = new DOMParser().parseFromString(html, "text/html");
+        document.querySelectorAll("[data-refresh]").forEach(function (mine) {
+          const theirs = mine.id ? fresh.getElementById(mine.id) : null;
+          const focused = document.activeElement;
+          if (!theirs || theirs.innerHTML === mine.innerHTML || (focused && mine.contains(focused))) {
+            return;
+          }
+          mine.replaceWith(document.importNode(theirs, true));
+        });
+      })
+      .catch(function () { /* the next tick tries again */ })
+      .then(function () { busy = false; });
+  }
+
+  window.setInterval(refresh, PERIOD_MS);
+  document.addEventListener("visibilitychange", refresh);
 })();
