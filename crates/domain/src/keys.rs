@@ -72,6 +72,12 @@ pub fn workspace(ws: &WorkspaceId) -> Key {
     Key::new(ws_pk(ws), META)
 }
 
+/// A workspace's storage counters (bytes and counts of its archives and available
+/// artifacts), kept in the transactions that add them.
+pub fn workspace_usage(ws: &WorkspaceId) -> Key {
+    Key::new(ws_pk(ws), "USAGE")
+}
+
 /// A user's membership, on the workspace side.
 pub fn membership(ws: &WorkspaceId, user: &UserId) -> Key {
     Key::new(ws_pk(ws), format!("MEMBER#{user}"))

@@ -124,6 +124,7 @@ impl ArchiveService {
             .transact(vec![
                 put_op(&archive, Some(Condition::NotExists))?,
                 put_op(&lookup, Some(Condition::NotExists))?,
+                crate::workspaces::count_archive(ws, size),
             ])
             .await?;
         tracing::info!(workspace_id = %ws, archive_id = %archive.archive_id, size, operation = "upload_archive", "archive stored");

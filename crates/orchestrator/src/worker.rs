@@ -548,6 +548,11 @@ impl WorkerService {
                     AttrValue::S("pending".into()),
                 )),
             });
+            if failure.is_none() {
+                write
+                    .ops
+                    .push(crate::workspaces::count_artifact(&ws, settled.size));
+            }
             Ok((write, ()))
         })
         .await?;

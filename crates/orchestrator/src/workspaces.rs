@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tlao_domain::{Membership, Name, Role, Workspace, WorkspaceId, keys};
-use tlao_ports::{Condition, Direction, Query};
+use tlao_ports::{AttrValue, Condition, Direction, Item, Query, Update, WriteOp};
 
 use crate::codec::UserWorkspace;
 use crate::context::{Caller, Core};
@@ -51,6 +51,11 @@ impl WorkspaceService {
                     &UserWorkspace(membership.clone()),
                     Some(Condition::NotExists),
                 )?,
+                WriteOp::Put {
+                    item: Item::new(keys::workspace_usage(&workspace.workspace_id))
+                        .with(USAGE_COMPLETE, AttrValue::Bool(true)),
+                    condition: Some(Condition::NotExists),
+                },
             ])
             .await?;
         tracing::info!(workspace_id = %workspace.workspace_id, operation = "create_workspace", "workspace created");
@@ -107,9 +112,40 @@ impl WorkspaceService {
     }
 }
 
-/// The most artifact or archive records [`WorkspaceService::summary`] adds up; past it
-/// the storage figure is marked partial.
+/// The most artifact or archive records [`WorkspaceService::summary`] adds up for a
+/// workspace without usage counters; past it the storage figure is marked partial.
 pub const MAX_STORAGE_SCAN: usize = 10_000;
+
+/// The usage item's mark that its counters cover every archive and artifact: written
+/// when the workspace is created. Workspaces from before the counters lack it, and their
+/// summary adds up the records instead.
+const USAGE_COMPLETE: &str = "complete";
+const ARTIFACT_BYTES: &str = "artifactBytes";
+const ARTIFACT_COUNT: &str = "artifactCount";
+const ARCHIVE_BYTES: &str = "archiveBytes";
+const ARCHIVE_COUNT: &str = "archiveCount";
+
+/// The write that counts a stored archive of `size` bytes in its workspace's usage, for
+/// the transaction that stores it.
+pub(crate) fn count_archive(ws: &WorkspaceId, size: u64) -> WriteOp {
+    count(ws, ARCHIVE_BYTES, ARCHIVE_COUNT, size)
+}
+
+/// The write that counts an artifact of `size` bytes that became available, for the
+/// transaction that settles it.
+pub(crate) fn count_artifact(ws: &WorkspaceId, size: u64) -> WriteOp {
+    count(ws, ARTIFACT_BYTES, ARTIFACT_COUNT, size)
+}
+
+fn count(ws: &WorkspaceId, bytes: &str, items: &str, size: u64) -> WriteOp {
+    WriteOp::Update {
+        key: keys::workspace_usage(ws),
+        update: Update::new()
+            .add(bytes, i64::try_from(size).unwrap_or(i64::MAX))
+            .add(items, 1),
+        condition: None,
+    }
+}
 
 /// Where a workspace stands against its limits, for the console's dashboard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,11 +177,21 @@ pub struct WorkspaceSummary {
     pub max_archive_bytes: u64,
 }
 
+/// Bytes and counts of a workspace's stored archives and available artifacts.
+struct Storage {
+    artifact_bytes: u64,
+    artifact_count: u64,
+    archive_bytes: u64,
+    archive_count: u64,
+    partial: bool,
+}
+
 impl WorkspaceService {
     /// The workspace's usage: today's runs against the quota (the quota counter), the
     /// running runs against the concurrency limit (the `activeRuns` counter), the queue
-    /// length, and the storage its artifacts and archives use, added up from their
-    /// records (the sizes stored when they were uploaded; blobs are not listed).
+    /// length, and the storage its archives and available artifacts use: one read of the
+    /// usage counters their transactions keep (the sizes recorded at upload; blobs are
+    /// not listed), or, for a workspace from before the counters, their records added up.
     pub async fn summary(
         &self,
         caller: &Caller,
@@ -169,24 +215,21 @@ impl WorkspaceService {
             crate::runs::ACTIVE_RUNS,
         );
         let queued = self.count(keys::workspace_queue(ws)).await?;
-        let mut partial = false;
-        let (mut artifact_bytes, mut artifact_count) = (0, 0);
-        let (artifacts, more) = self
-            .scan::<tlao_domain::Artifact>(keys::artifacts_of(ws))
-            .await?;
-        partial |= more;
-        for artifact in artifacts {
-            if artifact.status == tlao_domain::ArtifactStatus::Available {
-                artifact_bytes += artifact.size;
-                artifact_count += 1;
+        let usage = store.get_item(&keys::workspace_usage(ws)).await?;
+        let counted = usage
+            .as_ref()
+            .is_some_and(|item| item.attrs.get(USAGE_COMPLETE) == Some(&AttrValue::Bool(true)));
+        let storage = if counted {
+            Storage {
+                artifact_bytes: count_of(usage.clone(), ARTIFACT_BYTES),
+                artifact_count: count_of(usage.clone(), ARTIFACT_COUNT),
+                archive_bytes: count_of(usage.clone(), ARCHIVE_BYTES),
+                archive_count: count_of(usage, ARCHIVE_COUNT),
+                partial: false,
             }
-        }
-        let (archives, more) = self
-            .scan::<tlao_domain::Archive>(keys::archives_of(ws))
-            .await?;
-        partial |= more;
-        let archive_count = archives.len() as u64;
-        let archive_bytes = archives.iter().map(|a| a.size).sum();
+        } else {
+            self.add_up_storage(ws).await?
+        };
         Ok(WorkspaceSummary {
             workspace,
             runs_today,
@@ -194,12 +237,34 @@ impl WorkspaceService {
             running,
             max_concurrent: guardrails.max_concurrent_runs,
             queued,
-            artifact_bytes,
-            artifact_count,
-            archive_bytes,
-            archive_count,
-            storage_partial: partial,
+            artifact_bytes: storage.artifact_bytes,
+            artifact_count: storage.artifact_count,
+            archive_bytes: storage.archive_bytes,
+            archive_count: storage.archive_count,
+            storage_partial: storage.partial,
             max_archive_bytes: guardrails.max_archive_bytes,
+        })
+    }
+
+    /// The storage of a workspace without usage counters, added up from the records of
+    /// its archives and available artifacts (at most [`MAX_STORAGE_SCAN`] of each).
+    async fn add_up_storage(&self, ws: &WorkspaceId) -> Result<Storage, ServiceError> {
+        let (artifacts, more_artifacts) = self
+            .scan::<tlao_domain::Artifact>(keys::artifacts_of(ws))
+            .await?;
+        let (archives, more_archives) = self
+            .scan::<tlao_domain::Archive>(keys::archives_of(ws))
+            .await?;
+        let available: Vec<_> = artifacts
+            .iter()
+            .filter(|a| a.status == tlao_domain::ArtifactStatus::Available)
+            .collect();
+        Ok(Storage {
+            artifact_bytes: available.iter().map(|a| a.size).sum(),
+            artifact_count: available.len() as u64,
+            archive_bytes: archives.iter().map(|a| a.size).sum(),
+            archive_count: archives.len() as u64,
+            partial: more_artifacts || more_archives,
         })
     }
 

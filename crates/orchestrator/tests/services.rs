@@ -441,6 +441,26 @@ async fn a_workspace_summary_counts_todays_runs_the_queue_and_archive_storage() 
     assert_eq!(summary.artifact_bytes, 0);
     assert!(!summary.storage_partial);
 
+    // A workspace from before the usage counters has its records added up instead, to
+    // the same figures.
+    w.services
+        .core
+        .store
+        .delete(&tlao_domain::keys::workspace_usage(&ws), None)
+        .await
+        .unwrap();
+    let added_up = w.services.workspaces.summary(&w.admin, &ws).await.unwrap();
+    assert_eq!(added_up, summary);
+    // Counting on in such a workspace does not make its partial counters look complete.
+    w.services
+        .archives
+        .upload(&w.admin, &ws, None, stream_of(first.clone(), 7))
+        .await
+        .unwrap();
+    let later = w.services.workspaces.summary(&w.admin, &ws).await.unwrap();
+    assert_eq!(later.archive_count, 3);
+    assert_eq!(later.archive_bytes, (2 * first.len() + second.len()) as u64);
+
     // The next UTC day starts from zero.
     w.clock.advance_millis(24 * 3600 * 1000);
     let tomorrow = w.services.workspaces.summary(&w.admin, &ws).await.unwrap();

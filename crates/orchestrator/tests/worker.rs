@@ -432,4 +432,18 @@ async fn an_uploaded_artifact_becomes_available_and_a_missing_one_upload_failed(
     assert_eq!(listed.len(), 2);
     assert!(listed[0].download.is_some());
     assert!(listed[1].download.is_none());
+    // Only the available artifact counts in the workspace's storage, once, even when
+    // finalized again.
+    w.services
+        .workers
+        .finalize_artifact(&run, &lease.lease_id, &good.artifact.artifact_id, None)
+        .await
+        .unwrap();
+    let summary = w
+        .services
+        .workspaces
+        .summary(&w.admin, &good.artifact.workspace_id)
+        .await
+        .unwrap();
+    assert_eq!((summary.artifact_count, summary.artifact_bytes), (1, 2));
 }
