@@ -110,10 +110,16 @@ fn run_plan_streams_the_run_and_its_plan_downloads_with_a_verified_sha256() {
         .success()
         .stdout(contains("Reading the workspace").and(contains("plan.json")))
         .stderr(contains("completed").and(contains("tlao artifact get art_")));
+    let said = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
     drop(run);
 
     let runs = json(tlao(&server).args(["runs", "--json", "--limit", "1"]));
     let run_id = runs[0]["runId"].as_str().unwrap().to_owned();
+    // The run's page in the console is one click away.
+    assert!(
+        said.contains(&format!("console: {}/console/runs/{run_id}", server.url)),
+        "{said}"
+    );
     assert_eq!(runs[0]["status"], "completed");
     assert_eq!(runs[0]["taskType"], "spec.generate");
     let artifacts = json(tlao(&server).args(["artifacts", &run_id, "--json"]));

@@ -188,6 +188,7 @@ async fn start(args: StartArgs, task_type: TaskType, profile: &str) -> anyhow::R
         .context("starting the run")?;
     ctx.save_session()?;
     let run_id = created.run_id.clone();
+    let console = format!("{}/console/runs/{run_id}", ctx.client.api_url());
 
     if args.detach {
         if args.json {
@@ -195,7 +196,7 @@ async fn start(args: StartArgs, task_type: TaskType, profile: &str) -> anyhow::R
         } else {
             println!("{run_id}");
             output::note(format!(
-                "queued on {}; follow it with `tlao logs --follow {run_id}`",
+                "queued on {}; follow it with `tlao logs --follow {run_id}` or at {console}",
                 created.executor
             ));
         }
@@ -203,7 +204,7 @@ async fn start(args: StartArgs, task_type: TaskType, profile: &str) -> anyhow::R
     }
     if !args.json {
         output::note(format!(
-            "run {run_id} queued on {} (Ctrl-C stops following; the run goes on)",
+            "run {run_id} queued on {} (Ctrl-C stops following; the run goes on)\n  console: {console}",
             created.executor
         ));
     }
