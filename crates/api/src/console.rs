@@ -116,6 +116,15 @@ const PAGES: &[Page] = &[
     page!(GET "/assets/{name}" => assets::asset),
 ];
 
+/// `GET` pages that do not also answer `HEAD`: the event stream (actix reads a HEAD
+/// response's body to its end, and this one ends with the run), the whole log (read to
+/// be thrown away) and the download (a redirect to a URL signed for `GET`).
+const NO_HEAD: &[&str] = &[
+    "/runs/{runId}/events",
+    "/runs/{runId}/log.txt",
+    "/artifacts/{artifactId}/download",
+];
+
 /// The methods [`PAGES`] serves on `path`.
 fn methods_of(path: &str) -> Vec<Method> {
     PAGES
@@ -135,8 +144,9 @@ fn pages(cfg: &mut web::ServiceConfig) {
         let mut resource = web::resource(path);
         for page in PAGES.iter().filter(|page| page.path == path) {
             resource = resource.route((page.route)().method(page.method.clone()));
-            // HEAD is GET without the body (actix sends none).
-            if page.method == Method::GET {
+            // HEAD is GET without the body (actix sends none); not for the event stream,
+            // the whole log or the download redirect (see `NO_HEAD`).
+            if page.method == Method::GET && !NO_HEAD.contains(&page.path) {
                 resource = resource.route((page.route)().method(Method::HEAD));
                 allow.push("HEAD");
             }

@@ -95,6 +95,11 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(PUT "/blobs/{key:.*}" => blobs::put_blob, Mount::WithPresignedGateway),
 ];
 
+/// `GET` routes that do not also answer `HEAD`: the event stream (its body ends only
+/// with the run, and actix reads a HEAD response's body to its end before the
+/// connection moves on) and the presigned blobs (signed for one method).
+const NO_HEAD: &[&str] = &["/runs/{runId}/events", "/blobs/{key:.*}"];
+
 /// Registers every mounted route of [`ROUTES`], one resource per path.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig, presigned_gateway: bool) {
     let mounted = |spec: &&RouteSpec| spec.mount == Mount::Always || presigned_gateway;
@@ -114,8 +119,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, presigned_gateway: bool) {
         let mut resource = web::resource(path);
         for spec in specs {
             resource = resource.route((spec.route)().method(spec.method.clone()));
-            // HEAD is GET without the body (actix sends none), as monitors expect.
-            if spec.method == Method::GET {
+            // HEAD is GET without the body (actix sends none), as monitors expect; not
+            // for streams, whose bodies actix would still read to their end.
+            if spec.method == Method::GET && !NO_HEAD.contains(&spec.path) {
                 resource = resource.route((spec.route)().method(Method::HEAD));
                 allowed.push(Method::HEAD);
             }
@@ -138,7 +144,10 @@ pub(crate) fn operation_of(method: &Method, pattern: Option<&str>) -> &'static s
         .iter()
         .find(|spec| {
             spec.path == pattern
-                && (spec.method == method || (spec.method == Method::GET && method == Method::HEAD))
+                && (spec.method == method
+                    || (spec.method == Method::GET
+                        && method == Method::HEAD
+                        && !NO_HEAD.contains(&spec.path)))
         })
         .map_or_else(
             || {

@@ -1395,4 +1395,29 @@ async fn another_method_on_a_console_page_is_a_405_page_with_allow() {
         .await
         .unwrap();
     html_page(unknown, StatusCode::NOT_FOUND).await;
+
+    // HEAD answers the pages, but not the stream, the whole log or the download.
+    for (path, status) in [
+        (format!("/console/runs/{run_id}"), StatusCode::OK),
+        (
+            format!("/console/runs/{run_id}/events"),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            format!("/console/runs/{run_id}/log.txt"),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ] {
+        let response = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            browser()
+                .head(app.url(&path))
+                .header(COOKIE, &session.cookie)
+                .send(),
+        )
+        .await
+        .expect("HEAD answers at once")
+        .unwrap();
+        assert_eq!(response.status(), status, "HEAD {path}");
+    }
 }

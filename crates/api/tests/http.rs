@@ -112,6 +112,20 @@ async fn head_answers_every_get_route_with_its_headers_and_no_body() {
     assert!(run.headers().contains_key("x-request-id"));
     assert!(run.bytes().await.unwrap().is_empty());
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // Not on the event stream, whose body ends only with the run: a 405 at once.
+    let stream = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        app.client
+            .head(app.url(&format!("/runs/{run_id}/events")))
+            .header("authorization", format!("Bearer {}", alice.token))
+            .send(),
+    )
+    .await
+    .expect("HEAD on the stream answers at once")
+    .unwrap();
+    assert_eq!(stream.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(stream.headers()[ALLOW], "GET");
 }
 
 #[tokio::test]

@@ -42,20 +42,73 @@ pub async fn configured(
     settings: &Settings,
     public_url: &str,
 ) -> anyhow::Result<Option<Arc<dyn RunLauncher>>> {
-    match settings.launcher.kind {
-        LauncherKind::None => Ok(None),
-        LauncherKind::Process => {
-            if settings.worker_token.as_deref().is_none_or(str::is_empty) {
-                anyhow::bail!(
-                    "launcher.kind = \"process\" needs the worker token its workers authenticate with (worker_token, TLAO_WORKER_TOKEN)"
-                );
-            }
-            Ok(Some(Arc::new(process_launcher(settings, public_url)?)))
+    let kind = match settings.launcher.kind {
+        LauncherKind::None => return Ok(None),
+        LauncherKind::Process => "process",
+        LauncherKind::Ecs => "ecs",
+    };
+    // Without it the server refuses every worker: each run would start one for nothing.
+    if settings.worker_token.as_deref().is_none_or(str::is_empty) {
+        anyhow::bail!(
+            "launcher.kind = \"{kind}\" needs the worker token its workers authenticate with (worker_token, TLAO_WORKER_TOKEN)"
+        );
+    }
+    if settings.launcher.kind == LauncherKind::Process {
+        return Ok(Some(Arc::new(process_launcher(settings, public_url)?)));
+    }
+    let ecs = &settings.launcher.ecs;
+    let api_url = match &ecs.api_url {
+        Some(url) => url.as_str(),
+        None if reachable_from_elsewhere(public_url) => public_url,
+        None => anyhow::bail!(
+            "launcher.kind = \"ecs\": the tasks cannot reach the API at {public_url}; set launcher.ecs.api_url (TLAO_LAUNCHER__ECS__API_URL) or server.public_url (TLAO_SERVER__PUBLIC_URL) to an address they can reach"
+        ),
+    };
+    Ok(Some(crate::aws::open_launcher(ecs, api_url).await?))
+}
+
+/// Whether `url` names a host other machines could reach: not loopback, not the
+/// unspecified address a server binds to.
+fn reachable_from_elsewhere(url: &str) -> bool {
+    let host = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default();
+    let host = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => !ip.is_loopback() && !ip.is_unspecified(),
+        Err(_) => !host.is_empty() && !host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reachable_from_elsewhere;
+
+    #[test]
+    fn loopback_and_unspecified_addresses_are_not_reachable_from_a_task() {
+        for url in [
+            "http://127.0.0.1:7411",
+            "http://0.0.0.0:7411",
+            "http://localhost:7411",
+            "http://[::1]:7411",
+            "http://[::]:7411",
+        ] {
+            assert!(!reachable_from_elsewhere(url), "{url}");
         }
-        LauncherKind::Ecs => {
-            let ecs = &settings.launcher.ecs;
-            let api_url = ecs.api_url.as_deref().unwrap_or(public_url);
-            Ok(Some(crate::aws::open_launcher(ecs, api_url).await?))
+        for url in [
+            "https://tlao.example.com",
+            "http://10.0.1.5:7411",
+            "http://api.internal:7411/",
+            "http://[fd00::5]:7411",
+        ] {
+            assert!(reachable_from_elsewhere(url), "{url}");
         }
     }
 }

@@ -568,4 +568,24 @@ fn serve_refuses_an_ecs_launcher_without_its_cluster_or_task_definition_naming_t
     serve(&[("TLAO_LAUNCHER__KIND", "lambda")])
         .failure()
         .stderr(contains("lambda"));
+
+    // Complete settings, but workers could not authenticate, or not reach the API.
+    let ecs = [
+        ("TLAO_LAUNCHER__ECS__CLUSTER", "tlao"),
+        ("TLAO_LAUNCHER__ECS__TASK_DEFINITION", "tlao-worker"),
+        (
+            "TLAO_AUTH__SECRET",
+            "a-serve-signing-secret-of-at-least-32-bytes",
+        ),
+    ];
+    serve(&ecs).failure().stderr(contains("TLAO_WORKER_TOKEN"));
+    let with_token: Vec<(&str, &str)> = ecs
+        .iter()
+        .copied()
+        .chain([("TLAO_WORKER_TOKEN", "a-worker-token-0123456789abcdef")])
+        .collect();
+    serve(&with_token).failure().stderr(
+        contains("cannot reach the API at http://127.0.0.1")
+            .and(contains("TLAO_LAUNCHER__ECS__API_URL")),
+    );
 }

@@ -1,9 +1,10 @@
 //! Workspaces and memberships. Creating a workspace makes the caller its owner; both
 //! sides of the membership are written in the same transaction.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use tlao_domain::{Membership, Name, Role, Workspace, WorkspaceId, keys};
+use tlao_domain::{Membership, Name, Role, Timestamp, Workspace, WorkspaceId, keys};
 use tlao_ports::{AttrValue, Condition, Direction, Item, Query, Update, WriteOp};
 
 use crate::codec::UserWorkspace;
@@ -17,12 +18,22 @@ pub const MAX_WORKSPACES_LISTED: usize = 1000;
 /// Creates, lists and reads workspaces.
 pub struct WorkspaceService {
     core: Arc<Core>,
+    /// Storage added up for workspaces without usage counters, and when: kept for
+    /// [`ADDED_UP_TTL_SECONDS`], so a dashboard open on such a workspace does not read
+    /// its records again every few seconds.
+    added_up: std::sync::Mutex<HashMap<WorkspaceId, (Timestamp, Storage)>>,
 }
+
+/// How long an added-up storage figure of a workspace without counters is reused.
+const ADDED_UP_TTL_SECONDS: u64 = 60;
 
 impl WorkspaceService {
     /// The service over shared dependencies.
     pub fn new(core: Arc<Core>) -> Self {
-        WorkspaceService { core }
+        WorkspaceService {
+            core,
+            added_up: std::sync::Mutex::new(HashMap::new()),
+        }
     }
 
     /// Creates a workspace owned by the caller.
@@ -178,6 +189,7 @@ pub struct WorkspaceSummary {
 }
 
 /// Bytes and counts of a workspace's stored archives and available artifacts.
+#[derive(Debug, Clone)]
 struct Storage {
     artifact_bytes: u64,
     artifact_count: u64,
@@ -228,7 +240,7 @@ impl WorkspaceService {
                 partial: false,
             }
         } else {
-            self.add_up_storage(ws).await?
+            self.added_up_storage(ws).await?
         };
         Ok(WorkspaceSummary {
             workspace,
@@ -244,6 +256,34 @@ impl WorkspaceService {
             storage_partial: storage.partial,
             max_archive_bytes: guardrails.max_archive_bytes,
         })
+    }
+
+    /// [`Self::add_up_storage`], reused for [`ADDED_UP_TTL_SECONDS`].
+    async fn added_up_storage(&self, ws: &WorkspaceId) -> Result<Storage, ServiceError> {
+        let now = self.core.now();
+        let cached = self
+            .added_up_cache()
+            .get(ws)
+            .filter(|(at, _)| now.millis_since(*at) < (ADDED_UP_TTL_SECONDS * 1000) as i64)
+            .map(|(_, storage)| storage.clone());
+        if let Some(storage) = cached {
+            return Ok(storage);
+        }
+        let storage = self.add_up_storage(ws).await?;
+        let mut cache = self.added_up_cache();
+        if cache.len() >= 1000 {
+            cache.clear();
+        }
+        cache.insert(ws.clone(), (now, storage.clone()));
+        Ok(storage)
+    }
+
+    fn added_up_cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<WorkspaceId, (Timestamp, Storage)>> {
+        self.added_up
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The storage of a workspace without usage counters, added up from the records of

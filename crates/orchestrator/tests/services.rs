@@ -457,6 +457,11 @@ async fn a_workspace_summary_counts_todays_runs_the_queue_and_archive_storage() 
         .upload(&w.admin, &ws, None, stream_of(first.clone(), 7))
         .await
         .unwrap();
+    // The added-up figure is reused for a minute (a dashboard refreshes every 5 s)…
+    let cached = w.services.workspaces.summary(&w.admin, &ws).await.unwrap();
+    assert_eq!(cached.archive_count, 2);
+    // …then added up again.
+    w.clock.advance_millis(61 * 1000);
     let later = w.services.workspaces.summary(&w.admin, &ws).await.unwrap();
     assert_eq!(later.archive_count, 3);
     assert_eq!(later.archive_bytes, (2 * first.len() + second.len()) as u64);
