@@ -530,7 +530,7 @@ impl WorkerService {
             artifact_type: artifact.artifact_type,
         };
         let settled = artifact.clone();
-        run_store::retry_on_race(&self.core, &ws, run_id, |stored| {
+        let written = run_store::retry_on_race(&self.core, &ws, run_id, |stored| {
             let events = if failure.is_none() {
                 vec![event.clone()]
             } else {
@@ -555,7 +555,15 @@ impl WorkerService {
             }
             Ok((write, ()))
         })
-        .await?;
+        .await;
+        if let Err(error) = written {
+            // A concurrent finalize of the same artifact settled it first: its outcome
+            // stands (and was counted once), as for a finalize that comes late.
+            return match self.core.store.get::<Artifact>(&key).await? {
+                Some(current) if current.status != ArtifactStatus::Pending => Ok(current),
+                _ => Err(error),
+            };
+        }
         if let Some(reason) = &failure {
             tracing::warn!(
                 workspace_id = %ws, run_id = %run_id, artifact_id = %artifact_id,

@@ -447,3 +447,64 @@ async fn an_uploaded_artifact_becomes_available_and_a_missing_one_upload_failed(
         .unwrap();
     assert_eq!((summary.artifact_count, summary.artifact_bytes), (1, 2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_racing_finalizes_of_one_artifact_both_succeed_and_it_counts_once() {
+    let w = world(Guardrails::default()).await;
+    let run = w.queue(1).await.remove(0);
+    let lease = w.services.workers.lease_next(None).await.unwrap().unwrap();
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let slot = w
+            .services
+            .workers
+            .create_artifact(
+                &run,
+                &lease.lease_id,
+                NewArtifact {
+                    name: tlao_domain::ArtifactName::try_from(format!("doc-{i}.md")).unwrap(),
+                    artifact_type: ArtifactType::Document,
+                    size: 3,
+                    sha256: "0".repeat(64),
+                    content_type: "text/markdown".into(),
+                },
+            )
+            .await
+            .unwrap();
+        w.services
+            .core
+            .blobs
+            .put(
+                &BlobKey::parse(&slot.artifact.key).unwrap(),
+                Bytes::from_static(b"abc"),
+                "text/markdown",
+            )
+            .await
+            .unwrap();
+        ids.push(slot.artifact.artifact_id);
+    }
+
+    for id in &ids {
+        let workers = &w.services.workers;
+        let (a, b) = tokio::join!(
+            workers.finalize_artifact(&run, &lease.lease_id, id, None),
+            workers.finalize_artifact(&run, &lease.lease_id, id, None),
+        );
+        assert_eq!(a.unwrap().status, ArtifactStatus::Available);
+        assert_eq!(b.unwrap().status, ArtifactStatus::Available);
+    }
+
+    let listed = w
+        .services
+        .artifacts
+        .list_for_run(&w.admin, &run)
+        .await
+        .unwrap();
+    let summary = w
+        .services
+        .workspaces
+        .summary(&w.admin, &listed[0].artifact.workspace_id)
+        .await
+        .unwrap();
+    assert_eq!((summary.artifact_count, summary.artifact_bytes), (10, 30));
+}
