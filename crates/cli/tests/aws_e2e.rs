@@ -14,7 +14,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::serve::{Running, serve, succeed, tlao};
+use common::serve::{Running, serve, serve_ready_for_plans, succeed, tlao};
 use common::{Api, path_with_standin};
 use serde_json::{Value, json};
 
@@ -289,21 +289,7 @@ async fn serve_with_the_ecs_launcher_starts_one_fargate_task_per_run_told_its_ru
         ("TLAO_LAUNCHER__ECS__ENDPOINT", endpoint.clone()),
         ("TLAO_LAUNCHER__ECS__REGION", "us-east-1".into()),
     ];
-    let boot = succeed(
-        tlao(&env, dir.path()).args(["admin", "bootstrap"]),
-        "bootstrap",
-    );
-    let admin_key = String::from_utf8(boot.stdout).unwrap().trim().to_owned();
-    let (_server, url) = serve(&env, dir.path());
-    let admin = Api::login(&url, &admin_key).await;
-    let (status, executor) = admin
-        .post(
-            "/executors",
-            json!({"name": "kiro", "kind": "kiro", "taskTypes": ["spec.generate"]}),
-        )
-        .await;
-    assert!((200..300).contains(&status), "{status} {executor}");
-    let workspace = admin.create_workspace("ecs-e2e").await;
+    let (_server, admin, workspace) = serve_ready_for_plans(&env, dir.path(), "ecs-e2e").await;
 
     let run_id = admin
         .run_prompt(&workspace, "spec.generate", "make a plan", None)

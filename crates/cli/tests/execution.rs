@@ -427,7 +427,7 @@ async fn a_gzip_bomb_fails_the_run_as_an_invalid_archive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_with_the_process_launcher_runs_each_run_in_a_local_worker_process() {
-    use common::serve::{serve, succeed, tlao};
+    use common::serve::serve_ready_for_plans;
 
     let dir = tempfile::tempdir().unwrap();
     let env: Vec<(&str, String)> = vec![
@@ -444,21 +444,7 @@ async fn serve_with_the_process_launcher_runs_each_run_in_a_local_worker_process
         ("TLAO_LAUNCHER__KIND", "process".into()),
         ("PATH", common::path_with_standin()),
     ];
-    let boot = succeed(
-        tlao(&env, dir.path()).args(["admin", "bootstrap"]),
-        "bootstrap",
-    );
-    let admin_key = String::from_utf8(boot.stdout).unwrap().trim().to_owned();
-    let (_server, url) = serve(&env, dir.path());
-    let admin = Api::login(&url, &admin_key).await;
-    let (status, executor) = admin
-        .post(
-            "/executors",
-            json!({"name": "kiro", "kind": "kiro", "taskTypes": ["spec.generate"]}),
-        )
-        .await;
-    assert!((200..300).contains(&status), "{status} {executor}");
-    let workspace = admin.create_workspace("serve").await;
+    let (_server, admin, workspace) = serve_ready_for_plans(&env, dir.path(), "serve").await;
 
     let run_id = admin
         .run_prompt(&workspace, "spec.generate", "make a plan", None)

@@ -7,7 +7,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::tlao_bin;
+use serde_json::json;
+
+use super::{Api, tlao_bin};
 
 /// A process killed (and reaped) when the test ends, however it ends.
 pub struct Running(pub Child);
@@ -73,4 +75,30 @@ pub fn serve(env: &[(&str, String)], data_dir: &Path) -> (Running, String) {
             Err(e) => panic!("tlao serve did not become ready: {e}"),
         }
     }
+}
+
+/// `tlao admin bootstrap` then `tlao serve` with `env` on `data_dir`, logged in as the
+/// administrator, with a `kiro` executor for `spec.generate` and a workspace named
+/// `workspace`: the server (killed when dropped), the client and the workspace id.
+pub async fn serve_ready_for_plans(
+    env: &[(&str, String)],
+    data_dir: &Path,
+    workspace: &str,
+) -> (Running, Api, String) {
+    let boot = succeed(
+        tlao(env, data_dir).args(["admin", "bootstrap"]),
+        "bootstrap",
+    );
+    let admin_key = String::from_utf8(boot.stdout).unwrap().trim().to_owned();
+    let (server, url) = serve(env, data_dir);
+    let admin = Api::login(&url, &admin_key).await;
+    let (status, executor) = admin
+        .post(
+            "/executors",
+            json!({"name": "kiro", "kind": "kiro", "taskTypes": ["spec.generate"]}),
+        )
+        .await;
+    assert!((200..300).contains(&status), "{status} {executor}");
+    let workspace = admin.create_workspace(workspace).await;
+    (server, admin, workspace)
 }
