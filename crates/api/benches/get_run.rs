@@ -15,8 +15,9 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use serde_json::json;
 use tlao_adapters_local::{FsBlobStore, LocalEventBus, SqliteTable};
 use tlao_api::{ApiConfig, AppDeps};
+use tlao_domain::Usage;
 use tlao_domain::{ExecutorDescriptor, Guardrails, Name, NewTask};
-use tlao_orchestrator::{Caller, CreateRun, Services};
+use tlao_orchestrator::{Caller, Completion, CreateRun, Services};
 use tlao_ports::SystemClock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -79,6 +80,45 @@ async fn main() {
         .await
         .unwrap();
     let ws = services.workspaces.create(&caller, "bench").await.unwrap();
+    // A finished run (one read: the run) beside the queued one (two: the run and its
+    // queue position), both read through the full stack.
+    let finished = {
+        let task = services
+            .tasks
+            .create(
+                &caller,
+                NewTask::parse(&json!({"workspaceId": ws.workspace_id, "taskType": "spec.generate", "input": {"prompt": "p"}}))
+                    .unwrap(),
+                None,
+            )
+            .await
+            .unwrap();
+        let run = services
+            .runs
+            .create(
+                &caller,
+                CreateRun {
+                    task_id: task.task_id,
+                    executor: None,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let lease = services.workers.lease_next(None).await.unwrap().unwrap();
+        assert_eq!(lease.run.run_id, run.run.run_id);
+        services
+            .workers
+            .complete(
+                &run.run.run_id,
+                &lease.lease_id,
+                Completion::Completed,
+                Usage::Unmeasured,
+            )
+            .await
+            .unwrap();
+        run.run.run_id
+    };
     let task = services
         .tasks
         .create(
@@ -134,6 +174,10 @@ async fn main() {
     )
     .await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let finished_request = format!(
+        "GET /runs/{finished} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .into_bytes();
 
     // The baseline: a bare handler returning the same bytes.
     let bare_listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -169,6 +213,7 @@ async fn main() {
     load(full_addr, &full_request, Duration::from_millis(500)).await;
     let mut best_bare: f64 = 0.0;
     let mut best_full: f64 = 0.0;
+    let mut best_finished: f64 = 0.0;
     // `TLAO_BENCH_ONLY=full` loads only the full stack (for profiling it alone).
     let only_full = std::env::var("TLAO_BENCH_ONLY").is_ok_and(|v| v == "full");
     for _ in 0..2 {
@@ -176,12 +221,20 @@ async fn main() {
             best_bare = best_bare.max(load(bare_addr, &bare_request, round).await);
         }
         best_full = best_full.max(load(full_addr, &full_request, round).await);
+        if !only_full {
+            best_finished = best_finished.max(load(full_addr, &finished_request, round).await);
+        }
     }
     println!("bare actix handler:                 {best_bare:>10.0} req/s");
-    println!("full stack (auth + SQLite + JSON):  {best_full:>10.0} req/s");
+    println!("full stack (auth + SQLite + JSON):  {best_full:>10.0} req/s  (a queued run)");
+    println!("full stack, a finished run:         {best_finished:>10.0} req/s  (no queue read)");
     println!(
         "ratio full / bare:                  {:>10.2} (goal >= 0.5)",
         best_full / best_bare
+    );
+    println!(
+        "ratio finished / bare:              {:>10.2}",
+        best_finished / best_bare
     );
 }
 
