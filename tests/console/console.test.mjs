@@ -261,6 +261,21 @@ describe("the agent console", { timeout: 240_000 }, () => {
     await page.waitForURL(/\/console\/runs\/run_/);
     await waitForStatus("running");
     await screenshot(page, "09-run-running");
+    const runId = new URL(page.url()).pathname.split("/").pop();
+
+    // The button asks first; saying no leaves the run alone.
+    const questions = [];
+    page.once("dialog", (dialog) => {
+      questions.push(dialog.message());
+      return dialog.dismiss();
+    });
+    await page.getByRole("button", { name: "Cancel run" }).click();
+    await page.waitForTimeout(300);
+    assert.equal(questions.length, 1);
+    assert.match(questions[0], new RegExp(`Cancel run ${runId}\\?`));
+    assert.equal((await api.call("GET", `/runs/${runId}`)).status, "running");
+
+    page.once("dialog", (dialog) => dialog.accept());
     await page.getByRole("button", { name: "Cancel run" }).click();
     await waitForStatus("cancelled");
     assert.equal(await page.getByRole("button", { name: "Cancel run" }).count(), 0);

@@ -443,7 +443,8 @@ fn actions(ctx: &Ctx, run: &Run) -> Markup {
     html! {
         div class="actions" id="run-actions" {
             @if !run.status.is_terminal() {
-                form method="post" action={ "/console/runs/" (run.run_id) "/cancel" } {
+                form method="post" action={ "/console/runs/" (run.run_id) "/cancel" }
+                    data-confirm={ "Cancel run " (run.run_id) "? Its agent is stopped and the run ends as cancelled." } {
                     (ctx.csrf_input())
                     button type="submit" class="button danger" { "Cancel run" }
                 }

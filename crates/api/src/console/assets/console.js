@@ -1,5 +1,8 @@
 // TLÁO Codex agent console: the live parts of the pages, and nothing else.
 //
+// Forms marked `data-confirm` (cancelling a run) ask first; without the script they
+// submit at once.
+//
 // The dashboard and the runs list mark the blocks that change as runs progress with
 // `data-refresh`; while such a page is visible it fetches itself again every few
 // seconds and swaps in those blocks, unless one holds the keyboard focus.
@@ -297,4 +300,15 @@
 
   window.setInterval(refresh, PERIOD_MS);
   document.addEventListener("visibilitychange", refresh);
+})();
+
+(function () {
+  // Delegated, so forms swapped in by a refresh are covered too.
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    const question = form instanceof HTMLFormElement ? form.dataset.confirm : undefined;
+    if (question && !window.confirm(question)) {
+      event.preventDefault();
+    }
+  });
 })();
