@@ -134,7 +134,7 @@ pub async fn open_launcher(
     enabled::open_launcher(ecs, api_url).await
 }
 
-/// The [`EcsLauncherConfig`] of `[launcher.ecs]`. The worker token is not among the
+/// The [`tlao_adapters_aws::EcsLauncherConfig`] of `[launcher.ecs]`. The worker token is not among the
 /// container overrides (they are visible to anyone who may describe the task): the task
 /// definition injects `TLAO_WORKER_TOKEN` from Secrets Manager, as
 /// `deploy/aws/template.yaml` does.

@@ -225,7 +225,7 @@ pub enum PresignError {
     },
 }
 
-/// Why [`FsBlobStore::serve_presigned`] did not serve a request.
+/// Why `FsBlobStore::serve_presigned` (in `tlao-adapters-local`) did not serve a request.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The URL was refused; nothing was read or written.
