@@ -125,16 +125,11 @@ async fn a_pending_artifact_has_no_download_url() {
     let produced = produce(&app, &alice, false).await;
 
     let artifact: Value = app
-        .get(
+        .get_json(
             &format!("/artifacts/{}", produced.artifact_id),
             &alice.token,
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
 
     assert_eq!(artifact["status"], "pending");
     assert_eq!(artifact["downloadUrl"], Value::Null);
@@ -166,13 +161,8 @@ async fn a_runs_artifacts_are_listed_in_the_order_they_were_produced() {
         .collect();
     assert_eq!(ids, [produced.artifact_id.as_str()]);
     let run: Value = app
-        .get(&format!("/runs/{}", produced.run_id), &alice.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/runs/{}", produced.run_id), &alice.token)
+        .await;
     assert_eq!(run["status"], "running");
     assert_eq!(run["artifactIds"][0], produced.artifact_id.as_str());
 }
@@ -235,16 +225,11 @@ async fn blob_downloads_are_attachments_that_never_render_on_the_apis_origin() {
     let alice = app.user("alice").await;
     let produced = produce(&app, &alice, true).await;
     let artifact: Value = app
-        .get(
+        .get_json(
             &format!("/artifacts/{}", produced.artifact_id),
             &alice.token,
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
 
     let download = app
         .client

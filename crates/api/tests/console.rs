@@ -138,14 +138,7 @@ impl Session {
 }
 
 async fn run_status(app: &TestApp, user: &TestUser, run_id: &str) -> String {
-    let run: Value = app
-        .get(&format!("/runs/{run_id}"), &user.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run: Value = app.get_json(&format!("/runs/{run_id}"), &user.token).await;
     run["status"].as_str().unwrap().to_owned()
 }
 
@@ -752,18 +745,7 @@ async fn an_archive_over_the_limit_is_refused_on_the_form_and_nothing_is_created
         "{page}"
     );
     assert!(page.contains(">change it</textarea>"));
-    let runs: Value = app
-        .get(
-            &format!("/runs?workspaceId={}", alice.workspace_id),
-            &alice.token,
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(runs["items"], serde_json::json!([]));
+    assert_eq!(run_count(&app, &alice).await, 0);
 }
 
 #[tokio::test]
@@ -787,18 +769,7 @@ async fn a_form_without_the_token_creates_nothing() {
     .await;
 
     html_page(response, StatusCode::FORBIDDEN).await;
-    let runs: Value = app
-        .get(
-            &format!("/runs?workspaceId={}", alice.workspace_id),
-            &alice.token,
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(runs["items"], serde_json::json!([]));
+    assert_eq!(run_count(&app, &alice).await, 0);
 }
 
 #[tokio::test]
@@ -1075,14 +1046,7 @@ async fn the_form_starts_the_task_in_the_workspace_it_showed_not_the_switchers()
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
     let run_id = location.rsplit('/').next().unwrap();
-    let run: Value = app
-        .get(&format!("/runs/{run_id}"), &alice.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run: Value = app.get_json(&format!("/runs/{run_id}"), &alice.token).await;
     assert_eq!(run["workspaceId"], alice.workspace_id.as_str());
 }
 
@@ -1110,18 +1074,7 @@ async fn a_form_naming_a_foreign_workspace_is_refused_with_403() {
 
     let page = html_page(response, StatusCode::FORBIDDEN).await;
     assert!(page.contains("not a member"), "{page}");
-    let runs: Value = app
-        .get(
-            &format!("/runs?workspaceId={}", bob.workspace_id),
-            &bob.token,
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(runs["items"], serde_json::json!([]));
+    assert_eq!(run_count(&app, &bob).await, 0);
 }
 
 /// A run of `user` that produced one available artifact, `plan.json`; the artifact's id.
@@ -1244,16 +1197,11 @@ async fn post_parts(
 
 async fn run_count(app: &TestApp, user: &TestUser) -> usize {
     let runs: Value = app
-        .get(
+        .get_json(
             &format!("/runs?workspaceId={}", user.workspace_id),
             &user.token,
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     runs["items"].as_array().unwrap().len()
 }
 

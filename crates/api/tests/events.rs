@@ -329,13 +329,8 @@ async fn past_the_log_cap_the_stream_shows_one_truncated_marker_and_no_more_line
     assert_eq!(end["lastSeq"], 7);
 
     let run: Value = app
-        .get(&format!("/runs/{}", run.run_id), &user.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/runs/{}", run.run_id), &user.token)
+        .await;
     assert_eq!(run["logsTruncated"], true);
     assert_eq!(run["droppedLogBytes"], 6 * 8);
     assert_eq!(run["logs"], "line--0\nline--1\nline--2\n");

@@ -25,14 +25,7 @@ async fn creating_a_workspace_returns_201_and_lists_it_for_its_owner_only() {
     let created: Value = response.json().await.unwrap();
     assert_eq!(created["name"], "second");
     assert!(created["createdAt"].is_string());
-    let alices: Value = app
-        .get("/workspaces", &alice.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let alices: Value = app.get_json("/workspaces", &alice.token).await;
     let ids: Vec<&str> = alices["items"]
         .as_array()
         .unwrap()
@@ -46,14 +39,7 @@ async fn creating_a_workspace_returns_201_and_lists_it_for_its_owner_only() {
             created["workspaceId"].as_str().unwrap()
         ]
     );
-    let bobs: Value = app
-        .get("/workspaces", &bob.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bobs: Value = app.get_json("/workspaces", &bob.token).await;
     assert_eq!(bobs["items"].as_array().unwrap().len(), 1);
 }
 

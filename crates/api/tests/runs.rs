@@ -335,16 +335,11 @@ async fn retrying_a_run_with_the_same_idempotency_key_returns_the_first_run_and_
 
     assert_eq!(runs[0]["runId"], runs[1]["runId"]);
     let listed: Value = app
-        .get(
+        .get_json(
             &format!("/runs?workspaceId={}", alice.workspace_id),
             &alice.token,
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
 }
 

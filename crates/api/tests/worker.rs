@@ -180,14 +180,7 @@ async fn a_worker_runs_a_run_from_lease_to_completion() {
     .unwrap();
     assert_eq!(done.status(), StatusCode::OK);
 
-    let run: Value = app
-        .get(&format!("/runs/{run_id}"), &user.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run: Value = app.get_json(&format!("/runs/{run_id}"), &user.token).await;
     assert_eq!(run["status"], "completed");
     assert_eq!(run["logs"], "hello\n");
     assert_eq!(run["artifactIds"].as_array().unwrap().len(), 1);

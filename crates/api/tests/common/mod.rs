@@ -185,6 +185,17 @@ impl TestApp {
             .header(AUTHORIZATION, format!("Bearer {token}"))
     }
 
+    /// The JSON body of a GET of `path` with `token`.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        self.get(path, token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// A POST of `body` as JSON to `path` with `token`.
     pub fn post(&self, path: &str, token: &str, body: &Value) -> RequestBuilder {
         self.client
