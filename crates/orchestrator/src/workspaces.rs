@@ -209,22 +209,26 @@ impl WorkspaceService {
         caller: &Caller,
         ws: &WorkspaceId,
     ) -> Result<WorkspaceSummary, ServiceError> {
-        let workspace = self.get(caller, ws).await?;
+        self.core.require_member(caller, ws).await?;
         let store = &self.core.store;
         let guardrails = self.core.guardrails;
-        let count_of = |item: Option<tlao_ports::Item>, attr: &str| {
+        let count_of = |item: Option<&tlao_ports::Item>, attr: &str| {
             item.and_then(|item| item.n(attr))
                 .map_or(0, |n| u64::try_from(n).unwrap_or(0))
         };
+        // One read of the workspace item: the workspace and its `activeRuns` counter.
+        let item = store
+            .get_item(&keys::workspace(ws))
+            .await?
+            .ok_or_else(|| ServiceError::not_found("workspace", ws))?;
+        let workspace = crate::codec::decode::<Workspace>(&item)?;
+        let running = count_of(Some(&item), crate::runs::ACTIVE_RUNS);
         let runs_today = count_of(
             store
                 .get_item(&keys::daily_quota(ws, self.core.now().utc_date()))
-                .await?,
+                .await?
+                .as_ref(),
             crate::runs::QUOTA_COUNT,
-        );
-        let running = count_of(
-            store.get_item(&keys::workspace(ws)).await?,
-            crate::runs::ACTIVE_RUNS,
         );
         let queued = self.count(keys::workspace_queue(ws)).await?;
         let usage = store.get_item(&keys::workspace_usage(ws)).await?;
@@ -233,10 +237,10 @@ impl WorkspaceService {
             .is_some_and(|item| item.attrs.get(USAGE_COMPLETE) == Some(&AttrValue::Bool(true)));
         let storage = if counted {
             Storage {
-                artifact_bytes: count_of(usage.clone(), ARTIFACT_BYTES),
-                artifact_count: count_of(usage.clone(), ARTIFACT_COUNT),
-                archive_bytes: count_of(usage.clone(), ARCHIVE_BYTES),
-                archive_count: count_of(usage, ARCHIVE_COUNT),
+                artifact_bytes: count_of(usage.as_ref(), ARTIFACT_BYTES),
+                artifact_count: count_of(usage.as_ref(), ARTIFACT_COUNT),
+                archive_bytes: count_of(usage.as_ref(), ARCHIVE_BYTES),
+                archive_count: count_of(usage.as_ref(), ARCHIVE_COUNT),
                 partial: false,
             }
         } else {
