@@ -27,42 +27,13 @@ import type {
   TokenResponse,
   WorkspaceView,
 } from "./generated/api-types.js";
-import { Transport, apiError, redact, type CallOptions, type FetchLike, type RequestBody, type RetryPolicy } from "./http.js";
+import { Transport, apiError, redact, type CallOptions, type RequestBody, type TransportOptions } from "./http.js";
 import { paginate } from "./pagination.js";
 import { streamRunEvents, type StreamOptions } from "./stream.js";
 import type { RunStreamEvent } from "./events.js";
 
 /** How a {@link TlaoClient} reaches and authenticates with the API. */
-export interface TlaoClientOptions {
-  /**
-   * The API's base URL, e.g. `http://127.0.0.1:7411`: an absolute `http:` or `https:` URL
-   * (anything else makes the constructor throw a {@link TlaoError}).
-   */
-  apiUrl: string;
-  /** A session token (`POST /auth/token`, or `TLAO_TOKEN`). Not renewed unless `apiKey` is given too. */
-  token?: string | undefined;
-  /**
-   * An API key (`tlao_...`): exchanged for a session token on first use, before the
-   * token expires, and once more when a call answers `401`.
-   */
-  apiKey?: string | undefined;
-  /** The `fetch` to use; the global one by default. */
-  fetch?: FetchLike | undefined;
-  /** How repeatable calls are retried after connection errors and `5xx` answers. */
-  retry?: RetryPolicy | undefined;
-  /**
-   * How long one HTTP attempt may take, in milliseconds (default 30 s): until its JSON
-   * answer is read, or until the head of a streamed answer (event streams, downloads).
-   * Uploads are not bounded by it while their body is sent: see `uploadTimeoutMs`.
-   */
-  timeoutMs?: number | undefined;
-  /**
-   * How long {@link TlaoClient.uploadArchive} may take to send the archive and get the
-   * answer's head, in milliseconds. Default: no limit, so a large archive on a slow link
-   * is never cut off (abort it with a `signal` instead).
-   */
-  uploadTimeoutMs?: number | undefined;
-}
+export type TlaoClientOptions = TransportOptions;
 
 /** Options of calls that create something and accept an `Idempotency-Key`. */
 export interface IdempotentCallOptions extends CallOptions {

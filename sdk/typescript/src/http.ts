@@ -50,25 +50,35 @@ export interface CallOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** The settings of a {@link Transport}. */
+/** The settings of a {@link Transport}: the options of a `TlaoClient`. */
 export interface TransportOptions {
-  /** The API's base URL: an absolute `http:` or `https:` URL. */
+  /**
+   * The API's base URL, e.g. `http://127.0.0.1:7411`: an absolute `http:` or `https:` URL
+   * (anything else makes the constructor throw a {@link TlaoError}).
+   */
   apiUrl: string;
-  /** A session token. */
+  /** A session token (`POST /auth/token`, or `TLAO_TOKEN`). Not renewed unless `apiKey` is given too. */
   token?: string | undefined;
-  /** An API key, exchanged for a session token when needed. */
+  /**
+   * An API key (`tlao_...`): exchanged for a session token on first use, before the
+   * token expires, and once more when a call answers `401`.
+   */
   apiKey?: string | undefined;
-  /** The fetch implementation. */
+  /** The `fetch` to use; the global one by default. */
   fetch?: FetchLike | undefined;
-  /** The retry policy. */
+  /** How repeatable calls are retried after connection errors and `5xx` answers. */
   retry?: RetryPolicy | undefined;
   /**
-   * How long one HTTP attempt may take, in milliseconds: until its answer is read, for
-   * calls that read a JSON answer; until the answer's head, for streamed answers (event
-   * streams, downloads). Not while an upload's body is being sent: see `uploadTimeoutMs`.
+   * How long one HTTP attempt may take, in milliseconds (default 30 s): until its JSON
+   * answer is read, or until the head of a streamed answer (event streams, downloads).
+   * Uploads are not bounded by it while their body is sent: see `uploadTimeoutMs`.
    */
   timeoutMs?: number | undefined;
-  /** How long an upload may take until its answer's head, in milliseconds (default: no limit). */
+  /**
+   * How long `TlaoClient.uploadArchive` may take to send the archive and get the
+   * answer's head, in milliseconds. Default: no limit, so a large archive on a slow link
+   * is never cut off (abort it with a `signal` instead).
+   */
   uploadTimeoutMs?: number | undefined;
 }
 
