@@ -100,6 +100,13 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
 /// connection moves on) and the presigned blobs (signed for one method).
 const NO_HEAD: &[&str] = &["/runs/{runId}/events", "/blobs/{key:.*}"];
 
+impl RouteSpec {
+    /// Whether the route also answers `HEAD`: a `GET` not in [`NO_HEAD`].
+    fn answers_head(&self) -> bool {
+        self.method == Method::GET && !NO_HEAD.contains(&self.path)
+    }
+}
+
 /// Registers every mounted route of [`ROUTES`], one resource per path.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig, presigned_gateway: bool) {
     let mounted = |spec: &&RouteSpec| spec.mount == Mount::Always || presigned_gateway;
@@ -121,7 +128,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, presigned_gateway: bool) {
             resource = resource.route((spec.route)().method(spec.method.clone()));
             // HEAD is GET without the body (actix sends none), as monitors expect; not
             // for streams, whose bodies actix would still read to their end.
-            if spec.method == Method::GET && !NO_HEAD.contains(&spec.path) {
+            if spec.answers_head() {
                 resource = resource.route((spec.route)().method(Method::HEAD));
                 allowed.push(Method::HEAD);
             }
@@ -144,10 +151,7 @@ pub(crate) fn operation_of(method: &Method, pattern: Option<&str>) -> &'static s
         .iter()
         .find(|spec| {
             spec.path == pattern
-                && (spec.method == method
-                    || (spec.method == Method::GET
-                        && method == Method::HEAD
-                        && !NO_HEAD.contains(&spec.path)))
+                && (spec.method == method || (method == Method::HEAD && spec.answers_head()))
         })
         .map_or_else(
             || {
