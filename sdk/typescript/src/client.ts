@@ -27,6 +27,7 @@ import type {
   TokenResponse,
   WorkspaceView,
 } from "./generated/api-types.js";
+import { OPERATIONS } from "./generated/api-types.js";
 import { Transport, apiError, redact, type CallOptions, type RequestBody, type TransportOptions } from "./http.js";
 import { paginate } from "./pagination.js";
 import { streamRunEvents, type StreamOptions } from "./stream.js";
@@ -178,10 +179,38 @@ export class TlaoClient {
   }
 
   /**
-   * `POST /runs`: queues a run of a task. `422` when no executor serves the task's type,
-   * `429` (with {@link TlaoApiError.retryAfter}) past the workspace's daily quota.
+   * `POST /runs`: queues a run of the task `taskId` with the first registered executor
+   * serving its type. `422` when none does, `429` (with {@link TlaoApiError.retryAfter})
+   * past the workspace's daily quota.
+   *
+   * @example
+   * ```ts
+   * const run = await client.createRun(task.taskId);
+   * ```
    */
-  async createRun(body: CreateRunRequest, options: IdempotentCallOptions = {}): Promise<RunView> {
+  createRun(taskId: string, options?: IdempotentCallOptions): Promise<RunView>;
+  /**
+   * `POST /runs`: queues a run of `request.taskId`, with `request.executor` when given
+   * (else the first registered one serving the task's type). Errors as with a task id.
+   *
+   * @example
+   * ```ts
+   * const run = await client.createRun({ taskId: task.taskId, executor: "shell" });
+   * ```
+   */
+  createRun(request: CreateRunRequest, options?: IdempotentCallOptions): Promise<RunView>;
+  async createRun(target: string | CreateRunRequest, options: IdempotentCallOptions = {}): Promise<RunView> {
+    let body: CreateRunRequest;
+    if (typeof target === "string") body = { taskId: target };
+    else if (typeof target === "object" && target !== null && !Array.isArray(target)) body = target;
+    else {
+      // Only reachable from JavaScript, or past the types with a cast: say so before sending anything.
+      throw new TlaoError(
+        `createRun takes a task id (a string) or { taskId, executor? }, got ${describe(target)}`,
+        OPERATIONS.create_run.method,
+        this.#http.url("create_run"),
+      );
+    }
     return this.#http.call("create_run", {
       body: { json: body },
       headers: { "idempotency-key": options.idempotencyKey ?? newIdempotencyKey() },
@@ -327,6 +356,14 @@ export class TlaoClient {
 /** A fresh idempotency key: `tlao-` and a random UUID. */
 export function newIdempotencyKey(): string {
   return `tlao-${randomUUID()}`;
+}
+
+/** What a value is, for error messages: its type, and the value itself when short. */
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  const shown = typeof value === "number" || typeof value === "boolean" || typeof value === "bigint" ? ` ${String(value)}` : "";
+  return `${typeof value}${shown}`;
 }
 
 function usableUrl(record: ArtifactView): boolean {

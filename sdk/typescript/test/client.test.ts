@@ -278,6 +278,91 @@ describe("tasks and runs", () => {
     assert.equal(done.artifactIds.length, 2);
   });
 
+  test("createRun takes a bare task id: the first executor serving the task's type runs it", async () => {
+    const task = await client.createTask({ workspaceId: workspace.workspaceId, taskType: "doc.write", input: { prompt: "write docs by id" } });
+    const first = (await client.listExecutors()).find((e) => e.taskTypes.includes("doc.write"));
+    assert.ok(first);
+    const run = await client.createRun(task.taskId);
+    assert.match(run.runId, /^run_/);
+    assert.equal(run.taskId, task.taskId);
+    assert.equal(run.executor, first.name);
+    assert.equal(run.status, "queued");
+    const done = await client.waitForRun(run.runId);
+    assert.equal(done.status, "completed");
+    assert.ok(done.artifactIds.length > 0);
+  });
+
+  test("createRun(taskId) sends { taskId } with a fresh Idempotency-Key, like createRun({ taskId })", async () => {
+    const task = await client.createTask({ workspaceId: workspace.workspaceId, taskType: "doc.write", input: { prompt: "same body" } });
+    const sent: { body: unknown; key: string | null }[] = [];
+    const recording = new TlaoClient({
+      apiUrl: server.url,
+      apiKey: server.adminKey,
+      fetch: (input, init) => {
+        if (init?.method === "POST" && new URL(String(input)).pathname === "/runs") {
+          sent.push({ body: JSON.parse(String(init.body)), key: new Headers(init.headers).get("idempotency-key") });
+        }
+        return fetch(input, init);
+      },
+    });
+    const byId = await recording.createRun(task.taskId);
+    const byRequest = await recording.createRun({ taskId: task.taskId });
+    assert.notEqual(byRequest.runId, byId.runId, "two calls without a key make two runs");
+    assert.deepEqual(sent.map((s) => s.body), [{ taskId: task.taskId }, { taskId: task.taskId }]);
+    assert.match(sent[0]?.key ?? "", /^tlao-[0-9a-f-]{36}$/);
+    assert.match(sent[1]?.key ?? "", /^tlao-[0-9a-f-]{36}$/);
+    assert.notEqual(sent[0]?.key, sent[1]?.key);
+
+    // The same key and the same body, whichever form wrote it: the first run again.
+    const key = `sdk-by-id-${Date.now()}`;
+    const once = await client.createRun(task.taskId, { idempotencyKey: key });
+    assert.equal((await client.createRun(task.taskId, { idempotencyKey: key })).runId, once.runId);
+    assert.equal((await client.createRun({ taskId: task.taskId }, { idempotencyKey: key })).runId, once.runId);
+    const conflict = await rejection(client.createRun({ taskId: task.taskId, executor: "shell" }, { idempotencyKey: key }));
+    assertApiError(conflict, 409, "urn:tlao:problem:conflict");
+    for (const id of [byId.runId, byRequest.runId, once.runId]) await client.waitForRun(id);
+  });
+
+  test("createRun refuses anything but a task id or a request object, before sending anything", async () => {
+    let requests = 0;
+    const counting = new TlaoClient({
+      apiUrl: server.url,
+      apiKey: server.adminKey,
+      fetch: (input, init) => {
+        requests += 1;
+        return fetch(input, init);
+      },
+    });
+    const cases: [unknown, string][] = [
+      [42, "number 42"],
+      [null, "null"],
+      [undefined, "undefined"],
+      [true, "boolean true"],
+      [["task_00000000000000000000000000"], "an array"],
+      [() => "task_00000000000000000000000000", "function"],
+    ];
+    for (const [value, shown] of cases) {
+      const error = await rejection(counting.createRun(value as string));
+      assert.ok(error instanceof TlaoError, `${shown}: ${String(error)}`);
+      assert.ok(!(error instanceof TlaoApiError) && !(error instanceof TlaoConnectionError), shown);
+      assert.equal(error.message, `createRun takes a task id (a string) or { taskId, executor? }, got ${shown}`);
+      assert.equal(error.method, "POST");
+      assert.equal(error.url, `${server.url}/runs`);
+    }
+    assert.equal(requests, 0, "nothing was sent");
+    // The types say the same: these lines compile only because each is an expected error.
+    // @ts-expect-error a number is not a task id
+    await rejection(counting.createRun(42));
+    // @ts-expect-error an object without taskId is not a request
+    await rejection(counting.createRun({ executor: "shell" }));
+  });
+
+  test("createRun: an empty task id is the server's 400, naming taskId", async () => {
+    const error = await rejection(client.createRun(""));
+    assertApiError(error, 400, "urn:tlao:problem:invalid-request");
+    assert.deepEqual(error.errors.map((e) => e.field), ["taskId"]);
+  });
+
   test("createRun with an idempotencyKey returns the first run again; another body is a 409", async () => {
     const task = await client.createTask({ workspaceId: workspace.workspaceId, taskType: "doc.write", input: { prompt: "once" } });
     const key = `sdk-test-${Date.now()}`;
