@@ -165,7 +165,9 @@ export class Transport {
     if (typeof fetchFn !== "function") {
       throw new TlaoError("no fetch implementation: use Node 18 or later, or pass `fetch`", "GET", this.apiUrl);
     }
-    this.#fetch = fetchFn;
+    // The global one is called as a plain function: browsers refuse a `fetch` called as a
+    // method of anything but the window ("Illegal invocation").
+    this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#timeout = { ms: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, name: "timeoutMs" };
     this.#uploadTimeout = options.uploadTimeoutMs === undefined ? null : { ms: options.uploadTimeoutMs, name: "uploadTimeoutMs" };

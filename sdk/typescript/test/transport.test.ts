@@ -210,3 +210,22 @@ test("an upload slower than timeoutMs is not cut off; uploadTimeoutMs bounds it 
   assert.ok(error instanceof TlaoConnectionError, String(error));
   assert.match(error.message, /timed out after 300 ms \(uploadTimeoutMs\)/);
 });
+
+test("the global fetch is called as a plain function, as browsers require (not as a method of the client)", async () => {
+  const real = globalThis.fetch;
+  const receivers: unknown[] = [];
+  // Like a browser's fetch: "Illegal invocation" unless called on nothing or the global object.
+  globalThis.fetch = function (this: unknown, input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    receivers.push(this);
+    if (this !== undefined && this !== globalThis) throw new TypeError("Failed to execute 'fetch' on 'Window': Illegal invocation");
+    return real(input, init);
+  };
+  try {
+    const client = new TlaoClient({ apiUrl: server.url, apiKey: server.adminKey });
+    assert.deepEqual(await client.health(), { status: "ok" });
+    assert.ok((await client.listWorkspaces()).length > 0);
+    assert.equal(receivers.length, 3, "healthz, the token exchange, workspaces");
+  } finally {
+    globalThis.fetch = real;
+  }
+});
