@@ -5,8 +5,6 @@
  * @module
  */
 
-import { randomUUID } from "node:crypto";
-
 import { verifying, readAll, toWebStream } from "./download.js";
 import { TlaoError } from "./errors.js";
 import type {
@@ -30,6 +28,7 @@ import type {
 import { OPERATIONS } from "./generated/api-types.js";
 import { Transport, apiError, redact, type CallOptions, type RequestBody, type TransportOptions } from "./http.js";
 import { paginate } from "./pagination.js";
+import { randomUuid } from "./random.js";
 import { streamRunEvents, type StreamOptions } from "./stream.js";
 import type { RunStreamEvent } from "./events.js";
 
@@ -55,8 +54,12 @@ export interface DownloadOptions extends CallOptions {
 /** The filters of {@link TlaoClient.listRuns}. */
 export type ListRunsQuery = Operations["list_runs"]["query"];
 
-/** The bytes of an archive upload: a buffer, a web stream, or any async iterable of chunks (a Node `Readable`). */
-export type ArchiveBody = Uint8Array | ArrayBuffer | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
+/**
+ * The bytes of an archive upload: a buffer, a `Blob` (a browser `File`), a web stream, or
+ * any async iterable of chunks (a Node `Readable`). Browsers send streams only over
+ * HTTP/2: there, pass bytes or a `Blob`.
+ */
+export type ArchiveBody = Uint8Array | ArrayBuffer | Blob | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
 
 /** A presigned URL this close (milliseconds) to its expiry is fetched again before use. */
 const URL_EXPIRY_MARGIN_MS = 10_000;
@@ -138,14 +141,15 @@ export class TlaoClient {
   /**
    * `POST /workspaces/{workspaceId}/archives`: uploads a tar.gz of files for tasks to
    * work on (`input.archiveId`). A stream is sent as it is read and cannot be retried;
-   * bytes are sent with their length. Not bounded by `timeoutMs` while the archive is
-   * sent (see {@link TlaoClientOptions.uploadTimeoutMs}).
+   * bytes and blobs are sent with their length. Not bounded by `timeoutMs` while the
+   * archive is sent (see {@link TlaoClientOptions.uploadTimeoutMs}).
    */
   async uploadArchive(workspaceId: string, body: ArchiveBody, options: CallOptions = {}): Promise<ArchiveView> {
     let raw: RequestBody;
     let replayable = true;
     if (body instanceof Uint8Array) raw = body as Uint8Array<ArrayBuffer>;
     else if (body instanceof ArrayBuffer) raw = new Uint8Array(body);
+    else if (body instanceof Blob) raw = body;
     else if (body instanceof ReadableStream) {
       raw = body;
       replayable = false;
@@ -353,9 +357,9 @@ export class TlaoClient {
 
 }
 
-/** A fresh idempotency key: `tlao-` and a random UUID. */
+/** A fresh idempotency key: `tlao-` and a random (version 4) UUID, from Web Crypto's random values. */
 export function newIdempotencyKey(): string {
-  return `tlao-${randomUUID()}`;
+  return `tlao-${randomUuid()}`;
 }
 
 /** What a value is, for error messages: its type, and the value itself when short. */

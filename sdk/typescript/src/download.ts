@@ -5,9 +5,8 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
-
 import { TlaoConnectionError, TlaoIntegrityError } from "./errors.js";
+import { Sha256 } from "./sha256.js";
 
 /** The result of reading a byte stream. */
 type ReadResult = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>["read"]>>;
@@ -32,7 +31,7 @@ export function verifying(
   url: string,
   onEnd: () => void = () => undefined,
 ): ReadableStream<Uint8Array> {
-  const hash = createHash("sha256");
+  const hash = new Sha256();
   let size = 0;
   const reader = body.getReader();
   return new ReadableStream<Uint8Array>({
@@ -47,7 +46,7 @@ export function verifying(
       }
       if (chunk.done) {
         onEnd();
-        const mismatch = check(expected, size, hash.digest("hex"), url);
+        const mismatch = check(expected, size, hash.hex(), url);
         if (mismatch) controller.error(mismatch);
         else controller.close();
         return;

@@ -1,6 +1,11 @@
 /**
  * `@tlao/sdk`: the TypeScript client of the TLÁO Codex API.
  *
+ * This is the runtime-neutral entry point (the package's `browser` and `default`
+ * exports): it and everything it loads use web platform APIs only, never a `node:`
+ * module, so it runs in browsers, Deno, Bun and edge runtimes as well as in Node. Node
+ * loads `node.ts`, which re-exports it.
+ *
  * @packageDocumentation
  */
 

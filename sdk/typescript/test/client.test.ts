@@ -174,7 +174,7 @@ describe("workspaces and archives", () => {
     assert.deepEqual(error.errors.map((e) => e.field), ["name"]);
   });
 
-  test("uploadArchive takes bytes, a web stream and a Node stream", async () => {
+  test("uploadArchive takes bytes, a Blob, a web stream and a Node stream", async () => {
     const bytes = tarGz({ "README.md": "# hello\n", "src/a.txt": "a\n" });
     const sha256 = createHash("sha256").update(bytes).digest("hex");
     const fromBytes = await client.uploadArchive(workspace.workspaceId, bytes);
@@ -197,6 +197,10 @@ describe("workspaces and archives", () => {
 
     const fromNode = await client.uploadArchive(workspace.workspaceId, Readable.from([Buffer.from(bytes)]));
     assert.equal(fromNode.sha256, sha256);
+
+    const fromBlob = await client.uploadArchive(workspace.workspaceId, new Blob([bytes.slice(0, half), bytes.slice(half)]));
+    assert.equal(fromBlob.sha256, sha256);
+    assert.equal(fromBlob.size, bytes.byteLength);
   });
 
   test("413: an archive over the workspace's limit, with maxBytes", async () => {

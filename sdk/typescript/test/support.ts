@@ -22,6 +22,14 @@ export const PACKAGE_DIR = (() => {
   }
 })();
 
+/**
+ * A module of the built package by its path under dist/, for what the package does not
+ * export (e.g. `importDist<typeof import("../dist/sha256.js")>("sha256.js")`).
+ */
+export async function importDist<T>(file: string): Promise<T> {
+  return (await import(pathToFileURL(join(PACKAGE_DIR, "dist", file)).href)) as T;
+}
+
 /** The stand-in `kiro-cli` lives here. */
 export const FIXTURES = join(PACKAGE_DIR, "../../tests/fixtures");
 
