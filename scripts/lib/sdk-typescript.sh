@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The TypeScript SDK (sdk/typescript): install its dev dependencies when needed, build
-# it with tsc, check its generated types against a live `tlao dev`'s /openapi.json, and
-# run its tests against a real `tlao dev`.
+# it with tsc, check its generated types against a live `tlao dev`'s /openapi.json, run
+# its tests against a real `tlao dev`, then run its browser build in headless Chromium
+# (scripts/lib/sdk-browser.sh, which installs chromium when it is missing).
 #
 #   scripts/lib/sdk-typescript.sh            from the repository root
 #   TLAO_BIN=path/to/tlao scripts/lib/sdk-typescript.sh
@@ -11,6 +12,8 @@
 
 # shellcheck source=scripts/lib/node.sh
 source "$(dirname "${BASH_SOURCE[0]}")/node.sh"
+# shellcheck source=scripts/lib/sdk-browser.sh
+source "$(dirname "${BASH_SOURCE[0]}")/sdk-browser.sh"
 
 sdk_typescript_check() {
   local root sdk
@@ -32,6 +35,7 @@ sdk_typescript_check() {
   (cd "${sdk}" && npm run --silent check-types)
   echo "sdk-typescript: tests against tlao dev"
   (cd "${sdk}" && npm test --silent)
+  sdk_browser_check
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

@@ -24,6 +24,11 @@ export interface DevServerOptions {
   path?: string[];
   /** How long to wait for it to be ready. */
   timeoutMs?: number;
+  /**
+   * Where to listen (default `127.0.0.1:0`, a free port). `url` is the address the
+   * server announces: its `server.public_url` (`TLAO_SERVER__PUBLIC_URL`) when set.
+   */
+  addr?: string;
 }
 
 /** The tlao binary: `TLAO_BIN`, else the repository's debug build. */

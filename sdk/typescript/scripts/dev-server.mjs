@@ -17,9 +17,9 @@ export function tlaoBin() {
 /**
  * Starts `tlao dev` on a free port with a fresh data directory.
  *
- * @param {{ env?: Record<string, string>, path?: string[], timeoutMs?: number }} [options]
- *   extra environment (e.g. guardrails), directories put first on PATH, and how long to
- *   wait for "Ready:".
+ * @param {{ env?: Record<string, string>, path?: string[], timeoutMs?: number, addr?: string }} [options]
+ *   extra environment (e.g. guardrails), directories put first on PATH, how long to
+ *   wait for "Ready:", and where to listen (default `127.0.0.1:0`, a free port).
  * @returns {Promise<{ url: string, adminKey: string, workspaceId: string, dataDir: string, pid: number, output: () => string, stop: () => Promise<void> }>}
  */
 export async function startDevServer(options = {}) {
@@ -37,7 +37,7 @@ export async function startDevServer(options = {}) {
   };
   delete env.TLAO_TOKEN;
   delete env.TLAO_API_URL;
-  const child = spawn(bin, ["dev", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--no-login"], {
+  const child = spawn(bin, ["dev", "--addr", options.addr ?? "127.0.0.1:0", "--data-dir", dataDir, "--no-login"], {
     env,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
