@@ -120,16 +120,16 @@ async fn main() {
             let mut receipts = Vec::new();
             while let Some(item) = stream.next().await {
                 match item {
-                    Ok(EventStreamItem::Event(event)) if event.seq == 2 => {
+                    Ok(EventStreamItem::Event(event)) if event.seq() == 2 => {
                         let _ = ready_tx.send(());
                     }
                     Ok(EventStreamItem::Event(event)) => {
-                        receipts.push((event.seq, Instant::now()));
-                        let slot = &holders[(event.seq - first_new) as usize];
+                        receipts.push((event.seq(), Instant::now()));
+                        let slot = &holders[(event.seq() - first_new) as usize];
                         if slot.fetch_add(1, Ordering::SeqCst) + 1 == subscribers {
                             everyone_has_it.notify_one();
                         }
-                        if event.seq == last_new {
+                        if event.seq() == last_new {
                             break;
                         }
                     }
@@ -417,7 +417,7 @@ async fn forward_receipts(mut stream: EventStream, to: mpsc::UnboundedSender<(u6
     while let Some(item) = stream.next().await {
         match item.unwrap() {
             EventStreamItem::Event(event) => {
-                if to.send((event.seq, Instant::now())).is_err() {
+                if to.send((event.seq(), Instant::now())).is_err() {
                     return;
                 }
             }

@@ -15,6 +15,7 @@
 //! | `POST /console/workspace` | the workspace switcher |
 //! | `GET /console/runs` | runs, with filters and paging |
 //! | `GET /console/runs/new`, `POST /console/runs` | start a task (optional archive upload) |
+//! | `GET /console/new` | `303` to `/console/runs/new` (the contract's address of that page) |
 //! | `GET /console/runs/{id}` | a run: facts, error, artifacts, live log |
 //! | `POST /console/runs/{id}/cancel` | cancel it |
 //! | `GET /console/runs/{id}/events` | its events (SSE, cookie-authenticated) |
@@ -107,6 +108,7 @@ const PAGES: &[Page] = &[
     page!(GET "/runs" => runs::list),
     page!(POST "/runs" => new_task::start),
     page!(GET "/runs/new" => new_task::form),
+    page!(GET "/new" => new_task::contract_address),
     page!(GET "/runs/{runId}" => runs::detail),
     page!(POST "/runs/{runId}/cancel" => runs::cancel),
     page!(GET "/runs/{runId}/events" => runs::events),

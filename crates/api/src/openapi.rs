@@ -112,3 +112,54 @@ impl Modify for BearerScheme {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use serde_json::Value;
+
+    fn document() -> Value {
+        serde_json::from_str(&super::openapi().to_json().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_document_names_both_stream_messages_with_every_event_kind() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        let variants = schemas["RunEvent"]["oneOf"]
+            .as_array()
+            .expect("RunEvent is a oneOf");
+        assert_eq!(variants.len(), tlao_wire::EVENT_NAMES.len());
+        assert_eq!(
+            schemas["StreamEnd"]["properties"]["status"]["$ref"],
+            "#/components/schemas/RunStatusName"
+        );
+    }
+
+    #[test]
+    fn request_bodies_refuse_unknown_fields_and_ids_carry_their_pattern() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        for name in [
+            "CreateRunRequest",
+            "CreateTaskRequest",
+            "CreateWorkspaceRequest",
+            "CreateUserRequest",
+            "TokenRequest",
+            "RegisterExecutorRequest",
+            "EventBatch",
+            "CompleteRequest",
+        ] {
+            assert_eq!(
+                schemas[name]["additionalProperties"],
+                Value::Bool(false),
+                "{name} must say additionalProperties: false"
+            );
+        }
+        assert_eq!(
+            schemas["CreateRunRequest"]["properties"]["taskId"]["pattern"],
+            "^task_[0-7][0-9A-HJKMNP-TV-Z]{25}$"
+        );
+    }
+}

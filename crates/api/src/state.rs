@@ -46,7 +46,7 @@ impl AppState {
             tokens,
             openapi_json: Bytes::from(openapi_json),
             worker_token: worker_token.filter(|token| !token.is_empty()),
-            heartbeat_interval_ms: tlao_sdk::worker::heartbeat_interval(heartbeat_timeout)
+            heartbeat_interval_ms: tlao_wire::worker::heartbeat_interval(heartbeat_timeout)
                 .as_millis()
                 .try_into()
                 .unwrap_or(u64::MAX),

@@ -1369,3 +1369,15 @@ async fn another_method_on_a_console_page_is_a_405_page_with_allow() {
         assert_eq!(response.status(), status, "HEAD {path}");
     }
 }
+
+#[tokio::test]
+async fn the_contracts_address_of_the_start_page_redirects_to_it() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let session = sign_in(&app, &alice).await;
+
+    let response = session.get(&app, "/console/new").await;
+
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/console/runs/new");
+}

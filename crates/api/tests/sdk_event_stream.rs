@@ -15,7 +15,8 @@ use std::time::Duration;
 use common::TestApp;
 use common::streams::{complete, leased_run, post_logs};
 use futures::StreamExt;
-use tlao_domain::{EventPayload, RunId, RunStatus};
+use tlao_domain::{RunId, RunStatus};
+use tlao_sdk::wire::RunEventMessage;
 use tlao_sdk::{EventStreamError, EventStreamItem, RetryPolicy, stream_run_events};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -123,9 +124,9 @@ async fn the_sdk_stream_survives_cut_connections_and_receives_every_event_once_i
         let Ok(EventStreamItem::Event(event)) = item else {
             panic!("{item:?}");
         };
-        assert_eq!(event.seq, expected_seq, "exactly once, in order");
+        assert_eq!(event.seq(), expected_seq, "exactly once, in order");
         expected_seq += 1;
-        if let EventPayload::Log { text, .. } = &event.payload {
+        if let RunEventMessage::Log { text, .. } = event {
             texts.push(text.clone());
         }
     }
@@ -133,7 +134,7 @@ async fn the_sdk_stream_survives_cut_connections_and_receives_every_event_once_i
     let Ok(EventStreamItem::End(end)) = last else {
         panic!("{last:?}");
     };
-    assert_eq!(end.status, RunStatus::Completed);
+    assert_eq!(end.status, RunStatus::Completed.into());
     // queued, running, 600 lines, completed.
     assert_eq!(end.last_seq, 603);
     assert_eq!(expected_seq, 604);
@@ -157,9 +158,9 @@ async fn the_sdk_stream_starts_after_a_sequence_number_and_reports_refusals_at_o
     let mut seqs = Vec::new();
     while let Some(item) = stream.next().await {
         match item.unwrap() {
-            EventStreamItem::Event(event) => seqs.push(event.seq),
+            EventStreamItem::Event(event) => seqs.push(event.seq()),
             EventStreamItem::End(end) => {
-                assert_eq!(end.status, RunStatus::Failed);
+                assert_eq!(end.status, RunStatus::Failed.into());
                 assert_eq!(end.last_seq, 8);
             }
         }

@@ -7,7 +7,8 @@
 
 use anyhow::Context as _;
 use serde_json::json;
-use tlao_domain::{EventPayload, RunEvent, RunId, RunStatus};
+use tlao_domain::RunId;
+use tlao_sdk::wire::{RunEventMessage, RunStatusName};
 use tlao_sdk::{EventStreamError, EventStreamItem};
 
 use crate::context::Context;
@@ -34,7 +35,7 @@ pub async fn follow(
     run_id: &RunId,
     after: u64,
     display: Display,
-) -> anyhow::Result<RunStatus> {
+) -> anyhow::Result<RunStatusName> {
     let mut stream = ctx
         .client
         .run_events(run_id, after)
@@ -75,38 +76,35 @@ pub async fn follow(
     }
 }
 
-fn show(event: &RunEvent, display: Display) -> anyhow::Result<()> {
+fn show(event: &RunEventMessage, display: Display) -> anyhow::Result<()> {
     match display {
         Display::Quiet => Ok(()),
         Display::JsonLines => output::print_json_line(event),
         Display::Human => {
-            match &event.payload {
-                EventPayload::Log { text, .. } => {
+            match event {
+                RunEventMessage::Log { text, .. } => {
                     use std::io::Write;
                     let mut stdout = std::io::stdout().lock();
                     writeln!(stdout, "{text}")?;
                     stdout.flush()?;
                 }
-                EventPayload::Status { status } => {
+                RunEventMessage::Status { status, .. } => {
                     let styled = status_style(*status).for_stderr().apply_to(status.as_str());
                     output::note(format!("● {styled}"));
                 }
-                EventPayload::Progress { message, percent } => match percent {
+                RunEventMessage::Progress {
+                    message, percent, ..
+                } => match percent {
                     Some(p) => output::note(format!("… {message} ({p}%)")),
                     None => output::note(format!("… {message}")),
                 },
-                EventPayload::Artifact {
+                RunEventMessage::Artifact {
                     artifact_id,
                     name,
                     artifact_type,
-                } => output::note(format!(
-                    "artifact {name} ({}) {artifact_id}",
-                    serde_json::to_value(artifact_type)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default()
-                )),
-                EventPayload::Truncated { max_log_bytes } => output::warn(format!(
+                    ..
+                } => output::note(format!("artifact {name} ({artifact_type}) {artifact_id}")),
+                RunEventMessage::Truncated { max_log_bytes, .. } => output::warn(format!(
                     "the log reached its cap of {}; later lines are counted, not kept",
                     output::human_bytes(*max_log_bytes)
                 )),

@@ -7,7 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use console::Style;
 use serde::Serialize;
-use tlao_domain::{RunStatus, Timestamp};
+use tlao_domain::Timestamp;
+use tlao_sdk::wire::RunStatusName;
 
 /// Sets up colours: off for a stream that is not a terminal (console's own check) and
 /// everywhere when `NO_COLOR` is set.
@@ -72,13 +73,13 @@ pub fn warn(text: impl AsRef<str>) {
 
 /// The style of a run status: green when completed, red when failed or timed out,
 /// yellow when cancelled, cyan while running.
-pub fn status_style(status: RunStatus) -> Style {
+pub fn status_style(status: RunStatusName) -> Style {
     match status {
-        RunStatus::Completed => Style::new().green(),
-        RunStatus::Failed | RunStatus::TimedOut => Style::new().red(),
-        RunStatus::Cancelled => Style::new().yellow(),
-        RunStatus::Running => Style::new().cyan(),
-        RunStatus::Queued => Style::new().dim(),
+        RunStatusName::Completed => Style::new().green(),
+        RunStatusName::Failed | RunStatusName::TimedOut => Style::new().red(),
+        RunStatusName::Cancelled => Style::new().yellow(),
+        RunStatusName::Running => Style::new().cyan(),
+        RunStatusName::Queued => Style::new().dim(),
     }
 }
 

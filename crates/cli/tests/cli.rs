@@ -159,6 +159,17 @@ fn run_plan_streams_the_run_and_its_plan_downloads_with_a_verified_sha256() {
         .arg(&out)
         .assert()
         .success();
+
+    // Without -o it lands in the current directory, under its own name (R8.3).
+    let here = dir.path().join("here");
+    std::fs::create_dir(&here).unwrap();
+    tlao(&server)
+        .current_dir(&here)
+        .args(["artifact", "get", plan_id])
+        .assert()
+        .success()
+        .stderr(contains("sha256 verified"));
+    assert_eq!(std::fs::read(here.join("plan.json")).unwrap(), bytes);
 }
 
 #[test]

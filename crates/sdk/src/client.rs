@@ -32,8 +32,9 @@ use tlao_domain::{ArtifactId, RunId, TaskId, Timestamp, WorkspaceId};
 
 use crate::event_stream::{EventStream, EventStreamError};
 use crate::types::{
-    ArchiveReceipt, Artifact, Executor, Items, NewRun, NewTask, Problem, Run, RunPage, RunQuery,
-    Task, TokenGrant, Workspace,
+    ArchiveView, ArtifactList, ArtifactView, CreateRunRequest, CreateTaskRequest, ExecutorList,
+    ExecutorView, Problem, RunList, RunQuery, RunView, TaskView, TokenResponse, WorkspaceList,
+    WorkspaceView,
 };
 use crate::worker_client::RetryPolicy;
 
@@ -320,7 +321,7 @@ impl TlaoClient {
 
     /// `POST /auth/token`: exchanges `api_key` for a token. Does not change the
     /// client's credentials.
-    pub async fn exchange_key(&self, api_key: &str) -> Result<TokenGrant, ClientError> {
+    pub async fn exchange_key(&self, api_key: &str) -> Result<TokenResponse, ClientError> {
         let url = self.url("/auth/token");
         let body = json_bytes(&url, &json!({ "apiKey": api_key }))?;
         let response = self
@@ -377,7 +378,7 @@ impl TlaoClient {
     // --- workspaces -------------------------------------------------------------
 
     /// `POST /workspaces`.
-    pub async fn create_workspace(&self, name: &str) -> Result<Workspace, ClientError> {
+    pub async fn create_workspace(&self, name: &str) -> Result<WorkspaceView, ClientError> {
         self.json(
             Method::POST,
             "/workspaces",
@@ -388,15 +389,15 @@ impl TlaoClient {
     }
 
     /// `GET /workspaces`: the caller's workspaces, oldest first.
-    pub async fn list_workspaces(&self) -> Result<Vec<Workspace>, ClientError> {
-        let list: Items<Workspace> = self
+    pub async fn list_workspaces(&self) -> Result<Vec<WorkspaceView>, ClientError> {
+        let list: WorkspaceList = self
             .json(Method::GET, "/workspaces", None::<&()>, None)
             .await?;
         Ok(list.items)
     }
 
     /// `GET /workspaces/{id}`.
-    pub async fn get_workspace(&self, id: &WorkspaceId) -> Result<Workspace, ClientError> {
+    pub async fn get_workspace(&self, id: &WorkspaceId) -> Result<WorkspaceView, ClientError> {
         self.json(Method::GET, &format!("/workspaces/{id}"), None::<&()>, None)
             .await
     }
@@ -410,7 +411,7 @@ impl TlaoClient {
         workspace_id: &WorkspaceId,
         len: u64,
         body: F,
-    ) -> Result<ArchiveReceipt, ClientError>
+    ) -> Result<ArchiveView, ClientError>
     where
         F: Fn() -> io::Result<S>,
         S: Stream<Item = io::Result<Bytes>> + Send + 'static,
@@ -445,39 +446,43 @@ impl TlaoClient {
     // --- tasks and runs ---------------------------------------------------------
 
     /// `POST /tasks`, with an `Idempotency-Key` made for this call.
-    pub async fn create_task(&self, task: &NewTask) -> Result<Task, ClientError> {
+    pub async fn create_task(&self, task: &CreateTaskRequest) -> Result<TaskView, ClientError> {
         let key = new_idempotency_key();
         self.json(Method::POST, "/tasks", Some(task), Some(&key))
             .await
     }
 
     /// `GET /tasks/{id}`.
-    pub async fn get_task(&self, id: &TaskId) -> Result<Task, ClientError> {
+    pub async fn get_task(&self, id: &TaskId) -> Result<TaskView, ClientError> {
         self.json(Method::GET, &format!("/tasks/{id}"), None::<&()>, None)
             .await
     }
 
     /// `POST /runs`, with an `Idempotency-Key` made for this call, so however often it
     /// is retried, one run is started.
-    pub async fn create_run(&self, run: &NewRun) -> Result<Run, ClientError> {
+    pub async fn create_run(&self, run: &CreateRunRequest) -> Result<RunView, ClientError> {
         let key = new_idempotency_key();
         self.create_run_with_key(run, &key).await
     }
 
     /// `POST /runs` with the caller's `Idempotency-Key` (the same key and body return
     /// the first run again).
-    pub async fn create_run_with_key(&self, run: &NewRun, key: &str) -> Result<Run, ClientError> {
+    pub async fn create_run_with_key(
+        &self,
+        run: &CreateRunRequest,
+        key: &str,
+    ) -> Result<RunView, ClientError> {
         self.json(Method::POST, "/runs", Some(run), Some(key)).await
     }
 
     /// `GET /runs/{id}`, logs included.
-    pub async fn get_run(&self, id: &RunId) -> Result<Run, ClientError> {
+    pub async fn get_run(&self, id: &RunId) -> Result<RunView, ClientError> {
         self.json(Method::GET, &format!("/runs/{id}"), None::<&()>, None)
             .await
     }
 
     /// `GET /runs`: one page.
-    pub async fn list_runs(&self, query: &RunQuery) -> Result<RunPage, ClientError> {
+    pub async fn list_runs(&self, query: &RunQuery) -> Result<RunList, ClientError> {
         let mut params: Vec<(&str, String)> = Vec::new();
         if let Some(ws) = &query.workspace_id {
             params.push(("workspaceId", ws.to_string()));
@@ -510,7 +515,7 @@ impl TlaoClient {
     }
 
     /// `POST /runs/{id}/cancel`.
-    pub async fn cancel_run(&self, id: &RunId) -> Result<Run, ClientError> {
+    pub async fn cancel_run(&self, id: &RunId) -> Result<RunView, ClientError> {
         self.json(
             Method::POST,
             &format!("/runs/{id}/cancel"),
@@ -536,8 +541,8 @@ impl TlaoClient {
     // --- artifacts --------------------------------------------------------------
 
     /// `GET /runs/{id}/artifacts`.
-    pub async fn run_artifacts(&self, id: &RunId) -> Result<Vec<Artifact>, ClientError> {
-        let list: Items<Artifact> = self
+    pub async fn run_artifacts(&self, id: &RunId) -> Result<Vec<ArtifactView>, ClientError> {
+        let list: ArtifactList = self
             .json(
                 Method::GET,
                 &format!("/runs/{id}/artifacts"),
@@ -549,7 +554,7 @@ impl TlaoClient {
     }
 
     /// `GET /artifacts/{id}`, with a fresh presigned `downloadUrl` while available.
-    pub async fn get_artifact(&self, id: &ArtifactId) -> Result<Artifact, ClientError> {
+    pub async fn get_artifact(&self, id: &ArtifactId) -> Result<ArtifactView, ClientError> {
         self.json(Method::GET, &format!("/artifacts/{id}"), None::<&()>, None)
             .await
     }
@@ -584,8 +589,8 @@ impl TlaoClient {
     // --- executors --------------------------------------------------------------
 
     /// `GET /executors`.
-    pub async fn list_executors(&self) -> Result<Vec<Executor>, ClientError> {
-        let list: Items<Executor> = self
+    pub async fn list_executors(&self) -> Result<Vec<ExecutorView>, ClientError> {
+        let list: ExecutorList = self
             .json(Method::GET, "/executors", None::<&()>, None)
             .await?;
         Ok(list.items)
@@ -593,7 +598,7 @@ impl TlaoClient {
 
     /// `POST /executors` (administrators): registers the record `{"name","kind",
     /// "taskTypes","config"}`.
-    pub async fn register_executor(&self, record: &Value) -> Result<Executor, ClientError> {
+    pub async fn register_executor(&self, record: &Value) -> Result<ExecutorView, ClientError> {
         self.json(Method::POST, "/executors", Some(record), None)
             .await
     }
@@ -820,7 +825,8 @@ async fn error_from(response: Response) -> ClientError {
         });
     let request_id = problem
         .as_ref()
-        .and_then(|p| p.request_id.clone())
+        .map(|p| p.request_id.clone())
+        .filter(|id| !id.is_empty())
         .or(header_request_id);
     ClientError::Api {
         status: status.as_u16(),

@@ -18,9 +18,9 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use tlao_domain::{RunEvent, RunId};
+use tlao_domain::RunId;
 
-use crate::events::{END_EVENT, EVENT_NAMES, EventStreamItem, StreamEnd};
+use crate::events::{END_EVENT, EVENT_NAMES, EventStreamItem, RunEventMessage, StreamEndMessage};
 use crate::sse::{SseMessage, SseParser};
 use crate::worker_client::RetryPolicy;
 
@@ -190,9 +190,9 @@ impl EventStream {
             }
             if let Some(item) = self.ready.pop_front() {
                 match item {
-                    EventStreamItem::Event(event) if event.seq <= self.last_seq => continue,
+                    EventStreamItem::Event(event) if event.seq() <= self.last_seq => continue,
                     EventStreamItem::Event(event) => {
-                        self.last_seq = event.seq;
+                        self.last_seq = event.seq();
                         self.failures = 0;
                         return Some(Ok(EventStreamItem::Event(event)));
                     }
@@ -332,11 +332,11 @@ fn decode(url: &str, message: SseMessage) -> Result<Option<EventStreamItem>, Eve
         ),
     };
     if message.event == END_EVENT {
-        let end: StreamEnd = serde_json::from_str(&message.data).map_err(invalid)?;
+        let end: StreamEndMessage = serde_json::from_str(&message.data).map_err(invalid)?;
         return Ok(Some(EventStreamItem::End(end)));
     }
     if EVENT_NAMES.contains(&message.event.as_str()) {
-        let event: RunEvent = serde_json::from_str(&message.data).map_err(invalid)?;
+        let event: RunEventMessage = serde_json::from_str(&message.data).map_err(invalid)?;
         return Ok(Some(EventStreamItem::Event(event)));
     }
     Ok(None)

@@ -1,8 +1,8 @@
 //! The Rust client of TLÁO Codex, used by the `tlao` CLI and the worker.
 //!
 //! - [`client`]: [`TlaoClient`], the user-facing API (tokens, workspaces, archives,
-//!   tasks, runs, artifacts, executors), with its wire types in [`types`].
-//! - [`worker`]: the worker protocol's wire types.
+//!   tasks, runs, artifacts, executors), with its bodies in [`types`].
+//! - [`worker`]: the worker protocol's wire types (the wire crate's, re-exported).
 //! - [`worker_client`]: [`WorkerClient`], the worker protocol over HTTP.
 //! - [`events`]: the wire format of a run's event stream (`GET /runs/{id}/events`).
 //! - [`event_stream`]: [`EventStream`], that stream as a user follows it, resuming
@@ -14,10 +14,11 @@ pub mod event_stream;
 pub mod events;
 pub mod sse;
 pub mod types;
-pub mod worker;
+pub use tlao_wire::worker;
 pub mod worker_client;
 
 pub use client::{ClientError, Credentials, Session, TlaoClient};
 pub use event_stream::{EventStream, EventStreamError, stream_run_events};
-pub use events::{EventStreamItem, StreamEnd};
+pub use events::EventStreamItem;
+pub use tlao_wire as wire;
 pub use worker_client::{ByteStream, RetryPolicy, WorkerClient, WorkerClientError};

@@ -18,7 +18,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tlao_domain::{Artifact, ArtifactId, LeaseId, Run, RunId};
+use tlao_domain::{ArtifactId, LeaseId, RunId};
+use tlao_wire::{ArtifactView, RunView};
 
 use crate::worker::{
     ArtifactRequest, ArtifactUploadSlot, Assignment, CompleteRequest, EventBatch, EventReport,
@@ -308,7 +309,7 @@ impl WorkerClient {
         run_id: &RunId,
         artifact_id: &ArtifactId,
         request: &FinalizeRequest,
-    ) -> Result<Artifact, WorkerClientError> {
+    ) -> Result<ArtifactView, WorkerClientError> {
         let path = format!("/worker/runs/{run_id}/artifacts/{artifact_id}/finalize");
         let response = self
             .call(Method::POST, &path, Some(request), CALL_TIMEOUT)
@@ -322,7 +323,7 @@ impl WorkerClient {
         &self,
         run_id: &RunId,
         request: &CompleteRequest,
-    ) -> Result<Run, WorkerClientError> {
+    ) -> Result<RunView, WorkerClientError> {
         let path = format!("/worker/runs/{run_id}/complete");
         let response = self
             .call(Method::POST, &path, Some(request), CALL_TIMEOUT)

@@ -9,7 +9,7 @@ mod common;
 
 use common::{Answer, Scripted, answer, fast_retry, run_id};
 use tlao_domain::{RunId, TaskId, Ulid};
-use tlao_sdk::types::NewRun;
+use tlao_sdk::types::CreateRunRequest;
 use tlao_sdk::{ClientError, Credentials, TlaoClient};
 
 /// A client of `server` with `credentials` and quick retries.
@@ -96,7 +96,7 @@ async fn a_created_run_is_retried_after_a_5xx_with_the_same_idempotency_key() {
     let client = client(&server, Credentials::token("t"));
 
     let run = client
-        .create_run(&NewRun {
+        .create_run(&CreateRunRequest {
             task_id: task_id(),
             executor: None,
         })
@@ -113,7 +113,7 @@ async fn a_created_run_is_retried_after_a_5xx_with_the_same_idempotency_key() {
 
     // Another call is another key.
     client
-        .create_run(&NewRun {
+        .create_run(&CreateRunRequest {
             task_id: task_id(),
             executor: None,
         })

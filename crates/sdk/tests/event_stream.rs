@@ -11,10 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use tlao_domain::{EventPayload, RunId, RunStatus, Ulid};
-use tlao_sdk::{
-    EventStream, EventStreamError, EventStreamItem, RetryPolicy, StreamEnd, stream_run_events,
-};
+use tlao_domain::{RunId, Ulid};
+use tlao_sdk::wire::{LogStreamName, RunEventMessage, RunStatusName, StreamEndMessage};
+use tlao_sdk::{EventStream, EventStreamError, EventStreamItem, RetryPolicy, stream_run_events};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -135,7 +134,7 @@ fn seqs(items: &[Result<EventStreamItem, EventStreamError>]) -> Vec<u64> {
     items
         .iter()
         .filter_map(|item| match item {
-            Ok(EventStreamItem::Event(event)) => Some(event.seq),
+            Ok(EventStreamItem::Event(event)) => Some(event.seq()),
             _ => None,
         })
         .collect()
@@ -155,17 +154,14 @@ async fn events_and_the_end_are_decoded_and_the_request_carries_the_token() {
     let Some(Ok(EventStreamItem::Event(first))) = items.first() else {
         panic!("{items:?}");
     };
-    assert_eq!(
-        first.payload,
-        EventPayload::Log {
-            stream: tlao_domain::LogStream::Stdout,
-            text: "line 1".into()
-        }
+    assert!(
+        matches!(first, RunEventMessage::Log { stream: LogStreamName::Stdout, text, .. } if text == "line 1"),
+        "{first:?}"
     );
     assert!(matches!(
         items.last(),
-        Some(Ok(EventStreamItem::End(StreamEnd {
-            status: RunStatus::Completed,
+        Some(Ok(EventStreamItem::End(StreamEndMessage {
+            status: RunStatusName::Completed,
             last_seq: 2
         })))
     ));

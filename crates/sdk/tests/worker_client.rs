@@ -43,7 +43,7 @@ fn signed(url: String) -> SignedUrl {
 async fn a_report_is_decoded_and_carries_the_worker_token() {
     let server = Scripted::start(vec![answer(200, REPORT)]).await;
     let report = client(&server).report(&run_id(), &batch()).await.unwrap();
-    assert_eq!(report.status, RunStatus::Running);
+    assert_eq!(report.status, RunStatus::Running.into());
     assert_eq!(report.last_seq, 3);
     let seen = server.seen();
     assert_eq!(seen.len(), 1);

@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tlao_domain::{EventPayload, EventSink, LeaseId, LogStream, RunId, RunStatus};
+use tlao_domain::{EventPayload, EventSink, LeaseId, LogStream, RunId, RunStatus, WorkspaceId};
 use tlao_sdk::WorkerClient;
-use tlao_sdk::worker::EventBatch;
+use tlao_sdk::worker::{EventBatch, WorkerEvent};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -106,9 +106,10 @@ pub struct EventShipper {
 }
 
 impl EventShipper {
-    /// Starts shipping the events of `run_id` under `lease_id`.
+    /// Starts shipping the events of `run_id` (of `workspace_id`) under `lease_id`.
     pub fn start(
         client: WorkerClient,
+        workspace_id: WorkspaceId,
         run_id: RunId,
         lease_id: LeaseId,
         batch_interval: Duration,
@@ -124,6 +125,7 @@ impl EventShipper {
         let (finish, finish_rx) = oneshot::channel();
         let task = Ship {
             client,
+            workspace_id,
             run_id,
             lease_id,
             rx,
@@ -192,6 +194,7 @@ pub async fn stopped(control: &mut watch::Receiver<Control>) -> Control {
 
 struct Ship {
     client: WorkerClient,
+    workspace_id: WorkspaceId,
     run_id: RunId,
     lease_id: LeaseId,
     rx: mpsc::Receiver<EventPayload>,
@@ -220,7 +223,11 @@ impl Ship {
                     if !self.send(batch).await {
                         // The API is unreachable even after retries: do not hold the
                         // run's completion hostage to the rest of its logs.
-                        tracing::warn!(run_id = %self.run_id, lost = pending.len(), "the last events could not be sent");
+                        tracing::warn!(
+                            workspace_id = %self.workspace_id, run_id = %self.run_id,
+                            operation = "report_events", lost = pending.len(),
+                            "the last events could not be sent"
+                        );
                         return;
                     }
                 }
@@ -278,12 +285,16 @@ impl Ship {
         }
         let batch = EventBatch {
             lease_id: self.lease_id.clone(),
-            events,
+            events: events
+                .into_iter()
+                .filter_map(WorkerEvent::from_payload)
+                .collect(),
         };
         match self.client.report(&self.run_id, &batch).await {
             Ok(report) => {
                 if report.stop {
-                    self.control.send_replace(Control::Stop(report.status));
+                    self.control
+                        .send_replace(Control::Stop(report.status.into()));
                 }
                 true
             }
@@ -293,7 +304,10 @@ impl Ship {
                 true
             }
             Err(error) => {
-                tracing::warn!(run_id = %self.run_id, %error, "events could not be sent; they are lost");
+                tracing::warn!(
+                    workspace_id = %self.workspace_id, run_id = %self.run_id,
+                    operation = "report_events", %error, "events could not be sent; they are lost"
+                );
                 false
             }
         }

@@ -26,7 +26,10 @@ pub fn collect_outputs(outdir: &Path) -> io::Result<Vec<ProducedArtifact>> {
                 path,
             }),
             Err(error) => {
-                tracing::warn!(name = %name, %error, "output file skipped: its name is not a valid artifact name");
+                tracing::warn!(
+                    operation = "collect_outputs", name = %name, %error,
+                    "output file skipped: its name is not a valid artifact name"
+                );
             }
         }
     }

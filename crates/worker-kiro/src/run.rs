@@ -20,9 +20,10 @@ use anyhow::Context as _;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tlao_domain::{
-    Artifact, ArtifactName, ArtifactType, ExecutionContext, ExecutionStatus, LeaseId,
-    ProducedArtifact, RunError, RunErrorCode, RunId, RunStatus, TaskSpec, Timestamp, Usage,
+    ArtifactName, ArtifactType, ExecutionContext, ExecutionStatus, LeaseId, ProducedArtifact,
+    RunError, RunErrorCode, RunId, RunStatus, TaskSpec, Timestamp, Usage,
 };
+use tlao_sdk::wire::ArtifactView;
 use tlao_sdk::worker::{
     ArchiveDownload, Assignment, CompleteRequest, CompletionStatus, LeaseRequest,
     MIN_HEARTBEAT_INTERVAL, SignedUrl,
@@ -59,7 +60,7 @@ pub struct RunSummary {
     /// What it cost, when the executor reported it.
     pub usage: Usage,
     /// The artifacts stored.
-    pub artifacts: Vec<Artifact>,
+    pub artifacts: Vec<ArtifactView>,
 }
 
 /// Leases one run (waiting up to `wait`, at most 30 s, for one), executes it and
@@ -79,7 +80,10 @@ pub async fn run_assigned(
     let assignment = match client.assignment(&run_id, &lease_id).await {
         Ok(assignment) => assignment,
         Err(error) if error.is_lease_lost() => {
-            tracing::info!(run_id = %run_id, %error, "the lease is gone; nothing to do");
+            tracing::info!(
+                run_id = %run_id, operation = "assignment", %error,
+                "the lease is gone; nothing to do"
+            );
             return Ok(RunSummary {
                 run_id,
                 status: None,
@@ -114,7 +118,10 @@ pub async fn run_forever(config: &WorkerConfig) -> anyhow::Result<()> {
                 }
                 failures = failures.saturating_add(1);
                 let delay = Duration::from_secs(1u64 << failures.min(5)).min(MAX_IDLE_BACKOFF);
-                tracing::warn!(error = %format!("{error:#}"), ?delay, "worker loop failed; retrying");
+                tracing::warn!(
+                    operation = "lease", error = %format!("{error:#}"), ?delay,
+                    "worker loop failed; retrying"
+                );
                 tokio::time::sleep(delay).await;
             }
         }
@@ -148,7 +155,7 @@ enum Ending {
         status: CompletionStatus,
         error: Option<RunError>,
         usage: Usage,
-        artifacts: Vec<Artifact>,
+        artifacts: Vec<ArtifactView>,
     },
     /// Stop without completing: the run ended elsewhere (`Some`) or the lease is gone.
     Abandon { status: Option<RunStatus> },
@@ -202,16 +209,21 @@ async fn execute(
     assignment: Assignment,
 ) -> anyhow::Result<RunSummary> {
     let run_id = assignment.run.run_id.clone();
+    let workspace_id = assignment.run.workspace_id.clone();
     let lease_id = assignment.lease_id.clone();
-    tracing::info!(run_id = %run_id, executor = %assignment.executor.name, "run started");
+    tracing::info!(
+        workspace_id = %workspace_id, run_id = %run_id, operation = "run",
+        executor = %assignment.executor.name, "run started"
+    );
     let shipper = EventShipper::start(
         client.clone(),
+        workspace_id.clone(),
         run_id.clone(),
         lease_id.clone(),
         config.batch_interval,
         heartbeat_interval(config, &assignment),
     );
-    let ending = match RunDir::create(&config.work_root, &run_id, &lease_id) {
+    let ending = match RunDir::create(&config.work_root, &workspace_id, &run_id, &lease_id) {
         Ok(dir) => {
             let ending = drive(client, config, &assignment, &dir, &shipper).await;
             drop(dir);
@@ -228,7 +240,10 @@ async fn execute(
     let control = shipper.finish().await;
     let (status, error, usage, artifacts) = match ending {
         Ending::Abandon { status } => {
-            tracing::info!(run_id = %run_id, status = ?status, "run left without completing it");
+            tracing::info!(
+                workspace_id = %workspace_id, run_id = %run_id, operation = "run",
+                status = ?status, "run left without completing it"
+            );
             return Ok(RunSummary {
                 run_id,
                 status,
@@ -238,7 +253,10 @@ async fn execute(
             });
         }
         Ending::Complete { .. } if control == Control::LeaseLost => {
-            tracing::info!(run_id = %run_id, "the lease was lost; run not completed");
+            tracing::info!(
+                workspace_id = %workspace_id, run_id = %run_id, operation = "run",
+                "the lease was lost; run not completed"
+            );
             return Ok(RunSummary {
                 run_id,
                 status: None,
@@ -257,15 +275,15 @@ async fn execute(
     let request = CompleteRequest {
         lease_id,
         status,
-        error: error.clone(),
-        usage: usage.clone(),
+        error: error.clone().map(Into::into),
+        usage: usage.clone().into(),
     };
     let summary = match client.complete(&run_id, &request).await {
         Ok(run) => RunSummary {
             run_id,
-            status: Some(run.status),
-            error: run.error,
-            usage: run.usage,
+            status: Some(run.status.into()),
+            error: run.error.map(Into::into),
+            usage: run.usage.into(),
             artifacts,
         },
         Err(e) if e.is_lease_lost() => RunSummary {
@@ -277,7 +295,10 @@ async fn execute(
         },
         Err(WorkerClientError::Protocol { message, .. }) => {
             // The completion was accepted; only its answer was not understood.
-            tracing::warn!(run_id = %run_id, %message, "unexpected answer to complete");
+            tracing::warn!(
+                workspace_id = %workspace_id, run_id = %run_id, operation = "complete",
+                %message, "unexpected answer to complete"
+            );
             RunSummary {
                 run_id,
                 status: Some(run_status(status)),
@@ -288,7 +309,10 @@ async fn execute(
         }
         Err(e) => return Err(e).with_context(|| format!("cannot complete run {run_id}")),
     };
-    tracing::info!(run_id = %summary.run_id, status = ?summary.status, "run finished");
+    tracing::info!(
+        workspace_id = %workspace_id, run_id = %summary.run_id, operation = "complete",
+        status = ?summary.status, "run finished"
+    );
     Ok(summary)
 }
 
@@ -320,11 +344,19 @@ async fn drive(
     let run = &assignment.run;
     sink.system(format!(
         "worker picked up run {} ({}) with executor {} ({})",
-        run.run_id,
-        run.task_type,
-        assignment.executor.name,
-        assignment.executor.config.kind()
+        run.run_id, run.task_type, assignment.executor.name, assignment.executor.kind
     ));
+    let descriptor = match assignment.executor.descriptor() {
+        Ok(descriptor) => descriptor,
+        Err(errors) => {
+            let message = format!(
+                "the executor record {} is not valid: {errors}",
+                assignment.executor.name
+            );
+            sink.system(message.clone());
+            return Ending::failed(RunErrorCode::ExecutorUnavailable, message);
+        }
+    };
     let spec = match fetch_spec(client, &assignment.task_spec_url).await {
         Ok(spec) => spec,
         Err(message) => {
@@ -360,7 +392,7 @@ async fn drive(
         };
     }
 
-    let executor = executor_for(&assignment.executor);
+    let executor = executor_for(&descriptor);
     let (workdir, outdir) = (dir.work(), dir.out());
     let context = ExecutionContext {
         run_id: &run.run_id,
@@ -420,7 +452,15 @@ async fn drive(
     let mut artifacts = Vec::with_capacity(produced.len());
     let mut failures = Vec::new();
     for item in &produced {
-        match upload_artifact(client, &run.run_id, &assignment.lease_id, item).await {
+        match upload_artifact(
+            client,
+            &run.workspace_id,
+            &run.run_id,
+            &assignment.lease_id,
+            item,
+        )
+        .await
+        {
             Ok(artifact) => {
                 sink.system(format!(
                     "stored artifact {} ({}, {} bytes)",

@@ -18,24 +18,36 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use tlao_domain::{LeaseId, RunId};
+use tlao_domain::{LeaseId, RunId, WorkspaceId};
 
 /// The directory of one run; removed (with everything in it) on drop.
 #[derive(Debug)]
 pub struct RunDir {
     root: PathBuf,
+    workspace_id: WorkspaceId,
+    run_id: RunId,
 }
 
 impl RunDir {
-    /// Creates `<work_root>/<runId>.<leaseId>` with empty `base/`, `work/` and `out/`.
-    pub fn create(work_root: &Path, run_id: &RunId, lease_id: &LeaseId) -> io::Result<RunDir> {
+    /// Creates `<work_root>/<runId>.<leaseId>` with empty `base/`, `work/` and `out/`
+    /// for run `run_id` of `workspace_id`.
+    pub fn create(
+        work_root: &Path,
+        workspace_id: &WorkspaceId,
+        run_id: &RunId,
+        lease_id: &LeaseId,
+    ) -> io::Result<RunDir> {
         fs::create_dir_all(work_root)?;
         let root = work_root.join(format!("{run_id}.{lease_id}"));
         if fs::symlink_metadata(&root).is_ok() {
             remove_tree(&root)?;
         }
         fs::create_dir(&root)?;
-        let dir = RunDir { root };
+        let dir = RunDir {
+            root,
+            workspace_id: workspace_id.clone(),
+            run_id: run_id.clone(),
+        };
         for sub in [dir.base(), dir.work(), dir.out()] {
             fs::create_dir(sub)?;
         }
@@ -71,7 +83,10 @@ impl RunDir {
 impl Drop for RunDir {
     fn drop(&mut self) {
         if let Err(error) = remove_tree(&self.root) {
-            tracing::warn!(path = %self.root.display(), %error, "cannot remove a run directory");
+            tracing::warn!(
+                workspace_id = %self.workspace_id, run_id = %self.run_id, operation = "cleanup",
+                path = %self.root.display(), %error, "cannot remove a run directory"
+            );
         }
     }
 }

@@ -13,8 +13,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use sha2::{Digest, Sha256};
-use tlao_domain::{Artifact, ArtifactStatus, LeaseId, ProducedArtifact, RunId};
+use tlao_domain::{LeaseId, ProducedArtifact, RunId, WorkspaceId};
 use tlao_sdk::WorkerClient;
+use tlao_sdk::wire::{ArtifactStatusName, ArtifactView};
 use tlao_sdk::worker::{ArtifactRequest, FinalizeRequest};
 use tokio::io::AsyncReadExt;
 
@@ -36,13 +37,15 @@ pub enum UploadError {
     Failed(String),
 }
 
-/// Uploads `produced` as an artifact of `run_id` and returns the settled record.
+/// Uploads `produced` as an artifact of `run_id` (of `workspace_id`) and returns the
+/// settled record.
 pub async fn upload_artifact(
     client: &WorkerClient,
+    workspace_id: &WorkspaceId,
     run_id: &RunId,
     lease_id: &LeaseId,
     produced: &ProducedArtifact,
-) -> Result<Artifact, UploadError> {
+) -> Result<ArtifactView, UploadError> {
     let name = produced.name.as_str();
     let (sha256, size) = hash_file(&produced.path)
         .await
@@ -50,7 +53,7 @@ pub async fn upload_artifact(
     let request = ArtifactRequest {
         lease_id: lease_id.clone(),
         name: produced.name.clone(),
-        artifact_type: produced.artifact_type,
+        artifact_type: produced.artifact_type.into(),
         size,
         sha256,
         content_type: produced.content_type.clone(),
@@ -82,7 +85,10 @@ pub async fn upload_artifact(
                 break;
             }
             Err(error) => {
-                tracing::warn!(run_id = %run_id, artifact = %name, attempt, %error, "artifact upload failed");
+                tracing::warn!(
+                    workspace_id = %workspace_id, run_id = %run_id, operation = "upload_artifact",
+                    artifact = %name, attempt, %error, "artifact upload failed"
+                );
                 last_error = Some(error);
             }
         }
@@ -110,7 +116,7 @@ pub async fn upload_artifact(
             "artifact {name:?} could not be uploaded after {UPLOAD_ATTEMPTS} attempts: {error}"
         )));
     }
-    if artifact.status != ArtifactStatus::Available {
+    if artifact.status != ArtifactStatusName::Available {
         let reason = artifact.error.as_deref().unwrap_or("no reason was given");
         return Err(UploadError::Failed(format!(
             "artifact {name:?} was not stored: {reason}"

@@ -95,7 +95,7 @@ async fn a_code_change_run_uploads_its_plan_patch_and_transcript_and_completes()
     let types: Vec<(String, ArtifactType)> = summary
         .artifacts
         .iter()
-        .map(|a| (a.name.as_str().to_owned(), a.artifact_type))
+        .map(|a| (a.name.as_str().to_owned(), a.artifact_type.into()))
         .collect();
     assert_eq!(
         types,
@@ -541,6 +541,6 @@ async fn a_failing_executor_fails_the_run_with_its_stderr() {
         "{}",
         error.message
     );
-    api.with(|s| assert_eq!(s.completed[0].usage, Usage::Unmeasured));
+    api.with(|s| assert_eq!(Usage::from(s.completed[0].usage.clone()), Usage::Unmeasured));
     api.stop().await;
 }

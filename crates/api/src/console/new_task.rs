@@ -53,6 +53,12 @@ struct Draft {
 /// What is wrong with the form: `(field id, message)`; an empty id is about the whole form.
 type FieldErrors = Vec<(&'static str, String)>;
 
+/// `GET /console/new`: the contract's address of this page, which lives under the runs
+/// it starts; a `303` to `/console/runs/new`.
+pub(crate) async fn contract_address() -> HttpResponse {
+    page::see_other("/console/runs/new")
+}
+
 /// `GET /console/runs/new`.
 pub(crate) async fn form(
     req: HttpRequest,

@@ -4,7 +4,7 @@ use actix_web::web;
 use tlao_domain::{ArtifactId, RunId};
 
 use crate::auth::Authenticated;
-use crate::dto::{ArtifactList, ArtifactView, Problem};
+use crate::dto::{self, ArtifactList, ArtifactView, Problem};
 use crate::error::ApiError;
 use crate::params::path_id;
 use crate::request_id;
@@ -37,7 +37,7 @@ pub(crate) async fn list_run_artifacts(
         .list_for_run(&caller, &run_id)
         .await?;
     Ok(web::Json(ArtifactList {
-        items: views.into_iter().map(ArtifactView::from).collect(),
+        items: views.into_iter().map(dto::artifact_view).collect(),
     }))
 }
 
@@ -65,5 +65,5 @@ pub(crate) async fn get_artifact(
     let view = state.services.artifacts.get(&caller, &artifact_id).await?;
     request_id::note_workspace(&view.artifact.workspace_id);
     request_id::note_run(&view.artifact.run_id);
-    Ok(web::Json(ArtifactView::from(view)))
+    Ok(web::Json(dto::artifact_view(view)))
 }

@@ -13,7 +13,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use tlao_ports::{BlobError, PresignError, PresignedResponse, ServeError};
 
-use crate::dto::{Binary, BlobUploaded, Problem};
+use crate::dto::{self, Binary, BlobUploaded, Problem};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::streaming;
@@ -107,7 +107,7 @@ async fn serve(
             .insert_header((header::CONTENT_SECURITY_POLICY, "sandbox"))
             .no_chunking(meta.size)
             .streaming(body),
-        PresignedResponse::Uploaded(meta) => HttpResponse::Ok().json(BlobUploaded::from(meta)),
+        PresignedResponse::Uploaded(meta) => HttpResponse::Ok().json(dto::blob_uploaded(meta)),
     })
 }
 

@@ -3,7 +3,7 @@
 //!
 //! The stream decides what is sent (replay, live, catch-up, end); this module only
 //! reads the resume point, checks access before the `200` (so 401/403/404 are ordinary
-//! problems), and writes each item in the format of [`tlao_sdk::events`]. A failure
+//! problems), and writes each item in the format of [`tlao_wire::events`]. A failure
 //! mid-stream closes the connection without an `end`, so the client reconnects and
 //! resumes with `Last-Event-ID`.
 
@@ -15,7 +15,7 @@ use actix_web_lab::sse;
 use serde::Deserialize;
 use tlao_domain::RunId;
 use tlao_orchestrator::{RunStream, ServiceError, StreamItem};
-use tlao_sdk::events::{END_EVENT, StreamEnd, event_name};
+use tlao_wire::{END_EVENT, RunEventMessage, StreamEndMessage};
 use utoipa::IntoParams;
 
 use crate::auth::Authenticated;
@@ -139,14 +139,20 @@ pub(crate) fn messages(
 fn message(item: StreamItem) -> Result<sse::Event, ServiceError> {
     let encode = |e: serde_json::Error| ServiceError::Internal(e.into());
     let data = match item {
-        StreamItem::Event(event) => sse::Data::new_json(&event)
-            .map_err(encode)?
-            .event(event_name(&event.payload))
-            .id(event.seq.to_string()),
-        StreamItem::End { status, last_seq } => sse::Data::new_json(StreamEnd { status, last_seq })
-            .map_err(encode)?
-            .event(END_EVENT)
-            .id(last_seq.to_string()),
+        StreamItem::Event(event) => {
+            let event = RunEventMessage::from(event);
+            sse::Data::new_json(&event)
+                .map_err(encode)?
+                .event(event.name())
+                .id(event.seq().to_string())
+        }
+        StreamItem::End { status, last_seq } => sse::Data::new_json(StreamEndMessage {
+            status: status.into(),
+            last_seq,
+        })
+        .map_err(encode)?
+        .event(END_EVENT)
+        .id(last_seq.to_string()),
     };
     Ok(sse::Event::Data(data))
 }

@@ -26,11 +26,7 @@ pub(crate) async fn list_executors(
     _caller: Authenticated,
 ) -> Result<web::Json<ExecutorList>, ApiError> {
     let executors = state.services.executors.list().await?;
-    let items = executors
-        .iter()
-        .map(ExecutorView::try_from)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ApiError::internal)?;
+    let items = executors.iter().map(ExecutorView::from).collect();
     Ok(web::Json(ExecutorList { items }))
 }
 
@@ -60,8 +56,7 @@ pub(crate) async fn register_executor(
         .executors
         .register(&caller, descriptor)
         .await?;
-    let view = ExecutorView::try_from(&registered).map_err(ApiError::internal)?;
-    Ok(HttpResponse::Created().json(view))
+    Ok(HttpResponse::Created().json(ExecutorView::from(&registered)))
 }
 
 /// Removes an executor (administrators only). Runs queued for it stay queued.

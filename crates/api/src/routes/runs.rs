@@ -13,7 +13,7 @@ use tlao_orchestrator::runs::MAX_PAGE;
 use utoipa::IntoParams;
 
 use crate::auth::Authenticated;
-use crate::dto::{CreateRunRequest, Problem, RunList, RunView};
+use crate::dto::{self, CreateRunRequest, Problem, RunList, RunView};
 use crate::error::ApiError;
 use crate::params::{idempotency, path_id};
 use crate::request_id;
@@ -119,7 +119,7 @@ pub(crate) async fn create_run(
     req: HttpRequest,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = CreateRunRequest::parse(&body)?;
+    let request = dto::parse_create_run(&body)?;
     let idempotency = idempotency(&req, "POST /runs", &request)?;
     let view = state
         .services
@@ -128,7 +128,7 @@ pub(crate) async fn create_run(
         .await?;
     request_id::note_workspace(&view.run.workspace_id);
     request_id::note_run(&view.run.run_id);
-    Ok(HttpResponse::Created().json(RunView::new(view, state.now())))
+    Ok(HttpResponse::Created().json(dto::run_view(view, state.now())))
 }
 
 /// A page of a workspace's runs, newest first.
@@ -156,7 +156,7 @@ pub(crate) async fn list_runs(
         request_id::note_workspace(workspace_id);
     }
     let page = state.services.runs.list(&caller, filter).await?;
-    Ok(web::Json(RunList::new(page, state.now())))
+    Ok(web::Json(dto::run_list(page, state.now())))
 }
 
 /// A run of a workspace the caller belongs to.
@@ -182,7 +182,7 @@ pub(crate) async fn get_run(
     let run_id: RunId = path_id("runId", &run_id)?;
     let view = state.services.runs.get(&caller, &run_id).await?;
     request_id::note_workspace(&view.run.workspace_id);
-    Ok(web::Json(RunView::new(view, state.now())))
+    Ok(web::Json(dto::run_view(view, state.now())))
 }
 
 /// Cancels a queued or running run.
@@ -209,5 +209,5 @@ pub(crate) async fn cancel_run(
     let run_id: RunId = path_id("runId", &run_id)?;
     let view = state.services.runs.cancel(&caller, &run_id).await?;
     request_id::note_workspace(&view.run.workspace_id);
-    Ok(web::Json(RunView::new(view, state.now())))
+    Ok(web::Json(dto::run_view(view, state.now())))
 }

@@ -3,7 +3,7 @@
 use actix_web::web;
 use serde_json::Value;
 
-use crate::dto::{Problem, TokenRequest, TokenResponse};
+use crate::dto::{self, Problem, TokenRequest, TokenResponse};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -23,12 +23,12 @@ pub(crate) async fn create_token(
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
-    let api_key = TokenRequest::parse(&body)?;
+    let api_key = dto::parse_token_request(&body)?;
     let user = state.services.users.authenticate(&api_key).await?;
     let (token, expires_at) = state.tokens.issue(&user, state.now())?;
     Ok(web::Json(TokenResponse {
         token,
-        expires_at: expires_at.to_string(),
-        user_id: user.user_id.to_string(),
+        expires_at,
+        user_id: user.user_id,
     }))
 }

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::Value;
 
 use crate::auth::Authenticated;
-use crate::dto::{CreateUserRequest, CreatedUser, Problem};
+use crate::dto::{self, CreateUserRequest, CreatedUser, Problem};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -27,7 +27,7 @@ pub(crate) async fn create_user(
     caller: Authenticated,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = CreateUserRequest::parse(&body)?;
+    let name = dto::parse_name(&body)?;
     let issued = state.services.users.create(&caller, &name).await?;
-    Ok(HttpResponse::Created().json(CreatedUser::from(issued)))
+    Ok(HttpResponse::Created().json(dto::created_user(issued)))
 }

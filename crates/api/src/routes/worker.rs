@@ -1,18 +1,19 @@
 //! The worker protocol (`/worker/*`): how the execution plane leases runs, streams
 //! events (its heartbeat), stores artifacts and completes runs. Authenticated with the
-//! worker token, not a user's token. The wire types live in `tlao_sdk::worker`, shared
+//! worker token, not a user's token. The wire types live in `tlao_wire::worker`, shared
 //! with the worker, so both sides parse the same shapes.
 
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use tlao_domain::{ArtifactId, LeaseId, RunId};
+use tlao_domain::{ArtifactId, LeaseId, RunId, Timestamp};
 use tlao_orchestrator::{Assignment as DomainAssignment, Completion, NewArtifact};
 use tlao_ports::PresignedUrl;
-use tlao_sdk::worker::{
+use tlao_wire::worker::{
     ArchiveDownload, ArtifactRequest, ArtifactUploadSlot, Assignment, CompleteRequest,
     CompletionStatus, EventBatch, EventReport, FinalizeRequest, LeaseRequest, SignedUrl,
 };
+use tlao_wire::{ArtifactView, ExecutorView, RunView};
 
 use crate::auth::WorkerAuthenticated;
 use crate::dto::Problem;
@@ -22,7 +23,7 @@ use crate::request_id;
 use crate::state::AppState;
 
 /// The longest a lease request waits for a run.
-pub(crate) const MAX_WAIT_SECONDS: u32 = 30;
+pub(crate) const MAX_WAIT_SECONDS: u32 = tlao_wire::worker::MAX_LEASE_WAIT_SECONDS;
 
 /// How often a waiting lease looks at the queue when nothing in this process changed it.
 const LEASE_POLL: Duration = Duration::from_millis(500);
@@ -35,15 +36,15 @@ fn signed(url: PresignedUrl) -> SignedUrl {
     }
 }
 
-fn assignment(a: DomainAssignment, heartbeat_interval_ms: u64) -> Assignment {
+fn assignment(a: DomainAssignment, heartbeat_interval_ms: u64, now: Timestamp) -> Assignment {
     Assignment {
-        run: a.run,
+        run: RunView::new(a.run, None, None, now),
         lease_id: a.lease_id,
-        executor: a.executor,
+        executor: ExecutorView::from(&a.executor),
         task_spec_key: a.task_spec_key,
         task_spec_url: signed(a.task_spec_url),
         archive: a.archive.map(|d| ArchiveDownload {
-            archive: d.archive,
+            archive: d.archive.into(),
             url: signed(d.url),
         }),
         deadline: a.deadline,
@@ -90,7 +91,11 @@ pub(crate) async fn lease(
         {
             request_id::note_workspace(&leased.run.workspace_id);
             request_id::note_run(&leased.run.run_id);
-            return Ok(HttpResponse::Ok().json(assignment(leased, state.heartbeat_interval_ms)));
+            return Ok(HttpResponse::Ok().json(assignment(
+                leased,
+                state.heartbeat_interval_ms,
+                state.now(),
+            )));
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
@@ -144,7 +149,11 @@ pub(crate) async fn get_assignment(
         .workers
         .assignment(&run_id, &lease_id)
         .await?;
-    Ok(web::Json(assignment(leased, state.heartbeat_interval_ms)))
+    Ok(web::Json(assignment(
+        leased,
+        state.heartbeat_interval_ms,
+        state.now(),
+    )))
 }
 
 /// Stores a batch of events (log lines past the log cap are counted, not kept) and
@@ -175,10 +184,14 @@ pub(crate) async fn post_events(
     let report = state
         .services
         .workers
-        .report(&run_id, &batch.lease_id, batch.events)
+        .report(
+            &run_id,
+            &batch.lease_id,
+            batch.events.into_iter().map(Into::into).collect(),
+        )
         .await?;
     Ok(web::Json(EventReport {
-        status: report.status,
+        status: report.status.into(),
         stop: report.stop,
         deadline: report.deadline,
         last_seq: report.last_seq,
@@ -220,7 +233,7 @@ pub(crate) async fn create_artifact(
             &request.lease_id,
             NewArtifact {
                 name: request.name,
-                artifact_type: request.artifact_type,
+                artifact_type: request.artifact_type.into(),
                 size: request.size,
                 sha256: request.sha256.to_ascii_lowercase(),
                 content_type: request.content_type,
@@ -228,7 +241,7 @@ pub(crate) async fn create_artifact(
         )
         .await?;
     Ok(HttpResponse::Created().json(ArtifactUploadSlot {
-        artifact: slot.artifact,
+        artifact: ArtifactView::new(slot.artifact, None),
         upload: signed(slot.upload),
     }))
 }
@@ -245,7 +258,7 @@ pub(crate) async fn create_artifact(
     request_body = FinalizeRequest,
     security(("worker" = [])),
     responses(
-        (status = 200, description = "The settled artifact", body = Object),
+        (status = 200, description = "The settled artifact", body = ArtifactView),
         (status = 401, description = "No valid worker token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run or artifact", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The lease does not hold the run (any more)", body = Problem, content_type = "application/problem+json"),
@@ -267,7 +280,7 @@ pub(crate) async fn finalize_artifact(
         .workers
         .finalize_artifact(&run_id, &request.lease_id, &artifact_id, request.error)
         .await?;
-    Ok(HttpResponse::Ok().json(artifact))
+    Ok(HttpResponse::Ok().json(ArtifactView::new(artifact, None)))
 }
 
 /// Ends the run as the worker saw it end. When it already ended (cancelled, or failed
@@ -280,7 +293,7 @@ pub(crate) async fn finalize_artifact(
     request_body = CompleteRequest,
     security(("worker" = [])),
     responses(
-        (status = 200, description = "The run as it ended", body = Object),
+        (status = 200, description = "The run as it ended", body = RunView),
         (status = 400, description = "`failed` without an `error`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid worker token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
@@ -298,7 +311,7 @@ pub(crate) async fn complete(
     let request = body.into_inner();
     let completion = match (request.status, request.error) {
         (CompletionStatus::Completed, _) => Completion::Completed,
-        (CompletionStatus::Failed, Some(error)) => Completion::Failed(error),
+        (CompletionStatus::Failed, Some(error)) => Completion::Failed(error.into()),
         (CompletionStatus::Failed, None) => {
             return Err(ApiError::invalid(
                 "error",
@@ -311,8 +324,8 @@ pub(crate) async fn complete(
     let run = state
         .services
         .workers
-        .complete(&run_id, &request.lease_id, completion, request.usage)
+        .complete(&run_id, &request.lease_id, completion, request.usage.into())
         .await?;
     request_id::note_workspace(&run.workspace_id);
-    Ok(HttpResponse::Ok().json(run))
+    Ok(HttpResponse::Ok().json(RunView::new(run, None, None, state.now())))
 }

@@ -5,7 +5,7 @@ use serde_json::Value;
 use tlao_domain::WorkspaceId;
 
 use crate::auth::Authenticated;
-use crate::dto::{CreateWorkspaceRequest, Problem, WorkspaceList, WorkspaceView};
+use crate::dto::{self, CreateWorkspaceRequest, Problem, WorkspaceList, WorkspaceView};
 use crate::error::ApiError;
 use crate::params::path_id;
 use crate::request_id;
@@ -29,7 +29,7 @@ pub(crate) async fn create_workspace(
     caller: Authenticated,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = CreateWorkspaceRequest::parse(&body)?;
+    let name = dto::parse_name(&body)?;
     let workspace = state.services.workspaces.create(&caller, &name).await?;
     request_id::note_workspace(&workspace.workspace_id);
     let view = WorkspaceView::new(workspace, &state.services.core.guardrails);

@@ -10,8 +10,9 @@ use anyhow::{Context as _, bail};
 use futures::StreamExt;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tlao_domain::{ArtifactId, ArtifactStatus, RunId};
-use tlao_sdk::types::Artifact;
+use tlao_domain::{ArtifactId, RunId};
+use tlao_sdk::types::ArtifactView;
+use tlao_sdk::wire::ArtifactStatusName;
 
 use crate::context::Context;
 use crate::errors::Exit;
@@ -119,7 +120,7 @@ async fn get(args: GetArgs, profile: &str) -> anyhow::Result<Exit> {
         .with_context(|| format!("reading artifact {}", args.id))?;
     ctx.save_session()?;
     let url = match (&artifact.status, &artifact.download_url) {
-        (ArtifactStatus::Available, Some(url)) => url.clone(),
+        (ArtifactStatusName::Available, Some(url)) => url.clone(),
         (status, _) => bail!(
             "artifact {} is {}, not available for download",
             artifact.artifact_id,
@@ -151,7 +152,7 @@ async fn get(args: GetArgs, profile: &str) -> anyhow::Result<Exit> {
 
 /// Where the artifact goes: `-o` (into it when it is a directory), else its file name
 /// in the current directory.
-fn destination(artifact: &Artifact, output: Option<&Path>) -> PathBuf {
+fn destination(artifact: &ArtifactView, output: Option<&Path>) -> PathBuf {
     let file_name = Path::new(&artifact.name)
         .file_name()
         .map(PathBuf::from)
@@ -168,7 +169,7 @@ fn destination(artifact: &Artifact, output: Option<&Path>) -> PathBuf {
 /// renames it into place.
 async fn download(
     ctx: &Context,
-    artifact: &Artifact,
+    artifact: &ArtifactView,
     url: &str,
     destination: &Path,
     force: bool,

@@ -84,7 +84,7 @@ pub async fn executors(args: ExecutorsArgs, profile: &str) -> anyhow::Result<Exi
                     let types: Vec<&str> = executor.task_types.iter().map(|t| t.as_str()).collect();
                     table.row(vec![
                         executor.name.clone(),
-                        executor.kind.clone(),
+                        executor.kind.to_string(),
                         types.join(", "),
                     ]);
                 }

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use futures::TryStreamExt;
-use tlao_domain::{RunId, RunStatus, TaskType, WorkspaceId};
-use tlao_sdk::types::{NewRun, NewTask, Run, TaskInput};
+use tlao_domain::{RunId, TaskType, WorkspaceId};
+use tlao_sdk::types::{CreateRunRequest, CreateTaskRequest, RunView, TaskInputBody};
+use tlao_sdk::wire::{RunStatusName, UsageView};
 use tlao_sdk::{ClientError, TlaoClient};
 use tokio_util::io::ReaderStream;
 
@@ -116,8 +117,8 @@ pub async fn run(args: RunArgs, profile: &str) -> anyhow::Result<Exit> {
 }
 
 /// The exit code of a final status.
-pub fn exit_for(status: RunStatus) -> Exit {
-    if status == RunStatus::Completed {
+pub fn exit_for(status: RunStatusName) -> Exit {
+    if status == RunStatusName::Completed {
         Exit::Success
     } else {
         Exit::Failure
@@ -167,10 +168,10 @@ async fn start(args: StartArgs, task_type: TaskType, profile: &str) -> anyhow::R
     drop(archive);
 
     let task = client
-        .create_task(&NewTask {
+        .create_task(&CreateTaskRequest {
             workspace_id: workspace_id.clone(),
-            task_type,
-            input: TaskInput {
+            task_type: task_type.into(),
+            input: TaskInputBody {
                 prompt,
                 archive_id: Some(receipt.archive_id),
             },
@@ -180,7 +181,7 @@ async fn start(args: StartArgs, task_type: TaskType, profile: &str) -> anyhow::R
         .await
         .context("creating the task")?;
     let created = client
-        .create_run(&NewRun {
+        .create_run(&CreateRunRequest {
             task_id: task.task_id,
             executor: args.executor,
         })
@@ -301,7 +302,7 @@ async fn upload(
     workspace_id: &WorkspaceId,
     path: &Path,
     len: u64,
-) -> Result<tlao_sdk::types::ArchiveReceipt, ClientError> {
+) -> Result<tlao_sdk::types::ArchiveView, ClientError> {
     let bar = progress::transfer("uploading", len);
     let result = client
         .upload_archive(workspace_id, len, || {
@@ -317,7 +318,7 @@ async fn upload(
 }
 
 /// What a finished run left, on stderr.
-async fn summarize(client: &TlaoClient, run: &Run) -> anyhow::Result<()> {
+async fn summarize(client: &TlaoClient, run: &RunView) -> anyhow::Result<()> {
     let took = run
         .duration_ms
         .map(|ms| format!(" in {}", human_duration(ms)))
@@ -391,7 +392,7 @@ async fn get(args: RunIdArgs, profile: &str) -> anyhow::Result<Exit> {
     if let Some(error) = &run.error {
         println!("  error:      {}: {}", error.code, error.message);
     }
-    if let tlao_domain::Usage::Reported { summary, .. } = &run.usage {
+    if let UsageView::Reported { summary, .. } = &run.usage {
         println!("  usage:      {summary}");
     }
     if run.logs_truncated {

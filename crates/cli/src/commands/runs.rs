@@ -2,8 +2,9 @@
 //! terminal) or JSON. `--all` follows the server's cursors to the last page.
 
 use anyhow::Context as _;
-use tlao_domain::{RunStatus, TaskType, WorkspaceId};
-use tlao_sdk::types::{Run, RunQuery};
+use tlao_domain::WorkspaceId;
+use tlao_sdk::types::{RunQuery, RunView};
+use tlao_sdk::wire::{RunStatusName, TaskTypeName};
 
 use crate::context::Context;
 use crate::errors::Exit;
@@ -22,13 +23,13 @@ const MAX_PAGE: u32 = 100;
 pub struct RunsArgs {
     /// Only runs with this status.
     #[arg(long, value_name = "STATUS", value_parser = parse_status)]
-    pub status: Option<RunStatus>,
+    pub status: Option<RunStatusName>,
     /// Only runs on this executor.
     #[arg(long, value_name = "NAME")]
     pub executor: Option<String>,
     /// Only runs of this task type (spec.generate, code.change, doc.write, deploy.run).
     #[arg(long, value_name = "TYPE", value_parser = parse_task_type)]
-    pub task_type: Option<TaskType>,
+    pub task_type: Option<TaskTypeName>,
     /// How many runs to show.
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub limit: u32,
@@ -43,18 +44,26 @@ pub struct RunsArgs {
     pub json: bool,
 }
 
-fn parse_status(text: &str) -> Result<RunStatus, String> {
-    RunStatus::ALL
-        .into_iter()
+fn parse_status(text: &str) -> Result<RunStatusName, String> {
+    RunStatusName::ALL
+        .iter()
+        .copied()
         .find(|s| s.as_str() == text)
         .ok_or_else(|| {
-            let names: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+            let names: Vec<&str> = RunStatusName::ALL.iter().map(|s| s.as_str()).collect();
             format!("{text:?} is not one of {}", names.join(", "))
         })
 }
 
-fn parse_task_type(text: &str) -> Result<TaskType, String> {
-    text.parse::<TaskType>().map_err(|err| err.to_string())
+fn parse_task_type(text: &str) -> Result<TaskTypeName, String> {
+    TaskTypeName::ALL
+        .iter()
+        .copied()
+        .find(|t| t.as_str() == text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = TaskTypeName::ALL.iter().map(|t| t.as_str()).collect();
+            format!("taskType {text:?} is not one of {}", names.join(", "))
+        })
 }
 
 /// `tlao runs`.
@@ -69,7 +78,7 @@ pub async fn runs(args: RunsArgs, profile: &str) -> anyhow::Result<Exit> {
             .and_then(|ws| ws.parse().ok()),
     };
     let wanted = if args.all { None } else { Some(args.limit) };
-    let mut runs: Vec<Run> = Vec::new();
+    let mut runs: Vec<RunView> = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
         let page_size = wanted.map_or(MAX_PAGE, |w| (w - runs.len() as u32).min(MAX_PAGE));

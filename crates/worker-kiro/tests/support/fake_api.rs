@@ -16,6 +16,7 @@ use tlao_domain::{
     Artifact, ArtifactId, ArtifactStatus, EventPayload, ExecutorConfig, ExecutorDescriptor,
     LeaseId, Run, RunId, RunStatus, TaskId, TaskType, Timestamp, Ulid, Usage, UserId, WorkspaceId,
 };
+use tlao_sdk::wire::{ArtifactView, ExecutorView, RunView};
 use tlao_sdk::worker::{
     ArtifactRequest, ArtifactUploadSlot, Assignment, CompleteRequest, CompletionStatus, EventBatch,
     EventReport, FinalizeRequest, SignedUrl,
@@ -121,18 +122,18 @@ impl FakeApi {
             }))
             .unwrap();
             tlao_sdk::worker::ArchiveDownload {
-                archive,
+                archive: archive.into(),
                 url: signed("/blobs/archive"),
             }
         });
         let assignment = Assignment {
-            run,
+            run: RunView::new(run, None, None, now),
             lease_id: lease_id.clone(),
-            executor: ExecutorDescriptor {
+            executor: ExecutorView::from(&ExecutorDescriptor {
                 name: "test-executor".parse().unwrap(),
                 task_types: BTreeSet::from([task_type]),
                 config: executor,
-            },
+            }),
             task_spec_key: "workspaces/ws/runs/run/taskspec.json".into(),
             task_spec_url: signed("/blobs/spec"),
             archive: archive_download,
@@ -277,14 +278,20 @@ async fn events(
         return problem(401, "Unauthorized", "bad token");
     }
     let mut s = state.lock().unwrap();
-    s.batches.push((now_millis(), body.into_inner().events));
+    let events = body
+        .into_inner()
+        .events
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    s.batches.push((now_millis(), events));
     if s.lose_lease {
         return problem(409, "Conflict", "lease lost; stop working on it");
     }
     let status = s.status.unwrap_or(RunStatus::Running);
     let last_seq = s.batches.iter().map(|(_, e)| e.len() as u64).sum();
     HttpResponse::Ok().json(EventReport {
-        status,
+        status: status.into(),
         stop: status != RunStatus::Running,
         deadline: s.assignment.as_ref().map(|a| a.deadline),
         last_seq,
@@ -311,7 +318,7 @@ async fn create_artifact(
         artifact_id: artifact_id.clone(),
         run_id: run.run_id.clone(),
         workspace_id: run.workspace_id.clone(),
-        artifact_type: request.artifact_type,
+        artifact_type: request.artifact_type.into(),
         name: request.name,
         size: request.size,
         content_type: request.content_type,
@@ -323,7 +330,7 @@ async fn create_artifact(
     };
     s.artifacts.push(artifact.clone());
     HttpResponse::Created().json(ArtifactUploadSlot {
-        artifact,
+        artifact: ArtifactView::new(artifact, None),
         upload: SignedUrl {
             url: format!(
                 "{}/blobs/upload/{artifact_id}?signature=secret",
@@ -389,7 +396,7 @@ async fn finalize(
             artifact.error = Some("no bytes were uploaded".into());
         }
     }
-    let artifact = artifact.clone();
+    let artifact = ArtifactView::new(artifact.clone(), None);
     s.finalized.push((artifact_id, request));
     HttpResponse::Ok().json(artifact)
 }
@@ -417,7 +424,7 @@ async fn complete(
     };
     s.status = Some(status);
     let mut run = s.assignment.as_ref().unwrap().run.clone();
-    run.status = status;
+    run.status = status.into();
     run.error = request.error.clone();
     run.usage = request.usage.clone();
     s.completed.push(request);

@@ -1,12 +1,15 @@
 //! The body of every error response (RFC 9457 `application/problem+json`).
+//!
+//! Clients read it leniently (a proxy's problem may lack fields): every field but
+//! `status` has a default.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
-use super::TaskTypeName;
+use crate::names::TaskTypeName;
 
 /// One invalid field of a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldErrorView {
     /// The field's path, e.g. `input.prompt`; `body` for the document as a whole.
     pub field: String,
@@ -15,19 +18,23 @@ pub struct FieldErrorView {
 }
 
 /// Why a request failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
     /// The problem type, e.g. `urn:tlao:problem:quota-exceeded`.
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default)]
     pub type_uri: String,
     /// A short summary of the problem type.
+    #[serde(default)]
     pub title: String,
     /// The HTTP status.
     pub status: u16,
     /// What went wrong with this request.
+    #[serde(default)]
     pub detail: String,
     /// The request's id, as in its `x-request-id` header; quote it when reporting.
+    #[serde(default)]
     pub request_id: String,
     /// On 400: every invalid field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -41,4 +48,27 @@ pub struct Problem {
     /// On 422: the task type no executor serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_type: Option<TaskTypeName>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_problem_is_read_with_the_fields_this_api_adds_and_without_the_optional_ones() {
+        let problem: Problem = serde_json::from_value(json!({
+            "type": "urn:tlao:problem:no-executor", "title": "No executor", "status": 422,
+            "detail": "none", "requestId": "r1", "taskType": "deploy.run", "futureField": 1
+        }))
+        .unwrap();
+        assert_eq!(problem.request_id, "r1");
+        assert_eq!(problem.task_type, Some(TaskTypeName::DeployRun));
+        let bare: Problem = serde_json::from_value(json!({"status": 502})).unwrap();
+        assert_eq!(bare.status, 502);
+        assert!(bare.errors.is_empty());
+    }
 }

@@ -10,16 +10,22 @@
 //! | `GET /worker/runs/{id}/assignment?leaseId=` | → 200 [`Assignment`] of a run leased for this worker |
 //! | `POST /worker/runs/{id}/events` | [`EventBatch`] → 200 [`EventReport`] (also the heartbeat) |
 //! | `POST /worker/runs/{id}/artifacts` | [`ArtifactRequest`] → 201 [`ArtifactUploadSlot`] |
-//! | `POST /worker/runs/{id}/artifacts/{artifactId}/finalize` | [`FinalizeRequest`] → 200 artifact |
-//! | `POST /worker/runs/{id}/complete` | [`CompleteRequest`] → 200 run |
+//! | `POST /worker/runs/{id}/artifacts/{artifactId}/finalize` | [`FinalizeRequest`] → 200 [`ArtifactView`] |
+//! | `POST /worker/runs/{id}/complete` | [`CompleteRequest`] → 200 [`RunView`] |
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tlao_domain::{
-    Archive, Artifact, ArtifactName, ArtifactType, EventPayload, ExecutorDescriptor, ExecutorName,
-    LeaseId, Run, RunError, RunStatus, Timestamp, Usage,
-};
+use tlao_domain::{ArtifactName, EventPayload, ExecutorName, LeaseId, Timestamp};
+
+use crate::artifacts::ArtifactView;
+use crate::executors::ExecutorView;
+use crate::names::{ArtifactTypeName, LogStreamName, RunStatusName};
+use crate::runs::{RunErrorView, RunView, UsageView};
+use crate::workspaces::ArchiveView;
+
+/// The longest a lease request may wait for a run, in seconds.
+pub const MAX_LEASE_WAIT_SECONDS: u32 = 30;
 
 /// A presigned URL as the worker receives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,7 +44,7 @@ pub struct SignedUrl {
 /// `POST /worker/lease`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LeaseRequest {
     /// Only runs of these executors; any executor when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,6 +52,7 @@ pub struct LeaseRequest {
     pub executors: Option<Vec<ExecutorName>>,
     /// How long to wait for a leasable run (long-poll), 0 to 30 seconds.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 30))]
     pub wait_seconds: u32,
 }
 
@@ -54,27 +61,24 @@ pub struct LeaseRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ArchiveDownload {
-    /// The archive record (key, size, sha256).
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub archive: Archive,
+    /// The archive (key, size, sha256).
+    pub archive: ArchiveView,
     /// Where to download it.
     pub url: SignedUrl,
 }
 
 /// Everything a worker needs to execute a leased run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Assignment {
     /// The run, `running`.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub run: Run,
+    pub run: RunView,
     /// The lease every later call carries.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub lease_id: LeaseId,
     /// The executor record to run it with.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub executor: ExecutorDescriptor,
+    pub executor: ExecutorView,
     /// The TaskSpec's blob key (requirement 5.1).
     pub task_spec_key: String,
     /// Where to download the TaskSpec.
@@ -102,17 +106,74 @@ pub fn heartbeat_interval(timeout: Duration) -> Duration {
     (timeout / 3).clamp(MIN_HEARTBEAT_INTERVAL, Duration::from_secs(10))
 }
 
+/// An event as a worker reports it; the server numbers and stamps it. Status, artifact
+/// and truncation events are the server's own and cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum WorkerEvent {
+    /// A line of output, ANSI-free.
+    Log {
+        /// Where it came from.
+        stream: LogStreamName,
+        /// The text, without the trailing newline.
+        text: String,
+    },
+    /// A progress report.
+    Progress {
+        /// What is happening.
+        message: String,
+        /// How far along, 0 to 100, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(maximum = 100))]
+        percent: Option<u8>,
+    },
+}
+
+impl WorkerEvent {
+    /// The event a worker reports for `payload`; `None` for the kinds only the server
+    /// records (status, artifact, truncation).
+    pub fn from_payload(payload: EventPayload) -> Option<WorkerEvent> {
+        match payload {
+            EventPayload::Log { stream, text } => Some(WorkerEvent::Log {
+                stream: stream.into(),
+                text,
+            }),
+            EventPayload::Progress { message, percent } => {
+                Some(WorkerEvent::Progress { message, percent })
+            }
+            EventPayload::Status { .. }
+            | EventPayload::Artifact { .. }
+            | EventPayload::Truncated { .. } => None,
+        }
+    }
+}
+
+impl From<WorkerEvent> for EventPayload {
+    fn from(event: WorkerEvent) -> Self {
+        match event {
+            WorkerEvent::Log { stream, text } => EventPayload::Log {
+                stream: stream.into(),
+                text,
+            },
+            WorkerEvent::Progress { message, percent } => EventPayload::Progress {
+                message,
+                percent: percent.map(|p| p.min(100)),
+            },
+        }
+    }
+}
+
 /// `POST /worker/runs/{id}/events`: a batch of events, possibly empty (a heartbeat).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventBatch {
     /// The lease.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub lease_id: LeaseId,
     /// The events, in order.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
-    pub events: Vec<EventPayload>,
+    pub events: Vec<WorkerEvent>,
 }
 
 /// The answer to an event batch.
@@ -121,8 +182,7 @@ pub struct EventBatch {
 #[serde(rename_all = "camelCase")]
 pub struct EventReport {
     /// The run's status now.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    pub status: RunStatus,
+    pub status: RunStatusName,
     /// Whether to stop the executor now (the run was cancelled or ended elsewhere).
     pub stop: bool,
     /// The run's deadline.
@@ -136,7 +196,7 @@ pub struct EventReport {
 /// `POST /worker/runs/{id}/artifacts`: an artifact about to be uploaded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ArtifactRequest {
     /// The lease.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
@@ -145,11 +205,11 @@ pub struct ArtifactRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub name: ArtifactName,
     /// What it is.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    pub artifact_type: ArtifactType,
+    pub artifact_type: ArtifactTypeName,
     /// Its size in bytes.
     pub size: u64,
     /// The lower-case hex SHA-256 of its bytes.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{64}$"))]
     pub sha256: String,
     /// Its media type.
     pub content_type: String,
@@ -161,8 +221,7 @@ pub struct ArtifactRequest {
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactUploadSlot {
     /// The record, `pending`.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub artifact: Artifact,
+    pub artifact: ArtifactView,
     /// A presigned PUT for the bytes.
     pub upload: SignedUrl,
 }
@@ -170,7 +229,7 @@ pub struct ArtifactUploadSlot {
 /// `POST /worker/runs/{id}/artifacts/{artifactId}/finalize`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FinalizeRequest {
     /// The lease.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
@@ -198,7 +257,7 @@ pub enum CompletionStatus {
 /// `POST /worker/runs/{id}/complete`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompleteRequest {
     /// The lease.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
@@ -207,19 +266,21 @@ pub struct CompleteRequest {
     pub status: CompletionStatus,
     /// Why it failed; required with `failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
-    pub error: Option<RunError>,
+    pub error: Option<RunErrorView>,
     /// What it cost, when the executor reported it.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub usage: Usage,
+    pub usage: UsageView,
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use std::time::Duration;
 
-    use super::{MIN_HEARTBEAT_INTERVAL, heartbeat_interval};
+    use serde_json::json;
+
+    use super::*;
 
     #[test]
     fn the_heartbeat_interval_is_a_third_of_the_timeout_within_bounds() {
@@ -240,5 +301,29 @@ mod tests {
             MIN_HEARTBEAT_INTERVAL
         );
         assert_eq!(heartbeat_interval(Duration::ZERO), MIN_HEARTBEAT_INTERVAL);
+    }
+
+    #[test]
+    fn a_worker_cannot_send_the_servers_own_events() {
+        for forged in [
+            json!({"type": "status", "status": "completed"}),
+            json!({"type": "truncated", "maxLogBytes": 1}),
+            json!({"type": "log", "stream": "stdout", "text": "x", "seq": 4}),
+        ] {
+            assert!(
+                serde_json::from_value::<WorkerEvent>(forged.clone()).is_err(),
+                "{forged}"
+            );
+        }
+        let line: WorkerEvent =
+            serde_json::from_value(json!({"type": "log", "stream": "stdout", "text": "hi"}))
+                .unwrap();
+        assert_eq!(
+            EventPayload::from(line),
+            EventPayload::Log {
+                stream: tlao_domain::LogStream::Stdout,
+                text: "hi".into()
+            }
+        );
     }
 }

@@ -1,29 +1,35 @@
 //! Tasks: the TaskSpec a client sends and the task it gets back.
 
 use serde::{Deserialize, Serialize};
-use tlao_domain::{Constraints, ExpectedOutput, Task, TaskInput, TaskSpec};
-use utoipa::ToSchema;
+use tlao_domain::{
+    ArchiveId, Constraints, ExpectedOutput, Task, TaskId, TaskInput, TaskSpec, Timestamp,
+    WorkspaceId,
+};
 
-use super::common::rfc3339;
-use super::{ArtifactTypeName, TaskTypeName};
+use crate::names::{ArtifactTypeName, TaskTypeName};
 
 /// What the executor works on.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskInputBody {
-    /// The instruction to the agent; not blank, at most 64 KiB.
+    /// The instruction to the agent; not blank, at most 64 KiB of UTF-8.
+    #[cfg_attr(feature = "openapi", schema(pattern = "\\S"))]
     pub prompt: String,
     /// An uploaded archive of the same workspace (`arc_...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub archive_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^arc_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
+    pub archive_id: Option<ArchiveId>,
 }
 
 /// Limits within the server's guardrails.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConstraintsBody {
     /// A run duration limit below the guardrail, in seconds (at least 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub max_run_seconds: Option<u32>,
     /// A token budget for executors that honour one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -31,8 +37,9 @@ pub struct ConstraintsBody {
 }
 
 /// What the caller expects back.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExpectedOutputBody {
     /// The artifact types wanted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -43,7 +50,8 @@ pub struct ExpectedOutputBody {
 }
 
 /// A TaskSpec: what to do, with what, within which limits, and what to hand back.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TaskSpecView {
     /// What kind of work.
@@ -65,7 +73,7 @@ impl From<TaskSpec> for TaskSpecView {
             task_type: spec.task_type.into(),
             input: TaskInputBody {
                 prompt: prompt.into(),
-                archive_id: archive_id.map(String::from),
+                archive_id,
             },
             constraints: (!spec.constraints.is_empty()).then(|| {
                 let Constraints {
@@ -92,40 +100,52 @@ impl From<TaskSpec> for TaskSpecView {
 
 /// The body of `POST /tasks`: a workspace and a TaskSpec. Every bad or missing field
 /// is reported at once.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTaskRequest {
     /// The workspace (`ws_...`).
-    pub workspace_id: String,
-    /// The TaskSpec's fields.
-    #[serde(flatten)]
-    pub spec: TaskSpecView,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^ws_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
+    pub workspace_id: WorkspaceId,
+    /// What kind of work.
+    pub task_type: TaskTypeName,
+    /// The prompt and the workspace archive.
+    pub input: TaskInputBody,
+    /// Limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<ConstraintsBody>,
+    /// What to hand back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_output: Option<ExpectedOutputBody>,
 }
 
 /// A task.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TaskView {
     /// Its id (`task_...`).
-    pub task_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^task_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
+    pub task_id: TaskId,
     /// Its workspace.
-    pub workspace_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub workspace_id: WorkspaceId,
     /// What kind of work.
     pub task_type: TaskTypeName,
     /// The validated TaskSpec.
     pub spec: TaskSpecView,
     /// When it was created (RFC 3339).
-    #[schema(format = DateTime)]
-    pub created_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
 }
 
 impl From<Task> for TaskView {
     fn from(task: Task) -> Self {
         TaskView {
-            task_id: task.task_id.to_string(),
-            workspace_id: task.workspace_id.to_string(),
+            task_id: task.task_id,
+            workspace_id: task.workspace_id,
             task_type: task.spec.task_type.into(),
-            created_at: rfc3339(task.created_at),
+            created_at: task.created_at,
             spec: task.spec.into(),
         }
     }

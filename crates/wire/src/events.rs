@@ -1,0 +1,249 @@
+//! The wire format of `GET /runs/{id}/events`, written by the server and read by the
+//! SDKs, the CLI and the console.
+//!
+//! The body is `text/event-stream`. Each stored run event is one SSE message whose `id:`
+//! is its sequence number, whose `event:` is its type ([`RunEventMessage::name`]: one of
+//! [`EVENT_NAMES`]) and whose `data:` is the [`RunEventMessage`] as camelCase JSON
+//! (`{"seq","at","type",...}`). Once the run is over and every event up to its last
+//! sequence number was sent, one [`END_EVENT`] message carries a [`StreamEndMessage`]
+//! (with `id:` the last sequence number) and the server closes. Comment lines
+//! (`: keep-alive`) keep idle connections open.
+//!
+//! A client resumes after a drop by sending `Last-Event-ID: <last seq it received>` (or
+//! `?after=<seq>`); it receives every later event exactly once, in order.
+
+use serde::{Deserialize, Serialize};
+use tlao_domain::{ArtifactId, EventPayload, RunEvent, Timestamp};
+
+use crate::names::{ArtifactTypeName, LogStreamName, RunStatusName};
+
+/// The SSE event name of the terminal message.
+pub const END_EVENT: &str = "end";
+
+/// The SSE event names of stored events, in the order of [`RunEventMessage`]'s variants.
+pub const EVENT_NAMES: [&str; 5] = ["log", "progress", "status", "artifact", "truncated"];
+
+/// The data of one stored-event message of the stream: its SSE `id:` is `seq`, its SSE
+/// `event:` is `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = RunEvent))]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum RunEventMessage {
+    /// A line of output, ANSI-free.
+    #[serde(rename_all = "camelCase")]
+    Log {
+        /// The sequence number, from 1, gap-free per run.
+        seq: u64,
+        /// When the server stored it (RFC 3339).
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+        at: Timestamp,
+        /// Where it came from.
+        stream: LogStreamName,
+        /// The text, without the trailing newline.
+        text: String,
+    },
+    /// A progress report.
+    #[serde(rename_all = "camelCase")]
+    Progress {
+        /// The sequence number.
+        seq: u64,
+        /// When the server stored it (RFC 3339).
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+        at: Timestamp,
+        /// What is happening.
+        message: String,
+        /// How far along, 0 to 100, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        percent: Option<u8>,
+    },
+    /// The run's status changed.
+    #[serde(rename_all = "camelCase")]
+    Status {
+        /// The sequence number.
+        seq: u64,
+        /// When the server stored it (RFC 3339).
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+        at: Timestamp,
+        /// The new status.
+        status: RunStatusName,
+    },
+    /// An artifact was stored.
+    #[serde(rename_all = "camelCase")]
+    Artifact {
+        /// The sequence number.
+        seq: u64,
+        /// When the server stored it (RFC 3339).
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+        at: Timestamp,
+        /// Its id (`art_...`), for `GET /artifacts/{artifactId}`.
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        artifact_id: ArtifactId,
+        /// Its name.
+        name: String,
+        /// What it is.
+        artifact_type: ArtifactTypeName,
+    },
+    /// The log cap was reached; later log bytes are counted, not kept.
+    #[serde(rename_all = "camelCase")]
+    Truncated {
+        /// The sequence number.
+        seq: u64,
+        /// When the server stored it (RFC 3339).
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+        at: Timestamp,
+        /// The cap, in bytes.
+        max_log_bytes: u64,
+    },
+}
+
+impl RunEventMessage {
+    /// Its sequence number.
+    pub fn seq(&self) -> u64 {
+        match self {
+            RunEventMessage::Log { seq, .. }
+            | RunEventMessage::Progress { seq, .. }
+            | RunEventMessage::Status { seq, .. }
+            | RunEventMessage::Artifact { seq, .. }
+            | RunEventMessage::Truncated { seq, .. } => *seq,
+        }
+    }
+
+    /// Its SSE event name: its `type`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RunEventMessage::Log { .. } => EVENT_NAMES[0],
+            RunEventMessage::Progress { .. } => EVENT_NAMES[1],
+            RunEventMessage::Status { .. } => EVENT_NAMES[2],
+            RunEventMessage::Artifact { .. } => EVENT_NAMES[3],
+            RunEventMessage::Truncated { .. } => EVENT_NAMES[4],
+        }
+    }
+}
+
+impl From<RunEvent> for RunEventMessage {
+    fn from(event: RunEvent) -> Self {
+        let RunEvent { seq, at, payload } = event;
+        match payload {
+            EventPayload::Log { stream, text } => RunEventMessage::Log {
+                seq,
+                at,
+                stream: stream.into(),
+                text,
+            },
+            EventPayload::Progress { message, percent } => RunEventMessage::Progress {
+                seq,
+                at,
+                message,
+                percent,
+            },
+            EventPayload::Status { status } => RunEventMessage::Status {
+                seq,
+                at,
+                status: status.into(),
+            },
+            EventPayload::Artifact {
+                artifact_id,
+                name,
+                artifact_type,
+            } => RunEventMessage::Artifact {
+                seq,
+                at,
+                artifact_id,
+                name,
+                artifact_type: artifact_type.into(),
+            },
+            EventPayload::Truncated { max_log_bytes } => RunEventMessage::Truncated {
+                seq,
+                at,
+                max_log_bytes,
+            },
+        }
+    }
+}
+
+/// The data of the terminal `end` message: the run is over and every event up to
+/// `lastSeq` was sent; the server closes the stream after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = StreamEnd))]
+#[serde(rename_all = "camelCase")]
+pub struct StreamEndMessage {
+    /// The run's final status: `completed`, `failed`, `timed_out` or `cancelled`.
+    pub status: RunStatusName,
+    /// The run's last sequence number; every event up to it was sent.
+    pub last_seq: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+    use tlao_domain::{ArtifactType, LogStream, RunStatus, Ulid};
+
+    use super::*;
+
+    fn event(seq: u64, payload: EventPayload) -> RunEvent {
+        RunEvent {
+            seq,
+            at: Timestamp::from_unix_millis(1_700_000_000_123),
+            payload,
+        }
+    }
+
+    #[test]
+    fn every_kind_of_stored_event_is_sent_under_its_name_and_read_back() {
+        let artifact_id = ArtifactId::new(Ulid::from_parts(1, 2));
+        let cases = [
+            (
+                EventPayload::Log {
+                    stream: LogStream::Stderr,
+                    text: "oops".into(),
+                },
+                json!({"type": "log", "stream": "stderr", "text": "oops"}),
+            ),
+            (
+                EventPayload::Progress {
+                    message: "half way".into(),
+                    percent: Some(50),
+                },
+                json!({"type": "progress", "message": "half way", "percent": 50}),
+            ),
+            (
+                EventPayload::Status {
+                    status: RunStatus::TimedOut,
+                },
+                json!({"type": "status", "status": "timed_out"}),
+            ),
+            (
+                EventPayload::Artifact {
+                    artifact_id: artifact_id.clone(),
+                    name: "plan.json".into(),
+                    artifact_type: ArtifactType::Plan,
+                },
+                json!({"type": "artifact", "artifactId": artifact_id.to_string(),
+                       "name": "plan.json", "artifactType": "plan"}),
+            ),
+            (
+                EventPayload::Truncated {
+                    max_log_bytes: 1024,
+                },
+                json!({"type": "truncated", "maxLogBytes": 1024}),
+            ),
+        ];
+        assert_eq!(cases.len(), EVENT_NAMES.len());
+        for (i, (payload, mut expected)) in cases.into_iter().enumerate() {
+            let message = RunEventMessage::from(event(i as u64 + 1, payload));
+            assert_eq!(message.name(), EVENT_NAMES[i]);
+            expected["seq"] = json!(i + 1);
+            expected["at"] = json!("2023-11-14T22:13:20.123Z");
+            let wire = serde_json::to_value(&message).unwrap();
+            assert_eq!(wire, expected);
+            assert_eq!(
+                serde_json::from_value::<RunEventMessage>(wire).unwrap(),
+                message
+            );
+        }
+    }
+}

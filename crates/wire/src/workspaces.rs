@@ -1,0 +1,98 @@
+//! Workspaces and their archives.
+
+use serde::{Deserialize, Serialize};
+use tlao_domain::{Archive, ArchiveId, Guardrails, Timestamp, Workspace, WorkspaceId};
+
+/// The body of `POST /workspaces`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkspaceRequest {
+    /// A display name, 1 to 100 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
+    pub name: String,
+}
+
+/// A workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceView {
+    /// Its id (`ws_...`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^ws_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
+    pub workspace_id: WorkspaceId,
+    /// Its display name.
+    pub name: String,
+    /// When it was created (RFC 3339).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
+    /// The guardrails its requests meet, so clients can check before sending; absent
+    /// from servers older than the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<WorkspaceLimits>,
+}
+
+impl WorkspaceView {
+    /// The view of a workspace under `guardrails`.
+    pub fn new(workspace: Workspace, guardrails: &Guardrails) -> Self {
+        WorkspaceView {
+            workspace_id: workspace.workspace_id,
+            name: workspace.name.as_str().to_owned(),
+            created_at: workspace.created_at,
+            limits: Some(guardrails.into()),
+        }
+    }
+}
+
+/// The guardrails that apply to a workspace's requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceLimits {
+    /// The largest archive `POST /workspaces/{workspaceId}/archives` accepts, in bytes
+    /// (a larger one is a 413); the CLI refuses before uploading.
+    pub max_archive_bytes: u64,
+}
+
+impl From<&Guardrails> for WorkspaceLimits {
+    fn from(guardrails: &Guardrails) -> Self {
+        WorkspaceLimits {
+            max_archive_bytes: guardrails.max_archive_bytes,
+        }
+    }
+}
+
+/// The workspaces the caller belongs to, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkspaceList {
+    /// The workspaces.
+    pub items: Vec<WorkspaceView>,
+}
+
+/// An uploaded workspace archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveView {
+    /// Its id (`arc_...`), for a task's `input.archiveId`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^arc_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
+    pub archive_id: ArchiveId,
+    /// The blob key, `workspaces/{ws}/archives/{archiveId}.tar.gz`.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The lower-case hex SHA-256 of its bytes.
+    pub sha256: String,
+}
+
+impl From<Archive> for ArchiveView {
+    fn from(archive: Archive) -> Self {
+        ArchiveView {
+            archive_id: archive.archive_id,
+            key: archive.key,
+            size: archive.size,
+            sha256: archive.sha256,
+        }
+    }
+}
