@@ -13,7 +13,7 @@ macro_rules! wire_name {
     (
         $(#[$meta:meta])*
         $name:ident <=> $domain:ident {
-            $( $(#[$vmeta:meta])* $variant:ident = $text:literal ),+ $(,)?
+            $( $(#[$vmeta:meta])* $variant:ident = $text:tt ),+ $(,)?
         }
     ) => {
         $(#[$meta])*
@@ -230,5 +230,41 @@ mod tests {
             .filter(|s| !s.is_terminal())
             .collect();
         assert_eq!(open, [&RunStatusName::Queued, &RunStatusName::Running]);
+    }
+}
+
+#[cfg(all(test, feature = "openapi"))]
+mod schema_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use utoipa::PartialSchema;
+
+    use super::*;
+
+    fn enum_values<T: PartialSchema>() -> serde_json::Value {
+        serde_json::to_value(T::schema()).unwrap()["enum"].clone()
+    }
+
+    #[test]
+    fn the_document_lists_the_wire_text_of_every_name() {
+        assert_eq!(
+            enum_values::<RunStatusName>(),
+            serde_json::json!([
+                "queued",
+                "running",
+                "completed",
+                "failed",
+                "timed_out",
+                "cancelled"
+            ])
+        );
+        assert_eq!(
+            enum_values::<TaskTypeName>(),
+            serde_json::json!(["spec.generate", "code.change", "doc.write", "deploy.run"])
+        );
+        assert_eq!(
+            enum_values::<ArtifactStatusName>(),
+            serde_json::json!(["pending", "available", "upload_failed"])
+        );
     }
 }
