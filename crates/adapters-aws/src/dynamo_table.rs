@@ -5,16 +5,19 @@
 //! expressions (see `dynamo_expr`), transactions `TransactWriteItems`, and every read is
 //! strongly consistent, because the port promises read-your-writes.
 //!
-//! DynamoDB resolves concurrent transactions on one item optimistically: the loser is
-//! cancelled with `TransactionConflict` and nothing is written. The local engines
-//! serialise such writers instead, so this adapter retries a conflict a few times with
-//! jittered backoff before it reports `Transient`: callers see the same outcomes on
-//! every engine (one winner, the rest `ConditionFailed`).
+//! Every port call is one HTTP request: the SDK's own retry is off for them (see
+//! `connection`), and a transaction cancelled by a conflict (DynamoDB resolves
+//! concurrent transactions on one item optimistically: the loser is cancelled with
+//! `TransactionConflict` and nothing is written) is reported `Transient` at once, like
+//! throttling. The orchestrator's store retries `Transient` calls, so a logical write is
+//! at most three requests in all, conflicts included (requirement 13.2). Provisioning
+//! ([`DynamoTable::ensure_table`]), which nothing else retries, keeps the SDK's retry.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -24,7 +27,6 @@ use aws_sdk_dynamodb::types::{
     KeySchemaElement, KeyType, Put, ReturnValue, ScalarAttributeType, TableStatus,
     TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update as DynamoUpdate,
 };
-use rand::Rng;
 use tlao_domain::Key;
 use tlao_ports::table::validate_transaction;
 use tlao_ports::{
@@ -32,41 +34,45 @@ use tlao_ports::{
 };
 
 use crate::Provisioned;
-use crate::connection::AwsConnection;
+use crate::connection::{AwsConnection, standard_retries, table_retries};
 use crate::dynamo_expr::{PK, Placeholders, SK, to_dynamo};
 use crate::sdk_error::{Failure, ServiceFailure, classify};
 
 /// The attribute DynamoDB's time-to-live deletes expired items by (epoch seconds).
 pub const TTL_ATTRIBUTE: &str = "expiresAt";
 
-/// How often a write that lost a transaction conflict is tried in all.
-const CONFLICT_ATTEMPTS: u32 = 8;
-/// The first backoff after a conflict; it doubles, with full jitter, up to the cap.
-const CONFLICT_BACKOFF: Duration = Duration::from_millis(10);
-/// The longest backoff after a conflict.
-const CONFLICT_BACKOFF_CAP: Duration = Duration::from_millis(400);
 /// How long `ensure_table` waits for a new table to become active.
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The table port on one DynamoDB table (`PK`/`SK` strings, on-demand billing).
 #[derive(Debug, Clone)]
 pub struct DynamoTable {
+    /// For the port's calls: one request each, no SDK retry.
     client: Client,
+    /// For provisioning: the SDK's standard retry.
+    admin: Client,
     table: String,
 }
-
-/// Marks a `Transient` error caused by a transaction conflict, which this adapter retries.
-#[derive(Debug, thiserror::Error)]
-#[error("transaction conflict: {0}")]
-struct TransactionConflict(String);
 
 impl DynamoTable {
     /// A table adapter for `table` over `connection`. Connects lazily: the first call
     /// (or [`Table::ping`]) finds out whether the table is reachable.
     pub async fn connect(connection: &AwsConnection, table: impl Into<String>) -> DynamoTable {
-        let config = connection.sdk_config().await;
+        DynamoTable::with_config(&connection.sdk_config().await, table)
+    }
+
+    /// A table adapter for `table` with the shared SDK configuration `shared`.
+    pub(crate) fn with_config(shared: &SdkConfig, table: impl Into<String>) -> DynamoTable {
+        let client = |retries| {
+            Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(shared)
+                    .retry_config(retries)
+                    .build(),
+            )
+        };
         DynamoTable {
-            client: Client::new(&config),
+            client: client(table_retries()),
+            admin: client(standard_retries()),
             table: table.into(),
         }
     }
@@ -99,7 +105,7 @@ impl DynamoTable {
                 .map_err(|e| TableError::Unexpected(e.into()))
         };
         let created = self
-            .client
+            .admin
             .create_table()
             .table_name(&self.table)
             .billing_mode(BillingMode::PayPerRequest)
@@ -121,7 +127,7 @@ impl DynamoTable {
         self.await_active().await?;
 
         let ttl = self
-            .client
+            .admin
             .describe_time_to_live()
             .table_name(&self.table)
             .send()
@@ -140,7 +146,7 @@ impl DynamoTable {
                 .enabled(true)
                 .build()
                 .map_err(|e| TableError::Unexpected(e.into()))?;
-            self.client
+            self.admin
                 .update_time_to_live()
                 .table_name(&self.table)
                 .time_to_live_specification(spec)
@@ -155,7 +161,7 @@ impl DynamoTable {
         let deadline = tokio::time::Instant::now() + TABLE_ACTIVE_TIMEOUT;
         loop {
             let described = self
-                .client
+                .admin
                 .describe_table()
                 .table_name(&self.table)
                 .send()
@@ -172,92 +178,6 @@ impl DynamoTable {
                 )));
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
-    async fn put_once(&self, item: &Item, condition: Option<&Condition>) -> Result<(), TableError> {
-        let mut p = Placeholders::default();
-        let expression = condition.map(|c| p.condition(c));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(encode(item)?))
-            .set_condition_expression(expression)
-            .set_expression_attribute_names(p.take_names())
-            .set_expression_attribute_values(p.take_values())
-            .send()
-            .await
-            .map_err(|e| table_error("PutItem", e))?;
-        Ok(())
-    }
-
-    async fn update_once(
-        &self,
-        key: &Key,
-        update: &Update,
-        condition: Option<&Condition>,
-    ) -> Result<Item, TableError> {
-        let mut p = Placeholders::default();
-        let update_expression = p.update(update);
-        let condition_expression = condition.map(|c| p.condition(c));
-        let output = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key_map(key)))
-            .update_expression(update_expression)
-            .set_condition_expression(condition_expression)
-            .set_expression_attribute_names(p.take_names())
-            .set_expression_attribute_values(p.take_values())
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(|e| table_error("UpdateItem", e))?;
-        match output.attributes {
-            Some(attributes) => decode(attributes),
-            // ALL_NEW always returns the item; an engine that does not is answered by a read.
-            None => Ok(Item::new(key.clone())),
-        }
-    }
-
-    async fn delete_once(
-        &self,
-        key: &Key,
-        condition: Option<&Condition>,
-    ) -> Result<(), TableError> {
-        let mut p = Placeholders::default();
-        let expression = condition.map(|c| p.condition(c));
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key_map(key)))
-            .set_condition_expression(expression)
-            .set_expression_attribute_names(p.take_names())
-            .set_expression_attribute_values(p.take_values())
-            .send()
-            .await
-            .map_err(|e| table_error("DeleteItem", e))?;
-        Ok(())
-    }
-
-    async fn transact_once(&self, items: &[TransactWriteItem]) -> Result<(), TableError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items.to_vec()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => match classify("TransactWriteItems", e) {
-                Failure::Service(f) => match &f.error {
-                    TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                        Err(cancellation(cancelled.cancellation_reasons(), &f))
-                    }
-                    _ => Err(service_failure(f)),
-                },
-                other => Err(table_failure(other)),
-            },
         }
     }
 
@@ -328,26 +248,6 @@ impl DynamoTable {
     }
 }
 
-/// Runs `attempt` again while it loses transaction conflicts, with jittered backoff.
-async fn retry_conflicts<T, F, Fut>(mut attempt: F) -> Result<T, TableError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, TableError>>,
-{
-    let mut backoff = CONFLICT_BACKOFF;
-    for _ in 1..CONFLICT_ATTEMPTS {
-        match attempt().await {
-            Err(TableError::Transient(e)) if e.is::<TransactionConflict>() => {
-                let jitter = rand::thread_rng().gen_range(0..=backoff.as_millis() as u64);
-                tokio::time::sleep(Duration::from_millis(jitter)).await;
-                backoff = (backoff * 2).min(CONFLICT_BACKOFF_CAP);
-            }
-            other => return other,
-        }
-    }
-    attempt().await
-}
-
 #[async_trait]
 impl Table for DynamoTable {
     async fn get(&self, key: &Key) -> Result<Option<Item>, TableError> {
@@ -364,7 +264,19 @@ impl Table for DynamoTable {
     }
 
     async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError> {
-        retry_conflicts(|| self.put_once(&item, condition.as_ref())).await
+        let mut p = Placeholders::default();
+        let expression = condition.as_ref().map(|c| p.condition(c));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(encode(&item)?))
+            .set_condition_expression(expression)
+            .set_expression_attribute_names(p.take_names())
+            .set_expression_attribute_values(p.take_values())
+            .send()
+            .await
+            .map_err(|e| table_error("PutItem", e))?;
+        Ok(())
     }
 
     async fn update(
@@ -374,11 +286,43 @@ impl Table for DynamoTable {
         condition: Option<Condition>,
     ) -> Result<Item, TableError> {
         update.validate()?;
-        retry_conflicts(|| self.update_once(key, &update, condition.as_ref())).await
+        let mut p = Placeholders::default();
+        let update_expression = p.update(&update);
+        let condition_expression = condition.as_ref().map(|c| p.condition(c));
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(key)))
+            .update_expression(update_expression)
+            .set_condition_expression(condition_expression)
+            .set_expression_attribute_names(p.take_names())
+            .set_expression_attribute_values(p.take_values())
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| table_error("UpdateItem", e))?;
+        match output.attributes {
+            Some(attributes) => decode(attributes),
+            // ALL_NEW always returns the item; an engine that does not is answered by a read.
+            None => Ok(Item::new(key.clone())),
+        }
     }
 
     async fn delete(&self, key: &Key, condition: Option<Condition>) -> Result<(), TableError> {
-        retry_conflicts(|| self.delete_once(key, condition.as_ref())).await
+        let mut p = Placeholders::default();
+        let expression = condition.as_ref().map(|c| p.condition(c));
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(key)))
+            .set_condition_expression(expression)
+            .set_expression_attribute_names(p.take_names())
+            .set_expression_attribute_values(p.take_values())
+            .send()
+            .await
+            .map_err(|e| table_error("DeleteItem", e))?;
+        Ok(())
     }
 
     async fn query(&self, query: Query) -> Result<Page, TableError> {
@@ -437,7 +381,24 @@ impl Table for DynamoTable {
             .iter()
             .map(|op| self.transact_item(op))
             .collect::<Result<Vec<_>, _>>()?;
-        retry_conflicts(|| self.transact_once(&items)).await
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match classify("TransactWriteItems", e) {
+                Failure::Service(f) => match &f.error {
+                    TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                        Err(cancellation(cancelled.cancellation_reasons(), &f))
+                    }
+                    _ => Err(service_failure(f)),
+                },
+                other => Err(table_failure(other)),
+            },
+        }
     }
 
     async fn ping(&self) -> Result<(), TableError> {
@@ -529,9 +490,7 @@ fn table_failure<E: ProvideErrorMetadata>(failure: Failure<E>) -> TableError {
 fn service_failure<E: ProvideErrorMetadata>(f: ServiceFailure<E>) -> TableError {
     match f.code.as_deref() {
         Some("ConditionalCheckFailedException") => TableError::ConditionFailed { op: 0 },
-        Some("TransactionConflictException") => {
-            TableError::Transient(TransactionConflict(f.to_string()).into())
-        }
+        Some("TransactionConflictException") => TableError::Transient(f.describe()),
         Some("ValidationException") => TableError::Invalid(format!(
             "{} (request id {})",
             f.message(),
@@ -563,9 +522,8 @@ fn cancellation<E: ProvideErrorMetadata>(
         return TableError::ConditionFailed { op };
     }
     let any = |wanted: &[&str]| codes.iter().any(|c| wanted.contains(&c.as_str()));
-    if any(&["TransactionConflict"]) {
-        TableError::Transient(TransactionConflict(f.to_string()).into())
-    } else if any(&[
+    if any(&[
+        "TransactionConflict",
         "ThrottlingError",
         "ProvisionedThroughputExceeded",
         "RequestLimitExceeded",
@@ -662,14 +620,15 @@ mod tests {
     }
 
     #[test]
-    fn conflicts_and_throttling_are_transient_and_conflicts_are_retried() {
-        match cancelled(&["None", "TransactionConflict"]) {
-            TableError::Transient(e) => assert!(e.is::<TransactionConflict>()),
-            other => panic!("expected Transient, got {other:?}"),
-        }
-        match cancelled(&["ThrottlingError", "None"]) {
-            TableError::Transient(e) => assert!(!e.is::<TransactionConflict>()),
-            other => panic!("expected Transient, got {other:?}"),
+    fn conflicts_and_throttling_are_transient() {
+        for codes in [
+            &["None", "TransactionConflict"][..],
+            &["ThrottlingError", "None"][..],
+        ] {
+            assert!(
+                matches!(cancelled(codes), TableError::Transient(_)),
+                "{codes:?}"
+            );
         }
         assert!(matches!(
             cancelled(&["ValidationError"]),
@@ -679,23 +638,6 @@ mod tests {
             cancelled(&["ItemCollectionSizeLimitExceeded"]),
             TableError::Unexpected(_)
         ));
-    }
-
-    #[tokio::test]
-    async fn a_conflict_is_retried_until_the_write_goes_through() {
-        let attempts = std::sync::atomic::AtomicU32::new(0);
-        let result = retry_conflicts(|| async {
-            if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 3 {
-                Err(TableError::Transient(
-                    TransactionConflict("busy".into()).into(),
-                ))
-            } else {
-                Ok(())
-            }
-        })
-        .await;
-        assert!(result.is_ok());
-        assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 4);
     }
 
     #[test]

@@ -9,12 +9,18 @@
 //!   the standard AWS chain.
 //!
 //! AWS SDK types never leave this crate: every SDK error is classified into the port's
-//! error here (throttling, 5xx and timeouts are `Transient`).
+//! error here (throttling, 5xx, timeouts and transaction conflicts are `Transient`).
+//!
+//! A failed write is tried at most three times in all (requirement 13.2): the table
+//! port's DynamoDB calls are one request each, retried by the orchestrator's store
+//! only; S3 requests, which the orchestrator does not retry, by the SDK only.
 
 mod connection;
 mod dynamo_expr;
 mod dynamo_table;
 mod ecs_launcher;
+#[cfg(test)]
+mod retry_budget;
 mod s3_blob;
 mod sdk_error;
 

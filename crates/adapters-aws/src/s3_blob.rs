@@ -11,6 +11,7 @@ use std::io;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
@@ -27,7 +28,7 @@ use tlao_domain::Timestamp;
 use tlao_ports::{BlobError, BlobKey, BlobMeta, BlobStore, ByteStream, PresignedUrl};
 
 use crate::Provisioned;
-use crate::connection::{AwsConnection, DEFAULT_REGION};
+use crate::connection::{AwsConnection, DEFAULT_REGION, standard_retries};
 use crate::sdk_error::{Failure, classify};
 
 /// The size a streamed body is cut into parts at: S3's smallest part size (5 MiB). A
@@ -49,10 +50,28 @@ impl S3BlobStore {
     /// override is set (emulators have no per-bucket host names). Checksums are sent
     /// and checked only where S3 requires them, so presigned URLs carry no checksum
     /// parameters a plain client could not honour.
+    ///
+    /// Each request is tried at most three times, by the SDK's standard retry: the
+    /// orchestrator retries table calls, not blob calls (requirement 13.2's budget, see
+    /// `connection`).
     pub async fn connect(connection: &AwsConnection, bucket: impl Into<String>) -> S3BlobStore {
-        let shared = connection.sdk_config().await;
-        let config = aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(connection.is_emulated())
+        S3BlobStore::with_config(
+            &connection.sdk_config().await,
+            connection.is_emulated(),
+            bucket,
+        )
+    }
+
+    /// A store on `bucket` with the shared SDK configuration `shared`, path-style
+    /// addressing when `path_style`.
+    pub(crate) fn with_config(
+        shared: &SdkConfig,
+        path_style: bool,
+        bucket: impl Into<String>,
+    ) -> S3BlobStore {
+        let config = aws_sdk_s3::config::Builder::from(shared)
+            .retry_config(standard_retries())
+            .force_path_style(path_style)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .build();

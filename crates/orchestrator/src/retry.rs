@@ -3,6 +3,11 @@
 //! Only errors a retry may cure are retried (`Transient`); a failed condition or a
 //! malformed request is returned at once. Callers keep writes conditional, so a retried
 //! write whose first attempt did land fails its condition instead of applying twice.
+//!
+//! This is the only loop that retries a table call: the table adapters make one attempt
+//! per call (DynamoDB's SDK retry is off, a transaction conflict is `Transient` like
+//! throttling; SQLite's busy wait is one attempt), so [`RetryPolicy::max_attempts`] is
+//! the whole budget of a logical write.
 
 use std::future::Future;
 use std::time::Duration;
@@ -20,11 +25,15 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
 }
 
+/// The attempts of a logical write in all, the first one included (requirement 13.2).
+pub const MAX_ATTEMPTS: u32 = 3;
+
 impl Default for RetryPolicy {
-    /// At most 3 attempts, backing off up to 25 ms, then 50 ms (requirement 13.2).
+    /// At most [`MAX_ATTEMPTS`] attempts, backing off up to 25 ms, then 50 ms
+    /// (requirement 13.2).
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 3,
+            max_attempts: MAX_ATTEMPTS,
             base_delay: Duration::from_millis(25),
             max_delay: Duration::from_secs(1),
         }

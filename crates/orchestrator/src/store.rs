@@ -2,7 +2,11 @@
 //!
 //! Services speak entities; the store turns them into items with the [`codec`] and calls
 //! the [`Table`] port, retrying `Transient` failures with backoff (requirement 13.2).
-//! Conditions and transactions are the services' business; the store only carries them.
+//! Every table call of the orchestrator goes through here, once per logical operation,
+//! and adapters do not retry, so a write is attempted at most
+//! [`RetryPolicy::max_attempts`] times in all (3 by default) before it is
+//! [`StoreError::Unavailable`]. Conditions and transactions are the services' business;
+//! the store only carries them.
 //!
 //! The store is also where run events become visible live: a transaction that stores
 //! events ([`Store::transact_events`]) announces them on the [`EventBus`] once it has

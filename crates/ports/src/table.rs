@@ -407,8 +407,8 @@ pub enum TableError {
         /// Which operation's condition failed.
         op: usize,
     },
-    /// A passing failure (throttling, timeout, busy database); the same call may succeed
-    /// if retried. Nothing was written.
+    /// A passing failure (throttling, timeout, busy database, a transaction conflict);
+    /// the same call may succeed if retried. Nothing was written.
     #[error("transient table error: {0}")]
     Transient(#[source] anyhow::Error),
     /// The request itself is malformed (too many operations, a key touched twice, adding
@@ -430,6 +430,10 @@ impl TableError {
 /// A single table of items, DynamoDB-shaped.
 ///
 /// Reads are strongly consistent: a read that starts after a write completes sees it.
+///
+/// Adapters do not retry: each call is one attempt, and a failure a retry may cure is
+/// returned as `Transient`. The caller owns the retry budget (the orchestrator's store:
+/// three attempts in all, requirement 13.2).
 #[async_trait]
 pub trait Table: Send + Sync {
     /// Reads one item. Returns `Ok(None)` when it does not exist.

@@ -400,6 +400,12 @@ pub async fn a_transaction_whose_third_condition_fails_applies_nothing(
 
 /// The daily-quota pattern: 40 racing transactions each insert an item and increment a
 /// counter conditioned on `count < 10`. Exactly 10 succeed and the counter says 10.
+///
+/// An engine that resolves races optimistically (DynamoDB cancels the loser of a
+/// transaction conflict) may fail a racer with `Transient` instead: it then wrote
+/// nothing, and the caller's retry budget decides (requirement 13.2; adapters do not
+/// retry on their own). Such racers are counted: the winners are then
+/// `min(10, 40 - transient)`, never more than 10, and the counter and items agree.
 pub async fn racing_transactions_never_exceed_a_counter_limit(table: Arc<dyn Table>, ns: &str) {
     let counter = key(ns, "Q", "QUOTA");
     let mut racers = Vec::new();
@@ -426,18 +432,25 @@ pub async fn racing_transactions_never_exceed_a_counter_limit(table: Arc<dyn Tab
                 .await
         }));
     }
-    let mut won = 0;
+    let (mut won, mut transient) = (0, 0);
     for racer in racers {
         match racer.await.unwrap() {
             Ok(()) => won += 1,
             Err(TableError::ConditionFailed { op: 0 }) => {}
+            Err(TableError::Transient(_)) => transient += 1,
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(won, 10);
+    // A refused racer saw the counter at 10, so fewer winners means none was refused.
+    assert_eq!(
+        won,
+        (40 - transient).min(10),
+        "{transient} failed transiently"
+    );
+    assert!(won > 0, "every racer failed transiently");
     assert_eq!(
         table.get(&counter).await.unwrap().unwrap().n("count"),
-        Some(10)
+        Some(won)
     );
     let page = table
         .query(Query::new(
@@ -450,7 +463,7 @@ pub async fn racing_transactions_never_exceed_a_counter_limit(table: Arc<dyn Tab
         ))
         .await
         .unwrap();
-    assert_eq!(page.items.len(), 10);
+    assert_eq!(page.items.len(), won as usize);
 }
 
 /// Empty transactions, more than 100 operations and a key touched twice are `Invalid`.
