@@ -41,7 +41,7 @@ pub struct ExecutorView {
     pub task_types: Vec<TaskTypeName>,
     /// Its configuration, with defaults filled in.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object, required = true))]
     pub config: Value,
 }
 

@@ -24,17 +24,21 @@ pub struct FieldErrorView {
 pub struct Problem {
     /// The problem type, e.g. `urn:tlao:problem:quota-exceeded`.
     #[serde(rename = "type", default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub type_uri: String,
     /// A short summary of the problem type.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub title: String,
     /// The HTTP status.
     pub status: u16,
     /// What went wrong with this request.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub detail: String,
     /// The request's id, as in its `x-request-id` header; quote it when reporting.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub request_id: String,
     /// On 400: every invalid field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -130,6 +130,7 @@ pub struct RunView {
     pub deadline: Option<Timestamp>,
     /// The longest it may run once started, in seconds.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub max_run_seconds: u32,
     /// How long it ran (or has been running), in milliseconds; null until it starts.
     #[serde(default)]
@@ -140,19 +141,22 @@ pub struct RunView {
     pub logs: Option<String>,
     /// Whether the log cap was reached.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub logs_truncated: bool,
     /// Log bytes dropped past the log cap.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub dropped_log_bytes: u64,
     /// Why it failed, when it did.
     #[serde(default)]
     pub error: Option<RunErrorView>,
     /// What it cost, when the executor reports it.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub usage: UsageView,
     /// The artifacts it produced, in order.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, required = true))]
     pub artifact_ids: Vec<ArtifactId>,
 }
 

@@ -26,10 +26,8 @@ pub struct WorkspaceView {
     /// When it was created (RFC 3339).
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
-    /// The guardrails its requests meet, so clients can check before sending; absent
-    /// from servers older than the field.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limits: Option<WorkspaceLimits>,
+    /// The guardrails its requests meet, so clients can check before sending.
+    pub limits: WorkspaceLimits,
 }
 
 impl WorkspaceView {
@@ -39,7 +37,7 @@ impl WorkspaceView {
             workspace_id: workspace.workspace_id,
             name: workspace.name.as_str().to_owned(),
             created_at: workspace.created_at,
-            limits: Some(guardrails.into()),
+            limits: guardrails.into(),
         }
     }
 }

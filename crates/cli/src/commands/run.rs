@@ -141,10 +141,10 @@ async fn start(args: StartArgs, task_type: TaskType, profile: &str) -> anyhow::R
         .get_workspace(&workspace_id)
         .await
         .with_context(|| format!("reading workspace {workspace_id}"))?;
-    let max_bytes = workspace.limits.map(|l| l.max_archive_bytes);
+    let max_bytes = workspace.limits.max_archive_bytes;
 
     let (archive, packaged) = package_dir(&dir).await?;
-    if let Some(max_bytes) = max_bytes.filter(|max| packaged.archive_bytes > *max) {
+    if packaged.archive_bytes > max_bytes {
         anyhow::bail!(too_large(&dir, &packaged, max_bytes));
     }
     let receipt = match upload(

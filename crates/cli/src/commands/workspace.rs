@@ -111,10 +111,7 @@ pub async fn workspace(args: WorkspaceArgs, profile: &str) -> anyhow::Result<Exi
                         workspace.workspace_id.to_string(),
                         workspace.name.clone(),
                         workspace.created_at.to_string(),
-                        workspace
-                            .limits
-                            .map(|l| human_bytes(l.max_archive_bytes))
-                            .unwrap_or_else(|| "-".into()),
+                        human_bytes(workspace.limits.max_archive_bytes),
                     ]);
                 }
                 table.print()?;

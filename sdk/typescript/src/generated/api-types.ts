@@ -43,6 +43,8 @@ export interface ArtifactView {
   downloadUrl?: string | null | undefined;
   /** When `downloadUrl` stops working; null with it. */
   downloadUrlExpiresAt?: string | null | undefined;
+  /** Why storing its bytes failed; only when `upload_failed`. */
+  error?: string | null | undefined;
   /** The blob key, under `workspaces/{ws}/runs/{run}/artifacts/`. */
   key: string;
   /** Its file name, relative to the run's output. */
@@ -88,10 +90,18 @@ export interface CreateRunRequest {
  * The body of `POST /tasks`: a workspace and a TaskSpec. Every bad or missing field
  * is reported at once.
  */
-export type CreateTaskRequest = TaskSpecView & {
+export interface CreateTaskRequest {
+  /** Limits. */
+  constraints?: ConstraintsBody | null | undefined;
+  /** What to hand back. */
+  expectedOutput?: ExpectedOutputBody | null | undefined;
+  /** The prompt and the workspace archive. */
+  input: TaskInputBody;
+  /** What kind of work. */
+  taskType: TaskTypeName;
   /** The workspace (`ws_...`). */
   workspaceId: string;
-};
+}
 
 /** The body of `POST /users`. */
 export interface CreateUserRequest {
@@ -321,7 +331,7 @@ export interface RunView {
  * `lastSeq` was sent; the server closes the stream after it.
  */
 export interface StreamEnd {
-  /** The run's last sequence number. */
+  /** The run's last sequence number; every event up to it was sent. */
   lastSeq: number;
   /** The run's final status: `completed`, `failed`, `timed_out` or `cancelled`. */
   status: RunStatusName;
@@ -331,7 +341,7 @@ export interface StreamEnd {
 export interface TaskInputBody {
   /** An uploaded archive of the same workspace (`arc_...`). */
   archiveId?: string | null | undefined;
-  /** The instruction to the agent; not blank, at most 64 KiB. */
+  /** The instruction to the agent; not blank, at most 64 KiB of UTF-8. */
   prompt: string;
 }
 
