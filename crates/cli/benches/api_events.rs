@@ -12,7 +12,7 @@
 //!    Burst: as many events posted back to back: the time until all subscribers have all
 //!    of them, and per event the time until the last subscriber has it.
 //!
-//! Run: `cargo bench -p tlao-api --bench events`. The subscribers need two descriptors
+//! Run: `cargo bench -p tlao-cli --bench api_events`. The subscribers need two descriptors
 //! each (client and server side): the soft `RLIMIT_NOFILE` is raised to the hard limit
 //! when it is lower than that needs (or run `ulimit -n 4096` first).
 

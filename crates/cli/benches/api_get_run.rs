@@ -2,7 +2,7 @@
 //! check, SQLite reads, JSON) against a bare actix handler returning the same bytes, in
 //! the same process, with the same client. Prints requests per second and the ratio.
 //!
-//! Run: `cargo bench -p tlao-api --bench get_run` (optionally `-- 5` for seconds per round).
+//! Run: `cargo bench -p tlao-cli --bench api_get_run` (optionally `-- 5` for seconds per round).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
