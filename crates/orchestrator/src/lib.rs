@@ -55,7 +55,7 @@ pub use store::{Store, StoreError};
 pub use stream::{RunStream, StreamItem, StreamService};
 pub use tasks::TaskService;
 pub use users::{IssuedUser, UserService};
-pub use worker::{Assignment, Completion, NewArtifact, Report, WorkerService};
+pub use worker::{Assignment, Completion, Lease, NewArtifact, Report, WorkerService};
 pub use workspaces::{WorkspaceService, WorkspaceSummary};
 
 /// Every service, wired over one set of dependencies.

@@ -2,8 +2,12 @@
 //! (which double as heartbeats), stores artifacts and completes runs.
 //!
 //! A lease takes the oldest queued run whose workspace is below its concurrency limit,
-//! with the named transaction [`transactions::lease()`]. Every later call carries the
-//! lease id; a worker whose lease is gone (the reaper failed the run,
+//! with the named transaction [`transactions::lease()`]. A lease is light ([`Lease`]: the
+//! run, its lease id and its executor), which is all the dispatcher needs to launch a
+//! worker; the worker's [`Assignment`] (with presigned URLs) is built only when a worker
+//! asks for one, by leasing itself ([`WorkerService::lease_wait`], which waits for work)
+//! or by fetching the assignment of the lease the dispatcher took for it. Every later
+//! call carries the lease id; a worker whose lease is gone (the reaper failed the run,
 //! someone cancelled it) is told so and stops.
 
 use std::collections::HashSet;
@@ -15,7 +19,7 @@ use tlao_domain::{
     ExecutorDescriptor, ExecutorName, LeaseId, Run, RunError, RunEvent, RunId, RunStatus, Task,
     Timestamp, Transition, Usage, WorkspaceId, keys,
 };
-use tlao_ports::{BlobError, BlobKey, PresignedUrl};
+use tlao_ports::{BlobError, BlobKey, Launch, PresignedUrl};
 
 use crate::codec::LookupOf;
 use crate::context::Core;
@@ -28,12 +32,28 @@ use crate::transactions::{self, LeaseError, SettleArtifactError};
 pub const ASSIGNMENT_URL_TTL: Duration = Duration::from_secs(3600);
 /// How many queue entries per executor a lease looks at.
 const LEASE_SCAN: usize = 50;
+/// How often a waiting lease looks at the queue when nothing in this process changed it.
+pub const LEASE_POLL: Duration = Duration::from_millis(500);
 
-/// A run just leased, before its assignment is built.
-struct Lease {
-    run: Run,
-    lease_id: LeaseId,
-    executor: ExecutorDescriptor,
+/// A run just leased: what it takes to launch a worker for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The run, now `running`.
+    pub run: Run,
+    /// The lease every later call must carry.
+    pub lease_id: LeaseId,
+    /// The executor record to run it with.
+    pub executor: ExecutorDescriptor,
+}
+
+impl Lease {
+    /// What a launcher needs to start a single-job worker for this lease.
+    pub fn launch(&self) -> Launch {
+        Launch {
+            run_id: self.run.run_id.clone(),
+            lease_id: self.lease_id.clone(),
+        }
+    }
 }
 
 /// The workspace archive a run works on.
@@ -141,8 +161,9 @@ impl WorkerService {
     }
 
     /// Leases the oldest queued run (of `executors`, or of any executor) whose workspace
-    /// has a free slot; `None` when there is none.
-    async fn lease(
+    /// has a free slot; `None` when there is none. No URL is presigned: a worker asks
+    /// for its [`Assignment`] with [`WorkerService::assignment`].
+    pub async fn lease(
         &self,
         executors: Option<&[ExecutorName]>,
     ) -> Result<Option<Lease>, ServiceError> {
@@ -181,8 +202,8 @@ impl WorkerService {
         Ok(None)
     }
 
-    /// Leases the oldest queued run (of `executors`, or of any executor) whose workspace
-    /// has a free slot and builds its assignment; `None` when there is none.
+    /// Leases like [`WorkerService::lease`] and builds the run's assignment; `None` when
+    /// there is nothing to lease.
     pub async fn lease_next(
         &self,
         executors: Option<&[ExecutorName]>,
@@ -190,6 +211,34 @@ impl WorkerService {
         match self.lease(executors).await? {
             Some(lease) => self.assemble(lease).await.map(Some),
             None => Ok(None),
+        }
+    }
+
+    /// Leases like [`WorkerService::lease_next`], waiting up to `wait` for a run to
+    /// become leasable: it looks again as soon as a run is queued or a slot frees in
+    /// this process, and every [`LEASE_POLL`] for changes made elsewhere. `None` when
+    /// nothing was leasable in time.
+    pub async fn lease_wait(
+        &self,
+        executors: Option<&[ExecutorName]>,
+        wait: Duration,
+    ) -> Result<Option<Assignment>, ServiceError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut changes = self.core.queue_version.subscribe();
+        loop {
+            changes.mark_unchanged();
+            if let Some(assignment) = self.lease_next(executors).await? {
+                return Ok(Some(assignment));
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let pause = (deadline - now).min(LEASE_POLL);
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
         }
     }
 
