@@ -18,9 +18,9 @@ pub struct Appended {
     pub events: Vec<RunEvent>,
 }
 
-/// Appends up to [`crate::run_store::MAX_EVENTS_PER_WRITE`] events to a run held by `lease_id` (applying
-/// the log cap of `max_log_bytes`) and, while it runs, records the heartbeat.
-/// `Conflict` when the lease does not hold the run.
+/// Appends up to [`crate::run_store::MAX_EVENTS_PER_WRITE`] events to a run held by
+/// `lease_id` (applying the log cap of `max_log_bytes`) and, while it runs, records the
+/// heartbeat. `Conflict` when the lease does not hold the run.
 pub async fn append_events(
     core: &Core,
     ws: &WorkspaceId,

@@ -126,7 +126,7 @@ pub async fn finish_run(
         let freed = if stored.run.status == RunStatus::Running {
             release_slot_ops(&after)
         } else {
-            dequeue_ops(&after.executor, ws, run_id).into()
+            dequeue_ops(&after.executor, ws, run_id)
         };
         for op in freed {
             write.tx.push(op);
@@ -137,10 +137,11 @@ pub async fn finish_run(
     core.signal_queue();
     Ok(run)
 }
+
 /// The extra operations that end a running run: its workspace slot is freed and it
 /// leaves the active index.
-fn release_slot_ops(run: &Run) -> Vec<WriteOp> {
-    vec![
+fn release_slot_ops(run: &Run) -> [WriteOp; 2] {
+    [
         WriteOp::Update {
             key: keys::workspace(&run.workspace_id),
             update: Update::new().add(ACTIVE_RUNS, -1),
