@@ -7,12 +7,11 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tlao_domain::{Archive, ArchiveId, WorkspaceId, keys};
-use tlao_ports::{BlobError, BlobKey, ByteStream, Condition};
+use tlao_ports::{BlobError, BlobKey, ByteStream};
 
-use crate::codec::{Lookup, LookupOf};
 use crate::context::{Caller, Core};
 use crate::error::ServiceError;
-use crate::store::put_op;
+use crate::transactions;
 use crate::users::hex_lower;
 
 /// Why the upload stream was cut; travels inside the `io::Error` the blob store returns.
@@ -115,18 +114,7 @@ impl ArchiveService {
             uploaded_by: caller.user_id.clone(),
             created_at: self.core.now(),
         };
-        let lookup = Lookup {
-            of: LookupOf::Archive(archive.archive_id.clone()),
-            workspace_id: ws.clone(),
-        };
-        self.core
-            .store
-            .transact(vec![
-                put_op(&archive, Some(Condition::NotExists))?,
-                put_op(&lookup, Some(Condition::NotExists))?,
-                crate::workspaces::count_archive(ws, size),
-            ])
-            .await?;
+        transactions::store_archive(&self.core.store, &archive).await?;
         tracing::info!(workspace_id = %ws, archive_id = %archive.archive_id, size, operation = "upload_archive", "archive stored");
         Ok(archive)
     }

@@ -7,7 +7,7 @@
 //!
 //! Counters (a workspace's active runs, a day's quota, a run's next event number) are
 //! separate numeric attributes changed only by `Update`s, never by re-putting `doc`, so a
-//! document write cannot clobber a counter.
+//! document write cannot clobber a counter. Every attribute's name is in [`crate::attrs`].
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,18 +17,11 @@ use tlao_domain::{
 };
 use tlao_ports::{AttrValue, Attrs, Item};
 
+use crate::attrs::{DOC, KIND, LEASE, STATUS};
+
 /// The largest `doc` accepted, in bytes: DynamoDB's item limit is 400 KB and the key and
 /// projections need some of it.
 pub const MAX_DOC_BYTES: usize = 350 * 1024;
-
-/// The attribute holding the entity kind.
-pub const KIND: &str = "kind";
-/// The attribute holding the JSON document.
-pub const DOC: &str = "doc";
-/// The projected run or artifact status.
-pub const STATUS: &str = "status";
-/// The projected lease of a running run.
-pub const LEASE: &str = "leaseId";
 
 /// Why an item could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,9 @@
 //! The dispatcher: turns queued runs into started workers.
 //!
 //! It leases runs on the workers' behalf (so a worker is never started for nothing) and
-//! asks the [`RunLauncher`] to start one single-job worker per lease. It wakes when a
+//! asks the [`RunLauncher`] to start one single-job worker per lease. The lease is light
+//! ([`crate::worker::Lease`]): the worker it starts fetches its assignment, presigned
+//! URLs and all, when it starts. It wakes when a
 //! run is queued or a slot frees in this process, and polls otherwise, so runs queued
 //! through another API instance are picked up too. When a launched worker exits without
 //! finishing its run, the run fails at once as `worker_lost` instead of waiting for the
@@ -11,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tlao_domain::{RunError, RunErrorCode, Usage};
-use tlao_ports::{Launch, LaunchError, RunLauncher};
+use tlao_ports::{LaunchError, RunLauncher};
 
 use crate::context::Core;
 use crate::worker::{Completion, WorkerService};
@@ -59,15 +61,10 @@ impl Dispatcher {
     pub async fn dispatch(&self) -> Result<usize, crate::ServiceError> {
         let mut started = 0;
         while self.launcher.capacity() > 0 {
-            let Some(assignment) = self.workers.lease_next(None).await? else {
+            let Some(lease) = self.workers.lease(None).await? else {
                 break;
             };
-            let run_id = assignment.run.run_id.clone();
-            let lease_id = assignment.lease_id.clone();
-            let launch = Launch {
-                run_id: run_id.clone(),
-                lease_id: lease_id.clone(),
-            };
+            let launch = lease.launch();
             match self.launcher.launch(&launch).await {
                 Ok(exit) => {
                     started += 1;
@@ -87,8 +84,8 @@ impl Dispatcher {
                         // that completed its run is left alone.
                         if let Ok(run) = workers
                             .complete_if_running(
-                                &run_id,
-                                &lease_id,
+                                &launch.run_id,
+                                &launch.lease_id,
                                 Completion::Failed(error),
                                 Usage::Unmeasured,
                             )
@@ -112,11 +109,14 @@ impl Dispatcher {
                         message: error.to_string(),
                         exit_code: None,
                     };
-                    tracing::error!(run_id = %run_id, operation = "dispatch", error = %error, "could not start a worker");
+                    tracing::error!(
+                        workspace_id = %lease.run.workspace_id, run_id = %launch.run_id,
+                        operation = "dispatch", error = %error, "could not start a worker"
+                    );
                     self.workers
                         .complete(
-                            &run_id,
-                            &lease_id,
+                            &launch.run_id,
+                            &launch.lease_id,
                             Completion::Failed(failure),
                             Usage::Unmeasured,
                         )

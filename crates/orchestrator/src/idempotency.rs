@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use tlao_domain::{Timestamp, UserId, keys};
 use tlao_ports::{AttrValue, Condition, Item, WriteOp};
 
+use crate::attrs::{self, EXPIRES_AT, REQUEST_HASH, RESPONSE, kind};
 use crate::error::ServiceError;
 use crate::store::Store;
 use crate::users::hex_lower;
@@ -65,23 +66,29 @@ impl Idempotency {
             return Ok(None);
         };
         if item
-            .n("expiresAt")
+            .n(EXPIRES_AT)
             .is_some_and(|at| at <= now.unix_millis() / 1000)
         {
             return Ok(None);
         }
-        if item.s("requestHash") != Some(self.request_hash.as_str()) {
+        if item.s(REQUEST_HASH) != Some(self.request_hash.as_str()) {
             return Err(ServiceError::Conflict(format!(
                 "Idempotency-Key {:?} was already used with a different request; use a new key",
                 self.key
             )));
         }
-        let response = item.s("response").ok_or_else(|| {
+        let response = item.s(RESPONSE).ok_or_else(|| {
             ServiceError::Internal(anyhow::anyhow!("idempotency record has no response"))
         })?;
         Ok(Some(
             serde_json::from_str(response).map_err(|e| ServiceError::Internal(e.into()))?,
         ))
+    }
+
+    /// The answer to a request that lost the race for its key to a request still in
+    /// progress (its record is not readable yet).
+    pub fn in_progress() -> ServiceError {
+        ServiceError::Conflict("a request with this Idempotency-Key is in progress".into())
     }
 
     /// The transaction operation that records `response` for this key; its condition
@@ -96,16 +103,30 @@ impl Idempotency {
             serde_json::to_string(response).map_err(|e| ServiceError::Internal(e.into()))?;
         let now_seconds = now.unix_millis() / 1000;
         let item = Item::new(keys::idempotency(user, &self.key))
-            .with("kind", AttrValue::S("idempotency".into()))
-            .with("requestHash", AttrValue::S(self.request_hash.clone()))
-            .with("response", AttrValue::S(response))
-            .with("expiresAt", AttrValue::N(now_seconds + RETENTION_SECONDS));
+            .with(attrs::KIND, AttrValue::S(kind::IDEMPOTENCY.into()))
+            .with(REQUEST_HASH, AttrValue::S(self.request_hash.clone()))
+            .with(RESPONSE, AttrValue::S(response))
+            .with(EXPIRES_AT, AttrValue::N(now_seconds + RETENTION_SECONDS));
         Ok(WriteOp::Put {
             item,
             condition: Some(Condition::Or(vec![
                 Condition::NotExists,
-                Condition::LessThan("expiresAt".into(), now_seconds + 1),
+                Condition::LessThan(EXPIRES_AT.into(), now_seconds + 1),
             ])),
         })
+    }
+}
+
+/// The response an earlier request with `idempotency`'s key got ([`Idempotency::replay`]);
+/// `None` without a key.
+pub async fn replayed<T: DeserializeOwned>(
+    idempotency: Option<&Idempotency>,
+    store: &Store,
+    user: &UserId,
+    now: Timestamp,
+) -> Result<Option<T>, ServiceError> {
+    match idempotency {
+        Some(idem) => idem.replay(store, user, now).await,
+        None => Ok(None),
     }
 }

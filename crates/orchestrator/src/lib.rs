@@ -4,9 +4,13 @@
 //! Each service has one method per use case and speaks domain types; none knows about
 //! HTTP. The [`store`] turns entities into single-table items and back (written once,
 //! in [`codec`]) and wraps every table call in the retry policy of requirement 13.2.
+//! Every multi-item write is a named operation of [`transactions`] (or, for the writes
+//! of a run that race, [`run_store`]) with a typed refusal; attribute names are in
+//! [`attrs`].
 
 pub mod archives;
 pub mod artifacts;
+pub mod attrs;
 pub mod codec;
 pub mod context;
 pub mod dispatcher;
@@ -23,6 +27,8 @@ pub mod sessions;
 pub mod store;
 pub mod stream;
 pub mod tasks;
+pub mod transaction;
+pub mod transactions;
 pub mod users;
 pub mod worker;
 pub mod workspaces;
@@ -49,7 +55,7 @@ pub use store::{Store, StoreError};
 pub use stream::{RunStream, StreamItem, StreamService};
 pub use tasks::TaskService;
 pub use users::{IssuedUser, UserService};
-pub use worker::{Assignment, Completion, NewArtifact, Report, WorkerService};
+pub use worker::{Assignment, Completion, Lease, NewArtifact, Report, WorkerService};
 pub use workspaces::{WorkspaceService, WorkspaceSummary};
 
 /// Every service, wired over one set of dependencies.

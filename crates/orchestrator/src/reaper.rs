@@ -16,6 +16,7 @@ use tlao_ports::{Cursor, Direction, Query};
 use crate::context::Core;
 use crate::error::ServiceError;
 use crate::run_store;
+use crate::transactions::{self, lease::entry_of};
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -55,10 +56,7 @@ impl Reaper {
                 .query_items(Query::new(keys::active_runs(), Direction::Forward, 500).after(cursor))
                 .await?;
             for item in &page.items {
-                let (Ok(run_id), Some(Ok(ws))) = (
-                    item.key.sk.parse::<RunId>(),
-                    item.s("workspaceId").map(str::parse::<WorkspaceId>),
-                ) else {
+                let Some((run_id, ws)) = entry_of(item) else {
                     continue;
                 };
                 if let Err(error) = self.judge(&ws, &run_id, &mut sweep).await {
@@ -118,7 +116,7 @@ impl Reaper {
         // The verdict is checked again on the run as it is when written: a worker that
         // reported in between keeps its run.
         let core = &self.core;
-        let result = run_store::finish(core, ws, run_id, transition, |current| {
+        let result = transactions::finish_run(core, ws, run_id, transition, |current| {
             let now = core.now();
             let still = current.status == RunStatus::Running
                 && if timed_out {

@@ -11,20 +11,23 @@
 //! Once such a transaction commits, its events are published on the event bus
 //! ([`crate::store::Store::transact_events`]); the planned write ([`RunWrite`]) carries
 //! them, so no writer can store events and forget to announce them.
+//!
+//! The named writes of a run that race other writers ([`crate::transactions`]'s
+//! `append_events`, `finish_run`, `register_artifact`, `settle_artifact`) are attempts
+//! of [`retry_on_race`], which reads the run again when another write changed it first.
 
-use tlao_domain::{EventPayload, Run, RunEvent, RunId, Timestamp, Transition, WorkspaceId, keys};
+use std::convert::Infallible;
+
+use tlao_domain::{EventPayload, LeaseId, Run, RunEvent, RunId, Timestamp, WorkspaceId, keys};
 use tlao_ports::{AttrValue, Condition, Update, WriteOp};
 
+use crate::attrs::{self, NEXT_SEQ, REV};
 use crate::codec::{self, Step};
 use crate::context::Core;
 use crate::error::ServiceError;
-use crate::runs::ACTIVE_RUNS;
 use crate::store::{StoreError, put_op};
+use crate::transaction::Transaction;
 
-/// The run item's revision attribute.
-pub const REV: &str = "rev";
-/// The run item's event counter: the last sequence number used.
-pub const NEXT_SEQ: &str = "nextSeq";
 /// The most events stored by one transaction (DynamoDB allows 100 operations).
 pub const MAX_EVENTS_PER_WRITE: usize = 90;
 /// How many times a write is retried after losing a race before giving up.
@@ -66,25 +69,65 @@ pub fn at_revision(rev: i64) -> Condition {
     }
 }
 
-/// A planned write of a run: the operations of one transaction and the events they
-/// store, published once the transaction commits.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunWrite {
-    /// The operations; the first is the conditional update of the run item. Callers
-    /// may append their own.
-    pub ops: Vec<WriteOp>,
-    /// The events the operations store, with their sequence numbers.
+/// Why an attempt at a run write did not commit.
+#[derive(Debug)]
+pub enum WriteFailure<E = Infallible> {
+    /// The run item is no longer at the revision it was read at: another write won the
+    /// race. Read it again and retry.
+    RunChanged,
+    /// A named condition of the write did not hold.
+    Refused(E),
+    /// Storage failed.
+    Store(StoreError),
+}
+
+impl<E> From<StoreError> for WriteFailure<E> {
+    fn from(error: StoreError) -> Self {
+        WriteFailure::Store(error)
+    }
+}
+
+/// Why a run write retried by [`retry_on_race`] did not happen.
+#[derive(Debug)]
+pub enum RunWriteError<E = Infallible> {
+    /// A named condition of the write did not hold.
+    Refused(E),
+    /// The attempt refused to write (the lease is not held, the transition is not
+    /// allowed, ...), the run does not exist, it kept changing, or storage failed.
+    Failed(ServiceError),
+}
+
+impl From<RunWriteError> for ServiceError {
+    fn from(error: RunWriteError) -> Self {
+        match error {
+            RunWriteError::Refused(never) => match never {},
+            RunWriteError::Failed(error) => error,
+        }
+    }
+}
+
+/// A planned write of a run: the transaction and the events it stores, published once
+/// it commits.
+#[derive(Debug)]
+pub struct RunWrite<E> {
+    /// The transaction; its first operation is the conditional update of the run item,
+    /// whose failure is the `run_changed` given to [`write()`]. Callers may add their own.
+    pub tx: Transaction<E>,
+    /// The events the transaction stores, with their sequence numbers.
     pub events: Vec<RunEvent>,
 }
 
 /// A write that turns `before` into `after` (document, projections, revision) and
-/// appends `events` after `before.last_seq`. At most [`MAX_EVENTS_PER_WRITE`] events.
-pub fn write(
+/// appends `events` after `before.last_seq`; when the run changed since `before` was
+/// read, the transaction fails with `run_changed`. At most [`MAX_EVENTS_PER_WRITE`]
+/// events.
+pub fn write<E: From<StoreError>>(
     before: &StoredRun,
     after: &Run,
     events: Vec<EventPayload>,
     now: Timestamp,
-) -> Result<RunWrite, ServiceError> {
+    run_changed: E,
+) -> Result<RunWrite<E>, StoreError> {
     let mut update = Update {
         set: codec::document_attrs(after)?,
         ..Update::default()
@@ -94,13 +137,17 @@ pub fn write(
         update = update.add(NEXT_SEQ, events.len() as i64);
     }
     if before.run.lease_id.is_some() && after.lease_id.is_none() {
-        update = update.remove(codec::LEASE);
+        update = update.remove(attrs::LEASE);
     }
-    let mut ops = vec![WriteOp::Update {
-        key: keys::run(&after.workspace_id, &after.run_id),
-        update,
-        condition: Some(at_revision(before.rev)),
-    }];
+    let mut tx = Transaction::new();
+    tx.guarded(
+        WriteOp::Update {
+            key: keys::run(&after.workspace_id, &after.run_id),
+            update,
+            condition: Some(at_revision(before.rev)),
+        },
+        run_changed,
+    );
     let mut stored = Vec::with_capacity(events.len());
     for (offset, payload) in events.into_iter().enumerate() {
         let event = RunEvent {
@@ -108,7 +155,7 @@ pub fn write(
             at: now,
             payload,
         };
-        ops.push(put_op(
+        tx.push(put_op(
             &Step {
                 run_id: after.run_id.clone(),
                 event: event.clone(),
@@ -117,98 +164,61 @@ pub fn write(
         )?);
         stored.push(event);
     }
-    Ok(RunWrite {
-        ops,
-        events: stored,
-    })
+    Ok(RunWrite { tx, events: stored })
 }
 
-/// The extra operations that end a running run: its workspace slot is freed and it
-/// leaves the active index.
-pub fn release_slot_ops(run: &Run) -> Vec<WriteOp> {
-    vec![
-        WriteOp::Update {
-            key: keys::workspace(&run.workspace_id),
-            update: Update::new().add(ACTIVE_RUNS, -1),
-            condition: Some(Condition::Exists),
-        },
-        WriteOp::Delete {
-            key: keys::active_run(&run.run_id),
-            condition: None,
-        },
-    ]
+/// [`write()`] for an attempt of [`retry_on_race`]: a lost race is
+/// [`WriteFailure::RunChanged`].
+pub fn attempt<E>(
+    before: &StoredRun,
+    after: &Run,
+    events: Vec<EventPayload>,
+    now: Timestamp,
+) -> Result<RunWrite<WriteFailure<E>>, StoreError> {
+    write(before, after, events, now, WriteFailure::RunChanged)
 }
 
 /// Runs `attempt` on a fresh read of the run until it is written or refused, retrying
 /// lost races, and publishes the events written. `attempt` gets the stored run and
 /// returns the write to apply and the result to return once it is committed (or an
 /// error that ends the loop).
-pub async fn retry_on_race<T>(
+pub async fn retry_on_race<T, E>(
     core: &Core,
     ws: &WorkspaceId,
     run_id: &RunId,
-    mut attempt: impl FnMut(StoredRun) -> Result<(RunWrite, T), ServiceError>,
-) -> Result<T, ServiceError> {
+    mut attempt: impl FnMut(StoredRun) -> Result<(RunWrite<WriteFailure<E>>, T), ServiceError>,
+) -> Result<T, RunWriteError<E>> {
     for _ in 0..MAX_RACES {
         let stored = load(core, ws, run_id)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("run", run_id))?;
-        let (write, result) = attempt(stored)?;
-        match core
-            .store
-            .transact_events(write.ops, run_id, &write.events)
+            .await
+            .map_err(RunWriteError::Failed)?
+            .ok_or_else(|| RunWriteError::Failed(ServiceError::not_found("run", run_id)))?;
+        let (write, result) = attempt(stored).map_err(RunWriteError::Failed)?;
+        match write
+            .tx
+            .commit_events(&core.store, run_id, &write.events)
             .await
         {
             Ok(()) => return Ok(result),
-            Err(StoreError::ConditionFailed { op: 0 }) => continue,
-            Err(other) => return Err(other.into()),
+            Err(WriteFailure::RunChanged) => continue,
+            Err(WriteFailure::Refused(refusal)) => return Err(RunWriteError::Refused(refusal)),
+            Err(WriteFailure::Store(error)) => return Err(RunWriteError::Failed(error.into())),
         }
     }
-    Err(ServiceError::Conflict(format!(
+    Err(RunWriteError::Failed(ServiceError::Conflict(format!(
         "run {run_id} kept changing while it was being updated; try again"
-    )))
+    ))))
 }
 
-/// Ends a run with `transition` (complete, fail, time out, cancel), freeing its slot
-/// when it was running and recording a `status` event. `Conflict` when the state
-/// machine refuses the transition.
-///
-/// `prepare` sees the run as read and may refuse (an error ends the attempt) or edit it
-/// (record usage) before the transition is applied.
-pub async fn finish(
-    core: &Core,
-    ws: &WorkspaceId,
-    run_id: &RunId,
-    transition: Transition,
-    prepare: impl Fn(&mut Run) -> Result<(), ServiceError>,
-) -> Result<Run, ServiceError> {
-    let run = retry_on_race(core, ws, run_id, |stored| {
-        let mut after = stored.run.clone();
-        prepare(&mut after)?;
-        after
-            .apply(transition.clone(), core.now())
-            .map_err(|e| ServiceError::Conflict(e.to_string()))?;
-        let status = EventPayload::Status {
-            status: after.status,
-        };
-        let mut write = write(&stored, &after, vec![status], core.now())?;
-        if stored.run.status == tlao_domain::RunStatus::Running {
-            write.ops.extend(release_slot_ops(&after));
-        } else {
-            write.ops.extend([
-                WriteOp::Delete {
-                    key: keys::queue_entry(&after.executor, run_id),
-                    condition: None,
-                },
-                WriteOp::Delete {
-                    key: keys::workspace_queue_entry(ws, run_id),
-                    condition: None,
-                },
-            ]);
-        }
-        Ok((write, after))
-    })
-    .await?;
-    core.signal_queue();
-    Ok(run)
+/// `Ok` when `lease_id` is the run's current lease; `Conflict` (telling the worker to
+/// stop) otherwise.
+pub fn check_lease(run: &Run, lease_id: &LeaseId) -> Result<(), ServiceError> {
+    if run.lease_id.as_ref() == Some(lease_id) {
+        Ok(())
+    } else {
+        Err(ServiceError::Conflict(format!(
+            "lease {lease_id} does not hold run {}; stop working on it",
+            run.run_id
+        )))
+    }
 }

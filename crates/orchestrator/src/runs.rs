@@ -1,35 +1,28 @@
 //! Runs (requirement 2): creation with executor selection, the daily quota and the queue;
 //! reads, lists and cancellation.
 //!
-//! Creating a run is one transaction: the day's quota counter is incremented on the
-//! condition that it is below the quota, and the run, its lookup item and its queue
-//! entries are inserted. So the quota holds under any number of API instances, and a
-//! run is never half-created.
+//! Creating a run selects its executor, builds it, and stores it with the named
+//! transaction [`transactions::create_run`], which counts it against the daily quota
+//! in the same write; its typed refusal becomes the use case's error here.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tlao_domain::{
-    EventPayload, ExecutorName, Run, RunEvent, RunId, RunStatus, Task, TaskId, TaskType,
+    ExecutorDescriptor, ExecutorName, Run, RunId, RunStatus, Task, TaskId, TaskType, Timestamp,
     Transition, Usage, WorkspaceId, keys,
 };
-use tlao_ports::{AttrValue, BlobKey, Condition, Cursor, Direction, Item, Query, Update, WriteOp};
+use tlao_ports::{BlobKey, Cursor, Direction, Query};
 
-use crate::codec::{self, Lookup, LookupOf, Step};
 use crate::context::{Caller, Core};
 use crate::error::ServiceError;
-use crate::idempotency::Idempotency;
+use crate::idempotency::{Idempotency, replayed};
 use crate::registry::ExecutorRegistry;
-use crate::run_store;
-use crate::store::{StoreError, put_op};
 use crate::tasks::TaskService;
+use crate::transactions::{self, CreateRunError};
 use crate::workspaces::WorkspaceService;
 
-/// The workspace attribute counting its running runs.
-pub const ACTIVE_RUNS: &str = "activeRuns";
-/// The quota item attribute counting the day's runs.
-pub const QUOTA_COUNT: &str = "count";
 /// The most runs one list page returns.
 pub const MAX_PAGE: usize = 100;
 /// The most runs one list request examines when filtering by status.
@@ -117,159 +110,38 @@ impl RunService {
     ) -> Result<RunView, ServiceError> {
         let task = self.tasks.get(caller, &request.task_id).await?;
         let now = self.core.now();
-        if let Some(idem) = idempotency
-            && let Some(run) = idem
-                .replay::<Run>(&self.core.store, &caller.user_id, now)
-                .await?
-        {
-            return self.view(run).await;
+        if let Some(first) = replayed(idempotency, &self.core.store, &caller.user_id, now).await? {
+            return self.view(first).await;
         }
         let executor = self
             .registry
             .select(task.spec.task_type, request.executor.as_ref())
             .await?;
-        let quota = self.core.guardrails.daily_run_quota;
-        if quota == 0 {
-            return Err(self.quota_exceeded());
-        }
-        let run = Run {
-            run_id: RunId::new(self.core.new_ulid()),
-            task_id: task.task_id.clone(),
-            workspace_id: task.workspace_id.clone(),
-            task_type: task.spec.task_type,
-            executor: executor.name.clone(),
-            status: RunStatus::Queued,
-            created_by: caller.user_id.clone(),
-            created_at: now,
-            started_at: None,
-            finished_at: None,
-            max_run_seconds: self.core.guardrails.run_seconds(
-                executor.config.max_run_seconds(),
-                task.spec.constraints.max_run_seconds,
-            ),
-            deadline: None,
-            lease_id: None,
-            heartbeat_at: None,
-            error: None,
-            usage: Usage::Unmeasured,
-            artifact_ids: Vec::new(),
-            log_bytes: 0,
-            dropped_log_bytes: 0,
-            logs_truncated: false,
-        };
-        let ws = &run.workspace_id;
-        let day = now.utc_date();
-        // Refuse early when the day's quota is visibly used up, so a flood of refused
-        // requests writes nothing; the transaction below still decides under races.
-        let used = self
-            .core
-            .store
-            .get_item(&keys::daily_quota(ws, day))
-            .await?
-            .and_then(|item| item.n(QUOTA_COUNT))
-            .unwrap_or(0);
-        if used >= i64::from(quota) {
-            return Err(self.quota_exceeded());
-        }
+        self.refuse_when_quota_used(&task.workspace_id, now).await?;
+        let run = self.queued_run(caller, &task, &executor, now);
         let spec_key = self.store_task_spec(&task, &run).await?;
-
-        let quota_expiry = now
-            .start_of_next_utc_day()
-            .plus_seconds(86_400)
-            .unix_millis()
-            / 1000;
-        let queued = RunEvent {
-            seq: 1,
-            at: now,
-            payload: EventPayload::Status {
-                status: RunStatus::Queued,
-            },
-        };
-        let mut ops = vec![
-            WriteOp::Update {
-                key: keys::daily_quota(ws, day),
-                update: Update::new()
-                    .add(QUOTA_COUNT, 1)
-                    .set("kind", AttrValue::S("quota".into()))
-                    .set("expiresAt", AttrValue::N(quota_expiry)),
-                condition: Some(Condition::Or(vec![
-                    Condition::AttrMissing(QUOTA_COUNT.into()),
-                    Condition::LessThan(QUOTA_COUNT.into(), i64::from(quota)),
-                ])),
-            },
-            WriteOp::Put {
-                item: {
-                    let mut item = codec::encode(&run)?;
-                    item.attrs
-                        .insert(run_store::NEXT_SEQ.into(), AttrValue::N(1));
-                    item
-                },
-                condition: Some(Condition::NotExists),
-            },
-            put_op(
-                &Step {
-                    run_id: run.run_id.clone(),
-                    event: queued.clone(),
-                },
-                Some(Condition::NotExists),
-            )?,
-            put_op(
-                &Lookup {
-                    of: LookupOf::Run(run.run_id.clone()),
-                    workspace_id: ws.clone(),
-                },
-                Some(Condition::NotExists),
-            )?,
-            WriteOp::Put {
-                item: queue_entry(&run),
-                condition: Some(Condition::NotExists),
-            },
-            WriteOp::Put {
-                item: Item::new(keys::workspace_queue_entry(ws, &run.run_id))
-                    .with("kind", AttrValue::S("queued".into()))
-                    .with("executor", AttrValue::S(run.executor.to_string())),
-                condition: Some(Condition::NotExists),
-            },
-        ];
-        if let Some(idem) = idempotency {
-            ops.push(idem.record_op(&caller.user_id, &run, now)?);
-        }
-        let idem_op = ops.len() - 1;
-        match self
-            .core
-            .store
-            .transact_events(ops, &run.run_id, std::slice::from_ref(&queued))
-            .await
-        {
-            Ok(()) => {}
-            Err(error) => {
-                // Nothing refers to the TaskSpec blob now; best effort, a leftover is harmless.
-                let _ = self.core.blobs.delete(&spec_key).await;
-                return match error {
-                    StoreError::ConditionFailed { op: 0 } => Err(self.quota_exceeded()),
-                    StoreError::ConditionFailed { op }
-                        if idempotency.is_some() && op == idem_op =>
-                    {
-                        match idempotency {
-                            Some(idem) => match idem
-                                .replay::<Run>(&self.core.store, &caller.user_id, now)
-                                .await?
-                            {
-                                Some(first) => self.view(first).await,
-                                None => Err(ServiceError::Conflict(
-                                    "a request with this Idempotency-Key is in progress".into(),
-                                )),
-                            },
-                            None => Err(ServiceError::Internal(anyhow::anyhow!("unreachable"))),
-                        }
+        let record = idempotency
+            .map(|idem| idem.record_op(&caller.user_id, &run, now))
+            .transpose()?;
+        let quota = self.core.guardrails.daily_run_quota;
+        if let Err(error) = transactions::create_run(&self.core.store, &run, quota, record).await {
+            // Nothing refers to the TaskSpec blob now; best effort, a leftover is harmless.
+            let _ = self.core.blobs.delete(&spec_key).await;
+            return match error {
+                CreateRunError::QuotaExhausted => Err(self.quota_exceeded()),
+                // A concurrent request with the same key won; answer with its run.
+                CreateRunError::IdempotencyKeyTaken => {
+                    match replayed(idempotency, &self.core.store, &caller.user_id, now).await? {
+                        Some(first) => self.view(first).await,
+                        None => Err(Idempotency::in_progress()),
                     }
-                    other => Err(other.into()),
-                };
-            }
+                }
+                CreateRunError::Store(error) => Err(error.into()),
+            };
         }
         self.core.signal_queue();
         tracing::info!(
-            workspace_id = %ws, run_id = %run.run_id, executor = %run.executor,
+            workspace_id = %run.workspace_id, run_id = %run.run_id, executor = %run.executor,
             operation = "create_run", "run queued"
         );
         self.view(run).await
@@ -357,7 +229,7 @@ impl RunService {
     /// its next heartbeat and stops the executor. `Conflict` when the run is finished.
     pub async fn cancel(&self, caller: &Caller, run_id: &RunId) -> Result<RunView, ServiceError> {
         let run = self.load(caller, run_id).await?;
-        let cancelled = run_store::finish(
+        let cancelled = transactions::finish_run(
             &self.core,
             &run.workspace_id,
             run_id,
@@ -414,6 +286,62 @@ impl RunService {
         Ok(sks)
     }
 
+    /// Refuses a run early when the day's quota is visibly used up, so a flood of
+    /// refused requests writes nothing; [`transactions::create_run`] still decides under
+    /// races.
+    async fn refuse_when_quota_used(
+        &self,
+        ws: &WorkspaceId,
+        now: Timestamp,
+    ) -> Result<(), ServiceError> {
+        let quota = self.core.guardrails.daily_run_quota;
+        if quota == 0 {
+            return Err(self.quota_exceeded());
+        }
+        let used =
+            transactions::runs::runs_created_on(&self.core.store, ws, now.utc_date()).await?;
+        if used >= u64::from(quota) {
+            return Err(self.quota_exceeded());
+        }
+        Ok(())
+    }
+
+    /// A new queued run of `task` on `executor`, created by the caller at `now`.
+    fn queued_run(
+        &self,
+        caller: &Caller,
+        task: &Task,
+        executor: &ExecutorDescriptor,
+        now: Timestamp,
+    ) -> Run {
+        let guardrails = &self.core.guardrails;
+        Run {
+            run_id: RunId::new(self.core.new_ulid()),
+            task_id: task.task_id.clone(),
+            workspace_id: task.workspace_id.clone(),
+            task_type: task.spec.task_type,
+            executor: executor.name.clone(),
+            status: RunStatus::Queued,
+            created_by: caller.user_id.clone(),
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            max_run_seconds: guardrails.run_seconds(
+                executor.config.max_run_seconds(),
+                task.spec.constraints.max_run_seconds,
+            ),
+            deadline: None,
+            lease_id: None,
+            heartbeat_at: None,
+            error: None,
+            usage: Usage::Unmeasured,
+            artifact_ids: Vec::new(),
+            log_bytes: 0,
+            dropped_log_bytes: 0,
+            logs_truncated: false,
+        }
+    }
+
     async fn store_task_spec(&self, task: &Task, run: &Run) -> Result<BlobKey, ServiceError> {
         let key = BlobKey::parse(&keys::blob::task_spec(&run.workspace_id, &run.run_id))
             .map_err(|e| ServiceError::Internal(e.into()))?;
@@ -434,12 +362,6 @@ impl RunService {
             retry_after_seconds: (reset.millis_since(now).max(0) as u64).div_ceil(1000),
         }
     }
-}
-
-fn queue_entry(run: &Run) -> Item {
-    Item::new(keys::queue_entry(&run.executor, &run.run_id))
-        .with("kind", AttrValue::S("queue".into()))
-        .with("workspaceId", AttrValue::S(run.workspace_id.to_string()))
 }
 
 fn position_of(queued_sks: &[String], run: &Run) -> Option<u32> {

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use tlao_domain::{Timestamp, User, UserId, keys};
 use tlao_ports::{AttrValue, Condition, Item};
 
+use crate::attrs::{self, kind};
 use crate::context::{Caller, Core};
 use crate::error::ServiceError;
 use crate::users::hex_lower;
@@ -61,11 +62,11 @@ impl SessionService {
         let now = self.core.now();
         let expires_seconds = now.unix_millis().div_euclid(1000) + ttl_seconds.max(1);
         let item = Item::new(keys::session(&session_id(&secret)))
-            .with("kind", AttrValue::S("session".into()))
-            .with("userId", AttrValue::S(user.user_id.to_string()))
-            .with("admin", AttrValue::Bool(user.admin))
-            .with("createdAt", AttrValue::N(now.unix_millis()))
-            .with("expiresAt", AttrValue::N(expires_seconds));
+            .with(attrs::KIND, AttrValue::S(kind::SESSION.into()))
+            .with(attrs::USER_ID, AttrValue::S(user.user_id.to_string()))
+            .with(attrs::ADMIN, AttrValue::Bool(user.admin))
+            .with(attrs::CREATED_AT, AttrValue::N(now.unix_millis()))
+            .with(attrs::EXPIRES_AT, AttrValue::N(expires_seconds));
         self.core
             .store
             .put_item(item, Some(Condition::NotExists))
@@ -91,13 +92,16 @@ impl SessionService {
             return Ok(None);
         };
         let now_seconds = self.core.now().unix_millis().div_euclid(1000);
-        if item.n("expiresAt").is_none_or(|at| at <= now_seconds) {
+        if item.n(attrs::EXPIRES_AT).is_none_or(|at| at <= now_seconds) {
             return Ok(None);
         }
-        let Some(user_id) = item.s("userId").and_then(|id| id.parse::<UserId>().ok()) else {
+        let Some(user_id) = item
+            .s(attrs::USER_ID)
+            .and_then(|id| id.parse::<UserId>().ok())
+        else {
             return Ok(None);
         };
-        let admin = matches!(item.attrs.get("admin"), Some(AttrValue::Bool(true)));
+        let admin = matches!(item.attrs.get(attrs::ADMIN), Some(AttrValue::Bool(true)));
         Ok(Some(Caller { user_id, admin }))
     }
 

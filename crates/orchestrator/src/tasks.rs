@@ -1,15 +1,15 @@
-//! Tasks (requirement 1): a validated TaskSpec stored as JSON in its workspace.
+//! Tasks (requirement 1): a validated TaskSpec stored as JSON in its workspace, with the
+//! named transaction [`transactions::create_task`].
 
 use std::sync::Arc;
 
 use tlao_domain::{NewTask, Task, TaskId, keys};
-use tlao_ports::Condition;
 
-use crate::codec::{Lookup, LookupOf};
+use crate::codec::LookupOf;
 use crate::context::{Caller, Core};
 use crate::error::ServiceError;
-use crate::idempotency::Idempotency;
-use crate::store::{StoreError, put_op};
+use crate::idempotency::{Idempotency, replayed};
+use crate::transactions::{self, CreateTaskError};
 
 /// Creates and reads tasks.
 pub struct TaskService {
@@ -33,12 +33,8 @@ impl TaskService {
         let ws = &request.workspace_id;
         self.core.require_member(caller, ws).await?;
         let now = self.core.now();
-        if let Some(idem) = idempotency
-            && let Some(task) = idem
-                .replay::<Task>(&self.core.store, &caller.user_id, now)
-                .await?
-        {
-            return Ok(task);
+        if let Some(first) = replayed(idempotency, &self.core.store, &caller.user_id, now).await? {
+            return Ok(first);
         }
         if let Some(archive_id) = &request.spec.input.archive_id {
             let located = self
@@ -59,34 +55,19 @@ impl TaskService {
             created_by: caller.user_id.clone(),
             created_at: now,
         };
-        let lookup = Lookup {
-            of: LookupOf::Task(task.task_id.clone()),
-            workspace_id: ws.clone(),
-        };
-        let mut ops = vec![
-            put_op(&task, Some(Condition::NotExists))?,
-            put_op(&lookup, Some(Condition::NotExists))?,
-        ];
-        if let Some(idem) = idempotency {
-            ops.push(idem.record_op(&caller.user_id, &task, now)?);
-        }
-        let idem_op = ops.len() - 1;
-        match self.core.store.transact(ops).await {
+        let record = idempotency
+            .map(|idem| idem.record_op(&caller.user_id, &task, now))
+            .transpose()?;
+        match transactions::create_task(&self.core.store, &task, record).await {
             Ok(()) => {}
-            Err(StoreError::ConditionFailed { op }) if idempotency.is_some() && op == idem_op => {
-                // A concurrent request with the same key won; answer with its task.
-                if let Some(idem) = idempotency
-                    && let Some(task) = idem
-                        .replay::<Task>(&self.core.store, &caller.user_id, now)
-                        .await?
-                {
-                    return Ok(task);
-                }
-                return Err(ServiceError::Conflict(
-                    "a request with this Idempotency-Key is in progress".into(),
-                ));
+            // A concurrent request with the same key won; answer with its task.
+            Err(CreateTaskError::IdempotencyKeyTaken) => {
+                return match replayed(idempotency, &self.core.store, &caller.user_id, now).await? {
+                    Some(first) => Ok(first),
+                    None => Err(Idempotency::in_progress()),
+                };
             }
-            Err(other) => return Err(other.into()),
+            Err(CreateTaskError::Store(error)) => return Err(error.into()),
         }
         tracing::info!(workspace_id = %ws, task_id = %task.task_id, operation = "create_task", "task created");
         Ok(task)

@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 
+use crate::attrs;
+use crate::context::{Caller, Core};
+use crate::error::ServiceError;
+use crate::transactions::{self, BootstrapAdminError};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use tlao_domain::{ApiKeyRecord, Name, User, UserId, keys};
-use tlao_ports::{AttrValue, Condition, Item, WriteOp};
-
-use crate::context::{Caller, Core};
-use crate::error::ServiceError;
-use crate::store::{StoreError, put_op};
 
 /// The prefix of every API key, so keys are recognisable in logs and secret scanners.
 pub const API_KEY_PREFIX: &str = "tlao_";
@@ -65,23 +64,21 @@ impl UserService {
     /// bootstrap marker, so two servers starting together create one admin. Returns
     /// `None` when an administrator was already bootstrapped.
     pub async fn bootstrap_admin(&self, name: Name) -> Result<Option<IssuedUser>, ServiceError> {
-        let marker = Item::new(keys::bootstrap());
-        if self.core.store.get_item(&marker.key).await?.is_some() {
+        if self
+            .core
+            .store
+            .get_item(&keys::bootstrap())
+            .await?
+            .is_some()
+        {
             return Ok(None);
         }
         let issued = self.build(name, true);
-        let ops = vec![
-            WriteOp::Put {
-                item: marker.with("userId", AttrValue::S(issued.user.user_id.to_string())),
-                condition: Some(Condition::NotExists),
-            },
-            put_op(&issued.user, Some(Condition::NotExists))?,
-            put_op(&self.key_record(&issued), Some(Condition::NotExists))?,
-        ];
-        match self.core.store.transact(ops).await {
+        let key = self.key_record(&issued);
+        match transactions::bootstrap_admin(&self.core.store, &issued.user, &key).await {
             Ok(()) => Ok(Some(issued)),
-            Err(StoreError::ConditionFailed { op: 0 }) => Ok(None),
-            Err(other) => Err(other.into()),
+            Err(BootstrapAdminError::AlreadyBootstrapped) => Ok(None),
+            Err(BootstrapAdminError::Store(error)) => Err(error.into()),
         }
     }
 
@@ -91,7 +88,7 @@ impl UserService {
             return Ok(None);
         };
         let id = marker
-            .s("userId")
+            .s(attrs::USER_ID)
             .and_then(|text| text.parse::<UserId>().ok())
             .ok_or_else(|| {
                 ServiceError::Internal(anyhow::anyhow!("the bootstrap marker names no valid user"))
@@ -138,12 +135,7 @@ impl UserService {
 
     async fn create_unchecked(&self, name: Name, admin: bool) -> Result<IssuedUser, ServiceError> {
         let issued = self.build(name, admin);
-        self.core
-            .store
-            .transact(vec![
-                put_op(&issued.user, Some(Condition::NotExists))?,
-                put_op(&self.key_record(&issued), Some(Condition::NotExists))?,
-            ])
+        transactions::create_user(&self.core.store, &issued.user, &self.key_record(&issued))
             .await?;
         tracing::info!(user_id = %issued.user.user_id, admin, operation = "create_user", "user created");
         Ok(issued)

@@ -2,10 +2,13 @@
 //! (which double as heartbeats), stores artifacts and completes runs.
 //!
 //! A lease takes the oldest queued run whose workspace is below its concurrency limit,
-//! in one transaction that flips the run to `running`, takes a slot on the workspace's
-//! `activeRuns` counter (conditioned on the limit) and removes the queue entries. Every
-//! later call carries the lease id; a worker whose lease is gone (the reaper failed the
-//! run, someone cancelled it) is told so and stops.
+//! with the named transaction [`transactions::lease()`]. A lease is light ([`Lease`]: the
+//! run, its lease id and its executor), which is all the dispatcher needs to launch a
+//! worker; the worker's [`Assignment`] (with presigned URLs) is built only when a worker
+//! asks for one, by leasing itself ([`WorkerService::lease_wait`], which waits for work)
+//! or by fetching the assignment of the lease the dispatcher took for it. Every later
+//! call carries the lease id; a worker whose lease is gone (the reaper failed the run,
+//! someone cancelled it) is told so and stops.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,22 +19,42 @@ use tlao_domain::{
     ExecutorDescriptor, ExecutorName, LeaseId, Run, RunError, RunEvent, RunId, RunStatus, Task,
     Timestamp, Transition, Usage, WorkspaceId, keys,
 };
-use tlao_ports::{
-    AttrValue, BlobError, BlobKey, Condition, Direction, PresignedUrl, Query, Update, WriteOp,
-};
+use tlao_ports::{BlobError, BlobKey, Launch, PresignedUrl};
 
-use crate::codec::{Lookup, LookupOf};
+use crate::codec::LookupOf;
 use crate::context::Core;
 use crate::error::ServiceError;
 use crate::registry::ExecutorRegistry;
-use crate::run_store::{self, StoredRun};
-use crate::runs::ACTIVE_RUNS;
-use crate::store::put_op;
+use crate::run_store::{self, StoredRun, check_lease};
+use crate::transactions::{self, LeaseError, SettleArtifactError};
 
 /// How long the presigned URLs of an assignment work.
 pub const ASSIGNMENT_URL_TTL: Duration = Duration::from_secs(3600);
 /// How many queue entries per executor a lease looks at.
 const LEASE_SCAN: usize = 50;
+/// How often a waiting lease looks at the queue when nothing in this process changed it.
+pub const LEASE_POLL: Duration = Duration::from_millis(500);
+
+/// A run just leased: what it takes to launch a worker for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The run, now `running`.
+    pub run: Run,
+    /// The lease every later call must carry.
+    pub lease_id: LeaseId,
+    /// The executor record to run it with.
+    pub executor: ExecutorDescriptor,
+}
+
+impl Lease {
+    /// What a launcher needs to start a single-job worker for this lease.
+    pub fn launch(&self) -> Launch {
+        Launch {
+            run_id: self.run.run_id.clone(),
+            lease_id: self.lease_id.clone(),
+        }
+    }
+}
 
 /// The workspace archive a run works on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +136,18 @@ pub enum Completion {
     Cancelled,
 }
 
+impl Completion {
+    /// The transition that ends a run this way.
+    fn transition(self) -> Transition {
+        match self {
+            Completion::Completed => Transition::Complete,
+            Completion::Failed(error) => Transition::Fail(error),
+            Completion::TimedOut => Transition::TimeOut,
+            Completion::Cancelled => Transition::Cancel,
+        }
+    }
+}
+
 /// The control plane's side of the worker protocol.
 pub struct WorkerService {
     core: Arc<Core>,
@@ -126,61 +161,85 @@ impl WorkerService {
     }
 
     /// Leases the oldest queued run (of `executors`, or of any executor) whose workspace
-    /// has a free slot; `None` when there is none.
-    pub async fn lease_next(
+    /// has a free slot; `None` when there is none. No URL is presigned: a worker asks
+    /// for its [`Assignment`] with [`WorkerService::assignment`].
+    pub async fn lease(
         &self,
         executors: Option<&[ExecutorName]>,
-    ) -> Result<Option<Assignment>, ServiceError> {
+    ) -> Result<Option<Lease>, ServiceError> {
         let registered = self.registry.list().await?;
         let mut candidates: Vec<(RunId, WorkspaceId, ExecutorDescriptor)> = Vec::new();
         for executor in registered.iter() {
             if executors.is_some_and(|wanted| !wanted.contains(&executor.name)) {
                 continue;
             }
-            let page = self
-                .core
-                .store
-                .query_items(Query::new(
-                    keys::queue_of(&executor.name),
-                    Direction::Forward,
-                    LEASE_SCAN,
-                ))
-                .await?;
-            for item in page.items {
-                let run = item.key.sk.parse::<RunId>();
-                let ws = item
-                    .s("workspaceId")
-                    .and_then(|w| w.parse::<WorkspaceId>().ok());
-                if let (Ok(run), Some(ws)) = (run, ws) {
-                    candidates.push((run, ws, executor.clone()));
-                }
-            }
+            let queued =
+                transactions::lease::queued_for(&self.core.store, &executor.name, LEASE_SCAN)
+                    .await?;
+            candidates.extend(
+                queued
+                    .into_iter()
+                    .map(|(run, ws)| (run, ws, executor.clone())),
+            );
         }
         candidates.sort_by(|a, b| a.0.cmp(&b.0));
 
-        let limit = i64::from(self.core.guardrails.max_concurrent_runs);
+        let limit = self.core.guardrails.max_concurrent_runs;
         let mut full: HashSet<WorkspaceId> = HashSet::new();
         for (run_id, ws, executor) in candidates {
             if full.contains(&ws) {
                 continue;
             }
-            let active = self
-                .core
-                .store
-                .get_item(&keys::workspace(&ws))
-                .await?
-                .and_then(|item| item.n(ACTIVE_RUNS))
-                .unwrap_or(0);
-            if active >= limit {
+            let active = transactions::lease::active_runs(&self.core.store, &ws).await?;
+            if active >= u64::from(limit) {
                 full.insert(ws);
                 continue;
             }
-            match self.try_lease(&ws, &run_id, &executor, limit).await? {
-                Some(assignment) => return Ok(Some(assignment)),
-                None => continue,
+            if let Some(lease) = self.try_lease(&ws, &run_id, executor, limit).await? {
+                return Ok(Some(lease));
             }
         }
         Ok(None)
+    }
+
+    /// Leases like [`WorkerService::lease`] and builds the run's assignment; `None` when
+    /// there is nothing to lease.
+    pub async fn lease_next(
+        &self,
+        executors: Option<&[ExecutorName]>,
+    ) -> Result<Option<Assignment>, ServiceError> {
+        match self.lease(executors).await? {
+            Some(lease) => self.assemble(lease).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Leases like [`WorkerService::lease_next`], waiting up to `wait` for a run to
+    /// become leasable: it looks again as soon as a run is queued or a slot frees in
+    /// this process, and every [`LEASE_POLL`] for changes made elsewhere. `None` when
+    /// nothing was leasable in time.
+    pub async fn lease_wait(
+        &self,
+        executors: Option<&[ExecutorName]>,
+        wait: Duration,
+    ) -> Result<Option<Assignment>, ServiceError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut changes = self.core.queue_version.subscribe();
+        loop {
+            changes.mark_unchanged();
+            if let Some(assignment) = self.lease_next(executors).await? {
+                return Ok(Some(assignment));
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let pause = (deadline - now).min(LEASE_POLL);
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
     }
 
     /// One attempt to lease one run; `None` when it was taken, cancelled or its
@@ -189,98 +248,46 @@ impl WorkerService {
         &self,
         ws: &WorkspaceId,
         run_id: &RunId,
-        executor: &ExecutorDescriptor,
-        limit: i64,
-    ) -> Result<Option<Assignment>, ServiceError> {
-        let Some(stored) = run_store::load(&self.core, ws, run_id).await? else {
-            self.drop_queue_entry(&executor.name, ws, run_id).await?;
-            return Ok(None);
-        };
-        if stored.run.status != RunStatus::Queued {
+        executor: ExecutorDescriptor,
+        limit: u32,
+    ) -> Result<Option<Lease>, ServiceError> {
+        let store = &self.core.store;
+        let stored = match run_store::load(&self.core, ws, run_id).await? {
             // A stale entry (the run was cancelled between our read and its write).
-            self.drop_queue_entry(&executor.name, ws, run_id).await?;
-            return Ok(None);
-        }
+            Some(stored) if stored.run.status == RunStatus::Queued => stored,
+            _ => {
+                transactions::dequeue(store, &executor.name, ws, run_id).await?;
+                return Ok(None);
+            }
+        };
         let now = self.core.now();
         let lease_id = LeaseId::new(self.core.new_ulid());
         let deadline = now.plus_seconds(u64::from(stored.run.max_run_seconds));
-        let mut after = stored.run.clone();
-        after
-            .apply(
-                Transition::Start {
-                    lease_id: lease_id.clone(),
-                    deadline,
-                },
-                now,
-            )
-            .map_err(|e| ServiceError::Internal(e.into()))?;
-        let run_store::RunWrite { mut ops, events } = run_store::write(
-            &stored,
-            &after,
-            vec![EventPayload::Status {
-                status: RunStatus::Running,
-            }],
+        let mut run = stored.run.clone();
+        run.apply(
+            Transition::Start {
+                lease_id: lease_id.clone(),
+                deadline,
+            },
             now,
-        )?;
-        ops.push(WriteOp::Delete {
-            key: keys::queue_entry(&executor.name, run_id),
-            condition: Some(Condition::Exists),
-        });
-        ops.push(WriteOp::Delete {
-            key: keys::workspace_queue_entry(ws, run_id),
-            condition: None,
-        });
-        ops.push(WriteOp::Update {
-            key: keys::workspace(ws),
-            update: Update::new().add(ACTIVE_RUNS, 1),
-            condition: Some(Condition::And(vec![
-                Condition::Exists,
-                Condition::Or(vec![
-                    Condition::AttrMissing(ACTIVE_RUNS.into()),
-                    Condition::LessThan(ACTIVE_RUNS.into(), limit),
-                ]),
-            ])),
-        });
-        ops.push(WriteOp::Put {
-            item: tlao_ports::Item::new(keys::active_run(run_id))
-                .with("kind", AttrValue::S("active".into()))
-                .with("workspaceId", AttrValue::S(ws.to_string())),
-            condition: Some(Condition::NotExists),
-        });
-        match self.core.store.transact_events(ops, run_id, &events).await {
+        )
+        .map_err(|e| ServiceError::Internal(e.into()))?;
+        match transactions::lease(store, &stored, &run, limit, now).await {
             Ok(()) => {}
-            Err(crate::store::StoreError::ConditionFailed { .. }) => return Ok(None),
-            Err(other) => return Err(other.into()),
+            Err(LeaseError::RunChanged | LeaseError::NotQueued | LeaseError::WorkspaceFull) => {
+                return Ok(None);
+            }
+            Err(LeaseError::Store(error)) => return Err(error.into()),
         }
         tracing::info!(
             workspace_id = %ws, run_id = %run_id, executor = %executor.name,
             operation = "lease_run", "run leased"
         );
-        self.assemble(after, lease_id, executor.clone())
-            .await
-            .map(Some)
-    }
-
-    async fn drop_queue_entry(
-        &self,
-        executor: &ExecutorName,
-        ws: &WorkspaceId,
-        run_id: &RunId,
-    ) -> Result<(), ServiceError> {
-        self.core
-            .store
-            .transact(vec![
-                WriteOp::Delete {
-                    key: keys::queue_entry(executor, run_id),
-                    condition: None,
-                },
-                WriteOp::Delete {
-                    key: keys::workspace_queue_entry(ws, run_id),
-                    condition: None,
-                },
-            ])
-            .await?;
-        Ok(())
+        Ok(Some(Lease {
+            run,
+            lease_id,
+            executor,
+        }))
     }
 
     /// The assignment of a run already leased (a worker started for a lease the
@@ -310,15 +317,21 @@ impl WorkerService {
                     stored.run.executor
                 ))
             })?;
-        self.assemble(stored.run, lease_id.clone(), executor).await
+        self.assemble(Lease {
+            run: stored.run,
+            lease_id: lease_id.clone(),
+            executor,
+        })
+        .await
     }
 
-    async fn assemble(
-        &self,
-        run: Run,
-        lease_id: LeaseId,
-        executor: ExecutorDescriptor,
-    ) -> Result<Assignment, ServiceError> {
+    /// The assignment of `lease`: the TaskSpec's and the archive's URLs presigned.
+    async fn assemble(&self, lease: Lease) -> Result<Assignment, ServiceError> {
+        let Lease {
+            run,
+            lease_id,
+            executor,
+        } = lease;
         let ws = &run.workspace_id;
         let task_spec_key = keys::blob::task_spec(ws, &run.run_id);
         let blob = |text: &str| BlobKey::parse(text).map_err(|e| ServiceError::Internal(e.into()));
@@ -400,21 +413,19 @@ impl WorkerService {
                 Vec::new()
             };
             let chunk = std::mem::take(&mut remaining);
-            let (run, last_seq, events) =
-                run_store::retry_on_race(&self.core, &ws, run_id, |stored| {
-                    check_lease(&stored.run, lease_id)?;
-                    let now = self.core.now();
-                    let mut after = stored.run.clone();
-                    let admitted = after.admit_events(chunk.clone(), max_log_bytes);
-                    if after.status == RunStatus::Running {
-                        after.heartbeat_at = Some(now);
-                    }
-                    let write = run_store::write(&stored, &after, admitted, now)?;
-                    let last_seq = stored.last_seq + write.events.len() as u64;
-                    let events = write.events.clone();
-                    Ok((write, (after, last_seq, events)))
-                })
-                .await?;
+            let transactions::Appended {
+                run,
+                last_seq,
+                events,
+            } = transactions::append_events(
+                &self.core,
+                &ws,
+                run_id,
+                lease_id,
+                chunk,
+                max_log_bytes,
+            )
+            .await?;
             stored_events.extend(events);
             if rest.is_empty() {
                 return Ok(Report {
@@ -456,22 +467,7 @@ impl WorkerService {
             created_at: self.core.now(),
             error: None,
         };
-        let lookup = Lookup {
-            of: LookupOf::Artifact(artifact_id.clone()),
-            workspace_id: ws.clone(),
-        };
-        run_store::retry_on_race(&self.core, &ws, run_id, |stored| {
-            check_lease(&stored.run, lease_id)?;
-            let mut after = stored.run.clone();
-            after.artifact_ids.push(artifact_id.clone());
-            let mut write = run_store::write(&stored, &after, Vec::new(), self.core.now())?;
-            write
-                .ops
-                .push(put_op(&artifact, Some(Condition::NotExists))?);
-            write.ops.push(put_op(&lookup, Some(Condition::NotExists))?);
-            Ok((write, ()))
-        })
-        .await?;
+        transactions::register_artifact(&self.core, lease_id, &artifact).await?;
         let upload = self
             .core
             .blobs
@@ -524,45 +520,20 @@ impl WorkerService {
             Some(reason) => artifact.mark_upload_failed(reason.clone()),
         }
         .map_err(|e| ServiceError::Conflict(e.to_string()))?;
-        let event = EventPayload::Artifact {
-            artifact_id: artifact.artifact_id.clone(),
-            name: artifact.name.as_str().to_owned(),
-            artifact_type: artifact.artifact_type,
-        };
-        let settled = artifact.clone();
-        let written = run_store::retry_on_race(&self.core, &ws, run_id, |stored| {
-            let events = if failure.is_none() {
-                vec![event.clone()]
-            } else {
-                Vec::new()
-            };
-            let mut write = run_store::write(&stored, &stored.run, events, self.core.now())?;
-            write.ops.push(WriteOp::Update {
-                key: key.clone(),
-                update: Update {
-                    set: crate::codec::document_attrs(&settled)?,
-                    ..Update::default()
-                },
-                condition: Some(Condition::equals(
-                    crate::codec::STATUS,
-                    AttrValue::S("pending".into()),
-                )),
-            });
-            if failure.is_none() {
-                write
-                    .ops
-                    .push(crate::workspaces::count_artifact(&ws, settled.size));
-            }
-            Ok((write, ()))
-        })
-        .await;
-        if let Err(error) = written {
+        match transactions::settle_artifact(&self.core, &ws, run_id, &artifact).await {
+            Ok(()) => {}
             // A concurrent finalize of the same artifact settled it first: its outcome
             // stands (and was counted once), as for a finalize that comes late.
-            return match self.core.store.get::<Artifact>(&key).await? {
-                Some(current) if current.status != ArtifactStatus::Pending => Ok(current),
-                _ => Err(error),
-            };
+            // (A settled artifact never becomes pending again.)
+            Err(SettleArtifactError::AlreadySettled) => {
+                return self
+                    .core
+                    .store
+                    .get::<Artifact>(&key)
+                    .await?
+                    .ok_or_else(|| ServiceError::not_found("artifact", artifact_id));
+            }
+            Err(SettleArtifactError::Failed(error)) => return Err(error),
         }
         if let Some(reason) = &failure {
             tracing::warn!(
@@ -583,13 +554,8 @@ impl WorkerService {
         usage: Usage,
     ) -> Result<Run, ServiceError> {
         let ws = self.locate(run_id).await?;
-        let transition = match completion {
-            Completion::Completed => Transition::Complete,
-            Completion::Failed(error) => Transition::Fail(error),
-            Completion::TimedOut => Transition::TimeOut,
-            Completion::Cancelled => Transition::Cancel,
-        };
-        let result = run_store::finish(&self.core, &ws, run_id, transition, |run| {
+        let transition = completion.transition();
+        let result = transactions::finish_run(&self.core, &ws, run_id, transition, |run| {
             check_lease(run, lease_id)?;
             run.usage = usage.clone();
             Ok(())
@@ -634,13 +600,8 @@ impl WorkerService {
             return Ok(None);
         }
         let ws = stored.run.workspace_id.clone();
-        let transition = match completion {
-            Completion::Completed => Transition::Complete,
-            Completion::Failed(error) => Transition::Fail(error),
-            Completion::TimedOut => Transition::TimeOut,
-            Completion::Cancelled => Transition::Cancel,
-        };
-        match run_store::finish(&self.core, &ws, run_id, transition, |run| {
+        let transition = completion.transition();
+        match transactions::finish_run(&self.core, &ws, run_id, transition, |run| {
             check_lease(run, lease_id)?;
             if run.status != RunStatus::Running {
                 return Err(ServiceError::Conflict("already ended".into()));
@@ -654,16 +615,5 @@ impl WorkerService {
             Err(ServiceError::Conflict(_)) => Ok(None),
             Err(other) => Err(other),
         }
-    }
-}
-
-fn check_lease(run: &Run, lease_id: &LeaseId) -> Result<(), ServiceError> {
-    if run.lease_id.as_ref() == Some(lease_id) {
-        Ok(())
-    } else {
-        Err(ServiceError::Conflict(format!(
-            "lease {lease_id} does not hold run {}; stop working on it",
-            run.run_id
-        )))
     }
 }

@@ -1,16 +1,19 @@
 //! Workspaces and memberships. Creating a workspace makes the caller its owner; both
-//! sides of the membership are written in the same transaction.
+//! sides of the membership are written in the same transaction
+//! ([`transactions::create_workspace`]). The summary reads the counters the named
+//! transactions keep.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use tlao_domain::{Membership, Name, Role, Timestamp, Workspace, WorkspaceId, keys};
-use tlao_ports::{AttrValue, Condition, Direction, Item, Query, Update, WriteOp};
+use tlao_ports::{AttrValue, Direction, Query};
 
+use crate::attrs;
 use crate::codec::UserWorkspace;
 use crate::context::{Caller, Core};
 use crate::error::ServiceError;
-use crate::store::put_op;
+use crate::transactions;
 
 /// The most workspaces one listing returns.
 pub const MAX_WORKSPACES_LISTED: usize = 1000;
@@ -53,22 +56,7 @@ impl WorkspaceService {
             role: Role::Owner,
             created_at: now,
         };
-        self.core
-            .store
-            .transact(vec![
-                put_op(&workspace, Some(Condition::NotExists))?,
-                put_op(&membership, Some(Condition::NotExists))?,
-                put_op(
-                    &UserWorkspace(membership.clone()),
-                    Some(Condition::NotExists),
-                )?,
-                WriteOp::Put {
-                    item: Item::new(keys::workspace_usage(&workspace.workspace_id))
-                        .with(USAGE_COMPLETE, AttrValue::Bool(true)),
-                    condition: Some(Condition::NotExists),
-                },
-            ])
-            .await?;
+        transactions::create_workspace(&self.core.store, &workspace, &membership).await?;
         tracing::info!(workspace_id = %workspace.workspace_id, operation = "create_workspace", "workspace created");
         Ok(workspace)
     }
@@ -126,37 +114,6 @@ impl WorkspaceService {
 /// The most artifact or archive records [`WorkspaceService::summary`] adds up for a
 /// workspace without usage counters; past it the storage figure is marked partial.
 pub const MAX_STORAGE_SCAN: usize = 10_000;
-
-/// The usage item's mark that its counters cover every archive and artifact: written
-/// when the workspace is created. Workspaces from before the counters lack it, and their
-/// summary adds up the records instead.
-const USAGE_COMPLETE: &str = "complete";
-const ARTIFACT_BYTES: &str = "artifactBytes";
-const ARTIFACT_COUNT: &str = "artifactCount";
-const ARCHIVE_BYTES: &str = "archiveBytes";
-const ARCHIVE_COUNT: &str = "archiveCount";
-
-/// The write that counts a stored archive of `size` bytes in its workspace's usage, for
-/// the transaction that stores it.
-pub(crate) fn count_archive(ws: &WorkspaceId, size: u64) -> WriteOp {
-    count(ws, ARCHIVE_BYTES, ARCHIVE_COUNT, size)
-}
-
-/// The write that counts an artifact of `size` bytes that became available, for the
-/// transaction that settles it.
-pub(crate) fn count_artifact(ws: &WorkspaceId, size: u64) -> WriteOp {
-    count(ws, ARTIFACT_BYTES, ARTIFACT_COUNT, size)
-}
-
-fn count(ws: &WorkspaceId, bytes: &str, items: &str, size: u64) -> WriteOp {
-    WriteOp::Update {
-        key: keys::workspace_usage(ws),
-        update: Update::new()
-            .add(bytes, i64::try_from(size).unwrap_or(i64::MAX))
-            .add(items, 1),
-        condition: None,
-    }
-}
 
 /// Where a workspace stands against its limits, for the console's dashboard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,25 +179,20 @@ impl WorkspaceService {
             .await?
             .ok_or_else(|| ServiceError::not_found("workspace", ws))?;
         let workspace = crate::codec::decode::<Workspace>(&item)?;
-        let running = count_of(Some(&item), crate::runs::ACTIVE_RUNS);
-        let runs_today = count_of(
-            store
-                .get_item(&keys::daily_quota(ws, self.core.now().utc_date()))
-                .await?
-                .as_ref(),
-            crate::runs::QUOTA_COUNT,
-        );
+        let running = count_of(Some(&item), attrs::ACTIVE_RUNS);
+        let runs_today =
+            transactions::runs::runs_created_on(store, ws, self.core.now().utc_date()).await?;
         let queued = self.count(keys::workspace_queue(ws)).await?;
         let usage = store.get_item(&keys::workspace_usage(ws)).await?;
-        let counted = usage
-            .as_ref()
-            .is_some_and(|item| item.attrs.get(USAGE_COMPLETE) == Some(&AttrValue::Bool(true)));
+        let counted = usage.as_ref().is_some_and(|item| {
+            item.attrs.get(attrs::USAGE_COMPLETE) == Some(&AttrValue::Bool(true))
+        });
         let storage = if counted {
             Storage {
-                artifact_bytes: count_of(usage.as_ref(), ARTIFACT_BYTES),
-                artifact_count: count_of(usage.as_ref(), ARTIFACT_COUNT),
-                archive_bytes: count_of(usage.as_ref(), ARCHIVE_BYTES),
-                archive_count: count_of(usage.as_ref(), ARCHIVE_COUNT),
+                artifact_bytes: count_of(usage.as_ref(), attrs::ARTIFACT_BYTES),
+                artifact_count: count_of(usage.as_ref(), attrs::ARTIFACT_COUNT),
+                archive_bytes: count_of(usage.as_ref(), attrs::ARCHIVE_BYTES),
+                archive_count: count_of(usage.as_ref(), attrs::ARCHIVE_COUNT),
                 partial: false,
             }
         } else {

@@ -293,8 +293,8 @@ proptest! {
     fn runs_round_trip_with_their_status_projected(run in run()) {
         round_trip(&run, "WS#ws_", "RUN#run_");
         let item = codec::encode(&run).unwrap();
-        prop_assert_eq!(item.s(codec::STATUS), Some(run.status.as_str()));
-        prop_assert_eq!(item.s(codec::LEASE).map(str::to_owned), run.lease_id.map(|l| l.to_string()));
+        prop_assert_eq!(item.s(tlao_orchestrator::attrs::STATUS), Some(run.status.as_str()));
+        prop_assert_eq!(item.s(tlao_orchestrator::attrs::LEASE).map(str::to_owned), run.lease_id.map(|l| l.to_string()));
     }
 
     #[test]

@@ -134,6 +134,58 @@ async fn leases_take_the_oldest_runs_and_never_exceed_the_workspace_limit() {
 }
 
 #[tokio::test]
+async fn a_light_lease_names_what_a_launcher_needs_and_its_assignment_is_built_on_request() {
+    let w = world(Guardrails::default()).await;
+    let runs = w.queue(1).await;
+
+    let lease = w.services.workers.lease(None).await.unwrap().unwrap();
+    let launch = lease.launch();
+    let assignment = w
+        .services
+        .workers
+        .assignment(&launch.run_id, &launch.lease_id)
+        .await
+        .unwrap();
+
+    assert_eq!(launch.run_id, runs[0]);
+    assert_eq!(lease.run.status, RunStatus::Running);
+    assert_eq!(lease.executor.name.as_str(), "kiro");
+    assert_eq!(assignment.run, lease.run);
+    assert!(assignment.task_spec_key.ends_with("/taskspec.json"));
+}
+
+#[tokio::test]
+async fn a_waiting_lease_takes_a_run_queued_while_it_waits_and_gives_up_after_its_wait() {
+    let w = Arc::new(world(Guardrails::default()).await);
+    let nothing = w
+        .services
+        .workers
+        .lease_wait(None, Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert!(nothing.is_none(), "nothing was queued");
+
+    let waiting = {
+        let w = w.clone();
+        tokio::spawn(async move {
+            w.services
+                .workers
+                .lease_wait(None, Duration::from_secs(30))
+                .await
+        })
+    };
+    let runs = w.queue(1).await;
+    let leased = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the waiting lease takes the run before its wait ends")
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(leased.run.run_id, runs[0]);
+}
+
+#[tokio::test]
 async fn racing_leases_hand_each_run_to_one_worker_only() {
     let w = Arc::new(
         world(Guardrails {

@@ -25,9 +25,6 @@ use crate::state::AppState;
 /// The longest a lease request waits for a run.
 pub(crate) const MAX_WAIT_SECONDS: u32 = tlao_wire::worker::MAX_LEASE_WAIT_SECONDS;
 
-/// How often a waiting lease looks at the queue when nothing in this process changed it.
-const LEASE_POLL: Duration = Duration::from_millis(500);
-
 fn signed(url: PresignedUrl) -> SignedUrl {
     SignedUrl {
         url: url.url,
@@ -78,34 +75,23 @@ pub(crate) async fn lease(
             format!("must be between 0 and {MAX_WAIT_SECONDS}"),
         ));
     }
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_secs(u64::from(request.wait_seconds));
-    let mut changes = state.services.core.queue_version.subscribe();
-    loop {
-        changes.mark_unchanged();
-        if let Some(leased) = state
-            .services
-            .workers
-            .lease_next(request.executors.as_deref())
-            .await?
-        {
+    let wait = Duration::from_secs(u64::from(request.wait_seconds));
+    match state
+        .services
+        .workers
+        .lease_wait(request.executors.as_deref(), wait)
+        .await?
+    {
+        Some(leased) => {
             request_id::note_workspace(&leased.run.workspace_id);
             request_id::note_run(&leased.run.run_id);
-            return Ok(HttpResponse::Ok().json(assignment(
+            Ok(HttpResponse::Ok().json(assignment(
                 leased,
                 state.heartbeat_interval_ms,
                 state.now(),
-            )));
+            )))
         }
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
-            return Ok(HttpResponse::NoContent().finish());
-        }
-        let pause = (deadline - now).min(LEASE_POLL);
-        tokio::select! {
-            _ = changes.changed() => {}
-            _ = tokio::time::sleep(pause) => {}
-        }
+        None => Ok(HttpResponse::NoContent().finish()),
     }
 }
 

@@ -1,0 +1,260 @@
+//! Creating a run and ending it, and the queue entries that wait for a lease.
+//!
+//! Creating a run is one transaction: the day's quota counter is incremented on the
+//! condition that it is below the quota, and the run, its first event, its lookup item
+//! and its queue entries are inserted (with the request's idempotency record, if any).
+//! So the quota holds under any number of API instances, and a run is never
+//! half-created.
+
+use tlao_domain::{
+    EventPayload, ExecutorName, Run, RunEvent, RunId, RunStatus, Transition, UtcDate, WorkspaceId,
+    keys,
+};
+use tlao_ports::{AttrValue, Condition, Item, Update, WriteOp};
+
+use crate::attrs::{self, ACTIVE_RUNS, kind};
+use crate::codec::{self, Lookup, LookupOf, Step};
+use crate::context::Core;
+use crate::error::ServiceError;
+use crate::run_store::{attempt, retry_on_race};
+use crate::store::{Store, StoreError};
+use crate::transaction::Transaction;
+
+/// Why [`create_run`] wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateRunError {
+    /// The workspace has used its daily run quota.
+    #[error("the workspace has used its daily run quota")]
+    QuotaExhausted,
+    /// Another request with the same idempotency key recorded its response first.
+    #[error("another request with this idempotency key was recorded first")]
+    IdempotencyKeyTaken,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Stores a new queued `run`: counts it against its workspace's `quota` for the day it
+/// was created, inserts it with its `queued` event (published once stored), its lookup
+/// item and its queue entries, and writes `idempotency_record` (the record of the
+/// request's idempotency key, whose condition fails when another request holds the
+/// key) when given.
+pub async fn create_run(
+    store: &Store,
+    run: &Run,
+    quota: u32,
+    idempotency_record: Option<WriteOp>,
+) -> Result<(), CreateRunError> {
+    let ws = &run.workspace_id;
+    let queued = RunEvent {
+        seq: 1,
+        at: run.created_at,
+        payload: EventPayload::Status {
+            status: RunStatus::Queued,
+        },
+    };
+    let quota_expiry = run
+        .created_at
+        .start_of_next_utc_day()
+        .plus_seconds(86_400)
+        .unix_millis()
+        / 1000;
+    let mut run_item = codec::encode(run).map_err(StoreError::from)?;
+    run_item
+        .attrs
+        .insert(attrs::NEXT_SEQ.into(), AttrValue::N(1));
+    let mut tx = Transaction::new();
+    tx.guarded(
+        WriteOp::Update {
+            key: keys::daily_quota(ws, run.created_at.utc_date()),
+            update: Update::new()
+                .add(attrs::QUOTA_COUNT, 1)
+                .set(attrs::KIND, AttrValue::S(kind::QUOTA.into()))
+                .set(attrs::EXPIRES_AT, AttrValue::N(quota_expiry)),
+            condition: Some(Condition::Or(vec![
+                Condition::AttrMissing(attrs::QUOTA_COUNT.into()),
+                Condition::LessThan(attrs::QUOTA_COUNT.into(), i64::from(quota)),
+            ])),
+        },
+        CreateRunError::QuotaExhausted,
+    )
+    .push(WriteOp::Put {
+        item: run_item,
+        condition: Some(Condition::NotExists),
+    })
+    .insert(&Step {
+        run_id: run.run_id.clone(),
+        event: queued.clone(),
+    })?
+    .insert(&Lookup {
+        of: LookupOf::Run(run.run_id.clone()),
+        workspace_id: ws.clone(),
+    })?;
+    for op in enqueue_ops(run) {
+        tx.push(op);
+    }
+    if let Some(record) = idempotency_record {
+        tx.guarded(record, CreateRunError::IdempotencyKeyTaken);
+    }
+    tx.commit_events(store, &run.run_id, std::slice::from_ref(&queued))
+        .await
+}
+
+/// Ends a run with `transition` (complete, fail, time out, cancel), freeing its slot
+/// when it was running and recording a `status` event. `Conflict` when the state
+/// machine refuses the transition.
+///
+/// `prepare` sees the run as read and may refuse (an error ends the attempt) or edit it
+/// (record usage) before the transition is applied.
+pub async fn finish_run(
+    core: &Core,
+    ws: &WorkspaceId,
+    run_id: &RunId,
+    transition: Transition,
+    prepare: impl Fn(&mut Run) -> Result<(), ServiceError>,
+) -> Result<Run, ServiceError> {
+    let run = retry_on_race(core, ws, run_id, |stored| {
+        let mut after = stored.run.clone();
+        prepare(&mut after)?;
+        after
+            .apply(transition.clone(), core.now())
+            .map_err(|e| ServiceError::Conflict(e.to_string()))?;
+        let status = EventPayload::Status {
+            status: after.status,
+        };
+        let mut write = attempt(&stored, &after, vec![status], core.now())?;
+        let freed = if stored.run.status == RunStatus::Running {
+            release_slot_ops(&after)
+        } else {
+            dequeue_ops(&after.executor, ws, run_id)
+        };
+        for op in freed {
+            write.tx.push(op);
+        }
+        Ok((write, after))
+    })
+    .await?;
+    core.signal_queue();
+    Ok(run)
+}
+
+/// The extra operations that end a running run: its workspace slot is freed and it
+/// leaves the active index.
+fn release_slot_ops(run: &Run) -> [WriteOp; 2] {
+    [
+        WriteOp::Update {
+            key: keys::workspace(&run.workspace_id),
+            update: Update::new().add(ACTIVE_RUNS, -1),
+            condition: Some(Condition::Exists),
+        },
+        WriteOp::Delete {
+            key: keys::active_run(&run.run_id),
+            condition: None,
+        },
+    ]
+}
+
+/// How many runs the workspace created on `day` (UTC), as counted against its quota.
+pub async fn runs_created_on(
+    store: &Store,
+    ws: &WorkspaceId,
+    day: UtcDate,
+) -> Result<u64, StoreError> {
+    Ok(store
+        .get_item(&keys::daily_quota(ws, day))
+        .await?
+        .and_then(|item| item.n(attrs::QUOTA_COUNT))
+        .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+}
+
+/// The inserts of a queued run's entries: in its executor's queue (which leases read,
+/// oldest first) and in its workspace's queue (which gives queue positions).
+fn enqueue_ops(run: &Run) -> [WriteOp; 2] {
+    [
+        WriteOp::Put {
+            item: Item::new(keys::queue_entry(&run.executor, &run.run_id))
+                .with(attrs::KIND, AttrValue::S(kind::QUEUE.into()))
+                .with(
+                    attrs::WORKSPACE_ID,
+                    AttrValue::S(run.workspace_id.to_string()),
+                ),
+            condition: Some(Condition::NotExists),
+        },
+        WriteOp::Put {
+            item: Item::new(keys::workspace_queue_entry(&run.workspace_id, &run.run_id))
+                .with(attrs::KIND, AttrValue::S(kind::QUEUED.into()))
+                .with(attrs::EXECUTOR, AttrValue::S(run.executor.to_string())),
+            condition: Some(Condition::NotExists),
+        },
+    ]
+}
+
+/// The deletes of a run's queue entries, whether or not they are there.
+pub(crate) fn dequeue_ops(
+    executor: &ExecutorName,
+    ws: &WorkspaceId,
+    run_id: &RunId,
+) -> [WriteOp; 2] {
+    [
+        WriteOp::Delete {
+            key: keys::queue_entry(executor, run_id),
+            condition: None,
+        },
+        WriteOp::Delete {
+            key: keys::workspace_queue_entry(ws, run_id),
+            condition: None,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use tlao_domain::{Guardrails, UserId};
+
+    use super::*;
+    use crate::idempotency::Idempotency;
+    use crate::transactions::testing::World;
+
+    #[tokio::test]
+    async fn a_run_beyond_the_daily_quota_is_refused_as_quota_exhausted() {
+        let world = World::new(Guardrails::default());
+        let ws = world.workspace().await;
+        let store = &world.core().store;
+        create_run(store, &world.run(&ws), 1, None)
+            .await
+            .expect("the first run fits the quota");
+
+        let refused = create_run(store, &world.run(&ws), 1, None).await;
+
+        assert!(
+            matches!(refused, Err(CreateRunError::QuotaExhausted)),
+            "{refused:?}"
+        );
+        let today = world.core().now().utc_date();
+        assert_eq!(runs_created_on(store, &ws, today).await.expect("a read"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_run_recording_an_idempotency_key_already_recorded_is_refused_as_key_taken() {
+        let world = World::new(Guardrails::default());
+        let ws = world.workspace().await;
+        let store = &world.core().store;
+        let user = UserId::new(world.core().new_ulid());
+        let key = Idempotency::new("retry-1", "create_run", &"body").expect("a valid key");
+        let now = world.core().now();
+        let first = world.run(&ws);
+        let record = key.record_op(&user, &first, now).expect("a record");
+        create_run(store, &first, 10, Some(record))
+            .await
+            .expect("the first request records the key");
+
+        let second = world.run(&ws);
+        let record = key.record_op(&user, &second, now).expect("a record");
+        let refused = create_run(store, &second, 10, Some(record)).await;
+
+        assert!(
+            matches!(refused, Err(CreateRunError::IdempotencyKeyTaken)),
+            "{refused:?}"
+        );
+    }
+}
