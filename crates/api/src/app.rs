@@ -118,6 +118,10 @@ pub fn build(config: ApiConfig, deps: AppDeps, listener: TcpListener) -> io::Res
     // Event streams write one small message at a time; with Nagle's algorithm a message
     // would wait for the client's delayed ACK (up to 40 ms) whenever one is in flight.
     .tcp_nodelay(true)
+    // The process decides when to stop (a graceful stop drains runs first) and stops
+    // the server through its handle; actix must not act on SIGTERM/SIGINT by itself.
+    .disable_signals()
+    .shutdown_timeout(5)
     .listen(listener)?
     .run();
     Ok(server)

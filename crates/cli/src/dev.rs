@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -14,6 +15,7 @@ use crate::profile::{Credentials, DEFAULT_PROFILE, Profile};
 use crate::secrets;
 use crate::server::Server;
 use crate::settings::Settings;
+use crate::shutdown;
 
 /// Options of `tlao dev`.
 #[derive(Debug, clap::Args)]
@@ -29,7 +31,7 @@ pub struct DevArgs {
     pub no_login: bool,
 }
 
-/// Runs until Ctrl-C.
+/// Runs until SIGTERM or Ctrl-C, then stops gracefully ([`shutdown`]).
 pub async fn run(args: DevArgs, mut settings: Settings) -> anyhow::Result<()> {
     if let Some(addr) = args.addr {
         settings.server.addr = addr;
@@ -46,9 +48,10 @@ pub async fn run(args: DevArgs, mut settings: Settings) -> anyhow::Result<()> {
     let server = Server::open(&settings, true).await?;
     let boot = bootstrap::ensure(&server.services, &data_dir).await?;
     let launcher = launcher::process_launcher(&settings, &server.public_url)?;
-    server
+    let background = server
         .start_background(&settings, Some(Arc::new(launcher)))
         .await?;
+    let services = server.services.clone();
     if !args.no_login {
         store_login(&server.public_url, &boot)?;
     }
@@ -60,9 +63,8 @@ pub async fn run(args: DevArgs, mut settings: Settings) -> anyhow::Result<()> {
     println!("  workspace:  {}", boot.workspace_id);
     println!("Console: {url}/console");
     println!("Ready: {url}");
-    running
-        .await
-        .context("the HTTP server stopped with an error")?;
+    let grace = Duration::from_secs(settings.server.shutdown_grace_seconds);
+    shutdown::serve_until_signalled(running, services, background, grace).await?;
     println!("Stopped.");
     Ok(())
 }

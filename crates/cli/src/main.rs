@@ -24,6 +24,7 @@ mod secrets;
 mod serve;
 mod server;
 mod settings;
+mod shutdown;
 mod worker;
 
 use std::path::PathBuf;

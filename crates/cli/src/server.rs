@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tlao_adapters_local::{FsBlobStore, LocalEventBus, MemoryTable, SqliteTable};
 use tlao_api::{ApiConfig, AppDeps};
-use tlao_orchestrator::{Dispatcher, Reaper, Services};
+use tlao_orchestrator::{Dispatcher, LaunchedRuns, Reaper, Services};
 use tlao_ports::{BlobStore, Clock, PresignedGateway, RunLauncher, SystemClock, Table};
 
 use crate::secrets;
@@ -22,6 +22,13 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(5);
 const REAPER_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the dispatcher polls the queue besides waking on local changes.
 const DISPATCH_POLL: Duration = Duration::from_millis(500);
+
+/// What [`Server::start_background`] started, for a graceful stop.
+pub struct Background {
+    /// The runs whose workers this server started and that are still running; `None`
+    /// without a launcher (workers lease runs themselves).
+    pub launched: Option<LaunchedRuns>,
+}
 
 /// A configured server, ready to run.
 pub struct Server {
@@ -121,7 +128,7 @@ impl Server {
         &self,
         settings: &Settings,
         launcher: Option<Arc<dyn RunLauncher>>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Background> {
         let core = self.services.core.clone();
         let reaper = Reaper::new(
             core.clone(),
@@ -138,12 +145,14 @@ impl Server {
             );
         }
         tokio::spawn(reaper.run(REAPER_INTERVAL));
+        let mut launched = None;
         if let Some(launcher) = launcher {
             let dispatcher =
                 Dispatcher::new(core, self.services.workers.clone(), launcher, DISPATCH_POLL);
+            launched = Some(dispatcher.launched());
             tokio::spawn(dispatcher.run());
         }
-        Ok(())
+        Ok(Background { launched })
     }
 
     /// Starts serving; the returned handle resolves when the server stops (Ctrl-C).

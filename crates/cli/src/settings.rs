@@ -38,6 +38,9 @@ pub struct ServerSettings {
     pub addr: SocketAddr,
     /// The URL clients reach the server at, for presigned URLs; derived from `addr` when unset.
     pub public_url: Option<String>,
+    /// On SIGTERM/SIGINT, how long the runs this server's workers are running may take
+    /// to finish before they are cancelled.
+    pub shutdown_grace_seconds: u64,
 }
 
 impl Default for ServerSettings {
@@ -45,6 +48,7 @@ impl Default for ServerSettings {
         ServerSettings {
             addr: SocketAddr::from(([127, 0, 0, 1], 7411)),
             public_url: None,
+            shutdown_grace_seconds: 30,
         }
     }
 }

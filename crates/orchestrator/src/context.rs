@@ -36,9 +36,26 @@ pub struct Core {
     pub queue_version: tokio::sync::watch::Sender<u64>,
     /// Reads safe to remember (lookups, recent memberships).
     pub cache: crate::read_cache::ReadCache,
+    /// Cleared when this process stops: it then leases no more runs (its dispatcher
+    /// and the workers' lease requests it answers), while running runs finish.
+    pub leasing: std::sync::atomic::AtomicBool,
 }
 
 impl Core {
+    /// Whether this process still leases runs ([`Core::stop_leasing`] not called).
+    pub fn is_leasing(&self) -> bool {
+        self.leasing.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops leasing runs in this process, for a graceful stop: queued runs stay queued
+    /// for another server instance (or this one's next start), and waiting lease
+    /// requests wake and answer that nothing is leasable.
+    pub fn stop_leasing(&self) {
+        self.leasing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.signal_queue();
+    }
+
     /// The current time.
     pub fn now(&self) -> Timestamp {
         self.clock.now()

@@ -8,15 +8,51 @@
 //! through another API instance are picked up too. When a launched worker exits without
 //! finishing its run, the run fails at once as `worker_lost` instead of waiting for the
 //! heartbeat timeout.
+//!
+//! It remembers the runs whose workers it started and that are still running
+//! ([`Dispatcher::launched`]), so a stopping server knows which runs are its own to
+//! wait for, and to cancel when its grace period is over.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tlao_domain::{RunError, RunErrorCode, Usage};
+use tlao_domain::{LeaseId, RunError, RunErrorCode, RunId, Usage};
 use tlao_ports::{LaunchError, RunLauncher};
 
 use crate::context::Core;
 use crate::worker::{Completion, WorkerService};
+
+/// The runs whose workers a dispatcher started and that have not exited yet, with the
+/// lease each worker holds. Cloning shares the set.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchedRuns(Arc<Mutex<BTreeMap<RunId, LeaseId>>>);
+
+impl LaunchedRuns {
+    /// The runs and their leases, oldest run first.
+    pub fn snapshot(&self) -> Vec<(RunId, LeaseId)> {
+        self.lock()
+            .iter()
+            .map(|(run, lease)| (run.clone(), lease.clone()))
+            .collect()
+    }
+
+    /// How many workers are running.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no worker is running.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<RunId, LeaseId>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 /// Starts workers for queued runs.
 pub struct Dispatcher {
@@ -24,6 +60,7 @@ pub struct Dispatcher {
     workers: Arc<WorkerService>,
     launcher: Arc<dyn RunLauncher>,
     poll: Duration,
+    launched: LaunchedRuns,
 }
 
 impl Dispatcher {
@@ -39,13 +76,20 @@ impl Dispatcher {
             workers,
             launcher,
             poll,
+            launched: LaunchedRuns::default(),
         }
     }
 
-    /// Runs until the task is dropped.
+    /// The runs whose workers this dispatcher started and that are still running.
+    pub fn launched(&self) -> LaunchedRuns {
+        self.launched.clone()
+    }
+
+    /// Runs until the task is dropped, or until the process stops leasing
+    /// ([`Core::stop_leasing`]); the workers it started keep running either way.
     pub async fn run(self) {
         let mut changes = self.core.queue_version.subscribe();
-        loop {
+        while self.core.is_leasing() {
             if let Err(error) = self.dispatch().await {
                 tracing::error!(operation = "dispatch", error = %error, "dispatching failed");
             }
@@ -60,7 +104,7 @@ impl Dispatcher {
     /// workers were started.
     pub async fn dispatch(&self) -> Result<usize, crate::ServiceError> {
         let mut started = 0;
-        while self.launcher.capacity() > 0 {
+        while self.launcher.capacity() > 0 && self.core.is_leasing() {
             let Some(lease) = self.workers.lease(None).await? else {
                 break;
             };
@@ -70,6 +114,10 @@ impl Dispatcher {
                     started += 1;
                     let workers = self.workers.clone();
                     let core = self.core.clone();
+                    let launched = self.launched.clone();
+                    launched
+                        .lock()
+                        .insert(launch.run_id.clone(), launch.lease_id.clone());
                     tokio::spawn(async move {
                         let how = exit.await;
                         core.signal_queue();
@@ -97,6 +145,9 @@ impl Dispatcher {
                                 operation = "dispatch", "the worker exited without completing its run"
                             );
                         }
+                        // Only now: a stopping server waits for this set to empty, and
+                        // by then no run of an exited worker may still be `running`.
+                        launched.lock().remove(&launch.run_id);
                     });
                 }
                 Err(error) => {

@@ -42,7 +42,7 @@ pub use archives::ArchiveService;
 pub use artifacts::{ArtifactService, ArtifactView};
 pub use codec::{CodecError, Entity, Lookup, Step};
 pub use context::{Caller, Core};
-pub use dispatcher::Dispatcher;
+pub use dispatcher::{Dispatcher, LaunchedRuns};
 pub use error::ServiceError;
 pub use events::EventService;
 pub use idempotency::Idempotency;
@@ -104,6 +104,7 @@ impl Services {
             last_ulid: std::sync::Mutex::new(tlao_domain::Ulid::from_parts(0, 0)),
             queue_version: tokio::sync::watch::Sender::new(0),
             cache: read_cache::ReadCache::default(),
+            leasing: std::sync::atomic::AtomicBool::new(true),
         });
         let workspaces = Arc::new(WorkspaceService::new(core.clone()));
         let tasks = Arc::new(TaskService::new(core.clone()));

@@ -167,6 +167,9 @@ impl WorkerService {
         &self,
         executors: Option<&[ExecutorName]>,
     ) -> Result<Option<Lease>, ServiceError> {
+        if !self.core.is_leasing() {
+            return Ok(None);
+        }
         let registered = self.registry.list().await?;
         let mut candidates: Vec<(RunId, WorkspaceId, ExecutorDescriptor)> = Vec::new();
         for executor in registered.iter() {
@@ -231,7 +234,7 @@ impl WorkerService {
                 return Ok(Some(assignment));
             }
             let now = tokio::time::Instant::now();
-            if now >= deadline {
+            if now >= deadline || !self.core.is_leasing() {
                 return Ok(None);
             }
             let pause = (deadline - now).min(LEASE_POLL);

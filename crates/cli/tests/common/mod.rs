@@ -151,26 +151,42 @@ impl DevServer {
         Api::login(&self.url, &self.admin_key()).await
     }
 
-    /// Sends SIGINT (Ctrl-C) to `tlao dev` alone and waits for a clean exit; returns the
-    /// exit status code. Its workers keep running (a restarted server can take their
-    /// runs back); they are killed when this fixture is dropped.
+    /// Sends SIGINT (Ctrl-C) to `tlao dev` alone and waits for it to exit (a graceful
+    /// stop: running runs may finish first); returns the exit status code.
     pub fn interrupt(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let status = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        self.stop_with(Signal::SIGINT, Duration::from_secs(60)).0
+    }
+
+    /// Sends `signal` to `tlao dev` alone, without waiting.
+    pub fn send(&self, signal: Signal) {
+        if let Some(child) = &self.child {
+            processes::signal(child.id(), signal);
+        }
+    }
+
+    /// Sends `signal` to `tlao dev` and waits for it to exit; returns its exit code and
+    /// how long it took. Panics after `deadline` (killing it).
+    pub fn stop_with(&mut self, signal: Signal, deadline: Duration) -> (Option<i32>, Duration) {
+        self.send(signal);
+        self.wait_exit(deadline)
+    }
+
+    /// Waits for `tlao dev` (already signalled) to exit; returns its exit code and how
+    /// long it took from now. Panics after `deadline` (killing it).
+    pub fn wait_exit(&mut self, deadline: Duration) -> (Option<i32>, Duration) {
+        let Some(mut child) = self.child.take() else {
+            return (None, Duration::ZERO);
+        };
+        let start = Instant::now();
         loop {
             if let Some(status) = child.try_wait().expect("wait works") {
-                return status.code();
+                return (status.code(), start.elapsed());
             }
-            if std::time::Instant::now() > deadline {
+            if start.elapsed() > deadline {
                 let _ = child.kill();
-                panic!("tlao dev did not stop within 30 s of SIGINT");
+                panic!("tlao dev did not stop within {deadline:?}");
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

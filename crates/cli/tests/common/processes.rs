@@ -54,6 +54,15 @@ fn cmdline(pid: u32) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The live processes one of whose arguments is exactly `arg` (a marker a test put in
+/// a command line).
+pub fn with_arg(arg: &str) -> Vec<u32> {
+    all_pids()
+        .into_iter()
+        .filter(|pid| is_alive(*pid) && cmdline(*pid).iter().any(|a| a == arg))
+        .collect()
+}
+
 /// The live `tlao worker ... --run <run_id>` process, if there is one.
 pub fn worker_of(run_id: &str) -> Option<u32> {
     all_pids().into_iter().find(|pid| {
