@@ -30,8 +30,8 @@ use sha2::Sha256;
 use tempfile::NamedTempFile;
 use tlao_domain::Timestamp;
 use tlao_ports::{
-    BlobError, BlobKey, BlobMeta, BlobStore, ByteStream, Clock, PresignError, PresignedGateway,
-    PresignedResponse, PresignedUrl, ServeError,
+    BlobError, BlobKey, BlobMeta, BlobStore, ByteStream, Clock, FaultyStore, PresignError,
+    PresignedGateway, PresignedResponse, PresignedUrl, ServeError, StorageFault,
 };
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
@@ -273,7 +273,7 @@ impl BlobStore for FsBlobStore {
         let tmp = self.tmp.clone();
         // Dropped on every early return, which removes the temp file.
         let upload = blocking(move || {
-            NamedTempFile::new_in(&tmp).map_err(|e| io_error(e, "creating an upload temp file"))
+            scratch_file(&tmp).map_err(|e| io_error(e, "creating an upload temp file"))
         })
         .await?;
         let handle = upload
@@ -423,9 +423,14 @@ impl BlobStore for FsBlobStore {
                     root.display()
                 )));
             }
-            NamedTempFile::new_in(&tmp)
-                .map(drop)
-                .map_err(|e| io_error(e, format!("writing a probe file in {}", tmp.display())))
+            // Writing (not only creating) a file and syncing it is what fails on a full
+            // or read-only disk; the probe is removed when dropped.
+            let probe = |tmp: &Path| -> io::Result<()> {
+                let mut file = scratch_file(tmp)?;
+                file.write_all(b"probe")?;
+                file.as_file().sync_all()
+            };
+            probe(&tmp).map_err(|e| io_error(e, "writing a probe file in the scratch directory"))
         })
         .await
     }
@@ -487,7 +492,7 @@ fn parse_signature(signature: &str) -> Result<Vec<u8>, PresignError> {
 /// Writes a sidecar to a synced temp file, ready to be renamed into place.
 fn write_sidecar(tmp: &Path, sidecar: &Sidecar, key: &BlobKey) -> Result<NamedTempFile, BlobError> {
     let failed = |e: io::Error| io_error(e, format!("writing the sidecar of blob {key}"));
-    let mut file = NamedTempFile::new_in(tmp).map_err(failed)?;
+    let mut file = scratch_file(tmp).map_err(failed)?;
     let json = serde_json::to_vec(sidecar)
         .map_err(|e| BlobError::Unexpected(anyhow!("encoding the sidecar of blob {key}: {e}")))?;
     file.write_all(&json).map_err(failed)?;
@@ -562,6 +567,13 @@ fn commit_error(error: io::Error, key: &BlobKey) -> BlobError {
 }
 
 fn io_error(error: io::Error, doing: impl fmt::Display) -> BlobError {
+    // A full, read-only or refusing disk: transient (it may be fixed), with the fault at
+    // the root of the cause so the API can name it.
+    if let Some(fault) = StorageFault::of_io(FaultyStore::Blobs, &error) {
+        return BlobError::Transient(
+            anyhow::Error::new(fault).context(format!("{doing}: {error}")),
+        );
+    }
     let transient = matches!(
         error.kind(),
         io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
@@ -571,6 +583,19 @@ fn io_error(error: io::Error, doing: impl fmt::Display) -> BlobError {
         BlobError::Transient(error)
     } else {
         BlobError::Unexpected(error)
+    }
+}
+
+/// A temp file in the scratch directory `tmp`, recreating the directory when it went
+/// missing (an operator's cleanup, a `tmp` cleaner), so one deletion does not fail every
+/// later upload.
+fn scratch_file(tmp: &Path) -> io::Result<NamedTempFile> {
+    match NamedTempFile::new_in(tmp) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(tmp)?;
+            NamedTempFile::new_in(tmp)
+        }
+        result => result,
     }
 }
 
@@ -600,5 +625,33 @@ impl PresignedGateway for FsBlobStore {
         body: Option<ByteStream>,
     ) -> Result<PresignedResponse, ServeError> {
         self.serve_presigned(method, path_and_query, body).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_to_a_full_device_is_a_transient_error_naming_the_fault() {
+        // /dev/full answers every write with ENOSPC: a real full disk's error.
+        let mut full = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full exists on Linux");
+        let error = full.write_all(b"x").and_then(|()| full.flush());
+        let error = error.expect_err("a full device refuses writes");
+
+        match io_error(error, "writing blob k") {
+            BlobError::Transient(cause) => {
+                let cause: Box<dyn std::error::Error> = cause.into();
+                assert_eq!(
+                    StorageFault::find(cause.as_ref()),
+                    Some(StorageFault::Full(FaultyStore::Blobs))
+                );
+                assert!(cause.to_string().starts_with("writing blob k: "), "{cause}");
+            }
+            other => panic!("not transient: {other:?}"),
+        }
     }
 }

@@ -5,12 +5,15 @@
 //! - [`FsBlobStore`]: blobs as files under a root, with HMAC-signed presigned URLs.
 //! - [`ProcessLauncher`]: one worker process per run.
 //! - [`LocalEventBus`]: run events to live subscribers within this process.
+//! - [`faults`]: decorators that make any table or blob store fail on demand (chaos
+//!   tests).
 //!
 //! None of them retries: one call is one attempt (SQLite's `busy_timeout` waits for the
 //! file's lock, it does not run a write again), so the orchestrator's retry policy is
 //! the whole retry budget of table writes (requirement 13.2), as on DynamoDB.
 
 mod event_bus;
+pub mod faults;
 mod fs_blob;
 mod memory_table;
 mod process_launcher;

@@ -17,7 +17,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, ToSql, Trans
 use tlao_domain::Key;
 use tlao_ports::table::validate_transaction;
 use tlao_ports::{
-    Attrs, Condition, Direction, Item, Page, Query, Table, TableError, Update, WriteOp,
+    Attrs, Condition, Direction, FaultyStore, Item, Page, Query, StorageFault, Table, TableError,
+    Update, WriteOp,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -40,6 +41,11 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS items (
     attrs TEXT NOT NULL,
     PRIMARY KEY (pk, sk)
 ) WITHOUT ROWID";
+
+/// One row [`Table::ping`] rewrites, so readiness fails while the table cannot be
+/// written (a full disk, a read-only file), not only while it cannot be read.
+const PROBE_SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)";
 
 /// The [`Table`] port on a SQLite file in WAL mode.
 ///
@@ -104,6 +110,7 @@ fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.execute(SCHEMA, [])?;
+    conn.execute(PROBE_SCHEMA, [])?;
     Ok(conn)
 }
 
@@ -128,14 +135,20 @@ fn in_file(path: &Path, err: rusqlite::Error) -> TableError {
     }
 }
 
-/// SQLite's "someone else holds the lock" is worth a retry; anything else is not.
+/// SQLite's "someone else holds the lock" is worth a retry; so are a full disk and a
+/// read-only or refused file, which an operator may fix (with the [`StorageFault`] at
+/// the root of the cause, for the API to name); anything else is not.
 fn classify(err: rusqlite::Error) -> TableError {
-    match err.sqlite_error_code() {
+    let fault = match err.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            TableError::Transient(anyhow::Error::new(err))
+            return TableError::Transient(anyhow::Error::new(err));
         }
-        _ => TableError::Unexpected(anyhow::Error::new(err)),
-    }
+        Some(ErrorCode::DiskFull) => StorageFault::Full(FaultyStore::Table),
+        Some(ErrorCode::ReadOnly) => StorageFault::ReadOnly(FaultyStore::Table),
+        Some(ErrorCode::PermissionDenied) => StorageFault::NotPermitted(FaultyStore::Table),
+        _ => return TableError::Unexpected(anyhow::Error::new(err)),
+    };
+    TableError::Transient(anyhow::Error::new(fault).context(err.to_string()))
 }
 
 #[async_trait]
@@ -196,10 +209,13 @@ impl Table for SqliteTable {
     }
 
     async fn ping(&self) -> Result<(), TableError> {
-        self.readers
+        self.writer
             .run(|conn| {
-                conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
-                    .map_err(classify)?;
+                conn.execute(
+                    "INSERT OR REPLACE INTO probe (id, at) VALUES (1, strftime('%s', 'now'))",
+                    [],
+                )
+                .map_err(classify)?;
                 Ok(())
             })
             .await

@@ -366,3 +366,20 @@ fn an_empty_signing_key_is_refused() {
     );
     assert!(matches!(store, Err(BlobError::Unexpected(_))));
 }
+
+#[tokio::test]
+async fn a_deleted_scratch_directory_is_recreated_by_the_next_upload_and_probe() {
+    let dir = TempDir::new().expect("a temp dir");
+    let store = store_in(dir.path(), Arc::new(SystemClock));
+    std::fs::remove_dir_all(dir.path().join("tmp")).expect("tmp removed");
+
+    store
+        .put(&key("after-cleanup"), Bytes::from("x"), "text/plain")
+        .await
+        .expect("stored although tmp/ was gone");
+    std::fs::remove_dir_all(dir.path().join("tmp")).expect("tmp removed again");
+    store.ping().await.expect("ready although tmp/ was gone");
+
+    let (_, mut body) = store.get(&key("after-cleanup")).await.expect("readable");
+    assert_eq!(body.next().await.expect("a chunk").expect("bytes"), "x");
+}

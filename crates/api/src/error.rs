@@ -14,6 +14,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, ResponseError, web};
 use tlao_domain::{TaskType, ValidationErrors};
 use tlao_orchestrator::ServiceError;
+use tlao_ports::StorageFault;
 
 use crate::dto::{FieldErrorView, Problem, TaskTypeName};
 use crate::request_id;
@@ -381,7 +382,12 @@ impl From<ServiceError> for ApiError {
                 retry_after_seconds,
             },
             ServiceError::Unavailable(cause) => ApiError::Unavailable {
-                detail: "storage is unavailable, try again shortly".into(),
+                // A fault an operator must fix is named (never a path); anything else is
+                // a passing failure.
+                detail: match StorageFault::find(cause.as_ref()) {
+                    Some(fault) => format!("storage is unavailable: {fault}"),
+                    None => "storage is unavailable, try again shortly".into(),
+                },
                 cause,
             },
             ServiceError::Internal(cause) => ApiError::Internal(cause),

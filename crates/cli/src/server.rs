@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use tlao_adapters_local::faults::{self, FaultSwitch, FaultyBlobStore, FaultyTable};
 use tlao_adapters_local::{FsBlobStore, LocalEventBus, MemoryTable, SqliteTable};
 use tlao_api::{ApiConfig, AppDeps};
 use tlao_orchestrator::{Dispatcher, LaunchedRuns, Reaper, Services};
@@ -96,6 +97,10 @@ impl Server {
                 // S3 serves its own presigned URLs: no gateway.
                 BlobsKind::S3 => (crate::aws::open_blobs(&settings.blobs).await?, None),
             };
+        let (table, blobs) = match &settings.faults.dir {
+            Some(dir) => inject_faults(dir, table, blobs),
+            None => (table, blobs),
+        };
         let services = Arc::new(Services::new(
             table,
             blobs,
@@ -163,6 +168,33 @@ impl Server {
         };
         tlao_api::build(self.api_config, deps, self.listener).context("starting the HTTP server")
     }
+}
+
+/// How often the fault directory is looked at.
+const FAULT_POLL: Duration = Duration::from_millis(100);
+
+/// Wraps the stores in decorators that fail their writes while `dir` says so (see
+/// [`tlao_adapters_local::faults`]); for chaos tests.
+fn inject_faults(
+    dir: &Path,
+    table: Arc<dyn Table>,
+    blobs: Arc<dyn BlobStore>,
+) -> (Arc<dyn Table>, Arc<dyn BlobStore>) {
+    tracing::warn!(
+        dir = %dir.display(),
+        "storage fault injection is on (faults.dir): never use this in production"
+    );
+    let (table_switch, blob_switch) = (FaultSwitch::default(), FaultSwitch::default());
+    faults::watch_dir(
+        dir.to_path_buf(),
+        table_switch.clone(),
+        blob_switch.clone(),
+        FAULT_POLL,
+    );
+    (
+        Arc::new(FaultyTable::new(table, table_switch)),
+        Arc::new(FaultyBlobStore::new(blobs, blob_switch)),
+    )
 }
 
 /// The signing secret: `auth.secret`, else `auth.secret_file`, else (for `tlao dev`)

@@ -242,6 +242,18 @@ pub struct Settings {
     pub worker: WorkerSettings,
     /// `[launcher]`
     pub launcher: LauncherSettings,
+    /// `[faults]`
+    pub faults: FaultSettings,
+}
+
+/// `[faults]`: storage fault injection, for the chaos tests only.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct FaultSettings {
+    /// A directory whose files `table` and `blobs` make that store's writes fail while
+    /// they exist (their text names the fault: `full`, `read-only`, `refused`). Never
+    /// set in production.
+    pub dir: Option<PathBuf>,
 }
 
 impl Settings {

@@ -14,6 +14,7 @@
 pub mod blob;
 pub mod clock;
 pub mod event_bus;
+pub mod fault;
 pub mod launcher;
 pub mod table;
 #[cfg(feature = "testsuite")]
@@ -25,6 +26,7 @@ pub use blob::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event_bus::{EventBus, EventBusError, EventSubscription, RecvError};
+pub use fault::{StorageFault, Store as FaultyStore};
 pub use launcher::{Launch, LaunchError, RunLauncher, WorkerExit};
 pub use table::{
     AttrValue, Attrs, Condition, Cursor, Direction, Item, MAX_TRANSACT_OPS, Page, Query, Table,

@@ -3,6 +3,8 @@
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
+use tlao_ports::StorageFault;
+
 use crate::dto::{Health, Problem};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -46,18 +48,22 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Healt
     core.store
         .ping()
         .await
-        .map_err(|cause| ApiError::Unavailable {
-            detail: "the table is not reachable".into(),
-            cause: cause.into(),
-        })?;
+        .map_err(|cause| not_ready("the table is not reachable", cause.into()))?;
     core.blobs
         .ping()
         .await
-        .map_err(|cause| ApiError::Unavailable {
-            detail: "the blob store is not reachable".into(),
-            cause: cause.into(),
-        })?;
+        .map_err(|cause| not_ready("the blob store is not reachable", cause.into()))?;
     Ok(web::Json(Health::ok()))
+}
+
+/// A failed probe: the storage fault when it is one an operator must fix (a full or
+/// read-only disk), else `otherwise`; the cause itself goes to the log only.
+fn not_ready(otherwise: &str, cause: anyhow::Error) -> ApiError {
+    let detail = match StorageFault::find(cause.as_ref()) {
+        Some(fault) => format!("not ready: {fault}"),
+        None => otherwise.to_owned(),
+    };
+    ApiError::Unavailable { detail, cause }
 }
 
 /// This document.
