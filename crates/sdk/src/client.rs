@@ -31,12 +31,12 @@ use serde_json::{Value, json};
 use tlao_domain::{ArtifactId, RunId, TaskId, Timestamp, WorkspaceId};
 
 use crate::event_stream::{EventStream, EventStreamError};
+use crate::retry::RetryPolicy;
 use crate::types::{
     ArchiveView, ArtifactList, ArtifactView, CreateRunRequest, CreateTaskRequest, ExecutorList,
     ExecutorView, Problem, RunList, RunQuery, RunView, TaskView, TokenResponse, WorkspaceList,
     WorkspaceView,
 };
-use crate::worker_client::RetryPolicy;
 
 /// How long to wait for a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

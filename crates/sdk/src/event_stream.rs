@@ -21,8 +21,8 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use tlao_domain::RunId;
 
 use crate::events::{END_EVENT, EVENT_NAMES, EventStreamItem, RunEventMessage, StreamEndMessage};
+use crate::retry::RetryPolicy;
 use crate::sse::{SseMessage, SseParser};
-use crate::worker_client::RetryPolicy;
 
 /// How long to wait for a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

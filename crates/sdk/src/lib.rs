@@ -8,10 +8,12 @@
 //! - [`event_stream`]: [`EventStream`], that stream as a user follows it, resuming
 //!   across dropped connections.
 //! - [`sse`]: the `text/event-stream` parser underneath.
+//! - [`retry`]: [`RetryPolicy`], the backoff all three share.
 
 pub mod client;
 pub mod event_stream;
 pub mod events;
+pub mod retry;
 pub mod sse;
 pub mod types;
 pub use tlao_wire::worker;
@@ -20,5 +22,6 @@ pub mod worker_client;
 pub use client::{ClientError, Credentials, Session, TlaoClient};
 pub use event_stream::{EventStream, EventStreamError, stream_run_events};
 pub use events::EventStreamItem;
+pub use retry::RetryPolicy;
 pub use tlao_wire as wire;
-pub use worker_client::{ByteStream, RetryPolicy, WorkerClient, WorkerClientError};
+pub use worker_client::{ByteStream, WorkerClient, WorkerClientError};

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
-use rand::Rng;
 use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, Response, StatusCode};
 use serde::Serialize;
@@ -21,6 +20,7 @@ use serde::de::DeserializeOwned;
 use tlao_domain::{ArtifactId, LeaseId, RunId};
 use tlao_wire::{ArtifactView, RunView};
 
+use crate::retry::RetryPolicy;
 use crate::worker::{
     ArtifactRequest, ArtifactUploadSlot, Assignment, CompleteRequest, EventBatch, EventReport,
     FinalizeRequest, LeaseRequest, SignedUrl,
@@ -103,44 +103,6 @@ impl WorkerClientError {
             WorkerClientError::LeaseLost { .. } => Some(409),
             _ => None,
         }
-    }
-}
-
-/// How failed calls are retried: up to `attempts` tries, sleeping between them for a
-/// delay that starts at `initial_backoff` and doubles up to `max_backoff`, each delay
-/// drawn between half and all of it (jitter).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// How many tries in all, at least 1.
-    pub attempts: u32,
-    /// The delay before the second try.
-    pub initial_backoff: Duration,
-    /// The longest delay between two tries.
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// Five tries, 250 ms doubling up to 4 s: at most 3.75 s of waiting in all.
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 5,
-            initial_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(4),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The delay after the `failed`-th failed try (1-based), with jitter.
-    pub fn delay(&self, failed: u32) -> Duration {
-        let factor = 2u32.saturating_pow(failed.saturating_sub(1));
-        let full = self
-            .initial_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff);
-        let half = full / 2;
-        let jitter_millis = rand::thread_rng().gen_range(0..=half.as_millis() as u64);
-        half + Duration::from_millis(jitter_millis)
     }
 }
 
@@ -490,19 +452,6 @@ fn request_id_header(headers: &HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_stays_bounded() {
-        let policy = RetryPolicy::default();
-        let mut total = Duration::ZERO;
-        for failed in 1..policy.attempts {
-            let delay = policy.delay(failed);
-            let full = (policy.initial_backoff * 2u32.pow(failed - 1)).min(policy.max_backoff);
-            assert!(delay >= full / 2 && delay <= full, "{delay:?} for {full:?}");
-            total += delay;
-        }
-        assert!(total <= Duration::from_secs(10));
-    }
 
     #[test]
     fn presigned_signatures_stay_out_of_messages() {
