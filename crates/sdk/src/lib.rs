@@ -13,6 +13,7 @@
 pub mod client;
 pub mod event_stream;
 pub mod events;
+mod http;
 pub mod retry;
 pub mod sse;
 pub mod types;
