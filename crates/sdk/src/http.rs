@@ -257,16 +257,11 @@ impl Request {
 
     /// With `body` as JSON.
     pub fn json<B: Serialize + ?Sized>(self, body: &B) -> Result<Request, HttpError> {
-        match serde_json::to_vec(body) {
-            Ok(bytes) => Ok(self.json_bytes(Bytes::from(bytes))),
-            Err(e) => Err(HttpError::Unexpected {
-                url: self.shown_url(),
-                message: format!("the request body cannot be encoded: {e}"),
-            }),
-        }
+        let bytes = to_json(&self.shown_url(), body)?;
+        Ok(self.json_bytes(bytes))
     }
 
-    /// With `bytes`, already JSON, as the body.
+    /// With `bytes`, already JSON ([`to_json`]), as the body.
     pub fn json_bytes(mut self, bytes: Bytes) -> Request {
         self.body = Body::Json(bytes);
         self
@@ -359,6 +354,16 @@ pub(crate) async fn checked(response: Response) -> Result<Response, HttpError> {
     } else {
         Err(HttpError::Answer(ErrorAnswer::read(response).await))
     }
+}
+
+/// `body` as JSON, for a request to `url`.
+pub(crate) fn to_json<B: Serialize + ?Sized>(url: &str, body: &B) -> Result<Bytes, HttpError> {
+    serde_json::to_vec(body)
+        .map(Bytes::from)
+        .map_err(|e| HttpError::Unexpected {
+            url: url.to_owned(),
+            message: format!("the request body cannot be encoded: {e}"),
+        })
 }
 
 /// Decodes a success answer's JSON body (an API answer: its URL is shown whole).
