@@ -32,7 +32,7 @@ use tlao_domain::{ArtifactId, RunId, TaskId, Timestamp, WorkspaceId};
 use crate::event_stream::{EventStream, EventStreamError};
 use crate::http::{
     Http, HttpError, Request, TRANSFER_STALL_TIMEOUT, Transient, checked, error_chain,
-    presigned_body, read_json, to_json,
+    presigned_body, read_json, request_id_suffix, to_json,
 };
 use crate::retry::RetryPolicy;
 use crate::types::{
@@ -96,13 +96,6 @@ pub enum ClientError {
         #[source]
         source: io::Error,
     },
-}
-
-fn request_id_suffix(request_id: &Option<String>) -> String {
-    request_id
-        .as_ref()
-        .map(|id| format!(" (request {id})"))
-        .unwrap_or_default()
 }
 
 impl From<HttpError> for ClientError {

@@ -475,6 +475,14 @@ fn shown(url: &str, presigned: bool) -> String {
     }
 }
 
+/// How an error's message names the request id the server logged it under.
+pub(crate) fn request_id_suffix(request_id: &Option<String>) -> String {
+    request_id
+        .as_ref()
+        .map(|id| format!(" (request {id})"))
+        .unwrap_or_default()
+}
+
 /// A reqwest error with its causes ("error sending request: connection refused").
 pub(crate) fn error_chain(error: &reqwest::Error) -> String {
     let mut text = error.to_string();

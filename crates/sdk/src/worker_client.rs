@@ -21,6 +21,7 @@ use tlao_wire::{ArtifactView, RunView};
 
 use crate::http::{
     Http, HttpError, Request, TRANSFER_STALL_TIMEOUT, Transient, presigned_body, read_json,
+    request_id_suffix,
 };
 use crate::retry::RetryPolicy;
 use crate::worker::{
@@ -78,13 +79,6 @@ pub enum WorkerClientError {
         /// What was wrong with it.
         message: String,
     },
-}
-
-fn request_id_suffix(request_id: &Option<String>) -> String {
-    request_id
-        .as_ref()
-        .map(|id| format!(" (request {id})"))
-        .unwrap_or_default()
 }
 
 impl WorkerClientError {
