@@ -29,7 +29,7 @@ use crate::sse::{SseMessage, SseParser};
 /// keep-alive comment every 15 seconds).
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(45);
 /// Which refusals are reconnected after rather than final.
-const RECONNECT_ON: Transient = Transient::ServerErrorThrottledOrTimedOut;
+const RECONNECT_ON: Transient = Transient::AlsoThrottledOrTimedOut;
 
 type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 

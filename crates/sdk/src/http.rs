@@ -79,15 +79,15 @@ pub(crate) struct ErrorAnswer {
     pub problem: Option<Box<Problem>>,
 }
 
-/// Which answers are worth another try (a connection error always is).
+/// Which answers are worth another try: a `5xx` always, as is a connection error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Transient {
-    /// `5xx`: the user API, where a `429` is a daily quota a retry cannot lift.
+    /// A `5xx` only: the user API, where a `429` is a daily quota a retry cannot lift.
     ServerError,
-    /// `5xx` and `429`: the worker protocol.
-    ServerErrorOrThrottled,
-    /// `5xx`, `429` and `408`: the event stream, which reconnects.
-    ServerErrorThrottledOrTimedOut,
+    /// A `5xx` or a `429`: the worker protocol.
+    AlsoThrottled,
+    /// A `5xx`, a `429` or a `408`: the event stream, which reconnects.
+    AlsoThrottledOrTimedOut,
 }
 
 impl Transient {
@@ -96,8 +96,8 @@ impl Transient {
         status.is_server_error()
             || match self {
                 Transient::ServerError => false,
-                Transient::ServerErrorOrThrottled => status == StatusCode::TOO_MANY_REQUESTS,
-                Transient::ServerErrorThrottledOrTimedOut => {
+                Transient::AlsoThrottled => status == StatusCode::TOO_MANY_REQUESTS,
+                Transient::AlsoThrottledOrTimedOut => {
                     status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT
                 }
             }
@@ -587,9 +587,9 @@ mod tests {
                 .collect()
         };
         assert_eq!(covered(Transient::ServerError), [500, 503]);
-        assert_eq!(covered(Transient::ServerErrorOrThrottled), [500, 503, 429]);
+        assert_eq!(covered(Transient::AlsoThrottled), [500, 503, 429]);
         assert_eq!(
-            covered(Transient::ServerErrorThrottledOrTimedOut),
+            covered(Transient::AlsoThrottledOrTimedOut),
             [500, 503, 429, 408]
         );
     }

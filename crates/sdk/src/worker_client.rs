@@ -33,7 +33,7 @@ use crate::worker::{
 const LEASE_GRACE: Duration = Duration::from_secs(30);
 /// Which answers a protocol call or a download tries again after: the server may shed
 /// load with a `429`.
-const PROTOCOL_TRANSIENT: Transient = Transient::ServerErrorOrThrottled;
+const PROTOCOL_TRANSIENT: Transient = Transient::AlsoThrottled;
 
 /// A stream of downloaded bytes.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, WorkerClientError>> + Send>>;
