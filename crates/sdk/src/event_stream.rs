@@ -21,7 +21,7 @@ use reqwest::header::CONTENT_TYPE;
 use tlao_domain::RunId;
 
 use crate::events::{END_EVENT, EVENT_NAMES, EventStreamItem, RunEventMessage, StreamEndMessage};
-use crate::http::{ErrorAnswer, Http, HttpError, Request, Transient, checked, error_chain};
+use crate::http::{Http, HttpError, Request, Transient, checked, error_chain};
 use crate::retry::RetryPolicy;
 use crate::sse::{SseMessage, SseParser};
 
@@ -310,13 +310,14 @@ impl EventStream {
             .send(request)
             .await
             .map_err(|e| Failure::Retry(e.into()))?;
-        if RECONNECT_ON.covers(response.status()) {
-            let answer = ErrorAnswer::read(response).await;
-            return Err(Failure::Retry(HttpError::Answer(answer).into()));
-        }
-        let response = checked(response)
-            .await
-            .map_err(|e| Failure::Fatal(e.into()))?;
+        let status = response.status();
+        let response = checked(response).await.map_err(|refusal| {
+            if RECONNECT_ON.covers(status) {
+                Failure::Retry(refusal.into())
+            } else {
+                Failure::Fatal(refusal.into())
+            }
+        })?;
         let media_type = response
             .headers()
             .get(CONTENT_TYPE)

@@ -183,7 +183,12 @@ impl Http {
         let attempts = retry.map_or(1, |(policy, _)| policy.attempts.max(1));
         let mut failed = 0;
         loop {
-            let outcome = request.build(&self.client).send().await;
+            // The URL leaves the error at once: a presigned one must not reach a log.
+            let outcome = request
+                .build(&self.client)
+                .send()
+                .await
+                .map_err(reqwest::Error::without_url);
             failed += 1;
             let transient = match &outcome {
                 // A request that cannot be built fails the same way every time.
@@ -336,7 +341,7 @@ impl Request {
     fn connection_error(&self, source: reqwest::Error) -> HttpError {
         HttpError::Connection {
             url: self.shown_url(),
-            source: source.without_url(),
+            source,
         }
     }
 }

@@ -9,6 +9,9 @@
 //!   across dropped connections.
 //! - [`sse`]: the `text/event-stream` parser underneath.
 //! - [`retry`]: [`RetryPolicy`], the backoff all three share.
+//!
+//! Underneath, one private HTTP core (`http.rs`) builds the requests of all three, sends
+//! them again when their caller's rules allow, and reads every error answer the same way.
 
 pub mod client;
 pub mod event_stream;
