@@ -28,6 +28,27 @@ struct Reported {
     request_id: Option<String>,
 }
 
+/// The [`Reported`] fields of a client's `Api` error (named by `$api`), or a panic.
+macro_rules! reported {
+    ($error:expr, $api:path) => {
+        match $error {
+            $api {
+                status,
+                title,
+                detail,
+                request_id,
+                ..
+            } => Reported {
+                status,
+                title,
+                detail,
+                request_id,
+            },
+            other => panic!("not an API error: {other:?}"),
+        }
+    };
+}
+
 /// The client that made a request, and how to make one that reads an error answer.
 #[derive(Debug, Clone, Copy)]
 enum Client {
@@ -44,60 +65,22 @@ impl Client {
     async fn get(self, script: Vec<Answer>) -> (Reported, usize) {
         let server = Scripted::start(script).await;
         let reported = match self {
-            Client::User => match user(&server.url).get_run(&run_id()).await.unwrap_err() {
-                ClientError::Api {
-                    status,
-                    title,
-                    detail,
-                    request_id,
-                    ..
-                } => Reported {
-                    status,
-                    title,
-                    detail,
-                    request_id,
-                },
-                other => panic!("user: {other:?}"),
-            },
+            Client::User => {
+                let error = user(&server.url).get_run(&run_id()).await.unwrap_err();
+                reported!(error, ClientError::Api)
+            }
             Client::Worker => {
                 let lease = LeaseId::new(Ulid::from_parts(1_700_000_000_000, 2));
-                match worker(&server.url)
-                    .assignment(&run_id(), &lease)
-                    .await
-                    .unwrap_err()
-                {
-                    WorkerClientError::Api {
-                        status,
-                        title,
-                        detail,
-                        request_id,
-                    } => Reported {
-                        status,
-                        title,
-                        detail,
-                        request_id,
-                    },
-                    other => panic!("worker: {other:?}"),
-                }
+                let worker = worker(&server.url);
+                let error = worker.assignment(&run_id(), &lease).await.unwrap_err();
+                reported!(error, WorkerClientError::Api)
             }
             Client::Stream => {
                 let mut stream = stream_run_events(&server.url, "t", &run_id(), 0)
                     .unwrap()
                     .with_reconnect(fast_retry());
-                match stream.next().await {
-                    Some(Err(EventStreamError::Api {
-                        status,
-                        title,
-                        detail,
-                        request_id,
-                    })) => Reported {
-                        status,
-                        title,
-                        detail,
-                        request_id,
-                    },
-                    other => panic!("stream: {other:?}"),
-                }
+                let error = stream.next().await.unwrap().unwrap_err();
+                reported!(error, EventStreamError::Api)
             }
         };
         (reported, server.seen().len())
