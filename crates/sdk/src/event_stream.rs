@@ -16,21 +16,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::Method;
+use reqwest::header::CONTENT_TYPE;
 use tlao_domain::RunId;
 
 use crate::events::{END_EVENT, EVENT_NAMES, EventStreamItem, RunEventMessage, StreamEndMessage};
+use crate::http::{Http, HttpError, Request, Transient, checked, error_chain};
+use crate::retry::RetryPolicy;
 use crate::sse::{SseMessage, SseParser};
-use crate::worker_client::RetryPolicy;
 
-/// How long to wait for a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection may stay silent before it is presumed dead (the server sends a
 /// keep-alive comment every 15 seconds).
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(45);
-/// How much of an unparseable error body is kept as the detail.
-const MAX_DETAIL_CHARS: usize = 512;
+/// Which refusals are reconnected after rather than final.
+const RECONNECT_ON: Transient = Transient::AlsoThrottledOrTimedOut;
 
 type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
@@ -69,6 +68,24 @@ pub enum EventStreamError {
     },
 }
 
+impl From<HttpError> for EventStreamError {
+    fn from(error: HttpError) -> Self {
+        match error {
+            HttpError::Answer(answer) => EventStreamError::Api {
+                status: answer.status,
+                title: answer.title,
+                detail: answer.detail,
+                request_id: answer.request_id,
+            },
+            HttpError::Connection { url, source } => EventStreamError::Connection {
+                url,
+                message: error_chain(&source),
+            },
+            HttpError::Unexpected { url, message } => EventStreamError::Protocol { url, message },
+        }
+    }
+}
+
 impl EventStreamError {
     /// The HTTP status of an [`EventStreamError::Api`] error.
     pub fn status(&self) -> Option<u16> {
@@ -103,7 +120,7 @@ pub fn stream_run_events(
 
 /// A resumable stream of a run's events; see the module documentation.
 pub struct EventStream {
-    http: reqwest::Client,
+    http: Http,
     url: String,
     token: String,
     reconnect: RetryPolicy,
@@ -139,16 +156,12 @@ impl EventStream {
         run_id: &RunId,
         after: u64,
     ) -> Result<EventStream, EventStreamError> {
-        let url = format!("{}/runs/{run_id}/events", api_url.trim_end_matches('/'));
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(STALL_TIMEOUT)
-            .user_agent(concat!("tlao-sdk/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| EventStreamError::Connection {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
+        let http = Http::new(
+            api_url,
+            concat!("tlao-sdk/", env!("CARGO_PKG_VERSION")),
+            STALL_TIMEOUT,
+        )?;
+        let url = http.url(&format!("/runs/{run_id}/events"));
         Ok(EventStream {
             http,
             url,
@@ -229,7 +242,9 @@ impl EventStream {
                         }
                         continue;
                     }
-                    Some(Err(error)) => Failure::Retry(self.connection_error(error.to_string())),
+                    Some(Err(error)) => {
+                        Failure::Retry(self.connection_error(error_chain(&error.without_url())))
+                    }
                     None => Failure::Retry(
                         self.connection_error("the server closed the stream before its end"),
                     ),
@@ -283,28 +298,26 @@ impl EventStream {
     /// Opens one connection, resuming after `last_seq`.
     async fn connect(&mut self) -> Result<Body, Failure> {
         self.connections += 1;
-        let mut request = self
-            .http
-            .get(&self.url)
-            .header(AUTHORIZATION, format!("Bearer {}", self.token))
-            .header(ACCEPT, "text/event-stream");
+        let mut request = Request::call(Method::GET, self.url.clone())
+            .bearer(&self.token)
+            .header("Accept", "text/event-stream")
+            .streaming();
         if self.last_seq > 0 {
             request = request.header("Last-Event-ID", self.last_seq.to_string());
         }
-        let response = request
-            .send()
+        let response = self
+            .http
+            .send(request)
             .await
-            .map_err(|e| Failure::Retry(self.connection_error(e.without_url().to_string())))?;
+            .map_err(|e| Failure::Retry(e.into()))?;
         let status = response.status();
-        if status.is_server_error()
-            || status == StatusCode::TOO_MANY_REQUESTS
-            || status == StatusCode::REQUEST_TIMEOUT
-        {
-            return Err(Failure::Retry(api_error(response).await));
-        }
-        if !status.is_success() {
-            return Err(Failure::Fatal(api_error(response).await));
-        }
+        let response = checked(response).await.map_err(|refusal| {
+            if RECONNECT_ON.covers(status) {
+                Failure::Retry(refusal.into())
+            } else {
+                Failure::Fatal(refusal.into())
+            }
+        })?;
         let media_type = response
             .headers()
             .get(CONTENT_TYPE)
@@ -340,42 +353,4 @@ fn decode(url: &str, message: SseMessage) -> Result<Option<EventStreamItem>, Eve
         return Ok(Some(EventStreamItem::Event(event)));
     }
     Ok(None)
-}
-
-/// An error answer as [`EventStreamError::Api`], from its problem+json body when it has
-/// one.
-async fn api_error(response: reqwest::Response) -> EventStreamError {
-    let status = response.status();
-    let header_request_id = response
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let text = response.text().await.unwrap_or_default();
-    let problem: Option<serde_json::Value> = serde_json::from_str(&text).ok();
-    let field = |name: &str| {
-        problem
-            .as_ref()
-            .and_then(|p| p.get(name))
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-    };
-    EventStreamError::Api {
-        status: status.as_u16(),
-        title: field("title").unwrap_or_else(|| {
-            status
-                .canonical_reason()
-                .unwrap_or("Unexpected status")
-                .to_owned()
-        }),
-        detail: field("detail").unwrap_or_else(|| {
-            let trimmed = text.trim();
-            if trimmed.is_empty() {
-                "no details were given".to_owned()
-            } else {
-                trimmed.chars().take(MAX_DETAIL_CHARS).collect()
-            }
-        }),
-        request_id: field("requestId").or(header_request_id),
-    }
 }

@@ -8,10 +8,16 @@
 //! - [`event_stream`]: [`EventStream`], that stream as a user follows it, resuming
 //!   across dropped connections.
 //! - [`sse`]: the `text/event-stream` parser underneath.
+//! - [`retry`]: [`RetryPolicy`], the backoff all three share.
+//!
+//! Underneath, one private HTTP core (`http.rs`) builds the requests of all three, sends
+//! them again when their caller's rules allow, and reads every error answer the same way.
 
 pub mod client;
 pub mod event_stream;
 pub mod events;
+mod http;
+pub mod retry;
 pub mod sse;
 pub mod types;
 pub use tlao_wire::worker;
@@ -20,5 +26,6 @@ pub mod worker_client;
 pub use client::{ClientError, Credentials, Session, TlaoClient};
 pub use event_stream::{EventStream, EventStreamError, stream_run_events};
 pub use events::EventStreamItem;
+pub use retry::RetryPolicy;
 pub use tlao_wire as wire;
-pub use worker_client::{ByteStream, RetryPolicy, WorkerClient, WorkerClientError};
+pub use worker_client::{ByteStream, WorkerClient, WorkerClientError};

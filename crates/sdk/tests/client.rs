@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Answer, Scripted, answer, fast_retry, run_id};
+use common::{Answer, Scripted, answer, fast_retry, run_id, unreachable_url};
 use tlao_domain::{RunId, TaskId, Ulid};
 use tlao_sdk::types::CreateRunRequest;
 use tlao_sdk::{ClientError, Credentials, TlaoClient};
@@ -173,11 +173,7 @@ async fn a_problem_body_becomes_an_api_error_with_its_fields_and_request_id() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_a_connection_error_naming_the_url() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let url = format!("http://127.0.0.1:{port}");
+    let url = unreachable_url();
     let client = TlaoClient::new(&url, Credentials::token("t"))
         .unwrap()
         .with_retry(fast_retry());

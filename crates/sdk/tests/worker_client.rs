@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Scripted, answer, fast_retry, run_id};
+use common::{Scripted, answer, fast_retry, run_id, unreachable_url};
 use futures::StreamExt;
 use tlao_domain::{LeaseId, RunStatus, Timestamp, Ulid};
 use tlao_sdk::worker::{EventBatch, LeaseRequest, SignedUrl};
@@ -165,9 +165,7 @@ async fn retries_stop_after_the_last_attempt() {
 
 #[tokio::test]
 async fn an_unreachable_api_is_a_connection_error_after_retries() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
+    let url = unreachable_url();
     let client = WorkerClient::new(&url, "t")
         .unwrap()
         .with_retry(fast_retry());
@@ -250,9 +248,7 @@ async fn a_signature_never_appears_in_an_error_message() {
 
 #[tokio::test]
 async fn a_signature_never_appears_in_a_connection_error() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
+    let base = unreachable_url();
     let client = WorkerClient::new(&base, "t")
         .unwrap()
         .with_retry(fast_retry());

@@ -154,6 +154,14 @@ pub fn fast_retry() -> RetryPolicy {
     }
 }
 
+/// A loopback URL nothing listens on.
+pub fn unreachable_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    url
+}
+
 /// The run id the scripted answers talk about.
 pub fn run_id() -> RunId {
     RunId::new(Ulid::from_parts(1_700_000_000_000, 1))
