@@ -13,13 +13,14 @@
 
 # shellcheck source=scripts/lib/node.sh
 source "$(dirname "${BASH_SOURCE[0]}")/node.sh"
+# shellcheck source=scripts/lib/chromium.sh
+source "$(dirname "${BASH_SOURCE[0]}")/chromium.sh"
 
 console_e2e_check() {
-  local root tests sudo=()
+  local root tests
   root="$(pwd)"
   tests="${root}/tests/console"
   export TLAO_BIN="${TLAO_BIN:-${CARGO_TARGET_DIR:-${root}/target}/debug/tlao}"
-  export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 
   if [[ ! -x "${TLAO_BIN}" ]]; then
     echo "console-e2e: no tlao binary at ${TLAO_BIN}; build it (cargo build -p tlao-cli) or set TLAO_BIN" >&2
@@ -27,17 +28,7 @@ console_e2e_check() {
   fi
   require_node console-e2e 20 || return 1
 
-  if [[ ! -x "${CHROMIUM}" ]]; then
-    echo "console-e2e: installing Debian's chromium"
-    if [[ "$(id -u)" != 0 ]]; then
-      sudo=(sudo)
-    fi
-    # The package index is refreshed only when installing from the current one fails.
-    if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; then
-      "${sudo[@]}" apt-get update
-      "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
-    fi
-  fi
+  ensure_chromium console-e2e || return 1
 
   npm_ci_when_changed console-e2e "${tests}" || return 1
 

@@ -15,13 +15,14 @@
 
 # shellcheck source=scripts/lib/node.sh
 source "$(dirname "${BASH_SOURCE[0]}")/node.sh"
+# shellcheck source=scripts/lib/chromium.sh
+source "$(dirname "${BASH_SOURCE[0]}")/chromium.sh"
 
 sdk_browser_check() {
-  local root tests sudo=()
+  local root tests
   root="$(pwd)"
   tests="${root}/tests/sdk-browser"
   export TLAO_BIN="${TLAO_BIN:-${CARGO_TARGET_DIR:-${root}/target}/debug/tlao}"
-  export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 
   if [[ ! -x "${TLAO_BIN}" ]]; then
     echo "sdk-browser: no tlao binary at ${TLAO_BIN}; build it (cargo build -p tlao-cli) or set TLAO_BIN" >&2
@@ -33,17 +34,7 @@ sdk_browser_check() {
   fi
   require_node sdk-browser 20 || return 1
 
-  if [[ ! -x "${CHROMIUM}" ]]; then
-    echo "sdk-browser: installing Debian's chromium"
-    if [[ "$(id -u)" != 0 ]]; then
-      sudo=(sudo)
-    fi
-    # The package index is refreshed only when installing from the current one fails.
-    if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; then
-      "${sudo[@]}" apt-get update
-      "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
-    fi
-  fi
+  ensure_chromium sdk-browser || return 1
 
   npm_ci_when_changed sdk-browser "${tests}" || return 1
 

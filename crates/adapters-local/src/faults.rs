@@ -12,7 +12,8 @@
 //! can make the server refuse every write.
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,26 +24,65 @@ use tlao_ports::{
     PresignedUrl, Query, StorageFault, Table, TableError, Update, WriteOp,
 };
 
-/// The fault in force for one store; cloning shares it.
+/// The fault in force for one store, and how many writes it saw; cloning shares it.
 #[derive(Debug, Clone, Default)]
-pub struct FaultSwitch(Arc<RwLock<Option<StorageFault>>>);
+pub struct FaultSwitch(Arc<SwitchState>);
+
+#[derive(Debug, Default)]
+struct SwitchState {
+    /// The fault, and how many more writes it fails (`None`: until cleared).
+    fault: Mutex<Option<(StorageFault, Option<usize>)>>,
+    /// Writes checked since the last change.
+    writes: AtomicUsize,
+}
 
 impl FaultSwitch {
-    /// Sets (or, with `None`, clears) the fault.
+    /// Sets (or, with `None`, clears) the fault, failing every write until changed.
     pub fn set(&self, fault: Option<StorageFault>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = fault;
+        self.change(fault.map(|fault| (fault, None)));
+    }
+
+    /// Fails the next `n` writes with `fault`, then none.
+    pub fn fail_next(&self, fault: StorageFault, n: usize) {
+        self.change(Some((fault, Some(n))));
     }
 
     /// The fault in force.
     pub fn get(&self) -> Option<StorageFault> {
-        *self.0.read().unwrap_or_else(|p| p.into_inner())
+        self.state().map(|(fault, _)| fault)
     }
 
+    /// The writes (and probes) checked since the fault last changed, failed or not.
+    pub fn writes(&self) -> usize {
+        self.0.writes.load(Ordering::SeqCst)
+    }
+
+    fn change(&self, fault: Option<(StorageFault, Option<usize>)>) {
+        *self.lock() = fault;
+        self.0.writes.store(0, Ordering::SeqCst);
+    }
+
+    fn state(&self) -> Option<(StorageFault, Option<usize>)> {
+        *self.lock()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(StorageFault, Option<usize>)>> {
+        self.0.fault.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts a write; `Err` with the fault at the root when it is to fail.
     fn check(&self) -> Result<(), anyhow::Error> {
-        match self.get() {
-            Some(fault) => Err(anyhow::Error::new(fault).context("an injected fault")),
-            None => Ok(()),
-        }
+        self.0.writes.fetch_add(1, Ordering::SeqCst);
+        let mut state = self.lock();
+        let fault = match *state {
+            None | Some((_, Some(0))) => return Ok(()),
+            Some((fault, None)) => fault,
+            Some((fault, Some(left))) => {
+                *state = Some((fault, Some(left - 1)));
+                fault
+            }
+        };
+        Err(anyhow::Error::new(fault).context("an injected fault"))
     }
 }
 

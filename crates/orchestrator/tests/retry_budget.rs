@@ -6,100 +6,51 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_trait::async_trait;
+use tlao_adapters_local::faults::{FaultSwitch, FaultyTable};
 use tlao_adapters_local::{FsBlobStore, LocalEventBus, MemoryTable};
 use tlao_domain::{Guardrails, Key, Name};
 use tlao_orchestrator::{Caller, RetryPolicy, ServiceError, Services, Store, StoreError};
 use tlao_ports::{
-    AttrValue, Condition, Item, ManualClock, Page, Query, Table, TableError, Update, WriteOp,
+    AttrValue, Condition, FaultyStore, Item, ManualClock, StorageFault, TableError, Update, WriteOp,
 };
 
-/// The in-memory table, failing the next `failures` writes with `Transient` (reads pass)
-/// and counting every write it is asked for.
-#[derive(Default)]
+/// The in-memory table behind the fault-injection decorator, which counts every write
+/// it is asked for and fails them while told to.
 struct FlakyTable {
-    inner: MemoryTable,
-    failures: AtomicUsize,
-    writes: AtomicUsize,
+    table: Arc<FaultyTable>,
+    switch: FaultSwitch,
 }
 
-impl FlakyTable {
-    /// Fails every write from now on.
-    fn fail_always(&self) {
-        self.fail_next(usize::MAX);
-    }
-
-    /// Fails the next `n` writes.
-    fn fail_next(&self, n: usize) {
-        self.failures.store(n, Ordering::SeqCst);
-        self.writes.store(0, Ordering::SeqCst);
-    }
-
-    /// The writes asked for since the last `fail_*`.
-    fn writes(&self) -> usize {
-        self.writes.load(Ordering::SeqCst)
-    }
-
-    /// Counts a write; `Err` when it is to fail.
-    fn attempt(&self) -> Result<(), TableError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        let failing = self
-            .failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| match left {
-                0 => None,
-                usize::MAX => Some(usize::MAX),
-                n => Some(n - 1),
-            })
-            .is_ok();
-        if failing {
-            Err(TableError::Transient(anyhow::anyhow!(
-                "throttled (test decorator)"
-            )))
-        } else {
-            Ok(())
+impl Default for FlakyTable {
+    fn default() -> Self {
+        let switch = FaultSwitch::default();
+        FlakyTable {
+            table: Arc::new(FaultyTable::new(
+                Arc::new(MemoryTable::new()),
+                switch.clone(),
+            )),
+            switch,
         }
     }
 }
 
-#[async_trait]
-impl Table for FlakyTable {
-    async fn get(&self, key: &Key) -> Result<Option<Item>, TableError> {
-        self.inner.get(key).await
+const FAULT: StorageFault = StorageFault::Full(FaultyStore::Table);
+
+impl FlakyTable {
+    /// Fails every write from now on.
+    fn fail_always(&self) {
+        self.switch.set(Some(FAULT));
     }
 
-    async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError> {
-        self.attempt()?;
-        self.inner.put(item, condition).await
+    /// Fails the next `n` writes.
+    fn fail_next(&self, n: usize) {
+        self.switch.fail_next(FAULT, n);
     }
 
-    async fn update(
-        &self,
-        key: &Key,
-        update: Update,
-        condition: Option<Condition>,
-    ) -> Result<Item, TableError> {
-        self.attempt()?;
-        self.inner.update(key, update, condition).await
-    }
-
-    async fn delete(&self, key: &Key, condition: Option<Condition>) -> Result<(), TableError> {
-        self.attempt()?;
-        self.inner.delete(key, condition).await
-    }
-
-    async fn query(&self, query: Query) -> Result<Page, TableError> {
-        self.inner.query(query).await
-    }
-
-    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), TableError> {
-        self.attempt()?;
-        self.inner.transact(ops).await
-    }
-
-    async fn ping(&self) -> Result<(), TableError> {
-        self.inner.ping().await
+    /// The writes asked for since the last `fail_*`.
+    fn writes(&self) -> usize {
+        self.switch.writes()
     }
 }
 
@@ -118,7 +69,7 @@ fn unavailable<T: std::fmt::Debug>(result: Result<T, StoreError>) {
 }
 
 /// The services over `table`, with an administrator bootstrapped before any failure.
-async fn services(table: Arc<FlakyTable>) -> (Services, Caller, tempfile::TempDir) {
+async fn services(table: Arc<FaultyTable>) -> (Services, Caller, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new("2026-11-26T10:00:00Z".parse().unwrap()));
     let blobs = FsBlobStore::new(
@@ -150,8 +101,8 @@ async fn services(table: Arc<FlakyTable>) -> (Services, Caller, tempfile::TempDi
 
 #[tokio::test]
 async fn a_write_that_always_fails_transiently_is_attempted_exactly_three_times() {
-    let table = Arc::new(FlakyTable::default());
-    let (services, admin, _dir) = services(table.clone()).await;
+    let table = FlakyTable::default();
+    let (services, admin, _dir) = services(table.table.clone()).await;
 
     table.fail_always();
     let error = services
@@ -168,8 +119,8 @@ async fn a_write_that_always_fails_transiently_is_attempted_exactly_three_times(
 
 #[tokio::test]
 async fn every_kind_of_write_through_the_store_is_attempted_exactly_three_times() {
-    let table = Arc::new(FlakyTable::default());
-    let store = Store::new(table.clone(), RetryPolicy::default());
+    let table = FlakyTable::default();
+    let store = Store::new(table.table.clone(), RetryPolicy::default());
     let item = Item::new(key("item")).with("n", AttrValue::N(1));
 
     table.fail_always();
@@ -205,8 +156,8 @@ async fn every_kind_of_write_through_the_store_is_attempted_exactly_three_times(
 
 #[tokio::test]
 async fn a_write_that_fails_transiently_twice_lands_on_its_third_attempt() {
-    let table = Arc::new(FlakyTable::default());
-    let store = Store::new(table.clone(), RetryPolicy::default());
+    let table = FlakyTable::default();
+    let store = Store::new(table.table.clone(), RetryPolicy::default());
     let item = Item::new(key("third")).with("n", AttrValue::N(3));
 
     table.fail_next(2);
