@@ -254,6 +254,36 @@ impl Api {
         }
     }
 
+    /// The stored events of a finished run, as `GET /runs/{id}/events` replays them
+    /// (the stream ends after its `end` message): each message's event name and data,
+    /// `end` included.
+    pub async fn events(&self, run_id: &str) -> Vec<(String, Value)> {
+        let body = tokio::time::timeout(PATIENCE, async {
+            self.http
+                .get(format!("{}/runs/{run_id}/events", self.url))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .expect("the server answers")
+                .text()
+                .await
+                .expect("the stream ends after the run's end")
+        })
+        .await
+        .expect("the stream of a finished run ends");
+        let mut messages = Vec::new();
+        let mut event = String::new();
+        for line in body.lines() {
+            if let Some(name) = line.strip_prefix("event:") {
+                event = name.trim().to_owned();
+            } else if let Some(data) = line.strip_prefix("data:") {
+                let data = serde_json::from_str(data.trim()).expect("JSON data");
+                messages.push((std::mem::take(&mut event), data));
+            }
+        }
+        messages
+    }
+
     /// GET `path`; returns status and JSON body.
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let response = self
