@@ -39,7 +39,7 @@ pub use codec::{CodecError, Entity, Lookup, Step};
 pub use context::{Caller, Core};
 pub use dispatcher::Dispatcher;
 pub use error::ServiceError;
-pub use events::EventService;
+pub use events::{EventService, LogPage};
 pub use idempotency::Idempotency;
 pub use reaper::{Reaper, Sweep};
 pub use registry::ExecutorRegistry;
