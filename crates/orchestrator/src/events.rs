@@ -61,20 +61,6 @@ impl EventService {
         EventService { core }
     }
 
-    /// The run (for access checks and its status) and up to `limit` of its events with
-    /// a sequence number above `after`, in order.
-    pub async fn after(
-        &self,
-        caller: &Caller,
-        run_id: &RunId,
-        after: u64,
-        limit: usize,
-    ) -> Result<(Run, Vec<RunEvent>), ServiceError> {
-        let run = self.core.run_for(caller, run_id).await?;
-        let events = read_after(&self.core, run_id, after, limit).await?;
-        Ok((run, events))
-    }
-
     /// Up to `limit` (1 to [`MAX_LOG_PAGE`]) events of a run of a workspace the caller
     /// belongs to, after sequence number `after_seq` (0: from the start), with where
     /// the log stands: read page after page, a log of any length is read whole.
@@ -120,7 +106,7 @@ impl EventService {
 }
 
 /// Up to `limit` events of a run after sequence number `after`, without access checks.
-pub async fn read_after(
+pub(crate) async fn read_after(
     core: &Core,
     run_id: &RunId,
     after: u64,
@@ -138,7 +124,7 @@ pub async fn read_after(
 /// The sequence number of a run's last stored event, 0 when it has none (sequence
 /// numbers are gap-free from 1, so this is also how many events it has). Without access
 /// checks; one query of one item.
-pub async fn last_seq(core: &Core, run_id: &RunId) -> Result<u64, ServiceError> {
+pub(crate) async fn last_seq(core: &Core, run_id: &RunId) -> Result<u64, ServiceError> {
     let (steps, _) = core
         .store
         .query::<Step>(Query::new(keys::run_steps(run_id), Direction::Backward, 1))
@@ -147,7 +133,7 @@ pub async fn last_seq(core: &Core, run_id: &RunId) -> Result<u64, ServiceError> 
 }
 
 /// The run's kept log lines, joined with newlines (at most the log cap, requirement 7.6).
-pub async fn log_text(core: &Core, run_id: &RunId) -> Result<String, ServiceError> {
+pub(crate) async fn log_text(core: &Core, run_id: &RunId) -> Result<String, ServiceError> {
     let mut text = String::new();
     let mut after = 0;
     loop {
