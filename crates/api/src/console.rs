@@ -31,6 +31,8 @@ mod form;
 mod login;
 mod new_task;
 mod page;
+mod run;
+mod run_events;
 mod runs;
 pub(crate) mod session;
 
@@ -109,10 +111,10 @@ const PAGES: &[Page] = &[
     page!(POST "/runs" => new_task::start),
     page!(GET "/runs/new" => new_task::form),
     page!(GET "/new" => new_task::contract_address),
-    page!(GET "/runs/{runId}" => runs::detail),
-    page!(POST "/runs/{runId}/cancel" => runs::cancel),
-    page!(GET "/runs/{runId}/events" => runs::events),
-    page!(GET "/runs/{runId}/log.txt" => runs::log_text),
+    page!(GET "/runs/{runId}" => run::detail),
+    page!(POST "/runs/{runId}/cancel" => run::cancel),
+    page!(GET "/runs/{runId}/events" => run_events::events),
+    page!(GET "/runs/{runId}/log.txt" => run::log_text),
     page!(GET "/artifacts" => artifacts::list),
     page!(GET "/artifacts/{artifactId}/download" => artifacts::download),
     page!(GET "/assets/{name}" => assets::asset),

@@ -10,11 +10,9 @@ use std::str::FromStr;
 
 use actix_web::HttpRequest;
 use actix_web::http::header::{self, HeaderName};
-use serde::Serialize;
 use serde_json::Value;
 use tlao_domain::ValidationErrors;
 use tlao_domain::validation::Collector;
-use tlao_orchestrator::Idempotency;
 
 use crate::error::ApiError;
 
@@ -52,18 +50,14 @@ pub(crate) fn declared_length(req: &HttpRequest) -> Option<u64> {
         .ok()
 }
 
-/// The request's `Idempotency-Key`, bound to `operation` and the parsed `request`, so
-/// the same key with another body is recognised as a conflict.
-pub(crate) fn idempotency(
-    req: &HttpRequest,
-    operation: &str,
-    request: &impl Serialize,
-) -> Result<Option<Idempotency>, ApiError> {
+/// The request's `Idempotency-Key`, if any, as sent (the orchestrator binds it to the
+/// request it came with).
+pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
     let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
     let key = value
         .to_str()
         .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII characters"))?;
-    Ok(Some(Idempotency::new(key, operation, request)?))
+    Ok(Some(key))
 }

@@ -24,6 +24,7 @@ pub mod retry;
 pub mod run_store;
 pub mod runs;
 pub mod sessions;
+pub mod start;
 pub mod store;
 pub mod stream;
 pub mod tasks;
@@ -44,13 +45,14 @@ pub use codec::{CodecError, Entity, Lookup, Step};
 pub use context::{Caller, Core};
 pub use dispatcher::{Dispatcher, LaunchedRuns};
 pub use error::ServiceError;
-pub use events::EventService;
+pub use events::{EventService, LogPage};
 pub use idempotency::Idempotency;
 pub use reaper::{Reaper, Sweep};
 pub use registry::ExecutorRegistry;
 pub use retry::RetryPolicy;
 pub use runs::{CreateRun, RunFilter, RunPage, RunService, RunView};
 pub use sessions::{SessionService, StartedSession};
+pub use start::{StartService, StartTask, Started};
 pub use store::{Store, StoreError};
 pub use stream::{RunStream, StreamItem, StreamService};
 pub use tasks::TaskService;
@@ -70,6 +72,8 @@ pub struct Services {
     pub tasks: Arc<TaskService>,
     /// Runs.
     pub runs: Arc<RunService>,
+    /// Starting work: a task, its run, or both, idempotently.
+    pub start: Arc<StartService>,
     /// Archive uploads.
     pub archives: Arc<ArchiveService>,
     /// Artifacts.
@@ -112,14 +116,20 @@ impl Services {
             core.clone(),
             registry::DEFAULT_REFRESH,
         ));
+        let runs = Arc::new(RunService::new(
+            core.clone(),
+            tasks.clone(),
+            workspaces.clone(),
+            executors.clone(),
+        ));
         Services {
             users: Arc::new(UserService::new(core.clone())),
-            runs: Arc::new(RunService::new(
-                core.clone(),
+            start: Arc::new(StartService::new(
                 tasks.clone(),
-                workspaces.clone(),
+                runs.clone(),
                 executors.clone(),
             )),
+            runs,
             archives: Arc::new(ArchiveService::new(core.clone())),
             artifacts: Arc::new(ArtifactService::new(core.clone())),
             workers: Arc::new(WorkerService::new(core.clone(), executors.clone())),

@@ -2,8 +2,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use maud::html;
-use tlao_domain::{ArtifactId, ArtifactStatus};
+use maud::{Markup, html};
+use tlao_domain::{Artifact, ArtifactId, ArtifactStatus};
 use tlao_orchestrator::ServiceError;
 
 use super::page::{self, Ctx, Nav, PageError, time};
@@ -49,6 +49,28 @@ async fn list_page(
     let body = html! {
         h1 { "Artifacts" }
         p class="muted" { "What the runs of workspace " strong { (ws.name.as_str()) } " produced, newest first." }
+        (artifacts_table(&artifacts))
+        nav class="pager" aria-label="Pages" {
+            @if cursor.is_some() {
+                a href="/console/artifacts" { "← First page" }
+            }
+            @if let Some(next) = next {
+                a href={ "/console/artifacts?cursor=" (next) } rel="next" { "Next page →" }
+            }
+        }
+    };
+    Ok(page::page(
+        StatusCode::OK,
+        Some(ctx),
+        Nav::Artifacts,
+        "Artifacts",
+        body,
+    ))
+}
+
+/// The workspace's artifacts, each with its run and a download link once stored.
+fn artifacts_table(artifacts: &[Artifact]) -> Markup {
+    html! {
         div class="table-wrap" {
             table {
                 caption class="visually-hidden" { "Artifacts" }
@@ -63,7 +85,7 @@ async fn list_page(
                     }
                 }
                 tbody {
-                    @for artifact in &artifacts {
+                    @for artifact in artifacts {
                         tr {
                             th scope="row" { (artifact.name.as_str()) }
                             td { (artifact.artifact_type.as_str()) }
@@ -86,22 +108,7 @@ async fn list_page(
                 }
             }
         }
-        nav class="pager" aria-label="Pages" {
-            @if cursor.is_some() {
-                a href="/console/artifacts" { "← First page" }
-            }
-            @if let Some(next) = next {
-                a href={ "/console/artifacts?cursor=" (next) } rel="next" { "Next page →" }
-            }
-        }
-    };
-    Ok(page::page(
-        StatusCode::OK,
-        Some(ctx),
-        Nav::Artifacts,
-        "Artifacts",
-        body,
-    ))
+    }
 }
 
 /// `GET /console/artifacts/{id}/download`: checks access, then `303` to a short-lived

@@ -8,12 +8,13 @@
 //! starts, but says nothing about remote workers.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
-use tlao_domain::{ExecutorConfig, ExecutorDescriptor, Run, RunStatus, Timestamp};
-use tlao_orchestrator::RunFilter;
+use tlao_domain::{ExecutorConfig, ExecutorDescriptor, Run, RunStatus, Timestamp, Workspace};
+use tlao_orchestrator::{RunFilter, WorkspaceSummary};
 
 use super::page::{self, Ctx, Nav, PageError};
 use super::runs::runs_table;
@@ -34,48 +35,90 @@ pub(crate) async fn dashboard(
     keys: web::Data<ConsoleKeys>,
 ) -> HttpResponse {
     page::respond(&req, &state, &keys, async |ctx| {
-        dashboard_page(&state, ctx).await
+        let view = Dashboard::load(&state, ctx).await?;
+        let body = dashboard_body(&view, state.now());
+        Ok(page::page(
+            StatusCode::OK,
+            Some(ctx),
+            Nav::Dashboard,
+            "Dashboard",
+            body,
+        ))
     })
     .await
 }
 
-async fn dashboard_page(state: &AppState, ctx: &Ctx) -> Result<HttpResponse, PageError> {
-    let ws = ctx.workspace()?;
-    let caller = &ctx.session.caller;
-    let summary = state
-        .services
-        .workspaces
-        .summary(caller, &ws.workspace_id)
-        .await?;
-    let recent = state
-        .services
-        .runs
-        .list(
-            caller,
-            RunFilter {
-                workspace_id: Some(ws.workspace_id.clone()),
-                status: None,
-                executor: None,
-                task_type: None,
-                limit: SCANNED,
-                after: None,
-            },
-        )
-        .await?;
-    let runs: Vec<&Run> = recent.items.iter().map(|view| &view.run).collect();
-    let executors = state.services.executors.list().await?;
-    let now = state.now();
+/// What the dashboard shows: the workspace's usage, its recent runs and the executors.
+struct Dashboard<'a> {
+    ws: &'a Workspace,
+    summary: WorkspaceSummary,
+    /// Up to [`SCANNED`] of the workspace's runs, newest first.
+    runs: Vec<Run>,
+    executors: Arc<Vec<ExecutorDescriptor>>,
+}
+
+impl<'a> Dashboard<'a> {
+    async fn load(state: &AppState, ctx: &'a Ctx) -> Result<Self, PageError> {
+        let ws = ctx.workspace()?;
+        let caller = &ctx.session.caller;
+        let services = &state.services;
+        let summary = services
+            .workspaces
+            .summary(caller, &ws.workspace_id)
+            .await?;
+        let filter = RunFilter {
+            workspace_id: Some(ws.workspace_id.clone()),
+            status: None,
+            executor: None,
+            task_type: None,
+            limit: SCANNED,
+            after: None,
+        };
+        let recent = services.runs.list(caller, filter).await?;
+        let executors = services.executors.list().await?;
+        Ok(Dashboard {
+            ws,
+            summary,
+            runs: recent.items.into_iter().map(|view| view.run).collect(),
+            executors,
+        })
+    }
+}
+
+fn dashboard_body(view: &Dashboard<'_>, now: Timestamp) -> Markup {
+    let runs: Vec<&Run> = view.runs.iter().collect();
+    html! {
+        div class="page-head" {
+            h1 { "Dashboard" }
+            div class="actions" { a class="button" href="/console/runs/new" { "Start a task" } }
+        }
+        (usage_section(view.ws, &view.summary, &runs))
+        section aria-labelledby="recent-title" {
+            h2 id="recent-title" { "Recent runs" }
+            div id="recent-runs" data-refresh {
+                (runs_table(
+                    &runs.iter().take(RECENT).copied().collect::<Vec<_>>(),
+                    now,
+                    "Recent runs",
+                    html! { "No runs yet. " a href="/console/runs/new" { "Start a task" } " to see it here." },
+                ))
+            }
+            p class="muted" { "This page keeps itself up to date while it is open." }
+            p class="pager" { a href="/console/runs" { "All runs →" } }
+        }
+        (executors_section(&view.executors, &runs, now))
+    }
+}
+
+/// The workspace against its limits: runs today, running now, storage, recent failures.
+fn usage_section(ws: &Workspace, summary: &WorkspaceSummary, runs: &[&Run]) -> Markup {
     let failed_recently = runs
         .iter()
         .take(RECENT)
         .filter(|run| matches!(run.status, RunStatus::Failed | RunStatus::TimedOut))
         .count();
     let storage = summary.artifact_bytes + summary.archive_bytes;
-    let body = html! {
-        div class="page-head" {
-            h1 { "Dashboard" }
-            div class="actions" { a class="button" href="/console/runs/new" { "Start a task" } }
-        }
+    html! {
         section aria-labelledby="usage-title" {
             h2 id="usage-title" class="visually-hidden" { "Workspace usage" }
             p class="muted" { "Workspace " strong { (ws.name.as_str()) } " · " span class="mono" { (ws.workspace_id) } }
@@ -108,19 +151,12 @@ async fn dashboard_page(state: &AppState, ctx: &Ctx) -> Result<HttpResponse, Pag
                 }
             }
         }
-        section aria-labelledby="recent-title" {
-            h2 id="recent-title" { "Recent runs" }
-            div id="recent-runs" data-refresh {
-                (runs_table(
-                    &runs.iter().take(RECENT).copied().collect::<Vec<_>>(),
-                    now,
-                    "Recent runs",
-                    html! { "No runs yet. " a href="/console/runs/new" { "Start a task" } " to see it here." },
-                ))
-            }
-            p class="muted" { "This page keeps itself up to date while it is open." }
-            p class="pager" { a href="/console/runs" { "All runs →" } }
-        }
+    }
+}
+
+/// The executors, their task types and their health.
+fn executors_section(executors: &[ExecutorDescriptor], runs: &[&Run], now: Timestamp) -> Markup {
+    html! {
         section aria-labelledby="executors-title" {
             h2 id="executors-title" { "Executors" }
             div class="table-wrap" {
@@ -136,8 +172,8 @@ async fn dashboard_page(state: &AppState, ctx: &Ctx) -> Result<HttpResponse, Pag
                         }
                     }
                     tbody {
-                        @for executor in executors.iter() {
-                            (executor_row(executor, &runs, now))
+                        @for executor in executors {
+                            (executor_row(executor, runs, now))
                         }
                         @if executors.is_empty() {
                             tr { td colspan="5" class="empty" { "No executor is registered." } }
@@ -151,14 +187,7 @@ async fn dashboard_page(state: &AppState, ctx: &Ctx) -> Result<HttpResponse, Pag
                 "remote workers may differ). It is not a live probe."
             }
         }
-    };
-    Ok(page::page(
-        StatusCode::OK,
-        Some(ctx),
-        Nav::Dashboard,
-        "Dashboard",
-        body,
-    ))
+    }
 }
 
 fn meter(value: u64, limit: u64, label: &str) -> Markup {
@@ -176,41 +205,51 @@ struct Health {
     detail: String,
 }
 
-fn health(executor: &ExecutorDescriptor, runs: &[&Run], now: Timestamp) -> Health {
+impl Health {
+    /// An executor without finished runs in the window: idle, or missing its program.
+    fn unused(found: bool, detail: String) -> Health {
+        let (class, label) = if found {
+            ("health-idle", "no runs yet")
+        } else {
+            ("health-missing", "program missing")
+        };
+        Health {
+            class,
+            label,
+            detail,
+        }
+    }
+}
+
+/// The program an executor starts, and whether this server can find it.
+fn program_text(executor: &ExecutorDescriptor) -> (bool, String) {
     let program = match &executor.config {
         ExecutorConfig::Kiro(config) => Some(config.binary.as_str()),
         ExecutorConfig::Command(config) => config.command.first().map(String::as_str),
     };
     let found = program.is_some_and(on_path);
+    let text = match (program, found) {
+        (Some(program), true) => format!("{program} found on PATH"),
+        (Some(program), false) => format!("{program} not found on this server's PATH"),
+        (None, _) => "no program configured".into(),
+    };
+    (found, text)
+}
+
+fn health(executor: &ExecutorDescriptor, runs: &[&Run], now: Timestamp) -> Health {
+    let (found, program_text) = program_text(executor);
     let finished: Vec<&&Run> = runs
         .iter()
         .filter(|run| run.executor == executor.name && run.status.is_terminal())
         .take(HEALTH_WINDOW)
         .collect();
+    let Some(last) = finished.first() else {
+        return Health::unused(found, program_text);
+    };
     let failures = finished
         .iter()
         .filter(|run| matches!(run.status, RunStatus::Failed | RunStatus::TimedOut))
         .count();
-    let program_text = match (program, found) {
-        (Some(program), true) => format!("{program} found on PATH"),
-        (Some(program), false) => format!("{program} not found on this server's PATH"),
-        (None, _) => "no program configured".into(),
-    };
-    let Some(last) = finished.first() else {
-        return Health {
-            class: if found {
-                "health-idle"
-            } else {
-                "health-missing"
-            },
-            label: if found {
-                "no runs yet"
-            } else {
-                "program missing"
-            },
-            detail: program_text,
-        };
-    };
     let last_text = format!(
         "last run {} {}",
         page::status_label(last.status),

@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::html;
-use tlao_domain::WorkspaceId;
+use tlao_domain::{User, WorkspaceId};
 use tlao_orchestrator::ServiceError;
 
 use super::form::{self, Form};
@@ -98,12 +98,7 @@ pub(crate) async fn login(
 ) -> HttpResponse {
     let form = body.map(|body| Form::parse(&body)).unwrap_or_default();
     let next = local_next(form.get("next"));
-    let double_submitted = match (session::cookie(&req, LOGIN_CSRF_COOKIE), form::csrf(&form)) {
-        (Some(cookie), Some(field)) => {
-            !cookie.is_empty() && session::constant_time_eq(cookie.as_bytes(), field.as_bytes())
-        }
-        _ => false,
-    };
+    let double_submitted = double_submitted(&req, &form);
     if !session::same_origin(&req) {
         return PageError::Csrf.render(None);
     }
@@ -124,39 +119,50 @@ pub(crate) async fn login(
             Some("Enter your API key."),
         );
     }
-    let user = match state.services.users.authenticate(api_key).await {
-        Ok(user) => user,
-        Err(ServiceError::Unauthenticated(_)) => {
-            return login_page(
-                &req,
-                StatusCode::UNAUTHORIZED,
-                &next,
-                Some("That API key is not valid. Check it and try again."),
-            );
+    match state.services.users.authenticate(api_key).await {
+        Ok(user) => start_session(&req, &state, &user, &next).await,
+        Err(ServiceError::Unauthenticated(_)) => login_page(
+            &req,
+            StatusCode::UNAUTHORIZED,
+            &next,
+            Some("That API key is not valid. Check it and try again."),
+        ),
+        Err(other) => PageError::from(other).render(None),
+    }
+}
+
+/// Whether the form's token matches the login form's double-submit cookie.
+fn double_submitted(req: &HttpRequest, form: &Form) -> bool {
+    match (session::cookie(req, LOGIN_CSRF_COOKIE), form::csrf(form)) {
+        (Some(cookie), Some(field)) => {
+            !cookie.is_empty() && session::constant_time_eq(cookie.as_bytes(), field.as_bytes())
         }
-        Err(other) => return PageError::from(other).render(None),
-    };
+        _ => false,
+    }
+}
+
+/// Starts a session for `user` and goes on to `next` with its cookie (the login form's
+/// double-submit cookie spent).
+async fn start_session(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &User,
+    next: &str,
+) -> HttpResponse {
     let now = state.now();
-    let started = match state
-        .services
-        .sessions
-        .start(
-            &user,
-            i64::try_from(state.tokens.ttl().as_secs()).unwrap_or(SESSION_TTL_SECONDS),
-        )
-        .await
-    {
+    let ttl = i64::try_from(state.tokens.ttl().as_secs()).unwrap_or(SESSION_TTL_SECONDS);
+    let started = match state.services.sessions.start(user, ttl).await {
         Ok(started) => started,
         Err(error) => return PageError::from(error).render(None),
     };
     let max_age = started.expires_at.millis_since(now) / 1000;
-    let mut response = page::see_other(&next);
+    let mut response = page::see_other(next);
     let headers = response.headers_mut();
     headers.append(
         header::SET_COOKIE,
         session::set_cookie(
-            &req,
-            session::session_cookie(&req),
+            req,
+            session::session_cookie(req),
             &started.secret,
             "/",
             max_age,
@@ -164,7 +170,7 @@ pub(crate) async fn login(
     );
     headers.append(
         header::SET_COOKIE,
-        session::set_cookie(&req, LOGIN_CSRF_COOKIE, "", LOGIN_PATH, 0),
+        session::set_cookie(req, LOGIN_CSRF_COOKIE, "", LOGIN_PATH, 0),
     );
     tracing::info!(operation = "console_login", user_id = %user.user_id, "console session started");
     response
@@ -193,6 +199,17 @@ pub(crate) async fn logout(
     }
     tracing::info!(operation = "console_logout", user_id = %session.caller.user_id, "console session ended");
     cleared(&req, page::see_other(LOGIN_PATH))
+}
+
+/// Where the switcher goes back to: the page it was on, but a run (or an artifact)
+/// belongs to the workspace left behind, so from a run to the list.
+fn next_after_switch(form: &Form) -> String {
+    let next = local_next(form.get("next"));
+    if next.starts_with("/console/runs/run_") {
+        "/console/runs".to_owned()
+    } else {
+        next
+    }
 }
 
 fn cleared(req: &HttpRequest, mut response: HttpResponse) -> HttpResponse {
@@ -242,14 +259,7 @@ pub(crate) async fn switch_workspace(
     {
         return PageError::from(error).render(None);
     }
-    // A run or an artifact belongs to the workspace left behind: go to the lists.
-    let next = local_next(form.get("next"));
-    let next = if next.starts_with("/console/runs/run_") {
-        "/console/runs".to_owned()
-    } else {
-        next
-    };
-    let mut response = page::see_other(&next);
+    let mut response = page::see_other(&next_after_switch(&form));
     let value = session::set_cookie(
         &req,
         WORKSPACE_COOKIE,

@@ -160,6 +160,23 @@ impl From<ServiceError> for PageError {
     }
 }
 
+/// How an error is answered: a page that explains it, or (without a session) the way
+/// to the login.
+enum Answer {
+    /// An error page.
+    Page(Explained),
+    /// A `303` to this location.
+    Redirect(String),
+}
+
+/// What an error page says: its status, title, message and advice.
+struct Explained {
+    status: StatusCode,
+    title: &'static str,
+    message: String,
+    hint: Markup,
+}
+
 impl PageError {
     /// The page (or redirect) for this error; `ctx` adds the navigation when known.
     pub fn render(self, ctx: Option<&Ctx>) -> HttpResponse {
@@ -167,56 +184,75 @@ impl PageError {
             PageError::MethodNotAllowed(methods) => Some(methods.join(", ")),
             _ => None,
         };
-        let (status, title, message, hint): (StatusCode, &str, String, Markup) = match self {
-            PageError::Login { next } => {
-                return see_other(&format!(
-                    "/console/login?next={}",
-                    session::encode_query(&next)
-                ));
+        let explained = match self.explain() {
+            Answer::Page(explained) => explained,
+            Answer::Redirect(location) => return see_other(&location),
+        };
+        let body = html! {
+            section class="error-page" aria-labelledby="error-title" {
+                p class="error-code" { (explained.status.as_u16()) }
+                h1 id="error-title" { (explained.title) }
+                p class="lead" { (explained.message) }
+                (explained.hint)
+                p { a href="/console" { "Back to the dashboard" } }
             }
-            PageError::Forbidden(message) => (
+        };
+        let mut response = page(explained.status, ctx, Nav::None, explained.title, body);
+        if let Some(allow) = allow
+            && let Ok(value) = header::HeaderValue::from_str(&allow)
+        {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
+        response
+    }
+
+    /// What the error's page says (an internal error is logged here, its cause never
+    /// shown), or where to sign in.
+    fn explain(self) -> Answer {
+        let explained = |status, title, message: String, hint| {
+            Answer::Page(Explained {
+                status,
+                title,
+                message,
+                hint,
+            })
+        };
+        match self {
+            PageError::Login { next } => Answer::Redirect(format!(
+                "/console/login?next={}",
+                session::encode_query(&next)
+            )),
+            PageError::Forbidden(message) => explained(
                 StatusCode::FORBIDDEN,
                 "You do not have access to this",
                 message,
-                html! {
-                    p { "Only members of a workspace can see its runs, tasks and artifacts. "
-                        "Ask the workspace's owner to add you, or switch to one of your own workspaces." }
-                },
+                forbidden_hint(),
             ),
-            PageError::NotFound(message) => (
-                StatusCode::NOT_FOUND,
-                "Not found",
-                message,
-                html! {
-                    p { "Check the address, or find what you are looking for from "
-                        a href="/console/runs" { "Runs" } " or " a href="/console/artifacts" { "Artifacts" } "." }
-                },
-            ),
-            PageError::MethodNotAllowed(methods) => (
+            PageError::NotFound(message) => {
+                explained(StatusCode::NOT_FOUND, "Not found", message, not_found_hint())
+            }
+            PageError::MethodNotAllowed(methods) => explained(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "Not available this way",
-                format!(
-                    "This page answers {} only.",
-                    methods.join(" and ")
-                ),
+                format!("This page answers {} only.", methods.join(" and ")),
                 html! {
                     p { "Links and the console's own forms always use the right method; "
                         "go back and use the page's buttons." }
                 },
             ),
-            PageError::Csrf => (
+            PageError::Csrf => explained(
                 StatusCode::FORBIDDEN,
                 "This form could not be accepted",
                 "The form was sent without a valid security token (it may have expired when you signed in again), or it came from another site.".into(),
                 html! { p { "Go back, reload the page and try again." } },
             ),
-            PageError::NoWorkspace => (
+            PageError::NoWorkspace => explained(
                 StatusCode::OK,
                 "No workspace yet",
                 "You are not a member of any workspace, so there are no runs or artifacts to show.".into(),
                 html! { p { "Create one with " code { "tlao workspace create NAME" } " or " code { "POST /workspaces" } ", then come back." } },
             ),
-            PageError::Unavailable => (
+            PageError::Unavailable => explained(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Temporarily unavailable",
                 "Storage did not answer in time.".into(),
@@ -224,30 +260,28 @@ impl PageError {
             ),
             PageError::Internal(cause) => {
                 tracing::error!(operation = "console", error = %format!("{cause:#}"), "console page failed");
-                (
+                explained(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Something went wrong",
                     "An unexpected error occurred; it was logged with this request's id.".into(),
                     html! { p { "Request id: " code { (crate::request_id::current().map(|id| id.to_string()).unwrap_or_default()) } } },
                 )
             }
-        };
-        let body = html! {
-            section class="error-page" aria-labelledby="error-title" {
-                p class="error-code" { (status.as_u16()) }
-                h1 id="error-title" { (title) }
-                p class="lead" { (message) }
-                (hint)
-                p { a href="/console" { "Back to the dashboard" } }
-            }
-        };
-        let mut response = page(status, ctx, Nav::None, title, body);
-        if let Some(allow) = allow
-            && let Ok(value) = header::HeaderValue::from_str(&allow)
-        {
-            response.headers_mut().insert(header::ALLOW, value);
         }
-        response
+    }
+}
+
+fn forbidden_hint() -> Markup {
+    html! {
+        p { "Only members of a workspace can see its runs, tasks and artifacts. "
+            "Ask the workspace's owner to add you, or switch to one of your own workspaces." }
+    }
+}
+
+fn not_found_hint() -> Markup {
+    html! {
+        p { "Check the address, or find what you are looking for from "
+            a href="/console/runs" { "Runs" } " or " a href="/console/artifacts" { "Artifacts" } "." }
     }
 }
 
@@ -273,17 +307,6 @@ pub(crate) fn page(
 }
 
 fn layout(ctx: Option<&Ctx>, nav: Nav, title: &str, body: Markup) -> Markup {
-    let item = |target: Nav, href: &str, label: &str| {
-        html! {
-            li {
-                @if nav == target {
-                    a href=(href) aria-current="page" { (label) }
-                } @else {
-                    a href=(href) { (label) }
-                }
-            }
-        }
-    };
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -301,34 +324,8 @@ fn layout(ctx: Option<&Ctx>, nav: Nav, title: &str, body: Markup) -> Markup {
                 header class="topbar" {
                     a class="brand" href="/console" { "TLÁO Codex" }
                     @if let Some(ctx) = ctx {
-                        nav aria-label="Main" {
-                            ul {
-                                (item(Nav::Dashboard, "/console", "Dashboard"))
-                                (item(Nav::Runs, "/console/runs", "Runs"))
-                                (item(Nav::Artifacts, "/console/artifacts", "Artifacts"))
-                                (item(Nav::NewTask, "/console/runs/new", "Start a task"))
-                            }
-                        }
-                        div class="account" {
-                            @if !ctx.workspaces.is_empty() {
-                                form class="switcher" method="post" action="/console/workspace" {
-                                    (ctx.csrf_input())
-                                    input type="hidden" name="next" value=(ctx.here);
-                                    label for="workspace-switch" { "Workspace" }
-                                    select id="workspace-switch" name="workspace"{
-                                        @for ws in &ctx.workspaces {
-                                            @let selected = ctx.current.as_ref().is_some_and(|c| c.workspace_id == ws.workspace_id);
-                                            option value=(ws.workspace_id) selected[selected] { (ws.name.as_str()) }
-                                        }
-                                    }
-                                    button type="submit" class="button secondary small" { "Switch" }
-                                }
-                            }
-                            form method="post" action="/console/logout" {
-                                (ctx.csrf_input())
-                                button type="submit" class="button secondary small" { "Log out" }
-                            }
-                        }
+                        (navigation(nav))
+                        (account(ctx))
                     }
                 }
                 main id="main" tabindex="-1" {
@@ -338,6 +335,57 @@ fn layout(ctx: Option<&Ctx>, nav: Nav, title: &str, body: Markup) -> Markup {
                     p { "TLÁO Codex agent console · "
                         a href="/openapi.json" { "API description" } }
                 }
+            }
+        }
+    }
+}
+
+/// The main navigation, `nav`'s entry marked current.
+fn navigation(nav: Nav) -> Markup {
+    let item = |target: Nav, href: &str, label: &str| {
+        html! {
+            li {
+                @if nav == target {
+                    a href=(href) aria-current="page" { (label) }
+                } @else {
+                    a href=(href) { (label) }
+                }
+            }
+        }
+    };
+    html! {
+        nav aria-label="Main" {
+            ul {
+                (item(Nav::Dashboard, "/console", "Dashboard"))
+                (item(Nav::Runs, "/console/runs", "Runs"))
+                (item(Nav::Artifacts, "/console/artifacts", "Artifacts"))
+                (item(Nav::NewTask, "/console/runs/new", "Start a task"))
+            }
+        }
+    }
+}
+
+/// The workspace switcher and the sign-out button.
+fn account(ctx: &Ctx) -> Markup {
+    html! {
+        div class="account" {
+            @if !ctx.workspaces.is_empty() {
+                form class="switcher" method="post" action="/console/workspace" {
+                    (ctx.csrf_input())
+                    input type="hidden" name="next" value=(ctx.here);
+                    label for="workspace-switch" { "Workspace" }
+                    select id="workspace-switch" name="workspace"{
+                        @for ws in &ctx.workspaces {
+                            @let selected = ctx.current.as_ref().is_some_and(|c| c.workspace_id == ws.workspace_id);
+                            option value=(ws.workspace_id) selected[selected] { (ws.name.as_str()) }
+                        }
+                    }
+                    button type="submit" class="button secondary small" { "Switch" }
+                }
+            }
+            form method="post" action="/console/logout" {
+                (ctx.csrf_input())
+                button type="submit" class="button secondary small" { "Log out" }
             }
         }
     }

@@ -15,7 +15,7 @@ use utoipa::IntoParams;
 use crate::auth::Authenticated;
 use crate::dto::{self, CreateRunRequest, Problem, RunList, RunView};
 use crate::error::ApiError;
-use crate::params::{idempotency, path_id};
+use crate::params::{idempotency_key, path_id};
 use crate::request_id;
 use crate::state::AppState;
 
@@ -120,11 +120,11 @@ pub(crate) async fn create_run(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let request = dto::parse_create_run(&body)?;
-    let idempotency = idempotency(&req, "POST /runs", &request)?;
+    let key = idempotency_key(&req)?;
     let view = state
         .services
-        .runs
-        .create(&caller, request, idempotency.as_ref())
+        .start
+        .create_run(&caller, request, key)
         .await?;
     request_id::note_workspace(&view.run.workspace_id);
     request_id::note_run(&view.run.run_id);

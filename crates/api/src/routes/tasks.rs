@@ -1,25 +1,15 @@
 //! Tasks: create (with every bad field reported at once) and read.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
 use serde_json::Value;
-use tlao_domain::{NewTask, TaskId, TaskSpec, WorkspaceId};
+use tlao_domain::{NewTask, TaskId};
 
 use crate::auth::Authenticated;
 use crate::dto::{CreateTaskRequest, Problem, TaskView};
 use crate::error::ApiError;
-use crate::params::{idempotency, path_id};
+use crate::params::{idempotency_key, path_id};
 use crate::request_id;
 use crate::state::AppState;
-
-/// What an `Idempotency-Key` of `POST /tasks` is bound to: the parsed request, so key
-/// order and spacing in the body do not matter.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct TaskFingerprint<'a> {
-    workspace_id: &'a WorkspaceId,
-    spec: &'a TaskSpec,
-}
 
 /// Creates a task: a TaskSpec in a workspace the caller belongs to.
 #[utoipa::path(
@@ -46,16 +36,8 @@ pub(crate) async fn create_task(
 ) -> Result<HttpResponse, ApiError> {
     let task = NewTask::parse(&body)?;
     request_id::note_workspace(&task.workspace_id);
-    let fingerprint = TaskFingerprint {
-        workspace_id: &task.workspace_id,
-        spec: &task.spec,
-    };
-    let idempotency = idempotency(&req, "POST /tasks", &fingerprint)?;
-    let task = state
-        .services
-        .tasks
-        .create(&caller, task, idempotency.as_ref())
-        .await?;
+    let key = idempotency_key(&req)?;
+    let task = state.services.start.create_task(&caller, task, key).await?;
     Ok(HttpResponse::Created().json(TaskView::from(task)))
 }
 

@@ -1,0 +1,21 @@
+//! The dashboard: workspace usage against its limits.
+
+use reqwest::StatusCode;
+
+use crate::common::TestApp;
+use crate::support::{html_page, sign_in};
+
+#[tokio::test]
+async fn the_dashboard_counts_todays_runs_against_the_quota() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    app.run(&alice).await;
+    app.run(&alice).await;
+    let session = sign_in(&app, &alice).await;
+
+    let page = html_page(session.get(&app, "/console").await, StatusCode::OK).await;
+
+    assert!(page.contains("2 of 100"), "runs today of the quota");
+    assert!(page.contains("2 queued"));
+    assert!(page.contains("0 of 2"), "running of the concurrency limit");
+}
