@@ -14,6 +14,7 @@
 //! wait for, and to cancel when its grace period is over.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,10 +24,23 @@ use tlao_ports::{LaunchError, RunLauncher};
 use crate::context::Core;
 use crate::worker::{Completion, WorkerService};
 
-/// The runs whose workers a dispatcher started and that have not exited yet, with the
-/// lease each worker holds. Cloning shares the set.
+/// The runs a dispatcher leased whose workers have not exited yet (being started, or
+/// running), with the lease each worker holds. Cloning shares the set.
 #[derive(Debug, Clone, Default)]
-pub struct LaunchedRuns(Arc<Mutex<BTreeMap<RunId, LeaseId>>>);
+pub struct LaunchedRuns {
+    runs: Arc<Mutex<BTreeMap<RunId, LeaseId>>>,
+    /// Lease attempts under way: a run they take is not in `runs` yet.
+    leasing: Arc<AtomicUsize>,
+}
+
+/// A lease attempt under way, counted until dropped.
+struct Leasing(Arc<AtomicUsize>);
+
+impl Drop for Leasing {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 impl LaunchedRuns {
     /// The runs and their leases, oldest run first.
@@ -37,18 +51,23 @@ impl LaunchedRuns {
             .collect()
     }
 
-    /// How many workers are running.
+    /// How many runs are leased and not over for their workers.
     pub fn len(&self) -> usize {
         self.lock().len()
     }
 
-    /// Whether no worker is running.
+    /// Whether no run is leased, being leased, or running here.
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.leasing.load(Ordering::SeqCst) == 0 && self.lock().is_empty()
+    }
+
+    fn begin_lease(&self) -> Leasing {
+        self.leasing.fetch_add(1, Ordering::SeqCst);
+        Leasing(self.leasing.clone())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<RunId, LeaseId>> {
-        self.0
+        self.runs
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -105,19 +124,23 @@ impl Dispatcher {
     pub async fn dispatch(&self) -> Result<usize, crate::ServiceError> {
         let mut started = 0;
         while self.launcher.capacity() > 0 && self.core.is_leasing() {
+            // Counted from before the lease until the run is in the set, so a stopping
+            // server never misses a run leased while it looked.
+            let leasing = self.launched.begin_lease();
             let Some(lease) = self.workers.lease(None).await? else {
                 break;
             };
             let launch = lease.launch();
+            self.launched
+                .lock()
+                .insert(launch.run_id.clone(), launch.lease_id.clone());
+            drop(leasing);
             match self.launcher.launch(&launch).await {
                 Ok(exit) => {
                     started += 1;
                     let workers = self.workers.clone();
                     let core = self.core.clone();
                     let launched = self.launched.clone();
-                    launched
-                        .lock()
-                        .insert(launch.run_id.clone(), launch.lease_id.clone());
                     tokio::spawn(async move {
                         let how = exit.await;
                         core.signal_queue();
@@ -164,14 +187,17 @@ impl Dispatcher {
                         workspace_id = %lease.run.workspace_id, run_id = %launch.run_id,
                         operation = "dispatch", error = %error, "could not start a worker"
                     );
-                    self.workers
+                    let failed = self
+                        .workers
                         .complete(
                             &launch.run_id,
                             &launch.lease_id,
                             Completion::Failed(failure),
                             Usage::Unmeasured,
                         )
-                        .await?;
+                        .await;
+                    self.launched.lock().remove(&launch.run_id);
+                    failed?;
                 }
             }
         }
