@@ -285,6 +285,7 @@ impl Ship {
         }
         let batch = EventBatch {
             lease_id: self.lease_id.clone(),
+            first_seq: None,
             events: events
                 .into_iter()
                 .filter_map(WorkerEvent::from_payload)

@@ -14,7 +14,8 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::json;
 use tlao_domain::{
     Artifact, ArtifactId, ArtifactStatus, EventPayload, ExecutorConfig, ExecutorDescriptor,
-    LeaseId, Run, RunId, RunStatus, TaskId, TaskType, Timestamp, Ulid, Usage, UserId, WorkspaceId,
+    LeaseId, Reported, Run, RunId, RunStatus, TaskId, TaskType, Timestamp, Ulid, Usage, UserId,
+    WorkspaceId,
 };
 use tlao_sdk::wire::{ArtifactView, ExecutorView, RunView};
 use tlao_sdk::worker::{
@@ -103,6 +104,9 @@ impl FakeApi {
             log_bytes: 0,
             dropped_log_bytes: 0,
             logs_truncated: false,
+            worker_seq: 0,
+            worker_dropped_lines: 0,
+            worker_dropped_bytes: 0,
         };
         let expires = now.plus_seconds(3600);
         let signed = |path: &str| SignedUrl {
@@ -139,6 +143,8 @@ impl FakeApi {
             archive: archive_download,
             deadline,
             heartbeat_interval_ms: None,
+            heartbeat_timeout_ms: None,
+            numbered_events: false,
         };
         let spec = json!({"taskType": task_type.as_str(), "input": {"prompt": prompt}});
         let state = Arc::new(Mutex::new(State {
@@ -282,7 +288,10 @@ async fn events(
         .into_inner()
         .events
         .into_iter()
-        .map(Into::into)
+        .filter_map(|event| match Reported::from(event) {
+            Reported::Event(payload) => Some(payload),
+            Reported::Dropped { .. } => None,
+        })
         .collect();
     s.batches.push((now_millis(), events));
     if s.lose_lease {
