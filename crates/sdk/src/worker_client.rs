@@ -19,7 +19,7 @@ use reqwest::{Method, Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tlao_domain::{ArtifactId, LeaseId, RunId};
-use tlao_wire::{ArtifactView, RunView};
+use tlao_wire::{ArtifactView, Problem, RunView};
 
 use crate::worker::{
     ArtifactRequest, ArtifactUploadSlot, Assignment, CompleteRequest, EventBatch, EventReport,
@@ -49,6 +49,8 @@ pub enum WorkerClientError {
     LeaseLost {
         /// The server's explanation.
         detail: String,
+        /// The problem body, when it was one: `reason` and `runStatus` say why.
+        problem: Option<Box<Problem>>,
     },
     /// Any other error status, from the `application/problem+json` body.
     #[error("{title} (HTTP {status}): {detail}{}", request_id_suffix(.request_id))]
@@ -465,7 +467,10 @@ async fn error_from(response: Response) -> WorkerClientError {
         }
     });
     if status == StatusCode::CONFLICT {
-        return WorkerClientError::LeaseLost { detail };
+        return WorkerClientError::LeaseLost {
+            detail,
+            problem: serde_json::from_str(&text).ok().map(Box::new),
+        };
     }
     WorkerClientError::Api {
         status: status.as_u16(),
