@@ -263,6 +263,8 @@ fn serve(
         App::new()
             .app_data(data.clone())
             .app_data(web::Data::new(base.clone()))
+            .app_data(web::PayloadConfig::new(64 << 20))
+            .app_data(web::JsonConfig::default().limit(16 << 20))
             .route("/worker/lease", web::post().to(lease))
             .route(
                 "/worker/runs/{run}/assignment",
