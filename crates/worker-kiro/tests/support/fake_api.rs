@@ -398,10 +398,10 @@ async fn events(
         .skip(skip)
         .map(|(i, e)| (batch.first_seq.unwrap_or(0) + i as u64, e))
         .collect();
-    if batch.first_seq.is_some() {
-        if let Some((seq, _)) = fresh.last() {
-            s.worker_seq = *seq;
-        }
+    if batch.first_seq.is_some()
+        && let Some((seq, _)) = fresh.last()
+    {
+        s.worker_seq = *seq;
     }
     let events = fresh
         .iter()
