@@ -181,6 +181,13 @@ async fn a_worker_behind_a_proxy_that_refuses_connections_for_seconds_stores_all
         stored.len()
     );
     assert_eq!(stored, expected, "each of the 40 lines once, in order");
+    // The worker's own last lines, sent before it completed the run, are stored too.
+    assert!(
+        !lines_with(&events, "stored artifact transcript.txt").is_empty(),
+        "{events:#?}"
+    );
+    let last = events.last().expect("the run has events");
+    assert_eq!(last["status"], "completed", "{last}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

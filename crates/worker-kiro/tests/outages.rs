@@ -96,6 +96,34 @@ async fn every_line_arrives_once_and_in_order_through_refused_connections_failur
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_does_not_take_numbered_batches_gets_plain_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let api = FakeApi::start(
+        TaskType::CodeChange,
+        shell("for i in $(seq 1 5); do echo line-$i; done"),
+        "x",
+        None,
+        60_000,
+    );
+    api.with(|s| s.assignment.as_mut().unwrap().numbered_events = false);
+    let config = worker(&api, &tmp.path().join("runs"));
+
+    let summary = run_once(&config, Duration::ZERO).await.unwrap().unwrap();
+
+    assert_eq!(summary.status, Some(RunStatus::Completed));
+    let expected: Vec<String> = (1..=5).map(|i| format!("line-{i}")).collect();
+    assert_eq!(lines_with(&api, "line-"), expected);
+    api.with(|s| {
+        assert!(!s.first_seqs.is_empty());
+        assert!(
+            s.first_seqs.iter().all(Option::is_none),
+            "{:?}",
+            s.first_seqs
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_buffer_that_overflows_during_an_outage_declares_exactly_what_it_dropped() {
     let tmp = tempfile::tempdir().unwrap();
     let api = Arc::new(FakeApi::start(

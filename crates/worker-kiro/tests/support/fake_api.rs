@@ -73,6 +73,8 @@ pub struct State {
     pub applied: Vec<(u64, WorkerEvent)>,
     /// How many event requests arrived (heartbeats, resends and failures included).
     pub requests: u32,
+    /// The `firstSeq` of every batch that arrived.
+    pub first_seqs: Vec<Option<u64>>,
 }
 
 /// The fake API and its address.
@@ -383,6 +385,7 @@ async fn events(
         return ended(status);
     }
     let batch = body.into_inner();
+    s.first_seqs.push(batch.first_seq);
     // Numbered batches are applied once, as the real server does.
     let skip = match batch.first_seq {
         Some(first) if first == 0 || first > s.worker_seq + 1 => {
