@@ -618,6 +618,11 @@ fn lock(commit: &Mutex<()>) -> MutexGuard<'_, ()> {
 
 #[async_trait]
 impl PresignedGateway for FsBlobStore {
+    fn verify_url(&self, method: &str, path_and_query: &str) -> Result<BlobKey, PresignError> {
+        let (key, expires, signature) = parse_presigned_path(path_and_query)?;
+        self.verify(method, key, expires, signature)
+    }
+
     async fn serve(
         &self,
         method: &str,

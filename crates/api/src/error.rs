@@ -12,12 +12,13 @@ use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, ResponseError, web};
-use tlao_domain::{TaskType, ValidationErrors};
+use tlao_domain::{Fenced, TaskType, ValidationErrors};
 use tlao_orchestrator::ServiceError;
 use tlao_ports::StorageFault;
 
-use crate::dto::{FieldErrorView, Problem, TaskTypeName};
+use crate::dto::{FieldErrorView, Problem, RunStatusName, TaskTypeName};
 use crate::request_id;
+use tlao_wire::FenceReason;
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -60,6 +61,17 @@ pub enum ApiError {
     /// 409: the request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// 409: a worker wrote under a lease that may not write the run any more (fencing);
+    /// nothing was written.
+    #[error("{detail}")]
+    LeaseRevoked {
+        /// What was refused and why.
+        detail: String,
+        /// Why the lease may not write the run.
+        reason: FenceReason,
+        /// The run's status, when it has ended.
+        run_status: Option<RunStatusName>,
+    },
     /// 413: the body is larger than allowed.
     #[error("the body exceeds the limit of {max_bytes} bytes")]
     TooLarge {
@@ -146,6 +158,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not-found".into(),
             ApiError::MethodNotAllowed { .. } => "method-not-allowed".into(),
             ApiError::Conflict(_) => "conflict".into(),
+            ApiError::LeaseRevoked { .. } => "lease-revoked".into(),
             ApiError::TooLarge { .. } => "too-large".into(),
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type".into(),
             ApiError::NoExecutor { .. } => "no-executor".into(),
@@ -165,6 +178,7 @@ impl ApiError {
             ApiError::NotFound(_) => "Not found",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::Conflict(_) => "Conflict",
+            ApiError::LeaseRevoked { .. } => "Lease no longer valid",
             ApiError::TooLarge { .. } => "Payload too large",
             ApiError::UnsupportedMediaType(_) => "Unsupported media type",
             ApiError::NoExecutor { .. } => "No executor for the task type",
@@ -190,6 +204,8 @@ impl ApiError {
             max_bytes: None,
             retry_after_seconds: None,
             task_type: None,
+            reason: None,
+            run_status: None,
         };
         match self {
             ApiError::Invalid(errors) => problem.errors = errors.clone(),
@@ -200,6 +216,12 @@ impl ApiError {
             } => problem.retry_after_seconds = Some(*retry_after_seconds),
             ApiError::NoExecutor { task_type, .. } => {
                 problem.task_type = Some(TaskTypeName::from(*task_type));
+            }
+            ApiError::LeaseRevoked {
+                reason, run_status, ..
+            } => {
+                problem.reason = Some(*reason);
+                problem.run_status = *run_status;
             }
             _ => {}
         }
@@ -273,7 +295,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::LeaseRevoked { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NoExecutor { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -369,6 +391,17 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(detail) => ApiError::Forbidden(detail),
             error @ ServiceError::NotFound { .. } => ApiError::NotFound(error.to_string()),
             ServiceError::Conflict(detail) => ApiError::Conflict(detail),
+            error @ ServiceError::Fenced { fenced, .. } => ApiError::LeaseRevoked {
+                detail: error.to_string(),
+                reason: match fenced {
+                    Fenced::LeaseSuperseded => FenceReason::LeaseSuperseded,
+                    Fenced::RunEnded(_) => FenceReason::RunEnded,
+                },
+                run_status: match fenced {
+                    Fenced::LeaseSuperseded => None,
+                    Fenced::RunEnded(status) => Some(status.into()),
+                },
+            },
             ServiceError::TooLarge { max_bytes } => ApiError::TooLarge { max_bytes },
             ServiceError::NoExecutor { task_type, message } => ApiError::NoExecutor {
                 detail: message,

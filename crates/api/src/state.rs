@@ -27,6 +27,8 @@ pub(crate) struct AppState {
     pub worker_token: Option<String>,
     /// The heartbeat interval leases announce, in milliseconds.
     pub heartbeat_interval_ms: u64,
+    /// The heartbeat timeout leases announce (the reaper's), in milliseconds.
+    pub heartbeat_timeout_ms: u64,
 }
 
 impl AppState {
@@ -50,6 +52,7 @@ impl AppState {
                 .as_millis()
                 .try_into()
                 .unwrap_or(u64::MAX),
+            heartbeat_timeout_ms: heartbeat_timeout.as_millis().try_into().unwrap_or(u64::MAX),
         })
     }
 

@@ -1,5 +1,6 @@
 //! The worker protocol over HTTP: worker-token auth, long-poll leases, events with
-//! sequence numbers, artifacts through presigned URLs, and completion.
+//! sequence numbers, artifacts through presigned URLs, and completion; and fencing:
+//! nothing is written under a lease once its run has ended.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -93,8 +94,10 @@ async fn a_worker_runs_a_run_from_lease_to_completion() {
         .unwrap();
     assert_eq!(assignment["run"]["runId"], run_id.as_str());
     assert_eq!(assignment["run"]["status"], "running");
-    // A third of the default 30 s heartbeat timeout.
+    // A third of the default 30 s heartbeat timeout, which is announced too.
     assert_eq!(assignment["heartbeatIntervalMs"], 10_000);
+    assert_eq!(assignment["heartbeatTimeoutMs"], 30_000);
+    assert_eq!(assignment["numberedEvents"], true);
     let lease = assignment["leaseId"].as_str().unwrap().to_owned();
     let spec = app
         .client
@@ -185,7 +188,7 @@ async fn a_worker_runs_a_run_from_lease_to_completion() {
     assert_eq!(run["logs"], "hello\n");
     assert_eq!(run["artifactIds"].as_array().unwrap().len(), 1);
 
-    // The lease is spent: later calls are told to stop.
+    // Another lease is told it does not hold the run.
     let late = worker_post(
         &app,
         &format!("/worker/runs/{run_id}/complete"),
@@ -194,7 +197,9 @@ async fn a_worker_runs_a_run_from_lease_to_completion() {
     .send()
     .await
     .unwrap();
-    problem(late, StatusCode::CONFLICT).await;
+    let body = problem(late, StatusCode::CONFLICT).await;
+    assert_eq!(body["type"], "urn:tlao:problem:lease-revoked");
+    assert_eq!(body["reason"], "lease_superseded");
 }
 
 #[tokio::test]
@@ -219,4 +224,255 @@ async fn failing_without_an_error_is_400() {
     .unwrap();
     let body = problem(response, StatusCode::BAD_REQUEST).await;
     assert_eq!(body["errors"][0]["field"], "error");
+}
+
+/// A run leased through the API, with an artifact registered (pending) under its lease,
+/// then cancelled by its owner: the run id, the lease, the artifact's id and upload URL,
+/// and the owner's token.
+async fn ended_with_a_pending_artifact(app: &TestApp) -> (String, String, String, String, String) {
+    let user = app.user("alice").await;
+    app.run(&user).await;
+    let (run_id, lease) = app.lease().await;
+    let slot: Value = app
+        .worker_post(
+            &format!("/worker/runs/{run_id}/artifacts"),
+            &json!({"leaseId": lease, "name": "plan.json", "artifactType": "plan", "size": 2,
+                    "sha256": "a".repeat(64), "contentType": "application/json"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cancel = app
+        .post(&format!("/runs/{run_id}/cancel"), &user.token, &json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), StatusCode::OK);
+    (
+        run_id,
+        lease,
+        slot["artifact"]["artifactId"].as_str().unwrap().to_owned(),
+        slot["upload"]["url"].as_str().unwrap().to_owned(),
+        user.token,
+    )
+}
+
+/// Asserts `response` is the 409 of a lease whose run has ended `status`.
+async fn revoked_after_the_end(response: reqwest::Response, status: &str) {
+    let body = problem(response, StatusCode::CONFLICT).await;
+    assert_eq!(body["type"], "urn:tlao:problem:lease-revoked", "{body}");
+    assert_eq!(body["reason"], "run_ended", "{body}");
+    assert_eq!(body["runStatus"], status, "{body}");
+}
+
+#[tokio::test]
+async fn every_worker_write_after_the_run_ended_is_a_409_naming_why_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    let (run_id, lease, artifact_id, _, token) = ended_with_a_pending_artifact(&app).await;
+    let run: tlao_domain::RunId = run_id.parse().unwrap();
+    let before = tlao_orchestrator::events::last_seq(&app.services.core, &run)
+        .await
+        .unwrap();
+
+    let events = app
+        .worker_post(
+            &format!("/worker/runs/{run_id}/events"),
+            &json!({"leaseId": lease, "firstSeq": 1, "events": [
+                {"type": "log", "stream": "stdout", "text": "after the end"}
+            ]}),
+        )
+        .await;
+    revoked_after_the_end(events, "cancelled").await;
+    let heartbeat = app
+        .worker_post(
+            &format!("/worker/runs/{run_id}/events"),
+            &json!({"leaseId": lease, "events": []}),
+        )
+        .await;
+    revoked_after_the_end(heartbeat, "cancelled").await;
+    let artifact = app
+        .worker_post(
+            &format!("/worker/runs/{run_id}/artifacts"),
+            &json!({"leaseId": lease, "name": "late.json", "artifactType": "plan", "size": 2,
+                    "sha256": "a".repeat(64), "contentType": "application/json"}),
+        )
+        .await;
+    revoked_after_the_end(artifact, "cancelled").await;
+    let finalize = app
+        .worker_post(
+            &format!("/worker/runs/{run_id}/artifacts/{artifact_id}/finalize"),
+            &json!({"leaseId": lease}),
+        )
+        .await;
+    revoked_after_the_end(finalize, "cancelled").await;
+    let assignment = app
+        .client
+        .get(app.url(&format!("/worker/runs/{run_id}/assignment?leaseId={lease}")))
+        .bearer_auth(WORKER_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    revoked_after_the_end(assignment, "cancelled").await;
+    // Completing is answered with the outcome that stands; nothing is written.
+    let complete = app
+        .worker_post(
+            &format!("/worker/runs/{run_id}/complete"),
+            &json!({"leaseId": lease, "status": "completed"}),
+        )
+        .await;
+    assert_eq!(complete.status(), StatusCode::OK);
+    let ended: Value = complete.json().await.unwrap();
+    assert_eq!(ended["status"], "cancelled");
+
+    let after = tlao_orchestrator::events::last_seq(&app.services.core, &run)
+        .await
+        .unwrap();
+    assert_eq!(after, before, "no event after the end");
+    let artifact: Value = app
+        .get_json(&format!("/artifacts/{artifact_id}"), &token)
+        .await;
+    assert_eq!(artifact["status"], "upload_failed", "{artifact}");
+}
+
+#[tokio::test]
+async fn a_presigned_upload_after_the_run_ended_is_refused_and_the_artifact_never_becomes_available()
+ {
+    let app = TestApp::spawn().await;
+    let (run_id, lease, artifact_id, upload_url, token) = ended_with_a_pending_artifact(&app).await;
+
+    let put = app
+        .client
+        .put(&upload_url)
+        .body(b"{}".to_vec())
+        .send()
+        .await
+        .unwrap();
+    revoked_after_the_end(put, "cancelled").await;
+    let finalize = app
+        .worker_post(
+            &format!("/worker/runs/{run_id}/artifacts/{artifact_id}/finalize"),
+            &json!({"leaseId": lease}),
+        )
+        .await;
+    revoked_after_the_end(finalize, "cancelled").await;
+
+    let artifact: Value = app
+        .get_json(&format!("/artifacts/{artifact_id}"), &token)
+        .await;
+    assert_eq!(artifact["status"], "upload_failed", "{artifact}");
+    assert_eq!(
+        artifact["error"],
+        "the run ended (cancelled) before this artifact's upload was finalized"
+    );
+    let key = upload_url
+        .split_once("/blobs/")
+        .and_then(|(_, rest)| rest.split_once('?'))
+        .map(|(key, _)| tlao_ports::BlobKey::parse(key).unwrap())
+        .unwrap();
+    let stored = tlao_ports::BlobStore::head(app.blobs.as_ref(), &key).await;
+    assert!(stored.is_err(), "no bytes were stored: {stored:?}");
+}
+
+#[tokio::test]
+async fn a_presigned_upload_over_a_settled_artifact_is_refused() {
+    let app = TestApp::spawn().await;
+    let user = app.user("alice").await;
+    app.run(&user).await;
+    let (run_id, lease) = app.lease().await;
+    let slot: Value = app
+        .worker_post(
+            &format!("/worker/runs/{run_id}/artifacts"),
+            &json!({"leaseId": lease, "name": "plan.json", "artifactType": "plan", "size": 2,
+                    "sha256": "a".repeat(64), "contentType": "application/json"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = slot["upload"]["url"].as_str().unwrap();
+    let put = app
+        .client
+        .put(url)
+        .body(b"{}".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::OK);
+    let artifact_id = slot["artifact"]["artifactId"].as_str().unwrap();
+    let settled: Value = app
+        .worker_post(
+            &format!("/worker/runs/{run_id}/artifacts/{artifact_id}/finalize"),
+            &json!({"leaseId": lease}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(settled["status"], "available");
+
+    let again = app
+        .client
+        .put(url)
+        .body(b"[]".to_vec())
+        .send()
+        .await
+        .unwrap();
+
+    let body = problem(again, StatusCode::CONFLICT).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("is available"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_numbered_batch_sent_again_is_stored_once_and_a_declared_drop_marks_the_log() {
+    let app = TestApp::spawn().await;
+    let user = app.user("alice").await;
+    app.run(&user).await;
+    let (run_id, lease) = app.lease().await;
+    let batch = json!({"leaseId": lease, "firstSeq": 1, "events": [
+        {"type": "log", "stream": "stdout", "text": "one"},
+        {"type": "log", "stream": "stdout", "text": "two"}
+    ]});
+    let path = format!("/worker/runs/{run_id}/events");
+
+    let first: Value = app.worker_post(&path, &batch).await.json().await.unwrap();
+    let again: Value = app.worker_post(&path, &batch).await.json().await.unwrap();
+    let dropped: Value = app
+        .worker_post(
+            &path,
+            &json!({"leaseId": lease, "firstSeq": 3, "events": [
+                {"type": "dropped", "lines": 5, "bytes": 100},
+                {"type": "log", "stream": "stdout", "text": "three"}
+            ]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let gap = app
+        .worker_post(
+            &path,
+            &json!({"leaseId": lease, "firstSeq": 9, "events": [
+                {"type": "log", "stream": "stdout", "text": "nine"}
+            ]}),
+        )
+        .await;
+
+    assert_eq!(first["lastSeq"], 4);
+    assert_eq!(again["lastSeq"], 4, "the batch sent again added nothing");
+    assert_eq!(dropped["lastSeq"], 6);
+    let body = problem(gap, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["errors"][0]["field"], "firstSeq", "{body}");
+    let run: Value = app.get_json(&format!("/runs/{run_id}"), &user.token).await;
+    assert_eq!(run["logsTruncated"], true, "{run}");
+    assert_eq!(run["droppedLogBytes"], 100, "{run}");
+    let logs = run["logs"].as_str().unwrap();
+    assert!(
+        logs.starts_with("one\ntwo\nthe worker dropped 5 events (100 log bytes)"),
+        "{logs}"
+    );
+    assert!(logs.ends_with("three\n"), "{logs}");
 }

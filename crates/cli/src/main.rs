@@ -80,6 +80,7 @@ enum Command {
     /// Execute runs: lease, run the agent, stream logs, upload artifacts.
     ///
     /// Example: TLAO_WORKER_TOKEN=... tlao worker --once --api-url http://127.0.0.1:7411
+    #[command(after_help = worker::WORKER_EXIT_CODES)]
     Worker(worker::WorkerArgs),
     /// Operator steps on the configured storage: create the AWS table and bucket, the first administrator.
     ///
@@ -132,7 +133,7 @@ async fn main() -> ExitCode {
         Command::Serve => async { serve::run(Settings::load(cli.config.as_deref())?).await }
             .await
             .map(|()| Exit::Success),
-        Command::Worker(args) => worker::run(args).await.map(|()| Exit::Success),
+        Command::Worker(args) => worker::run(args).await,
         Command::Admin(args) => {
             async { admin::run(args, Settings::load(cli.config.as_deref())?).await }
                 .await

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tlao_domain::{EventPayload, LogStream, Usage};
+use tlao_domain::{EventPayload, LogStream, Reported, Usage};
 use tlao_orchestrator::{Completion, LaunchedRuns, Services};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -127,7 +127,9 @@ impl Stop {
                 text: format!("run cancelled: {reason}"),
             };
             // Best effort: the line explains the cancel; the cancel is what matters.
-            let _ = workers.report(&run_id, &lease_id, vec![line]).await;
+            let _ = workers
+                .report(&run_id, &lease_id, None, vec![Reported::Event(line)])
+                .await;
             match workers
                 .complete_if_running(&run_id, &lease_id, Completion::Cancelled, Usage::Unmeasured)
                 .await

@@ -2,14 +2,35 @@
 //! exits — the single-job container of requirement 5.7; without it, it loops. With
 //! `--run ID --lease ID` it executes a run the dispatcher already leased for it (how
 //! `tlao dev` starts one process per run).
+//!
+//! Its exit code says how its run went ([`WORKER_EXIT_CODES`]): 0 only when the run
+//! completed (or `--once` found nothing to do), 3 when it gave up on a run because the
+//! API did not answer for longer than the heartbeat timeout the lease announced (the
+//! agent was stopped and nothing more written; the server has failed the run as
+//! `worker_lost`), 4 when the API refuses the worker token, 1 otherwise (the run failed,
+//! timed out, was cancelled or ended elsewhere, or the worker failed).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tlao_domain::{ExecutorName, LeaseId, RunId};
+use tlao_domain::{ExecutorName, LeaseId, RunId, RunStatus};
+use tlao_sdk::WorkerClientError;
 use tlao_sdk::worker::MIN_HEARTBEAT_INTERVAL;
-use tlao_worker_kiro::WorkerConfig;
+use tlao_worker_kiro::{RunSummary, WorkerConfig};
+
+use crate::errors::Exit;
+
+/// The exit codes of `tlao worker`, as `--help` shows them.
+pub const WORKER_EXIT_CODES: &str = "\
+Exit codes:
+  0  the run completed (with --once: also when no run was leasable within --wait)
+  1  the run failed, timed out, was cancelled or ended elsewhere; or the worker failed
+  2  usage error
+  3  gave up: the API did not answer for longer than the heartbeat timeout the lease
+     announced; the agent was stopped and nothing more was written (the server fails
+     the run as worker_lost); also when the API cannot be reached at all
+  4  the API refused the worker token";
 
 /// Options of `tlao worker`.
 #[derive(Debug, clap::Args)]
@@ -45,8 +66,48 @@ pub struct WorkerArgs {
     pub heartbeat_ms: u64,
 }
 
-/// Runs the worker.
-pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
+/// The exit code for how a run went.
+fn exit_for(summary: &RunSummary) -> Exit {
+    if summary.out_of_contact {
+        Exit::Unreachable
+    } else if summary.status == Some(RunStatus::Completed) {
+        Exit::Success
+    } else {
+        Exit::Failure
+    }
+}
+
+/// The exit code for a worker that failed: 3 when the API could not be reached, 4 when
+/// it refused the token, 1 otherwise.
+fn exit_for_error(error: &anyhow::Error) -> Exit {
+    for cause in error.chain() {
+        match cause.downcast_ref::<WorkerClientError>() {
+            Some(WorkerClientError::Connection { .. }) => return Exit::Unreachable,
+            Some(WorkerClientError::Api {
+                status: 401 | 403, ..
+            }) => return Exit::Denied,
+            _ => {}
+        }
+    }
+    Exit::Failure
+}
+
+/// Runs the worker; the exit code says how its run went ([`WORKER_EXIT_CODES`]).
+pub async fn run(args: WorkerArgs) -> anyhow::Result<Exit> {
+    match work(args).await {
+        Ok(exit) => Ok(exit),
+        Err(error) => {
+            let exit = exit_for_error(&error);
+            if exit == Exit::Failure {
+                return Err(error);
+            }
+            eprintln!("error: {error:#}");
+            Ok(exit)
+        }
+    }
+}
+
+async fn work(args: WorkerArgs) -> anyhow::Result<Exit> {
     let Some(token) = args.token.filter(|t| !t.is_empty()) else {
         bail!(
             "no worker token: pass --token or set TLAO_WORKER_TOKEN to the server's worker token"
@@ -64,34 +125,43 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     config.heartbeat_interval =
         Duration::from_millis(args.heartbeat_ms).max(MIN_HEARTBEAT_INTERVAL);
     let work = async {
-        match (args.run, args.lease) {
+        let summary = match (args.run, args.lease) {
             (Some(run_id), Some(lease_id)) => {
                 tlao_worker_kiro::run_assigned(&config, run_id, lease_id)
                     .await
-                    .context("executing the assigned run")?;
+                    .context("executing the assigned run")?
             }
             _ if args.once => {
-                let summary = tlao_worker_kiro::run_once(&config, Duration::from_secs(args.wait))
+                match tlao_worker_kiro::run_once(&config, Duration::from_secs(args.wait))
                     .await
-                    .context("executing a run")?;
-                if summary.is_none() {
-                    tracing::info!("no run to execute");
+                    .context("executing a run")?
+                {
+                    Some(summary) => summary,
+                    None => {
+                        tracing::info!("no run to execute");
+                        return anyhow::Ok(Exit::Success);
+                    }
                 }
             }
             _ => tlao_worker_kiro::run_forever(&config).await?,
+        };
+        if summary.out_of_contact {
+            tracing::error!(
+                run_id = %summary.run_id,
+                "gave up on the run: the API did not answer for longer than its heartbeat timeout"
+            );
         }
-        anyhow::Ok(())
+        anyhow::Ok(exit_for(&summary))
     };
     // Ctrl-C or SIGTERM drops the work, which kills the executor's whole process group;
     // the control plane then sees the worker gone and fails its run as worker_lost.
     tokio::select! {
-        result = work => result?,
+        result = work => result,
         signal = shutdown_signal() => {
             tracing::warn!(signal, "stopping: the current run's executor is killed");
             bail!("stopped by {signal}");
         }
     }
-    Ok(())
 }
 
 /// Resolves on Ctrl-C or (on Unix) SIGTERM, naming the signal.

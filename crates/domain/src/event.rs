@@ -78,6 +78,22 @@ impl EventPayload {
     }
 }
 
+/// One item of a worker's report: an event to store, or a declaration that the worker
+/// dropped events it could not deliver (counted on the run, said in its log; see
+/// [`crate::Run::admit_dropped`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reported {
+    /// An event to store (a log line, a progress report).
+    Event(EventPayload),
+    /// The worker dropped `lines` events holding `bytes` log bytes.
+    Dropped {
+        /// How many events.
+        lines: u64,
+        /// Their log bytes.
+        bytes: u64,
+    },
+}
+
 /// One stored event of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -283,6 +283,23 @@ pub mod blob {
     ) -> String {
         format!("{}{art}/{}", artifacts_prefix(ws, run), name.as_str())
     }
+
+    /// The workspace, run and artifact of an [`artifact`] key; `None` for any other key.
+    pub fn parse_artifact(key: &str) -> Option<(WorkspaceId, RunId, ArtifactId)> {
+        let mut parts = key.splitn(7, '/');
+        let (Some("workspaces"), Some(ws), Some("runs"), Some(run), Some("artifacts"), Some(art)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        parts.next().filter(|name| !name.is_empty())?;
+        Some((ws.parse().ok()?, run.parse().ok()?, art.parse().ok()?))
+    }
 }
 
 #[cfg(test)]
@@ -307,6 +324,28 @@ mod tests {
         assert!(
             blob::artifact(&ws, &run_id, &art, &name)
                 .starts_with(&format!("workspaces/{ws}/runs/{run_id}/artifacts/"))
+        );
+    }
+
+    #[test]
+    fn an_artifact_key_names_its_workspace_run_and_artifact() {
+        let ws = WorkspaceId::new(Ulid::from_parts(1, 1));
+        let run_id = RunId::new(Ulid::from_parts(1, 2));
+        let art = ArtifactId::new(Ulid::from_parts(1, 3));
+        let name = ArtifactName::try_from("docs/plan.json".to_owned()).unwrap();
+        let key = blob::artifact(&ws, &run_id, &art, &name);
+        assert_eq!(
+            blob::parse_artifact(&key),
+            Some((ws.clone(), run_id.clone(), art))
+        );
+        assert_eq!(blob::parse_artifact(&blob::task_spec(&ws, &run_id)), None);
+        assert_eq!(
+            blob::parse_artifact(&blob::artifacts_prefix(&ws, &run_id)),
+            None
+        );
+        assert_eq!(
+            blob::parse_artifact("workspaces/x/runs/y/artifacts/z/a"),
+            None
         );
     }
 

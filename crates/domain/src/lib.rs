@@ -20,7 +20,7 @@ pub mod validation;
 pub mod workspace;
 
 pub use artifact::{Artifact, ArtifactName, ArtifactStatus, ArtifactType};
-pub use event::{EventPayload, LogStream, RunEvent};
+pub use event::{EventPayload, LogStream, Reported, RunEvent};
 pub use executor::{
     CommandConfig, EventSink, ExecutionContext, ExecutionOutcome, ExecutionStatus, Executor,
     ExecutorConfig, ExecutorDescriptor, ExecutorName, KiroConfig, ProducedArtifact, PromptVia,
@@ -28,7 +28,9 @@ pub use executor::{
 pub use guardrails::Guardrails;
 pub use id::{ArchiveId, ArtifactId, IdError, LeaseId, RunId, TaskId, Ulid, UserId, WorkspaceId};
 pub use keys::{Key, KeyPrefix};
-pub use run::{Run, RunError, RunErrorCode, RunStatus, Transition, TransitionError, Usage};
+pub use run::{
+    Fenced, Run, RunError, RunErrorCode, RunStatus, SequenceGap, Transition, TransitionError, Usage,
+};
 pub use task::Task;
 pub use task_spec::{Constraints, ExpectedOutput, NewTask, Prompt, TaskInput, TaskSpec, TaskType};
 pub use time::{Timestamp, UtcDate};

@@ -11,13 +11,20 @@
 //! [`Run::apply`] is the only way to change a run's status. Storage writes each change
 //! conditionally on the status it started from, so two racing writers (a worker and the
 //! reaper, say) can never both win.
+//!
+//! A lease is the right to write a run, and only while the run is `running`:
+//! [`Run::fence`] refuses every write under a lease that does not hold the run or whose
+//! run has ended, so a worker that lost contact cannot add events or artifacts after the
+//! end. The worker numbers its events; [`Run::accept_worker_events`] keeps the last
+//! number applied, so a batch sent again after a lost answer is stored once, and
+//! [`Run::admit_dropped`] records events a worker declares it could not deliver.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::EventPayload;
+use crate::event::{EventPayload, LogStream};
 use crate::executor::ExecutorName;
 use crate::id::{ArtifactId, LeaseId, RunId, TaskId, UserId, WorkspaceId};
 use crate::task_spec::TaskType;
@@ -194,6 +201,31 @@ pub struct TransitionError {
     pub to: RunStatus,
 }
 
+/// Why a lease may not write its run any more (fencing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Fenced {
+    /// The lease is not the run's lease: it never was, or another lease replaced it.
+    #[error("the lease does not hold the run")]
+    LeaseSuperseded,
+    /// The run ended (or never started); its status says how.
+    #[error("the run has ended ({0})")]
+    RunEnded(RunStatus),
+}
+
+/// A batch of worker events numbered past the next one the run expects: the events in
+/// between never arrived (or the numbering starts at 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "firstSeq {first_seq} skips worker events: the run has applied them up to {applied}, so a batch must start at {next} or earlier (numbering starts at 1)",
+    next = .applied + 1
+)]
+pub struct SequenceGap {
+    /// The first number of the batch.
+    pub first_seq: u64,
+    /// The last number the run applied.
+    pub applied: u64,
+}
+
 /// One execution of a task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -243,12 +275,23 @@ pub struct Run {
     /// Log bytes kept (up to the log cap).
     #[serde(default)]
     pub log_bytes: u64,
-    /// Log bytes dropped past the log cap.
+    /// Log bytes not kept: past the log cap, and those the worker declared it dropped
+    /// ([`Run::worker_dropped_bytes`]).
     #[serde(default)]
     pub dropped_log_bytes: u64,
-    /// Whether the log cap was reached.
+    /// Whether the log has a gap: the log cap was reached, or the worker dropped events.
     #[serde(default)]
     pub logs_truncated: bool,
+    /// The last number of the worker's events applied (0: none yet); see
+    /// [`Run::accept_worker_events`].
+    #[serde(default)]
+    pub worker_seq: u64,
+    /// Events the worker declared it dropped (could not deliver).
+    #[serde(default)]
+    pub worker_dropped_lines: u64,
+    /// The log bytes of the events the worker declared it dropped.
+    #[serde(default)]
+    pub worker_dropped_bytes: u64,
 }
 
 impl Run {
@@ -268,6 +311,8 @@ impl Run {
                 self.heartbeat_at = Some(now);
                 self.lease_id = Some(lease_id);
                 self.deadline = Some(deadline);
+                // A lease numbers its events from 1.
+                self.worker_seq = 0;
             }
             Transition::Fail(error) => {
                 self.error = Some(error);
@@ -278,6 +323,63 @@ impl Run {
             }
         }
         Ok(())
+    }
+
+    /// `Ok` when `lease_id` may write this run: it is the run's lease and the run is
+    /// `running`. Every write a worker makes (events, heartbeats, artifacts, their
+    /// finalization, completion) is checked here, in the transaction that writes.
+    pub fn fence(&self, lease_id: &LeaseId) -> Result<(), Fenced> {
+        if self.lease_id.as_ref() != Some(lease_id) {
+            return Err(Fenced::LeaseSuperseded);
+        }
+        if self.status != RunStatus::Running {
+            return Err(Fenced::RunEnded(self.status));
+        }
+        Ok(())
+    }
+
+    /// Takes a batch of `count` worker events numbered from `first_seq` (the worker
+    /// numbers its events 1, 2, ... per lease): returns how many of its first events were
+    /// applied before (a batch sent again because its answer was lost) and are to be
+    /// skipped, and records the rest as applied. A batch starting past the next
+    /// expected number is refused: events in between never arrived.
+    pub fn accept_worker_events(&mut self, first_seq: u64, count: u64) -> Result<u64, SequenceGap> {
+        if first_seq == 0 || first_seq > self.worker_seq + 1 {
+            return Err(SequenceGap {
+                first_seq,
+                applied: self.worker_seq,
+            });
+        }
+        let seen = (self.worker_seq + 1 - first_seq).min(count);
+        if count > 0 {
+            self.worker_seq = self.worker_seq.max(first_seq + count - 1);
+        }
+        Ok(seen)
+    }
+
+    /// Records that the worker dropped `lines` events holding `bytes` log bytes (it
+    /// could not deliver them, and says so rather than leave a quiet gap): they count
+    /// in `dropped_log_bytes` and mark the log truncated. Returns the line that says so
+    /// in the run's log; it is always kept, even past the log cap.
+    pub fn admit_dropped(&mut self, lines: u64, bytes: u64) -> EventPayload {
+        self.worker_dropped_lines += lines;
+        self.worker_dropped_bytes += bytes;
+        self.dropped_log_bytes += bytes;
+        self.logs_truncated = true;
+        let notice = EventPayload::Log {
+            stream: LogStream::System,
+            text: format!(
+                "the worker dropped {lines} events ({bytes} log bytes) here that it could not deliver; the log has a gap"
+            ),
+        };
+        self.log_bytes += notice.log_bytes();
+        notice
+    }
+
+    /// Whether the log cap was reached: bytes were dropped besides those the worker
+    /// declared (a line past the cap always counts at least its newline).
+    pub fn log_cap_reached(&self) -> bool {
+        self.dropped_log_bytes > self.worker_dropped_bytes
     }
 
     /// Admits a batch of events under the log cap (requirement 7.6): log lines are kept
@@ -295,7 +397,7 @@ impl Run {
             let bytes = event.log_bytes();
             if bytes == 0 {
                 admitted.push(event);
-            } else if self.logs_truncated {
+            } else if self.log_cap_reached() {
                 self.dropped_log_bytes += bytes;
             } else if self.log_bytes + bytes > max_log_bytes {
                 self.logs_truncated = true;
@@ -358,6 +460,9 @@ mod tests {
             log_bytes: 0,
             dropped_log_bytes: 0,
             logs_truncated: false,
+            worker_seq: 0,
+            worker_dropped_lines: 0,
+            worker_dropped_bytes: 0,
         }
     }
 
@@ -496,6 +601,69 @@ mod tests {
         assert_eq!(run.dropped_log_bytes, 8);
         assert!(run.admit_events(vec![line("x")], 10).is_empty());
         assert_eq!(run.dropped_log_bytes, 10);
+    }
+
+    #[test]
+    fn only_the_runs_lease_may_write_it_and_only_while_it_runs() {
+        let mut run = queued_run();
+        let lease = LeaseId::new(Ulid::from_parts(2, 9));
+        assert_eq!(run.fence(&lease), Err(Fenced::LeaseSuperseded));
+        run.apply(start(), Timestamp::from_unix_millis(2_000))
+            .unwrap();
+        assert_eq!(run.fence(&lease), Ok(()));
+        let other = LeaseId::new(Ulid::from_parts(2, 10));
+        assert_eq!(run.fence(&other), Err(Fenced::LeaseSuperseded));
+        run.apply(
+            Transition::Fail(failure()),
+            Timestamp::from_unix_millis(3_000),
+        )
+        .unwrap();
+        assert_eq!(run.fence(&lease), Err(Fenced::RunEnded(RunStatus::Failed)));
+        assert_eq!(run.fence(&other), Err(Fenced::LeaseSuperseded));
+    }
+
+    #[test]
+    fn worker_events_sent_again_are_skipped_and_a_gap_is_refused() {
+        let mut run = queued_run();
+        assert_eq!(run.accept_worker_events(1, 3), Ok(0));
+        assert_eq!(run.worker_seq, 3);
+        // The same batch again (its answer was lost): all seen.
+        assert_eq!(run.accept_worker_events(1, 3), Ok(3));
+        // Resent with more events after it: the first three are skipped.
+        assert_eq!(run.accept_worker_events(1, 5), Ok(3));
+        assert_eq!(run.worker_seq, 5);
+        // A heartbeat (no events) changes nothing.
+        assert_eq!(run.accept_worker_events(6, 0), Ok(0));
+        assert_eq!(run.worker_seq, 5);
+        let gap = run.accept_worker_events(8, 1).unwrap_err();
+        assert_eq!(
+            gap.to_string(),
+            "firstSeq 8 skips worker events: the run has applied them up to 5, so a batch must start at 6 or earlier (numbering starts at 1)"
+        );
+        assert!(run.accept_worker_events(0, 1).is_err());
+        assert_eq!(run.worker_seq, 5);
+    }
+
+    #[test]
+    fn events_the_worker_dropped_are_counted_declared_and_do_not_stop_later_lines() {
+        let mut run = queued_run();
+        let notice = run.admit_dropped(12, 480);
+        assert!(
+            matches!(&notice, EventPayload::Log { stream: LogStream::System, text }
+                if text.contains("dropped 12 events (480 log bytes)")),
+            "{notice:?}"
+        );
+        assert!(run.logs_truncated);
+        assert_eq!(run.dropped_log_bytes, 480);
+        assert_eq!(
+            (run.worker_dropped_lines, run.worker_dropped_bytes),
+            (12, 480)
+        );
+        assert!(!run.log_cap_reached());
+        // Later lines are still kept: the cap was not reached.
+        let admitted = run.admit_events(vec![line("after")], 1_000);
+        assert_eq!(admitted, vec![line("after")]);
+        assert_eq!(run.dropped_log_bytes, 480);
     }
 
     #[test]

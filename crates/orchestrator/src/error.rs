@@ -1,7 +1,7 @@
 //! The errors of the use cases. They say what went wrong in domain terms; the API alone
 //! decides which HTTP status each becomes.
 
-use tlao_domain::{TaskType, ValidationErrors};
+use tlao_domain::{Fenced, RunId, TaskType, ValidationErrors};
 
 use crate::store::StoreError;
 
@@ -29,6 +29,15 @@ pub enum ServiceError {
     /// idempotency key reused with another body, a name taken).
     #[error("{0}")]
     Conflict(String),
+    /// A worker wrote under a lease that may not write the run any more: the run ended
+    /// or another lease holds it (fencing). Nothing was written; the worker must stop.
+    #[error("run {run_id} may not be written under this lease: {fenced}; stop working on it")]
+    Fenced {
+        /// The run.
+        run_id: RunId,
+        /// Why the lease may not write it.
+        fenced: Fenced,
+    },
     /// An upload is larger than allowed.
     #[error("the upload exceeds the limit of {max_bytes} bytes")]
     TooLarge {

@@ -124,7 +124,7 @@ pub(crate) async fn read_after(
 /// The sequence number of a run's last stored event, 0 when it has none (sequence
 /// numbers are gap-free from 1, so this is also how many events it has). Without access
 /// checks; one query of one item.
-pub(crate) async fn last_seq(core: &Core, run_id: &RunId) -> Result<u64, ServiceError> {
+pub async fn last_seq(core: &Core, run_id: &RunId) -> Result<u64, ServiceError> {
     let (steps, _) = core
         .store
         .query::<Step>(Query::new(keys::run_steps(run_id), Direction::Backward, 1))

@@ -15,10 +15,17 @@
 //! The named writes of a run that race other writers ([`crate::transactions`]'s
 //! `append_events`, `finish_run`, `register_artifact`, `settle_artifact`) are attempts
 //! of [`retry_on_race`], which reads the run again when another write changed it first.
+//!
+//! Fencing rides on the same revision: a worker's write checks its lease against the
+//! run it read ([`check_fence`]) and is conditioned on that revision, so a write under a
+//! lease whose run has ended since (the reaper, a cancel) loses the race, is planned
+//! again on the ended run, and is refused.
 
 use std::convert::Infallible;
 
-use tlao_domain::{EventPayload, LeaseId, Run, RunEvent, RunId, Timestamp, WorkspaceId, keys};
+use tlao_domain::{
+    EventPayload, Fenced, LeaseId, Run, RunEvent, RunId, Timestamp, WorkspaceId, keys,
+};
 use tlao_ports::{AttrValue, Condition, Update, WriteOp};
 
 use crate::attrs::{self, NEXT_SEQ, REV};
@@ -188,12 +195,31 @@ pub async fn retry_on_race<T, E>(
     run_id: &RunId,
     mut attempt: impl FnMut(StoredRun) -> Result<(RunWrite<WriteFailure<E>>, T), ServiceError>,
 ) -> Result<T, RunWriteError<E>> {
+    retry_on_race_reading(core, ws, run_id, |stored| {
+        std::future::ready(attempt(stored))
+    })
+    .await
+}
+
+/// [`retry_on_race`] for an attempt that reads more than the run before it plans its
+/// write (the run's artifacts, say). What it reads must only change through writes of
+/// the run (which move its revision), so a write planned on a stale read loses the race
+/// and is planned again.
+pub async fn retry_on_race_reading<T, E, F>(
+    core: &Core,
+    ws: &WorkspaceId,
+    run_id: &RunId,
+    mut attempt: impl FnMut(StoredRun) -> F,
+) -> Result<T, RunWriteError<E>>
+where
+    F: Future<Output = Result<(RunWrite<WriteFailure<E>>, T), ServiceError>>,
+{
     for _ in 0..MAX_RACES {
         let stored = load(core, ws, run_id)
             .await
             .map_err(RunWriteError::Failed)?
             .ok_or_else(|| RunWriteError::Failed(ServiceError::not_found("run", run_id)))?;
-        let (write, result) = attempt(stored).map_err(RunWriteError::Failed)?;
+        let (write, result) = attempt(stored).await.map_err(RunWriteError::Failed)?;
         match write
             .tx
             .commit_events(&core.store, run_id, &write.events)
@@ -210,15 +236,26 @@ pub async fn retry_on_race<T, E>(
     ))))
 }
 
-/// `Ok` when `lease_id` is the run's current lease; `Conflict` (telling the worker to
-/// stop) otherwise.
+/// `Ok` when `lease_id` is the run's lease, whether or not the run still runs;
+/// [`ServiceError::Fenced`] (`LeaseSuperseded`) otherwise. For reads: every write
+/// checks [`check_fence`].
 pub fn check_lease(run: &Run, lease_id: &LeaseId) -> Result<(), ServiceError> {
-    if run.lease_id.as_ref() == Some(lease_id) {
-        Ok(())
-    } else {
-        Err(ServiceError::Conflict(format!(
-            "lease {lease_id} does not hold run {}; stop working on it",
-            run.run_id
-        )))
+    match run.fence(lease_id) {
+        Err(fenced @ Fenced::LeaseSuperseded) => Err(ServiceError::Fenced {
+            run_id: run.run_id.clone(),
+            fenced,
+        }),
+        Ok(()) | Err(Fenced::RunEnded(_)) => Ok(()),
     }
+}
+
+/// `Ok` when `lease_id` may write the run ([`Run::fence`]: it holds the run and the run
+/// is running); [`ServiceError::Fenced`], telling the worker to stop, otherwise. Every
+/// write under a lease checks it in the attempt that writes, so the check and the write
+/// are one conditional transaction.
+pub fn check_fence(run: &Run, lease_id: &LeaseId) -> Result<(), ServiceError> {
+    run.fence(lease_id).map_err(|fenced| ServiceError::Fenced {
+        run_id: run.run_id.clone(),
+        fenced,
+    })
 }

@@ -120,6 +120,9 @@ pub(crate) mod testing {
                 log_bytes: 0,
                 dropped_log_bytes: 0,
                 logs_truncated: false,
+                worker_seq: 0,
+                worker_dropped_lines: 0,
+                worker_dropped_bytes: 0,
             }
         }
 

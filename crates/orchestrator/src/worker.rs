@@ -9,15 +9,22 @@
 //! or by fetching the assignment of the lease the dispatcher took for it. Every later
 //! call carries the lease id; a worker whose lease is gone (the reaper failed the run,
 //! someone cancelled it) is told so and stops.
+//!
+//! Fencing: once a run has ended, or another lease holds it, every write under the old
+//! lease is refused with [`ServiceError::Fenced`] and stores nothing — events and
+//! heartbeats, artifact registration, finalization, and uploads through the URLs the
+//! lease was given ([`WorkerService::check_upload`]). Completing a run that already
+//! ended is the one exception: the run's own lease is answered with the outcome that
+//! stands, and nothing is written, so a worker whose first answer was lost learns it.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tlao_domain::{
-    Archive, Artifact, ArtifactId, ArtifactName, ArtifactStatus, ArtifactType, EventPayload,
-    ExecutorDescriptor, ExecutorName, LeaseId, Run, RunError, RunEvent, RunId, RunStatus, Task,
-    Timestamp, Transition, Usage, WorkspaceId, keys,
+    Archive, Artifact, ArtifactId, ArtifactName, ArtifactStatus, ArtifactType, ExecutorDescriptor,
+    ExecutorName, LeaseId, Reported, Run, RunError, RunEvent, RunId, RunStatus, Task, Timestamp,
+    Transition, Usage, WorkspaceId, keys,
 };
 use tlao_ports::{BlobError, BlobKey, Launch, PresignedUrl};
 
@@ -25,7 +32,7 @@ use crate::codec::LookupOf;
 use crate::context::Core;
 use crate::error::ServiceError;
 use crate::registry::ExecutorRegistry;
-use crate::run_store::{self, StoredRun, check_lease};
+use crate::run_store::{self, StoredRun, check_fence, check_lease};
 use crate::transactions::{self, LeaseError, SettleArtifactError};
 
 /// How long the presigned URLs of an assignment work.
@@ -301,12 +308,7 @@ impl WorkerService {
         lease_id: &LeaseId,
     ) -> Result<Assignment, ServiceError> {
         let stored = self.leased(run_id, lease_id).await?;
-        if stored.run.status != RunStatus::Running {
-            return Err(ServiceError::Conflict(format!(
-                "run {run_id} is {}; there is nothing to execute",
-                stored.run.status
-            )));
-        }
+        check_fence(&stored.run, lease_id)?;
         let executor = self
             .registry
             .list()
@@ -378,7 +380,8 @@ impl WorkerService {
         })
     }
 
-    /// The run, if `lease_id` is its current lease; `NotFound` or `Conflict` otherwise.
+    /// The run, if `lease_id` is its lease (whether or not it still runs); `NotFound`,
+    /// or `Fenced` (`LeaseSuperseded`) otherwise.
     async fn leased(&self, run_id: &RunId, lease_id: &LeaseId) -> Result<StoredRun, ServiceError> {
         let ws = self.locate(run_id).await?;
         let stored = run_store::load(&self.core, &ws, run_id)
@@ -395,19 +398,25 @@ impl WorkerService {
             .ok_or_else(|| ServiceError::not_found("run", run_id))
     }
 
-    /// Stores a batch of events (applying the log cap) and records the heartbeat. Events
-    /// are accepted after the run ended too, so a worker's last lines are never lost;
-    /// `stop` tells the worker whether to stop the executor.
+    /// Stores a batch of a worker's items (applying the log cap) and records the
+    /// heartbeat. With `first_seq` (the worker's number of the first item), items the
+    /// run already has are skipped, so a batch sent again is stored once.
+    ///
+    /// Errors: [`ServiceError::Fenced`] once the run has ended or another lease holds it
+    /// (nothing is stored: a worker sends its last lines before it completes the run);
+    /// `Invalid` (`firstSeq`) when the batch starts past the next number expected.
     pub async fn report(
         &self,
         run_id: &RunId,
         lease_id: &LeaseId,
-        events: Vec<EventPayload>,
+        first_seq: Option<u64>,
+        items: Vec<Reported>,
     ) -> Result<Report, ServiceError> {
         let ws = self.locate(run_id).await?;
         let max_log_bytes = self.core.guardrails.max_log_bytes;
         let mut stored_events = Vec::new();
-        let mut remaining = events;
+        let mut remaining = items;
+        let mut first_seq = first_seq;
         // Large batches are stored in several transactions, in order.
         loop {
             let rest = if remaining.len() > run_store::MAX_EVENTS_PER_WRITE {
@@ -416,6 +425,7 @@ impl WorkerService {
                 Vec::new()
             };
             let chunk = std::mem::take(&mut remaining);
+            let chunk_len = chunk.len() as u64;
             let transactions::Appended {
                 run,
                 last_seq,
@@ -425,6 +435,7 @@ impl WorkerService {
                 &ws,
                 run_id,
                 lease_id,
+                first_seq,
                 chunk,
                 max_log_bytes,
             )
@@ -439,6 +450,7 @@ impl WorkerService {
                     stored: stored_events,
                 });
             }
+            first_seq = first_seq.map(|first| first + chunk_len);
             remaining = rest;
         }
     }
@@ -482,6 +494,10 @@ impl WorkerService {
     /// Settles an artifact after its upload: `available` when the stored bytes have the
     /// declared size, `upload_failed` (with the reason) when the worker says every
     /// attempt failed or the bytes are missing or short (requirement 13.3).
+    ///
+    /// Fenced like every write: once the run has ended, nothing becomes available (the
+    /// run's end settled what was pending). This is the fence of stores whose upload
+    /// URLs cannot be revoked (S3): bytes put after the end are never an artifact.
     pub async fn finalize_artifact(
         &self,
         run_id: &RunId,
@@ -490,6 +506,7 @@ impl WorkerService {
         worker_failure: Option<String>,
     ) -> Result<Artifact, ServiceError> {
         let stored = self.leased(run_id, lease_id).await?;
+        check_fence(&stored.run, lease_id)?;
         let ws = stored.run.workspace_id.clone();
         let key = keys::artifact(&ws, artifact_id);
         let mut artifact = self
@@ -523,7 +540,7 @@ impl WorkerService {
             Some(reason) => artifact.mark_upload_failed(reason.clone()),
         }
         .map_err(|e| ServiceError::Conflict(e.to_string()))?;
-        match transactions::settle_artifact(&self.core, &ws, run_id, &artifact).await {
+        match transactions::settle_artifact(&self.core, &ws, run_id, lease_id, &artifact).await {
             Ok(()) => {}
             // A concurrent finalize of the same artifact settled it first: its outcome
             // stands (and was counted once), as for a finalize that comes late.
@@ -548,7 +565,10 @@ impl WorkerService {
     }
 
     /// Ends a run as the worker saw it end. When the run already ended (cancelled, or
-    /// failed by the reaper), that outcome stands and is returned: a run has one outcome.
+    /// failed by the reaper), that outcome stands and is returned to the run's own lease,
+    /// and nothing is written: a run has one outcome, and a worker whose completion was
+    /// applied but whose answer was lost asks again and learns it. Another lease is
+    /// refused with [`ServiceError::Fenced`].
     pub async fn complete(
         &self,
         run_id: &RunId,
@@ -588,6 +608,45 @@ impl WorkerService {
 }
 
 impl WorkerService {
+    /// Whether a presigned upload to `key` may still be stored: when `key` is an
+    /// artifact's, the artifact must be `pending` and its run `running` (under the lease
+    /// the URL was handed to: a run has one lease). Other keys are not the worker
+    /// protocol's and pass. Checked by the store's presigned gateway (local files) when
+    /// the upload arrives; a store that serves its own URLs (S3) cannot ask, and
+    /// finalization is its fence.
+    ///
+    /// Errors: [`ServiceError::Fenced`] when the run has ended; `Conflict` when the
+    /// artifact is no longer pending (its bytes are settled); `NotFound` when there is
+    /// no such artifact.
+    pub async fn check_upload(&self, key: &str) -> Result<(), ServiceError> {
+        let Some((ws, run_id, artifact_id)) = keys::blob::parse_artifact(key) else {
+            return Ok(());
+        };
+        let artifact = self
+            .core
+            .store
+            .get::<Artifact>(&keys::artifact(&ws, &artifact_id))
+            .await?
+            .filter(|a| a.run_id == run_id && a.key == key)
+            .ok_or_else(|| ServiceError::not_found("artifact", &artifact_id))?;
+        let stored = run_store::load(&self.core, &ws, &run_id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("run", &run_id))?;
+        if stored.run.status != RunStatus::Running {
+            return Err(ServiceError::Fenced {
+                run_id,
+                fenced: tlao_domain::Fenced::RunEnded(stored.run.status),
+            });
+        }
+        if artifact.status != ArtifactStatus::Pending {
+            return Err(ServiceError::Conflict(format!(
+                "artifact {artifact_id} is {}; its bytes can no longer be uploaded",
+                artifact.status.as_str()
+            )));
+        }
+        Ok(())
+    }
+
     /// Ends a run with `completion` only if it is still running under `lease_id`;
     /// `Ok(None)` when it already ended (the worker completed it). Used when a worker
     /// process is seen to exit.

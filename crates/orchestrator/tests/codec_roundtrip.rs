@@ -111,7 +111,7 @@ prop_compose! {
         error in option::of(run_error()),
         usage in usage(),
         artifact_ids in vec(ulid().prop_map(ArtifactId::new), 0..4),
-        logs in (any::<u64>(), any::<u64>(), any::<bool>()),
+        logs in (any::<u64>(), any::<u64>(), any::<bool>(), any::<u64>(), any::<u64>(), any::<u64>()),
     ) -> Run {
         Run {
             run_id: RunId::new(ids.0),
@@ -134,6 +134,9 @@ prop_compose! {
             log_bytes: logs.0,
             dropped_log_bytes: logs.1,
             logs_truncated: logs.2,
+            worker_seq: logs.3,
+            worker_dropped_lines: logs.4,
+            worker_dropped_bytes: logs.5,
         }
     }
 }

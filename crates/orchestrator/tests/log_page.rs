@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use tlao_adapters_local::LocalEventBus;
-use tlao_domain::{EventPayload, Guardrails, LogStream, NewTask, RunId, Ulid};
+use tlao_domain::{EventPayload, Guardrails, LogStream, NewTask, Reported, RunId, Ulid};
 use tlao_orchestrator::events::{MAX_EVENTS_PER_READ, MAX_LOG_PAGE};
 use tlao_orchestrator::{Caller, CreateRun, ServiceError};
 
@@ -75,7 +75,12 @@ impl World {
         });
         self.services
             .workers
-            .report(&run.run.run_id, &lease.lease_id, events)
+            .report(
+                &run.run.run_id,
+                &lease.lease_id,
+                None,
+                events.into_iter().map(Reported::Event).collect(),
+            )
             .await
             .unwrap();
         run.run.run_id

@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use serde_json::json;
 use tlao_adapters_local::LocalEventBus;
 use tlao_domain::{
-    EventPayload, Guardrails, LeaseId, LogStream, NewTask, RunEvent, RunId, RunStatus, Usage,
+    EventPayload, Guardrails, LeaseId, LogStream, NewTask, Reported, RunEvent, RunId, RunStatus,
+    Usage,
 };
 use tlao_orchestrator::{
     Caller, Completion, CreateRun, RunStream, ServiceError, StreamItem, StreamService,
@@ -91,14 +92,16 @@ impl World {
 
     async fn log(&self, run: &(RunId, LeaseId), texts: std::ops::Range<u32>) {
         let events = texts
-            .map(|i| EventPayload::Log {
-                stream: LogStream::Stdout,
-                text: format!("line {i}"),
+            .map(|i| {
+                Reported::Event(EventPayload::Log {
+                    stream: LogStream::Stdout,
+                    text: format!("line {i}"),
+                })
             })
             .collect();
         self.services
             .workers
-            .report(&run.0, &run.1, events)
+            .report(&run.0, &run.1, None, events)
             .await
             .unwrap();
     }

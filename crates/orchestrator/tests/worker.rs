@@ -13,8 +13,8 @@ use bytes::Bytes;
 use serde_json::json;
 use tlao_adapters_local::LocalEventBus;
 use tlao_domain::{
-    ArtifactStatus, ArtifactType, EventPayload, Guardrails, LogStream, NewTask, RunErrorCode,
-    RunId, RunStatus, Usage, keys,
+    ArtifactStatus, ArtifactType, EventPayload, Fenced, Guardrails, LogStream, NewTask, Reported,
+    RunErrorCode, RunId, RunStatus, Usage, keys,
 };
 use tlao_orchestrator::{Completion, CreateRun, NewArtifact, Reaper, ServiceError};
 use tlao_ports::{BlobKey, Clock};
@@ -83,11 +83,11 @@ impl World {
     }
 }
 
-fn log(text: &str) -> EventPayload {
-    EventPayload::Log {
+fn log(text: &str) -> Reported {
+    Reported::Event(EventPayload::Log {
         stream: LogStream::Stdout,
         text: text.into(),
-    }
+    })
 }
 
 #[tokio::test]
@@ -230,6 +230,7 @@ async fn events_get_gap_free_sequence_numbers_and_logs_past_the_cap_are_dropped(
         .report(
             &run,
             &lease.lease_id,
+            None,
             vec![log("aaaa"), log("bbbb"), log("cccc"), log("dddd")],
         )
         .await
@@ -254,12 +255,12 @@ async fn a_batch_larger_than_one_transaction_is_stored_whole_and_in_order() {
     let w = world(Guardrails::default()).await;
     let run = w.queue(1).await.remove(0);
     let lease = w.services.workers.lease_next(None).await.unwrap().unwrap();
-    let lines: Vec<EventPayload> = (0..250).map(|i| log(&format!("line {i}"))).collect();
+    let lines: Vec<Reported> = (0..250).map(|i| log(&format!("line {i}"))).collect();
 
     let report = w
         .services
         .workers
-        .report(&run, &lease.lease_id, lines)
+        .report(&run, &lease.lease_id, Some(1), lines.clone())
         .await
         .unwrap();
 
@@ -267,10 +268,21 @@ async fn a_batch_larger_than_one_transaction_is_stored_whole_and_in_order() {
     assert_eq!(report.last_seq, 252);
     let seqs: Vec<u64> = report.stored.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (3..=252).collect::<Vec<_>>());
+    // Sent again (its answer was lost), with ten more: only the ten are new.
+    let mut again = lines;
+    again.extend((250..260).map(|i| log(&format!("line {i}"))));
+    let report = w
+        .services
+        .workers
+        .report(&run, &lease.lease_id, Some(1), again)
+        .await
+        .unwrap();
+    assert_eq!(report.stored.len(), 10);
+    assert_eq!(report.last_seq, 262);
 }
 
 #[tokio::test]
-async fn a_cancelled_run_tells_its_worker_to_stop_and_frees_the_slot() {
+async fn a_cancelled_run_refuses_its_workers_events_and_frees_the_slot() {
     let w = world(Guardrails {
         max_concurrent_runs: 1,
         ..Guardrails::default()
@@ -280,16 +292,23 @@ async fn a_cancelled_run_tells_its_worker_to_stop_and_frees_the_slot() {
     let lease = w.services.workers.lease_next(None).await.unwrap().unwrap();
 
     w.services.runs.cancel(&w.admin, &runs[0]).await.unwrap();
-    let report = w
+    let refused = w
         .services
         .workers
-        .report(&runs[0], &lease.lease_id, vec![log("last words")])
-        .await
-        .unwrap();
-    assert!(report.stop);
-    assert_eq!(report.status, RunStatus::Cancelled);
+        .report(&runs[0], &lease.lease_id, None, vec![log("last words")])
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(ServiceError::Fenced {
+                fenced: Fenced::RunEnded(RunStatus::Cancelled),
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
 
-    // The worker's own completion does not overwrite the cancellation.
+    // The worker's own completion does not overwrite the cancellation: it learns it.
     let run = w
         .services
         .workers
@@ -313,8 +332,11 @@ async fn a_stale_lease_is_refused() {
     w.services.workers.lease_next(None).await.unwrap().unwrap();
     let other = tlao_domain::LeaseId::new(tlao_domain::Ulid::from_parts(1, 1));
     assert!(matches!(
-        w.services.workers.report(&run, &other, vec![]).await,
-        Err(ServiceError::Conflict(_))
+        w.services.workers.report(&run, &other, None, vec![]).await,
+        Err(ServiceError::Fenced {
+            fenced: Fenced::LeaseSuperseded,
+            ..
+        })
     ));
 }
 
@@ -337,7 +359,7 @@ async fn the_reaper_fails_a_silent_run_as_worker_lost_and_times_out_an_overdue_o
     w.clock.advance_millis(29_000);
     w.services
         .workers
-        .report(&runs[1], &talkative.lease_id, vec![])
+        .report(&runs[1], &talkative.lease_id, None, vec![])
         .await
         .unwrap();
     assert_eq!(reaper.sweep().await.unwrap(), Default::default());
@@ -354,20 +376,28 @@ async fn the_reaper_fails_a_silent_run_as_worker_lost_and_times_out_an_overdue_o
         w.clock.advance_millis(10_000);
         w.services
             .workers
-            .report(&runs[1], &talkative.lease_id, vec![])
+            .report(&runs[1], &talkative.lease_id, None, vec![])
             .await
             .unwrap();
     }
     let sweep = reaper.sweep().await.unwrap();
     assert_eq!(sweep.timed_out, vec![talkative.run.run_id.clone()]);
     assert_eq!(w.status(&runs[1]).await, RunStatus::TimedOut);
-    let report = w
+    let refused = w
         .services
         .workers
-        .report(&runs[1], &talkative.lease_id, vec![])
-        .await
-        .unwrap();
-    assert!(report.stop);
+        .report(&runs[1], &talkative.lease_id, None, vec![])
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(ServiceError::Fenced {
+                fenced: Fenced::RunEnded(RunStatus::TimedOut),
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
@@ -559,4 +589,231 @@ async fn two_racing_finalizes_of_one_artifact_both_succeed_and_it_counts_once() 
         .await
         .unwrap();
     assert_eq!((summary.artifact_count, summary.artifact_bytes), (10, 30));
+}
+
+fn plan(name: &str, size: u64) -> NewArtifact {
+    NewArtifact {
+        name: tlao_domain::ArtifactName::try_from(name.to_owned()).unwrap(),
+        artifact_type: ArtifactType::Plan,
+        size,
+        sha256: "0".repeat(64),
+        content_type: "application/json".into(),
+    }
+}
+
+fn is_fenced(result: &Result<impl std::fmt::Debug, ServiceError>, expected: Fenced) -> bool {
+    matches!(result, Err(ServiceError::Fenced { fenced, .. }) if *fenced == expected)
+}
+
+#[tokio::test]
+async fn every_write_under_the_lease_of_an_ended_run_is_refused_as_fenced_and_stores_nothing() {
+    let w = world(Guardrails::default()).await;
+    let run = w.queue(1).await.remove(0);
+    let lease = w.services.workers.lease_next(None).await.unwrap().unwrap();
+    let workers = &w.services.workers;
+    let pending = workers
+        .create_artifact(&run, &lease.lease_id, plan("plan.json", 2))
+        .await
+        .unwrap();
+    w.clock.advance_millis(31_000);
+    let reaper = Reaper::new(
+        w.services.core.clone(),
+        Duration::from_secs(30),
+        Duration::from_secs(5),
+    );
+    assert_eq!(reaper.sweep().await.unwrap().lost, vec![run.clone()]);
+    let events_before = tlao_orchestrator::events::last_seq(&w.services.core, &run)
+        .await
+        .unwrap();
+    // The bytes arrive late, as through an upload URL that cannot be revoked (S3).
+    w.services
+        .core
+        .blobs
+        .put(
+            &BlobKey::parse(&pending.artifact.key).unwrap(),
+            Bytes::from_static(b"{}"),
+            "application/json",
+        )
+        .await
+        .unwrap();
+    let ended = Fenced::RunEnded(RunStatus::Failed);
+
+    let events = workers
+        .report(&run, &lease.lease_id, Some(1), vec![log("late")])
+        .await;
+    let heartbeat = workers.report(&run, &lease.lease_id, None, vec![]).await;
+    let registered = workers
+        .create_artifact(&run, &lease.lease_id, plan("late.json", 2))
+        .await;
+    let finalized = workers
+        .finalize_artifact(&run, &lease.lease_id, &pending.artifact.artifact_id, None)
+        .await;
+    let assignment = workers.assignment(&run, &lease.lease_id).await;
+
+    assert!(is_fenced(&events, ended), "{events:?}");
+    assert!(is_fenced(&heartbeat, ended), "{heartbeat:?}");
+    assert!(is_fenced(&registered, ended), "{registered:?}");
+    assert!(is_fenced(&finalized, ended), "{finalized:?}");
+    assert!(is_fenced(&assignment, ended), "{assignment:?}");
+    let events_after = tlao_orchestrator::events::last_seq(&w.services.core, &run)
+        .await
+        .unwrap();
+    assert_eq!(events_after, events_before, "no event after the end");
+    let artifacts = w
+        .services
+        .artifacts
+        .list_for_run(&w.admin, &run)
+        .await
+        .unwrap();
+    assert_eq!(artifacts.len(), 1, "no artifact registered after the end");
+    let settled = &artifacts[0].artifact;
+    assert_eq!(settled.status, ArtifactStatus::UploadFailed);
+    assert_eq!(
+        settled.error.as_deref(),
+        Some("the run ended (failed) before this artifact's upload was finalized")
+    );
+    let summary = w
+        .services
+        .workspaces
+        .summary(&w.admin, &settled.workspace_id)
+        .await
+        .unwrap();
+    assert_eq!(summary.artifact_count, 0, "nothing became available");
+}
+
+#[tokio::test]
+async fn completing_an_ended_run_answers_its_own_lease_with_the_outcome_and_writes_nothing() {
+    let w = world(Guardrails::default()).await;
+    let run = w.queue(1).await.remove(0);
+    let lease = w.services.workers.lease_next(None).await.unwrap().unwrap();
+    let workers = &w.services.workers;
+    workers
+        .complete(
+            &run,
+            &lease.lease_id,
+            Completion::Completed,
+            Usage::Unmeasured,
+        )
+        .await
+        .unwrap();
+    let events_before = tlao_orchestrator::events::last_seq(&w.services.core, &run)
+        .await
+        .unwrap();
+
+    // The first answer was lost; the worker asks again, with another outcome even.
+    let again = workers
+        .complete(
+            &run,
+            &lease.lease_id,
+            Completion::TimedOut,
+            Usage::Unmeasured,
+        )
+        .await
+        .unwrap();
+    let other = tlao_domain::LeaseId::new(tlao_domain::Ulid::from_parts(1, 1));
+    let stranger = workers
+        .complete(&run, &other, Completion::Completed, Usage::Unmeasured)
+        .await;
+
+    assert_eq!(again.status, RunStatus::Completed, "the outcome stands");
+    assert!(
+        is_fenced(&stranger, Fenced::LeaseSuperseded),
+        "{stranger:?}"
+    );
+    let events_after = tlao_orchestrator::events::last_seq(&w.services.core, &run)
+        .await
+        .unwrap();
+    assert_eq!(events_after, events_before);
+}
+
+#[tokio::test]
+async fn every_write_under_a_lease_that_does_not_hold_the_run_is_refused_as_superseded() {
+    let w = world(Guardrails::default()).await;
+    let run = w.queue(1).await.remove(0);
+    let lease = w.services.workers.lease_next(None).await.unwrap().unwrap();
+    let workers = &w.services.workers;
+    let pending = workers
+        .create_artifact(&run, &lease.lease_id, plan("plan.json", 2))
+        .await
+        .unwrap();
+    let events_before = tlao_orchestrator::events::last_seq(&w.services.core, &run)
+        .await
+        .unwrap();
+    let other = tlao_domain::LeaseId::new(tlao_domain::Ulid::from_parts(1, 1));
+    let superseded = Fenced::LeaseSuperseded;
+
+    let events = workers
+        .report(&run, &other, Some(1), vec![log("forged")])
+        .await;
+    let registered = workers
+        .create_artifact(&run, &other, plan("forged.json", 2))
+        .await;
+    let finalized = workers
+        .finalize_artifact(&run, &other, &pending.artifact.artifact_id, None)
+        .await;
+    let completed = workers
+        .complete(&run, &other, Completion::Completed, Usage::Unmeasured)
+        .await;
+
+    assert!(is_fenced(&events, superseded), "{events:?}");
+    assert!(is_fenced(&registered, superseded), "{registered:?}");
+    assert!(is_fenced(&finalized, superseded), "{finalized:?}");
+    assert!(is_fenced(&completed, superseded), "{completed:?}");
+    let events_after = tlao_orchestrator::events::last_seq(&w.services.core, &run)
+        .await
+        .unwrap();
+    assert_eq!(events_after, events_before);
+    assert_eq!(w.status(&run).await, RunStatus::Running);
+    let artifacts = w
+        .services
+        .artifacts
+        .list_for_run(&w.admin, &run)
+        .await
+        .unwrap();
+    assert_eq!(artifacts.len(), 1);
+    assert_eq!(artifacts[0].artifact.status, ArtifactStatus::Pending);
+}
+
+#[tokio::test]
+async fn an_upload_is_accepted_only_while_its_artifact_is_pending_and_its_run_runs() {
+    let w = world(Guardrails::default()).await;
+    let run = w.queue(1).await.remove(0);
+    let lease = w.services.workers.lease_next(None).await.unwrap().unwrap();
+    let workers = &w.services.workers;
+    let settled = workers
+        .create_artifact(&run, &lease.lease_id, plan("plan.json", 2))
+        .await
+        .unwrap();
+    let pending = workers
+        .create_artifact(&run, &lease.lease_id, plan("notes.json", 2))
+        .await
+        .unwrap();
+
+    workers.check_upload(&settled.artifact.key).await.unwrap();
+    workers
+        .finalize_artifact(
+            &run,
+            &lease.lease_id,
+            &settled.artifact.artifact_id,
+            Some("gave up".into()),
+        )
+        .await
+        .unwrap();
+    let after_finalize = workers.check_upload(&settled.artifact.key).await;
+    workers.check_upload(&pending.artifact.key).await.unwrap();
+    w.services.runs.cancel(&w.admin, &run).await.unwrap();
+    let after_cancel = workers.check_upload(&pending.artifact.key).await;
+
+    assert!(
+        matches!(after_finalize, Err(ServiceError::Conflict(_))),
+        "{after_finalize:?}"
+    );
+    assert!(
+        is_fenced(&after_cancel, Fenced::RunEnded(RunStatus::Cancelled)),
+        "{after_cancel:?}"
+    );
+    workers
+        .check_upload("workspaces/ws/archives/not-an-artifact.tar.gz")
+        .await
+        .unwrap();
 }

@@ -189,6 +189,16 @@ pub trait BlobStore: Send + Sync {
 /// reads or writes anything. Stores with their own endpoint (S3) have none.
 #[async_trait]
 pub trait PresignedGateway: Send + Sync {
+    /// Checks the URL of a request of `method` on `path_and_query` as [`serve`] would,
+    /// reading and writing nothing, and returns the key it is signed for: so the caller
+    /// can ask whether the key may still be written (an artifact of a run that has ended
+    /// may not) before the body is read.
+    ///
+    /// Errors: as [`serve`]'s `Refused`.
+    ///
+    /// [`serve`]: PresignedGateway::serve
+    fn verify_url(&self, method: &str, path_and_query: &str) -> Result<BlobKey, PresignError>;
+
     /// Serves `method` on `path_and_query` (`/blobs/{key}?expires=..&signature=..`): a GET
     /// returns the blob, a PUT stores `body` (nothing means empty).
     ///

@@ -17,7 +17,7 @@ use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tlao_domain::{ArtifactId, LeaseId, RunId};
-use tlao_wire::{ArtifactView, RunView};
+use tlao_wire::{ArtifactView, Problem, RunView};
 
 use crate::http::{
     Http, HttpError, Request, TRANSFER_STALL_TIMEOUT, Transient, presigned_body, read_json,
@@ -47,6 +47,8 @@ pub enum WorkerClientError {
     LeaseLost {
         /// The server's explanation.
         detail: String,
+        /// The problem body, when it was one: `reason` and `runStatus` say why.
+        problem: Option<Box<Problem>>,
     },
     /// Any other error status, from the `application/problem+json` body.
     #[error("{title} (HTTP {status}): {detail}{}", request_id_suffix(.request_id))]
@@ -110,6 +112,7 @@ impl From<HttpError> for WorkerClientError {
         match error {
             HttpError::Answer(answer) if answer.status == 409 => WorkerClientError::LeaseLost {
                 detail: answer.detail,
+                problem: answer.problem,
             },
             HttpError::Answer(answer) => WorkerClientError::Api {
                 status: answer.status,

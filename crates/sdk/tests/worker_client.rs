@@ -25,6 +25,7 @@ fn client(server: &Scripted) -> WorkerClient {
 fn batch() -> EventBatch {
     EventBatch {
         lease_id: LeaseId::new(Ulid::from_parts(1_700_000_000_000, 2)),
+        first_seq: None,
         events: Vec::new(),
     }
 }

@@ -40,7 +40,7 @@ pub use names::{
     ArtifactStatusName, ArtifactTypeName, ExecutorKindName, LogStreamName, RunErrorCodeName,
     RunStatusName, TaskTypeName,
 };
-pub use problem::{FieldErrorView, Problem};
+pub use problem::{FenceReason, FieldErrorView, Problem};
 pub use runs::{CreateRunRequest, RunErrorView, RunList, RunView, UsageView};
 pub use tasks::{
     ConstraintsBody, CreateTaskRequest, ExpectedOutputBody, TaskInputBody, TaskSpecView, TaskView,

@@ -5,7 +5,19 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::TaskTypeName;
+use crate::names::{RunStatusName, TaskTypeName};
+
+/// Why a worker's write under a lease was refused (`409`, type
+/// `urn:tlao:problem:lease-revoked`): the lease may not write the run any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FenceReason {
+    /// The lease does not hold the run: it never did, or another lease replaced it.
+    LeaseSuperseded,
+    /// The run has ended (`runStatus` says how); nothing is written after the end.
+    RunEnded,
+}
 
 /// One invalid field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +64,12 @@ pub struct Problem {
     /// On 422: the task type no executor serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_type: Option<TaskTypeName>,
+    /// On a worker's 409 (`lease-revoked`): why the lease may not write the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<FenceReason>,
+    /// On a worker's 409 (`lease-revoked`) of an ended run: its status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_status: Option<RunStatusName>,
 }
 
 #[cfg(test)]

@@ -1,8 +1,20 @@
 //! The worker protocol: how the execution plane talks to the control plane over HTTP.
 //!
 //! Every call carries `Authorization: Bearer <worker token>` (`TLAO_WORKER_TOKEN`), and
-//! every call about a run carries its `leaseId`; a `409` means the lease is gone (the run
-//! was cancelled or failed elsewhere) and the worker must stop.
+//! every call about a run carries its `leaseId`. A lease may write its run only while the
+//! run runs (fencing): once the run has ended (cancelled, timed out, failed by the reaper)
+//! or another lease holds it, every write under it — events and heartbeats, artifacts,
+//! finalization, uploads to the URLs it was given — is refused with `409`
+//! (`urn:tlao:problem:lease-revoked`, whose `reason` says `run_ended` with the `runStatus`,
+//! or `lease_superseded`), and nothing is stored: the worker must stop. Completing an
+//! ended run is answered `200` with the outcome that stands, to the run's own lease.
+//!
+//! Events are numbered by the worker ([`EventBatch::first_seq`]) when the server says it
+//! takes numbered batches ([`Assignment::numbered_events`]): a batch sent again after a
+//! lost answer is then applied once. Events a worker could not deliver are declared with
+//! [`WorkerEvent::Dropped`], never left as a quiet gap. A worker out of contact for
+//! longer than [`Assignment::heartbeat_timeout_ms`] stops and writes nothing more: the
+//! server has failed its run by then.
 //!
 //! | call | body → answer |
 //! |---|---|
@@ -16,7 +28,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tlao_domain::{ArtifactName, EventPayload, ExecutorName, LeaseId, Timestamp};
+use tlao_domain::{ArtifactName, EventPayload, ExecutorName, LeaseId, Reported, Timestamp};
 
 use crate::artifacts::ArtifactView;
 use crate::executors::ExecutorView;
@@ -94,6 +106,17 @@ pub struct Assignment {
     /// timeout. Workers send at least this often; servers before it left it out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_interval_ms: Option<u64>,
+    /// How long the server lets a worker be silent before it fails the run as
+    /// `worker_lost`, in milliseconds. A worker that has not reached the server for this
+    /// long stops its agent and ends the run without writing anything more. Servers
+    /// before it left it out (a worker then takes three heartbeat intervals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_timeout_ms: Option<u64>,
+    /// Whether the server takes numbered event batches ([`EventBatch::first_seq`],
+    /// [`WorkerEvent::Dropped`]). Servers before them left it out: a worker then sends
+    /// neither.
+    #[serde(default)]
+    pub numbered_events: bool,
 }
 
 /// The shortest heartbeat interval a server announces or a worker accepts.
@@ -108,6 +131,9 @@ pub fn heartbeat_interval(timeout: Duration) -> Duration {
 
 /// An event as a worker reports it; the server numbers and stamps it. Status, artifact
 /// and truncation events are the server's own and cannot be sent.
+///
+/// `dropped` is not stored as such: it adds to the run's `droppedLogBytes`, sets
+/// `logsTruncated`, and a line in the run's log says what was lost, where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
@@ -127,6 +153,14 @@ pub enum WorkerEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "openapi", schema(maximum = 100))]
         percent: Option<u8>,
+    },
+    /// Events the worker could not deliver and dropped (its buffer overflowed while the
+    /// server was unreachable, or the server refused the batch that held them).
+    Dropped {
+        /// How many events (log lines and progress reports).
+        lines: u64,
+        /// The log bytes among them (each line's text plus its newline).
+        bytes: u64,
     },
 }
 
@@ -149,17 +183,18 @@ impl WorkerEvent {
     }
 }
 
-impl From<WorkerEvent> for EventPayload {
+impl From<WorkerEvent> for Reported {
     fn from(event: WorkerEvent) -> Self {
         match event {
-            WorkerEvent::Log { stream, text } => EventPayload::Log {
+            WorkerEvent::Log { stream, text } => Reported::Event(EventPayload::Log {
                 stream: stream.into(),
                 text,
-            },
-            WorkerEvent::Progress { message, percent } => EventPayload::Progress {
+            }),
+            WorkerEvent::Progress { message, percent } => Reported::Event(EventPayload::Progress {
                 message,
                 percent: percent.map(|p| p.min(100)),
-            },
+            }),
+            WorkerEvent::Dropped { lines, bytes } => Reported::Dropped { lines, bytes },
         }
     }
 }
@@ -172,6 +207,14 @@ pub struct EventBatch {
     /// The lease.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub lease_id: LeaseId,
+    /// The worker's number of the first event. A worker numbers the events of a lease
+    /// 1, 2, 3, ... and sends a batch again, from the same number, until it is answered;
+    /// the server skips the events it already applied, so each is stored once. A batch
+    /// starting past the next number the run expects is refused (`400`). Without it
+    /// (older workers) every event is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub first_seq: Option<u64>,
     /// The events, in order.
     pub events: Vec<WorkerEvent>,
 }
@@ -319,11 +362,42 @@ mod tests {
             serde_json::from_value(json!({"type": "log", "stream": "stdout", "text": "hi"}))
                 .unwrap();
         assert_eq!(
-            EventPayload::from(line),
-            EventPayload::Log {
+            Reported::from(line),
+            Reported::Event(EventPayload::Log {
                 stream: tlao_domain::LogStream::Stdout,
                 text: "hi".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_numbered_batch_declares_what_its_worker_dropped() {
+        let batch: EventBatch = serde_json::from_value(json!({
+            "leaseId": "lease_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            "firstSeq": 41,
+            "events": [{"type": "dropped", "lines": 12, "bytes": 480}]
+        }))
+        .unwrap();
+        assert_eq!(batch.first_seq, Some(41));
+        assert_eq!(
+            batch.events,
+            [WorkerEvent::Dropped {
+                lines: 12,
+                bytes: 480
+            }]
+        );
+        assert_eq!(
+            Reported::from(batch.events[0].clone()),
+            Reported::Dropped {
+                lines: 12,
+                bytes: 480
             }
         );
+        // An older worker's batch has no number.
+        let old: EventBatch = serde_json::from_value(
+            json!({"leaseId": "lease_01ARZ3NDEKTSV4RRFFQ69G5FAV", "events": []}),
+        )
+        .unwrap();
+        assert_eq!(old.first_seq, None);
     }
 }

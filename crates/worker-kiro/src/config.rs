@@ -33,6 +33,11 @@ pub struct WorkerConfig {
     pub batch_interval: Duration,
     /// How often a heartbeat is sent while there are no events.
     pub heartbeat_interval: Duration,
+    /// The most events kept while the API cannot be reached; more are dropped (and the
+    /// run says how many).
+    pub max_buffered_events: usize,
+    /// The most bytes of event text kept while the API cannot be reached.
+    pub max_buffered_bytes: usize,
 }
 
 impl WorkerConfig {
@@ -52,6 +57,8 @@ impl WorkerConfig {
             max_entries: DEFAULT_MAX_ENTRIES,
             batch_interval: DEFAULT_BATCH_INTERVAL,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            max_buffered_events: crate::events::MAX_BUFFERED_EVENTS,
+            max_buffered_bytes: crate::events::MAX_BUFFERED_BYTES,
         }
     }
 }

@@ -5,10 +5,13 @@
 //!    (if any) is downloaded (size and SHA-256 checked) and extracted safely twice:
 //!    `base/` (pristine) and `work/` (the executor's working directory).
 //! 2. The executor runs in `work/` and writes results to `out/`. Its events stream to
-//!    the API through an [`EventShipper`] (batches, heartbeats). It is stopped — its
-//!    future dropped, which kills its process group — at the deadline (`timed_out`),
-//!    when the API says the run was cancelled (`cancelled`) or ended elsewhere (the
-//!    worker just stops), or when the lease is lost (the worker stops quietly).
+//!    the API through an [`EventShipper`] (numbered batches, resends, heartbeats). It is
+//!    stopped — its future dropped, which kills its process group — at the deadline
+//!    (`timed_out`), when the API says the run was cancelled (`cancelled`) or ended
+//!    elsewhere (the worker just stops), when the lease is lost (the worker stops
+//!    quietly), or when the API has not answered for longer than the heartbeat timeout
+//!    it announced: the server has failed the run by then, so the worker stops the agent
+//!    and ends without writing anything more ([`RunSummary::out_of_contact`]).
 //! 3. The files in `out/`, `changes.patch` (`base/` against `work/`) and
 //!    `transcript.txt` are uploaded; an artifact whose upload failed for good fails
 //!    the run with `upload_failed`.
@@ -32,7 +35,7 @@ use tlao_sdk::{WorkerClient, WorkerClientError};
 use tokio::io::AsyncWriteExt;
 
 use crate::config::WorkerConfig;
-use crate::events::{ChannelSink, Control, EventShipper, stopped};
+use crate::events::{ChannelSink, Control, EventShipper, ShipperConfig, stopped};
 use crate::executors::executor_for;
 use crate::extract::{ExtractLimits, extract_archive_file};
 use crate::outputs::collect_outputs;
@@ -61,6 +64,23 @@ pub struct RunSummary {
     pub usage: Usage,
     /// The artifacts stored.
     pub artifacts: Vec<ArtifactView>,
+    /// Whether the worker gave up on the run because the API did not answer for longer
+    /// than its heartbeat timeout (it stopped the agent and wrote nothing more).
+    pub out_of_contact: bool,
+}
+
+impl RunSummary {
+    /// A run this worker left without learning its outcome.
+    fn left(run_id: RunId, status: Option<RunStatus>, out_of_contact: bool) -> RunSummary {
+        RunSummary {
+            run_id,
+            status,
+            error: None,
+            usage: Usage::Unmeasured,
+            artifacts: Vec::new(),
+            out_of_contact,
+        }
+    }
 }
 
 /// Leases one run (waiting up to `wait`, at most 30 s, for one), executes it and
@@ -84,13 +104,7 @@ pub async fn run_assigned(
                 run_id = %run_id, operation = "assignment", %error,
                 "the lease is gone; nothing to do"
             );
-            return Ok(RunSummary {
-                run_id,
-                status: None,
-                error: None,
-                usage: Usage::Unmeasured,
-                artifacts: Vec::new(),
-            });
+            return Ok(RunSummary::left(run_id, None, false));
         }
         Err(error) => {
             return Err(error)
@@ -100,13 +114,16 @@ pub async fn run_assigned(
     execute(&client, config, assignment).await
 }
 
-/// Leases and executes runs one after the other, for ever. Returns only when the API
-/// refuses the worker's token (401, 403); other failures are retried with backoff.
-pub async fn run_forever(config: &WorkerConfig) -> anyhow::Result<()> {
+/// Leases and executes runs one after the other, for ever. Returns the summary of a run
+/// it gave up on because the API did not answer for longer than its heartbeat timeout
+/// ([`RunSummary::out_of_contact`]), and an error when the API refuses the worker's
+/// token (401, 403); other failures are retried with backoff.
+pub async fn run_forever(config: &WorkerConfig) -> anyhow::Result<RunSummary> {
     let client = client_for(config)?;
     let mut failures: u32 = 0;
     loop {
         match lease_and_run(&client, config, LONG_POLL).await {
+            Ok(Some(summary)) if summary.out_of_contact => return Ok(summary),
             Ok(_) => failures = 0,
             Err(error) => {
                 let refused = error
@@ -157,8 +174,12 @@ enum Ending {
         usage: Usage,
         artifacts: Vec<ArtifactView>,
     },
-    /// Stop without completing: the run ended elsewhere (`Some`) or the lease is gone.
-    Abandon { status: Option<RunStatus> },
+    /// Stop without completing: the run ended elsewhere (`Some`), the lease is gone, or
+    /// the API was out of contact for too long.
+    Abandon {
+        status: Option<RunStatus>,
+        out_of_contact: bool,
+    },
 }
 
 impl Ending {
@@ -185,8 +206,16 @@ impl Ending {
             },
             Control::Stop(status) => Ending::Abandon {
                 status: Some(status),
+                out_of_contact: false,
             },
-            Control::LeaseLost | Control::Running => Ending::Abandon { status: None },
+            Control::LeaseLost | Control::Running => Ending::Abandon {
+                status: None,
+                out_of_contact: false,
+            },
+            Control::OutOfContact => Ending::Abandon {
+                status: None,
+                out_of_contact: true,
+            },
         }
     }
 }
@@ -199,6 +228,20 @@ fn heartbeat_interval(config: &WorkerConfig, assignment: &Assignment) -> Duratio
             .max(MIN_HEARTBEAT_INTERVAL)
             .min(config.heartbeat_interval),
         None => config.heartbeat_interval,
+    }
+}
+
+/// How long the API may go unanswered before the worker gives up on `assignment`: the
+/// heartbeat timeout it announced, or three of its heartbeat intervals (servers that
+/// announce only those); `None` (never) when it announced neither.
+fn contact_timeout(assignment: &Assignment) -> Option<Duration> {
+    match (
+        assignment.heartbeat_timeout_ms,
+        assignment.heartbeat_interval_ms,
+    ) {
+        (Some(ms), _) => Some(Duration::from_millis(ms)),
+        (None, Some(ms)) => Some(Duration::from_millis(ms) * 3),
+        (None, None) => None,
     }
 }
 
@@ -220,8 +263,16 @@ async fn execute(
         workspace_id.clone(),
         run_id.clone(),
         lease_id.clone(),
-        config.batch_interval,
-        heartbeat_interval(config, &assignment),
+        ShipperConfig {
+            contact_timeout: contact_timeout(&assignment),
+            numbered: assignment.numbered_events,
+            max_events: config.max_buffered_events,
+            max_bytes: config.max_buffered_bytes,
+            ..ShipperConfig::new(
+                config.batch_interval,
+                heartbeat_interval(config, &assignment),
+            )
+        },
     );
     let ending = match RunDir::create(&config.work_root, &workspace_id, &run_id, &lease_id) {
         Ok(dir) => {
@@ -239,31 +290,29 @@ async fn execute(
     };
     let control = shipper.finish().await;
     let (status, error, usage, artifacts) = match ending {
-        Ending::Abandon { status } => {
+        Ending::Abandon {
+            status,
+            out_of_contact,
+        } => {
+            let out_of_contact = out_of_contact || control == Control::OutOfContact;
             tracing::info!(
                 workspace_id = %workspace_id, run_id = %run_id, operation = "run",
-                status = ?status, "run left without completing it"
+                status = ?status, out_of_contact, "run left without completing it"
             );
-            return Ok(RunSummary {
-                run_id,
-                status,
-                error: None,
-                usage: Usage::Unmeasured,
-                artifacts: Vec::new(),
-            });
+            return Ok(RunSummary::left(run_id, status, out_of_contact));
         }
-        Ending::Complete { .. } if control == Control::LeaseLost => {
+        Ending::Complete { .. }
+            if matches!(control, Control::LeaseLost | Control::OutOfContact) =>
+        {
             tracing::info!(
                 workspace_id = %workspace_id, run_id = %run_id, operation = "run",
-                "the lease was lost; run not completed"
+                ?control, "the run is no longer this worker's to write; not completed"
             );
-            return Ok(RunSummary {
+            return Ok(RunSummary::left(
                 run_id,
-                status: None,
-                error: None,
-                usage: Usage::Unmeasured,
-                artifacts: Vec::new(),
-            });
+                None,
+                control == Control::OutOfContact,
+            ));
         }
         Ending::Complete {
             status,
@@ -285,13 +334,11 @@ async fn execute(
             error: run.error.map(Into::into),
             usage: run.usage.into(),
             artifacts,
+            out_of_contact: false,
         },
         Err(e) if e.is_lease_lost() => RunSummary {
-            run_id,
-            status: None,
-            error: None,
-            usage: Usage::Unmeasured,
             artifacts,
+            ..RunSummary::left(run_id, None, false)
         },
         Err(WorkerClientError::Protocol { message, .. }) => {
             // The completion was accepted; only its answer was not understood.
@@ -305,6 +352,7 @@ async fn execute(
                 error,
                 usage,
                 artifacts,
+                out_of_contact: false,
             }
         }
         Err(e) => return Err(e).with_context(|| format!("cannot complete run {run_id}")),
@@ -409,6 +457,15 @@ async fn drive(
         signal = stopped(&mut control) => Executed::Stopped(signal),
     };
     // The execution future is gone here: its process group has been killed.
+    // Whatever ended it, a run this worker may no longer write ends here: no artifact
+    // is uploaded under a lease the API refuses or after it was out of contact.
+    if !matches!(executed, Executed::Stopped(_)) {
+        let control = shipper.current();
+        if control != Control::Running {
+            sink.system("the run is no longer this worker's to write; its processes were killed");
+            return Ending::stopped(control);
+        }
+    }
 
     let (status, mut error, usage, produced, transcript) = match executed {
         Executed::Stopped(signal) => {
@@ -452,6 +509,10 @@ async fn drive(
     let mut artifacts = Vec::with_capacity(produced.len());
     let mut failures = Vec::new();
     for item in &produced {
+        let control = shipper.current();
+        if control != Control::Running {
+            return Ending::stopped(control);
+        }
         match upload_artifact(
             client,
             &run.workspace_id,
@@ -470,7 +531,12 @@ async fn drive(
                 ));
                 artifacts.push(artifact);
             }
-            Err(UploadError::LeaseLost) => return Ending::Abandon { status: None },
+            Err(UploadError::LeaseLost) => {
+                return Ending::stopped(match shipper.current() {
+                    Control::Running => Control::LeaseLost,
+                    control => control,
+                });
+            }
             Err(UploadError::Failed(message)) => {
                 sink.system(message.clone());
                 failures.push(message);

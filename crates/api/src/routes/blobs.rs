@@ -4,6 +4,13 @@
 //! path and query, body stream); the gateway checks the signature before anything is
 //! read or written.
 //!
+//! An upload URL is honoured only while what it uploads may still be written: for an
+//! artifact's key, while the artifact is `pending` and its run is running under the lease
+//! the URL was handed to (a `409` otherwise, before the body is read). So a worker that
+//! lost its lease cannot replace bytes after the end. (S3's presigned URLs cannot be
+//! revoked: there, finalization is the fence, and an artifact of an ended run never
+//! becomes available.)
+//!
 //! These URLs are served on the API's origin, which is also the console's, so a
 //! download must never render there: every GET answers with `Content-Disposition:
 //! attachment` (named after the key's last segment — an artifact's name, an archive's
@@ -57,6 +64,7 @@ pub(crate) async fn get_blob(
         (status = 200, description = "Stored", body = BlobUploaded),
         (status = 400, description = "The URL is malformed or the body failed", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The signature does not match, or the URL expired", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The artifact is no longer pending, or its run has ended (`lease-revoked`): nothing was stored", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn put_blob(
@@ -64,7 +72,19 @@ pub(crate) async fn put_blob(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    if let Some(gateway) = &state.presigned {
+        let key = gateway
+            .verify_url(req.method().as_str(), path_and_query(&req))
+            .map_err(|refused| refusal(ServeError::Refused(refused)))?;
+        state.services.workers.check_upload(key.as_str()).await?;
+    }
     serve(&state, &req, Some(body)).await
+}
+
+fn path_and_query(req: &HttpRequest) -> &str {
+    req.uri()
+        .path_and_query()
+        .map_or(req.path(), |pq| pq.as_str())
 }
 
 async fn serve(
@@ -79,14 +99,10 @@ async fn serve(
             req.path()
         )));
     };
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map_or(req.path(), |pq| pq.as_str());
     let response = gateway
         .serve(
             req.method().as_str(),
-            path_and_query,
+            path_and_query(req),
             body.map(streaming::forward),
         )
         .await

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use tlao_domain::{ArtifactId, LeaseId, RunId, Timestamp};
+use tlao_domain::{ArtifactId, LeaseId, Reported, RunId};
 use tlao_orchestrator::{Assignment as DomainAssignment, Completion, NewArtifact};
 use tlao_ports::PresignedUrl;
 use tlao_wire::worker::{
@@ -33,7 +33,8 @@ fn signed(url: PresignedUrl) -> SignedUrl {
     }
 }
 
-fn assignment(a: DomainAssignment, heartbeat_interval_ms: u64, now: Timestamp) -> Assignment {
+fn assignment(a: DomainAssignment, state: &AppState) -> Assignment {
+    let now = state.now();
     Assignment {
         run: RunView::new(a.run, None, None, now),
         lease_id: a.lease_id,
@@ -45,7 +46,9 @@ fn assignment(a: DomainAssignment, heartbeat_interval_ms: u64, now: Timestamp) -
             url: signed(d.url),
         }),
         deadline: a.deadline,
-        heartbeat_interval_ms: Some(heartbeat_interval_ms),
+        heartbeat_interval_ms: Some(state.heartbeat_interval_ms),
+        heartbeat_timeout_ms: Some(state.heartbeat_timeout_ms),
+        numbered_events: true,
     }
 }
 
@@ -85,11 +88,7 @@ pub(crate) async fn lease(
         Some(leased) => {
             request_id::note_workspace(&leased.run.workspace_id);
             request_id::note_run(&leased.run.run_id);
-            Ok(HttpResponse::Ok().json(assignment(
-                leased,
-                state.heartbeat_interval_ms,
-                state.now(),
-            )))
+            Ok(HttpResponse::Ok().json(assignment(leased, &state)))
         }
         None => Ok(HttpResponse::NoContent().finish()),
     }
@@ -135,15 +134,13 @@ pub(crate) async fn get_assignment(
         .workers
         .assignment(&run_id, &lease_id)
         .await?;
-    Ok(web::Json(assignment(
-        leased,
-        state.heartbeat_interval_ms,
-        state.now(),
-    )))
+    Ok(web::Json(assignment(leased, &state)))
 }
 
 /// Stores a batch of events (log lines past the log cap are counted, not kept) and
-/// records the heartbeat. `stop` tells the worker to stop the executor.
+/// records the heartbeat. A numbered batch (`firstSeq`) sent again is stored once;
+/// `dropped` events add to the run's dropped log bytes and say so in its log. Once the
+/// run has ended nothing is stored: `409` (`lease-revoked`).
 #[utoipa::path(
     post,
     path = "/worker/runs/{runId}/events",
@@ -153,9 +150,10 @@ pub(crate) async fn get_assignment(
     security(("worker" = [])),
     responses(
         (status = 200, description = "Stored; what the run's status is now", body = EventReport),
+        (status = 400, description = "A bad field, or `firstSeq` past the next number the run expects", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid worker token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The lease does not hold the run (any more): stop", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The lease may not write the run (it ended, or another lease holds it): nothing was stored; stop", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn post_events(
@@ -167,14 +165,11 @@ pub(crate) async fn post_events(
     let run_id: RunId = path_id("runId", &run_id)?;
     request_id::note_run(&run_id);
     let batch = body.into_inner();
+    let items = batch.events.into_iter().map(Reported::from).collect();
     let report = state
         .services
         .workers
-        .report(
-            &run_id,
-            &batch.lease_id,
-            batch.events.into_iter().map(Into::into).collect(),
-        )
+        .report(&run_id, &batch.lease_id, batch.first_seq, items)
         .await?;
     Ok(web::Json(EventReport {
         status: report.status.into(),
@@ -196,7 +191,7 @@ pub(crate) async fn post_events(
         (status = 201, description = "The pending artifact and where to upload it", body = ArtifactUploadSlot),
         (status = 401, description = "No valid worker token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The lease does not hold the run (any more)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The lease may not write the run (it ended, or another lease holds it): nothing was stored", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn create_artifact(
@@ -233,6 +228,8 @@ pub(crate) async fn create_artifact(
 }
 
 /// Settles an artifact after its upload: `available`, or `upload_failed` with why.
+/// Refused once the run has ended: the run's end settled its pending artifacts, and an
+/// upload that came after (an S3 URL cannot be revoked) never makes one available.
 #[utoipa::path(
     post,
     path = "/worker/runs/{runId}/artifacts/{artifactId}/finalize",
@@ -247,7 +244,7 @@ pub(crate) async fn create_artifact(
         (status = 200, description = "The settled artifact", body = ArtifactView),
         (status = 401, description = "No valid worker token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run or artifact", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The lease does not hold the run (any more)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The lease may not write the run (it ended, or another lease holds it): the artifact does not become available", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn finalize_artifact(
@@ -270,7 +267,8 @@ pub(crate) async fn finalize_artifact(
 }
 
 /// Ends the run as the worker saw it end. When it already ended (cancelled, or failed
-/// by the reaper) that outcome stands and is returned.
+/// by the reaper) that outcome stands and is returned to the run's own lease, and
+/// nothing is written; another lease is refused (`409`).
 #[utoipa::path(
     post,
     path = "/worker/runs/{runId}/complete",

@@ -12,6 +12,7 @@
 
 pub mod archives;
 pub mod processes;
+pub mod proxy;
 pub mod serve;
 
 use std::io::{BufRead, BufReader};

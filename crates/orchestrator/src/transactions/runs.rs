@@ -16,9 +16,10 @@ use crate::attrs::{self, ACTIVE_RUNS, kind};
 use crate::codec::{self, Lookup, LookupOf, Step};
 use crate::context::Core;
 use crate::error::ServiceError;
-use crate::run_store::{attempt, retry_on_race};
+use crate::run_store::{WriteFailure, attempt, retry_on_race_reading};
 use crate::store::{Store, StoreError};
 use crate::transaction::Transaction;
+use crate::transactions::artifacts::{pending_artifacts, settle_pending_ops};
 
 /// Why [`create_run`] wrote nothing.
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +102,9 @@ pub async fn create_run(
 }
 
 /// Ends a run with `transition` (complete, fail, time out, cancel), freeing its slot
-/// when it was running and recording a `status` event. `Conflict` when the state
+/// when it was running and recording a `status` event. Its artifacts still pending are
+/// settled as `upload_failed` in the same transaction (a lease cannot finalize them
+/// once the run has ended), so none stays pending for ever. `Conflict` when the state
 /// machine refuses the transition.
 ///
 /// `prepare` sees the run as read and may refuse (an error ends the attempt) or edit it
@@ -113,12 +116,18 @@ pub async fn finish_run(
     transition: Transition,
     prepare: impl Fn(&mut Run) -> Result<(), ServiceError>,
 ) -> Result<Run, ServiceError> {
-    let run = retry_on_race(core, ws, run_id, |stored| {
+    let (transition, prepare) = (&transition, &prepare);
+    let run = retry_on_race_reading(core, ws, run_id, |stored| async move {
         let mut after = stored.run.clone();
         prepare(&mut after)?;
         after
             .apply(transition.clone(), core.now())
             .map_err(|e| ServiceError::Conflict(e.to_string()))?;
+        let pending = if stored.run.status == RunStatus::Running {
+            pending_artifacts(core, &stored.run).await?
+        } else {
+            Vec::new()
+        };
         let status = EventPayload::Status {
             status: after.status,
         };
@@ -130,6 +139,11 @@ pub async fn finish_run(
         };
         for op in freed {
             write.tx.push(op);
+        }
+        for (op, failure) in
+            settle_pending_ops(&pending, after.status, || WriteFailure::RunChanged)?
+        {
+            write.tx.guarded(op, failure);
         }
         Ok((write, after))
     })

@@ -2,6 +2,14 @@
 //! need the real server: it serves one assignment, the TaskSpec and archive blobs,
 //! records every event batch (with its arrival time), artifact, upload and completion,
 //! and can be told to cancel the run, lose the lease, or fail uploads.
+//!
+//! Like the real server it applies numbered batches once (`firstSeq`, skipping what it
+//! has), fences an ended run (`409 lease-revoked` with its status), and takes `dropped`
+//! events. And it fails on demand: it refuses connections for a while
+//! ([`FakeApi::refuse_connections_for`]: the listener is closed, then bound again on the
+//! same port), answers the next N batches with 503 ([`State::fail_batches`]), or applies
+//! the next N batches and then answers 500, as if the answer were lost
+//! ([`State::lose_answers`]).
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,12 +22,13 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::json;
 use tlao_domain::{
     Artifact, ArtifactId, ArtifactStatus, EventPayload, ExecutorConfig, ExecutorDescriptor,
-    LeaseId, Run, RunId, RunStatus, TaskId, TaskType, Timestamp, Ulid, Usage, UserId, WorkspaceId,
+    LeaseId, Reported, Run, RunId, RunStatus, TaskId, TaskType, Timestamp, Ulid, Usage, UserId,
+    WorkspaceId,
 };
 use tlao_sdk::wire::{ArtifactView, ExecutorView, RunView};
 use tlao_sdk::worker::{
     ArtifactRequest, ArtifactUploadSlot, Assignment, CompleteRequest, CompletionStatus, EventBatch,
-    EventReport, FinalizeRequest, SignedUrl,
+    EventReport, FinalizeRequest, SignedUrl, WorkerEvent,
 };
 
 /// The worker token the fake accepts.
@@ -54,6 +63,18 @@ pub struct State {
     pub lose_lease: bool,
     /// Answer uploads with 500.
     pub fail_uploads: bool,
+    /// Answer this many more event batches with 503, storing nothing.
+    pub fail_batches: u32,
+    /// Apply this many more event batches, then answer 500 (the answer is "lost").
+    pub lose_answers: u32,
+    /// The last worker event number applied.
+    pub worker_seq: u64,
+    /// Every event applied, with its worker number, in order (`dropped` included).
+    pub applied: Vec<(u64, WorkerEvent)>,
+    /// How many event requests arrived (heartbeats, resends and failures included).
+    pub requests: u32,
+    /// The `firstSeq` of every batch that arrived.
+    pub first_seqs: Vec<Option<u64>>,
 }
 
 /// The fake API and its address.
@@ -62,7 +83,8 @@ pub struct FakeApi {
     pub state: Arc<Mutex<State>>,
     pub run_id: RunId,
     pub lease_id: LeaseId,
-    handle: actix_web::dev::ServerHandle,
+    addr: std::net::SocketAddr,
+    handle: Mutex<Option<actix_web::dev::ServerHandle>>,
 }
 
 impl FakeApi {
@@ -103,6 +125,9 @@ impl FakeApi {
             log_bytes: 0,
             dropped_log_bytes: 0,
             logs_truncated: false,
+            worker_seq: 0,
+            worker_dropped_lines: 0,
+            worker_dropped_bytes: 0,
         };
         let expires = now.plus_seconds(3600);
         let signed = |path: &str| SignedUrl {
@@ -139,6 +164,8 @@ impl FakeApi {
             archive: archive_download,
             deadline,
             heartbeat_interval_ms: None,
+            heartbeat_timeout_ms: None,
+            numbered_events: true,
         };
         let spec = json!({"taskType": task_type.as_str(), "input": {"prompt": prompt}});
         let state = Arc::new(Mutex::new(State {
@@ -148,44 +175,29 @@ impl FakeApi {
             archive: archive.unwrap_or_default(),
             ..State::default()
         }));
-        let data = web::Data::from(state.clone());
-        let base = url.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .app_data(web::Data::new(base.clone()))
-                .route("/worker/lease", web::post().to(lease))
-                .route(
-                    "/worker/runs/{run}/assignment",
-                    web::get().to(get_assignment),
-                )
-                .route("/worker/runs/{run}/events", web::post().to(events))
-                .route(
-                    "/worker/runs/{run}/artifacts",
-                    web::post().to(create_artifact),
-                )
-                .route(
-                    "/worker/runs/{run}/artifacts/{artifact}/finalize",
-                    web::post().to(finalize),
-                )
-                .route("/worker/runs/{run}/complete", web::post().to(complete))
-                .route("/blobs/spec", web::get().to(spec_blob))
-                .route("/blobs/archive", web::get().to(archive_blob))
-                .route("/blobs/upload/{artifact}", web::put().to(upload))
-        })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let addr = listener.local_addr().unwrap();
+        let handle = serve(listener, state.clone(), url.clone());
         FakeApi {
             url,
             state,
             run_id,
             lease_id,
-            handle,
+            addr,
+            handle: Mutex::new(Some(handle)),
         }
+    }
+
+    /// Closes the listener and every connection, so connecting is refused, for `outage`;
+    /// then serves again on the same port. Returns once it serves again.
+    pub async fn refuse_connections_for(&self, outage: std::time::Duration) {
+        let handle = self.handle.lock().unwrap().take();
+        if let Some(handle) = handle {
+            handle.stop(false).await;
+        }
+        tokio::time::sleep(outage).await;
+        let listener = TcpListener::bind(self.addr).unwrap();
+        let handle = serve(listener, self.state.clone(), self.url.clone());
+        *self.handle.lock().unwrap() = Some(handle);
     }
 
     /// Reads the state.
@@ -207,10 +219,81 @@ impl FakeApi {
         })
     }
 
+    /// Every log line applied, in order, once each (numbered batches are deduplicated).
+    pub fn applied_lines(&self) -> Vec<String> {
+        self.with(|s| {
+            s.applied
+                .iter()
+                .filter_map(|(_, e)| match e {
+                    WorkerEvent::Log { text, .. } => Some(text.clone()),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    /// The `dropped` events applied: (lines, bytes) each.
+    pub fn dropped(&self) -> Vec<(u64, u64)> {
+        self.with(|s| {
+            s.applied
+                .iter()
+                .filter_map(|(_, e)| match e {
+                    WorkerEvent::Dropped { lines, bytes } => Some((*lines, *bytes)),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
     /// Stops the server.
     pub async fn stop(self) {
-        self.handle.stop(false).await;
+        let handle = self.handle.lock().unwrap().take();
+        if let Some(handle) = handle {
+            handle.stop(false).await;
+        }
     }
+}
+
+/// Serves the fake's routes on `listener`.
+fn serve(
+    listener: TcpListener,
+    state: Arc<Mutex<State>>,
+    base: String,
+) -> actix_web::dev::ServerHandle {
+    let data = web::Data::from(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::Data::new(base.clone()))
+            .app_data(web::PayloadConfig::new(64 << 20))
+            .app_data(web::JsonConfig::default().limit(16 << 20))
+            .route("/worker/lease", web::post().to(lease))
+            .route(
+                "/worker/runs/{run}/assignment",
+                web::get().to(get_assignment),
+            )
+            .route("/worker/runs/{run}/events", web::post().to(events))
+            .route(
+                "/worker/runs/{run}/artifacts",
+                web::post().to(create_artifact),
+            )
+            .route(
+                "/worker/runs/{run}/artifacts/{artifact}/finalize",
+                web::post().to(finalize),
+            )
+            .route("/worker/runs/{run}/complete", web::post().to(complete))
+            .route("/blobs/spec", web::get().to(spec_blob))
+            .route("/blobs/archive", web::get().to(archive_blob))
+            .route("/blobs/upload/{artifact}", web::put().to(upload))
+    })
+    .workers(1)
+    .shutdown_timeout(0)
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    handle
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -269,6 +352,17 @@ async fn get_assignment(req: HttpRequest, state: web::Data<Mutex<State>>) -> Htt
     }
 }
 
+/// The 409 of a run that has ended, as the real server answers it.
+fn ended(status: RunStatus) -> HttpResponse {
+    HttpResponse::Conflict()
+        .content_type("application/problem+json")
+        .json(json!({
+            "type": "urn:tlao:problem:lease-revoked", "title": "Lease no longer valid",
+            "status": 409, "detail": format!("the run has ended ({status})"),
+            "requestId": "req-fake", "reason": "run_ended", "runStatus": status.as_str()
+        }))
+}
+
 async fn events(
     req: HttpRequest,
     state: web::Data<Mutex<State>>,
@@ -278,21 +372,57 @@ async fn events(
         return problem(401, "Unauthorized", "bad token");
     }
     let mut s = state.lock().unwrap();
-    let events = body
-        .into_inner()
-        .events
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    s.batches.push((now_millis(), events));
+    s.requests += 1;
+    if s.fail_batches > 0 {
+        s.fail_batches -= 1;
+        return problem(503, "Service unavailable", "try again shortly");
+    }
     if s.lose_lease {
         return problem(409, "Conflict", "lease lost; stop working on it");
     }
     let status = s.status.unwrap_or(RunStatus::Running);
+    if status.is_terminal() {
+        return ended(status);
+    }
+    let batch = body.into_inner();
+    s.first_seqs.push(batch.first_seq);
+    // Numbered batches are applied once, as the real server does.
+    let skip = match batch.first_seq {
+        Some(first) if first == 0 || first > s.worker_seq + 1 => {
+            return problem(400, "Invalid request", "firstSeq skips worker events");
+        }
+        Some(first) => (s.worker_seq + 1 - first) as usize,
+        None => 0,
+    };
+    let fresh: Vec<(u64, WorkerEvent)> = batch
+        .events
+        .into_iter()
+        .enumerate()
+        .skip(skip)
+        .map(|(i, e)| (batch.first_seq.unwrap_or(0) + i as u64, e))
+        .collect();
+    if batch.first_seq.is_some()
+        && let Some((seq, _)) = fresh.last()
+    {
+        s.worker_seq = *seq;
+    }
+    let events = fresh
+        .iter()
+        .filter_map(|(_, event)| match Reported::from(event.clone()) {
+            Reported::Event(payload) => Some(payload),
+            Reported::Dropped { .. } => None,
+        })
+        .collect();
+    s.applied.extend(fresh);
+    s.batches.push((now_millis(), events));
+    if s.lose_answers > 0 {
+        s.lose_answers -= 1;
+        return problem(500, "Internal server error", "the answer was lost");
+    }
     let last_seq = s.batches.iter().map(|(_, e)| e.len() as u64).sum();
     HttpResponse::Ok().json(EventReport {
         status: status.into(),
-        stop: status != RunStatus::Running,
+        stop: false,
         deadline: s.assignment.as_ref().map(|a| a.deadline),
         last_seq,
     })
@@ -308,6 +438,9 @@ async fn create_artifact(
         return problem(401, "Unauthorized", "bad token");
     }
     let mut s = state.lock().unwrap();
+    if let Some(status) = s.status.filter(|status| status.is_terminal()) {
+        return ended(status);
+    }
     let request = body.into_inner();
     let run = &s.assignment.as_ref().unwrap().run;
     let artifact_id = ArtifactId::new(Ulid::from_parts(
@@ -373,6 +506,9 @@ async fn finalize(
         return problem(401, "Unauthorized", "bad token");
     }
     let mut s = state.lock().unwrap();
+    if let Some(status) = s.status.filter(|status| status.is_terminal()) {
+        return ended(status);
+    }
     let (_, artifact_id) = path.into_inner();
     let request = body.into_inner();
     let stored = s.uploads.get(&artifact_id).map(Vec::len);

@@ -152,6 +152,12 @@ export interface ExpectedOutputBody {
   description?: string | null | undefined;
 }
 
+/**
+ * Why a worker's write under a lease was refused (`409`, type
+ * `urn:tlao:problem:lease-revoked`): the lease may not write the run any more.
+ */
+export type FenceReason = "lease_superseded" | "run_ended";
+
 /** One invalid field of a request. */
 export interface FieldErrorView {
   /** The field's path, e.g. `input.prompt`; `body` for the document as a whole. */
@@ -177,10 +183,14 @@ export interface Problem {
   errors?: Array<FieldErrorView> | undefined;
   /** On 413: the limit, in bytes. */
   maxBytes?: number | null | undefined;
+  /** On a worker's 409 (`lease-revoked`): why the lease may not write the run. */
+  reason?: FenceReason | null | undefined;
   /** The request's id, as in its `x-request-id` header; quote it when reporting. */
   requestId: string;
   /** On 429: seconds until the quota resets (also the `Retry-After` header). */
   retryAfterSeconds?: number | null | undefined;
+  /** On a worker's 409 (`lease-revoked`) of an ended run: its status. */
+  runStatus?: RunStatusName | null | undefined;
   /** The HTTP status. */
   status: number;
   /** On 422: the task type no executor serves. */
