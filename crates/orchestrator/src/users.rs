@@ -48,6 +48,8 @@ pub struct IssuedUser {
     pub user: User,
     /// The API key, in clear; never stored.
     pub api_key: String,
+    /// The key's id.
+    pub key_id: KeyId,
 }
 
 /// Creates users, issues API keys and authenticates them.
@@ -313,13 +315,14 @@ impl UserService {
                 created_at: self.core.now(),
             },
             api_key: new_api_key(),
+            key_id: KeyId::new(self.core.new_ulid()),
         }
     }
 
     fn key_record(&self, issued: &IssuedUser) -> ApiKeyRecord {
         ApiKeyRecord {
             key_hash: hash_api_key(&issued.api_key),
-            key_id: KeyId::new(self.core.new_ulid()),
+            key_id: issued.key_id.clone(),
             user_id: issued.user.user_id.clone(),
             created_at: issued.user.created_at,
         }

@@ -498,11 +498,17 @@ fn service_failure(error: ServiceError) -> Failure {
             "executor",
             format!("No executor can run this: {message}."),
         )]),
-        ServiceError::QuotaExceeded { quota, .. } => Failure::Form(vec![(
+        ServiceError::QuotaExceeded { quota, limit, .. } => Failure::Form(vec![(
             "",
-            format!(
-                "This workspace has used its daily quota of {quota} runs; it resets at midnight UTC."
-            ),
+            if limit == tlao_domain::Limit::DailyRunQuotaPerUser {
+                format!(
+                    "You have used your daily quota of {quota} runs across your workspaces; it resets at midnight UTC."
+                )
+            } else {
+                format!(
+                    "This workspace has used its daily quota of {quota} runs; it resets at midnight UTC."
+                )
+            },
         )]),
         ServiceError::Conflict(_) => Failure::Form(vec![(
             "",
@@ -603,6 +609,15 @@ async fn upload(
             "The archive is larger than this workspace's limit of {}. Leave out build outputs and dependencies, or add them to .tlaoignore.",
             page::bytes(max_bytes)
         ))),
+        Err(ServiceError::LimitReached { limit, max }) => Err(UploadError::Field(match limit {
+            tlao_domain::Limit::MaxArchiveEntries => format!(
+                "The archive has more than {max} files and directories. Leave out generated files and dependencies."
+            ),
+            _ => format!(
+                "The archive unpacks to more than {}. Leave out build outputs and dependencies.",
+                page::bytes(max)
+            ),
+        })),
         Err(ServiceError::Invalid(_)) => Err(UploadError::Field(
             "The file is not a gzip-compressed tar archive (.tar.gz).".into(),
         )),
