@@ -48,13 +48,20 @@ impl Default for Guardrails {
             max_log_bytes: 1_048_576,
             max_workspaces_per_user: 10,
             daily_run_quota_per_user: 200,
-            max_archive_entries: 100_000,
-            max_unpacked_bytes: 1 << 30,
+            max_archive_entries: Guardrails::DEFAULT_MAX_ARCHIVE_ENTRIES,
+            max_unpacked_bytes: Guardrails::DEFAULT_MAX_UNPACKED_BYTES,
         }
     }
 }
 
 impl Guardrails {
+    /// The default [`Guardrails::max_archive_entries`], which the worker's extraction
+    /// enforces too.
+    pub const DEFAULT_MAX_ARCHIVE_ENTRIES: u64 = 100_000;
+    /// The default [`Guardrails::max_unpacked_bytes`] (1 GiB), which the worker's
+    /// extraction enforces too.
+    pub const DEFAULT_MAX_UNPACKED_BYTES: u64 = 1 << 30;
+
     /// The duration limit of a run: the smallest of the guardrail, the executor's own
     /// limit and the task's constraint.
     pub fn run_seconds(&self, executor_limit: Option<u32>, task_limit: Option<u32>) -> u32 {
