@@ -48,7 +48,8 @@ pub struct CreatedUser {
     pub user_id: UserId,
     /// The API key; shown once, never stored in clear.
     pub api_key: String,
-    /// The key's id (`key_...`), which lists and revokes it. Absent from older servers.
+    /// The key's id (`key_...`), which lists and revokes it.
+    // An `Option` only so answers of servers from before key ids still read.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = String, required = true, pattern = "^key_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub key_id: Option<KeyId>,

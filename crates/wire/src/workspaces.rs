@@ -51,13 +51,14 @@ pub struct WorkspaceLimits {
     /// (a larger one is a 413); the CLI refuses before uploading.
     pub max_archive_bytes: u64,
     /// The most entries (files, directories, links) an archive may hold (more is a 413
-    /// with `limit: "maxArchiveEntries"`, as the upload streams). Absent from older
-    /// servers.
+    /// with `limit: "maxArchiveEntries"`, as the upload streams).
+    // An `Option` only so answers of servers from before this limit still read.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = u64, required = true))]
     pub max_archive_entries: Option<u64>,
     /// The most bytes of file content an archive may unpack to (more is a 413 with
-    /// `limit: "maxUnpackedBytes"`, as the upload streams). Absent from older servers.
+    /// `limit: "maxUnpackedBytes"`, as the upload streams).
+    // An `Option` only so answers of servers from before this limit still read.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = u64, required = true))]
     pub max_unpacked_bytes: Option<u64>,
@@ -80,8 +81,7 @@ impl From<&Guardrails> for WorkspaceLimits {
 pub struct WorkspaceList {
     /// The workspaces.
     pub items: Vec<WorkspaceView>,
-    /// Pass as `cursor` for the next page; null on the last page (and absent from
-    /// servers that did not page).
+    /// Pass as `cursor` for the next page; null on the last page.
     #[serde(default)]
     pub next_cursor: Option<String>,
 }
