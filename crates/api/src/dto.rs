@@ -14,12 +14,12 @@ use tlao_ports::BlobMeta;
 use utoipa::ToSchema;
 
 pub use tlao_wire::{
-    ArchiveView, ArtifactList, ArtifactStatusName, ArtifactTypeName, ArtifactView, BlobUploaded,
-    CreateRunRequest, CreateTaskRequest, CreateUserRequest, CreateWorkspaceRequest, CreatedUser,
-    ExecutorList, ExecutorView, FieldErrorView, Health, LogStreamName, Problem,
-    RegisterExecutorRequest, RunErrorCodeName, RunEventMessage, RunList, RunStatusName, RunView,
-    StreamEndMessage, TaskTypeName, TaskView, TokenRequest, TokenResponse, WorkspaceList,
-    WorkspaceView,
+    ApiKeyList, ApiKeyView, ArchiveView, ArtifactList, ArtifactStatusName, ArtifactTypeName,
+    ArtifactView, BlobUploaded, CreateRunRequest, CreateTaskRequest, CreateUserRequest,
+    CreateWorkspaceRequest, CreatedApiKey, CreatedUser, ExecutorList, ExecutorView, FieldErrorView,
+    Health, LogStreamName, Problem, RegisterExecutorRequest, RunErrorCodeName, RunEventMessage,
+    RunList, RunStatusName, RunView, StreamEndMessage, TaskTypeName, TaskView, TokenRequest,
+    TokenResponse, WorkspaceList, WorkspaceView,
 };
 
 use crate::params::single_string;
@@ -63,6 +63,26 @@ pub fn created_user(issued: IssuedUser) -> CreatedUser {
     CreatedUser {
         user_id: issued.user.user_id,
         api_key: issued.api_key,
+        key_id: Some(issued.key_id),
+    }
+}
+
+/// The view of a user's key as listed.
+pub fn api_key_view(summary: tlao_orchestrator::KeySummary) -> ApiKeyView {
+    ApiKeyView {
+        key_id: summary.record.key_id,
+        created_at: summary.record.created_at,
+        last_used_at: summary.last_used_at,
+    }
+}
+
+/// A new key and its only copy.
+pub fn created_api_key(issued: tlao_orchestrator::IssuedKey) -> CreatedApiKey {
+    CreatedApiKey {
+        key_id: issued.record.key_id,
+        user_id: issued.record.user_id,
+        api_key: issued.api_key,
+        created_at: issued.record.created_at,
     }
 }
 

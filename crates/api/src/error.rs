@@ -12,7 +12,7 @@ use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, ResponseError, web};
-use tlao_domain::{Fenced, TaskType, ValidationErrors};
+use tlao_domain::{Fenced, Limit, TaskType, ValidationErrors};
 use tlao_orchestrator::ServiceError;
 use tlao_ports::StorageFault;
 
@@ -89,13 +89,18 @@ pub enum ApiError {
         /// The task type nobody serves.
         task_type: TaskType,
     },
-    /// 429: the workspace has used its daily run quota.
+    /// 413 or 429: a guardrail refused the request (413 for an archive's size, entries
+    /// or unpacked size; 429 for a daily run quota or the workspaces a user may own).
     #[error("{detail}")]
-    QuotaExceeded {
-        /// The quota and when it resets.
+    LimitReached {
+        /// The limit, its value and what to do.
         detail: String,
-        /// Seconds until the quota resets.
-        retry_after_seconds: u64,
+        /// Which guardrail.
+        limit: Limit,
+        /// Its value.
+        max: u64,
+        /// Seconds until it resets, for the limits time lifts (daily quotas).
+        retry_after_seconds: Option<u64>,
     },
     /// 503: a dependency kept failing; retrying later may work.
     #[error("{detail}")]
@@ -162,7 +167,13 @@ impl ApiError {
             ApiError::TooLarge { .. } => "too-large".into(),
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type".into(),
             ApiError::NoExecutor { .. } => "no-executor".into(),
-            ApiError::QuotaExceeded { .. } => "quota-exceeded".into(),
+            ApiError::LimitReached { limit, .. } => match limit {
+                Limit::DailyRunQuota | Limit::DailyRunQuotaPerUser => "quota-exceeded".into(),
+                Limit::MaxWorkspacesPerUser => "limit-reached".into(),
+                Limit::MaxArchiveBytes | Limit::MaxArchiveEntries | Limit::MaxUnpackedBytes => {
+                    "too-large".into()
+                }
+            },
             ApiError::Unavailable { .. } => "unavailable".into(),
             ApiError::Internal(_) => "internal".into(),
             ApiError::Other { status, .. } => format!("http-{}", status.as_u16()),
@@ -182,7 +193,13 @@ impl ApiError {
             ApiError::TooLarge { .. } => "Payload too large",
             ApiError::UnsupportedMediaType(_) => "Unsupported media type",
             ApiError::NoExecutor { .. } => "No executor for the task type",
-            ApiError::QuotaExceeded { .. } => "Daily run quota exceeded",
+            ApiError::LimitReached { limit, .. } => match limit {
+                Limit::DailyRunQuota | Limit::DailyRunQuotaPerUser => "Daily run quota exceeded",
+                Limit::MaxWorkspacesPerUser => "Workspace limit reached",
+                Limit::MaxArchiveBytes | Limit::MaxArchiveEntries | Limit::MaxUnpackedBytes => {
+                    "Payload too large"
+                }
+            },
             ApiError::Unavailable { .. } => "Service unavailable",
             ApiError::Internal(_) => "Internal server error",
             ApiError::Other { status, .. } => status.canonical_reason().unwrap_or("Error"),
@@ -202,6 +219,8 @@ impl ApiError {
                 .unwrap_or_else(|| "unknown".into()),
             errors: Vec::new(),
             max_bytes: None,
+            limit: None,
+            max: None,
             retry_after_seconds: None,
             task_type: None,
             reason: None,
@@ -210,10 +229,19 @@ impl ApiError {
         match self {
             ApiError::Invalid(errors) => problem.errors = errors.clone(),
             ApiError::TooLarge { max_bytes } => problem.max_bytes = Some(*max_bytes),
-            ApiError::QuotaExceeded {
+            ApiError::LimitReached {
+                limit,
+                max,
                 retry_after_seconds,
                 ..
-            } => problem.retry_after_seconds = Some(*retry_after_seconds),
+            } => {
+                problem.limit = Some(limit.as_str().to_owned());
+                problem.max = Some(*max);
+                problem.retry_after_seconds = *retry_after_seconds;
+                if matches!(limit, Limit::MaxArchiveBytes | Limit::MaxUnpackedBytes) {
+                    problem.max_bytes = Some(*max);
+                }
+            }
             ApiError::NoExecutor { task_type, .. } => {
                 problem.task_type = Some(TaskTypeName::from(*task_type));
             }
@@ -299,7 +327,14 @@ impl ResponseError for ApiError {
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NoExecutor { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::LimitReached { limit, .. } => match limit {
+                Limit::MaxArchiveBytes | Limit::MaxArchiveEntries | Limit::MaxUnpackedBytes => {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                }
+                Limit::DailyRunQuota
+                | Limit::DailyRunQuotaPerUser
+                | Limit::MaxWorkspacesPerUser => StatusCode::TOO_MANY_REQUESTS,
+            },
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Other { status, .. } => *status,
@@ -333,11 +368,11 @@ impl ResponseError for ApiError {
                     response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
                 }
             }
-            ApiError::QuotaExceeded {
-                retry_after_seconds,
+            ApiError::LimitReached {
+                retry_after_seconds: Some(seconds),
                 ..
             } => {
-                response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
+                response.insert_header((header::RETRY_AFTER, seconds.to_string()));
             }
             ApiError::MethodNotAllowed { allowed, .. } => {
                 response.insert_header((header::ALLOW, join_methods(allowed)));
@@ -402,17 +437,35 @@ impl From<ServiceError> for ApiError {
                     Fenced::RunEnded(status) => Some(status.into()),
                 },
             },
-            ServiceError::TooLarge { max_bytes } => ApiError::TooLarge { max_bytes },
+            // Only archives are refused for their size by a service.
+            ServiceError::TooLarge { max_bytes } => ApiError::LimitReached {
+                detail: format!(
+                    "the archive exceeds the limit of {max_bytes} bytes ({})",
+                    Limit::MaxArchiveBytes.setting()
+                ),
+                limit: Limit::MaxArchiveBytes,
+                max: max_bytes,
+                retry_after_seconds: None,
+            },
             ServiceError::NoExecutor { task_type, message } => ApiError::NoExecutor {
                 detail: message,
                 task_type,
             },
             error @ ServiceError::QuotaExceeded {
+                limit,
+                quota,
                 retry_after_seconds,
-                ..
-            } => ApiError::QuotaExceeded {
+            } => ApiError::LimitReached {
                 detail: error.to_string(),
-                retry_after_seconds,
+                limit,
+                max: u64::from(quota),
+                retry_after_seconds: Some(retry_after_seconds),
+            },
+            error @ ServiceError::LimitReached { limit, max } => ApiError::LimitReached {
+                detail: error.to_string(),
+                limit,
+                max,
+                retry_after_seconds: None,
             },
             ServiceError::Unavailable(cause) => ApiError::Unavailable {
                 // A fault an operator must fix is named (never a path); anything else is

@@ -27,6 +27,9 @@ const BEARER: &str = "bearer";
         health::openapi_json,
         tokens::create_token,
         users::create_user,
+        users::list_keys,
+        users::create_key,
+        users::revoke_key,
         workspaces::create_workspace,
         workspaces::list_workspaces,
         workspaces::get_workspace,
@@ -135,6 +138,44 @@ mod tests {
             schemas["StreamEnd"]["properties"]["status"]["$ref"],
             "#/components/schemas/RunStatusName"
         );
+    }
+
+    #[test]
+    fn workspaces_page_by_cursor_and_api_keys_are_listed_without_the_key() {
+        let doc = document();
+        let names = |operation: &Value| -> Vec<String> {
+            operation["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            names(&doc["paths"]["/workspaces"]["get"]),
+            ["limit", "cursor"]
+        );
+        assert_eq!(
+            names(&doc["paths"]["/users/{userId}/keys/{keyId}"]["delete"]),
+            ["userId", "keyId"]
+        );
+        let schemas = &doc["components"]["schemas"];
+        assert!(schemas["WorkspaceList"]["properties"]["nextCursor"].is_object());
+        let mut listed: Vec<&String> = schemas["ApiKeyView"]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        listed.sort();
+        assert_eq!(listed, ["createdAt", "keyId", "lastUsedAt"]);
+        for field in ["limit", "max", "maxBytes", "retryAfterSeconds"] {
+            assert!(
+                schemas["Problem"]["properties"][field].is_object(),
+                "{field}"
+            );
+        }
+        let create = &doc["paths"]["/workspaces"]["post"]["responses"];
+        assert!(create["429"].is_object());
     }
 
     #[test]

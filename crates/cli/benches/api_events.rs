@@ -271,6 +271,7 @@ impl Bench {
             Guardrails {
                 max_log_bytes: 1 << 30,
                 daily_run_quota: 1_000,
+                daily_run_quota_per_user: 1_000,
                 ..Guardrails::default()
             },
             Arc::new(LocalEventBus::new()),

@@ -63,7 +63,20 @@ pub async fn ensure(services: &Services, data_dir: &Path) -> anyhow::Result<Boot
                 .await?
                 .context("the table says an administrator was created but names none")?;
             let key = match std::fs::read_to_string(&key_file) {
-                Ok(key) => key.trim().to_owned(),
+                Ok(key) => {
+                    let key = key.trim().to_owned();
+                    match services.users.authenticate(&key).await {
+                        Err(tlao_orchestrator::ServiceError::Unauthenticated(_)) => {
+                            // The key was revoked (`tlao keys revoke`): a new one, so the
+                            // owner is not locked out of their own dev server.
+                            let key = services.users.issue_key(&admin_id).await?;
+                            secrets::write_private(&key_file, &key)?;
+                            tracing::warn!(path = %key_file.display(), "admin.key was revoked; issued a new administrator key");
+                            key
+                        }
+                        _ => key,
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     // The key file was lost (or a crash came between creating the admin
                     // and writing it): issue a new key rather than lock the owner out.

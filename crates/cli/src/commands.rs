@@ -4,6 +4,7 @@
 pub mod artifacts;
 pub mod auth;
 pub mod executors;
+pub mod keys;
 pub mod logs;
 pub mod run;
 pub mod runs;

@@ -85,7 +85,7 @@ fn show(event: &RunEventMessage, display: Display) -> anyhow::Result<()> {
                 RunEventMessage::Log { text, .. } => {
                     use std::io::Write;
                     let mut stdout = std::io::stdout().lock();
-                    writeln!(stdout, "{text}")?;
+                    writeln!(stdout, "{}", output::printable(text))?;
                     stdout.flush()?;
                 }
                 RunEventMessage::Status { status, .. } => {

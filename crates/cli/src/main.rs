@@ -32,7 +32,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{artifacts, auth, executors, logs, run, runs, workspace};
+use crate::commands::{artifacts, auth, executors, keys, logs, run, runs, workspace};
 use crate::errors::Exit;
 use crate::settings::Settings;
 
@@ -108,6 +108,8 @@ enum Command {
     Workspace(workspace::WorkspaceArgs),
     /// List, register or remove executors.
     Executors(executors::ExecutorsArgs),
+    /// List, create or revoke API keys.
+    Keys(keys::KeysArgs),
 }
 
 #[tokio::main]
@@ -149,6 +151,7 @@ async fn main() -> ExitCode {
         Command::Artifact(args) => artifacts::artifact(args, &profile).await,
         Command::Workspace(args) => workspace::workspace(args, &profile).await,
         Command::Executors(args) => executors::executors(args, &profile).await,
+        Command::Keys(args) => keys::keys(args, &profile).await,
     };
     match result {
         Ok(exit) => ExitCode::from(exit.code()),

@@ -41,6 +41,15 @@ pub fn print_json_line<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `text` as it may reach a terminal: without control characters other than tab and
+/// line feed, so text a run produced cannot move the cursor, recolour or rewrite the
+/// lines before it.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\t' | '\n'))
+        .collect()
+}
+
 /// A note for people on stderr (dimmed on a terminal).
 pub fn note(text: impl AsRef<str>) {
     eprintln!(
@@ -227,5 +236,13 @@ mod tests {
         assert_eq!(human_duration(185_000), "3m 05s");
         let now = Timestamp::from_unix_millis(10_000_000);
         assert_eq!(ago(now.plus_millis(-300_000), now), "5m ago");
+    }
+
+    #[test]
+    fn text_a_run_produced_reaches_the_terminal_without_control_characters() {
+        assert_eq!(
+            printable("ok\u{1b}[2K\r\u{0}done\tnow\nnext"),
+            "ok[2Kdone\tnow\nnext"
+        );
     }
 }

@@ -301,6 +301,13 @@ impl Settings {
         if g.max_archive_bytes == 0 {
             bail!("guardrails.max_archive_bytes must be at least 1");
         }
+        if g.max_archive_entries == 0 {
+            bail!("guardrails.max_archive_entries must be at least 1");
+        }
+        // `tlao dev` creates a workspace for its administrator.
+        if g.max_workspaces_per_user == 0 {
+            bail!("guardrails.max_workspaces_per_user must be at least 1");
+        }
         if self.worker.max_local_workers == 0 {
             bail!("worker.max_local_workers must be at least 1");
         }

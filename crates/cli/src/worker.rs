@@ -64,6 +64,22 @@ pub struct WorkerArgs {
     /// `worker.heartbeat_timeout_seconds`); the shorter of the two is used.
     #[arg(long, env = "TLAO_WORKER_HEARTBEAT_MS", default_value_t = 5000)]
     pub heartbeat_ms: u64,
+    /// The most bytes of file content a workspace archive may extract to; the API's
+    /// setting of the same name checks uploads against it.
+    #[arg(
+        long,
+        env = "TLAO_GUARDRAILS__MAX_UNPACKED_BYTES",
+        default_value_t = tlao_domain::Guardrails::DEFAULT_MAX_UNPACKED_BYTES
+    )]
+    pub max_unpacked_bytes: u64,
+    /// The most entries a workspace archive may hold; the API's setting of the same
+    /// name checks uploads against it.
+    #[arg(
+        long,
+        env = "TLAO_GUARDRAILS__MAX_ARCHIVE_ENTRIES",
+        default_value_t = tlao_domain::Guardrails::DEFAULT_MAX_ARCHIVE_ENTRIES
+    )]
+    pub max_archive_entries: u64,
 }
 
 /// The exit code for how a run went.
@@ -124,6 +140,8 @@ async fn work(args: WorkerArgs) -> anyhow::Result<Exit> {
     }
     config.heartbeat_interval =
         Duration::from_millis(args.heartbeat_ms).max(MIN_HEARTBEAT_INTERVAL);
+    config.max_extracted_bytes = args.max_unpacked_bytes;
+    config.max_entries = args.max_archive_entries;
     let work = async {
         let summary = match (args.run, args.lease) {
             (Some(run_id), Some(lease_id)) => {

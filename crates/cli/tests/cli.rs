@@ -600,3 +600,61 @@ fn serve_refuses_an_ecs_launcher_without_its_cluster_or_task_definition_naming_t
             .and(contains("TLAO_LAUNCHER__ECS__API_URL")),
     );
 }
+
+#[test]
+fn tlao_keys_creates_lists_and_revokes_a_key_that_then_cannot_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = DevServer::with_standin(dir.path(), &[]);
+
+    let created = json(tlao(&server).args(["keys", "create", "--json"]));
+    let key_id = created["keyId"].as_str().unwrap().to_owned();
+    let api_key = created["apiKey"].as_str().unwrap().to_owned();
+    assert!(
+        key_id.starts_with("key_") && api_key.starts_with("tlao_"),
+        "{created}"
+    );
+
+    let listed = json(tlao(&server).args(["keys", "list", "--json"]));
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["keyId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{listed}");
+    assert!(ids.contains(&key_id.as_str()));
+    assert!(!listed.to_string().contains("tlao_"), "{listed}");
+    tlao(&server)
+        .args(["keys", "list"])
+        .assert()
+        .success()
+        .stdout(contains("LAST USED").and(contains(&key_id)));
+
+    // The new key logs in; once revoked, it does not.
+    let with_new_key = tempfile::tempdir().unwrap();
+    tlao_with_config(with_new_key.path())
+        .args(["login", "--api-url", &server.url, "--with-token"])
+        .write_stdin(format!("{api_key}\n"))
+        .assert()
+        .success();
+    let revoked = json(tlao(&server).args(["keys", "revoke", &key_id, "--json"]));
+    assert_eq!(revoked["revoked"], true);
+    assert_eq!(revoked["keyId"], key_id.as_str());
+    let fresh = tempfile::tempdir().unwrap();
+    tlao_with_config(fresh.path())
+        .args(["login", "--api-url", &server.url, "--with-token"])
+        .write_stdin(format!("{api_key}\n"))
+        .assert()
+        .code(4);
+    let listed = json(tlao(&server).args(["keys", "list", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    tlao(&server)
+        .args(["keys", "revoke", &key_id])
+        .assert()
+        .code(1)
+        .stderr(contains("does not exist"));
+    tlao(&server)
+        .args(["keys", "revoke", "not-a-key-id"])
+        .assert()
+        .code(2);
+}

@@ -117,3 +117,29 @@ async fn a_lost_admin_key_file_is_replaced_by_a_new_working_key() {
     let (status, _) = admin.get("/workspaces").await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_admin_key_file_is_replaced_by_a_new_working_key_on_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("config");
+    let mut first = DevServer::start(&data, &config, &[]);
+    let old_key = first.admin_key();
+    let admin = first.admin().await;
+    let (_, me) = admin
+        .post("/auth/token", serde_json::json!({"apiKey": old_key}))
+        .await;
+    let user = me["userId"].as_str().unwrap().to_owned();
+    let (_, keys) = admin.get(&format!("/users/{user}/keys")).await;
+    let key_id = keys["items"][0]["keyId"].as_str().unwrap().to_owned();
+    let (status, _) = admin.delete(&format!("/users/{user}/keys/{key_id}")).await;
+    assert_eq!(status, 204);
+    first.interrupt();
+
+    let second = DevServer::start(&data, &config, &[]);
+    let new_key = second.admin_key();
+    assert_ne!(new_key, old_key);
+    let admin = second.admin().await;
+    let (status, _) = admin.get("/workspaces").await;
+    assert_eq!(status, 200);
+}

@@ -395,32 +395,37 @@ async fn a_path_traversal_archive_fails_the_run_and_writes_nothing_outside_it() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gzip_bomb_fails_the_run_as_an_invalid_archive() {
+async fn a_gzip_bomb_is_refused_at_upload_naming_the_unpacked_limit_and_never_reaches_a_worker() {
     let dir = tempfile::tempdir().unwrap();
     let server = DevServer::with_standin(dir.path(), &[]);
     let (admin, ws) = admin_in_new_workspace(&server).await;
-    // 1.1 GiB of zeros, past the worker's default cap of 1 GiB (`tlao dev` sets none).
+    // 1.1 GiB of zeros, past the default unpacked limit of 1 GiB (which the worker's
+    // extraction enforces too).
     let bomb = dir.path().join("bomb.tar.gz");
     let compressed = archives::write_gzip_bomb(&bomb, 1126);
     assert!(
         compressed < 4 << 20,
         "the bomb is {compressed} bytes compressed"
     );
-    let archive_id = admin
-        .upload_archive(&ws, std::fs::read(&bomb).unwrap())
+
+    let (status, problem) = admin
+        .post_bytes(
+            &format!("/workspaces/{ws}/archives"),
+            "application/gzip",
+            std::fs::read(&bomb).unwrap(),
+        )
         .await;
 
-    let run_id = admin
-        .run_prompt(&ws, "code.change", "change the readme", Some(&archive_id))
-        .await;
-    let run = admin.await_final(&run_id).await;
-
-    assert_eq!(status(&run), "failed", "{run:#}");
-    assert_eq!(run["error"]["code"], "invalid_archive", "{run:#}");
-    let message = run["error"]["message"].as_str().unwrap();
+    assert_eq!(status, 413, "{problem:#}");
+    assert_eq!(problem["limit"], "maxUnpackedBytes", "{problem:#}");
+    assert_eq!(problem["max"], 1u64 << 30, "{problem:#}");
+    let archives = server
+        .data_dir
+        .join(format!("blobs/objects/workspaces/{ws}/archives"));
     assert!(
-        message.contains("extracts to more than 1073741824 bytes"),
-        "the error does not name the cap: {message}"
+        std::fs::read_dir(&archives).map_or(true, |mut entries| entries.next().is_none()),
+        "nothing is stored under {}",
+        archives.display()
     );
     assert_eq!(leftover_run_dirs(&server.work_root()), Vec::<String>::new());
 }

@@ -2,7 +2,7 @@
 //!
 //! Every entity id is a ULID (48-bit millisecond timestamp + 80 random bits, Crockford
 //! base32, 26 characters) behind a type prefix: `ws_`, `task_`, `run_`, `art_`, `arc_`,
-//! `usr_`, `lease_`. Because the timestamp comes first and the alphabet is in ASCII order,
+//! `usr_`, `lease_`, `key_`. Because the timestamp comes first and the alphabet is in ASCII order,
 //! ids of one kind sort by creation time as plain strings, which is what lets a
 //! single-table `query` return newest-first without a secondary index.
 //!
@@ -205,6 +205,11 @@ prefixed_id!(
     /// Identifies one worker's lease on a run: `lease_<ulid>`.
     LeaseId,
     "lease_"
+);
+prefixed_id!(
+    /// Identifies one API key of a user: `key_<ulid>` (never the key itself).
+    KeyId,
+    "key_"
 );
 
 #[cfg(test)]

@@ -19,6 +19,9 @@
 //! | active run        | `ACTIVE`          | `{run}`                |
 //! | user              | `USER#{user}`     | `META`                 |
 //! | user's workspace  | `USER#{user}`     | `WS#{ws}`              |
+//! | user's key        | `USER#{user}`     | `KEY#{keyId}`          |
+//! | user's daily quota| `USER#{user}`     | `QUOTA#{yyyy-mm-dd}`   |
+//! | workspaces owned  | `USER#{user}`     | `OWNED`                |
 //! | API key           | `KEY#{sha256}`    | `META`                 |
 //! | idempotency key   | `IDEM#{user}#{key}` | `META`               |
 //! | console session   | `SESSION#{sid}`   | `META`                 |
@@ -29,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifact::ArtifactName;
 use crate::executor::ExecutorName;
-use crate::id::{ArchiveId, ArtifactId, RunId, TaskId, UserId, WorkspaceId};
+use crate::id::{ArchiveId, ArtifactId, KeyId, RunId, TaskId, UserId, WorkspaceId};
 use crate::time::UtcDate;
 
 /// The partition and sort key of one item.
@@ -245,6 +248,29 @@ pub fn api_key(key_hash: &str) -> Key {
     Key::new(format!("KEY#{key_hash}"), META)
 }
 
+/// An API key of a user, on the user side, by its id: what lists and revokes it.
+pub fn user_key(user: &UserId, key: &KeyId) -> Key {
+    Key::new(user_pk(user), format!("KEY#{key}"))
+}
+
+/// Every API key of a user, oldest first in ascending order.
+pub fn keys_of(user: &UserId) -> KeyPrefix {
+    KeyPrefix {
+        pk: user_pk(user),
+        sk_prefix: "KEY#".into(),
+    }
+}
+
+/// A user's run counter for one UTC day, across all their workspaces.
+pub fn user_daily_quota(user: &UserId, day: UtcDate) -> Key {
+    Key::new(user_pk(user), format!("QUOTA#{day}"))
+}
+
+/// A user's counter of the workspaces they own.
+pub fn workspaces_owned(user: &UserId) -> Key {
+    Key::new(user_pk(user), "OWNED")
+}
+
 /// A remembered `Idempotency-Key` of a user.
 pub fn idempotency(user: &UserId, key: &str) -> Key {
     Key::new(format!("IDEM#{user}#{key}"), META)
@@ -346,6 +372,27 @@ mod tests {
         assert_eq!(
             blob::parse_artifact("workspaces/x/runs/y/artifacts/z/a"),
             None
+        );
+    }
+
+    #[test]
+    fn a_users_counters_and_keys_never_match_the_prefix_of_their_workspaces() {
+        let user = UserId::new(Ulid::from_parts(1, 4));
+        let key = KeyId::new(Ulid::from_parts(1, 5));
+        let day = crate::time::Timestamp::from_unix_millis(1_795_000_000_000).utc_date();
+        let workspaces = workspaces_of(&user);
+        for item in [
+            user_key(&user, &key),
+            user_daily_quota(&user, day),
+            workspaces_owned(&user),
+        ] {
+            assert_eq!(item.pk, workspaces.pk);
+            assert!(!item.sk.starts_with(&workspaces.sk_prefix), "{item:?}");
+        }
+        assert!(
+            user_key(&user, &key)
+                .sk
+                .starts_with(&keys_of(&user).sk_prefix)
         );
     }
 

@@ -1,8 +1,8 @@
 //! The pure domain of TLÁO Codex.
 //!
 //! Ids, the TaskSpec and its validation, the Workspace/Task/Run/Artifact entities, the run
-//! state machine, executor records and the [`Executor`] trait, guardrails, and the
-//! single-table key layout. No I/O, no async runtime, no clock: callers pass time and
+//! state machine, executor records and the [`Executor`] trait, guardrails (and the scan
+//! that checks an archive against them as it arrives), and the single-table key layout. No I/O, no async runtime, no clock: callers pass time and
 //! randomness in, so every rule here is a plain function that tests can call directly.
 
 pub mod artifact;
@@ -12,6 +12,7 @@ pub mod guardrails;
 pub mod id;
 pub mod keys;
 pub mod run;
+pub mod tar_scan;
 pub mod task;
 pub mod task_spec;
 pub mod time;
@@ -25,8 +26,10 @@ pub use executor::{
     CommandConfig, EventSink, ExecutionContext, ExecutionOutcome, ExecutionStatus, Executor,
     ExecutorConfig, ExecutorDescriptor, ExecutorName, KiroConfig, ProducedArtifact, PromptVia,
 };
-pub use guardrails::Guardrails;
-pub use id::{ArchiveId, ArtifactId, IdError, LeaseId, RunId, TaskId, Ulid, UserId, WorkspaceId};
+pub use guardrails::{Guardrails, Limit};
+pub use id::{
+    ArchiveId, ArtifactId, IdError, KeyId, LeaseId, RunId, TaskId, Ulid, UserId, WorkspaceId,
+};
 pub use keys::{Key, KeyPrefix};
 pub use run::{
     Fenced, Run, RunError, RunErrorCode, RunStatus, SequenceGap, Transition, TransitionError, Usage,

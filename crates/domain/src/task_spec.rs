@@ -82,7 +82,9 @@ impl FromStr for TaskType {
     }
 }
 
-/// A non-blank prompt of at most [`MAX_PROMPT_BYTES`].
+/// A non-blank prompt of at most [`MAX_PROMPT_BYTES`], without control characters
+/// other than tab, newline and carriage return (a NUL cannot reach an agent's command
+/// line, and escape sequences cannot reach a terminal or a log).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Prompt(String);
@@ -96,6 +98,16 @@ pub enum PromptError {
     /// Longer than [`MAX_PROMPT_BYTES`].
     #[error("is {0} bytes; the limit is {MAX_PROMPT_BYTES} bytes")]
     TooLong(usize),
+    /// Holds a control character other than tab, newline and carriage return.
+    #[error(
+        "contains the control character U+{code:04X} at byte {at}; only tab, newline and carriage return are allowed"
+    )]
+    ControlCharacter {
+        /// The character's code point.
+        code: u32,
+        /// Its byte offset in the prompt.
+        at: usize,
+    },
 }
 
 impl Prompt {
@@ -113,6 +125,14 @@ impl TryFrom<String> for Prompt {
             Err(PromptError::Blank)
         } else if text.len() > MAX_PROMPT_BYTES {
             Err(PromptError::TooLong(text.len()))
+        } else if let Some((at, c)) = text
+            .char_indices()
+            .find(|(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        {
+            Err(PromptError::ControlCharacter {
+                code: u32::from(c),
+                at,
+            })
         } else {
             Ok(Prompt(text))
         }
@@ -390,6 +410,32 @@ mod tests {
         ] {
             assert!(errors.mentions(field), "{field} missing from {errors}");
         }
+    }
+
+    #[test]
+    fn a_prompt_with_a_nul_or_an_escape_is_refused_naming_the_character() {
+        for (text, code, at) in [
+            ("a\0b", 0, 1),
+            ("red \u{1b}[31m", 0x1b, 4),
+            ("\u{7f}", 0x7f, 0),
+        ] {
+            let errors =
+                TaskSpec::parse(&json!({"taskType": "doc.write", "input": {"prompt": text}}))
+                    .unwrap_err();
+            assert_eq!(errors.errors()[0].field, "input.prompt");
+            assert_eq!(
+                errors.errors()[0].message,
+                format!(
+                    "contains the control character U+{code:04X} at byte {at}; only tab, newline and carriage return are allowed"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_prompt_keeps_tabs_and_line_ends() {
+        let prompt = Prompt::try_from("one\ttwo\r\nthree\n".to_owned()).unwrap();
+        assert_eq!(prompt.as_str(), "one\ttwo\r\nthree\n");
     }
 
     #[test]

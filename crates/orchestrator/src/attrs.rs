@@ -22,8 +22,14 @@ pub const REV: &str = "rev";
 pub const NEXT_SEQ: &str = "nextSeq";
 /// A workspace item's count of its running runs.
 pub const ACTIVE_RUNS: &str = "activeRuns";
-/// A daily quota item's count of the day's runs.
+/// A daily quota item's count of the day's runs (a workspace's, or a user's across
+/// their workspaces).
 pub const QUOTA_COUNT: &str = "count";
+/// A user's count of the workspaces they own.
+pub const OWNED: &str = "owned";
+/// When an API key last got a token, in milliseconds since the epoch (on its
+/// `KEY#{hash}` item; written at most once a minute).
+pub const LAST_USED_AT: &str = "lastUsedAt";
 /// When an item expires, in seconds since the epoch (DynamoDB's TTL attribute; other
 /// engines keep the item and its readers treat it as absent).
 pub const EXPIRES_AT: &str = "expiresAt";
@@ -56,8 +62,10 @@ pub const ARCHIVE_COUNT: &str = "archiveCount";
 /// The [`KIND`] values of items that are not entities (entities name theirs in
 /// [`crate::codec::Entity::KIND`]).
 pub mod kind {
-    /// A day's quota counter of a workspace.
+    /// A day's quota counter of a workspace or of a user.
     pub const QUOTA: &str = "quota";
+    /// A user's counter of the workspaces they own.
+    pub const OWNED: &str = "owned";
     /// An entry of an executor's queue.
     pub const QUEUE: &str = "queue";
     /// An entry of a workspace's queue.

@@ -206,6 +206,19 @@ impl Entity for ApiKeyRecord {
     }
 }
 
+/// An API key as listed on its user's side (`USER#{user}/KEY#{keyId}`), next to its
+/// `KEY#{hash}` item, which authenticates it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct UserKey(pub ApiKeyRecord);
+
+impl Entity for UserKey {
+    const KIND: &'static str = "user_key";
+    fn key(&self) -> Key {
+        keys::user_key(&self.0.user_id, &self.0.key_id)
+    }
+}
+
 /// One event of a run, stored at `RUN#{run}/STEP#{seq}`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]

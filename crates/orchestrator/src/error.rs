@@ -1,7 +1,7 @@
 //! The errors of the use cases. They say what went wrong in domain terms; the API alone
 //! decides which HTTP status each becomes.
 
-use tlao_domain::{Fenced, RunId, TaskType, ValidationErrors};
+use tlao_domain::{Fenced, Limit, RunId, TaskType, ValidationErrors};
 
 use crate::store::StoreError;
 
@@ -52,15 +52,25 @@ pub enum ServiceError {
         /// What was looked for and what exists.
         message: String,
     },
-    /// The workspace has used its daily run quota.
-    #[error(
-        "the workspace has used its daily quota of {quota} runs; it resets at the next UTC midnight"
-    )]
+    /// A daily run quota is used up: the workspace's ([`Limit::DailyRunQuota`]) or the
+    /// caller's across their workspaces ([`Limit::DailyRunQuotaPerUser`]).
+    #[error("{}", quota_message(*.limit, *.quota))]
     QuotaExceeded {
+        /// Which quota.
+        limit: Limit,
         /// The quota.
         quota: u32,
         /// Seconds until the quota resets.
         retry_after_seconds: u64,
+    },
+    /// A limit that time does not lift was met: the workspaces a user may own, or an
+    /// archive's entries or unpacked size.
+    #[error("{}", limit_message(*.limit, *.max))]
+    LimitReached {
+        /// Which limit.
+        limit: Limit,
+        /// Its value.
+        max: u64,
     },
     /// Storage kept failing through every retry.
     #[error("storage is unavailable, try again shortly")]
@@ -68,6 +78,42 @@ pub enum ServiceError {
     /// A bug or an unexpected failure.
     #[error("internal error: {0}")]
     Internal(#[source] anyhow::Error),
+}
+
+fn quota_message(limit: Limit, quota: u32) -> String {
+    match limit {
+        Limit::DailyRunQuotaPerUser => format!(
+            "you have used your daily quota of {quota} runs across your workspaces ({}); it resets at the next UTC midnight",
+            limit.setting()
+        ),
+        _ => format!(
+            "the workspace has used its daily quota of {quota} runs; it resets at the next UTC midnight"
+        ),
+    }
+}
+
+fn limit_message(limit: Limit, max: u64) -> String {
+    match limit {
+        Limit::MaxWorkspacesPerUser => format!(
+            "you own {max} workspaces, the most one user may own ({}); use one of them or ask an administrator to raise the limit",
+            limit.setting()
+        ),
+        Limit::MaxArchiveEntries => format!(
+            "the archive has more than {max} entries ({}); leave out generated files and dependencies",
+            limit.setting()
+        ),
+        Limit::MaxUnpackedBytes => format!(
+            "the archive unpacks to more than {max} bytes ({}); leave out build outputs and dependencies",
+            limit.setting()
+        ),
+        Limit::MaxArchiveBytes => format!(
+            "the archive exceeds the limit of {max} bytes ({})",
+            limit.setting()
+        ),
+        Limit::DailyRunQuota | Limit::DailyRunQuotaPerUser => {
+            format!("the limit {limit} of {max} was reached")
+        }
+    }
 }
 
 impl ServiceError {

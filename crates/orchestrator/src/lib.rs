@@ -56,9 +56,9 @@ pub use start::{StartService, StartTask, Started};
 pub use store::{Store, StoreError};
 pub use stream::{RunStream, StreamItem, StreamService};
 pub use tasks::TaskService;
-pub use users::{IssuedUser, UserService};
+pub use users::{IssuedKey, IssuedUser, KeySummary, UserService};
 pub use worker::{Assignment, Completion, Lease, NewArtifact, Report, WorkerService};
-pub use workspaces::{WorkspaceService, WorkspaceSummary};
+pub use workspaces::{WorkspacePage, WorkspaceService, WorkspaceSummary};
 
 /// Every service, wired over one set of dependencies.
 pub struct Services {

@@ -2,16 +2,17 @@
 //! reads, lists and cancellation.
 //!
 //! Creating a run selects its executor, builds it, and stores it with the named
-//! transaction [`transactions::create_run`], which counts it against the daily quota
-//! in the same write; its typed refusal becomes the use case's error here.
+//! transaction [`transactions::create_run`], which counts it against the daily quotas
+//! (its workspace's, and its creator's across their workspaces) in the same write; its
+//! typed refusal becomes the use case's error here.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tlao_domain::{
-    ExecutorDescriptor, ExecutorName, Run, RunId, RunStatus, Task, TaskId, TaskType, Timestamp,
-    Transition, Usage, WorkspaceId, keys,
+    ExecutorDescriptor, ExecutorName, Limit, Run, RunId, RunStatus, Task, TaskId, TaskType,
+    Timestamp, Transition, Usage, UserId, WorkspaceId, keys,
 };
 use tlao_ports::{BlobKey, Cursor, Direction, Query};
 
@@ -20,7 +21,7 @@ use crate::error::ServiceError;
 use crate::idempotency::{Idempotency, replayed};
 use crate::registry::ExecutorRegistry;
 use crate::tasks::TaskService;
-use crate::transactions::{self, CreateRunError};
+use crate::transactions::{self, CreateRunError, DailyQuotas};
 use crate::workspaces::WorkspaceService;
 
 /// The most runs one list page returns.
@@ -101,7 +102,8 @@ impl RunService {
     }
 
     /// Queues a run of a task (requirements 2.1, 2.2, 4.4, 7.2). Errors: `NotFound` for
-    /// the task, `Forbidden`, `NoExecutor`, `QuotaExceeded`.
+    /// the task, `Forbidden`, `NoExecutor`, `QuotaExceeded` (the workspace's daily quota
+    /// or the caller's).
     pub async fn create(
         &self,
         caller: &Caller,
@@ -117,18 +119,25 @@ impl RunService {
             .registry
             .select(task.spec.task_type, request.executor.as_ref())
             .await?;
-        self.refuse_when_quota_used(&task.workspace_id, now).await?;
+        self.refuse_when_quota_used(&task.workspace_id, &caller.user_id, now)
+            .await?;
         let run = self.queued_run(caller, &task, &executor, now);
         let spec_key = self.store_task_spec(&task, &run).await?;
         let record = idempotency
             .map(|idem| idem.record_op(&caller.user_id, &run, now))
             .transpose()?;
-        let quota = self.core.guardrails.daily_run_quota;
-        if let Err(error) = transactions::create_run(&self.core.store, &run, quota, record).await {
+        let quotas = DailyQuotas {
+            per_workspace: self.core.guardrails.daily_run_quota,
+            per_user: self.core.guardrails.daily_run_quota_per_user,
+        };
+        if let Err(error) = transactions::create_run(&self.core.store, &run, quotas, record).await {
             // Nothing refers to the TaskSpec blob now; best effort, a leftover is harmless.
             let _ = self.core.blobs.delete(&spec_key).await;
             return match error {
-                CreateRunError::QuotaExhausted => Err(self.quota_exceeded()),
+                CreateRunError::QuotaExhausted => Err(self.quota_exceeded(Limit::DailyRunQuota)),
+                CreateRunError::UserQuotaExhausted => {
+                    Err(self.quota_exceeded(Limit::DailyRunQuotaPerUser))
+                }
                 // A concurrent request with the same key won; answer with its run.
                 CreateRunError::IdempotencyKeyTaken => {
                     match replayed(idempotency, &self.core.store, &caller.user_id, now).await? {
@@ -286,22 +295,26 @@ impl RunService {
         Ok(sks)
     }
 
-    /// Refuses a run early when the day's quota is visibly used up, so a flood of
-    /// refused requests writes nothing; [`transactions::create_run`] still decides under
-    /// races.
+    /// Refuses a run early when the workspace's or the user's quota for the day is
+    /// visibly used up, so a flood of refused requests writes nothing;
+    /// [`transactions::create_run`] still decides under races.
     async fn refuse_when_quota_used(
         &self,
         ws: &WorkspaceId,
+        user: &UserId,
         now: Timestamp,
     ) -> Result<(), ServiceError> {
-        let quota = self.core.guardrails.daily_run_quota;
-        if quota == 0 {
-            return Err(self.quota_exceeded());
+        let store = &self.core.store;
+        let day = now.utc_date();
+        let (by_workspace, by_user) = futures::try_join!(
+            transactions::runs::runs_created_on(store, ws, day),
+            transactions::runs::runs_created_by_on(store, user, day),
+        )?;
+        if by_workspace >= u64::from(self.core.guardrails.daily_run_quota) {
+            return Err(self.quota_exceeded(Limit::DailyRunQuota));
         }
-        let used =
-            transactions::runs::runs_created_on(&self.core.store, ws, now.utc_date()).await?;
-        if used >= u64::from(quota) {
-            return Err(self.quota_exceeded());
+        if by_user >= u64::from(self.core.guardrails.daily_run_quota_per_user) {
+            return Err(self.quota_exceeded(Limit::DailyRunQuotaPerUser));
         }
         Ok(())
     }
@@ -357,11 +370,16 @@ impl RunService {
         Ok(key)
     }
 
-    fn quota_exceeded(&self) -> ServiceError {
+    fn quota_exceeded(&self, limit: Limit) -> ServiceError {
         let now = self.core.now();
         let reset = now.start_of_next_utc_day();
+        let guardrails = &self.core.guardrails;
         ServiceError::QuotaExceeded {
-            quota: self.core.guardrails.daily_run_quota,
+            limit,
+            quota: match limit {
+                Limit::DailyRunQuotaPerUser => guardrails.daily_run_quota_per_user,
+                _ => guardrails.daily_run_quota,
+            },
             retry_after_seconds: (reset.millis_since(now).max(0) as u64).div_ceil(1000),
         }
     }

@@ -1,6 +1,8 @@
 //! The named multi-item writes: every transaction the services make, each an operation
 //! with a name that builds its items and says which of its conditions failed with a
-//! typed error (`create_run` → [`CreateRunError::QuotaExhausted`], ...).
+//! typed error (`create_run` → [`CreateRunError::QuotaExhausted`] |
+//! [`CreateRunError::UserQuotaExhausted`], `create_workspace` →
+//! [`CreateWorkspaceError::LimitReached`], `revoke_key` → [`RevokeKeyError::KeyGone`], ...).
 //!
 //! Each builds a [`crate::transaction::Transaction`], whose operations name the failure
 //! their condition stands for. The writes of a run that race other writers (events,
@@ -18,10 +20,13 @@ pub mod workspaces;
 pub use artifacts::{SettleArtifactError, register_artifact, settle_artifact};
 pub use events::{Appended, append_events};
 pub use lease::{LeaseError, dequeue, lease};
-pub use runs::{CreateRunError, create_run, finish_run};
+pub use runs::{CreateRunError, DailyQuotas, create_run, finish_run};
 pub use tasks::{CreateTaskError, create_task};
-pub use users::{BootstrapAdminError, bootstrap_admin, create_user};
-pub use workspaces::{create_workspace, store_archive};
+pub use users::{
+    BootstrapAdminError, IssueKeyError, RevokeKeyError, adopt_legacy_key, bootstrap_admin,
+    create_user, issue_key, revoke_key,
+};
+pub use workspaces::{CreateWorkspaceError, create_workspace, store_archive};
 
 #[cfg(test)]
 pub(crate) mod testing {
@@ -90,7 +95,7 @@ pub(crate) mod testing {
                 role: Role::Owner,
                 created_at: core.now(),
             };
-            super::create_workspace(&core.store, &workspace, &membership)
+            super::create_workspace(&core.store, &workspace, &membership, 1)
                 .await
                 .expect("the workspace is stored");
             workspace.workspace_id

@@ -1,22 +1,34 @@
 //! Workspaces and memberships. Creating a workspace makes the caller its owner; both
 //! sides of the membership are written in the same transaction
-//! ([`transactions::create_workspace`]). The summary reads the counters the named
-//! transactions keep.
+//! ([`transactions::create_workspace`]), which also counts it against the most
+//! workspaces one user may own. Listing pages through the caller's memberships. The
+//! summary reads the counters the named transactions keep.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tlao_domain::{Membership, Name, Role, Timestamp, Workspace, WorkspaceId, keys};
-use tlao_ports::{AttrValue, Direction, Query};
+use tlao_domain::{Limit, Membership, Name, Role, Timestamp, UserId, Workspace, WorkspaceId, keys};
+use tlao_ports::{AttrValue, Cursor, Direction, Query};
 
 use crate::attrs;
 use crate::codec::UserWorkspace;
 use crate::context::{Caller, Core};
 use crate::error::ServiceError;
-use crate::transactions;
+use crate::transactions::{self, CreateWorkspaceError};
 
-/// The most workspaces one listing returns.
+/// The most workspaces [`WorkspaceService::list`] returns (the console's switcher).
 pub const MAX_WORKSPACES_LISTED: usize = 1000;
+/// The most workspaces one page of [`WorkspaceService::page`] holds.
+pub const MAX_PAGE: usize = 100;
+
+/// One page of the caller's workspaces, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspacePage {
+    /// The workspaces.
+    pub items: Vec<Workspace>,
+    /// Pass as `after` for the next page; `None` on the last page.
+    pub next_cursor: Option<WorkspaceId>,
+}
 
 /// Creates, lists and reads workspaces.
 pub struct WorkspaceService {
@@ -39,10 +51,21 @@ impl WorkspaceService {
         }
     }
 
-    /// Creates a workspace owned by the caller.
+    /// Creates a workspace owned by the caller. `LimitReached` when they own as many
+    /// as one user may ([`tlao_domain::Guardrails::max_workspaces_per_user`]).
     pub async fn create(&self, caller: &Caller, name: &str) -> Result<Workspace, ServiceError> {
         let name = Name::try_from(name.to_owned())
             .map_err(|e| ServiceError::invalid("name", e.to_string()))?;
+        let max_owned = self.core.guardrails.max_workspaces_per_user;
+        let limit_reached = || ServiceError::LimitReached {
+            limit: Limit::MaxWorkspacesPerUser,
+            max: u64::from(max_owned),
+        };
+        // Refused early when visibly at the limit, so refusals write nothing; the
+        // transaction still decides under races.
+        if self.owned_by(&caller.user_id).await? >= u64::from(max_owned) {
+            return Err(limit_reached());
+        }
         let now = self.core.now();
         let workspace = Workspace {
             workspace_id: WorkspaceId::new(self.core.new_ulid()),
@@ -56,12 +79,82 @@ impl WorkspaceService {
             role: Role::Owner,
             created_at: now,
         };
-        transactions::create_workspace(&self.core.store, &workspace, &membership).await?;
+        match transactions::create_workspace(&self.core.store, &workspace, &membership, max_owned)
+            .await
+        {
+            Ok(()) => {}
+            Err(CreateWorkspaceError::LimitReached) => return Err(limit_reached()),
+            Err(CreateWorkspaceError::Store(error)) => return Err(error.into()),
+        }
         tracing::info!(workspace_id = %workspace.workspace_id, operation = "create_workspace", "workspace created");
         Ok(workspace)
     }
 
-    /// The workspaces the caller belongs to, oldest first.
+    /// How many workspaces `user` owns, by their counter; for an owner from before the
+    /// counter, their owned workspaces are counted once and the counter written.
+    async fn owned_by(&self, user: &UserId) -> Result<u64, ServiceError> {
+        let store = &self.core.store;
+        if let Some(owned) = transactions::workspaces::workspaces_owned(store, user).await? {
+            return Ok(owned);
+        }
+        let mut owned = 0u64;
+        let mut cursor = None;
+        loop {
+            let query =
+                Query::new(keys::workspaces_of(user), Direction::Forward, 1000).after(cursor);
+            let (memberships, next) = store.query::<UserWorkspace>(query).await?;
+            owned += memberships
+                .iter()
+                .filter(|UserWorkspace(m)| m.role == Role::Owner)
+                .count() as u64;
+            match next {
+                Some(next) if (owned as usize) < MAX_STORAGE_SCAN => cursor = Some(next),
+                _ => break,
+            }
+        }
+        if owned > 0 {
+            transactions::workspaces::seed_workspaces_owned(store, user, owned).await?;
+        }
+        Ok(owned)
+    }
+
+    /// A page of the workspaces the caller belongs to, oldest first: at most `limit`
+    /// (1 to [`MAX_PAGE`]) after the workspace `after`.
+    pub async fn page(
+        &self,
+        caller: &Caller,
+        limit: usize,
+        after: Option<&WorkspaceId>,
+    ) -> Result<WorkspacePage, ServiceError> {
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(ServiceError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        let cursor = after.map(|ws| Cursor::after(keys::user_workspace(&caller.user_id, ws).sk));
+        let (memberships, next) = self
+            .core
+            .store
+            .query::<UserWorkspace>(
+                Query::new(
+                    keys::workspaces_of(&caller.user_id),
+                    Direction::Forward,
+                    limit,
+                )
+                .after(cursor),
+            )
+            .await?;
+        let last = memberships.last().map(|m| m.0.workspace_id.clone());
+        let items = self.workspaces_of(memberships).await?;
+        Ok(WorkspacePage {
+            items,
+            next_cursor: next.and(last),
+        })
+    }
+
+    /// The workspaces the caller belongs to, oldest first: the first
+    /// [`MAX_WORKSPACES_LISTED`] (clients page with [`WorkspaceService::page`]).
     pub async fn list(&self, caller: &Caller) -> Result<Vec<Workspace>, ServiceError> {
         let (memberships, _) = self
             .core
@@ -72,16 +165,23 @@ impl WorkspaceService {
                 MAX_WORKSPACES_LISTED,
             ))
             .await?;
+        self.workspaces_of(memberships).await
+    }
+
+    /// The workspaces of `memberships`, in their order (read 25 at a time).
+    async fn workspaces_of(
+        &self,
+        memberships: Vec<UserWorkspace>,
+    ) -> Result<Vec<Workspace>, ServiceError> {
         let mut workspaces = Vec::with_capacity(memberships.len());
-        for UserWorkspace(membership) in memberships {
-            if let Some(ws) = self
-                .core
-                .store
-                .get::<Workspace>(&keys::workspace(&membership.workspace_id))
-                .await?
-            {
-                workspaces.push(ws);
-            }
+        for chunk in memberships.chunks(25) {
+            let keys: Vec<_> = chunk
+                .iter()
+                .map(|UserWorkspace(membership)| keys::workspace(&membership.workspace_id))
+                .collect();
+            let reads = keys.iter().map(|key| self.core.store.get::<Workspace>(key));
+            let found = futures::future::try_join_all(reads).await?;
+            workspaces.extend(found.into_iter().flatten());
         }
         Ok(workspaces)
     }

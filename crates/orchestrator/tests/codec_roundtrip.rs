@@ -9,7 +9,7 @@ use proptest::collection::{btree_map, btree_set, vec};
 use proptest::option;
 use proptest::prelude::*;
 use tlao_domain::*;
-use tlao_orchestrator::codec::{self, Entity, LookupOf, UserWorkspace};
+use tlao_orchestrator::codec::{self, Entity, LookupOf, UserKey, UserWorkspace};
 use tlao_orchestrator::{Lookup, Step};
 
 fn ulid() -> impl Strategy<Value = Ulid> {
@@ -327,9 +327,11 @@ proptest! {
     }
 
     #[test]
-    fn users_and_api_keys_round_trip(id in ulid(), name in name(), admin in any::<bool>(), at in ts(), hash in "[0-9a-f]{64}") {
+    fn users_and_api_keys_round_trip(id in ulid(), key in ulid(), name in name(), admin in any::<bool>(), at in ts(), hash in "[0-9a-f]{64}") {
         round_trip(&User { user_id: UserId::new(id), name, admin, created_at: at }, "USER#usr_", "META");
-        round_trip(&ApiKeyRecord { key_hash: hash, user_id: UserId::new(id), created_at: at }, "KEY#", "META");
+        let record = ApiKeyRecord { key_hash: hash, key_id: KeyId::new(key), user_id: UserId::new(id), created_at: at };
+        round_trip(&record, "KEY#", "META");
+        round_trip(&UserKey(record), "USER#usr_", "KEY#key_");
     }
 
     #[test]

@@ -171,6 +171,7 @@ async fn the_daily_quota_resets_at_the_next_utc_midnight() {
         .unwrap();
     match w.services.runs.create(&w.admin, create(), None).await {
         Err(ServiceError::QuotaExceeded {
+            limit: tlao_domain::Limit::DailyRunQuota,
             quota: 2,
             retry_after_seconds,
         }) => {
@@ -268,9 +269,17 @@ async fn a_requested_executor_that_does_not_serve_the_task_type_is_refused_by_na
     }
 }
 
+/// A tar.gz holding one file, `data.txt`, of `data`.
 fn gzip(data: &[u8]) -> Bytes {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, "data.txt", data).unwrap();
+    let tar = builder.into_inner().unwrap();
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(data).unwrap();
+    encoder.write_all(&tar).unwrap();
     Bytes::from(encoder.finish().unwrap())
 }
 

@@ -12,8 +12,8 @@
 //! carry an `Idempotency-Key` made once per call (so a retry after a lost answer returns
 //! the first run instead of starting a second).
 //! A connection error or a `5xx` is retried with exponential backoff and jitter
-//! ([`RetryPolicy`]); a `4xx` never is. Uploads, cancels and registry changes are tried
-//! once.
+//! ([`RetryPolicy`]); a `4xx` never is. Uploads, cancels, registry changes and API key
+//! creation and revocation are tried once.
 
 use std::io;
 use std::pin::Pin;
@@ -27,7 +27,7 @@ use reqwest::{Method, Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tlao_domain::{ArtifactId, RunId, TaskId, Timestamp, WorkspaceId};
+use tlao_domain::{ArtifactId, KeyId, RunId, TaskId, Timestamp, UserId, WorkspaceId};
 
 use crate::event_stream::{EventStream, EventStreamError};
 use crate::http::{
@@ -36,9 +36,9 @@ use crate::http::{
 };
 use crate::retry::RetryPolicy;
 use crate::types::{
-    ArchiveView, ArtifactList, ArtifactView, CreateRunRequest, CreateTaskRequest, ExecutorList,
-    ExecutorView, Problem, RunList, RunQuery, RunView, TaskView, TokenResponse, WorkspaceList,
-    WorkspaceView,
+    ApiKeyList, ApiKeyView, ArchiveView, ArtifactList, ArtifactView, CreateRunRequest,
+    CreateTaskRequest, CreatedApiKey, ExecutorList, ExecutorView, Problem, RunList, RunQuery,
+    RunView, TaskView, TokenResponse, WorkspaceList, WorkspaceView,
 };
 
 /// A token this close to its expiry is renewed before use, when a key is at hand.
@@ -350,12 +350,42 @@ impl TlaoClient {
         .await
     }
 
-    /// `GET /workspaces`: the caller's workspaces, oldest first.
+    /// `GET /workspaces`, every page: all the caller's workspaces, oldest first.
     pub async fn list_workspaces(&self) -> Result<Vec<WorkspaceView>, ClientError> {
-        let list: WorkspaceList = self
-            .json(Method::GET, "/workspaces", None::<&()>, None)
-            .await?;
-        Ok(list.items)
+        let mut workspaces = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.list_workspaces_page(None, cursor.as_deref()).await?;
+            workspaces.extend(page.items);
+            match page.next_cursor {
+                // A cursor that does not move would page forever.
+                Some(next) if cursor.as_deref() != Some(next.as_str()) => cursor = Some(next),
+                _ => return Ok(workspaces),
+            }
+        }
+    }
+
+    /// `GET /workspaces`: one page of the caller's workspaces, oldest first — at most
+    /// `limit` (the server's default, 100, when `None`) after the previous page's
+    /// `nextCursor`.
+    pub async fn list_workspaces_page(
+        &self,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<WorkspaceList, ClientError> {
+        let mut params = Vec::new();
+        if let Some(limit) = limit {
+            params.push(format!("limit={limit}"));
+        }
+        if let Some(cursor) = cursor {
+            params.push(format!("cursor={}", encode_query_value(cursor)));
+        }
+        let path = if params.is_empty() {
+            "/workspaces".to_owned()
+        } else {
+            format!("/workspaces?{}", params.join("&"))
+        };
+        self.json(Method::GET, &path, None::<&()>, None).await
     }
 
     /// `GET /workspaces/{id}`.
@@ -395,6 +425,43 @@ impl TlaoClient {
             })
             .await?;
         Ok(read_json(response).await?)
+    }
+
+    // --- API keys ---------------------------------------------------------------
+
+    /// `GET /users/{id}/keys`: a user's API keys (ids, creation, last use; never the
+    /// keys), oldest first. The user themself or an administrator.
+    pub async fn list_keys(&self, user_id: &UserId) -> Result<Vec<ApiKeyView>, ClientError> {
+        let list: ApiKeyList = self
+            .json(
+                Method::GET,
+                &format!("/users/{user_id}/keys"),
+                None::<&()>,
+                None,
+            )
+            .await?;
+        Ok(list.items)
+    }
+
+    /// `POST /users/{id}/keys`: issues a new API key to a user; the answer holds its
+    /// only copy. Tried once.
+    pub async fn create_key(&self, user_id: &UserId) -> Result<CreatedApiKey, ClientError> {
+        self.json(
+            Method::POST,
+            &format!("/users/{user_id}/keys"),
+            None::<&()>,
+            None,
+        )
+        .await
+    }
+
+    /// `DELETE /users/{id}/keys/{keyId}`: revokes a key; it gets no more tokens (tokens
+    /// it already got work until they expire). Tried once.
+    pub async fn revoke_key(&self, user_id: &UserId, key_id: &KeyId) -> Result<(), ClientError> {
+        let url = self.http.url(&format!("/users/{user_id}/keys/{key_id}"));
+        self.authenticated(|| Ok(Request::call(Method::DELETE, url.clone())))
+            .await
+            .map(drop)
     }
 
     // --- tasks and runs ---------------------------------------------------------

@@ -7,9 +7,9 @@
 
 use tlao_domain::WorkspaceId;
 pub use tlao_wire::{
-    ArchiveView, ArtifactList, ArtifactView, CreateRunRequest, CreateTaskRequest, ExecutorList,
-    ExecutorView, FieldErrorView, Problem, RunList, RunView, TaskInputBody, TaskView,
-    TokenResponse, WorkspaceList, WorkspaceView,
+    ApiKeyList, ApiKeyView, ArchiveView, ArtifactList, ArtifactView, CreateRunRequest,
+    CreateTaskRequest, CreatedApiKey, ExecutorList, ExecutorView, FieldErrorView, Problem, RunList,
+    RunView, TaskInputBody, TaskView, TokenResponse, WorkspaceList, WorkspaceView,
 };
 use tlao_wire::{RunStatusName, TaskTypeName};
 

@@ -187,3 +187,95 @@ async fn an_unreachable_server_is_a_connection_error_naming_the_url() {
         other => panic!("not a connection error: {other:?}"),
     }
 }
+
+fn workspace_json(id: &str) -> String {
+    format!(
+        r#"{{"workspaceId":"{id}","name":"w","createdAt":"2026-11-26T13:57:50.123Z","limits":{{"maxArchiveBytes":100}}}}"#
+    )
+}
+
+#[tokio::test]
+async fn list_workspaces_follows_every_page() {
+    let first = "ws_01ARZ3NDEKTSV4RRFFQ69G5FA1";
+    let second = "ws_01ARZ3NDEKTSV4RRFFQ69G5FA2";
+    let server = Scripted::start(vec![
+        answer(
+            200,
+            &format!(
+                r#"{{"items":[{}],"nextCursor":"{first}"}}"#,
+                workspace_json(first)
+            ),
+        ),
+        answer(
+            200,
+            &format!(
+                r#"{{"items":[{}],"nextCursor":null}}"#,
+                workspace_json(second)
+            ),
+        ),
+    ])
+    .await;
+    let client = client(&server, Credentials::token("t"));
+
+    let workspaces = client.list_workspaces().await.unwrap();
+
+    let ids: Vec<String> = workspaces
+        .iter()
+        .map(|w| w.workspace_id.to_string())
+        .collect();
+    assert_eq!(ids, [first, second]);
+    let paths: Vec<String> = server.seen().iter().map(|s| s.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/workspaces".to_owned(),
+            format!("/workspaces?cursor={first}")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn api_keys_are_listed_created_and_revoked_at_the_users_paths() {
+    let user = "usr_01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    let key = "key_01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    let server = Scripted::start(vec![
+        answer(
+            200,
+            &format!(
+                r#"{{"items":[{{"keyId":"{key}","createdAt":"2026-11-26T13:57:50.123Z","lastUsedAt":null}}]}}"#
+            ),
+        ),
+        answer(
+            201,
+            &format!(
+                r#"{{"keyId":"{key}","userId":"{user}","apiKey":"tlao_new","createdAt":"2026-11-26T13:57:50.123Z"}}"#
+            ),
+        ),
+        answer(204, ""),
+    ])
+    .await;
+    let client = client(&server, Credentials::token("t"));
+    let user_id: tlao_domain::UserId = user.parse().unwrap();
+    let key_id: tlao_domain::KeyId = key.parse().unwrap();
+
+    let listed = client.list_keys(&user_id).await.unwrap();
+    let created = client.create_key(&user_id).await.unwrap();
+    client.revoke_key(&user_id, &key_id).await.unwrap();
+
+    assert_eq!(listed[0].key_id, key_id);
+    assert_eq!(listed[0].last_used_at, None);
+    assert_eq!(created.api_key, "tlao_new");
+    let calls: Vec<(String, String)> = server
+        .seen()
+        .iter()
+        .map(|s| (s.method.clone(), s.path.clone()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("GET".to_owned(), format!("/users/{user}/keys")),
+            ("POST".to_owned(), format!("/users/{user}/keys")),
+            ("DELETE".to_owned(), format!("/users/{user}/keys/{key}")),
+        ]
+    );
+}

@@ -45,7 +45,10 @@ pub use runs::{CreateRunRequest, RunErrorView, RunList, RunView, UsageView};
 pub use tasks::{
     ConstraintsBody, CreateTaskRequest, ExpectedOutputBody, TaskInputBody, TaskSpecView, TaskView,
 };
-pub use users::{CreateUserRequest, CreatedUser, TokenRequest, TokenResponse};
+pub use users::{
+    ApiKeyList, ApiKeyView, CreateUserRequest, CreatedApiKey, CreatedUser, TokenRequest,
+    TokenResponse,
+};
 pub use workspaces::{
     ArchiveView, CreateWorkspaceRequest, WorkspaceLimits, WorkspaceList, WorkspaceView,
 };

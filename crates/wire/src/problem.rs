@@ -55,10 +55,20 @@ pub struct Problem {
     /// On 400: every invalid field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldErrorView>,
-    /// On 413: the limit, in bytes.
+    /// On 413 for a body or archive too large (also an archive's unpacked size): the
+    /// limit, in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bytes: Option<u64>,
-    /// On 429: seconds until the quota resets (also the `Retry-After` header).
+    /// On 413 and 429 for a guardrail: which one, by the name of its setting in
+    /// camelCase — `maxArchiveBytes`, `maxArchiveEntries`, `maxUnpackedBytes` (413),
+    /// `dailyRunQuota`, `dailyRunQuotaPerUser`, `maxWorkspacesPerUser` (429).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+    /// With `limit`: its value (bytes, entries, runs a day, workspaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u64>,
+    /// On 429 for a daily quota: seconds until it resets (also the `Retry-After`
+    /// header); absent for `maxWorkspacesPerUser`, which time does not lift.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_seconds: Option<u64>,
     /// On 422: the task type no executor serves.

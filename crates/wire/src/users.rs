@@ -1,7 +1,8 @@
-//! Tokens and users: `POST /auth/token` and `POST /users`.
+//! Tokens, users and their API keys: `POST /auth/token`, `POST /users` and
+//! `/users/{userId}/keys`.
 
 use serde::{Deserialize, Serialize};
-use tlao_domain::{Timestamp, UserId};
+use tlao_domain::{KeyId, Timestamp, UserId};
 
 /// The body of `POST /auth/token`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,4 +48,53 @@ pub struct CreatedUser {
     pub user_id: UserId,
     /// The API key; shown once, never stored in clear.
     pub api_key: String,
+    /// The key's id (`key_...`), which lists and revokes it.
+    // An `Option` only so answers of servers from before key ids still read.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true, pattern = "^key_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
+    pub key_id: Option<KeyId>,
+}
+
+/// One API key of a user, as listed: never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyView {
+    /// Its id (`key_...`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^key_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
+    pub key_id: KeyId,
+    /// When it was issued (RFC 3339).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
+    /// When it last got a token, to the minute (RFC 3339); null when it never did since
+    /// this was recorded.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime, required = true))]
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// A user's API keys, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiKeyList {
+    /// The keys.
+    pub items: Vec<ApiKeyView>,
+}
+
+/// A new API key and the only copy of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedApiKey {
+    /// Its id (`key_...`), which lists and revokes it.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^key_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
+    pub key_id: KeyId,
+    /// Whose key it is.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub user_id: UserId,
+    /// The API key; shown once, never stored in clear.
+    pub api_key: String,
+    /// When it was issued (RFC 3339).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
 }

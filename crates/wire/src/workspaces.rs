@@ -50,22 +50,40 @@ pub struct WorkspaceLimits {
     /// The largest archive `POST /workspaces/{workspaceId}/archives` accepts, in bytes
     /// (a larger one is a 413); the CLI refuses before uploading.
     pub max_archive_bytes: u64,
+    /// The most entries (files, directories, links) an archive may hold (more is a 413
+    /// with `limit: "maxArchiveEntries"`, as the upload streams).
+    // An `Option` only so answers of servers from before this limit still read.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = u64, required = true))]
+    pub max_archive_entries: Option<u64>,
+    /// The most bytes of file content an archive may unpack to (more is a 413 with
+    /// `limit: "maxUnpackedBytes"`, as the upload streams).
+    // An `Option` only so answers of servers from before this limit still read.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = u64, required = true))]
+    pub max_unpacked_bytes: Option<u64>,
 }
 
 impl From<&Guardrails> for WorkspaceLimits {
     fn from(guardrails: &Guardrails) -> Self {
         WorkspaceLimits {
             max_archive_bytes: guardrails.max_archive_bytes,
+            max_archive_entries: Some(guardrails.max_archive_entries),
+            max_unpacked_bytes: Some(guardrails.max_unpacked_bytes),
         }
     }
 }
 
-/// The workspaces the caller belongs to, oldest first.
+/// One page of the workspaces the caller belongs to, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
 pub struct WorkspaceList {
     /// The workspaces.
     pub items: Vec<WorkspaceView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// An uploaded workspace archive.

@@ -31,6 +31,13 @@ pub fn strip_ansi(text: &str) -> String {
     out
 }
 
+/// `text` as one log line: line breaks become spaces, then escape sequences and other
+/// control characters are removed ([`strip_ansi`]), so text quoted in a line (a file
+/// name, an agent's error) cannot start a forged line or move a terminal's cursor.
+pub fn one_line(text: &str) -> String {
+    strip_ansi(&text.replace("\r\n", " ").replace(['\n', '\r'], " "))
+}
+
 /// Skips a CSI sequence's parameters and intermediates up to its final byte (`@`–`~`).
 fn skip_csi(chars: &mut impl Iterator<Item = char>) {
     for c in chars.by_ref() {
@@ -59,6 +66,14 @@ fn skip_osc(chars: &mut std::iter::Peekable<impl Iterator<Item = char>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_quoting_line_breaks_and_escapes_stays_one_line() {
+        assert_eq!(
+            one_line("cannot read \"a\nthe run completed\u{1b}[2K\u{0}\"\r\nagain"),
+            "cannot read \"a the run completed\" again"
+        );
+    }
 
     #[test]
     fn colours_and_styles_are_removed() {

@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tlao_domain::ExecutorName;
+use tlao_domain::{ExecutorName, Guardrails};
 
-/// The default cap on the bytes a workspace archive may extract to: 1 GiB.
-pub const DEFAULT_MAX_EXTRACTED_BYTES: u64 = 1 << 30;
-/// The default cap on the entries a workspace archive may hold.
-pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
+/// The default cap on the bytes a workspace archive may extract to: the API's default
+/// `guardrails.max_unpacked_bytes` (1 GiB), which uploads are checked against.
+pub const DEFAULT_MAX_EXTRACTED_BYTES: u64 = Guardrails::DEFAULT_MAX_UNPACKED_BYTES;
+/// The default cap on the entries a workspace archive may hold: the API's default
+/// `guardrails.max_archive_entries` (100,000).
+pub const DEFAULT_MAX_ENTRIES: u64 = Guardrails::DEFAULT_MAX_ARCHIVE_ENTRIES;
 /// The default longest time an event waits before it is sent.
 pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_millis(100);
 /// The default time between heartbeats while the executor is quiet.

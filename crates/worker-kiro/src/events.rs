@@ -230,11 +230,12 @@ impl EventSink for ChannelSink {
 }
 
 impl ChannelSink {
-    /// Emits a line from the worker itself.
+    /// Emits a line from the worker itself, as one line of text (it may quote file
+    /// names or an agent's output, which must not forge other lines or escapes).
     pub fn system(&self, text: impl Into<String>) {
         self.emit(EventPayload::Log {
             stream: LogStream::System,
-            text: text.into(),
+            text: crate::ansi::one_line(&text.into()),
         });
     }
 

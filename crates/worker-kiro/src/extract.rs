@@ -26,12 +26,10 @@ use std::path::{Component, Path, PathBuf};
 
 use flate2::read::GzDecoder;
 use tar::{Archive, EntryType};
+use tlao_domain::guardrails::archive_stream_cap;
 
 /// The most symbolic links followed while resolving one link target.
 const MAX_LINK_HOPS: u32 = 40;
-/// The most bytes of tar headers, padding and long names allowed per entry on top of
-/// the content bytes, for the cap on the decompressed stream.
-const OVERHEAD_PER_ENTRY: u64 = 4096;
 
 /// The caps an extraction enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,9 +110,10 @@ pub enum ExtractError {
     #[error("the archive is not a readable tar.gz: {0}")]
     Corrupt(#[source] io::Error),
     /// Writing into the root failed.
-    #[error("cannot extract into {path}: {source}")]
+    #[error("cannot extract {}: {source}", .path.display())]
     Io {
-        /// The path written.
+        /// The path written, relative to the extraction root (`.` for the root itself),
+        /// so no message names the worker's own directories.
         path: PathBuf,
         /// What failed.
         #[source]
@@ -165,7 +164,7 @@ pub fn extract_archive_file(
     limits: &ExtractLimits,
 ) -> Result<ExtractSummary, ExtractError> {
     let file = File::open(archive).map_err(|source| ExtractError::Io {
-        path: archive.to_owned(),
+        path: archive.file_name().map(PathBuf::from).unwrap_or_default(),
         source,
     })?;
     extract_archive(io::BufReader::new(file), root, limits)
@@ -179,13 +178,11 @@ pub fn extract_archive(
     limits: &ExtractLimits,
 ) -> Result<ExtractSummary, ExtractError> {
     fs::create_dir_all(root).map_err(|source| ExtractError::Io {
-        path: root.to_owned(),
+        path: PathBuf::from("."),
         source,
     })?;
-    let stream_cap = limits
-        .max_bytes
-        .saturating_add(limits.max_entries.saturating_mul(OVERHEAD_PER_ENTRY))
-        .saturating_add(1 << 20);
+    // The same cap the API's upload scan puts on the stream (`Guardrails`).
+    let stream_cap = archive_stream_cap(limits.max_bytes, limits.max_entries);
     let reader = CappedReader {
         inner: GzDecoder::new(gzipped),
         remaining: stream_cap,
@@ -201,10 +198,30 @@ pub fn extract_archive(
         ExtractError::Corrupt(io) if is_cap_error(&io) => ExtractError::TooLarge {
             max: limits.max_bytes,
         },
-        other => other,
+        other => relative_to(root, other),
     })?;
-    extraction.create_symlinks()?;
+    extraction
+        .create_symlinks()
+        .map_err(|error| relative_to(root, error))?;
     Ok(extraction.summary)
+}
+
+/// `error` with the path of an I/O failure made relative to `root`.
+fn relative_to(root: &Path, error: ExtractError) -> ExtractError {
+    match error {
+        ExtractError::Io { path, source } => {
+            let relative = match path.strip_prefix(root) {
+                Ok(rest) if rest.as_os_str().is_empty() => PathBuf::from("."),
+                Ok(rest) => rest.to_owned(),
+                Err(_) => path.file_name().map(PathBuf::from).unwrap_or_default(),
+            };
+            ExtractError::Io {
+                path: relative,
+                source,
+            }
+        }
+        other => other,
+    }
 }
 
 /// A symbolic link waiting to be created.

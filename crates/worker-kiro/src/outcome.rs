@@ -29,10 +29,7 @@ pub(crate) fn outcome(
         Err(error) => {
             system(
                 events,
-                format!(
-                    "cannot list the output directory {}: {error}",
-                    outdir.display()
-                ),
+                format!("cannot list the output directory (out/): {error}"),
             );
             Vec::new()
         }
@@ -103,6 +100,6 @@ pub(crate) fn exit_failure(what: &str, finished: &Finished, stderr_tail: &str) -
 pub(crate) fn system(events: &dyn EventSink, text: String) {
     events.emit(EventPayload::Log {
         stream: LogStream::System,
-        text,
+        text: crate::ansi::one_line(&text),
     });
 }

@@ -280,13 +280,14 @@ async fn execute(
             drop(dir);
             ending
         }
-        Err(error) => Ending::failed(
-            RunErrorCode::Internal,
-            format!(
-                "the worker cannot create a run directory under {}: {error}",
-                config.work_root.display()
-            ),
-        ),
+        Err(error) => {
+            // The path is for the worker's log; the run's error does not show it.
+            tracing::error!(work_root = %config.work_root.display(), %error, "cannot create a run directory");
+            Ending::failed(
+                RunErrorCode::Internal,
+                format!("the worker cannot create the run's directory: {error}"),
+            )
+        }
     };
     let control = shipper.finish().await;
     let (status, error, usage, artifacts) = match ending {
@@ -672,9 +673,11 @@ async fn download_checked(
     sha256: &str,
 ) -> Result<(), String> {
     let mut stream = client.download(url).await.map_err(|e| e.to_string())?;
+    // Named relative to the run's directory: the worker's own paths stay out of errors.
+    let shown = path.file_name().unwrap_or_default().to_string_lossy();
     let mut file = tokio::fs::File::create(path)
         .await
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        .map_err(|e| format!("cannot write {shown}: {e}"))?;
     let mut hasher = Sha256::new();
     let mut received = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -688,11 +691,11 @@ async fn download_checked(
         hasher.update(&chunk);
         file.write_all(&chunk)
             .await
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            .map_err(|e| format!("cannot write {shown}: {e}"))?;
     }
     file.flush()
         .await
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        .map_err(|e| format!("cannot write {shown}: {e}"))?;
     if received != size {
         return Err(format!("{received} bytes arrived; its record says {size}"));
     }

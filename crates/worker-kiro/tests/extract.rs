@@ -410,3 +410,40 @@ fn an_archive_made_by_tar_round_trips() {
         "long name"
     );
 }
+
+#[test]
+fn a_write_that_fails_is_named_relative_to_the_root_never_by_the_workers_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("run").join("work");
+    // A name longer than any file system allows for one component.
+    let long = format!("src/{}.txt", "n".repeat(300));
+    let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+    let mut header = Header::new_gnu();
+    header.set_size(2);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, &long, &b"hi"[..]).unwrap();
+    let archive = builder.into_inner().unwrap().finish().unwrap();
+
+    let error = extract_archive(&archive[..], &root, &limits()).unwrap_err();
+
+    let message = error.to_string();
+    assert!(matches!(error, ExtractError::Io { .. }), "{message}");
+    assert!(
+        message.starts_with(&format!("cannot extract {long}: ")),
+        "{message}"
+    );
+    assert!(
+        !message.contains(dir.path().to_str().unwrap()),
+        "the message names the worker's directory: {message}"
+    );
+
+    // The root itself that cannot be made is ".".
+    let file = dir.path().join("a-file");
+    fs::write(&file, b"x").unwrap();
+    let error = extract_archive(&archive[..], &file.join("root"), &limits()).unwrap_err();
+    assert!(
+        error.to_string().starts_with("cannot extract .: "),
+        "{error}"
+    );
+}

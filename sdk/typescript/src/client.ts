@@ -8,11 +8,13 @@
 import { verifying, readAll, toWebStream } from "./download.js";
 import { TlaoError } from "./errors.js";
 import type {
+  ApiKeyView,
   ArchiveView,
   ArtifactView,
   CreateRunRequest,
   CreateTaskRequest,
   CreateUserRequest,
+  CreatedApiKey,
   CreatedUser,
   CreateWorkspaceRequest,
   ExecutorView,
@@ -23,6 +25,7 @@ import type {
   RunView,
   TaskView,
   TokenResponse,
+  WorkspaceList,
   WorkspaceView,
 } from "./generated/api-types.js";
 import { OPERATIONS } from "./generated/api-types.js";
@@ -53,6 +56,9 @@ export interface DownloadOptions extends CallOptions {
 
 /** The filters of {@link TlaoClient.listRuns}. */
 export type ListRunsQuery = Operations["list_runs"]["query"];
+
+/** The page of {@link TlaoClient.listWorkspacesPage}: `limit` (1 to 100) and `cursor`. */
+export type ListWorkspacesQuery = Operations["list_workspaces"]["query"];
 
 /**
  * The bytes of an archive upload: a buffer, a `Blob` (a browser `File`), a web stream, or
@@ -110,6 +116,30 @@ export class TlaoClient {
     return this.#http.call("create_user", { body: { json: body }, signal: options.signal });
   }
 
+  /** `GET /users/{userId}/keys`: the user's API keys (ids, creation, last use; never the keys), oldest first. The user or an administrator. */
+  async listKeys(userId: string, options: CallOptions = {}): Promise<ApiKeyView[]> {
+    const list = await this.#http.call("list_keys", { pathParams: { userId }, signal: options.signal });
+    return list.items;
+  }
+
+  /**
+   * `POST /users/{userId}/keys`: issues a new API key to the user; the answer holds its
+   * only copy. Rotating is creating a key, then revoking the old one. Sent once.
+   */
+  async createKey(userId: string, options: CallOptions = {}): Promise<CreatedApiKey> {
+    return this.#http.call("create_key", { pathParams: { userId }, signal: options.signal });
+  }
+
+  /**
+   * `DELETE /users/{userId}/keys/{keyId}`: revokes the key; it gets no more tokens
+   * (`401`), while tokens it already got work until they expire. Sent once.
+   */
+  async revokeKey(userId: string, keyId: string, options: CallOptions = {}): Promise<void> {
+    const exchange = await this.#http.send("revoke_key", { pathParams: { userId, keyId }, signal: options.signal });
+    await exchange.response.body?.cancel().catch(() => undefined);
+    exchange.release();
+  }
+
   /** `GET /healthz`: whether the process is up. */
   async health(options: CallOptions = {}): Promise<Health> {
     return this.#http.call("healthz", { authenticated: false, signal: options.signal });
@@ -127,10 +157,29 @@ export class TlaoClient {
     return this.#http.call("create_workspace", { body: { json: body }, signal: options.signal });
   }
 
-  /** `GET /workspaces`: the workspaces the caller belongs to, oldest first. */
+  /** `GET /workspaces`, every page: all the workspaces the caller belongs to, oldest first. */
   async listWorkspaces(options: CallOptions = {}): Promise<WorkspaceView[]> {
-    const list = await this.#http.call("list_workspaces", { signal: options.signal });
-    return list.items;
+    const all: WorkspaceView[] = [];
+    for await (const workspace of this.workspaces(options)) all.push(workspace);
+    return all;
+  }
+
+  /** `GET /workspaces`: one page of the caller's workspaces, oldest first; pass `nextCursor` back as `cursor` for the next. */
+  async listWorkspacesPage(query: ListWorkspacesQuery = {}, options: CallOptions = {}): Promise<WorkspaceList> {
+    return this.#http.call("list_workspaces", { query, signal: options.signal });
+  }
+
+  /**
+   * Every workspace the caller belongs to, oldest first, across pages (fetched as the
+   * iteration needs them).
+   *
+   * @example
+   * ```ts
+   * for await (const workspace of client.workspaces()) console.log(workspace.name);
+   * ```
+   */
+  workspaces(options: CallOptions = {}): AsyncGenerator<WorkspaceView, void, undefined> {
+    return paginate((cursor) => this.listWorkspacesPage({ cursor }, options));
   }
 
   /** `GET /workspaces/{workspaceId}`. */

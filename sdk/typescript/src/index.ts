@@ -16,6 +16,7 @@ export {
   type DownloadOptions,
   type IdempotentCallOptions,
   type ListRunsQuery,
+  type ListWorkspacesQuery,
   type TlaoClientOptions,
 } from "./client.js";
 export {

@@ -292,9 +292,17 @@ fn service_failure(error: ServiceError) -> Failure {
             "executor",
             format!("No executor can run this: {message}."),
         )]),
-        ServiceError::QuotaExceeded { quota, .. } => whole_form(format!(
-            "This workspace has used its daily quota of {quota} runs; it resets at midnight UTC."
-        )),
+        ServiceError::QuotaExceeded { quota, limit, .. } => {
+            whole_form(if limit == tlao_domain::Limit::DailyRunQuotaPerUser {
+                format!(
+                    "You have used your daily quota of {quota} runs across your workspaces; it resets at midnight UTC."
+                )
+            } else {
+                format!(
+                    "This workspace has used its daily quota of {quota} runs; it resets at midnight UTC."
+                )
+            })
+        }
         ServiceError::Conflict(_) => whole_form(
             "This form was already sent with other values. Check the runs list, or send it again."
                 .into(),

@@ -2,7 +2,8 @@
 //!
 //! The body is never held whole: it is forwarded chunk by chunk (see
 //! [`crate::streaming`]) to the archive service, which measures, hashes and stores it,
-//! and cuts it off as soon as it passes the size guardrail.
+//! and cuts it off as soon as it passes the size guardrail — or, decompressing it on the
+//! way, as soon as its entries or unpacked size pass theirs.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use tlao_domain::WorkspaceId;
@@ -24,11 +25,11 @@ use crate::streaming;
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The stored archive", body = ArchiveView),
-        (status = 400, description = "The body is not gzip, or the id is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not gzip or not a readable tar.gz (`errors` names `body`), or the id is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller is not a member", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such workspace", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The archive exceeds the limit (`maxBytes`), declared or streamed", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The archive passes a limit, named in `limit` with its value in `max`: its size (`maxArchiveBytes`, also `maxBytes`; declared or streamed), its entries (`maxArchiveEntries`) or its unpacked size (`maxUnpackedBytes`, also `maxBytes`), refused as it streams; nothing is stored", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn upload_archive(

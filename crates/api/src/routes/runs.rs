@@ -109,7 +109,7 @@ where
         (status = 404, description = "No such task", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No executor serves the task type (`taskType`), or the requested one does not", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "The workspace used its daily quota (`retryAfterSeconds`, `Retry-After`)", body = Problem, content_type = "application/problem+json",
+        (status = 429, description = "The workspace used its daily quota, or the caller theirs across their workspaces (`limit`: `dailyRunQuota` or `dailyRunQuotaPerUser`, `max`, `retryAfterSeconds`, `Retry-After`)", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds until the quota resets"))),
     )
 )]

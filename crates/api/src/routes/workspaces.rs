@@ -1,8 +1,13 @@
-//! Workspaces: create, list, read.
+//! Workspaces: create (counted against the workspaces one user may own), list (a page
+//! at a time), read.
 
 use actix_web::{HttpResponse, web};
+use serde::Deserialize;
 use serde_json::Value;
 use tlao_domain::WorkspaceId;
+use tlao_domain::validation::Collector;
+use tlao_orchestrator::workspaces::MAX_PAGE;
+use utoipa::IntoParams;
 
 use crate::auth::Authenticated;
 use crate::dto::{self, CreateWorkspaceRequest, Problem, WorkspaceList, WorkspaceView};
@@ -10,6 +15,50 @@ use crate::error::ApiError;
 use crate::params::path_id;
 use crate::request_id;
 use crate::state::AppState;
+
+/// How many workspaces a page holds unless `limit` says otherwise: every workspace a
+/// user may own by default, so clients that do not page see them all.
+pub(crate) const DEFAULT_PAGE: usize = 100;
+
+/// The query of `GET /workspaces`, read as text and parsed here so each bad parameter
+/// is reported by name.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(rename_all = "camelCase", parameter_in = Query)]
+pub(crate) struct WorkspacesQuery {
+    /// How many workspaces per page, 1 to 100; 100 by default.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// The `nextCursor` of the previous page: the last workspace id it held.
+    cursor: Option<String>,
+}
+
+impl WorkspacesQuery {
+    fn parse(&self) -> Result<(usize, Option<WorkspaceId>), ApiError> {
+        let mut errors = Collector::new();
+        let limit = match self.limit.as_deref() {
+            None => Some(DEFAULT_PAGE),
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => Some(n),
+                _ => {
+                    errors.push(
+                        "limit",
+                        format!("{text:?} is not a whole number between 1 and {MAX_PAGE}"),
+                    );
+                    None
+                }
+            },
+        };
+        let cursor = match self.cursor.as_deref() {
+            None => Some(None),
+            Some(text) => errors
+                .check("cursor", text.parse::<WorkspaceId>())
+                .map(Some),
+        };
+        let parsed = limit.zip(cursor);
+        Ok(errors.finish(parsed)?)
+    }
+}
 
 /// Creates a workspace owned by the caller.
 #[utoipa::path(
@@ -22,6 +71,7 @@ use crate::state::AppState;
         (status = 201, description = "The workspace", body = WorkspaceView),
         (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The caller owns as many workspaces as one user may (`limit`: `maxWorkspacesPerUser`, `max`); no `Retry-After`, as time does not lift it", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn create_workspace(
@@ -36,28 +86,38 @@ pub(crate) async fn create_workspace(
     Ok(HttpResponse::Created().json(view))
 }
 
-/// The workspaces the caller belongs to, oldest first.
+/// A page of the workspaces the caller belongs to, oldest first.
 #[utoipa::path(
     get,
     path = "/workspaces",
     tag = "workspaces",
+    params(WorkspacesQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller's workspaces", body = WorkspaceList),
+        (status = 200, description = "One page of the caller's workspaces", body = WorkspaceList),
+        (status = 400, description = "A bad parameter, named in `errors`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn list_workspaces(
     state: web::Data<AppState>,
     caller: Authenticated,
+    query: web::Query<WorkspacesQuery>,
 ) -> Result<web::Json<WorkspaceList>, ApiError> {
-    let workspaces = state.services.workspaces.list(&caller).await?;
+    let (limit, after) = query.parse()?;
+    let page = state
+        .services
+        .workspaces
+        .page(&caller, limit, after.as_ref())
+        .await?;
     let guardrails = &state.services.core.guardrails;
     Ok(web::Json(WorkspaceList {
-        items: workspaces
+        items: page
+            .items
             .into_iter()
             .map(|workspace| WorkspaceView::new(workspace, guardrails))
             .collect(),
+        next_cursor: page.next_cursor.map(String::from),
     }))
 }
 

@@ -173,6 +173,11 @@ impl TestApp {
         app
     }
 
+    /// The directory the app's blobs are stored in.
+    pub fn blobs_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("blobs")
+    }
+
     /// The absolute URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
@@ -369,10 +374,38 @@ pub fn error_fields(problem: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A body that starts like a gzip stream, of `len` bytes.
+/// A valid tar.gz of exactly `len` bytes (at least about 30): an empty archive, padded
+/// to the length with a gzip header comment, so the upload's scan reads it whole and
+/// any length is possible.
 pub fn gzip_like(len: usize) -> Vec<u8> {
-    let mut bytes = vec![0x1f, 0x8b];
-    bytes.extend((0..len.saturating_sub(2)).map(|i| (i % 251) as u8));
-    bytes.truncate(len);
+    use std::io::Write;
+    let build = |padding: usize| {
+        let mut encoder = flate2::GzBuilder::new()
+            .comment(vec![b'x'; padding])
+            .write(Vec::new(), flate2::Compression::best());
+        encoder.write_all(&[0u8; 1024]).unwrap();
+        encoder.finish().unwrap()
+    };
+    let shortest = build(0).len();
+    assert!(len >= shortest, "a tar.gz needs at least {shortest} bytes");
+    let bytes = build(len - shortest);
+    assert_eq!(bytes.len(), len);
     bytes
+}
+
+/// A tar.gz of `files` (path, content), as `tar` and `gzip` would write it.
+pub fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, path, *content).unwrap();
+    }
+    let tar = builder.into_inner().unwrap();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(&tar).unwrap();
+    encoder.finish().unwrap()
 }

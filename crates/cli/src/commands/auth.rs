@@ -208,14 +208,17 @@ pub async fn whoami(args: WhoamiArgs, profile_name: &str) -> anyhow::Result<Exit
 /// The claims of a session token that say who it is for; read without verifying the
 /// signature (the server just accepted the token).
 #[derive(Debug, Deserialize)]
-struct Claims {
-    sub: String,
+pub(crate) struct Claims {
+    /// The user.
+    pub(crate) sub: String,
+    /// Whether they are an administrator.
     #[serde(default)]
-    adm: bool,
+    pub(crate) adm: bool,
 }
 
 impl Claims {
-    fn of(token: &str) -> Option<Claims> {
+    /// The claims of `token`, when it is a JWT with them.
+    pub(crate) fn of(token: &str) -> Option<Claims> {
         let payload = token.split('.').nth(1)?;
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(payload.trim_end_matches('='))

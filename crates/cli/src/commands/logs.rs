@@ -65,7 +65,7 @@ pub async fn logs(args: LogsArgs, profile: &str) -> anyhow::Result<Exit> {
         }))?;
         return Ok(Exit::Success);
     }
-    print!("{logs}");
+    print!("{}", output::printable(&logs));
     if run.logs_truncated {
         output::warn(format!(
             "the log was truncated: {} were dropped",

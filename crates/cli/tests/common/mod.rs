@@ -298,6 +298,19 @@ impl Api {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// DELETE `path`; returns status and JSON body (null when empty).
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .delete(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// POST `body` to `path`; returns status and JSON body.
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let response = self

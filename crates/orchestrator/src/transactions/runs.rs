@@ -1,14 +1,14 @@
 //! Creating a run and ending it, and the queue entries that wait for a lease.
 //!
-//! Creating a run is one transaction: the day's quota counter is incremented on the
-//! condition that it is below the quota, and the run, its first event, its lookup item
-//! and its queue entries are inserted (with the request's idempotency record, if any).
-//! So the quota holds under any number of API instances, and a run is never
-//! half-created.
+//! Creating a run is one transaction: the day's quota counters — the workspace's and its
+//! creator's, across their workspaces — are incremented on the condition that each is
+//! below its quota, and the run, its first event, its lookup item and its queue entries
+//! are inserted (with the request's idempotency record, if any). So both quotas hold
+//! under any number of API instances, and a run is never half-created.
 
 use tlao_domain::{
-    EventPayload, ExecutorName, Run, RunEvent, RunId, RunStatus, Transition, UtcDate, WorkspaceId,
-    keys,
+    EventPayload, ExecutorName, Key, Run, RunEvent, RunId, RunStatus, Transition, UserId, UtcDate,
+    WorkspaceId, keys,
 };
 use tlao_ports::{AttrValue, Condition, Item, Update, WriteOp};
 
@@ -27,6 +27,9 @@ pub enum CreateRunError {
     /// The workspace has used its daily run quota.
     #[error("the workspace has used its daily run quota")]
     QuotaExhausted,
+    /// The run's creator has used their daily run quota across their workspaces.
+    #[error("the creator has used their daily run quota")]
+    UserQuotaExhausted,
     /// Another request with the same idempotency key recorded its response first.
     #[error("another request with this idempotency key was recorded first")]
     IdempotencyKeyTaken,
@@ -35,17 +38,37 @@ pub enum CreateRunError {
     Store(#[from] StoreError),
 }
 
-/// Stores a new queued `run`: counts it against its workspace's `quota` for the day it
-/// was created, inserts it with its `queued` event (published once stored), its lookup
+/// The daily run quotas a new run counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DailyQuotas {
+    /// Runs per workspace per UTC day.
+    pub per_workspace: u32,
+    /// Runs per user per UTC day, across their workspaces.
+    pub per_user: u32,
+}
+
+impl From<u32> for DailyQuotas {
+    /// The same quota for the workspace and for the user.
+    fn from(quota: u32) -> Self {
+        DailyQuotas {
+            per_workspace: quota,
+            per_user: quota,
+        }
+    }
+}
+
+/// Stores a new queued `run`: counts it against its workspace's quota and its creator's
+/// for the day it was created (`quotas`), inserts it with its `queued` event (published once stored), its lookup
 /// item and its queue entries, and writes `idempotency_record` (the record of the
 /// request's idempotency key, whose condition fails when another request holds the
 /// key) when given.
 pub async fn create_run(
     store: &Store,
     run: &Run,
-    quota: u32,
+    quotas: impl Into<DailyQuotas>,
     idempotency_record: Option<WriteOp>,
 ) -> Result<(), CreateRunError> {
+    let quotas = quotas.into();
     let ws = &run.workspace_id;
     let queued = RunEvent {
         seq: 1,
@@ -64,20 +87,23 @@ pub async fn create_run(
     run_item
         .attrs
         .insert(attrs::NEXT_SEQ.into(), AttrValue::N(1));
+    let day = run.created_at.utc_date();
     let mut tx = Transaction::new();
     tx.guarded(
-        WriteOp::Update {
-            key: keys::daily_quota(ws, run.created_at.utc_date()),
-            update: Update::new()
-                .add(attrs::QUOTA_COUNT, 1)
-                .set(attrs::KIND, AttrValue::S(kind::QUOTA.into()))
-                .set(attrs::EXPIRES_AT, AttrValue::N(quota_expiry)),
-            condition: Some(Condition::Or(vec![
-                Condition::AttrMissing(attrs::QUOTA_COUNT.into()),
-                Condition::LessThan(attrs::QUOTA_COUNT.into(), i64::from(quota)),
-            ])),
-        },
+        count_run(
+            keys::daily_quota(ws, day),
+            quotas.per_workspace,
+            quota_expiry,
+        ),
         CreateRunError::QuotaExhausted,
+    )
+    .guarded(
+        count_run(
+            keys::user_daily_quota(&run.created_by, day),
+            quotas.per_user,
+            quota_expiry,
+        ),
+        CreateRunError::UserQuotaExhausted,
     )
     .push(WriteOp::Put {
         item: run_item,
@@ -99,6 +125,22 @@ pub async fn create_run(
     }
     tx.commit_events(store, &run.run_id, std::slice::from_ref(&queued))
         .await
+}
+
+/// The increment of a daily quota counter at `key`, on the condition that it is below
+/// `quota`; the counter expires (`expires_at`, seconds) a day after its day ends.
+fn count_run(key: Key, quota: u32, expires_at: i64) -> WriteOp {
+    WriteOp::Update {
+        key,
+        update: Update::new()
+            .add(attrs::QUOTA_COUNT, 1)
+            .set(attrs::KIND, AttrValue::S(kind::QUOTA.into()))
+            .set(attrs::EXPIRES_AT, AttrValue::N(expires_at)),
+        condition: Some(Condition::Or(vec![
+            Condition::AttrMissing(attrs::QUOTA_COUNT.into()),
+            Condition::LessThan(attrs::QUOTA_COUNT.into(), i64::from(quota)),
+        ])),
+    }
 }
 
 /// Ends a run with `transition` (complete, fail, time out, cancel), freeing its slot
@@ -174,8 +216,22 @@ pub async fn runs_created_on(
     ws: &WorkspaceId,
     day: UtcDate,
 ) -> Result<u64, StoreError> {
+    quota_count(store, &keys::daily_quota(ws, day)).await
+}
+
+/// How many runs `user` created on `day` (UTC) across their workspaces, as counted
+/// against their quota.
+pub async fn runs_created_by_on(
+    store: &Store,
+    user: &UserId,
+    day: UtcDate,
+) -> Result<u64, StoreError> {
+    quota_count(store, &keys::user_daily_quota(user, day)).await
+}
+
+async fn quota_count(store: &Store, key: &Key) -> Result<u64, StoreError> {
     Ok(store
-        .get_item(&keys::daily_quota(ws, day))
+        .get_item(key)
         .await?
         .and_then(|item| item.n(attrs::QUOTA_COUNT))
         .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
@@ -229,16 +285,115 @@ mod tests {
     use crate::idempotency::Idempotency;
     use crate::transactions::testing::World;
 
+    fn quotas(per_workspace: u32, per_user: u32) -> DailyQuotas {
+        DailyQuotas {
+            per_workspace,
+            per_user,
+        }
+    }
+
+    /// A new queued run in `ws` created by `user`.
+    fn run_by(world: &World, ws: &WorkspaceId, user: &UserId) -> Run {
+        Run {
+            created_by: user.clone(),
+            ..world.run(ws)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_beyond_its_creators_daily_quota_is_refused_in_any_workspace() {
+        let world = World::new(Guardrails::default());
+        let (first_ws, second_ws) = (world.workspace().await, world.workspace().await);
+        let store = &world.core().store;
+        let user = UserId::new(world.core().new_ulid());
+        for ws in [&first_ws, &second_ws] {
+            create_run(store, &run_by(&world, ws, &user), quotas(10, 2), None)
+                .await
+                .expect("within both quotas");
+        }
+
+        let refused = create_run(
+            store,
+            &run_by(&world, &first_ws, &user),
+            quotas(10, 2),
+            None,
+        )
+        .await;
+
+        assert!(
+            matches!(refused, Err(CreateRunError::UserQuotaExhausted)),
+            "{refused:?}"
+        );
+        let today = world.core().now().utc_date();
+        assert_eq!(
+            runs_created_by_on(store, &user, today)
+                .await
+                .expect("a read"),
+            2
+        );
+        assert_eq!(
+            runs_created_on(store, &first_ws, today)
+                .await
+                .expect("a read"),
+            1
+        );
+        let other = UserId::new(world.core().new_ulid());
+        create_run(
+            store,
+            &run_by(&world, &first_ws, &other),
+            quotas(10, 2),
+            None,
+        )
+        .await
+        .expect("another user has their own quota");
+    }
+
+    #[tokio::test]
+    async fn a_race_of_runs_against_the_users_quota_admits_exactly_the_quota() {
+        let world = std::sync::Arc::new(World::new(Guardrails::default()));
+        let mut workspaces = Vec::new();
+        for _ in 0..4 {
+            workspaces.push(world.workspace().await);
+        }
+        let user = UserId::new(world.core().new_ulid());
+        let attempts = (0..30).map(|index| {
+            let world = world.clone();
+            let run = run_by(&world, &workspaces[index % workspaces.len()], &user);
+            tokio::spawn(async move {
+                create_run(&world.core().store, &run, quotas(100, 12), None).await
+            })
+        });
+        let outcomes = futures::future::join_all(attempts).await;
+
+        let admitted = outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, Ok(Ok(()))))
+            .count();
+        let refused = outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, Ok(Err(CreateRunError::UserQuotaExhausted))))
+            .count();
+        assert_eq!((admitted, refused), (12, 18), "{outcomes:?}");
+        let today = world.core().now().utc_date();
+        let store = &world.core().store;
+        assert_eq!(
+            runs_created_by_on(store, &user, today)
+                .await
+                .expect("a read"),
+            12
+        );
+    }
+
     #[tokio::test]
     async fn a_run_beyond_the_daily_quota_is_refused_as_quota_exhausted() {
         let world = World::new(Guardrails::default());
         let ws = world.workspace().await;
         let store = &world.core().store;
-        create_run(store, &world.run(&ws), 1, None)
+        create_run(store, &world.run(&ws), quotas(1, 10), None)
             .await
             .expect("the first run fits the quota");
 
-        let refused = create_run(store, &world.run(&ws), 1, None).await;
+        let refused = create_run(store, &world.run(&ws), quotas(1, 10), None).await;
 
         assert!(
             matches!(refused, Err(CreateRunError::QuotaExhausted)),
@@ -258,13 +413,13 @@ mod tests {
         let now = world.core().now();
         let first = world.run(&ws);
         let record = key.record_op(&user, &first, now).expect("a record");
-        create_run(store, &first, 10, Some(record))
+        create_run(store, &first, quotas(10, 10), Some(record))
             .await
             .expect("the first request records the key");
 
         let second = world.run(&ws);
         let record = key.record_op(&user, &second, now).expect("a record");
-        let refused = create_run(store, &second, 10, Some(record)).await;
+        let refused = create_run(store, &second, quotas(10, 10), Some(record)).await;
 
         assert!(
             matches!(refused, Err(CreateRunError::IdempotencyKeyTaken)),

@@ -5,6 +5,25 @@
 /** The version of the API document these types were generated from. */
 export const API_VERSION = "0.1.0";
 
+/** A user's API keys, oldest first. */
+export interface ApiKeyList {
+  /** The keys. */
+  items: Array<ApiKeyView>;
+}
+
+/** One API key of a user, as listed: never the key itself. */
+export interface ApiKeyView {
+  /** When it was issued (RFC 3339). */
+  createdAt: string;
+  /** Its id (`key_...`). */
+  keyId: string;
+  /**
+   * When it last got a token, to the minute (RFC 3339); null when it never did since
+   * this was recorded.
+   */
+  lastUsedAt: string | null;
+}
+
 /** An uploaded workspace archive. */
 export interface ArchiveView {
   /** Its id (`arc_...`), for a task's `input.archiveId`. */
@@ -115,10 +134,24 @@ export interface CreateWorkspaceRequest {
   name: string;
 }
 
+/** A new API key and the only copy of it. */
+export interface CreatedApiKey {
+  /** The API key; shown once, never stored in clear. */
+  apiKey: string;
+  /** When it was issued (RFC 3339). */
+  createdAt: string;
+  /** Its id (`key_...`), which lists and revokes it. */
+  keyId: string;
+  /** Whose key it is. */
+  userId: string;
+}
+
 /** A new user and the only copy of its API key. */
 export interface CreatedUser {
   /** The API key; shown once, never stored in clear. */
   apiKey: string;
+  /** The key's id (`key_...`), which lists and revokes it. */
+  keyId: string;
   /** The user's id. */
   userId: string;
 }
@@ -181,13 +214,27 @@ export interface Problem {
   detail: string;
   /** On 400: every invalid field. */
   errors?: Array<FieldErrorView> | undefined;
-  /** On 413: the limit, in bytes. */
+  /**
+   * On 413 and 429 for a guardrail: which one, by the name of its setting in
+   * camelCase — `maxArchiveBytes`, `maxArchiveEntries`, `maxUnpackedBytes` (413),
+   * `dailyRunQuota`, `dailyRunQuotaPerUser`, `maxWorkspacesPerUser` (429).
+   */
+  limit?: string | null | undefined;
+  /** With `limit`: its value (bytes, entries, runs a day, workspaces). */
+  max?: number | null | undefined;
+  /**
+   * On 413 for a body or archive too large (also an archive's unpacked size): the
+   * limit, in bytes.
+   */
   maxBytes?: number | null | undefined;
   /** On a worker's 409 (`lease-revoked`): why the lease may not write the run. */
   reason?: FenceReason | null | undefined;
   /** The request's id, as in its `x-request-id` header; quote it when reporting. */
   requestId: string;
-  /** On 429: seconds until the quota resets (also the `Retry-After` header). */
+  /**
+   * On 429 for a daily quota: seconds until it resets (also the `Retry-After`
+   * header); absent for `maxWorkspacesPerUser`, which time does not lift.
+   */
   retryAfterSeconds?: number | null | undefined;
   /** On a worker's 409 (`lease-revoked`) of an ended run: its status. */
   runStatus?: RunStatusName | null | undefined;
@@ -418,12 +465,24 @@ export interface WorkspaceLimits {
    * (a larger one is a 413); the CLI refuses before uploading.
    */
   maxArchiveBytes: number;
+  /**
+   * The most entries (files, directories, links) an archive may hold (more is a 413
+   * with `limit: "maxArchiveEntries"`, as the upload streams).
+   */
+  maxArchiveEntries: number;
+  /**
+   * The most bytes of file content an archive may unpack to (more is a 413 with
+   * `limit: "maxUnpackedBytes"`, as the upload streams).
+   */
+  maxUnpackedBytes: number;
 }
 
-/** The workspaces the caller belongs to, oldest first. */
+/** One page of the workspaces the caller belongs to, oldest first. */
 export interface WorkspaceList {
   /** The workspaces. */
   items: Array<WorkspaceView>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor?: string | null | undefined;
 }
 
 /** A workspace. */
@@ -655,7 +714,7 @@ export interface Operations {
       409: Problem;
       /** No executor serves the task type (`taskType`), or the requested one does not */
       422: Problem;
-      /** The workspace used its daily quota (`retryAfterSeconds`, `Retry-After`) */
+      /** The workspace used its daily quota, or the caller theirs across their workspaces (`limit`: `dailyRunQuota` or `dailyRunQuotaPerUser`, `max`, `retryAfterSeconds`, `Retry-After`) */
       429: Problem;
     };
   };
@@ -841,17 +900,108 @@ export interface Operations {
       403: Problem;
     };
   };
-  /** The workspaces the caller belongs to, oldest first. */
-  list_workspaces: {
+  /**
+   * A user's API keys, oldest first: ids, creation and last use, never the keys (the
+   * user themself or an administrator).
+   */
+  list_keys: {
     method: "GET";
-    path: "/workspaces";
-    pathParams: Record<string, never>;
+    path: "/users/{userId}/keys";
+    pathParams: {
+      /** The user (`usr_...`) */
+      userId: string;
+    };
     query: Record<string, never>;
     headers: Record<string, never>;
     requestBody: never;
     responses: {
-      /** The caller's workspaces */
+      /** The user's keys */
+      200: ApiKeyList;
+      /** The id is malformed */
+      400: Problem;
+      /** No valid token */
+      401: Problem;
+      /** The caller is neither the user nor an administrator */
+      403: Problem;
+      /** No such user */
+      404: Problem;
+    };
+  };
+  /**
+   * Issues a new API key to a user, shown once (the user themself or an administrator).
+   * Their other keys stay valid: rotating is creating a key, then revoking the old one.
+   */
+  create_key: {
+    method: "POST";
+    path: "/users/{userId}/keys";
+    pathParams: {
+      /** The user (`usr_...`) */
+      userId: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    requestBody: never;
+    responses: {
+      /** The new key, shown once */
+      201: CreatedApiKey;
+      /** The id is malformed */
+      400: Problem;
+      /** No valid token */
+      401: Problem;
+      /** The caller is neither the user nor an administrator */
+      403: Problem;
+      /** No such user */
+      404: Problem;
+    };
+  };
+  /**
+   * Revokes one of a user's API keys (the user themself or an administrator): it can no
+   * longer get a token (`POST /auth/token` answers 401). Tokens it got before stay valid
+   * until they expire (`auth.token_ttl_seconds`).
+   */
+  revoke_key: {
+    method: "DELETE";
+    path: "/users/{userId}/keys/{keyId}";
+    pathParams: {
+      /** The user (`usr_...`) */
+      userId: string;
+      /** The key (`key_...`) */
+      keyId: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    requestBody: never;
+    responses: {
+      /** Revoked */
+      204: never;
+      /** An id is malformed */
+      400: Problem;
+      /** No valid token */
+      401: Problem;
+      /** The caller is neither the user nor an administrator */
+      403: Problem;
+      /** No such user, or no such key of theirs */
+      404: Problem;
+    };
+  };
+  /** A page of the workspaces the caller belongs to, oldest first. */
+  list_workspaces: {
+    method: "GET";
+    path: "/workspaces";
+    pathParams: Record<string, never>;
+    query: {
+      /** How many workspaces per page, 1 to 100; 100 by default. */
+      limit?: number | undefined;
+      /** The `nextCursor` of the previous page: the last workspace id it held. */
+      cursor?: string | undefined;
+    };
+    headers: Record<string, never>;
+    requestBody: never;
+    responses: {
+      /** One page of the caller's workspaces */
       200: WorkspaceList;
+      /** A bad parameter, named in `errors` */
+      400: Problem;
       /** No valid token */
       401: Problem;
     };
@@ -871,6 +1021,8 @@ export interface Operations {
       400: Problem;
       /** No valid token */
       401: Problem;
+      /** The caller owns as many workspaces as one user may (`limit`: `maxWorkspacesPerUser`, `max`); no `Retry-After`, as time does not lift it */
+      429: Problem;
     };
   };
   /** One workspace the caller belongs to. */
@@ -911,7 +1063,7 @@ export interface Operations {
     responses: {
       /** The stored archive */
       201: ArchiveView;
-      /** The body is not gzip, or the id is malformed */
+      /** The body is not gzip or not a readable tar.gz (`errors` names `body`), or the id is malformed */
       400: Problem;
       /** No valid token */
       401: Problem;
@@ -919,7 +1071,7 @@ export interface Operations {
       403: Problem;
       /** No such workspace */
       404: Problem;
-      /** The archive exceeds the limit (`maxBytes`), declared or streamed */
+      /** The archive passes a limit, named in `limit` with its value in `max`: its size (`maxArchiveBytes`, also `maxBytes`; declared or streamed), its entries (`maxArchiveEntries`) or its unpacked size (`maxUnpackedBytes`, also `maxBytes`), refused as it streams; nothing is stored */
       413: Problem;
     };
   };
@@ -948,6 +1100,9 @@ export const OPERATIONS = {
   create_task: { method: "POST", path: "/tasks" },
   get_task: { method: "GET", path: "/tasks/{taskId}" },
   create_user: { method: "POST", path: "/users" },
+  list_keys: { method: "GET", path: "/users/{userId}/keys" },
+  create_key: { method: "POST", path: "/users/{userId}/keys" },
+  revoke_key: { method: "DELETE", path: "/users/{userId}/keys/{keyId}" },
   list_workspaces: { method: "GET", path: "/workspaces" },
   create_workspace: { method: "POST", path: "/workspaces" },
   get_workspace: { method: "GET", path: "/workspaces/{workspaceId}" },

@@ -238,6 +238,15 @@ fn upload_error(error: ServiceError) -> UploadError {
             "The archive is larger than this workspace's limit of {}. Leave out build outputs and dependencies, or add them to .tlaoignore.",
             page::bytes(max_bytes)
         )),
+        ServiceError::LimitReached { limit, max } => UploadError::Field(match limit {
+            tlao_domain::Limit::MaxArchiveEntries => format!(
+                "The archive has more than {max} files and directories. Leave out generated files and dependencies."
+            ),
+            _ => format!(
+                "The archive unpacks to more than {}. Leave out build outputs and dependencies.",
+                page::bytes(max)
+            ),
+        }),
         ServiceError::Invalid(_) => {
             UploadError::Field("The file is not a gzip-compressed tar archive (.tar.gz).".into())
         }
