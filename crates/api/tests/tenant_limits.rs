@@ -285,7 +285,8 @@ async fn a_gzip_bomb_is_refused_at_upload_by_its_unpacked_size() {
     let ann = app.user("ann").await;
     let zeros = vec![0u8; 8 << 20];
     let bomb = tar_gz(&[("zeros.bin", &zeros)]);
-    assert!(bomb.len() < 64 * 1024, "{} bytes", bomb.len());
+    // Small next to what it unpacks to, whichever deflate backend the build links.
+    assert!(bomb.len() < 256 * 1024, "{} bytes", bomb.len());
 
     let response = upload(&app, &ann, Body::from(bomb)).await;
 

@@ -41,10 +41,17 @@ impl World {
             .workspace_id
     }
 
-    /// A gzip archive of `text`, uploaded to `ws`.
+    /// A tar.gz archive of one file holding `text`, uploaded to `ws`.
     async fn archive(&self, ws: &WorkspaceId, text: &str) -> ArchiveId {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "note.txt", text.as_bytes())
+            .unwrap();
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(text.as_bytes()).unwrap();
+        encoder.write_all(&tar.into_inner().unwrap()).unwrap();
         let body = Bytes::from(encoder.finish().unwrap());
         let stream = Box::pin(futures::stream::iter([Ok::<_, std::io::Error>(body)]));
         self.services

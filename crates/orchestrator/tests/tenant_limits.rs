@@ -574,7 +574,8 @@ async fn a_gzip_bomb_is_refused_by_its_unpacked_size_at_its_first_header() {
         .append_data(&mut header, "zeros.bin", &zeros[..])
         .unwrap();
     let bomb = gzip(&builder.into_inner().unwrap());
-    assert!(bomb.len() < 16 * 1024, "{} bytes", bomb.len());
+    // Small next to what it unpacks to, whichever deflate backend the build links.
+    assert!(bomb.len() < 64 * 1024, "{} bytes", bomb.len());
 
     let refused = w
         .services
