@@ -187,6 +187,39 @@ pub(crate) fn remove(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Removes the empty cgroups below this process's own whose name is `prefix` followed by
+/// the pid of a process that no longer exists (`tlao-4242`, `tlao-agent-4242-3`): what
+/// an owner killed without a chance to clean up left. A populated one is left alone:
+/// its processes are not this process's to end. Returns how many were removed.
+pub(crate) fn sweep(prefix: &str) -> usize {
+    let Some(own) = own_dir() else {
+        return 0;
+    };
+    let Ok(entries) = fs::read_dir(&own) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(prefix))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() as i32 || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let dir = entry.path();
+        if !populated(&dir) && remove(&dir).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// `dir` and every cgroup below it, parents before children.
 fn subtree(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();

@@ -223,6 +223,22 @@ impl ProcessTree {
         Ok(())
     }
 
+    /// Removes the empty cgroups that trees named `<prefix><pid>…` of processes now gone
+    /// left below this process's cgroup (their owner was killed before it could remove
+    /// them); populated ones are left to [`ProcessTree::reclaim`]. Returns how many were
+    /// removed; 0 without cgroups.
+    pub fn sweep_leftovers(prefix: &str) -> usize {
+        #[cfg(target_os = "linux")]
+        {
+            crate::cgroup::sweep(prefix)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = prefix;
+            0
+        }
+    }
+
     /// The tree's marker, unique to it across processes and time.
     pub fn id(&self) -> &str {
         &self.id

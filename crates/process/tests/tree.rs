@@ -251,3 +251,50 @@ async fn a_tree_that_must_have_a_cgroup_fails_without_one_rather_than_falling_ba
     let fallback = ProcessTree::create(name, TreeOptions::default()).unwrap();
     assert_eq!(fallback.mechanism(), Mechanism::Scan);
 }
+
+#[tokio::test]
+async fn empty_cgroups_left_by_gone_owners_are_swept_and_nothing_else() {
+    let prefix = format!("tlao-sweep{}-", std::process::id());
+    let mut gone = tokio::process::Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id().unwrap();
+    gone.wait().await.unwrap();
+    let mut alive = tokio::process::Command::new("sleep")
+        .arg(unique_sleep())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let options = TreeOptions {
+        preference: Preference::Cgroup,
+        adopt_orphans: false,
+    };
+    // A gone owner's empty tree, and one with a child cgroup: both go.
+    let empty = ProcessTree::create(&format!("{prefix}{gone_pid}-1"), options).unwrap();
+    let nested = ProcessTree::create(&format!("{prefix}{gone_pid}-2/run"), options).unwrap();
+    // A live owner's empty tree, and a gone owner's tree with a process in it: both stay.
+    let live = ProcessTree::create(&format!("{prefix}{}", alive.id().unwrap()), options).unwrap();
+    let root = unique_sleep();
+    let _cleanup = Cleanup(vec![root.clone()]);
+    let mut populated = ProcessTree::create(&format!("{prefix}{gone_pid}-3"), options).unwrap();
+    let _child = populated
+        .spawn(tokio::process::Command::new("sleep").arg(&root))
+        .unwrap();
+    let dirs: Vec<std::path::PathBuf> = [&empty, &nested, &live, &populated]
+        .iter()
+        .map(|tree| tree.cgroup().unwrap().to_path_buf())
+        .collect();
+    let nested_parent = dirs[1].parent().unwrap().to_path_buf();
+    // Their owners vanish without cleaning up.
+    std::mem::forget(empty);
+    std::mem::forget(nested);
+
+    let removed = ProcessTree::sweep_leftovers(&prefix);
+
+    assert_eq!(removed, 2);
+    assert!(!dirs[0].exists());
+    assert!(!nested_parent.exists());
+    assert!(dirs[2].exists(), "a live owner's cgroup stays");
+    assert!(dirs[3].exists(), "a populated cgroup stays");
+    drop(live);
+    drop(populated);
+    alive.kill().await.unwrap();
+}
