@@ -13,7 +13,8 @@
 //! A server starting on the same data dir after a crash reads what is left
 //! ([`RunLauncher::recover`]): a worker no longer running (its pid gone or reused) is
 //! known to be gone, so its run can fail at once, and what is left of its tree — the
-//! agent's children in its cgroup — is ended.
+//! agent's children in its cgroup — is ended. Empty cgroups that servers killed
+//! without a chance to clean up left behind are removed then too.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -136,12 +137,15 @@ impl Drop for Slot {
 
 /// What a worker leaves to clean up when it is gone: its tree (killed, so nothing it
 /// started survives it), its entry among the running trees, and its record. Done when
-/// dropped, so also when the exit future is dropped unfinished.
+/// dropped, so also when the exit future is dropped unfinished (the server is going
+/// away); the record is then kept, for the next start to fail the run at once.
 struct Departure {
     run_id: RunId,
     tree: Arc<Mutex<ProcessTree>>,
     trees: Trees,
     record: Option<PathBuf>,
+    /// Whether the worker's exit was seen.
+    exited: bool,
 }
 
 impl Drop for Departure {
@@ -155,7 +159,7 @@ impl Drop for Departure {
             trees.remove(&self.run_id);
         }
         drop(trees);
-        if let Some(path) = &self.record {
+        if let Some(path) = self.record.as_ref().filter(|_| self.exited) {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -205,17 +209,19 @@ impl RunLauncher for ProcessLauncher {
         let record = self.record(launch, child.id(), &tree);
         let tree = Arc::new(Mutex::new(tree));
         lock(&self.trees).insert(launch.run_id.clone(), tree.clone());
-        let departure = Departure {
+        let mut departure = Departure {
             run_id: launch.run_id.clone(),
             tree,
             trees: self.trees.clone(),
             record,
+            exited: false,
         };
         Ok(Box::pin(async move {
             let how = match child.wait().await {
                 Ok(status) => describe(status),
                 Err(e) => format!("could not be waited for: {e}"),
             };
+            departure.exited = true;
             // Killing the tree takes a few milliseconds of /proc reading; off the runtime.
             let _ = tokio::task::spawn_blocking(move || drop(departure)).await;
             drop(slot);
@@ -324,6 +330,9 @@ fn recover_from(dir: &Path, live: &[RunId]) -> Result<Vec<Launch>, StopError> {
             lease_id: record.lease_id,
         });
     }
+    // Empty cgroups of servers killed before they could remove them (this data dir's
+    // or another's).
+    ProcessTree::sweep_leftovers("tlao-");
     Ok(gone)
 }
 

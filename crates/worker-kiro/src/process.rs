@@ -193,6 +193,8 @@ pub async fn run_in_group(
 /// `TLAO_PROCESS_TREE=fallback`), else this worker adopts the agent's orphans.
 fn agent_tree() -> io::Result<ProcessTree> {
     static NEXT: AtomicU64 = AtomicU64::new(1);
+    // What workers killed before they could clean up left (empty cgroups) goes first.
+    ProcessTree::sweep_leftovers("tlao-agent-");
     let name = format!(
         "tlao-agent-{}-{}",
         std::process::id(),
