@@ -13,6 +13,9 @@
 //! - `kill -9` the server: its worker dies with it; a restart on the same data dir
 //!   fails the run as `worker_lost` before it is ready (not after the heartbeat timeout)
 //!   and ends what was left of the tree.
+//!
+//! The `kill -9` scenarios also run without cgroups (`TLAO_PROCESS_TREE=fallback`: the
+//! trees are found through `/proc`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -134,13 +137,26 @@ fn assert_lost(run: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_with_sigkill_takes_its_agent_and_the_agents_daemon_with_it() {
+    a_killed_worker_takes_its_tree_with_it("auto").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_cgroups_a_worker_killed_with_sigkill_still_takes_its_tree_with_it() {
+    a_killed_worker_takes_its_tree_with_it("fallback").await;
+}
+
+/// `kill -9` the worker with process trees as `containment` says (`TLAO_PROCESS_TREE`).
+async fn a_killed_worker_takes_its_tree_with_it(containment: &str) {
     let dir = tempfile::tempdir().unwrap();
     let marker = unique_marker();
     let _cleanup = Cleanup(marker.clone());
     // A heartbeat timeout far beyond the bounds below: what ends the run is the exit.
     let server = DevServer::with_standin(
         dir.path(),
-        &[("TLAO_WORKER__HEARTBEAT_TIMEOUT_SECONDS", "60")],
+        &[
+            ("TLAO_WORKER__HEARTBEAT_TIMEOUT_SECONDS", "60"),
+            ("TLAO_PROCESS_TREE", containment),
+        ],
     );
     let admin = server.admin().await;
     let ws = admin.create_workspace("chaos").await;
@@ -163,7 +179,7 @@ async fn a_worker_killed_with_sigkill_takes_its_agent_and_the_agents_daemon_with
     assert_lost(&run);
     assert!(!processes::is_alive(worker));
     eprintln!(
-        "measured: worker killed -> run worker_lost {failed_after:?}, every process of the run gone {gone_after:?}"
+        "measured ({containment}): worker killed -> run worker_lost {failed_after:?}, every process of the run gone {gone_after:?}"
     );
 }
 
@@ -220,13 +236,26 @@ async fn a_stopped_worker_is_killed_with_its_tree_when_its_run_is_lost_and_its_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_with_sigkill_leaves_nothing_running_and_its_restart_fails_the_run_at_once()
 {
+    a_killed_server_is_recovered_from("auto").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_cgroups_the_restart_of_a_killed_server_still_ends_what_it_left() {
+    a_killed_server_is_recovered_from("fallback").await;
+}
+
+/// `kill -9` the server and restart it, with process trees as `containment` says.
+async fn a_killed_server_is_recovered_from(containment: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (data, config) = (dir.path().join("data"), dir.path().join("config"));
     let marker = unique_marker();
     let _cleanup = Cleanup(marker.clone());
     // The heartbeat timeout is far beyond the bound: only the launcher's records can
     // fail the run that fast.
-    let env = [("TLAO_WORKER__HEARTBEAT_TIMEOUT_SECONDS", "120")];
+    let env = [
+        ("TLAO_WORKER__HEARTBEAT_TIMEOUT_SECONDS", "120"),
+        ("TLAO_PROCESS_TREE", containment),
+    ];
     let mut first = DevServer::start(&data, &config, &env);
     let admin = first.admin().await;
     let ws = admin.create_workspace("chaos").await;
@@ -256,6 +285,6 @@ async fn a_server_killed_with_sigkill_leaves_nothing_running_and_its_restart_fai
         "the gone worker's record is removed"
     );
     eprintln!(
-        "measured: restart ready {ready_after:?}, run already worker_lost when first read {failed_after:?} after the restart (heartbeat timeout 120 s), leftovers gone {gone_after:?} later"
+        "measured ({containment}): restart ready {ready_after:?}, run already worker_lost when first read {failed_after:?} after the restart (heartbeat timeout 120 s), leftovers gone {gone_after:?} later"
     );
 }
