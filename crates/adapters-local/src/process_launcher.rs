@@ -314,7 +314,19 @@ fn recover_from(dir: &Path, live: &[RunId]) -> Result<Vec<Launch>, StopError> {
             // Not this launcher's to judge: the heartbeat timeout decides.
             continue;
         }
-        if let Err(error) = ProcessTree::reclaim(&record.tree, record.cgroup.as_deref()) {
+        // A record names only a cgroup this launcher makes (`tlao-<pid>/<run id>`); any
+        // other is not acted on, whatever the file says.
+        let cgroup = record.cgroup.as_deref().filter(|dir| {
+            let ours = is_worker_cgroup(dir, &record.run_id);
+            if !ours {
+                tracing::warn!(
+                    run_id = %record.run_id, cgroup = %dir.display(), operation = "launcher.recover",
+                    "ignoring a recorded cgroup this launcher would not have made"
+                );
+            }
+            ours
+        });
+        if let Err(error) = ProcessTree::reclaim(&record.tree, cgroup) {
             tracing::warn!(
                 run_id = %record.run_id, %error, operation = "launcher.recover",
                 "cannot end what is left of a gone worker's process tree"
@@ -334,6 +346,17 @@ fn recover_from(dir: &Path, live: &[RunId]) -> Result<Vec<Launch>, StopError> {
     // or another's).
     ProcessTree::sweep_leftovers("tlao-");
     Ok(gone)
+}
+
+/// Whether `dir` is named as this launcher names a worker's cgroup: `…/tlao-<pid>/<run id>`.
+fn is_worker_cgroup(dir: &Path, run_id: &RunId) -> bool {
+    let parent_is_a_server = dir
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|name| name.to_str())
+        .and_then(|name| name.strip_prefix("tlao-"))
+        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+    parent_is_a_server && dir.file_name().and_then(|n| n.to_str()) == Some(run_id.as_str())
 }
 
 fn record_path(dir: &Path, run_id: &RunId) -> PathBuf {
@@ -365,5 +388,27 @@ fn describe(status: std::process::ExitStatus) -> String {
     match status.code() {
         Some(code) => format!("exit status {code}"),
         None => "an unknown exit status".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tlao_domain::Ulid;
+
+    #[test]
+    fn only_a_cgroup_named_as_the_launcher_names_them_is_taken_from_a_record() {
+        let run = RunId::new(Ulid::from_parts(1_800_000_000_000, 1));
+        let ours = PathBuf::from(format!("/sys/fs/cgroup/tlao-4242/{run}"));
+        assert!(is_worker_cgroup(&ours, &run));
+        for other in [
+            PathBuf::from("/sys/fs/cgroup/system.slice"),
+            PathBuf::from(format!("/sys/fs/cgroup/system.slice/{run}")),
+            PathBuf::from(format!("/sys/fs/cgroup/tlao-/{run}")),
+            PathBuf::from(format!("/sys/fs/cgroup/tlao-agent-1/{run}")),
+            PathBuf::from("/sys/fs/cgroup/tlao-4242/run_other"),
+        ] {
+            assert!(!is_worker_cgroup(&other, &run), "{}", other.display());
+        }
     }
 }
