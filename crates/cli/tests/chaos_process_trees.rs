@@ -55,6 +55,24 @@ fn marked(marker: &str) -> Vec<u32> {
         .collect()
 }
 
+/// What a failing test shows of a process: its stat line, cgroup, the tree markers in
+/// its environment, and its command line.
+fn describe(pid: u32) -> String {
+    let read = |file: &str| std::fs::read(format!("/proc/{pid}/{file}")).unwrap_or_default();
+    let environ = read("environ");
+    let markers: Vec<String> = environ
+        .split(|b| *b == 0)
+        .filter(|entry| entry.starts_with(b"TLAO_PROCESS_TREES="))
+        .map(|entry| String::from_utf8_lossy(entry).into_owned())
+        .collect();
+    format!(
+        "pid {pid}: stat {:?}; cgroup {:?}; markers {markers:?}; cmdline {:?}",
+        String::from_utf8_lossy(&read("stat")).trim(),
+        String::from_utf8_lossy(&read("cgroup")).trim(),
+        String::from_utf8_lossy(&read("cmdline")).replace('\0', " "),
+    )
+}
+
 /// Waits until `count` processes carry `marker`: the agent, its daemon, its own sleep.
 async fn await_marked(marker: &str, count: usize) {
     let end = Instant::now() + PATIENCE;
@@ -78,7 +96,8 @@ async fn await_none_marked(marker: &str, deadline: Duration) -> Duration {
         }
         assert!(
             start.elapsed() < deadline,
-            "processes of the run are alive {deadline:?} later: {left:?}"
+            "processes of the run are alive {deadline:?} later: {:#?}",
+            left.iter().map(|pid| describe(*pid)).collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
