@@ -7,12 +7,17 @@
 //! worker token should come from the task definition's secrets, not from here, so it
 //! never shows in `DescribeTasks`.
 //!
+//! When a run is over without its worker (lost, or the server stopping), the launcher
+//! stops the task it started for it (`StopTask`); ECS then ends the whole task, every
+//! process in its containers included.
+//!
 //! The alternative needs no launcher at all: an ECS service running N copies of
 //! `tlao worker --once`, each leasing one run over HTTP, exiting, and replaced by ECS
 //! with a fresh container (see docs/deploy-aws.md).
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,13 +26,16 @@ use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, ContainerOverride, KeyValuePair, LaunchType,
     NetworkConfiguration, TaskOverride,
 };
-use tlao_ports::{Launch, LaunchError, RunLauncher, WorkerExit};
+use tlao_domain::RunId;
+use tlao_ports::{Launch, LaunchError, RunLauncher, StopError, WorkerExit};
 
 use crate::connection::AwsConnection;
 use crate::sdk_error::{Failure, classify};
 
 /// What tags the tasks this launcher starts (`startedBy`, at most 36 characters).
 pub const STARTED_BY: &str = "tlao-dispatcher";
+/// Why the launcher stops a task (`StopTask`'s reason, shown in its `stoppedReason`).
+pub const STOP_REASON: &str = "stopped by the tlao dispatcher: its run is over";
 
 /// Where and how worker tasks run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +89,8 @@ pub struct EcsLauncher {
     client: Client,
     config: Arc<EcsLauncherConfig>,
     running: Arc<AtomicUsize>,
+    /// The tasks started and not yet seen stopped, by run.
+    tasks: Arc<Mutex<HashMap<RunId, String>>>,
 }
 
 /// A reserved task slot, released when dropped.
@@ -103,7 +113,25 @@ impl EcsLauncher {
                 ..config
             }),
             running: Arc::new(AtomicUsize::new(0)),
+            tasks: Arc::default(),
         }
+    }
+
+    /// Asks ECS to stop `task_arn`.
+    async fn stop_task(&self, task_arn: &str) -> Result<(), StopError> {
+        self.client
+            .stop_task()
+            .cluster(&self.config.cluster)
+            .task(task_arn)
+            .reason(STOP_REASON)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| match classify("StopTask", e) {
+                Failure::Transient(e) => StopError::Transient(format!("{e:#}")),
+                Failure::Service(f) => StopError::Failed(f.to_string()),
+                Failure::Unexpected(e) => StopError::Failed(format!("{e:#}")),
+            })
     }
 
     /// Tasks started and not yet seen stopped.
@@ -259,13 +287,54 @@ impl RunLauncher for EcsLauncher {
             )));
         };
         tracing::info!(run_id = %launch.run_id, task = %task_arn, operation = "launcher.launch", "started a worker task");
+        lock(&self.tasks).insert(launch.run_id.clone(), task_arn.clone());
         let client = self.client.clone();
         let cluster = self.config.cluster.clone();
         let every = self.config.poll_interval;
+        let tasks = self.tasks.clone();
+        let run_id = launch.run_id.clone();
         Ok(Box::pin(async move {
-            let how = await_stop(client, cluster, task_arn, every).await;
+            let how = await_stop(client, cluster, task_arn.clone(), every).await;
+            let mut tasks = lock(&tasks);
+            if tasks.get(&run_id) == Some(&task_arn) {
+                tasks.remove(&run_id);
+            }
+            drop(tasks);
             drop(slot);
             how
         }))
     }
+
+    async fn stop(&self, run_id: &RunId) -> Result<bool, StopError> {
+        let Some(task_arn) = lock(&self.tasks).get(run_id).cloned() else {
+            return Ok(false);
+        };
+        self.stop_task(&task_arn).await?;
+        tracing::info!(run_id = %run_id, task = %task_arn, operation = "launcher.stop", "asked ECS to stop a worker task");
+        Ok(true)
+    }
+
+    async fn stop_all(&self) -> Result<usize, StopError> {
+        let tasks: Vec<String> = lock(&self.tasks).values().cloned().collect();
+        let mut stopped = 0;
+        let mut first_error = None;
+        for task_arn in tasks {
+            match self.stop_task(&task_arn).await {
+                Ok(()) => stopped += 1,
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(stopped),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -26,7 +26,7 @@ mod sdk_error;
 
 pub use connection::{AwsConnection, DEFAULT_REGION};
 pub use dynamo_table::{DynamoTable, TTL_ATTRIBUTE};
-pub use ecs_launcher::{EcsLauncher, EcsLauncherConfig, STARTED_BY};
+pub use ecs_launcher::{EcsLauncher, EcsLauncherConfig, STARTED_BY, STOP_REASON};
 pub use s3_blob::{PART_BYTES, S3BlobStore};
 
 /// What an idempotent provisioning step (`ensure_table`, `ensure_bucket`) found.

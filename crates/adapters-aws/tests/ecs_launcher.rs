@@ -1,6 +1,7 @@
 //! [`EcsLauncher`] against moto's ECS: moto runs no containers, but it records the tasks
 //! `RunTask` starts (launch type, network, overrides) and stops them on `StopTask`, which
-//! is what the launcher is responsible for.
+//! is what the launcher is responsible for: it starts them, notices them stop, and stops
+//! them when told to.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, NetworkMode};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-use tlao_adapters_aws::{EcsLauncher, EcsLauncherConfig, STARTED_BY};
+use tlao_adapters_aws::{EcsLauncher, EcsLauncherConfig, STARTED_BY, STOP_REASON};
 use tlao_domain::{LeaseId, RunId, Ulid};
 use tlao_ports::{Launch, LaunchError, RunLauncher};
 
@@ -169,6 +170,48 @@ async fn a_launch_starts_one_fargate_task_told_its_run_and_lease_and_notices_it_
         .expect("the launcher notices the task stopped");
     assert!(how.contains("stopped: the run ended"), "{how}");
     assert_eq!(launcher.capacity(), 1, "the slot is free again");
+}
+
+#[tokio::test]
+async fn stopping_a_run_stops_its_task_and_frees_its_slot() {
+    let ecs = ecs().await;
+    let (cluster, family) = stage(&ecs).await;
+    let mut config = EcsLauncherConfig::new(&cluster, &family);
+    config.subnets = vec![ec2_first("DescribeSubnets", "subnetId").await];
+    config.security_groups = vec![ec2_first("DescribeSecurityGroups", "groupId").await];
+    config.max_tasks = 2;
+    config.poll_interval = Duration::from_millis(100);
+    let launcher = EcsLauncher::connect(&common::connection(), config).await;
+    let launches: Vec<Launch> = (0..2)
+        .map(|n| Launch {
+            run_id: RunId::new(Ulid::from_parts(1_800_000_000_000, 20 + n)),
+            lease_id: LeaseId::new(Ulid::from_parts(1_800_000_000_000, 30 + n)),
+        })
+        .collect();
+    let first = launcher.launch(&launches[0]).await.unwrap();
+    let second = launcher.launch(&launches[1]).await.unwrap();
+    let unknown = RunId::new(Ulid::from_parts(1_800_000_000_000, 99));
+
+    assert!(launcher.stop(&launches[0].run_id).await.unwrap());
+    let how = tokio::time::timeout(Duration::from_secs(10), first)
+        .await
+        .expect("the launcher notices the task stopped");
+
+    assert!(how.contains(STOP_REASON), "{how}");
+    assert_eq!(launcher.capacity(), 1);
+    assert!(
+        !launcher.stop(&launches[0].run_id).await.unwrap(),
+        "already gone"
+    );
+    assert!(
+        !launcher.stop(&unknown).await.unwrap(),
+        "never started here"
+    );
+    assert_eq!(launcher.stop_all().await.unwrap(), 1);
+    tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the launcher notices the last task stopped");
+    assert_eq!(launcher.capacity(), 2);
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! - [`MemoryTable`]: the [`Table`](tlao_ports::Table) port in memory, for tests.
 //! - [`SqliteTable`]: the embedded default, a persistent SQLite file in WAL mode.
 //! - [`FsBlobStore`]: blobs as files under a root, with HMAC-signed presigned URLs.
-//! - [`ProcessLauncher`]: one worker process per run.
+//! - [`ProcessLauncher`]: one worker process per run, in a process tree that ends with it.
 //! - [`LocalEventBus`]: run events to live subscribers within this process.
 //! - [`faults`]: decorators that make any table or blob store fail on demand (chaos
 //!   tests).

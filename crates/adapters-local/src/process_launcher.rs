@@ -1,14 +1,36 @@
 //! The local run launcher: one `tlao worker --run ID --lease ID` process per run, so each
 //! run is an isolated process exactly as it is an isolated container in the cloud.
+//!
+//! Each worker is the root of its own [`ProcessTree`] — a cgroup `tlao-<server pid>/<run
+//! id>` below the server's own where one can be made, else found through `/proc` — and
+//! the tree is killed, the worker's agent and whatever the agent started with it, when
+//! the worker exits, when the launcher is told to stop it (its run was lost, the server
+//! is stopping), and when the launcher is dropped. A worker also dies with the server
+//! (`PR_SET_PDEATHSIG`, Linux).
+//!
+//! With a records directory, the launcher keeps one file per running worker
+//! (`<run id>.json`: its pid, start time, boot, tree), removed when the worker is gone.
+//! A server starting on the same data dir after a crash reads what is left
+//! ([`RunLauncher::recover`]): a worker no longer running (its pid gone or reused) is
+//! known to be gone, so its run can fail at once, and what is left of its tree — the
+//! agent's children in its cgroup — is ended. Empty cgroups that servers killed
+//! without a chance to clean up left behind are removed then too.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use tlao_ports::{Launch, LaunchError, RunLauncher, WorkerExit};
+use serde::{Deserialize, Serialize};
+use tlao_domain::{LeaseId, RunId};
+use tlao_ports::{Launch, LaunchError, RunLauncher, StopError, WorkerExit};
+use tlao_process::{Preference, ProcessIdentity, ProcessTree, TreeOptions};
 use tokio::process::Command;
+
+/// The trees of the workers running now, by run.
+type Trees = Arc<Mutex<HashMap<RunId, Arc<Mutex<ProcessTree>>>>>;
 
 /// Starts worker processes, at most `max_workers` at once.
 pub struct ProcessLauncher {
@@ -17,6 +39,24 @@ pub struct ProcessLauncher {
     env: Vec<(String, String)>,
     max_workers: usize,
     running: Arc<AtomicUsize>,
+    trees: Trees,
+    records: Option<PathBuf>,
+    preference: Preference,
+}
+
+/// What is remembered of a running worker, in `<records>/<run id>.json`: enough to tell,
+/// after a crash, whether it is still running and to end what it left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WorkerRecord {
+    run_id: RunId,
+    lease_id: LeaseId,
+    pid: u32,
+    start_ticks: u64,
+    boot_id: String,
+    /// The worker's tree: its marker, and its cgroup when it has one.
+    tree: String,
+    cgroup: Option<PathBuf>,
 }
 
 impl ProcessLauncher {
@@ -34,12 +74,55 @@ impl ProcessLauncher {
             env,
             max_workers: max_workers.max(1),
             running: Arc::new(AtomicUsize::new(0)),
+            trees: Arc::default(),
+            records: None,
+            preference: Preference::from_env(),
         }
+    }
+
+    /// Keeps a record of each running worker in `dir` (created when needed), for
+    /// [`RunLauncher::recover`] after a crash.
+    pub fn with_records(mut self, dir: PathBuf) -> Self {
+        self.records = Some(dir);
+        self
+    }
+
+    /// Whether workers' trees get cgroups (by default as `TLAO_PROCESS_TREE` says).
+    pub fn with_preference(mut self, preference: Preference) -> Self {
+        self.preference = preference;
+        self
     }
 
     /// Workers currently running.
     pub fn running(&self) -> usize {
         self.running.load(Ordering::SeqCst)
+    }
+
+    /// Records `child`'s worker; where recording fails the launch goes on (the heartbeat
+    /// timeout still ends its run after a crash).
+    fn record(&self, launch: &Launch, pid: Option<u32>, tree: &ProcessTree) -> Option<PathBuf> {
+        let dir = self.records.as_ref()?;
+        let identity = pid.and_then(ProcessIdentity::of)?;
+        let record = WorkerRecord {
+            run_id: launch.run_id.clone(),
+            lease_id: launch.lease_id.clone(),
+            pid: identity.pid,
+            start_ticks: identity.start_ticks,
+            boot_id: identity.boot_id,
+            tree: tree.id().to_owned(),
+            cgroup: tree.cgroup().map(Path::to_path_buf),
+        };
+        let path = record_path(dir, &launch.run_id);
+        match write_record(dir, &path, &record) {
+            Ok(()) => Some(path),
+            Err(error) => {
+                tracing::warn!(
+                    run_id = %launch.run_id, path = %path.display(), %error,
+                    operation = "launcher.record", "cannot record a worker; a crash will leave its run to the heartbeat timeout"
+                );
+                None
+            }
+        }
     }
 }
 
@@ -49,6 +132,36 @@ struct Slot(Arc<AtomicUsize>);
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What a worker leaves to clean up when it is gone: its tree (killed, so nothing it
+/// started survives it), its entry among the running trees, and its record. Done when
+/// dropped, so also when the exit future is dropped unfinished (the server is going
+/// away); the record is then kept, for the next start to fail the run at once.
+struct Departure {
+    run_id: RunId,
+    tree: Arc<Mutex<ProcessTree>>,
+    trees: Trees,
+    record: Option<PathBuf>,
+    /// Whether the worker's exit was seen.
+    exited: bool,
+}
+
+impl Drop for Departure {
+    fn drop(&mut self) {
+        lock(&self.tree).kill();
+        let mut trees = lock(&self.trees);
+        if trees
+            .get(&self.run_id)
+            .is_some_and(|tree| Arc::ptr_eq(tree, &self.tree))
+        {
+            trees.remove(&self.run_id);
+        }
+        drop(trees);
+        if let Some(path) = self.record.as_ref().filter(|_| self.exited) {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -68,6 +181,14 @@ impl RunLauncher for ProcessLauncher {
                 self.max_workers
             )));
         }
+        let mut tree = ProcessTree::create(
+            &format!("tlao-{}/{}", std::process::id(), launch.run_id),
+            TreeOptions {
+                preference: self.preference,
+                adopt_orphans: false,
+            },
+        )
+        .map_err(|e| LaunchError::Failed(format!("cannot make the worker's process tree: {e}")))?;
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
@@ -78,18 +199,182 @@ impl RunLauncher for ProcessLauncher {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .kill_on_drop(false);
-        let mut child = command
-            .spawn()
+        let mut child = tree
+            .spawn(&mut command)
             .map_err(|e| LaunchError::Failed(format!("{}: {e}", self.program.display())))?;
-        tracing::debug!(run_id = %launch.run_id, pid = child.id(), "worker process started");
+        tracing::debug!(
+            run_id = %launch.run_id, pid = child.id(), tree = %tree.mechanism(),
+            "worker process started"
+        );
+        let record = self.record(launch, child.id(), &tree);
+        let tree = Arc::new(Mutex::new(tree));
+        lock(&self.trees).insert(launch.run_id.clone(), tree.clone());
+        let mut departure = Departure {
+            run_id: launch.run_id.clone(),
+            tree,
+            trees: self.trees.clone(),
+            record,
+            exited: false,
+        };
         Ok(Box::pin(async move {
-            let _slot = slot;
-            match child.wait().await {
+            let how = match child.wait().await {
                 Ok(status) => describe(status),
                 Err(e) => format!("could not be waited for: {e}"),
-            }
+            };
+            departure.exited = true;
+            // Killing the tree takes a few milliseconds of /proc reading; off the runtime.
+            let _ = tokio::task::spawn_blocking(move || drop(departure)).await;
+            drop(slot);
+            how
         }))
     }
+
+    async fn stop(&self, run_id: &RunId) -> Result<bool, StopError> {
+        let Some(tree) = lock(&self.trees).get(run_id).cloned() else {
+            return Ok(false);
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut tree = lock(&tree);
+            let running = !tree.has_ended();
+            tree.kill();
+            running
+        })
+        .await
+        .map_err(|e| StopError::Failed(format!("the stop did not finish: {e}")))
+    }
+
+    async fn stop_all(&self) -> Result<usize, StopError> {
+        let trees: Vec<_> = lock(&self.trees).values().cloned().collect();
+        tokio::task::spawn_blocking(move || {
+            trees
+                .iter()
+                .filter(|tree| {
+                    let mut tree = lock(tree);
+                    let running = !tree.has_ended();
+                    tree.kill();
+                    running
+                })
+                .count()
+        })
+        .await
+        .map_err(|e| StopError::Failed(format!("the stop did not finish: {e}")))
+    }
+
+    async fn recover(&self) -> Result<Vec<Launch>, StopError> {
+        let Some(dir) = self.records.clone() else {
+            return Ok(Vec::new());
+        };
+        let live: Vec<RunId> = lock(&self.trees).keys().cloned().collect();
+        tokio::task::spawn_blocking(move || recover_from(&dir, &live))
+            .await
+            .map_err(|e| StopError::Failed(format!("the recovery did not finish: {e}")))?
+    }
+}
+
+/// Reads the records in `dir` (except those of `live` runs, this launcher's own): ends
+/// what is left of each worker no longer running, removes its record, and returns its
+/// launch.
+fn recover_from(dir: &Path, live: &[RunId]) -> Result<Vec<Launch>, StopError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(StopError::Failed(format!(
+                "cannot read the worker records in {}: {e}",
+                dir.display()
+            )));
+        }
+    };
+    let mut gone = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|ext| ext != "json") {
+            continue;
+        }
+        let record: WorkerRecord = match std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+        {
+            Ok(record) => record,
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, operation = "launcher.recover", "ignoring an unreadable worker record");
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+        };
+        if live.contains(&record.run_id) {
+            continue;
+        }
+        let identity = ProcessIdentity {
+            pid: record.pid,
+            start_ticks: record.start_ticks,
+            boot_id: record.boot_id.clone(),
+        };
+        if identity.is_running() {
+            // Not this launcher's to judge: the heartbeat timeout decides.
+            continue;
+        }
+        // A record names only a cgroup this launcher makes (`tlao-<pid>/<run id>`); any
+        // other is not acted on, whatever the file says.
+        let cgroup = record.cgroup.as_deref().filter(|dir| {
+            let ours = is_worker_cgroup(dir, &record.run_id);
+            if !ours {
+                tracing::warn!(
+                    run_id = %record.run_id, cgroup = %dir.display(), operation = "launcher.recover",
+                    "ignoring a recorded cgroup this launcher would not have made"
+                );
+            }
+            ours
+        });
+        if let Err(error) = ProcessTree::reclaim(&record.tree, cgroup) {
+            tracing::warn!(
+                run_id = %record.run_id, %error, operation = "launcher.recover",
+                "cannot end what is left of a gone worker's process tree"
+            );
+        }
+        let _ = std::fs::remove_file(&path);
+        tracing::info!(
+            run_id = %record.run_id, pid = record.pid, operation = "launcher.recover",
+            "the worker of an earlier server is gone"
+        );
+        gone.push(Launch {
+            run_id: record.run_id,
+            lease_id: record.lease_id,
+        });
+    }
+    // Empty cgroups of servers killed before they could remove them (this data dir's
+    // or another's).
+    ProcessTree::sweep_leftovers("tlao-");
+    Ok(gone)
+}
+
+/// Whether `dir` is named as this launcher names a worker's cgroup: `…/tlao-<pid>/<run id>`.
+fn is_worker_cgroup(dir: &Path, run_id: &RunId) -> bool {
+    let parent_is_a_server = dir
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|name| name.to_str())
+        .and_then(|name| name.strip_prefix("tlao-"))
+        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+    parent_is_a_server && dir.file_name().and_then(|n| n.to_str()) == Some(run_id.as_str())
+}
+
+fn record_path(dir: &Path, run_id: &RunId) -> PathBuf {
+    dir.join(format!("{run_id}.json"))
+}
+
+/// Writes `record` at `path` atomically (a temporary file renamed), creating `dir`.
+fn write_record(dir: &Path, path: &Path, record: &WorkerRecord) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let temporary = path.with_extension("json.tmp");
+    std::fs::write(&temporary, serde_json::to_vec(record)?)?;
+    std::fs::rename(&temporary, path)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn describe(status: std::process::ExitStatus) -> String {
@@ -103,5 +388,27 @@ fn describe(status: std::process::ExitStatus) -> String {
     match status.code() {
         Some(code) => format!("exit status {code}"),
         None => "an unknown exit status".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tlao_domain::Ulid;
+
+    #[test]
+    fn only_a_cgroup_named_as_the_launcher_names_them_is_taken_from_a_record() {
+        let run = RunId::new(Ulid::from_parts(1_800_000_000_000, 1));
+        let ours = PathBuf::from(format!("/sys/fs/cgroup/tlao-4242/{run}"));
+        assert!(is_worker_cgroup(&ours, &run));
+        for other in [
+            PathBuf::from("/sys/fs/cgroup/system.slice"),
+            PathBuf::from(format!("/sys/fs/cgroup/system.slice/{run}")),
+            PathBuf::from(format!("/sys/fs/cgroup/tlao-/{run}")),
+            PathBuf::from(format!("/sys/fs/cgroup/tlao-agent-1/{run}")),
+            PathBuf::from("/sys/fs/cgroup/tlao-4242/run_other"),
+        ] {
+            assert!(!is_worker_cgroup(&other, &run), "{}", other.display());
+        }
     }
 }

@@ -12,11 +12,14 @@ use crate::settings::{LauncherKind, Settings};
 
 /// A launcher of `tlao worker --run ID --lease ID` processes of this binary, reaching the
 /// API at `api_url` with the server's worker token, at most `worker.max_local_workers`
-/// at once, unpacking runs under `worker.work_root` (`<data_dir>/work` by default).
+/// at once, unpacking runs under `worker.work_root` (`<data_dir>/work` by default), and
+/// recording each running worker in `<data_dir>/workers` so a restart after a crash
+/// fails the runs of gone workers at once.
 pub fn process_launcher(settings: &Settings, api_url: &str) -> anyhow::Result<ProcessLauncher> {
+    let data_dir = settings.data_dir()?;
     let work_root = match &settings.worker.work_root {
         Some(dir) => dir.clone(),
-        None => settings.data_dir()?.join("work"),
+        None => data_dir.join("work"),
     };
     Ok(ProcessLauncher::new(
         std::env::current_exe().context("finding the tlao binary to start workers with")?,
@@ -33,7 +36,8 @@ pub fn process_launcher(settings: &Settings, api_url: &str) -> anyhow::Result<Pr
             ),
         ],
         settings.worker.max_local_workers,
-    ))
+    )
+    .with_records(data_dir.join("workers")))
 }
 
 /// The launcher `[launcher]` names for a server reachable at `public_url`, or `None`

@@ -29,6 +29,8 @@ pub struct Background {
     /// The runs whose workers this server started and that are still running; `None`
     /// without a launcher (workers lease runs themselves).
     pub launched: Option<LaunchedRuns>,
+    /// The launcher, to end what is left of its workers at the end of a stop.
+    pub launcher: Option<Arc<dyn RunLauncher>>,
 }
 
 /// A configured server, ready to run.
@@ -135,12 +137,27 @@ impl Server {
         launcher: Option<Arc<dyn RunLauncher>>,
     ) -> anyhow::Result<Background> {
         let core = self.services.core.clone();
-        let reaper = Reaper::new(
-            core.clone(),
-            Duration::from_secs(settings.worker.heartbeat_timeout_seconds),
-            DEADLINE_GRACE,
-        );
-        // Runs a crash left `running` are judged before anything else happens.
+        let heartbeat_timeout = Duration::from_secs(settings.worker.heartbeat_timeout_seconds);
+        let reaper = Reaper::new(core.clone(), heartbeat_timeout, DEADLINE_GRACE);
+        let stopper = launcher.clone();
+        let dispatcher = launcher.map(|launcher| {
+            Dispatcher::new(core, self.services.workers.clone(), launcher, DISPATCH_POLL)
+                .with_stop_grace(heartbeat_timeout)
+        });
+        // Runs a crash left `running` are judged before anything else happens: at once
+        // when the launcher knows their worker is gone, else by their heartbeat.
+        if let Some(dispatcher) = &dispatcher {
+            let failed = dispatcher
+                .recover()
+                .await
+                .context("failing the runs of workers an earlier stop left gone")?;
+            if !failed.is_empty() {
+                tracing::warn!(
+                    lost = failed.len(),
+                    "failed the runs whose worker an earlier stop ended"
+                );
+            }
+        }
         let sweep = reaper.sweep().await.context("judging runs left running")?;
         if !sweep.timed_out.is_empty() || !sweep.lost.is_empty() {
             tracing::warn!(
@@ -150,14 +167,14 @@ impl Server {
             );
         }
         tokio::spawn(reaper.run(REAPER_INTERVAL));
-        let mut launched = None;
-        if let Some(launcher) = launcher {
-            let dispatcher =
-                Dispatcher::new(core, self.services.workers.clone(), launcher, DISPATCH_POLL);
-            launched = Some(dispatcher.launched());
+        let launched = dispatcher.as_ref().map(Dispatcher::launched);
+        if let Some(dispatcher) = dispatcher {
             tokio::spawn(dispatcher.run());
         }
-        Ok(Background { launched })
+        Ok(Background {
+            launched,
+            launcher: stopper,
+        })
     }
 
     /// Starts serving; the returned handle resolves when the server stops (Ctrl-C).

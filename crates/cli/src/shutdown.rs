@@ -7,7 +7,8 @@
 //! 2. The runs whose workers this server started may finish, for the grace period
 //!    (`server.shutdown_grace_seconds`, 30 s by default).
 //! 3. Those still running then are cancelled, each with a log line saying why, and
-//!    their workers are told to stop (at their next report).
+//!    their workers are told to stop (at their next report); those still running a
+//!    few seconds later are stopped by the launcher, with their process trees.
 //! 4. The HTTP server stops (open requests get a few seconds) and the process exits 0.
 //!
 //! A second signal skips what is left of the wait: the runs still running are
@@ -60,6 +61,21 @@ pub async fn serve_until_signalled(
         launched: background.launched.unwrap_or_default(),
     };
     stop.drain(grace, second_signal).await;
+    // What is left of the workers this server started, and of everything they started,
+    // ends now rather than with the process.
+    if let Some(launcher) = &background.launcher {
+        match launcher.stop_all().await {
+            Ok(0) => {}
+            Ok(stopped) => tracing::warn!(
+                operation = "shutdown",
+                stopped,
+                "stopped the workers still running"
+            ),
+            Err(error) => {
+                tracing::error!(operation = "shutdown", %error, "could not stop the workers still running")
+            }
+        }
+    }
     // The server future runs the stop it is asked for: drive both.
     let ((), served) = tokio::join!(handle.stop(true), http);
     served.context("the HTTP server stopped with an error")

@@ -231,12 +231,15 @@ async fn a_worker_killed_mid_run_fails_its_run_as_worker_lost_within_the_heartbe
 
     assert_eq!(status(&run), "failed", "{run:#}");
     assert_eq!(run["error"]["code"], "worker_lost", "{run:#}");
-    // The stand-in asked for SIGKILL when its parent dies (PR_SET_PDEATHSIG), so it
-    // does not outlive the worker. Its own child `sleep` is not covered by that signal
-    // and, with nobody left to kill the process group, may survive: it is not asserted
-    // on, only cleaned up.
+    // The launcher kills the worker's process tree when the worker exits: the stand-in
+    // and its own child `sleep` go with it.
     await_death(standin, "the stand-in of the killed worker", DEATH).await;
-    processes::kill_now(sleep);
+    await_death(
+        sleep,
+        "the child sleep of the killed worker's stand-in",
+        DEATH,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,13 +1,29 @@
-//! The dispatcher: turns queued runs into started workers.
+//! The dispatcher: turns queued runs into started workers, and ends the workers whose
+//! run is over without them.
 //!
 //! It leases runs on the workers' behalf (so a worker is never started for nothing) and
 //! asks the [`RunLauncher`] to start one single-job worker per lease. The lease is light
 //! ([`crate::worker::Lease`]): the worker it starts fetches its assignment, presigned
-//! URLs and all, when it starts. It wakes when a
-//! run is queued or a slot frees in this process, and polls otherwise, so runs queued
-//! through another API instance are picked up too. When a launched worker exits without
-//! finishing its run, the run fails at once as `worker_lost` instead of waiting for the
-//! heartbeat timeout.
+//! URLs and all, when it starts. It wakes when a run is queued or a slot frees in this
+//! process, and polls otherwise, so runs queued through another API instance are picked
+//! up too.
+//!
+//! It then watches each worker it launched, and its run:
+//!
+//! - When the worker exits without finishing its run, the run fails at once as
+//!   `worker_lost` instead of waiting for the heartbeat timeout.
+//! - When the run fails as `worker_lost` while the worker still runs (the reaper found
+//!   it silent: hung, stopped with `SIGSTOP`, cut off), the launcher stops it at once,
+//!   with everything it started, and its slot is free for the next run.
+//! - When the run ends any other way (cancelled, timed out, completed) and the worker
+//!   has not exited [`Dispatcher::with_stop_grace`] later, it is stopped then: a
+//!   healthy worker learns of the end within a heartbeat and leaves on its own.
+//!
+//! Ends in this process are seen at once (every end of a running run wakes the queue);
+//! ends elsewhere within [`RUN_CHECK`].
+//!
+//! At start, [`Dispatcher::recover`] fails the runs whose worker an earlier server
+//! started and the launcher knows to be gone.
 //!
 //! It remembers the runs whose workers it started and that are still running
 //! ([`Dispatcher::launched`]), so a stopping server knows which runs are its own to
@@ -18,11 +34,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tlao_domain::{LeaseId, RunError, RunErrorCode, RunId, Usage};
-use tlao_ports::{LaunchError, RunLauncher};
+use tlao_domain::{LeaseId, RunError, RunErrorCode, RunId, RunStatus, Usage, WorkspaceId};
+use tlao_ports::{Launch, LaunchError, RunLauncher, WorkerExit};
 
 use crate::context::Core;
+use crate::run_store;
 use crate::worker::{Completion, WorkerService};
+
+/// How often the dispatcher looks at the run of each worker it launched, besides
+/// waking on every end in this process: ends decided by another API instance.
+pub const RUN_CHECK: Duration = Duration::from_secs(5);
+/// How long a worker may outlive its run's end by default.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(30);
 
 /// The runs a dispatcher leased whose workers have not exited yet (being started, or
 /// running), with the lease each worker holds. Cloning shares the set.
@@ -79,6 +102,7 @@ pub struct Dispatcher {
     workers: Arc<WorkerService>,
     launcher: Arc<dyn RunLauncher>,
     poll: Duration,
+    stop_grace: Duration,
     launched: LaunchedRuns,
 }
 
@@ -95,8 +119,16 @@ impl Dispatcher {
             workers,
             launcher,
             poll,
+            stop_grace: DEFAULT_STOP_GRACE,
             launched: LaunchedRuns::default(),
         }
+    }
+
+    /// How long a worker may outlive its run's end (other than `worker_lost`) before it
+    /// is stopped; the heartbeat timeout is a good value.
+    pub fn with_stop_grace(mut self, grace: Duration) -> Self {
+        self.stop_grace = grace;
+        self
     }
 
     /// The runs whose workers this dispatcher started and that are still running.
@@ -105,7 +137,8 @@ impl Dispatcher {
     }
 
     /// Runs until the task is dropped, or until the process stops leasing
-    /// ([`Core::stop_leasing`]); the workers it started keep running either way.
+    /// ([`Core::stop_leasing`]); the workers it started keep running either way, and
+    /// are still watched.
     pub async fn run(self) {
         let mut changes = self.core.queue_version.subscribe();
         while self.core.is_leasing() {
@@ -117,6 +150,53 @@ impl Dispatcher {
                 _ = tokio::time::sleep(self.poll) => {}
             }
         }
+    }
+
+    /// Fails, as `worker_lost`, the runs whose worker an earlier life of the launcher
+    /// started and now knows to be gone (the server crashed or was killed), once the
+    /// launcher has ended what was left of them; returns those runs. A run that ended
+    /// meanwhile, or was leased again, is left as it is. A launcher that cannot tell
+    /// fails nothing: the heartbeat timeout still covers its runs.
+    pub async fn recover(&self) -> Result<Vec<RunId>, crate::ServiceError> {
+        let gone = match self.launcher.recover().await {
+            Ok(gone) => gone,
+            Err(error) => {
+                tracing::warn!(operation = "dispatch.recover", %error, "cannot tell which workers of an earlier server are gone");
+                return Ok(Vec::new());
+            }
+        };
+        let mut failed = Vec::new();
+        for launch in gone {
+            let error = RunError {
+                code: RunErrorCode::WorkerLost,
+                message: "the worker process is gone: the server that started it stopped without ending its run".into(),
+                exit_code: None,
+            };
+            match self
+                .workers
+                .complete_if_running(
+                    &launch.run_id,
+                    &launch.lease_id,
+                    Completion::Failed(error),
+                    Usage::Unmeasured,
+                )
+                .await
+            {
+                Ok(Some(run)) => {
+                    tracing::warn!(
+                        workspace_id = %run.workspace_id, run_id = %run.run_id,
+                        operation = "dispatch.recover", "failed the run of a gone worker"
+                    );
+                    failed.push(run.run_id);
+                }
+                Ok(None) => {}
+                Err(error @ crate::ServiceError::Unavailable(_)) => return Err(error),
+                Err(error) => {
+                    tracing::debug!(run_id = %launch.run_id, %error, operation = "dispatch.recover", "the run of a gone worker is not its to fail");
+                }
+            }
+        }
+        Ok(failed)
     }
 
     /// Leases and launches while there is capacity and leasable work; returns how many
@@ -138,40 +218,19 @@ impl Dispatcher {
             match self.launcher.launch(&launch).await {
                 Ok(exit) => {
                     started += 1;
-                    let workers = self.workers.clone();
-                    let core = self.core.clone();
-                    let launched = self.launched.clone();
-                    tokio::spawn(async move {
-                        let how = exit.await;
-                        core.signal_queue();
-                        let error = RunError {
-                            code: RunErrorCode::WorkerLost,
-                            message: format!(
-                                "the worker process ended ({how}) before it completed the run"
-                            ),
-                            exit_code: None,
-                        };
-                        // Conditional on the lease and on the run still running: a worker
-                        // that completed its run is left alone.
-                        if let Ok(run) = workers
-                            .complete_if_running(
-                                &launch.run_id,
-                                &launch.lease_id,
-                                Completion::Failed(error),
-                                Usage::Unmeasured,
-                            )
-                            .await
-                            && let Some(run) = run
-                        {
-                            tracing::warn!(
-                                workspace_id = %run.workspace_id, run_id = %run.run_id,
-                                operation = "dispatch", "the worker exited without completing its run"
-                            );
-                        }
-                        // Only now: a stopping server waits for this set to empty, and
-                        // by then no run of an exited worker may still be `running`.
-                        launched.lock().remove(&launch.run_id);
-                    });
+                    // Subscribed before the watch first runs, so an end that comes
+                    // before it does still wakes it.
+                    let changes = self.core.queue_version.subscribe();
+                    let watch = Watch {
+                        core: self.core.clone(),
+                        workers: self.workers.clone(),
+                        launcher: self.launcher.clone(),
+                        launched: self.launched.clone(),
+                        workspace_id: lease.run.workspace_id.clone(),
+                        launch,
+                        stop_grace: self.stop_grace,
+                    };
+                    tokio::spawn(watch.run(exit, changes));
                 }
                 Err(error) => {
                     let code = match error {
@@ -187,7 +246,7 @@ impl Dispatcher {
                         workspace_id = %lease.run.workspace_id, run_id = %launch.run_id,
                         operation = "dispatch", error = %error, "could not start a worker"
                     );
-                    let failed = self
+                    let completed = self
                         .workers
                         .complete(
                             &launch.run_id,
@@ -197,10 +256,151 @@ impl Dispatcher {
                         )
                         .await;
                     self.launched.lock().remove(&launch.run_id);
-                    failed?;
+                    completed?;
                 }
             }
         }
         Ok(started)
+    }
+}
+
+/// One launched worker and its run, watched until the worker is gone.
+struct Watch {
+    core: Arc<Core>,
+    workers: Arc<WorkerService>,
+    launcher: Arc<dyn RunLauncher>,
+    launched: LaunchedRuns,
+    workspace_id: WorkspaceId,
+    launch: Launch,
+    stop_grace: Duration,
+}
+
+/// What the worker's run says about the worker.
+enum Verdict {
+    /// The run is still running: the worker is needed.
+    Needed,
+    /// The run failed as `worker_lost`: stop the worker now.
+    Lost,
+    /// The run ended otherwise (or is gone): the worker should leave on its own.
+    Ended(Option<RunStatus>),
+}
+
+impl Watch {
+    /// Waits for the worker to exit, stopping it when its run is over without it, then
+    /// fails the run if the worker left it running.
+    async fn run(self, exit: WorkerExit, changes: tokio::sync::watch::Receiver<u64>) {
+        let how = self.supervise(exit, changes).await;
+        self.core.signal_queue();
+        let error = RunError {
+            code: RunErrorCode::WorkerLost,
+            message: format!("the worker process ended ({how}) before it completed the run"),
+            exit_code: None,
+        };
+        // Conditional on the lease and on the run still running: a worker that
+        // completed its run is left alone.
+        if let Ok(Some(run)) = self
+            .workers
+            .complete_if_running(
+                &self.launch.run_id,
+                &self.launch.lease_id,
+                Completion::Failed(error),
+                Usage::Unmeasured,
+            )
+            .await
+        {
+            tracing::warn!(
+                workspace_id = %run.workspace_id, run_id = %run.run_id,
+                operation = "dispatch", "the worker exited without completing its run"
+            );
+        }
+        // Only now: a stopping server waits for this set to empty, and by then no run
+        // of an exited worker may still be `running`.
+        self.launched.lock().remove(&self.launch.run_id);
+    }
+
+    /// Resolves when the worker has exited, with how; stops it on the way when its run
+    /// ends without it.
+    async fn supervise(
+        &self,
+        mut exit: WorkerExit,
+        mut changes: tokio::sync::watch::Receiver<u64>,
+    ) -> String {
+        let mut stop_at: Option<tokio::time::Instant> = None;
+        let mut stopped = false;
+        loop {
+            let grace_over = async {
+                match stop_at {
+                    Some(at) if !stopped => tokio::time::sleep_until(at).await,
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                how = &mut exit => return how,
+                _ = changes.changed() => {}
+                () = tokio::time::sleep(RUN_CHECK) => {}
+                () = grace_over => {
+                    stopped = self.stop("it outlived its run's end by the grace period").await;
+                    if !stopped {
+                        stop_at = Some(tokio::time::Instant::now() + RUN_CHECK);
+                    }
+                    continue;
+                }
+            }
+            if stopped || stop_at.is_some() {
+                continue;
+            }
+            match self.verdict().await {
+                Verdict::Needed => {}
+                Verdict::Lost => stopped = self.stop("its run was failed as worker_lost").await,
+                Verdict::Ended(status) => {
+                    tracing::debug!(run_id = %self.launch.run_id, ?status, "the run ended; its worker has a grace period to leave");
+                    stop_at = Some(tokio::time::Instant::now() + self.stop_grace);
+                }
+            }
+        }
+    }
+
+    /// Reads the run; a read that fails says nothing (the next check reads again).
+    async fn verdict(&self) -> Verdict {
+        let run = match run_store::load(&self.core, &self.workspace_id, &self.launch.run_id).await {
+            Ok(Some(stored)) => stored.run,
+            Ok(None) => return Verdict::Ended(None),
+            Err(error) => {
+                tracing::debug!(run_id = %self.launch.run_id, %error, "cannot read the run of a worker");
+                return Verdict::Needed;
+            }
+        };
+        if !run.status.is_terminal() {
+            Verdict::Needed
+        } else if run
+            .error
+            .as_ref()
+            .is_some_and(|e| e.code == RunErrorCode::WorkerLost)
+        {
+            Verdict::Lost
+        } else {
+            Verdict::Ended(Some(run.status))
+        }
+    }
+
+    /// Asks the launcher to stop the worker; whether it is done with (stopped, or
+    /// already gone). A failed stop is tried again at the next check.
+    async fn stop(&self, why: &str) -> bool {
+        match self.launcher.stop(&self.launch.run_id).await {
+            Ok(was_running) => {
+                tracing::warn!(
+                    workspace_id = %self.workspace_id, run_id = %self.launch.run_id,
+                    operation = "dispatch.stop", was_running, "stopped a worker: {why}"
+                );
+                true
+            }
+            Err(error) => {
+                tracing::error!(
+                    workspace_id = %self.workspace_id, run_id = %self.launch.run_id,
+                    operation = "dispatch.stop", %error, "cannot stop a worker ({why})"
+                );
+                false
+            }
+        }
     }
 }

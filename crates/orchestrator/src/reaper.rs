@@ -6,6 +6,10 @@
 //! (requirement 13.5). The same sweep on server start judges runs a crash left
 //! `running`. Every change is a conditional write, so the reaper racing a worker's own
 //! completion yields exactly one outcome.
+//!
+//! The reaper only ends runs; the worker of a run it ended may still be running (hung,
+//! stopped). The [`crate::Dispatcher`] that launched it sees the end and has its
+//! launcher stop it: at once after `worker_lost`, after a grace period otherwise.
 
 use std::sync::Arc;
 use std::time::Duration;

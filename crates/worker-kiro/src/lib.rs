@@ -5,7 +5,7 @@
 //!   (`tlao worker --once`, `tlao worker --run ID --lease ID`, `tlao worker`).
 //! - [`extract`]: safe extraction of hostile workspace archives.
 //! - [`KiroExecutor`] and [`CommandExecutor`]: the built-in executor kinds, running
-//!   the agent in its own process group ([`process`]).
+//!   the agent in its own process tree ([`process`]).
 //! - [`events`]: batching events to the API, heartbeats, stop signals.
 //! - [`patch`], [`outputs`], [`upload`]: turning what the agent did into artifacts.
 

@@ -1,13 +1,16 @@
-//! Running an agent process: its own process group, line-by-line output, and a guard
-//! that kills the whole group.
+//! Running an agent process: its own process tree, line-by-line output, and a tree that
+//! ends with it.
 //!
-//! The child is the leader of a new process group (`process_group(0)`), so everything
-//! it starts can be killed at once with `killpg`. A [`GroupGuard`] does that when it is
-//! dropped, so dropping an execution future (deadline, cancel) leaves no process of the
-//! run alive; the group is also killed as soon as the child exits, so a background
-//! process it left behind cannot hold the output pipes open. On Linux the child is
-//! also told to die with the worker (`PR_SET_PDEATHSIG`), for the case where the
-//! worker itself is killed with `SIGKILL` and no destructor runs.
+//! The agent is the root of a [`ProcessTree`]: a cgroup of its own where the worker can
+//! make one (else this worker becomes a child subreaper and the tree is found through
+//! `/proc`), a new session, and an environment marker its descendants inherit. So
+//! everything it starts — grandchildren that left its process group, double-forked
+//! daemons — is killed at once: when the agent exits (a background process it left
+//! behind cannot hold the output pipes open, nor outlive the run), and when the
+//! execution future is dropped (deadline, cancel, lost lease). The agent is also told
+//! to die with the worker (`PR_SET_PDEATHSIG`, Linux), for the case where the worker
+//! itself is killed with `SIGKILL` and no destructor runs; what the agent started is
+//! then ended by the launcher that started the worker, whose own tree holds it.
 //!
 //! Output is read as lines (at most [`MAX_LINE_BYTES`] each), cleaned of ANSI escapes
 //! and carriage-return redraws, emitted as [`EventPayload::Log`] events, and kept in
@@ -21,9 +24,10 @@ use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use tlao_domain::{EventPayload, EventSink, LogStream};
+use tlao_process::{Preference, ProcessTree, TreeOptions};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
@@ -41,7 +45,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Environment variables of the worker that an agent must not see.
 const HIDDEN_ENV: [&str; 2] = ["TLAO_WORKER_TOKEN", "TLAO_TOKEN"];
 
-/// A command to run in its own process group.
+/// A command to run as the root of its own process tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupCommand {
     /// The program, a path or a name on `PATH`.
@@ -103,52 +107,17 @@ impl Finished {
     }
 }
 
-/// Kills a process group with `SIGKILL` when dropped (or when asked to, once).
-#[derive(Debug)]
-pub struct GroupGuard {
-    pgid: Option<Pid>,
-}
-
-impl GroupGuard {
-    /// A guard of the group led by `pid` (the child's pid, which is the group id).
-    pub fn new(pid: Option<u32>) -> GroupGuard {
-        GroupGuard {
-            pgid: pid
-                .and_then(|pid| i32::try_from(pid).ok())
-                .map(Pid::from_raw),
-        }
-    }
-
-    /// The group id, until the group is killed.
-    pub fn pgid(&self) -> Option<i32> {
-        self.pgid.map(Pid::as_raw)
-    }
-
-    /// Kills every process of the group now; later calls and the drop do nothing.
-    pub fn kill(&mut self) {
-        if let Some(pgid) = self.pgid.take() {
-            // ESRCH (the group is already gone) is the expected, harmless failure.
-            let _ = killpg(pgid, Signal::SIGKILL);
-        }
-    }
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Spawns `command` in a new process group, streams its output as log events into
-/// `events` (each line is also shown to `observe`), and waits for it. Fails only when
-/// the process cannot be started. Dropping the future kills the whole group.
+/// Spawns `command` as the root of a new process tree, streams its output as log events
+/// into `events` (each line is also shown to `observe`), and waits for it; the whole
+/// tree is killed when it exits. Fails only when the process cannot be started.
+/// Dropping the future kills the whole tree.
 pub async fn run_in_group(
     command: &GroupCommand,
     events: &dyn EventSink,
     observe: &mut (dyn FnMut(LogStream, &str) + Send),
 ) -> io::Result<Finished> {
-    let mut child = spawn(command)?;
-    let mut guard = GroupGuard::new(child.id());
+    let mut tree = agent_tree()?;
+    let mut child = spawn(command, &mut tree)?;
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let stdin = child.stdin.take();
@@ -195,13 +164,13 @@ pub async fn run_in_group(
                 exited = &mut wait, if status.is_none() => {
                     status = Some(exited?);
                     // Whatever the child left running dies with it.
-                    guard.kill();
+                    tree.kill();
                     drain.as_mut().reset(tokio::time::Instant::now() + DRAIN_TIMEOUT);
                 }
                 () = &mut pump => {
                     if status.is_none() {
                         status = Some(wait.as_mut().await?);
-                        guard.kill();
+                        tree.kill();
                     }
                     break;
                 }
@@ -220,9 +189,29 @@ pub async fn run_in_group(
     })
 }
 
-/// Spawns the child: own process group, piped output, the worker's credentials
-/// removed, killed with the worker.
-fn spawn(command: &GroupCommand) -> io::Result<tokio::process::Child> {
+/// A new tree for an agent: a cgroup when one can be made (unless
+/// `TLAO_PROCESS_TREE=fallback`), else this worker adopts the agent's orphans.
+fn agent_tree() -> io::Result<ProcessTree> {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    // What workers killed before they could clean up left (empty cgroups) goes first.
+    ProcessTree::sweep_leftovers("tlao-agent-");
+    let name = format!(
+        "tlao-agent-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
+    ProcessTree::create(
+        &name,
+        TreeOptions {
+            preference: Preference::from_env(),
+            adopt_orphans: true,
+        },
+    )
+}
+
+/// Spawns the child in `tree` (its own session, killed with the worker): piped output,
+/// the worker's credentials removed.
+fn spawn(command: &GroupCommand, tree: &mut ProcessTree) -> io::Result<tokio::process::Child> {
     let mut process = tokio::process::Command::new(&command.program);
     process
         .args(&command.args)
@@ -235,42 +224,12 @@ fn spawn(command: &GroupCommand) -> io::Result<tokio::process::Child> {
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .process_group(0);
+        .kill_on_drop(true);
     for name in HIDDEN_ENV {
         process.env_remove(name);
     }
-    die_with_parent(&mut process);
-    process.spawn()
+    tree.spawn(&mut process)
 }
-
-/// Asks the kernel to `SIGKILL` the child when the worker dies (Linux only), so an
-/// agent does not outlive a worker killed with `SIGKILL`. Grandchildren are not
-/// covered by the signal; they are killed with the group by [`GroupGuard`] whenever
-/// the worker can still run code.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn die_with_parent(process: &mut tokio::process::Command) {
-    let parent = nix::unistd::getpid();
-    // SAFETY: the closure runs in the child between `fork` and `exec`, where only
-    // async-signal-safe calls are allowed. It makes exactly two system calls, `prctl`
-    // and `getppid`, through nix's thin wrappers, and builds its errors from errno
-    // values without allocating; it takes no locks and touches no shared state. The
-    // `getppid` check closes the race where the worker died before `prctl` ran: the
-    // child then fails to start instead of running orphaned.
-    unsafe {
-        process.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
-            if nix::unistd::getppid() != parent {
-                return Err(io::Error::from(nix::errno::Errno::ESRCH));
-            }
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn die_with_parent(_process: &mut tokio::process::Command) {}
 
 /// What has been read so far.
 #[derive(Default)]

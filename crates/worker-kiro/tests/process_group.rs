@@ -97,13 +97,14 @@ fn the_agent_dies_with_the_thread_that_started_it_even_without_destructors() {
     let thread_dirs_out = dirs.out.clone();
     let pids_for_thread = pids_file.clone();
     // A "worker" thread starts the agent, then vanishes without running any destructor
-    // of the execution, as if the worker had been killed with SIGKILL.
-    std::thread::spawn(move || {
+    // of the execution, as if the worker had been killed with SIGKILL. It says which
+    // cgroup the agent's tree was given, for the test to remove.
+    let cgroup = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        runtime.block_on(async move {
+        let cgroup = runtime.block_on(async move {
             let sink: &'static RecordingSink = Box::leak(Box::default());
             let spec: &'static tlao_domain::TaskSpec =
                 Box::leak(Box::new(spec("code.change", "hang")));
@@ -131,15 +132,19 @@ fn the_agent_dies_with_the_thread_that_started_it_even_without_destructors() {
             {
                 let _ = tokio::time::timeout(Duration::from_millis(50), execution.as_mut()).await;
             }
+            let cgroup = read_pids(&pids_for_thread).and_then(|(shell, _)| cgroup_of(shell));
             std::mem::forget(execution);
+            cgroup
         });
         std::mem::forget(runtime);
+        cgroup
     })
     .join()
     .unwrap();
     let (shell, _child) = read_pids(&pids_file).expect("the stand-in wrote its pids");
-    // Its own child is not covered by the death signal: the group is cleaned up at the end.
-    let _cleanup = KillGroupOnDrop(shell);
+    // Its own child is not covered by the death signal: the group and the tree's cgroup
+    // are cleaned up at the end.
+    let _cleanup = KillGroupOnDrop(shell, cgroup);
     let deadline = Instant::now() + Duration::from_secs(5);
     while is_alive(shell) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -150,8 +155,22 @@ fn the_agent_dies_with_the_thread_that_started_it_even_without_destructors() {
     );
 }
 
-/// Kills a process group when dropped, also when the test fails.
-struct KillGroupOnDrop(i32);
+/// The cgroup directory `pid` is in, below the cgroup v2 mount.
+fn cgroup_of(pid: i32) -> Option<std::path::PathBuf> {
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = cgroup.lines().find_map(|line| line.strip_prefix("0::"))?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mountinfo
+        .lines()
+        .find(|line| line.contains(" - cgroup2 "))?
+        .split_whitespace()
+        .nth(4)?;
+    Some(std::path::Path::new(mount).join(path.trim_start_matches('/')))
+}
+
+/// Kills a process group when dropped, also when the test fails, and removes the
+/// cgroup its tree was given (nothing ran the tree's destructor).
+struct KillGroupOnDrop(i32, Option<std::path::PathBuf>);
 
 impl Drop for KillGroupOnDrop {
     fn drop(&mut self) {
@@ -159,5 +178,11 @@ impl Drop for KillGroupOnDrop {
             nix::unistd::Pid::from_raw(self.0),
             nix::sys::signal::Signal::SIGKILL,
         );
+        if let Some(dir) = &self.1 {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while std::fs::remove_dir(dir).is_err() && dir.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
     }
 }

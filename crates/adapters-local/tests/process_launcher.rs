@@ -1,0 +1,264 @@
+//! [`ProcessLauncher`] with real processes: a worker is a shell script given `--run ID
+//! --lease ID`. Stopping a worker — even one stopped with `SIGSTOP` — kills it and the
+//! daemon it double-forked, and frees its slot; a worker that exits takes its tree with
+//! it; and a launcher on the same records finds the workers a crashed one left, fails
+//! nothing that still runs, and ends what is left of the rest.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tlao_adapters_local::ProcessLauncher;
+use tlao_domain::{LeaseId, RunId, Ulid};
+use tlao_ports::{Launch, RunLauncher};
+
+/// How long a process may take to appear, stop or die.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+static NEXT: AtomicU32 = AtomicU32::new(1);
+
+fn launch() -> Launch {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let n = u128::from(NEXT.fetch_add(1, Ordering::SeqCst));
+    let salt = u128::from(std::process::id()) << 32;
+    Launch {
+        run_id: RunId::new(Ulid::from_parts(now, salt | n)),
+        lease_id: LeaseId::new(Ulid::from_parts(now, salt | n | 1 << 64)),
+    }
+}
+
+/// A `sleep` argument no other process has.
+fn unique_sleep() -> String {
+    format!(
+        "600.{}{:04}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A launcher of `sh -c script worker --run ID --lease ID`, keeping records in `records`.
+fn launcher(script: &str, max: usize, records: &Path) -> ProcessLauncher {
+    ProcessLauncher::new(
+        PathBuf::from("sh"),
+        vec!["-c".into(), script.into(), "worker".into()],
+        Vec::new(),
+        max,
+    )
+    .with_records(records.to_path_buf())
+}
+
+/// A worker script that double-forks `sleep daemon` into a new session with an empty
+/// environment, then does `then`.
+fn daemonizing(daemon: &str, then: &str) -> String {
+    format!(r#"(exec env -i "$(command -v setsid)" "$(command -v sleep)" {daemon} &) ; {then}"#)
+}
+
+fn stat(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.next()?.parse().ok()?))
+}
+
+fn is_alive(pid: u32) -> bool {
+    stat(pid).is_some_and(|(state, _)| !matches!(state, 'Z' | 'X' | 'x'))
+}
+
+/// The live processes with `arg` among their arguments.
+fn with_arg(arg: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| is_alive(*pid))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|bytes| bytes.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let end = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            Instant::now() < end,
+            "{what} did not happen within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The worker process of `launch` (its arguments name the run).
+fn worker_of(launch: &Launch) -> Option<u32> {
+    with_arg(launch.run_id.as_str()).first().copied()
+}
+
+/// Kills what a failing test left behind.
+struct Cleanup(Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for arg in &self.0 {
+            for pid in with_arg(arg) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn stopping_a_stopped_worker_kills_it_and_its_daemon_and_frees_its_slot() {
+    let records = tempfile::tempdir().unwrap();
+    let daemon = unique_sleep();
+    let launch = launch();
+    let _cleanup = Cleanup(vec![daemon.clone(), launch.run_id.to_string()]);
+    let launcher = launcher(&daemonizing(&daemon, "kill -STOP $$"), 1, records.path());
+    let exit = launcher.launch(&launch).await.unwrap();
+    assert_eq!(launcher.capacity(), 0);
+    eventually("the daemon starting", || !with_arg(&daemon).is_empty()).await;
+    let worker = worker_of(&launch).unwrap();
+    eventually("the worker stopping", || {
+        stat(worker).is_some_and(|(state, _)| state == 'T')
+    })
+    .await;
+    let record = records.path().join(format!("{}.json", launch.run_id));
+    assert!(record.exists(), "the running worker is recorded");
+
+    assert!(launcher.stop(&launch.run_id).await.unwrap());
+    let how = tokio::time::timeout(PATIENCE, exit).await.unwrap();
+
+    assert_eq!(how, "killed by signal 9");
+    assert!(!is_alive(worker));
+    assert!(with_arg(&daemon).is_empty(), "the daemon survived");
+    assert_eq!(launcher.capacity(), 1, "the slot is free");
+    assert!(!record.exists(), "the record of a gone worker is removed");
+    assert!(
+        !launcher.stop(&launch.run_id).await.unwrap(),
+        "nothing left to stop"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_that_exits_takes_what_it_started_with_it() {
+    let records = tempfile::tempdir().unwrap();
+    let daemon = unique_sleep();
+    let _cleanup = Cleanup(vec![daemon.clone()]);
+    // The worker exits once its daemon runs.
+    let script = daemonizing(
+        &daemon,
+        &format!(r#"while ! grep -qs {daemon} /proc/[0-9]*/cmdline; do sleep 0.01; done; exit 3"#),
+    );
+    let launcher = launcher(&script, 2, records.path());
+
+    let how = tokio::time::timeout(PATIENCE, launcher.launch(&launch()).await.unwrap())
+        .await
+        .unwrap();
+
+    assert_eq!(how, "exit status 3");
+    assert!(
+        with_arg(&daemon).is_empty(),
+        "the daemon outlived its worker"
+    );
+    assert_eq!(launcher.capacity(), 2);
+    assert_eq!(std::fs::read_dir(records.path()).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn stopping_all_workers_stops_each_of_them() {
+    let records = tempfile::tempdir().unwrap();
+    let daemon = unique_sleep();
+    let _cleanup = Cleanup(vec![daemon.clone()]);
+    let launcher = launcher(&daemonizing(&daemon, "exec sleep 600"), 3, records.path());
+    let (first, second) = (launch(), launch());
+    let exits = [
+        launcher.launch(&first).await.unwrap(),
+        launcher.launch(&second).await.unwrap(),
+    ];
+    eventually("both daemons starting", || with_arg(&daemon).len() == 2).await;
+
+    assert_eq!(launcher.stop_all().await.unwrap(), 2);
+
+    for exit in exits {
+        assert_eq!(
+            tokio::time::timeout(PATIENCE, exit).await.unwrap(),
+            "killed by signal 9"
+        );
+    }
+    assert!(with_arg(&daemon).is_empty());
+    assert_eq!(launcher.capacity(), 3);
+}
+
+#[tokio::test]
+async fn a_new_launcher_ends_what_a_crashed_one_left_and_names_the_runs_whose_worker_is_gone() {
+    let records = tempfile::tempdir().unwrap();
+    let (daemon, survivor) = (unique_sleep(), unique_sleep());
+    let (lost, alive) = (launch(), launch());
+    let _cleanup = Cleanup(vec![
+        daemon.clone(),
+        survivor.clone(),
+        alive.run_id.to_string(),
+    ]);
+    let crashed = launcher(&daemonizing(&daemon, "sleep 600"), 2, records.path());
+    let lost_exit = crashed.launch(&lost).await.unwrap();
+    eventually("the daemon starting", || !with_arg(&daemon).is_empty()).await;
+    let survivor_launcher = launcher(&format!("exec sleep {survivor}"), 1, records.path());
+    let alive_exit = survivor_launcher.launch(&alive).await.unwrap();
+    eventually("the live worker starting", || {
+        !with_arg(&survivor).is_empty()
+    })
+    .await;
+    // The first launcher's server dies: its worker is killed, no destructor runs, the
+    // daemon its worker started lives on and the record stays.
+    let worker = worker_of(&lost).unwrap();
+    std::mem::forget(lost_exit);
+    std::mem::forget(crashed);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(worker as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually("the worker dying", || !is_alive(worker)).await;
+    assert!(
+        !with_arg(&daemon).is_empty(),
+        "the daemon outlived the crash"
+    );
+
+    let restarted = launcher("true", 2, records.path());
+    let gone = restarted.recover().await.unwrap();
+
+    assert_eq!(gone, vec![lost.clone()], "only the gone worker's run");
+    assert!(
+        with_arg(&daemon).is_empty(),
+        "the leftover daemon was ended"
+    );
+    assert!(
+        !with_arg(&survivor).is_empty(),
+        "a live worker is left alone"
+    );
+    assert!(
+        !records
+            .path()
+            .join(format!("{}.json", lost.run_id))
+            .exists(),
+        "the gone worker's record is removed"
+    );
+    assert!(
+        records
+            .path()
+            .join(format!("{}.json", alive.run_id))
+            .exists()
+    );
+    assert_eq!(restarted.recover().await.unwrap(), Vec::new(), "once");
+    survivor_launcher.stop(&alive.run_id).await.unwrap();
+    tokio::time::timeout(PATIENCE, alive_exit).await.unwrap();
+}
