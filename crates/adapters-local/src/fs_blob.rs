@@ -13,6 +13,7 @@
 //! served by [`FsBlobStore::serve_presigned`], the one code path for the API handler and
 //! the contract suite.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
@@ -176,7 +177,8 @@ impl FsBlobStore {
         body: Option<ByteStream>,
     ) -> Result<PresignedResponse, ServeError> {
         let (key, expires, signature) = parse_presigned_path(path_and_query)?;
-        let (method, key) = self.authorize(method, key, expires, signature)?;
+        let key = percent_decoded(key)?;
+        let (method, key) = self.authorize(method, &key, expires, signature)?;
         match method {
             Method::Get => {
                 let (meta, body) = self.get(&key).await?;
@@ -429,6 +431,38 @@ impl BlobStore for FsBlobStore {
         })
         .await
     }
+}
+
+/// The key of a presigned path with its percent-escapes decoded. A key's characters
+/// never need escaping, but a client that builds the URL from the OpenAPI document's
+/// `/blobs/{key}` sends the key as one path parameter, its `/` as `%2F`; both spellings
+/// name the same key (and the same signature). A `%` without two hex digits after it, or
+/// escapes that are not UTF-8, are malformed; what the decoded key may contain is
+/// [`BlobKey::parse`]'s to say.
+fn percent_decoded(key: &str) -> Result<Cow<'_, str>, PresignError> {
+    if !key.contains('%') {
+        return Ok(Cow::Borrowed(key));
+    }
+    let malformed = || PresignError::Malformed(format!("the key {key:?} has a bad %-escape"));
+    let mut bytes = Vec::with_capacity(key.len());
+    let mut rest = key.bytes();
+    while let Some(byte) = rest.next() {
+        if byte != b'%' {
+            bytes.push(byte);
+            continue;
+        }
+        let mut digit = || {
+            rest.next()
+                .and_then(|b| char::from(b).to_digit(16))
+                .ok_or_else(malformed)
+        };
+        let (high, low) = (digit()?, digit()?);
+        // Two hex digits are at most 0xFF.
+        bytes.push(u8::try_from(high * 16 + low).map_err(|_| malformed())?);
+    }
+    String::from_utf8(bytes)
+        .map(Cow::Owned)
+        .map_err(|_| malformed())
 }
 
 /// Splits `/blobs/{key}?expires=..&signature=..` into key, expiry and signature.
