@@ -75,6 +75,33 @@ async fn a_task_with_an_unknown_task_type_is_400_naming_the_allowed_ones() {
 }
 
 #[tokio::test]
+async fn a_task_on_an_archive_that_does_not_exist_is_404_like_an_unknown_workspace() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let archive_id = "arc_01J0000000000000000000000A";
+
+    let response = app
+        .post(
+            "/tasks",
+            &alice.token,
+            &json!({
+                "workspaceId": alice.workspace_id,
+                "taskType": "doc.write",
+                "input": {"prompt": "x", "archiveId": archive_id}
+            }),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let body = problem(response, StatusCode::NOT_FOUND).await;
+    assert_eq!(
+        body["detail"],
+        format!("archive {archive_id} does not exist")
+    );
+}
+
+#[tokio::test]
 async fn a_task_without_a_prompt_is_400_on_input_prompt() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;

@@ -34,7 +34,7 @@ struct TaskFingerprint<'a> {
         (status = 400, description = "Every invalid or missing field, in `errors`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller is not a member of the workspace", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such workspace, or no such archive in it (`input.archiveId`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
     )
 )]
