@@ -356,3 +356,34 @@ async fn reusing_a_task_idempotency_key_with_another_body_is_409() {
     let body = problem(other, StatusCode::CONFLICT).await;
     assert_eq!(body["type"], "urn:tlao:problem:conflict");
 }
+
+#[tokio::test]
+async fn an_integer_may_be_written_as_a_whole_float_but_not_as_a_fraction() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let task = |max_run_seconds: Value| {
+        json!({
+            "workspaceId": alice.workspace_id,
+            "taskType": "doc.write",
+            "input": {"prompt": "x"},
+            "constraints": {"maxRunSeconds": max_run_seconds}
+        })
+    };
+
+    let response = app
+        .post("/tasks", &alice.token, &task(json!(60.0)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["spec"]["constraints"]["maxRunSeconds"], 60);
+
+    let response = app
+        .post("/tasks", &alice.token, &task(json!(60.5)))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error_fields(&body), ["constraints.maxRunSeconds"]);
+}

@@ -46,12 +46,12 @@ pub struct SignedUrl {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LeaseRequest {
-    /// Only runs of these executors; any executor when absent.
+    /// Only runs of these executors (their names); any executor when absent or null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<crate::executors::ExecutorNameText>>))]
     pub executors: Option<Vec<ExecutorName>>,
     /// How long to wait for a leasable run (long-poll), 0 to 30 seconds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::de::whole")]
     #[cfg_attr(feature = "openapi", schema(maximum = 30))]
     pub wait_seconds: u32,
 }
@@ -74,8 +74,8 @@ pub struct ArchiveDownload {
 pub struct Assignment {
     /// The run, `running`.
     pub run: RunView,
-    /// The lease every later call carries.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    /// The lease every later call carries (`lease_...`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^lease_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub lease_id: LeaseId,
     /// The executor record to run it with.
     pub executor: ExecutorView,
@@ -107,9 +107,9 @@ pub fn heartbeat_interval(timeout: Duration) -> Duration {
 }
 
 /// An event as a worker reports it; the server numbers and stamps it. Status, artifact
-/// and truncation events are the server's own and cannot be sent.
+/// and truncation events are the server's own and cannot be sent. (Its schema is written
+/// out in `schema.rs`.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum WorkerEvent {
     /// A line of output, ANSI-free.
@@ -124,8 +124,11 @@ pub enum WorkerEvent {
         /// What is happening.
         message: String,
         /// How far along, 0 to 100, when known.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[cfg_attr(feature = "openapi", schema(maximum = 100))]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "crate::de::percent_or_null"
+        )]
         percent: Option<u8>,
     },
 }
@@ -169,8 +172,8 @@ impl From<WorkerEvent> for EventPayload {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventBatch {
-    /// The lease.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    /// The lease (`lease_...`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^lease_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub lease_id: LeaseId,
     /// The events, in order.
     pub events: Vec<WorkerEvent>,
@@ -198,15 +201,18 @@ pub struct EventReport {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ArtifactRequest {
-    /// The lease.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    /// The lease (`lease_...`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^lease_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub lease_id: LeaseId,
-    /// Its name, a safe relative path.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    /// Its name, a relative path that is also part of its blob key: `/`-separated
+    /// segments of `A-Z`, `a-z`, `0-9`, `.`, `_`, `-` (not `.` or `..`), at most 255
+    /// characters.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, max_length = 255, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$"))]
     pub name: ArtifactName,
     /// What it is.
     pub artifact_type: ArtifactTypeName,
     /// Its size in bytes.
+    #[serde(deserialize_with = "crate::de::whole")]
     pub size: u64,
     /// The lower-case hex SHA-256 of its bytes.
     #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{64}$"))]
@@ -231,8 +237,8 @@ pub struct ArtifactUploadSlot {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FinalizeRequest {
-    /// The lease.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    /// The lease (`lease_...`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^lease_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub lease_id: LeaseId,
     /// Why every upload attempt failed, when they did; the artifact becomes `upload_failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -254,18 +260,21 @@ pub enum CompletionStatus {
     Cancelled,
 }
 
-/// `POST /worker/runs/{id}/complete`.
+/// `POST /worker/runs/{id}/complete`: `error` is required with `failed`. (Its schema is
+/// written out in `schema.rs`.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompleteRequest {
-    /// The lease.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    /// The lease (`lease_...`).
     pub lease_id: LeaseId,
     /// How it ended.
     pub status: CompletionStatus,
     /// Why it failed; required with `failed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::de::object_or_null"
+    )]
     pub error: Option<RunErrorView>,
     /// What it cost, when the executor reported it.
     #[serde(default)]

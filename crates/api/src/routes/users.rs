@@ -16,7 +16,9 @@ use crate::state::AppState;
     request_body = CreateUserRequest,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The user and its API key, shown once", body = CreatedUser),
+        (status = 201, description = "The user and its API key, shown once", body = CreatedUser, links(
+            ("CreateToken" = (operation_id = "create_token", request_body = json!({"apiKey": "$response.body#/apiKey"}))),
+        )),
         (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller is not an administrator", body = Problem, content_type = "application/problem+json"),
