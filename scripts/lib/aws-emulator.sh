@@ -1,8 +1,10 @@
 # shellcheck shell=bash
 # The AWS emulator of the tests: moto's server from PyPI, pinned, in a venv at .venv,
-# started on a free loopback port. Sourced by scripts/test and scripts/moto.
+# started on a free loopback port. Sourced by scripts/test, scripts/moto and
+# scripts/lib/schemathesis.sh.
 #
-#   ensure_venv   creates .venv and installs the pinned tools when they are missing
+#   ensure_venv   creates .venv and installs the pinned Python tools (moto, cfn-lint,
+#                 schemathesis) when they are missing
 #   start_moto    starts moto_server in the background, waits until it answers, and
 #                 exports TLAO_TEST_AWS_ENDPOINT, MOTO_PID and dummy AWS credentials
 #   stop_moto     stops the server start_moto started
@@ -10,13 +12,16 @@
 # Pinned: a new release is a deliberate change (check `pip index versions moto`).
 MOTO_VERSION="5.2.5"
 CFN_LINT_VERSION="1.58.0"
+# The property-based API tester of scripts/lib/schemathesis.sh; a new release may add
+# checks, so moving the pin is a decision too.
+SCHEMATHESIS_VERSION="4.32.5"
 VENV_DIR="${VENV_DIR:-.venv}"
 
 ensure_venv() {
-  local pins="moto[server]==${MOTO_VERSION} cfn-lint==${CFN_LINT_VERSION}"
+  local pins="moto[server]==${MOTO_VERSION} cfn-lint==${CFN_LINT_VERSION} schemathesis==${SCHEMATHESIS_VERSION}"
   local stamp="${VENV_DIR}/.tlao-pins"
-  if [[ -x "${VENV_DIR}/bin/moto_server" && -x "${VENV_DIR}/bin/cfn-lint" && -f "${stamp}" \
-        && "$(cat "${stamp}")" == "${pins}" ]]; then
+  if [[ -x "${VENV_DIR}/bin/moto_server" && -x "${VENV_DIR}/bin/cfn-lint" \
+        && -x "${VENV_DIR}/bin/st" && -f "${stamp}" && "$(cat "${stamp}")" == "${pins}" ]]; then
     return 0
   fi
   echo "installing ${pins} into ${VENV_DIR}" >&2

@@ -13,6 +13,7 @@
 //! served by [`FsBlobStore::serve_presigned`], the one code path for the API handler and
 //! the contract suite.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
@@ -176,7 +177,7 @@ impl FsBlobStore {
         body: Option<ByteStream>,
     ) -> Result<PresignedResponse, ServeError> {
         let (key, expires, signature) = parse_presigned_path(path_and_query)?;
-        let (method, key) = self.authorize(method, key, expires, signature)?;
+        let (method, key) = self.authorize(method, &key, expires, signature)?;
         match method {
             Method::Get => {
                 let (meta, body) = self.get(&key).await?;
@@ -436,8 +437,41 @@ impl BlobStore for FsBlobStore {
     }
 }
 
-/// Splits `/blobs/{key}?expires=..&signature=..` into key, expiry and signature.
-fn parse_presigned_path(path_and_query: &str) -> Result<(&str, &str, &str), PresignError> {
+/// The key of a presigned path with its percent-escapes decoded. A key's characters
+/// never need escaping, but a client that builds the URL from the OpenAPI document's
+/// `/blobs/{key}` sends the key as one path parameter, its `/` as `%2F`; both spellings
+/// name the same key (and the same signature). A `%` without two hex digits after it, or
+/// escapes that are not UTF-8, are malformed; what the decoded key may contain is
+/// [`BlobKey::parse`]'s to say.
+fn percent_decoded(key: &str) -> Result<Cow<'_, str>, PresignError> {
+    if !key.contains('%') {
+        return Ok(Cow::Borrowed(key));
+    }
+    let malformed = || PresignError::Malformed(format!("the key {key:?} has a bad %-escape"));
+    let mut bytes = Vec::with_capacity(key.len());
+    let mut rest = key.bytes();
+    while let Some(byte) = rest.next() {
+        if byte != b'%' {
+            bytes.push(byte);
+            continue;
+        }
+        let mut digit = || {
+            rest.next()
+                .and_then(|b| char::from(b).to_digit(16))
+                .ok_or_else(malformed)
+        };
+        let (high, low) = (digit()?, digit()?);
+        // Two hex digits are at most 0xFF.
+        bytes.push(u8::try_from(high * 16 + low).map_err(|_| malformed())?);
+    }
+    String::from_utf8(bytes)
+        .map(Cow::Owned)
+        .map_err(|_| malformed())
+}
+
+/// Splits `/blobs/{key}?expires=..&signature=..` into key (percent-decoded), expiry and
+/// signature.
+fn parse_presigned_path(path_and_query: &str) -> Result<(Cow<'_, str>, &str, &str), PresignError> {
     let malformed = |detail: String| PresignError::Malformed(detail);
     let (path, query) = path_and_query.split_once('?').ok_or_else(|| {
         malformed("the url has no query: expires and signature are required".to_owned())
@@ -461,7 +495,7 @@ fn parse_presigned_path(path_and_query: &str) -> Result<(&str, &str, &str), Pres
         expires.ok_or_else(|| malformed("the expires parameter is missing".to_owned()))?;
     let signature =
         signature.ok_or_else(|| malformed("the signature parameter is missing".to_owned()))?;
-    Ok((key, expires, signature))
+    Ok((percent_decoded(key)?, expires, signature))
 }
 
 /// Unix seconds, as decimal digits only.
@@ -620,7 +654,7 @@ fn lock(commit: &Mutex<()>) -> MutexGuard<'_, ()> {
 impl PresignedGateway for FsBlobStore {
     fn verify_url(&self, method: &str, path_and_query: &str) -> Result<BlobKey, PresignError> {
         let (key, expires, signature) = parse_presigned_path(path_and_query)?;
-        self.verify(method, key, expires, signature)
+        self.verify(method, &key, expires, signature)
     }
 
     async fn serve(

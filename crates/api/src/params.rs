@@ -10,9 +10,10 @@ use std::str::FromStr;
 
 use actix_web::HttpRequest;
 use actix_web::http::header::{self, HeaderName};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tlao_domain::ValidationErrors;
-use tlao_domain::validation::Collector;
+use tlao_domain::validation::{Collector, kind};
 
 use crate::error::ApiError;
 
@@ -27,6 +28,20 @@ where
 {
     raw.parse::<T>()
         .map_err(|e| ApiError::invalid(name, format!("{raw:?} is not valid: {e}")))
+}
+
+/// A JSON body of the worker protocol read as `T`. It must be an object: serde would
+/// also read a struct from an array of its fields in order, which the document does not
+/// allow.
+pub(crate) fn object_body<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::invalid(
+            "body",
+            format!("must be an object, found {}", kind(&body)),
+        ));
+    }
+    serde_json::from_value(body)
+        .map_err(|e| ApiError::invalid("body", format!("is not valid: {e}")))
 }
 
 /// The string `field` of a body that has exactly that one field.

@@ -416,6 +416,9 @@ async fn a_malformed_resume_point_is_a_400_naming_it() {
         ("?after=1.5", None, "after"),
         ("", Some("seven"), "Last-Event-ID"),
         ("?after=2", Some("-3"), "Last-Event-ID"),
+        // Last-Event-ID wins over `after`, but a malformed `after` is still refused.
+        ("?after=abc", Some("2"), "after"),
+        ("?after=18446744073709551616", Some("0"), "after"),
     ] {
         let response = open_stream(
             &app.client,
@@ -429,4 +432,15 @@ async fn a_malformed_resume_point_is_a_400_naming_it() {
         let body = problem(response, StatusCode::BAD_REQUEST).await;
         assert_eq!(error_fields(&body), [field], "{query} {header:?}");
     }
+    let response = open_stream(
+        &app.client,
+        &app.address,
+        &user.token,
+        &run_id,
+        "?after=x",
+        Some("y"),
+    )
+    .await;
+    let body = problem(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error_fields(&body), ["Last-Event-ID", "after"]);
 }

@@ -75,6 +75,33 @@ async fn a_task_with_an_unknown_task_type_is_400_naming_the_allowed_ones() {
 }
 
 #[tokio::test]
+async fn a_task_on_an_archive_that_does_not_exist_is_404_like_an_unknown_workspace() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let archive_id = "arc_01J0000000000000000000000A";
+
+    let response = app
+        .post(
+            "/tasks",
+            &alice.token,
+            &json!({
+                "workspaceId": alice.workspace_id,
+                "taskType": "doc.write",
+                "input": {"prompt": "x", "archiveId": archive_id}
+            }),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let body = problem(response, StatusCode::NOT_FOUND).await;
+    assert_eq!(
+        body["detail"],
+        format!("archive {archive_id} does not exist")
+    );
+}
+
+#[tokio::test]
 async fn a_task_without_a_prompt_is_400_on_input_prompt() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
@@ -328,4 +355,35 @@ async fn reusing_a_task_idempotency_key_with_another_body_is_409() {
 
     let body = problem(other, StatusCode::CONFLICT).await;
     assert_eq!(body["type"], "urn:tlao:problem:conflict");
+}
+
+#[tokio::test]
+async fn an_integer_may_be_written_as_a_whole_float_but_not_as_a_fraction() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let task = |max_run_seconds: Value| {
+        json!({
+            "workspaceId": alice.workspace_id,
+            "taskType": "doc.write",
+            "input": {"prompt": "x"},
+            "constraints": {"maxRunSeconds": max_run_seconds}
+        })
+    };
+
+    let response = app
+        .post("/tasks", &alice.token, &task(json!(60.0)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["spec"]["constraints"]["maxRunSeconds"], 60);
+
+    let response = app
+        .post("/tasks", &alice.token, &task(json!(60.5)))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error_fields(&body), ["constraints.maxRunSeconds"]);
 }

@@ -476,3 +476,56 @@ async fn a_numbered_batch_sent_again_is_stored_once_and_a_declared_drop_marks_th
     );
     assert!(logs.ends_with("three\n"), "{logs}");
 }
+
+#[tokio::test]
+async fn worker_bodies_are_read_as_the_document_describes_them() {
+    let app = TestApp::spawn().await;
+    let user = app.user("alice").await;
+    let run_id = app.run(&user).await;
+
+    // A struct is an object, not the array of its fields that serde would also take.
+    let response = worker_post(&app, "/worker/lease", &json!([]))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["errors"][0]["field"], "body");
+
+    // An integer may be written as a whole float, as JSON Schema reads it.
+    let assignment: Value = worker_post(&app, "/worker/lease", &json!({"waitSeconds": 0.0}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(assignment["run"]["runId"], run_id.as_str());
+    let lease_id = &assignment["leaseId"];
+    let events = format!("/worker/runs/{run_id}/events");
+    let progress = |percent: Value| json!({"leaseId": lease_id, "events": [{"type": "progress", "message": "m", "percent": percent}]});
+    let response = worker_post(&app, &events, &progress(json!(50.0)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    for refused in [json!(50.5), json!(101), json!("50")] {
+        let response = worker_post(&app, &events, &progress(refused.clone()))
+            .send()
+            .await
+            .unwrap();
+        let body = problem(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(body["errors"][0]["field"], "body", "{refused}");
+    }
+
+    // `error` is an object too.
+    let response = worker_post(
+        &app,
+        &format!("/worker/runs/{run_id}/complete"),
+        &json!({"leaseId": lease_id, "status": "failed", "error": ["internal", "boom"]}),
+    )
+    .send()
+    .await
+    .unwrap();
+    let body = problem(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["errors"][0]["field"], "body");
+}

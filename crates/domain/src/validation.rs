@@ -170,11 +170,11 @@ impl Collector {
         }
     }
 
-    /// The non-negative integer at `map[key]`, if present.
+    /// The non-negative integer at `map[key]`, if present (`3.0` too: see [`whole_u64`]).
     pub fn unsigned(&mut self, prefix: &str, map: &Map<String, Value>, key: &str) -> Option<u64> {
         match map.get(key) {
             None | Some(Value::Null) => None,
-            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
+            Some(Value::Number(n)) if whole_u64(n).is_some() => whole_u64(n),
             Some(other) => {
                 self.push(
                     join(prefix, key),
@@ -184,6 +184,22 @@ impl Collector {
             }
         }
     }
+}
+
+/// The largest whole number every JSON float up to it spells exactly: 2^53.
+pub const MAX_EXACT_WHOLE_FLOAT: f64 = 9_007_199_254_740_992.0;
+
+/// The non-negative integer a JSON number is, if any: `3` and `3.0` alike, as JSON Schema
+/// (the language of the API's OpenAPI document) reads both as the integer 3. Fractions,
+/// negative numbers, and floats past [`MAX_EXACT_WHOLE_FLOAT`] (which may not be the
+/// integer that was written) are not.
+pub fn whole_u64(n: &serde_json::Number) -> Option<u64> {
+    n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=MAX_EXACT_WHOLE_FLOAT).contains(f))
+            // A whole number within 0..=2^53: the cast is exact.
+            .map(|f| f as u64)
+    })
 }
 
 /// `prefix.key`, or `key` at the top level.
@@ -204,5 +220,37 @@ pub fn kind(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_whole_float_is_the_integer_it_spells() {
+        let map = json!({"a": 3, "b": 3.0, "c": 1e3, "d": 3.5, "e": -1, "f": -0.0, "g": 1e300})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let mut errors = Collector::new();
+        let read: Vec<Option<u64>> = ["a", "b", "c", "d", "e", "f", "g"]
+            .iter()
+            .map(|key| errors.unsigned("", &map, key))
+            .collect();
+        assert_eq!(
+            read,
+            [Some(3), Some(3), Some(1000), None, None, Some(0), None]
+        );
+        let refused: Vec<String> = errors
+            .finish(Some(()))
+            .unwrap_err()
+            .errors()
+            .iter()
+            .map(|e| e.field.clone())
+            .collect();
+        assert_eq!(refused, ["d", "e", "g"]);
     }
 }

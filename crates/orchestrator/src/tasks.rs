@@ -41,11 +41,10 @@ impl TaskService {
                 .core
                 .locate(LookupOf::Archive(archive_id.clone()))
                 .await?;
+            // Like an unknown workspace or task: a well-formed reference to nothing is a
+            // 404, not a bad field. An archive of another workspace is not told apart.
             if located.as_ref() != Some(ws) {
-                return Err(ServiceError::invalid(
-                    "input.archiveId",
-                    format!("archive {archive_id} does not exist in workspace {ws}"),
-                ));
+                return Err(ServiceError::not_found("archive", archive_id));
             }
         }
         let task = Task {

@@ -5,6 +5,12 @@ use tlao_domain::{Artifact, ArtifactId, RunId, Timestamp, WorkspaceId};
 
 use crate::names::{ArtifactStatusName, ArtifactTypeName};
 
+/// An artifact's id (`art_` and a ULID), for the document where ids are listed.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(as = ArtifactId, pattern = "^art_[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
+pub struct ArtifactIdText(pub String);
+
 /// An artifact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -14,10 +20,10 @@ pub struct ArtifactView {
     #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^art_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub artifact_id: ArtifactId,
     /// The run that produced it.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^run_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub run_id: RunId,
     /// The run's workspace.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^ws_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub workspace_id: WorkspaceId,
     /// What it is.
     pub artifact_type: ArtifactTypeName,

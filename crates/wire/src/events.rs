@@ -77,7 +77,7 @@ pub enum RunEventMessage {
         #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
         at: Timestamp,
         /// Its id (`art_...`), for `GET /artifacts/{artifactId}`.
-        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^art_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
         artifact_id: ArtifactId,
         /// Its name.
         name: String,
@@ -173,6 +173,84 @@ pub struct StreamEndMessage {
     pub status: RunStatusName,
     /// The run's last sequence number; every event up to it was sent.
     pub last_seq: u64,
+}
+
+/// One message of the stream as an SSE client reads it (`event`, `data`, `id`), for the
+/// document: OpenAPI 3.1 has no word for a stream's items, so the `text/event-stream`
+/// schema describes each message, as OpenAPI 3.2's `itemSchema` does. The `data` is a
+/// JSON text: a [`RunEventMessage`] (`RunEvent`) under its type's name, a
+/// [`StreamEndMessage`] (`StreamEnd`) under [`END_EVENT`].
+#[cfg(feature = "openapi")]
+pub struct StreamMessage;
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for StreamMessage {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((
+            <RunEventMessage as utoipa::ToSchema>::name().into_owned(),
+            RunEventMessage::schema(),
+        ));
+        schemas.push((
+            <StreamEndMessage as utoipa::ToSchema>::name().into_owned(),
+            StreamEndMessage::schema(),
+        ));
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for StreamMessage {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::Ref;
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+
+        let message = |names: &[&str], data: Ref, description: &str| {
+            let string = || ObjectBuilder::new().schema_type(Type::String);
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .description(Some(description))
+                .property("event", string().enum_values(Some(names.iter().copied())))
+                .required("event")
+                .property(
+                    "id",
+                    string()
+                        .pattern(Some("^[0-9]+$"))
+                        .description(Some("The sequence number (the resume point)")),
+                )
+                .required("id")
+                .property(
+                    "data",
+                    string()
+                        .content_media_type("application/json")
+                        .content_schema(Some(data))
+                        .description(Some("The JSON text of the message")),
+                )
+                .required("data")
+        };
+        OneOfBuilder::new()
+            .description(Some(
+                "One message of a run's event stream, as an SSE client reads it: `event` names \
+                 it, `id` is a sequence number and `data` a JSON text.",
+            ))
+            .item(message(
+                &EVENT_NAMES,
+                Ref::from_schema_name(<RunEventMessage as utoipa::ToSchema>::name()),
+                "A stored event: `data` is a `RunEvent` whose `type` is `event` and whose \
+                 `seq` is `id`.",
+            ))
+            .item(message(
+                &[END_EVENT],
+                Ref::from_schema_name(<StreamEndMessage as utoipa::ToSchema>::name()),
+                "The last message: `data` is a `StreamEnd` and `id` its `lastSeq`; the \
+                 server closes the stream after it.",
+            ))
+            .into()
+    }
 }
 
 #[cfg(test)]

@@ -21,12 +21,15 @@
 //! requests with the domain's parsers, which refuse unknown fields and name every bad one.
 
 pub mod artifacts;
+mod de;
 pub mod events;
 pub mod executors;
 pub mod health;
 pub mod names;
 pub mod problem;
 pub mod runs;
+#[cfg(feature = "openapi")]
+mod schema;
 pub mod tasks;
 pub mod users;
 pub mod worker;
@@ -34,7 +37,10 @@ pub mod workspaces;
 
 pub use artifacts::{ArtifactList, ArtifactView};
 pub use events::{END_EVENT, EVENT_NAMES, RunEventMessage, StreamEndMessage};
-pub use executors::{ExecutorList, ExecutorView, RegisterExecutorRequest};
+pub use executors::{
+    CommandConfigBody, CommandKind, ExecutorList, ExecutorView, KiroConfigBody, KiroKind,
+    PromptViaName, RegisterCommandExecutor, RegisterExecutorRequest, RegisterKiroExecutor,
+};
 pub use health::{BlobUploaded, Health};
 pub use names::{
     ArtifactStatusName, ArtifactTypeName, ExecutorKindName, LogStreamName, RunErrorCodeName,

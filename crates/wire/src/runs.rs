@@ -30,7 +30,11 @@ pub struct RunErrorView {
     /// The explanation (e.g. the tail of the executor's stderr).
     pub message: String,
     /// The executor's exit code, when it exited.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::de::whole_or_null"
+    )]
     pub exit_code: Option<i32>,
 }
 
@@ -99,10 +103,10 @@ pub struct RunView {
     #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^run_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub run_id: RunId,
     /// The task it executes.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^task_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub task_id: TaskId,
     /// The task's workspace.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^ws_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub workspace_id: WorkspaceId,
     /// The task's type.
     pub task_type: TaskTypeName,
@@ -156,7 +160,7 @@ pub struct RunView {
     pub usage: UsageView,
     /// The artifacts it produced, in order.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, required = true))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::artifacts::ArtifactIdText>, required = true))]
     pub artifact_ids: Vec<ArtifactId>,
 }
 
@@ -200,8 +204,13 @@ impl RunView {
 pub struct RunList {
     /// The runs.
     pub items: Vec<RunView>,
-    /// Pass as `cursor` for the next page; null on the last page.
+    /// Pass as `cursor` for the next page (the last run id of this one); null on the
+    /// last page.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^run_[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+    )]
     pub next_cursor: Option<String>,
 }
 

@@ -13,8 +13,14 @@ use crate::names::{ArtifactTypeName, TaskTypeName};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskInputBody {
-    /// The instruction to the agent; not blank, at most 64 KiB of UTF-8.
-    #[cfg_attr(feature = "openapi", schema(pattern = "\\S"))]
+    /// The instruction to the agent; not blank (not only white space), at most 64 KiB
+    /// of UTF-8, without control characters other than tab, newline and carriage return.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub prompt: String,
     /// An uploaded archive of the same workspace (`arc_...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -29,10 +35,11 @@ pub struct TaskInputBody {
 pub struct ConstraintsBody {
     /// A run duration limit below the guardrail, in seconds (at least 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    #[cfg_attr(feature = "openapi", schema(format = Int64, minimum = 1, maximum = 4294967295_u64))]
     pub max_run_seconds: Option<u32>,
     /// A token budget for executors that honour one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 18446744073709551615_u64))]
     pub token_budget: Option<u64>,
 }
 
@@ -128,7 +135,7 @@ pub struct TaskView {
     #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^task_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub task_id: TaskId,
     /// Its workspace.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^ws_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub workspace_id: WorkspaceId,
     /// What kind of work.
     pub task_type: TaskTypeName,

@@ -23,8 +23,8 @@ pub struct TokenResponse {
     /// When it stops working (RFC 3339).
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
-    /// Whose token it is.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    /// Whose token it is (`usr_...`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^usr_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub user_id: UserId,
 }
 
@@ -33,8 +33,14 @@ pub struct TokenResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
-    /// A display name, 1 to 100 characters.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
+    /// A display name: 1 to 100 characters once white space around it is trimmed, no
+    /// control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\x00-\x1F\x7F-\x9F]{0,98}[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+        )
+    )]
     pub name: String,
 }
 
@@ -43,8 +49,8 @@ pub struct CreateUserRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedUser {
-    /// The user's id.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    /// The user's id (`usr_...`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^usr_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub user_id: UserId,
     /// The API key; shown once, never stored in clear.
     pub api_key: String,

@@ -58,12 +58,12 @@ pub struct SignedUrl {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LeaseRequest {
-    /// Only runs of these executors; any executor when absent.
+    /// Only runs of these executors (their names); any executor when absent or null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<crate::executors::ExecutorNameText>>))]
     pub executors: Option<Vec<ExecutorName>>,
     /// How long to wait for a leasable run (long-poll), 0 to 30 seconds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::de::whole")]
     #[cfg_attr(feature = "openapi", schema(maximum = 30))]
     pub wait_seconds: u32,
 }
@@ -86,8 +86,8 @@ pub struct ArchiveDownload {
 pub struct Assignment {
     /// The run, `running`.
     pub run: RunView,
-    /// The lease every later call carries.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    /// The lease every later call carries (`lease_...`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^lease_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub lease_id: LeaseId,
     /// The executor record to run it with.
     pub executor: ExecutorView,
@@ -134,8 +134,9 @@ pub fn heartbeat_interval(timeout: Duration) -> Duration {
 ///
 /// `dropped` is not stored as such: it adds to the run's `droppedLogBytes`, sets
 /// `logsTruncated`, and a line in the run's log says what was lost, where.
+///
+/// (Its schema is written out in `schema.rs`.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum WorkerEvent {
     /// A line of output, ANSI-free.
@@ -150,16 +151,21 @@ pub enum WorkerEvent {
         /// What is happening.
         message: String,
         /// How far along, 0 to 100, when known.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[cfg_attr(feature = "openapi", schema(maximum = 100))]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "crate::de::percent_or_null"
+        )]
         percent: Option<u8>,
     },
     /// Events the worker could not deliver and dropped (its buffer overflowed while the
     /// server was unreachable, or the server refused the batch that held them).
     Dropped {
         /// How many events (log lines and progress reports).
+        #[serde(deserialize_with = "crate::de::whole")]
         lines: u64,
         /// The log bytes among them (each line's text plus its newline).
+        #[serde(deserialize_with = "crate::de::whole")]
         bytes: u64,
     },
 }
@@ -204,15 +210,19 @@ impl From<WorkerEvent> for Reported {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventBatch {
-    /// The lease.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    /// The lease (`lease_...`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^lease_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub lease_id: LeaseId,
     /// The worker's number of the first event. A worker numbers the events of a lease
     /// 1, 2, 3, ... and sends a batch again, from the same number, until it is answered;
     /// the server skips the events it already applied, so each is stored once. A batch
     /// starting past the next number the run expects is refused (`400`). Without it
     /// (older workers) every event is stored.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::de::whole_or_null"
+    )]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub first_seq: Option<u64>,
     /// The events, in order.
@@ -241,15 +251,18 @@ pub struct EventReport {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ArtifactRequest {
-    /// The lease.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    /// The lease (`lease_...`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^lease_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub lease_id: LeaseId,
-    /// Its name, a safe relative path.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    /// Its name, a relative path that is also part of its blob key: `/`-separated
+    /// segments of `A-Z`, `a-z`, `0-9`, `.`, `_`, `-` (not `.` or `..`), at most 255
+    /// characters.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, max_length = 255, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$"))]
     pub name: ArtifactName,
     /// What it is.
     pub artifact_type: ArtifactTypeName,
     /// Its size in bytes.
+    #[serde(deserialize_with = "crate::de::whole")]
     pub size: u64,
     /// The lower-case hex SHA-256 of its bytes.
     #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{64}$"))]
@@ -274,8 +287,8 @@ pub struct ArtifactUploadSlot {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FinalizeRequest {
-    /// The lease.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    /// The lease (`lease_...`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^lease_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub lease_id: LeaseId,
     /// Why every upload attempt failed, when they did; the artifact becomes `upload_failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -297,18 +310,21 @@ pub enum CompletionStatus {
     Cancelled,
 }
 
-/// `POST /worker/runs/{id}/complete`.
+/// `POST /worker/runs/{id}/complete`: `error` is required with `failed`. (Its schema is
+/// written out in `schema.rs`.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompleteRequest {
-    /// The lease.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    /// The lease (`lease_...`).
     pub lease_id: LeaseId,
     /// How it ended.
     pub status: CompletionStatus,
     /// Why it failed; required with `failed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::de::object_or_null"
+    )]
     pub error: Option<RunErrorView>,
     /// What it cost, when the executor reported it.
     #[serde(default)]
@@ -399,5 +415,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(old.first_seq, None);
+        // Integers may be spelled as whole floats, as JSON Schema reads them; fractions
+        // may not.
+        let floats: EventBatch = serde_json::from_value(json!({
+            "leaseId": "lease_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            "firstSeq": 41.0,
+            "events": [{"type": "dropped", "lines": 12.0, "bytes": 480.0}]
+        }))
+        .unwrap();
+        assert_eq!(floats, batch);
+        for fraction in [
+            json!({"leaseId": "lease_01ARZ3NDEKTSV4RRFFQ69G5FAV", "firstSeq": 41.5, "events": []}),
+            json!({"leaseId": "lease_01ARZ3NDEKTSV4RRFFQ69G5FAV", "events": [{"type": "dropped", "lines": 1.5, "bytes": 4}]}),
+        ] {
+            assert!(
+                serde_json::from_value::<EventBatch>(fraction.clone()).is_err(),
+                "{fraction}"
+            );
+        }
     }
 }

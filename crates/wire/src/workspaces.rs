@@ -8,8 +8,14 @@ use tlao_domain::{Archive, ArchiveId, Guardrails, Timestamp, Workspace, Workspac
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkspaceRequest {
-    /// A display name, 1 to 100 characters.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
+    /// A display name: 1 to 100 characters once white space around it is trimmed, no
+    /// control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\x00-\x1F\x7F-\x9F]{0,98}[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+        )
+    )]
     pub name: String,
 }
 

@@ -20,11 +20,16 @@ use crate::streaming;
     post,
     path = "/workspaces/{workspaceId}/archives",
     tag = "workspaces",
-    params(("workspaceId" = String, Path, description = "The workspace (`ws_...`)")),
+    params(("workspaceId" = String, Path, pattern = "^ws_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The workspace (`ws_...`)")),
     request_body(content = Binary, content_type = "application/gzip", description = "The raw tar.gz; `Content-Length` optional"),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The stored archive", body = ArchiveView),
+        (status = 201, description = "The stored archive", body = ArchiveView, links(
+            ("CreateTask" = (operation_id = "create_task", request_body = json!({
+                "workspaceId": "$request.path.workspaceId",
+                "input": {"archiveId": "$response.body#/archiveId"}
+            }))),
+        )),
         (status = 400, description = "The body is not gzip or not a readable tar.gz (`errors` names `body`), or the id is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller is not a member", body = Problem, content_type = "application/problem+json"),

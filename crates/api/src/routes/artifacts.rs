@@ -15,10 +15,12 @@ use crate::state::AppState;
     get,
     path = "/runs/{runId}/artifacts",
     tag = "artifacts",
-    params(("runId" = String, Path, description = "The run (`run_...`)")),
+    params(("runId" = String, Path, pattern = "^run_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The run (`run_...`)")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The run's artifacts", body = ArtifactList),
+        (status = 200, description = "The run's artifacts", body = ArtifactList, links(
+            ("GetArtifact" = (operation_id = "get_artifact", parameters(("artifactId" = "$response.body#/items/0/artifactId")))),
+        )),
         (status = 400, description = "The id is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller is not a member of its workspace", body = Problem, content_type = "application/problem+json"),
@@ -46,7 +48,7 @@ pub(crate) async fn list_run_artifacts(
     get,
     path = "/artifacts/{artifactId}",
     tag = "artifacts",
-    params(("artifactId" = String, Path, description = "The artifact (`art_...`)")),
+    params(("artifactId" = String, Path, pattern = "^art_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The artifact (`art_...`)")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The artifact", body = ArtifactView),

@@ -31,9 +31,10 @@ use crate::streaming;
     path = "/blobs/{key}",
     tag = "blobs",
     params(
-        ("key" = String, Path, description = "The blob key"),
-        ("expires" = u64, Query, description = "When the URL expires, seconds since the epoch"),
-        ("signature" = String, Query, description = "The URL's signature"),
+        ("key" = String, Path, max_length = 1024, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$",
+            description = "The blob key: `/`-separated segments of `A-Z`, `a-z`, `0-9`, `.`, `_`, `-` (not `.` or `..`), sent as they are"),
+        ("expires" = u64, Query, maximum = 9223372036854775807_u64, description = "When the URL expires, seconds since the epoch"),
+        ("signature" = String, Query, pattern = "^[0-9A-Fa-f]{64}$", description = "The URL's signature: 64 hex digits"),
     ),
     responses(
         (status = 200, description = "The blob's bytes", body = Binary, content_type = "application/octet-stream"),
@@ -55,9 +56,10 @@ pub(crate) async fn get_blob(
     path = "/blobs/{key}",
     tag = "blobs",
     params(
-        ("key" = String, Path, description = "The blob key"),
-        ("expires" = u64, Query, description = "When the URL expires, seconds since the epoch"),
-        ("signature" = String, Query, description = "The URL's signature"),
+        ("key" = String, Path, max_length = 1024, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$",
+            description = "The blob key: `/`-separated segments of `A-Z`, `a-z`, `0-9`, `.`, `_`, `-` (not `.` or `..`), sent as they are"),
+        ("expires" = u64, Query, maximum = 9223372036854775807_u64, description = "When the URL expires, seconds since the epoch"),
+        ("signature" = String, Query, pattern = "^[0-9A-Fa-f]{64}$", description = "The URL's signature: 64 hex digits"),
     ),
     request_body(content = Binary, content_type = "application/octet-stream", description = "The bytes"),
     responses(

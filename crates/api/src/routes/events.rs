@@ -14,12 +14,13 @@ use actix_web::{HttpRequest, HttpResponse, Responder, web};
 use actix_web_lab::sse;
 use serde::Deserialize;
 use tlao_domain::RunId;
+use tlao_domain::validation::Collector;
 use tlao_orchestrator::{RunStream, ServiceError, StreamItem};
 use tlao_wire::{END_EVENT, RunEventMessage, StreamEndMessage};
 use utoipa::IntoParams;
 
 use crate::auth::Authenticated;
-use crate::dto::{self, Problem};
+use crate::dto::Problem;
 use crate::error::ApiError;
 use crate::params::path_id;
 use crate::request_id;
@@ -38,7 +39,7 @@ const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 pub(crate) struct EventsQuery {
     /// Send only events after this sequence number (`Last-Event-ID` wins when both are
     /// given); 0 or absent: from the first event.
-    #[param(value_type = Option<u64>, minimum = 0)]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 18446744073709551615_u64)]
     pub(crate) after: Option<String>,
 }
 
@@ -52,16 +53,17 @@ pub(crate) struct EventsQuery {
     path = "/runs/{runId}/events",
     tag = "runs",
     params(
-        ("runId" = String, Path, description = "The run (`run_...`)"),
-        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this sequence number (the last `id:` received)"),
+        ("runId" = String, Path, pattern = "^run_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The run (`run_...`)"),
+        ("Last-Event-ID" = Option<u64>, Header, nullable = false, maximum = 18446744073709551615_u64, description = "Resume after this sequence number (the last `id:` received)"),
         EventsQuery,
     ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The event stream: one message per stored event (`id:` its \
                                       `seq`, `event:` its `type`, `data:` a `RunEvent`), then one `end` \
-                                      message whose data is a `StreamEnd`; `: keep-alive` comments in between",
-            content_type = "text/event-stream", body = dto::RunEventMessage),
+                                      message whose data is a `StreamEnd`; `: keep-alive` comments in between. \
+                                      The schema describes each message (`StreamMessage`).",
+            content_type = "text/event-stream", body = tlao_wire::events::StreamMessage),
         (status = 400, description = "The id, `after` or `Last-Event-ID` is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller is not a member of its workspace", body = Problem, content_type = "application/problem+json"),
@@ -91,28 +93,37 @@ pub(crate) async fn stream_run_events(
 }
 
 /// Where to resume: `Last-Event-ID` when present and not empty, else `?after=`, else 0.
+/// Both are checked whichever wins, and each malformed one is named.
 pub(crate) fn resume_point(req: &HttpRequest, query: &EventsQuery) -> Result<u64, ApiError> {
-    if let Some(value) = req.headers().get(LAST_EVENT_ID) {
-        let text = value.to_str().map_err(|_| {
-            ApiError::invalid("Last-Event-ID", "must be a sequence number (0 or more)")
-        })?;
-        if !text.trim().is_empty() {
-            return sequence_number("Last-Event-ID", text);
+    let mut errors = Collector::new();
+    let header = match req.headers().get(LAST_EVENT_ID).map(|value| value.to_str()) {
+        None => Some(None),
+        Some(Ok(text)) if text.trim().is_empty() => Some(None),
+        Some(Ok(text)) => sequence_number(&mut errors, "Last-Event-ID", text).map(Some),
+        Some(Err(_)) => {
+            errors.push("Last-Event-ID", "must be a sequence number (0 or more)");
+            None
         }
-    }
-    match query.after.as_deref() {
-        Some(text) => sequence_number("after", text),
-        None => Ok(0),
-    }
+    };
+    let after = match query.after.as_deref() {
+        None => Some(None),
+        Some(text) => sequence_number(&mut errors, "after", text).map(Some),
+    };
+    let point = header
+        .zip(after)
+        .map(|(header, after)| header.or(after).unwrap_or(0));
+    Ok(errors.finish(point)?)
 }
 
-fn sequence_number(field: &str, text: &str) -> Result<u64, ApiError> {
-    text.trim().parse::<u64>().map_err(|_| {
-        ApiError::invalid(
+fn sequence_number(errors: &mut Collector, field: &str, text: &str) -> Option<u64> {
+    let number = text.trim().parse::<u64>().ok();
+    if number.is_none() {
+        errors.push(
             field,
             format!("{text:?} is not a sequence number (a whole number, 0 or more)"),
-        )
-    })
+        );
+    }
+    number
 }
 
 /// The SSE messages of a run stream, ending after `end` or at the first error.

@@ -38,7 +38,9 @@ pub(crate) async fn list_executors(
     request_body = RegisterExecutorRequest,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The registered executor", body = ExecutorView),
+        (status = 201, description = "The registered executor", body = ExecutorView, links(
+            ("RemoveExecutor" = (operation_id = "remove_executor", parameters(("name" = "$response.body#/name")))),
+        )),
         (status = 400, description = "Every invalid field, in `errors`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller is not an administrator", body = Problem, content_type = "application/problem+json"),
@@ -64,7 +66,7 @@ pub(crate) async fn register_executor(
     delete,
     path = "/executors/{name}",
     tag = "executors",
-    params(("name" = String, Path, description = "The executor's name")),
+    params(("name" = String, Path, pattern = "^[a-z][a-z0-9-]{0,62}$", description = "The executor's name")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Removed"),

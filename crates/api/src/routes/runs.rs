@@ -29,11 +29,13 @@ pub(crate) const DEFAULT_PAGE: usize = 20;
 #[into_params(rename_all = "camelCase", parameter_in = Query)]
 pub(crate) struct RunsQuery {
     /// The workspace (`ws_...`); the caller's oldest workspace when absent.
+    #[param(pattern = "^ws_[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     workspace_id: Option<String>,
     /// Only runs with this status.
     #[param(value_type = Option<crate::dto::RunStatusName>)]
     status: Option<String>,
     /// Only runs on this executor.
+    #[param(pattern = "^[a-z][a-z0-9-]{0,62}$")]
     executor: Option<String>,
     /// Only runs of this task type.
     #[param(value_type = Option<crate::dto::TaskTypeName>)]
@@ -42,6 +44,7 @@ pub(crate) struct RunsQuery {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// The `nextCursor` of the previous page: the last run id it held.
+    #[param(pattern = "^run_[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     cursor: Option<String>,
 }
 
@@ -99,10 +102,15 @@ where
     path = "/runs",
     tag = "runs",
     request_body = CreateRunRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first run and create nothing; reusing it with another body is a 409")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$", description = "Makes a retry return the first run and create nothing; reusing it with another body is a 409")),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The queued run", body = RunView),
+        (status = 201, description = "The queued run", body = RunView, links(
+            ("GetRun" = (operation_id = "get_run", parameters(("runId" = "$response.body#/runId")))),
+            ("CancelRun" = (operation_id = "cancel_run", parameters(("runId" = "$response.body#/runId")))),
+            ("StreamRunEvents" = (operation_id = "stream_run_events", parameters(("runId" = "$response.body#/runId")))),
+            ("ListRunArtifacts" = (operation_id = "list_run_artifacts", parameters(("runId" = "$response.body#/runId")))),
+        )),
         (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller is not a member of the task's workspace", body = Problem, content_type = "application/problem+json"),
@@ -164,7 +172,7 @@ pub(crate) async fn list_runs(
     get,
     path = "/runs/{runId}",
     tag = "runs",
-    params(("runId" = String, Path, description = "The run (`run_...`)")),
+    params(("runId" = String, Path, pattern = "^run_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The run (`run_...`)")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The run", body = RunView),
@@ -190,7 +198,7 @@ pub(crate) async fn get_run(
     post,
     path = "/runs/{runId}/cancel",
     tag = "runs",
-    params(("runId" = String, Path, description = "The run (`run_...`)")),
+    params(("runId" = String, Path, pattern = "^run_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The run (`run_...`)")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The cancelled run", body = RunView),

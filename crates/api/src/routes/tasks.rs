@@ -17,14 +17,17 @@ use crate::state::AppState;
     path = "/tasks",
     tag = "tasks",
     request_body = CreateTaskRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first task and create nothing; reusing it with another body is a 409")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$", description = "Makes a retry return the first task and create nothing; reusing it with another body is a 409")),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The task", body = TaskView),
+        (status = 201, description = "The task", body = TaskView, links(
+            ("GetTask" = (operation_id = "get_task", parameters(("taskId" = "$response.body#/taskId")))),
+            ("CreateRun" = (operation_id = "create_run", request_body = json!({"taskId": "$response.body#/taskId"}))),
+        )),
         (status = 400, description = "Every invalid or missing field, in `errors`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller is not a member of the workspace", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such workspace, or no such archive in it (`input.archiveId`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -46,7 +49,7 @@ pub(crate) async fn create_task(
     get,
     path = "/tasks/{taskId}",
     tag = "tasks",
-    params(("taskId" = String, Path, description = "The task (`task_...`)")),
+    params(("taskId" = String, Path, pattern = "^task_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The task (`task_...`)")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The task", body = TaskView),

@@ -20,7 +20,9 @@ use crate::state::AppState;
     request_body = CreateUserRequest,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The user and its API key, shown once", body = CreatedUser),
+        (status = 201, description = "The user and its API key, shown once", body = CreatedUser, links(
+            ("CreateToken" = (operation_id = "create_token", request_body = json!({"apiKey": "$response.body#/apiKey"}))),
+        )),
         (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller is not an administrator", body = Problem, content_type = "application/problem+json"),
@@ -42,7 +44,7 @@ pub(crate) async fn create_user(
     get,
     path = "/users/{userId}/keys",
     tag = "users",
-    params(("userId" = String, Path, description = "The user (`usr_...`)")),
+    params(("userId" = String, Path, pattern = "^usr_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The user (`usr_...`)")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The user's keys", body = ApiKeyList),
@@ -70,7 +72,7 @@ pub(crate) async fn list_keys(
     post,
     path = "/users/{userId}/keys",
     tag = "users",
-    params(("userId" = String, Path, description = "The user (`usr_...`)")),
+    params(("userId" = String, Path, pattern = "^usr_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The user (`usr_...`)")),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The new key, shown once", body = CreatedApiKey),
@@ -98,8 +100,8 @@ pub(crate) async fn create_key(
     path = "/users/{userId}/keys/{keyId}",
     tag = "users",
     params(
-        ("userId" = String, Path, description = "The user (`usr_...`)"),
-        ("keyId" = String, Path, description = "The key (`key_...`)"),
+        ("userId" = String, Path, pattern = "^usr_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The user (`usr_...`)"),
+        ("keyId" = String, Path, pattern = "^key_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The key (`key_...`)"),
     ),
     security(("bearer" = [])),
     responses(

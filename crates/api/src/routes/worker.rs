@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
+use serde_json::Value;
 use tlao_domain::{ArtifactId, LeaseId, Reported, RunId};
 use tlao_orchestrator::{Assignment as DomainAssignment, Completion, NewArtifact};
 use tlao_ports::PresignedUrl;
@@ -18,7 +19,7 @@ use tlao_wire::{ArtifactView, ExecutorView, RunView};
 use crate::auth::WorkerAuthenticated;
 use crate::dto::Problem;
 use crate::error::ApiError;
-use crate::params::path_id;
+use crate::params::{object_body, path_id};
 use crate::request_id;
 use crate::state::AppState;
 
@@ -60,18 +61,27 @@ fn assignment(a: DomainAssignment, state: &AppState) -> Assignment {
     request_body = LeaseRequest,
     security(("worker" = [])),
     responses(
-        (status = 200, description = "A run to execute", body = Assignment),
+        (status = 200, description = "A run to execute", body = Assignment, links(
+            ("GetAssignment" = (operation_id = "get_assignment", parameters(
+                ("runId" = "$response.body#/run/runId"), ("leaseId" = "$response.body#/leaseId")))),
+            ("PostEvents" = (operation_id = "post_events", parameters(("runId" = "$response.body#/run/runId")),
+                request_body = json!({"leaseId": "$response.body#/leaseId"}))),
+            ("CreateArtifact" = (operation_id = "create_artifact", parameters(("runId" = "$response.body#/run/runId")),
+                request_body = json!({"leaseId": "$response.body#/leaseId"}))),
+            ("Complete" = (operation_id = "complete", parameters(("runId" = "$response.body#/run/runId")),
+                request_body = json!({"leaseId": "$response.body#/leaseId"}))),
+        )),
         (status = 204, description = "Nothing was leasable within `waitSeconds`"),
-        (status = 400, description = "A bad field", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A malformed field, or `waitSeconds` over 30", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid worker token", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn lease(
     state: web::Data<AppState>,
     _worker: WorkerAuthenticated,
-    body: web::Json<LeaseRequest>,
+    body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = body.into_inner();
+    let request: LeaseRequest = object_body(body.into_inner())?;
     if request.wait_seconds > MAX_WAIT_SECONDS {
         return Err(ApiError::invalid(
             "waitSeconds",
@@ -99,7 +109,8 @@ pub(crate) async fn lease(
 #[serde(rename_all = "camelCase")]
 #[into_params(rename_all = "camelCase", parameter_in = Query)]
 pub(crate) struct LeaseQuery {
-    /// The lease the dispatcher took for this worker.
+    /// The lease the dispatcher took for this worker (`lease_...`).
+    #[param(pattern = "^lease_[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     lease_id: String,
 }
 
@@ -108,10 +119,11 @@ pub(crate) struct LeaseQuery {
     get,
     path = "/worker/runs/{runId}/assignment",
     tag = "worker",
-    params(("runId" = String, Path, description = "The run (`run_...`)"), LeaseQuery),
+    params(("runId" = String, Path, pattern = "^run_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The run (`run_...`)"), LeaseQuery),
     security(("worker" = [])),
     responses(
         (status = 200, description = "The run to execute", body = Assignment),
+        (status = 400, description = "The run id or `leaseId` is malformed or missing", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid worker token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The lease does not hold the run (any more)", body = Problem, content_type = "application/problem+json"),
@@ -145,12 +157,12 @@ pub(crate) async fn get_assignment(
     post,
     path = "/worker/runs/{runId}/events",
     tag = "worker",
-    params(("runId" = String, Path, description = "The run (`run_...`)")),
+    params(("runId" = String, Path, pattern = "^run_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The run (`run_...`)")),
     request_body = EventBatch,
     security(("worker" = [])),
     responses(
         (status = 200, description = "Stored; what the run's status is now", body = EventReport),
-        (status = 400, description = "A bad field, or `firstSeq` past the next number the run expects", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The run id or the batch is malformed, or `firstSeq` is past the next number the run expects", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid worker token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The lease may not write the run (it ended, or another lease holds it): nothing was stored; stop", body = Problem, content_type = "application/problem+json"),
@@ -160,11 +172,11 @@ pub(crate) async fn post_events(
     state: web::Data<AppState>,
     _worker: WorkerAuthenticated,
     run_id: web::Path<String>,
-    body: web::Json<EventBatch>,
+    body: web::Json<Value>,
 ) -> Result<web::Json<EventReport>, ApiError> {
     let run_id: RunId = path_id("runId", &run_id)?;
     request_id::note_run(&run_id);
-    let batch = body.into_inner();
+    let batch: EventBatch = object_body(body.into_inner())?;
     let items = batch.events.into_iter().map(Reported::from).collect();
     let report = state
         .services
@@ -184,11 +196,16 @@ pub(crate) async fn post_events(
     post,
     path = "/worker/runs/{runId}/artifacts",
     tag = "worker",
-    params(("runId" = String, Path, description = "The run (`run_...`)")),
+    params(("runId" = String, Path, pattern = "^run_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The run (`run_...`)")),
     request_body = ArtifactRequest,
     security(("worker" = [])),
     responses(
-        (status = 201, description = "The pending artifact and where to upload it", body = ArtifactUploadSlot),
+        (status = 201, description = "The pending artifact and where to upload it", body = ArtifactUploadSlot, links(
+            ("FinalizeArtifact" = (operation_id = "finalize_artifact", parameters(
+                ("runId" = "$request.path.runId"), ("artifactId" = "$response.body#/artifact/artifactId")),
+                request_body = json!({"leaseId": "$request.body#/leaseId"}))),
+        )),
+        (status = 400, description = "The run id or a field is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid worker token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The lease may not write the run (it ended, or another lease holds it): nothing was stored", body = Problem, content_type = "application/problem+json"),
@@ -198,11 +215,11 @@ pub(crate) async fn create_artifact(
     state: web::Data<AppState>,
     _worker: WorkerAuthenticated,
     run_id: web::Path<String>,
-    body: web::Json<ArtifactRequest>,
+    body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let run_id: RunId = path_id("runId", &run_id)?;
     request_id::note_run(&run_id);
-    let request = body.into_inner();
+    let request: ArtifactRequest = object_body(body.into_inner())?;
     if request.sha256.len() != 64 || !request.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::invalid("sha256", "must be 64 hex characters"));
     }
@@ -235,13 +252,14 @@ pub(crate) async fn create_artifact(
     path = "/worker/runs/{runId}/artifacts/{artifactId}/finalize",
     tag = "worker",
     params(
-        ("runId" = String, Path, description = "The run (`run_...`)"),
-        ("artifactId" = String, Path, description = "The artifact (`art_...`)"),
+        ("runId" = String, Path, pattern = "^run_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The run (`run_...`)"),
+        ("artifactId" = String, Path, pattern = "^art_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The artifact (`art_...`)"),
     ),
     request_body = FinalizeRequest,
     security(("worker" = [])),
     responses(
         (status = 200, description = "The settled artifact", body = ArtifactView),
+        (status = 400, description = "An id or a field is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid worker token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run or artifact", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The lease may not write the run (it ended, or another lease holds it): the artifact does not become available", body = Problem, content_type = "application/problem+json"),
@@ -251,13 +269,13 @@ pub(crate) async fn finalize_artifact(
     state: web::Data<AppState>,
     _worker: WorkerAuthenticated,
     path: web::Path<(String, String)>,
-    body: web::Json<FinalizeRequest>,
+    body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let (run_id, artifact_id) = path.into_inner();
     let run_id: RunId = path_id("runId", &run_id)?;
     let artifact_id: ArtifactId = path_id("artifactId", &artifact_id)?;
     request_id::note_run(&run_id);
-    let request = body.into_inner();
+    let request: FinalizeRequest = object_body(body.into_inner())?;
     let artifact = state
         .services
         .workers
@@ -273,12 +291,12 @@ pub(crate) async fn finalize_artifact(
     post,
     path = "/worker/runs/{runId}/complete",
     tag = "worker",
-    params(("runId" = String, Path, description = "The run (`run_...`)")),
+    params(("runId" = String, Path, pattern = "^run_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The run (`run_...`)")),
     request_body = CompleteRequest,
     security(("worker" = [])),
     responses(
         (status = 200, description = "The run as it ended", body = RunView),
-        (status = 400, description = "`failed` without an `error`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The run id or a field is malformed, or `failed` without an `error`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid worker token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The lease does not hold the run", body = Problem, content_type = "application/problem+json"),
@@ -288,11 +306,11 @@ pub(crate) async fn complete(
     state: web::Data<AppState>,
     _worker: WorkerAuthenticated,
     run_id: web::Path<String>,
-    body: web::Json<CompleteRequest>,
+    body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let run_id: RunId = path_id("runId", &run_id)?;
     request_id::note_run(&run_id);
-    let request = body.into_inner();
+    let request: CompleteRequest = object_body(body.into_inner())?;
     let completion = match (request.status, request.error) {
         (CompletionStatus::Completed, _) => Completion::Completed,
         (CompletionStatus::Failed, Some(error)) => Completion::Failed(error.into()),

@@ -30,6 +30,7 @@ pub(crate) struct WorkspacesQuery {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// The `nextCursor` of the previous page: the last workspace id it held.
+    #[param(pattern = "^ws_[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     cursor: Option<String>,
 }
 
@@ -68,7 +69,12 @@ impl WorkspacesQuery {
     request_body = CreateWorkspaceRequest,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The workspace", body = WorkspaceView),
+        (status = 201, description = "The workspace", body = WorkspaceView, links(
+            ("GetWorkspace" = (operation_id = "get_workspace", parameters(("workspaceId" = "$response.body#/workspaceId")))),
+            ("UploadArchive" = (operation_id = "upload_archive", parameters(("workspaceId" = "$response.body#/workspaceId")))),
+            ("CreateTask" = (operation_id = "create_task", request_body = json!({"workspaceId": "$response.body#/workspaceId"}))),
+            ("ListRuns" = (operation_id = "list_runs", parameters(("workspaceId" = "$response.body#/workspaceId")))),
+        )),
         (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "The caller owns as many workspaces as one user may (`limit`: `maxWorkspacesPerUser`, `max`); no `Retry-After`, as time does not lift it", body = Problem, content_type = "application/problem+json"),
@@ -126,7 +132,7 @@ pub(crate) async fn list_workspaces(
     get,
     path = "/workspaces/{workspaceId}",
     tag = "workspaces",
-    params(("workspaceId" = String, Path, description = "The workspace (`ws_...`)")),
+    params(("workspaceId" = String, Path, pattern = "^ws_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The workspace (`ws_...`)")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The workspace", body = WorkspaceView),
