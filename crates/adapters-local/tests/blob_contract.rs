@@ -13,6 +13,7 @@ use sha2::Sha256;
 use tempfile::TempDir;
 use tlao_adapters_local::FsBlobStore;
 use tlao_domain::Timestamp;
+use tlao_ports::PresignedGateway;
 use tlao_ports::testsuite::Guard;
 use tlao_ports::testsuite::blob::PresignedClient;
 use tlao_ports::{

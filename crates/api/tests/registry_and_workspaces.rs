@@ -95,8 +95,102 @@ async fn every_user_can_list_the_executors() {
             "name": "kiro",
             "kind": "kiro",
             "taskTypes": ["spec.generate", "code.change", "doc.write", "deploy.run"],
-            "config": {"binary": "kiro-cli", "preflight": false}
+            "config": {"binary": "kiro-cli", "preflight": false},
+            "sandbox": {"readPaths": [], "writePaths": [], "env": [], "network": "any"}
         }])
+    );
+}
+
+#[tokio::test]
+async fn a_record_grants_its_agent_paths_variables_and_ports_as_data() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let grants = json!({
+        "readPaths": ["~/.claude", "/opt/models"],
+        "writePaths": ["~/.cache/claude"],
+        "env": ["ANTHROPIC_API_KEY", "CLAUDE_*"],
+        "network": {"tcpPorts": [443]}
+    });
+    let record = json!({
+        "name": "claude",
+        "kind": "command",
+        "taskTypes": ["code.change"],
+        "config": {"command": ["claude", "-p", "{prompt}"]},
+        "sandbox": grants
+    });
+    let registered = app
+        .post("/executors", &app.admin.token, &record)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let registered: Value = registered.json().await.unwrap();
+    assert_eq!(registered["sandbox"], grants);
+
+    // Every user sees what each agent is granted.
+    let listed: Value = app.get_json("/executors", &alice.token).await;
+    let claude = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "claude")
+        .unwrap();
+    assert_eq!(claude["sandbox"], grants);
+    let none: Value = json!({"name": "net", "kind": "kiro", "taskTypes": ["doc.write"], "sandbox": {"network": "none"}});
+    let registered = app
+        .post("/executors", &app.admin.token, &none)
+        .send()
+        .await
+        .unwrap();
+    let registered: Value = registered.json().await.unwrap();
+    assert_eq!(
+        registered["sandbox"],
+        json!({"readPaths": [], "writePaths": [], "env": [], "network": "none"})
+    );
+}
+
+#[tokio::test]
+async fn grants_that_are_too_broad_or_reach_the_systems_own_variables_are_400_each_named() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .post(
+            "/executors",
+            &app.admin.token,
+            &json!({
+                "name": "greedy",
+                "kind": "kiro",
+                "taskTypes": ["doc.write"],
+                "sandbox": {
+                    "readPaths": ["/", "relative/path"],
+                    "writePaths": ["~", "/data/../etc"],
+                    "env": ["TLAO_AUTH__SECRET", "TL*"],
+                    "network": {"tcpPorts": [0]},
+                    "devices": ["/dev/kvm"]
+                }
+            }),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body = problem(response, StatusCode::BAD_REQUEST).await;
+    let fields = error_fields(&body);
+    for field in [
+        "sandbox.readPaths[0]",
+        "sandbox.readPaths[1]",
+        "sandbox.writePaths[0]",
+        "sandbox.writePaths[1]",
+        "sandbox.env[0]",
+        "sandbox.env[1]",
+        "sandbox.network.tcpPorts[0]",
+        "sandbox.devices",
+    ] {
+        assert!(fields.contains(&field.to_owned()), "{field}: {body}");
+    }
+    let listed: Value = app.get_json("/executors", &app.admin.token).await;
+    assert_eq!(
+        listed["items"].as_array().unwrap().len(),
+        1,
+        "nothing registered"
     );
 }
 

@@ -19,14 +19,21 @@ pub struct Boot {
     pub workspace_id: WorkspaceId,
 }
 
-/// The executors registered on first start: Kiro for every task type, and a `command`
-/// example that shows how any CLI becomes an executor by record alone.
+/// The executors registered on first start: Kiro for every task type (with the paths
+/// and variables its login needs granted), and a `command` example that shows how any
+/// CLI becomes an executor by record alone.
 pub fn default_executors() -> anyhow::Result<Vec<ExecutorDescriptor>> {
     let kiro = json!({
         "name": "kiro",
         "kind": "kiro",
         "taskTypes": ["spec.generate", "code.change", "doc.write", "deploy.run"],
-        "config": {"binary": "kiro-cli"}
+        "config": {"binary": "kiro-cli"},
+        // kiro-cli keeps its login and conversations under the user's HOME, and reads
+        // KIRO_* settings (KIRO_API_KEY among them).
+        "sandbox": {
+            "writePaths": ["~/.kiro", "~/.local/share/kiro-cli"],
+            "env": ["KIRO_*"]
+        }
     });
     let shell = json!({
         "name": "shell",

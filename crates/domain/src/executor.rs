@@ -18,6 +18,7 @@ use crate::artifact::{ArtifactName, ArtifactType};
 use crate::event::EventPayload;
 use crate::id::{RunId, WorkspaceId};
 use crate::run::{RunError, Usage};
+use crate::sandbox::SandboxGrants;
 use crate::task_spec::{TaskSpec, TaskType};
 use crate::time::Timestamp;
 use crate::validation::{Collector, ValidationErrors, kind};
@@ -168,6 +169,10 @@ pub struct ExecutorDescriptor {
     /// Its kind and configuration.
     #[serde(flatten)]
     pub config: ExecutorConfig,
+    /// What its agent may reach beyond its run (records stored before grants existed
+    /// grant nothing more).
+    #[serde(default, skip_serializing_if = "SandboxGrants::is_default")]
+    pub sandbox: SandboxGrants,
 }
 
 impl ExecutorDescriptor {
@@ -176,12 +181,12 @@ impl ExecutorDescriptor {
         self.task_types.contains(&task_type)
     }
 
-    /// Parses a registry record (`{"name","kind","taskTypes","config"}`), reporting every
-    /// bad or missing field.
+    /// Parses a registry record (`{"name","kind","taskTypes","config","sandbox"}`),
+    /// reporting every bad or missing field.
     pub fn parse(body: &Value) -> Result<ExecutorDescriptor, ValidationErrors> {
         let mut errors = Collector::new();
         let descriptor = errors.object("", body).and_then(|map| {
-            errors.reject_unknown("", map, &["name", "kind", "taskTypes", "config"]);
+            errors.reject_unknown("", map, &["name", "kind", "taskTypes", "config", "sandbox"]);
             parse_descriptor(&mut errors, map)
         });
         errors.finish(descriptor)
@@ -215,10 +220,12 @@ fn parse_descriptor(
         }
         _ => None,
     };
+    let sandbox = SandboxGrants::parse_field(errors, map.get("sandbox"));
     Some(ExecutorDescriptor {
         name: name?,
         task_types: task_types?,
         config: config?,
+        sandbox: sandbox?,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod guardrails;
 pub mod id;
 pub mod keys;
 pub mod run;
+pub mod sandbox;
 pub mod tar_scan;
 pub mod task;
 pub mod task_spec;
@@ -34,6 +35,7 @@ pub use keys::{Key, KeyPrefix};
 pub use run::{
     Fenced, Run, RunError, RunErrorCode, RunStatus, SequenceGap, Transition, TransitionError, Usage,
 };
+pub use sandbox::{EnvGrant, GrantedPath, NetworkPolicy, SandboxGrants};
 pub use task::Task;
 pub use task_spec::{Constraints, ExpectedOutput, NewTask, Prompt, TaskInput, TaskSpec, TaskType};
 pub use time::{Timestamp, UtcDate};

@@ -192,15 +192,39 @@ fn executor() -> impl Strategy<Value = ExecutorDescriptor> {
                 max_run_seconds,
             })
         });
+    let path =
+        "(~|)/[a-z.]{1,8}(/[a-z_-]{1,8}){0,2}".prop_map(|p| p.parse::<GrantedPath>().unwrap());
+    let network = prop_oneof![
+        Just(NetworkPolicy::Any),
+        Just(NetworkPolicy::None),
+        btree_set(1u16..=u16::MAX, 0..4).prop_map(NetworkPolicy::TcpPorts),
+    ];
+    let sandbox = (
+        vec(path.clone(), 0..3),
+        vec(path, 0..3),
+        vec(
+            "[A-S][A-Z_]{0,8}\\*?".prop_map(|n| n.parse::<EnvGrant>().unwrap()),
+            0..3,
+        ),
+        network,
+    )
+        .prop_map(|(read_paths, write_paths, env, network)| SandboxGrants {
+            read_paths,
+            write_paths,
+            env,
+            network,
+        });
     (
         executor_name(),
         btree_set(task_type(), 1..4),
         prop_oneof![kiro, command],
+        sandbox,
     )
-        .prop_map(|(name, task_types, config)| ExecutorDescriptor {
+        .prop_map(|(name, task_types, config, sandbox)| ExecutorDescriptor {
             name,
             task_types: task_types.into_iter().collect::<BTreeSet<_>>(),
             config,
+            sandbox,
         })
 }
 

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tlao_domain::{ExecutorConfig, ExecutorDescriptor, ValidationErrors};
 
 use crate::names::{ExecutorKindName, TaskTypeName};
+use crate::sandbox::SandboxGrantsBody;
 
 /// A text with something besides white space (Unicode `White_Space`, what Rust's `trim`
 /// removes): the pattern of every "not blank" string of the wire.
@@ -73,6 +74,9 @@ pub struct RegisterKiroExecutor {
     /// Its configuration; every field has a default, so it may be left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<KiroConfigBody>,
+    /// What its agent may reach beyond its run; nothing more by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxGrantsBody>,
 }
 
 /// The configuration of a `kiro` executor.
@@ -120,6 +124,9 @@ pub struct RegisterCommandExecutor {
     pub task_types: Vec<TaskTypeName>,
     /// Its configuration: at least the argv template.
     pub config: CommandConfigBody,
+    /// What its agent may reach beyond its run; nothing more by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxGrantsBody>,
 }
 
 /// How a `command` executor receives the prompt.
@@ -211,6 +218,10 @@ pub struct ExecutorView {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object, required = true))]
     pub config: Value,
+    /// What its agent may reach beyond its run (records from before grants: nothing).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub sandbox: SandboxGrantsBody,
 }
 
 impl From<&ExecutorDescriptor> for ExecutorView {
@@ -227,6 +238,7 @@ impl From<&ExecutorDescriptor> for ExecutorView {
             kind,
             task_types: descriptor.task_types.iter().map(|t| (*t).into()).collect(),
             config: config.unwrap_or(Value::Null),
+            sandbox: SandboxGrantsBody::from(&descriptor.sandbox),
         }
     }
 }
@@ -239,6 +251,7 @@ impl ExecutorView {
             "kind": self.kind,
             "taskTypes": self.task_types,
             "config": self.config,
+            "sandbox": self.sandbox,
         }))
     }
 }

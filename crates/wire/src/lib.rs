@@ -28,6 +28,7 @@ pub mod health;
 pub mod names;
 pub mod problem;
 pub mod runs;
+pub mod sandbox;
 #[cfg(feature = "openapi")]
 mod schema;
 pub mod tasks;
@@ -48,6 +49,7 @@ pub use names::{
 };
 pub use problem::{FenceReason, FieldErrorView, Problem};
 pub use runs::{CreateRunRequest, RunErrorView, RunList, RunView, UsageView};
+pub use sandbox::{NetworkPolicyBody, SandboxGrantsBody};
 pub use tasks::{
     ConstraintsBody, CreateTaskRequest, ExpectedOutputBody, TaskInputBody, TaskSpecView, TaskView,
 };

@@ -13,6 +13,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::names::LogStreamName;
 use crate::runs::{RunErrorView, UsageView};
+use crate::sandbox::NetworkPolicyBody;
 use crate::worker::{CompleteRequest, WorkerEvent};
 
 /// The pattern of a lease id (`lease_` and a ULID).
@@ -169,6 +170,34 @@ impl PartialSchema for CompleteRequest {
                     &["completed", "timed_out", "cancelled"],
                 )
                 .property("error", error_or_null),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for NetworkPolicyBody {}
+
+impl PartialSchema for NetworkPolicyBody {
+    /// `"any"`, `"none"`, or an object with only `tcpPorts`.
+    fn schema() -> RefOr<Schema> {
+        let port = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(65535));
+        let ports = utoipa::openapi::schema::ArrayBuilder::new()
+            .items(port)
+            .max_items(Some(tlao_domain::sandbox::MAX_GRANTS))
+            .description(Some("The TCP ports the agent may connect to."));
+        OneOfBuilder::new()
+            .description(Some(
+                "Where the agent may connect: `any` (the default), `none`, or only the \
+                 listed TCP ports.",
+            ))
+            .item(one_of_strings(&["any", "none"]))
+            .item(
+                closed_object("TCP connections to these ports only; no binds.")
+                    .property("tcpPorts", ports)
+                    .required("tcpPorts"),
             )
             .into()
     }

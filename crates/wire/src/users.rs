@@ -96,7 +96,7 @@ pub struct CreatedApiKey {
     #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^key_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub key_id: KeyId,
     /// Whose key it is.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^usr_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub user_id: UserId,
     /// The API key; shown once, never stored in clear.
     pub api_key: String,

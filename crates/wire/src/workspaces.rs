@@ -89,6 +89,10 @@ pub struct WorkspaceList {
     pub items: Vec<WorkspaceView>,
     /// Pass as `cursor` for the next page; null on the last page.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^ws_[0-7][0-9A-HJKMNP-TV-Z]{25}$", required = true)
+    )]
     pub next_cursor: Option<String>,
 }
 

@@ -13,7 +13,10 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
-use tlao_domain::{ExecutorConfig, ExecutorDescriptor, Run, RunStatus, Timestamp, Workspace};
+use tlao_domain::{
+    ExecutorConfig, ExecutorDescriptor, NetworkPolicy, Run, RunStatus, SandboxGrants, Timestamp,
+    Workspace,
+};
 use tlao_orchestrator::{RunFilter, WorkspaceSummary};
 
 use super::page::{self, Ctx, Nav, PageError};
@@ -167,6 +170,7 @@ fn executors_section(executors: &[ExecutorDescriptor], runs: &[&Run], now: Times
                             th scope="col" { "Executor" }
                             th scope="col" { "Kind" }
                             th scope="col" { "Task types" }
+                            th scope="col" { "Sandbox grants" }
                             th scope="col" { "Health" }
                             th scope="col" { "Last used" }
                         }
@@ -286,12 +290,51 @@ fn executor_row(executor: &ExecutorDescriptor, runs: &[&Run], now: Timestamp) ->
             th scope="row" { (executor.name) }
             td { (executor.config.kind()) }
             td { (executor.task_types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")) }
+            td { (grants(&executor.sandbox)) }
             td {
                 span class={ "badge " (health.class) } { (health.label) }
                 br;
                 span class="muted" { (health.detail) }
             }
             td { (page::maybe_time(last_used)) }
+        }
+    }
+}
+
+/// What a record grants its agent beyond its run, one line per kind; "none" when it
+/// grants nothing more (the network line shows only when it is restricted).
+fn grants(grants: &SandboxGrants) -> Markup {
+    let list = |items: Vec<String>| items.join(", ");
+    let network = match &grants.network {
+        NetworkPolicy::Any => None,
+        NetworkPolicy::None => Some("none".to_owned()),
+        NetworkPolicy::TcpPorts(ports) => Some(format!(
+            "TCP ports {}",
+            list(ports.iter().map(u16::to_string).collect())
+        )),
+    };
+    let lines = [
+        (
+            "read",
+            list(grants.read_paths.iter().map(ToString::to_string).collect()),
+        ),
+        (
+            "write",
+            list(grants.write_paths.iter().map(ToString::to_string).collect()),
+        ),
+        (
+            "env",
+            list(grants.env.iter().map(ToString::to_string).collect()),
+        ),
+        ("network", network.unwrap_or_default()),
+    ];
+    html! {
+        @if grants.is_default() {
+            span class="muted" { "none" }
+        }
+        @for (label, text) in lines.iter().filter(|(_, text)| !text.is_empty()) {
+            span class="grant" { span class="muted" { (label) ": " } code { (text) } }
+            br;
         }
     }
 }

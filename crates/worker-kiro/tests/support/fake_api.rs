@@ -158,6 +158,7 @@ impl FakeApi {
                 name: "test-executor".parse().unwrap(),
                 task_types: BTreeSet::from([task_type]),
                 config: executor,
+                sandbox: Default::default(),
             }),
             task_spec_key: "workspaces/ws/runs/run/taskspec.json".into(),
             task_spec_url: signed("/blobs/spec"),

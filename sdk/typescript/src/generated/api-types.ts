@@ -36,6 +36,9 @@ export interface ArchiveView {
   size: number;
 }
 
+/** An artifact's id (`art_` and a ULID), for the document where ids are listed. */
+export type ArtifactId = string;
+
 /** A run's artifacts, in the order they were produced. */
 export interface ArtifactList {
   /** The artifacts. */
@@ -86,6 +89,21 @@ export interface ArtifactView {
  */
 export type Binary = Uint8Array;
 
+/** The configuration of a `command` executor. */
+export interface CommandConfigBody {
+  /** The argv template, program first (not blank); `{prompt}`, `{workdir}` and `{outdir}` are substituted. */
+  command: Array<string>;
+  /** Extra environment variables: names not empty, without `=` or NUL, not starting with a digit. */
+  env?: Record<string, unknown> | null | undefined;
+  /** A run duration limit below the guardrail, in seconds. */
+  maxRunSeconds?: number | null | undefined;
+  /** How the prompt is passed; `arg` by default. */
+  promptVia?: PromptViaName | null | undefined;
+}
+
+/** The `kind` of a `command` executor record. */
+export type CommandKind = "command";
+
 /** Limits within the server's guardrails. */
 export interface ConstraintsBody {
   /** A run duration limit below the guardrail, in seconds (at least 1). */
@@ -124,13 +142,19 @@ export interface CreateTaskRequest {
 
 /** The body of `POST /users`. */
 export interface CreateUserRequest {
-  /** A display name, 1 to 100 characters. */
+  /**
+   * A display name: 1 to 100 characters once white space around it is trimmed, no
+   * control characters.
+   */
   name: string;
 }
 
 /** The body of `POST /workspaces`. */
 export interface CreateWorkspaceRequest {
-  /** A display name, 1 to 100 characters. */
+  /**
+   * A display name: 1 to 100 characters once white space around it is trimmed, no
+   * control characters.
+   */
   name: string;
 }
 
@@ -152,7 +176,7 @@ export interface CreatedUser {
   apiKey: string;
   /** The key's id (`key_...`), which lists and revokes it. */
   keyId: string;
-  /** The user's id. */
+  /** The user's id (`usr_...`). */
   userId: string;
 }
 
@@ -173,6 +197,8 @@ export interface ExecutorView {
   kind: ExecutorKindName;
   /** Its unique name. */
   name: string;
+  /** What its agent may reach beyond its run (records from before grants: nothing). */
+  sandbox: SandboxGrantsBody;
   /** The task types it serves. */
   taskTypes: Array<TaskTypeName>;
 }
@@ -205,8 +231,34 @@ export interface Health {
   status: string;
 }
 
+/** The configuration of a `kiro` executor. */
+export interface KiroConfigBody {
+  /** The Kiro agent to use (`--agent`). */
+  agent?: string | null | undefined;
+  /**
+   * The kiro-cli binary, a path or a name on the worker's `PATH`; `kiro-cli` by
+   * default. Not blank.
+   */
+  binary?: string | null | undefined;
+  /** Extra arguments passed to `kiro-cli chat`. */
+  extraArgs?: Array<string> | null | undefined;
+  /** A run duration limit below the guardrail, in seconds. */
+  maxRunSeconds?: number | null | undefined;
+  /** Whether to check `kiro-cli whoami` before running; false by default. */
+  preflight?: boolean | null | undefined;
+}
+
+/** The `kind` of a `kiro` executor record. */
+export type KiroKind = "kiro";
+
 /** Which output a log line came from. */
 export type LogStreamName = "stdout" | "stderr" | "system";
+
+/** Where the agent may connect: `any` (the default), `none`, or only the listed TCP ports. */
+export type NetworkPolicyBody = ("any" | "none") | {
+  /** The TCP ports the agent may connect to. */
+  tcpPorts: Array<number>;
+};
 
 /** Why a request failed. */
 export interface Problem {
@@ -248,15 +300,40 @@ export interface Problem {
   type: string;
 }
 
-/** The body of `POST /executors`; every bad field is reported at once. */
-export interface RegisterExecutorRequest {
-  /** The kind's configuration. */
-  config: Record<string, unknown>;
-  /** The kind. */
-  kind: ExecutorKindName;
+/** How a `command` executor receives the prompt. */
+export type PromptViaName = "arg" | "stdin";
+
+/** A `command` executor: any CLI, from an argv template. */
+export interface RegisterCommandExecutor {
+  /** Its configuration: at least the argv template. */
+  config: CommandConfigBody;
+  /** `command`. */
+  kind: CommandKind;
   /** A unique name: 1 to 63 of `a-z`, `0-9`, `-`, starting with a letter. */
   name: string;
-  /** The task types it serves; at least one. */
+  /** What its agent may reach beyond its run; nothing more by default. */
+  sandbox?: SandboxGrantsBody | null | undefined;
+  /** The task types it serves; at least one (repeats count once). */
+  taskTypes: Array<TaskTypeName>;
+}
+
+/**
+ * The body of `POST /executors`: a `kiro` or a `command` executor record, told apart by
+ * `kind`. The server reads it with the domain's parser, which names every bad field.
+ */
+export type RegisterExecutorRequest = RegisterKiroExecutor | RegisterCommandExecutor;
+
+/** A `kiro` executor: the Kiro CLI. */
+export interface RegisterKiroExecutor {
+  /** Its configuration; every field has a default, so it may be left out. */
+  config?: KiroConfigBody | null | undefined;
+  /** `kiro`. */
+  kind: KiroKind;
+  /** A unique name: 1 to 63 of `a-z`, `0-9`, `-`, starting with a letter. */
+  name: string;
+  /** What its agent may reach beyond its run; nothing more by default. */
+  sandbox?: SandboxGrantsBody | null | undefined;
+  /** The task types it serves; at least one (repeats count once). */
   taskTypes: Array<TaskTypeName>;
 }
 
@@ -331,7 +408,10 @@ export type RunEvent = {
 export interface RunList {
   /** The runs. */
   items: Array<RunView>;
-  /** Pass as `cursor` for the next page; null on the last page. */
+  /**
+   * Pass as `cursor` for the next page (the last run id of this one); null on the
+   * last page.
+   */
   nextCursor?: string | null | undefined;
 }
 
@@ -341,7 +421,7 @@ export type RunStatusName = "queued" | "running" | "completed" | "failed" | "tim
 /** A run. */
 export interface RunView {
   /** The artifacts it produced, in order. */
-  artifactIds: Array<string>;
+  artifactIds: Array<ArtifactId>;
   /** When it was queued (RFC 3339). */
   createdAt: string;
   /** When it must be over; set when it starts. */
@@ -384,6 +464,23 @@ export interface RunView {
 }
 
 /**
+ * What an executor's agent may reach beyond its run: paths under the worker's HOME
+ * (`~/...`) or absolute, environment variables passed through by name (a trailing `*`
+ * matches a prefix; never `TLAO_*`), and the network. Every field may be left out; the
+ * default grants nothing more and leaves the network open (`any`).
+ */
+export interface SandboxGrantsBody {
+  /** Variable names (a trailing `*` matches a prefix); never `TLAO_*`. */
+  env: Array<string>;
+  /** Where the agent may connect. */
+  network: NetworkPolicyBody;
+  /** Paths, absolute or under the worker's HOME (`~/...`); not `/` or `~` alone. */
+  readPaths: Array<string>;
+  /** Paths, absolute or under the worker's HOME (`~/...`); not `/` or `~` alone. */
+  writePaths: Array<string>;
+}
+
+/**
  * The data of the terminal `end` message: the run is over and every event up to
  * `lastSeq` was sent; the server closes the stream after it.
  */
@@ -394,11 +491,29 @@ export interface StreamEnd {
   status: RunStatusName;
 }
 
+/** One message of a run's event stream, as an SSE client reads it: `event` names it, `id` is a sequence number and `data` a JSON text. */
+export type StreamMessage = {
+  /** The JSON text of the message */
+  data: string;
+  event: "log" | "progress" | "status" | "artifact" | "truncated";
+  /** The sequence number (the resume point) */
+  id: string;
+} | {
+  /** The JSON text of the message */
+  data: string;
+  event: "end";
+  /** The sequence number (the resume point) */
+  id: string;
+};
+
 /** What the executor works on. */
 export interface TaskInputBody {
   /** An uploaded archive of the same workspace (`arc_...`). */
   archiveId?: string | null | undefined;
-  /** The instruction to the agent; not blank, at most 64 KiB of UTF-8. */
+  /**
+   * The instruction to the agent; not blank (not only white space), at most 64 KiB
+   * of UTF-8, without control characters other than tab, newline and carriage return.
+   */
   prompt: string;
 }
 
@@ -443,7 +558,7 @@ export interface TokenResponse {
   expiresAt: string;
   /** The JWT, for `Authorization: Bearer <token>`. */
   token: string;
-  /** Whose token it is. */
+  /** Whose token it is (`usr_...`). */
   userId: string;
 }
 
@@ -482,7 +597,7 @@ export interface WorkspaceList {
   /** The workspaces. */
   items: Array<WorkspaceView>;
   /** Pass as `cursor` for the next page; null on the last page. */
-  nextCursor?: string | null | undefined;
+  nextCursor: string | null;
 }
 
 /** A workspace. */
@@ -551,6 +666,10 @@ export interface Operations {
       400: Problem;
       /** The API key is not valid */
       401: Problem;
+      /** The body is larger than the server's JSON limit (`maxBytes`) */
+      413: Problem;
+      /** The body is not declared JSON: send `Content-Type: application/json` */
+      415: Problem;
     };
   };
   /** Every registered executor, by name. */
@@ -587,6 +706,10 @@ export interface Operations {
       403: Problem;
       /** The name is taken */
       409: Problem;
+      /** The body is larger than the server's JSON limit (`maxBytes`) */
+      413: Problem;
+      /** The body is not declared JSON: send `Content-Type: application/json` */
+      415: Problem;
     };
   };
   /** Removes an executor (administrators only). Runs queued for it stay queued. */
@@ -696,7 +819,7 @@ export interface Operations {
     query: Record<string, never>;
     headers: {
       /** Makes a retry return the first run and create nothing; reusing it with another body is a 409 */
-      "Idempotency-Key"?: string | null | undefined;
+      "Idempotency-Key"?: string | undefined;
     };
     requestBody: CreateRunRequest;
     responses: {
@@ -712,6 +835,10 @@ export interface Operations {
       404: Problem;
       /** The Idempotency-Key was used with another body */
       409: Problem;
+      /** The body is larger than the server's JSON limit (`maxBytes`) */
+      413: Problem;
+      /** The body is not declared JSON: send `Content-Type: application/json` */
+      415: Problem;
       /** No executor serves the task type (`taskType`), or the requested one does not */
       422: Problem;
       /** The workspace used its daily quota, or the caller theirs across their workspaces (`limit`: `dailyRunQuota` or `dailyRunQuotaPerUser`, `max`, `retryAfterSeconds`, `Retry-After`) */
@@ -815,11 +942,11 @@ export interface Operations {
     };
     headers: {
       /** Resume after this sequence number (the last `id:` received) */
-      "Last-Event-ID"?: number | null | undefined;
+      "Last-Event-ID"?: number | undefined;
     };
     requestBody: never;
     responses: {
-      /** The event stream: one message per stored event (`id:` its `seq`, `event:` its `type`, `data:` a `RunEvent`), then one `end` message whose data is a `StreamEnd`; `: keep-alive` comments in between */
+      /** The event stream: one message per stored event (`id:` its `seq`, `event:` its `type`, `data:` a `RunEvent`), then one `end` message whose data is a `StreamEnd`; `: keep-alive` comments in between. The schema describes each message (`StreamMessage`). */
       200: string;
       /** The id, `after` or `Last-Event-ID` is malformed */
       400: Problem;
@@ -839,7 +966,7 @@ export interface Operations {
     query: Record<string, never>;
     headers: {
       /** Makes a retry return the first task and create nothing; reusing it with another body is a 409 */
-      "Idempotency-Key"?: string | null | undefined;
+      "Idempotency-Key"?: string | undefined;
     };
     requestBody: CreateTaskRequest;
     responses: {
@@ -851,10 +978,14 @@ export interface Operations {
       401: Problem;
       /** The caller is not a member of the workspace */
       403: Problem;
-      /** No such workspace */
+      /** No such workspace, or no such archive in it (`input.archiveId`) */
       404: Problem;
       /** The Idempotency-Key was used with another body */
       409: Problem;
+      /** The body is larger than the server's JSON limit (`maxBytes`) */
+      413: Problem;
+      /** The body is not declared JSON: send `Content-Type: application/json` */
+      415: Problem;
     };
   };
   /** A task of a workspace the caller belongs to. */
@@ -898,6 +1029,10 @@ export interface Operations {
       401: Problem;
       /** The caller is not an administrator */
       403: Problem;
+      /** The body is larger than the server's JSON limit (`maxBytes`) */
+      413: Problem;
+      /** The body is not declared JSON: send `Content-Type: application/json` */
+      415: Problem;
     };
   };
   /**
@@ -1021,6 +1156,10 @@ export interface Operations {
       400: Problem;
       /** No valid token */
       401: Problem;
+      /** The body is larger than the server's JSON limit (`maxBytes`) */
+      413: Problem;
+      /** The body is not declared JSON: send `Content-Type: application/json` */
+      415: Problem;
       /** The caller owns as many workspaces as one user may (`limit`: `maxWorkspacesPerUser`, `max`); no `Retry-After`, as time does not lift it */
       429: Problem;
     };
