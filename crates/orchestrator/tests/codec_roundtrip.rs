@@ -193,7 +193,7 @@ fn executor() -> impl Strategy<Value = ExecutorDescriptor> {
             })
         });
     let path =
-        "(~|)/[a-z.]{1,8}(/[a-z_-]{1,8}){0,2}".prop_map(|p| p.parse::<GrantedPath>().unwrap());
+        "(~|)/[a-z][a-z.]{0,7}(/[a-z_-]{1,8}){0,2}".prop_map(|p| p.parse::<GrantedPath>().unwrap());
     let network = prop_oneof![
         Just(NetworkPolicy::Any),
         Just(NetworkPolicy::None),
