@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tlao_domain::{ExecutorConfig, ExecutorDescriptor, ValidationErrors};
 
 use crate::names::{ExecutorKindName, TaskTypeName};
-use crate::sandbox::SandboxGrantsBody;
+use crate::sandbox::{SandboxGrantsBody, SandboxGrantsView};
 
 /// A text with something besides white space (Unicode `White_Space`, what Rust's `trim`
 /// removes): the pattern of every "not blank" string of the wire.
@@ -221,7 +221,7 @@ pub struct ExecutorView {
     /// What its agent may reach beyond its run (records from before grants: nothing).
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(required = true))]
-    pub sandbox: SandboxGrantsBody,
+    pub sandbox: SandboxGrantsView,
 }
 
 impl From<&ExecutorDescriptor> for ExecutorView {
@@ -238,7 +238,7 @@ impl From<&ExecutorDescriptor> for ExecutorView {
             kind,
             task_types: descriptor.task_types.iter().map(|t| (*t).into()).collect(),
             config: config.unwrap_or(Value::Null),
-            sandbox: SandboxGrantsBody::from(&descriptor.sandbox),
+            sandbox: SandboxGrantsView::from(&descriptor.sandbox),
         }
     }
 }

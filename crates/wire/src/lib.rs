@@ -49,7 +49,7 @@ pub use names::{
 };
 pub use problem::{FenceReason, FieldErrorView, Problem};
 pub use runs::{CreateRunRequest, RunErrorView, RunList, RunView, UsageView};
-pub use sandbox::{NetworkPolicyBody, SandboxGrantsBody};
+pub use sandbox::{NetworkPolicyBody, SandboxGrantsBody, SandboxGrantsView};
 pub use tasks::{
     ConstraintsBody, CreateTaskRequest, ExpectedOutputBody, TaskInputBody, TaskSpecView, TaskView,
 };

@@ -5,14 +5,13 @@
 use serde::{Deserialize, Serialize};
 use tlao_domain::{NetworkPolicy, SandboxGrants};
 
-/// What an executor's agent may reach beyond its run: paths under the worker's HOME
-/// (`~/...`) or absolute, environment variables passed through by name (a trailing `*`
-/// matches a prefix; never `TLAO_*`), and the network. Every field may be left out; the
-/// default grants nothing more and leaves the network open (`any`).
+/// What an executor's agent may reach beyond its run, as a record shows it: paths
+/// under the worker's HOME (`~/...`) or absolute, environment variables passed through
+/// by name (a trailing `*` matches a prefix; never `TLAO_*`), and the network.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SandboxGrantsBody {
+#[serde(rename_all = "camelCase")]
+pub struct SandboxGrantsView {
     /// Paths the agent may read (and execute) beneath.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(schema_with = path_list_schema, required = true))]
@@ -31,6 +30,30 @@ pub struct SandboxGrantsBody {
     pub network: NetworkPolicyBody,
 }
 
+/// The `sandbox` of an executor record being registered: every field may be left out
+/// (or null); the default grants nothing more and leaves the network open (`any`).
+/// The server reads it with the domain's parser, which names every bad entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SandboxGrantsBody {
+    /// Paths the agent may read (and execute) beneath.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = nullable_path_list_schema))]
+    pub read_paths: Option<Vec<String>>,
+    /// Paths the agent may read and write beneath.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = nullable_path_list_schema))]
+    pub write_paths: Option<Vec<String>>,
+    /// Variables of the worker's environment passed to the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = nullable_env_list_schema))]
+    pub env: Option<Vec<String>>,
+    /// Where the agent may connect; `any` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkPolicyBody>,
+}
+
 /// Where an agent may connect: `"any"` (the default), `"none"`, or `{"tcpPorts": [...]}`
 /// (TCP connections to those ports only). Its schema is written out in `schema.rs`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,10 +68,10 @@ pub enum NetworkPolicyBody {
     TcpPorts(Vec<u16>),
 }
 
-impl From<&SandboxGrants> for SandboxGrantsBody {
+impl From<&SandboxGrants> for SandboxGrantsView {
     fn from(grants: &SandboxGrants) -> Self {
         let strings = |items: &[_]| items.iter().map(ToString::to_string).collect();
-        SandboxGrantsBody {
+        SandboxGrantsView {
             read_paths: strings(&grants.read_paths),
             write_paths: strings(&grants.write_paths),
             env: grants.env.iter().map(ToString::to_string).collect(),
@@ -80,7 +103,7 @@ fn string_list_schema(
     pattern: &str,
     max_length: usize,
     description: &str,
-) -> utoipa::openapi::Array {
+) -> utoipa::openapi::schema::ArrayBuilder {
     use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
     ArrayBuilder::new()
         .items(
@@ -91,25 +114,61 @@ fn string_list_schema(
         )
         .max_items(Some(tlao_domain::sandbox::MAX_GRANTS))
         .description(Some(description))
-        .build()
+}
+
+#[cfg(feature = "openapi")]
+const PATHS: &str = "Paths, absolute or under the worker's HOME (`~/...`); not `/` or `~` alone.";
+#[cfg(feature = "openapi")]
+const NAMES: &str = "Variable names (a trailing `*` matches a prefix); never `TLAO_*`.";
+
+#[cfg(feature = "openapi")]
+fn path_list(nullable: bool) -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    let list = string_list_schema(
+        PATH_PATTERN,
+        tlao_domain::sandbox::MAX_GRANTED_PATH_CHARS,
+        PATHS,
+    );
+    match nullable {
+        true => list.schema_type(SchemaType::from_iter([Type::Array, Type::Null])),
+        false => list,
+    }
+    .build()
+}
+
+#[cfg(feature = "openapi")]
+fn env_list(nullable: bool) -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    let list = string_list_schema(
+        ENV_PATTERN,
+        tlao_domain::sandbox::MAX_ENV_NAME_BYTES + 1,
+        NAMES,
+    );
+    match nullable {
+        true => list.schema_type(SchemaType::from_iter([Type::Array, Type::Null])),
+        false => list,
+    }
+    .build()
 }
 
 #[cfg(feature = "openapi")]
 fn path_list_schema() -> utoipa::openapi::Array {
-    string_list_schema(
-        PATH_PATTERN,
-        tlao_domain::sandbox::MAX_GRANTED_PATH_CHARS,
-        "Paths, absolute or under the worker's HOME (`~/...`); not `/` or `~` alone.",
-    )
+    path_list(false)
+}
+
+#[cfg(feature = "openapi")]
+fn nullable_path_list_schema() -> utoipa::openapi::Array {
+    path_list(true)
 }
 
 #[cfg(feature = "openapi")]
 fn env_list_schema() -> utoipa::openapi::Array {
-    string_list_schema(
-        ENV_PATTERN,
-        tlao_domain::sandbox::MAX_ENV_NAME_BYTES + 1,
-        "Variable names (a trailing `*` matches a prefix); never `TLAO_*`.",
-    )
+    env_list(false)
+}
+
+#[cfg(feature = "openapi")]
+fn nullable_env_list_schema() -> utoipa::openapi::Array {
+    env_list(true)
 }
 
 #[cfg(test)]

@@ -600,7 +600,9 @@ describe("executors", () => {
   });
 
   test("400: registerExecutor names every invalid field", async () => {
-    const error = await rejection(client.registerExecutor({ name: "Bad Name", kind: "command", taskTypes: [], config: {} }));
+    // Invalid on purpose, past the types (a JavaScript caller has none): the server names each field.
+    const invalid = { name: "Bad Name", kind: "command", taskTypes: [], config: {} } as unknown as Parameters<typeof client.registerExecutor>[0];
+    const error = await rejection(client.registerExecutor(invalid));
     assertApiError(error, 400, "urn:tlao:problem:invalid-request");
     const fields = error.errors.map((e) => e.field);
     assert.ok(fields.includes("name") && fields.includes("taskTypes"), fields.join());

@@ -198,7 +198,7 @@ export interface ExecutorView {
   /** Its unique name. */
   name: string;
   /** What its agent may reach beyond its run (records from before grants: nothing). */
-  sandbox: SandboxGrantsBody;
+  sandbox: SandboxGrantsView;
   /** The task types it serves. */
   taskTypes: Array<TaskTypeName>;
 }
@@ -464,12 +464,27 @@ export interface RunView {
 }
 
 /**
- * What an executor's agent may reach beyond its run: paths under the worker's HOME
- * (`~/...`) or absolute, environment variables passed through by name (a trailing `*`
- * matches a prefix; never `TLAO_*`), and the network. Every field may be left out; the
- * default grants nothing more and leaves the network open (`any`).
+ * The `sandbox` of an executor record being registered: every field may be left out
+ * (or null); the default grants nothing more and leaves the network open (`any`).
+ * The server reads it with the domain's parser, which names every bad entry.
  */
 export interface SandboxGrantsBody {
+  /** Variable names (a trailing `*` matches a prefix); never `TLAO_*`. */
+  env?: Array<string> | null | undefined;
+  /** Where the agent may connect; `any` by default. */
+  network?: NetworkPolicyBody | null | undefined;
+  /** Paths, absolute or under the worker's HOME (`~/...`); not `/` or `~` alone. */
+  readPaths?: Array<string> | null | undefined;
+  /** Paths, absolute or under the worker's HOME (`~/...`); not `/` or `~` alone. */
+  writePaths?: Array<string> | null | undefined;
+}
+
+/**
+ * What an executor's agent may reach beyond its run, as a record shows it: paths
+ * under the worker's HOME (`~/...`) or absolute, environment variables passed through
+ * by name (a trailing `*` matches a prefix; never `TLAO_*`), and the network.
+ */
+export interface SandboxGrantsView {
   /** Variable names (a trailing `*` matches a prefix); never `TLAO_*`. */
   env: Array<string>;
   /** Where the agent may connect. */
