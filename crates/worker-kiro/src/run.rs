@@ -17,6 +17,7 @@
 //!    the run with `upload_failed`.
 //! 4. Every event is flushed, the run directory is removed, and the run is completed.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -35,6 +36,7 @@ use tlao_sdk::{WorkerClient, WorkerClientError};
 use tokio::io::AsyncWriteExt;
 
 use crate::config::WorkerConfig;
+use crate::confine::{Confinement, describe};
 use crate::events::{ChannelSink, Control, EventShipper, ShipperConfig, stopped};
 use crate::executors::executor_for;
 use crate::extract::{ExtractLimits, extract_archive_file};
@@ -441,7 +443,26 @@ async fn drive(
         };
     }
 
-    let executor = executor_for(&descriptor);
+    let confinement = match describe(config.sandbox, tlao_sandbox::support()) {
+        Ok(line) => {
+            sink.system(line);
+            let mut hidden = vec![config.work_root.clone()];
+            hidden.extend(config.protected.iter().cloned());
+            match Confinement::for_run(config.sandbox, config.grants.clone(), dir, hidden) {
+                Ok(confinement) => Arc::new(confinement),
+                Err(error) => {
+                    let message = format!("cannot prepare the agent's home directory: {error}");
+                    sink.system(message.clone());
+                    return Ending::failed(RunErrorCode::Internal, message);
+                }
+            }
+        }
+        Err(message) => {
+            sink.system(message.clone());
+            return Ending::failed(RunErrorCode::ExecutorUnavailable, message);
+        }
+    };
+    let executor = executor_for(&descriptor, Some(confinement));
     let (workdir, outdir) = (dir.work(), dir.out());
     let context = ExecutionContext {
         run_id: &run.run_id,

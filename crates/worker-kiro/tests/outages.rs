@@ -28,7 +28,7 @@ fn shell(script: &str) -> ExecutorConfig {
 }
 
 fn worker(api: &FakeApi, work_root: &Path) -> WorkerConfig {
-    WorkerConfig::new(api.url.clone(), TOKEN, work_root)
+    support::sandboxed_worker(&api.url, TOKEN, work_root)
 }
 
 /// The lines the fake applied that start with `prefix`, in order.

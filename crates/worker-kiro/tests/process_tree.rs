@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use support::fake_api::{FakeApi, TOKEN};
 use tlao_domain::{CommandConfig, ExecutorConfig, PromptVia, RunStatus, TaskType};
-use tlao_worker_kiro::{WorkerConfig, run_once};
+use tlao_worker_kiro::run_once;
 
 /// How long a killed process may take to be gone from `/proc`.
 const DEATH: Duration = Duration::from_secs(3);
@@ -105,7 +105,7 @@ async fn a_daemon_the_agent_started_dies_when_the_run_completes() {
         None,
         60_000,
     );
-    let config = WorkerConfig::new(api.url.clone(), TOKEN, tmp.path().join("runs"));
+    let config = support::sandboxed_worker(&api.url, TOKEN, &tmp.path().join("runs"));
 
     let summary = tokio::time::timeout(Duration::from_secs(20), run_once(&config, Duration::ZERO))
         .await
@@ -138,7 +138,7 @@ async fn a_daemon_the_agent_started_dies_when_the_run_is_cancelled() {
         None,
         60_000,
     );
-    let mut config = WorkerConfig::new(api.url.clone(), TOKEN, tmp.path().join("runs"));
+    let mut config = support::sandboxed_worker(&api.url, TOKEN, &tmp.path().join("runs"));
     config.heartbeat_interval = Duration::from_millis(200);
     let run = tokio::spawn({
         let config = config.clone();
@@ -186,7 +186,7 @@ async fn a_daemon_the_agent_started_dies_when_the_run_times_out() {
         None,
         2_000,
     );
-    let config = WorkerConfig::new(api.url.clone(), TOKEN, tmp.path().join("runs"));
+    let config = support::sandboxed_worker(&api.url, TOKEN, &tmp.path().join("runs"));
     let started = Instant::now();
 
     let summary = tokio::time::timeout(Duration::from_secs(10), run_once(&config, Duration::ZERO))

@@ -42,7 +42,7 @@ fn shell(script: &str) -> ExecutorConfig {
 }
 
 fn worker(api: &FakeApi, work_root: &Path) -> WorkerConfig {
-    WorkerConfig::new(api.url.clone(), TOKEN, work_root)
+    support::sandboxed_worker(&api.url, TOKEN, work_root)
 }
 
 /// A tar.gz of `(name, content, mode)` files.

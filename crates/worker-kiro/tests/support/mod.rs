@@ -22,6 +22,24 @@ pub fn stand_in() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/kiro-cli")
 }
 
+/// A worker configuration whose agents are sandboxed (the default) and may read the
+/// stand-in's directory and write the test's temporary directory, the parent of
+/// `work_root`, where the stand-in's wrappers write the pids and arguments they report.
+pub fn sandboxed_worker(
+    api_url: &str,
+    token: &str,
+    work_root: &Path,
+) -> tlao_worker_kiro::WorkerConfig {
+    let mut config = tlao_worker_kiro::WorkerConfig::new(api_url, token, work_root);
+    let fixtures = stand_in().parent().unwrap().canonicalize().unwrap();
+    config.grants.read.push(fixtures);
+    config
+        .grants
+        .write
+        .push(work_root.parent().unwrap().to_owned());
+    config
+}
+
 /// Writes an executable `sh` script at `path` that sets `env` and runs the stand-in.
 pub fn stand_in_with_env(path: &Path, env: &[(&str, &str)]) -> PathBuf {
     let mut script = String::from("#!/bin/sh\n");
