@@ -12,7 +12,8 @@
 //! files, the domain scopes signals and abstract unix sockets (Landlock ABI 6): the
 //! agent cannot signal or connect to a process outside its domain (the worker, the
 //! server, other agents), and Landlock's ptrace rule keeps it out of their `/proc`
-//! entries (`environ`, `mem`, `fd`).
+//! `mem`; their `environ` is closed by not granting per-process `/proc` entries at all
+//! ([`PROC_READ`]) and, for processes outside any sandbox, by [`make_non_dumpable`].
 //!
 //! [`support`] says once per process whether the kernel can do it, and which ABI it
 //! speaks. [`make_non_dumpable`] closes a process's own `/proc` entries to processes of
@@ -25,11 +26,29 @@ use std::path::PathBuf;
 mod linux;
 
 /// Directories every sandboxed program may read and execute beneath: the system's
-/// programs, libraries and configuration, and the kernel's process and device views
-/// (read only). `/sys` is there because runtimes read their CPU and memory limits from
-/// it (`/sys/fs/cgroup`, `/sys/devices/system/cpu`).
+/// programs, libraries and configuration, and the kernel's device view (read only).
+/// `/sys` is there because runtimes read their CPU and memory limits from it
+/// (`/sys/fs/cgroup`, `/sys/devices/system/cpu`).
 pub const SYSTEM_READ: &[&str] = &[
-    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/opt", "/etc", "/proc", "/sys",
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/opt", "/etc", "/sys",
+];
+
+/// What of `/proc` a sandboxed program may read: the machine-wide files, not the
+/// per-process directories. Landlock's ptrace rule keeps `mem` of processes outside
+/// the sandbox closed, but not `environ` (measured on Linux 6.18: a sandboxed process
+/// read its unsandboxed parent's `environ`, as root or as the same user of a dumpable
+/// process), so `/proc` as a whole is not granted. `/proc/self` is then not readable
+/// either (`readlink /proc/self/exe` and `/dev/stdin` still work: Landlock checks
+/// neither); see docs/security.md.
+pub const PROC_READ: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/loadavg",
+    "/proc/uptime",
+    "/proc/version",
+    "/proc/filesystems",
+    "/proc/sys",
 ];
 
 /// Device files (and device directories) every sandboxed program may read and write.

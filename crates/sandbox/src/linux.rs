@@ -9,7 +9,7 @@ use landlock::{
     RulesetCreatedAttr, Scope, path_beneath_rules,
 };
 
-use crate::{DEVICES, Network, SYSTEM_READ, SandboxError, SandboxPolicy, Support};
+use crate::{DEVICES, Network, PROC_READ, SYSTEM_READ, SandboxError, SandboxPolicy, Support};
 
 /// The newest ABI this code was written and tested against; a newer kernel is asked for
 /// these rights (and keeps them), an older one gets what it knows (best effort).
@@ -75,6 +75,11 @@ pub(crate) fn prepare(policy: &SandboxPolicy) -> Result<crate::Sandbox, SandboxE
         .create()
         .map_err(error)?
         .add_rules(path_beneath_rules(SYSTEM_READ, read))
+        .map_err(error)?
+        .add_rules(path_beneath_rules(
+            PROC_READ,
+            AccessFs::from_read(TESTED_ABI) & !AccessFs::Execute,
+        ))
         .map_err(error)?
         .add_rules(path_beneath_rules(DEVICES, all))
         .map_err(error)?

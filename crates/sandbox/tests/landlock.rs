@@ -186,6 +186,31 @@ fn signals_to_processes_outside_the_sandbox_are_refused() {
 }
 
 #[test]
+fn the_proc_entries_of_processes_outside_the_sandbox_are_closed() {
+    needs_landlock();
+    let dirs = dirs();
+    let me = std::process::id();
+    assert_eq!(probe(None, "read", &format!("/proc/{me}/environ")), 0);
+    assert_eq!(
+        probe(Some(&policy(&dirs)), "read", &format!("/proc/{me}/environ")),
+        EACCES
+    );
+    assert_eq!(
+        probe(Some(&policy(&dirs)), "read", &format!("/proc/{me}/mem")),
+        EACCES
+    );
+    assert_eq!(
+        probe(Some(&policy(&dirs)), "read", "/proc/self/status"),
+        EACCES
+    );
+    assert_eq!(probe(Some(&policy(&dirs)), "read", "/proc/cpuinfo"), 0);
+    assert_eq!(
+        probe(Some(&policy(&dirs)), "read", "/proc/sys/kernel/ostype"),
+        0
+    );
+}
+
+#[test]
 fn abstract_unix_sockets_outside_the_sandbox_are_refused() {
     needs_landlock();
     let dirs = dirs();
