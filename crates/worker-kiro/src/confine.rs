@@ -17,7 +17,7 @@ pub use tlao_sandbox::{Network, SandboxPolicy, Support};
 use crate::run_dir::RunDir;
 
 /// Variables of the worker's environment every agent gets (besides `LC_*`).
-const ALLOWED_ENV: &[&str] = &[
+pub const ALLOWED_ENV: &[&str] = &[
     "PATH",
     "LANG",
     "LANGUAGE",
