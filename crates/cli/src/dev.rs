@@ -39,8 +39,14 @@ pub async fn run(args: DevArgs, mut settings: Settings) -> anyhow::Result<()> {
     if let Some(dir) = args.data_dir {
         settings.data_dir = Some(dir);
     }
+    // Secrets live in this process's memory and environment: /proc/<pid>/environ and
+    // mem are closed to the agents (and any other process of the user).
+    if let Err(error) = tlao_sandbox::make_non_dumpable() {
+        tracing::warn!(%error, "cannot make the server non-dumpable");
+    }
     let data_dir = settings.data_dir()?;
     create_private_dir(&data_dir)?;
+    let sandbox = launcher::sandbox_status(&settings, false)?;
 
     if settings.worker_token.is_none() {
         settings.worker_token = Some(secrets::load_or_create(&data_dir.join("worker.token"))?);
@@ -61,6 +67,7 @@ pub async fn run(args: DevArgs, mut settings: Settings) -> anyhow::Result<()> {
     println!("  data dir:   {}", data_dir.display());
     println!("  admin key:  {}", data_dir.join("admin.key").display());
     println!("  workspace:  {}", boot.workspace_id);
+    println!("  {sandbox}");
     println!("Console: {url}/console");
     println!("Ready: {url}");
     let grace = Duration::from_secs(settings.server.shutdown_grace_seconds);

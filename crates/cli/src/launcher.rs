@@ -21,23 +21,77 @@ pub fn process_launcher(settings: &Settings, api_url: &str) -> anyhow::Result<Pr
         Some(dir) => dir.clone(),
         None => data_dir.join("work"),
     };
+    let mut env = vec![
+        ("TLAO_API_URL".to_owned(), api_url.to_owned()),
+        (
+            "TLAO_WORKER_TOKEN".to_owned(),
+            settings.worker_token.clone().unwrap_or_default(),
+        ),
+        (
+            "TLAO_SANDBOX__MODE".to_owned(),
+            settings.sandbox.mode_name().to_owned(),
+        ),
+    ];
+    let sandbox = &settings.sandbox;
+    for (name, value) in [
+        ("TLAO_SANDBOX__READ", joined(&sandbox.read)),
+        ("TLAO_SANDBOX__WRITE", joined(&sandbox.write)),
+        ("TLAO_SANDBOX__PASS_ENV", sandbox.pass_env.join(",")),
+    ] {
+        if !value.is_empty() {
+            env.push((name.to_owned(), value));
+        }
+    }
     Ok(ProcessLauncher::new(
         std::env::current_exe().context("finding the tlao binary to start workers with")?,
         vec![
             "worker".into(),
             "--work-root".into(),
             work_root.display().to_string(),
+            "--protect".into(),
+            data_dir.display().to_string(),
         ],
-        vec![
-            ("TLAO_API_URL".into(), api_url.to_owned()),
-            (
-                "TLAO_WORKER_TOKEN".into(),
-                settings.worker_token.clone().unwrap_or_default(),
-            ),
-        ],
+        env,
         settings.worker.max_local_workers,
     )
     .with_records(data_dir.join("workers")))
+}
+
+/// `paths`, comma-separated, as `tlao worker` reads its `TLAO_SANDBOX__*` lists.
+fn joined(paths: &[std::path::PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// What `tlao dev` and `tlao serve` say about their agents' sandbox: `Ok` with a line
+/// to print, or `Err` when local agents must not be started (`tlao serve` where no
+/// sandbox is possible and `sandbox.mode = "off"` was not set explicitly).
+pub fn sandbox_status(settings: &Settings, multi_user: bool) -> anyhow::Result<String> {
+    use crate::settings::SandboxModeSetting;
+    let support = tlao_sandbox::support();
+    match (settings.sandbox.mode, support) {
+        (Some(SandboxModeSetting::Off), _) => Ok(
+            "agents:     NOT sandboxed (sandbox.mode = \"off\"); they can read what this user can"
+                .to_owned(),
+        ),
+        (_, tlao_sandbox::Support::Landlock { abi }) => {
+            Ok(format!("agents:     sandboxed (Landlock ABI {abi})"))
+        }
+        (_, tlao_sandbox::Support::Unavailable { reason }) if multi_user => anyhow::bail!(
+            "no sandbox is possible for local agents ({reason}): they would read the server's secrets and every user's runs. Run agents elsewhere (launcher.kind = \"ecs\" or \"none\" with `tlao worker` on other machines), use a kernel with Landlock, or set sandbox.mode = \"off\" (TLAO_SANDBOX__MODE=off) to accept it"
+        ),
+        (Some(SandboxModeSetting::Required), tlao_sandbox::Support::Unavailable { reason }) => {
+            Ok(format!(
+                "agents:     cannot be sandboxed ({reason}); sandbox.mode = \"required\", so every run fails"
+            ))
+        }
+        (_, tlao_sandbox::Support::Unavailable { reason }) => Ok(format!(
+            "agents:     NOT sandboxed: {reason}; they can read what this user can"
+        )),
+    }
 }
 
 /// The launcher `[launcher]` names for a server reachable at `public_url`, or `None`
@@ -58,6 +112,10 @@ pub async fn configured(
         );
     }
     if settings.launcher.kind == LauncherKind::Process {
+        // `tlao serve` is the server for several users (users can be added at any
+        // time), so its local agents must be sandboxed unless the operator said "off".
+        let status = sandbox_status(settings, true)?;
+        tracing::info!(sandbox = %status.trim_start_matches("agents:").trim(), "local agents");
         return Ok(Some(Arc::new(process_launcher(settings, public_url)?)));
     }
     let ecs = &settings.launcher.ecs;

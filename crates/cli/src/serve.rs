@@ -10,6 +10,11 @@ use crate::shutdown;
 
 /// Runs until SIGTERM or Ctrl-C, then stops gracefully ([`shutdown`]).
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    // Secrets live in this process's memory and environment: /proc/<pid>/environ and
+    // mem are closed to other processes of the user.
+    if let Err(error) = tlao_sandbox::make_non_dumpable() {
+        tracing::warn!(%error, "cannot make the server non-dumpable");
+    }
     let server = Server::open(&settings, false).await?;
     let launcher = launcher::configured(&settings, &server.public_url).await?;
     let background = server.start_background(&settings, launcher).await?;

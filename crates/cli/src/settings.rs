@@ -153,6 +153,45 @@ impl Default for WorkerSettings {
     }
 }
 
+/// `sandbox.mode`: how strictly agents are sandboxed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxModeSetting {
+    /// Sandboxed where the kernel can (Landlock), else unsandboxed, said at start.
+    Auto,
+    /// Sandboxed, or the worker fails the run.
+    Required,
+    /// Never sandboxed (the agent's environment is still an allowlist).
+    Off,
+}
+
+/// `[sandbox]`: what agents run in (see docs/security.md).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SandboxSettings {
+    /// `auto` when unset; `tlao serve` with local agents wants it set to `off`
+    /// explicitly where no sandbox is possible.
+    pub mode: Option<SandboxModeSetting>,
+    /// Paths every agent may read beneath (comma-separated in `TLAO_SANDBOX__READ`).
+    pub read: Vec<PathBuf>,
+    /// Paths every agent may write beneath (comma-separated in `TLAO_SANDBOX__WRITE`).
+    pub write: Vec<PathBuf>,
+    /// Variables of the server's environment every agent gets: names, or prefixes
+    /// ending in `*` (comma-separated in `TLAO_SANDBOX__PASS_ENV`); never `TLAO_*`.
+    pub pass_env: Vec<String>,
+}
+
+impl SandboxSettings {
+    /// The mode's name, as `tlao worker --sandbox` takes it.
+    pub fn mode_name(&self) -> &'static str {
+        match self.mode {
+            None | Some(SandboxModeSetting::Auto) => "auto",
+            Some(SandboxModeSetting::Required) => "required",
+            Some(SandboxModeSetting::Off) => "off",
+        }
+    }
+}
+
 /// What starts a worker for each run the dispatcher leases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -242,6 +281,8 @@ pub struct Settings {
     pub worker: WorkerSettings,
     /// `[launcher]`
     pub launcher: LauncherSettings,
+    /// `[sandbox]`
+    pub sandbox: SandboxSettings,
     /// `[faults]`
     pub faults: FaultSettings,
 }
@@ -279,7 +320,10 @@ impl Settings {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("launcher.ecs.subnets")
-                .with_list_parse_key("launcher.ecs.security_groups"),
+                .with_list_parse_key("launcher.ecs.security_groups")
+                .with_list_parse_key("sandbox.read")
+                .with_list_parse_key("sandbox.write")
+                .with_list_parse_key("sandbox.pass_env"),
         );
         let settings: Settings = builder
             .build()

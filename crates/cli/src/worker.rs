@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 use tlao_domain::{ExecutorName, LeaseId, RunId, RunStatus};
 use tlao_sdk::WorkerClientError;
 use tlao_sdk::worker::MIN_HEARTBEAT_INTERVAL;
-use tlao_worker_kiro::{RunSummary, WorkerConfig};
+use tlao_worker_kiro::{RunSummary, SandboxMode, WorkerConfig};
 
 use crate::errors::Exit;
 
@@ -80,6 +80,24 @@ pub struct WorkerArgs {
         default_value_t = tlao_domain::Guardrails::DEFAULT_MAX_ARCHIVE_ENTRIES
     )]
     pub max_archive_entries: u64,
+    /// How strictly agents are sandboxed: `auto` (where the kernel can), `required`
+    /// (runs fail on a worker that cannot), `off`.
+    #[arg(long, env = "TLAO_SANDBOX__MODE", default_value = "auto")]
+    pub sandbox: SandboxMode,
+    /// Paths every agent may read beneath (repeatable; comma-separated in the variable).
+    #[arg(long, env = "TLAO_SANDBOX__READ", value_delimiter = ',')]
+    pub sandbox_read: Vec<PathBuf>,
+    /// Paths every agent may write beneath (repeatable; comma-separated in the variable).
+    #[arg(long, env = "TLAO_SANDBOX__WRITE", value_delimiter = ',')]
+    pub sandbox_write: Vec<PathBuf>,
+    /// Variables of this worker's environment every agent gets: names, or prefixes
+    /// ending in `*` (repeatable; comma-separated in the variable). `TLAO_*` never passes.
+    #[arg(long, env = "TLAO_SANDBOX__PASS_ENV", value_delimiter = ',')]
+    pub pass_env: Vec<String>,
+    /// A directory no agent may see even when it is on its PATH (the server's data
+    /// directory; repeatable). The work root always is one.
+    #[arg(long)]
+    pub protect: Vec<PathBuf>,
 }
 
 /// The exit code for how a run went.
@@ -124,6 +142,11 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<Exit> {
 }
 
 async fn work(args: WorkerArgs) -> anyhow::Result<Exit> {
+    // The token is in this process's memory and environment: /proc/<pid>/environ and
+    // mem are closed to the agents (and any other process of the user) from here on.
+    if let Err(error) = tlao_sandbox::make_non_dumpable() {
+        tracing::warn!(%error, "cannot make the worker non-dumpable");
+    }
     let Some(token) = args.token.filter(|t| !t.is_empty()) else {
         bail!(
             "no worker token: pass --token or set TLAO_WORKER_TOKEN to the server's worker token"
@@ -142,6 +165,17 @@ async fn work(args: WorkerArgs) -> anyhow::Result<Exit> {
         Duration::from_millis(args.heartbeat_ms).max(MIN_HEARTBEAT_INTERVAL);
     config.max_extracted_bytes = args.max_unpacked_bytes;
     config.max_entries = args.max_archive_entries;
+    config.sandbox = args.sandbox;
+    config.grants.read = args.sandbox_read;
+    config.grants.write = args.sandbox_write;
+    config.grants.pass_env = args.pass_env;
+    config.protected = args.protect;
+    match (config.sandbox, tlao_sandbox::support()) {
+        (SandboxMode::Off, _) => {
+            tracing::warn!("agents run without a sandbox (sandbox.mode = off)")
+        }
+        (mode, support) => tracing::info!(%mode, %support, "agent sandbox"),
+    }
     let work = async {
         let summary = match (args.run, args.lease) {
             (Some(run_id), Some(lease_id)) => {

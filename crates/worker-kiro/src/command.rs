@@ -10,6 +10,7 @@
 
 use std::ffi::OsString;
 use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tlao_domain::{
@@ -17,6 +18,7 @@ use tlao_domain::{
     PromptVia, RunError, RunErrorCode, TaskSpec, Usage,
 };
 
+use crate::confine::Confinement;
 use crate::outcome::{exit_failure, failed_early, outcome, unavailable};
 use crate::process::{GroupCommand, run_in_group};
 use crate::prompt::build_prompt;
@@ -29,12 +31,22 @@ const INSTALL_HINT: &str =
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandExecutor {
     config: CommandConfig,
+    confinement: Option<Arc<Confinement>>,
 }
 
 impl CommandExecutor {
     /// An executor with the registry record's configuration.
     pub fn new(config: CommandConfig) -> CommandExecutor {
-        CommandExecutor { config }
+        CommandExecutor {
+            config,
+            confinement: None,
+        }
+    }
+
+    /// The same executor, running its command in `confinement` (its run's sandbox).
+    pub fn confined(mut self, confinement: Arc<Confinement>) -> CommandExecutor {
+        self.confinement = Some(confinement);
+        self
     }
 
     /// The command for `prompt`, or why there is none (an empty template).
@@ -72,6 +84,7 @@ impl CommandExecutor {
         command
             .env
             .insert("TLAO_WORKDIR".into(), workdir.as_os_str().to_owned());
+        command.confinement = self.confinement.clone();
         if self.config.prompt_via == PromptVia::Stdin {
             command.stdin = Some(prompt.to_owned());
         }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use tlao_domain::{ExecutorName, Guardrails};
 
+use crate::confine::{AgentGrants, SandboxMode};
+
 /// The default cap on the bytes a workspace archive may extract to: the API's default
 /// `guardrails.max_unpacked_bytes` (1 GiB), which uploads are checked against.
 pub const DEFAULT_MAX_EXTRACTED_BYTES: u64 = Guardrails::DEFAULT_MAX_UNPACKED_BYTES;
@@ -40,6 +42,14 @@ pub struct WorkerConfig {
     pub max_buffered_events: usize,
     /// The most bytes of event text kept while the API cannot be reached.
     pub max_buffered_bytes: usize,
+    /// How strictly agents are sandboxed (`sandbox.mode`).
+    pub sandbox: SandboxMode,
+    /// What every agent of this worker is given beyond its run's directories (paths,
+    /// network, variables passed through); nothing by default.
+    pub grants: AgentGrants,
+    /// Directories besides the work root that no agent may see through its `PATH`
+    /// (the server's data directory).
+    pub protected: Vec<PathBuf>,
 }
 
 impl WorkerConfig {
@@ -61,6 +71,9 @@ impl WorkerConfig {
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             max_buffered_events: crate::events::MAX_BUFFERED_EVENTS,
             max_buffered_bytes: crate::events::MAX_BUFFERED_BYTES,
+            sandbox: SandboxMode::default(),
+            grants: AgentGrants::default(),
+            protected: Vec::new(),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! fails the run with instructions rather than a confusing transcript.
 
 use std::ffi::OsString;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +20,7 @@ use tlao_domain::{
     RunErrorCode, TaskSpec, Usage,
 };
 
+use crate::confine::Confinement;
 use crate::outcome::{exit_failure, failed_early, outcome, system, unavailable};
 use crate::process::{GroupCommand, run_in_group};
 use crate::prompt::build_prompt;
@@ -33,12 +35,22 @@ const INSTALL_HINT: &str =
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KiroExecutor {
     config: KiroConfig,
+    confinement: Option<Arc<Confinement>>,
 }
 
 impl KiroExecutor {
     /// An executor with the registry record's configuration.
     pub fn new(config: KiroConfig) -> KiroExecutor {
-        KiroExecutor { config }
+        KiroExecutor {
+            config,
+            confinement: None,
+        }
+    }
+
+    /// The same executor, running kiro-cli in `confinement` (its run's sandbox).
+    pub fn confined(mut self, confinement: Arc<Confinement>) -> KiroExecutor {
+        self.confinement = Some(confinement);
+        self
     }
 
     /// The `kiro-cli chat` command for `prompt`.
@@ -62,6 +74,7 @@ impl KiroExecutor {
         args.push(prompt.into());
         command.args = args;
         command.env = self.env(context);
+        command.confinement = self.confinement.clone();
         command
     }
 
@@ -85,6 +98,7 @@ impl KiroExecutor {
         let mut command = GroupCommand::new(&self.config.binary, context.workdir);
         command.args = vec!["whoami".into()];
         command.env = self.env(context);
+        command.confinement = self.confinement.clone();
         let mut ignore = |_: LogStream, _: &str| {};
         let run = run_in_group(&command, context.events, &mut ignore);
         let finished = match tokio::time::timeout(PREFLIGHT_TIMEOUT, run).await {

@@ -12,6 +12,7 @@
 pub mod ansi;
 pub mod command;
 pub mod config;
+pub mod confine;
 pub mod events;
 pub mod executors;
 pub mod extract;
@@ -27,6 +28,7 @@ pub mod upload;
 
 pub use command::CommandExecutor;
 pub use config::WorkerConfig;
+pub use confine::{AgentGrants, Confinement, Network, SandboxMode};
 pub use executors::executor_for;
 pub use extract::{
     ExtractError, ExtractLimits, ExtractSummary, extract_archive, extract_archive_file,

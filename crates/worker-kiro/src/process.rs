@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tlao_domain::{EventPayload, EventSink, LogStream};
@@ -32,6 +33,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::ansi::strip_ansi;
+use crate::confine::{Confinement, agent_env};
 
 /// The longest line kept as one log event; longer output is split.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
@@ -42,9 +44,6 @@ pub const STDERR_TAIL_BYTES: usize = 4 * 1024;
 /// How long output is still read after the child exited and its group was killed.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Environment variables of the worker that an agent must not see.
-const HIDDEN_ENV: [&str; 2] = ["TLAO_WORKER_TOKEN", "TLAO_TOKEN"];
-
 /// A command to run as the root of its own process tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupCommand {
@@ -54,10 +53,14 @@ pub struct GroupCommand {
     pub args: Vec<OsString>,
     /// Its working directory.
     pub cwd: PathBuf,
-    /// Variables added to the worker's environment (without its credentials).
+    /// Its own variables, added to what the worker's environment lets through
+    /// ([`agent_env`]).
     pub env: BTreeMap<OsString, OsString>,
     /// Text written to its standard input, which is then closed; `/dev/null` when `None`.
     pub stdin: Option<String>,
+    /// Its run's sandbox and environment; `None` runs it unsandboxed with the worker's
+    /// `HOME` and `TMPDIR` (the rest of the environment is filtered all the same).
+    pub confinement: Option<Arc<Confinement>>,
 }
 
 impl GroupCommand {
@@ -69,6 +72,7 @@ impl GroupCommand {
             cwd: cwd.into(),
             env: BTreeMap::new(),
             stdin: None,
+            confinement: None,
         }
     }
 }
@@ -210,13 +214,16 @@ fn agent_tree() -> io::Result<ProcessTree> {
 }
 
 /// Spawns the child in `tree` (its own session, killed with the worker): piped output,
-/// the worker's credentials removed.
+/// an allowlisted environment, in its run's sandbox when it has one.
 fn spawn(command: &GroupCommand, tree: &mut ProcessTree) -> io::Result<tokio::process::Child> {
+    let confinement = command.confinement.as_deref();
+    let env = agent_env(std::env::vars_os(), confinement, &command.env);
     let mut process = tokio::process::Command::new(&command.program);
     process
         .args(&command.args)
         .current_dir(&command.cwd)
-        .envs(&command.env)
+        .env_clear()
+        .envs(&env)
         .stdin(if command.stdin.is_some() {
             Stdio::piped()
         } else {
@@ -225,8 +232,14 @@ fn spawn(command: &GroupCommand, tree: &mut ProcessTree) -> io::Result<tokio::pr
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    for name in HIDDEN_ENV {
-        process.env_remove(name);
+    if let Some(confinement) = confinement {
+        let path = env
+            .get(std::ffi::OsStr::new("PATH"))
+            .map(OsString::as_os_str);
+        let policy = confinement.policy(&command.program, path);
+        if let Some(sandbox) = confinement.sandbox(&policy)? {
+            sandbox.apply(process.as_std_mut());
+        }
     }
     tree.spawn(&mut process)
 }

@@ -17,14 +17,16 @@
 //!    the run with `upload_failed`.
 //! 4. Every event is flushed, the run directory is removed, and the run is completed.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tlao_domain::{
-    ArtifactName, ArtifactType, ExecutionContext, ExecutionStatus, LeaseId, ProducedArtifact,
-    RunError, RunErrorCode, RunId, RunStatus, TaskSpec, Timestamp, Usage,
+    ArtifactName, ArtifactType, ExecutionContext, ExecutionStatus, ExecutorDescriptor, LeaseId,
+    ProducedArtifact, RunError, RunErrorCode, RunId, RunStatus, TaskSpec, Timestamp, Usage,
 };
 use tlao_sdk::wire::ArtifactView;
 use tlao_sdk::worker::{
@@ -35,6 +37,7 @@ use tlao_sdk::{WorkerClient, WorkerClientError};
 use tokio::io::AsyncWriteExt;
 
 use crate::config::WorkerConfig;
+use crate::confine::{Confinement, describe};
 use crate::events::{ChannelSink, Control, EventShipper, ShipperConfig, stopped};
 use crate::executors::executor_for;
 use crate::extract::{ExtractLimits, extract_archive_file};
@@ -441,7 +444,11 @@ async fn drive(
         };
     }
 
-    let executor = executor_for(&descriptor);
+    let confinement = match confine(config, &descriptor, dir, sink) {
+        Ok(confinement) => confinement,
+        Err(ending) => return ending,
+    };
+    let executor = executor_for(&descriptor, Some(confinement));
     let (workdir, outdir) = (dir.work(), dir.out());
     let context = ExecutionContext {
         run_id: &run.run_id,
@@ -713,4 +720,42 @@ fn instant_of(deadline: Timestamp) -> tokio::time::Instant {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let left = deadline.unix_millis().saturating_sub(now_millis).max(0);
     tokio::time::Instant::now() + Duration::from_millis(u64::try_from(left).unwrap_or(0))
+}
+
+/// The confinement of the run's agent: the worker's sandbox mode and grants, and what
+/// the executor's record grants (paths under `~/` resolved against the worker's HOME).
+/// Says in the run's log whether the agent is sandboxed, and which grants were dropped
+/// because they would open the worker's or the server's own directories.
+fn confine(
+    config: &WorkerConfig,
+    descriptor: &ExecutorDescriptor,
+    dir: &RunDir,
+    sink: &ChannelSink,
+) -> Result<Arc<Confinement>, Ending> {
+    let line = describe(config.sandbox, tlao_sandbox::support()).map_err(|message| {
+        sink.system(message.clone());
+        Ending::failed(RunErrorCode::ExecutorUnavailable, message)
+    })?;
+    sink.system(line);
+    let mut hidden = vec![config.work_root.clone()];
+    hidden.extend(config.protected.iter().cloned());
+    let real_home = std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .map(PathBuf::from);
+    let grants = config
+        .grants
+        .with_record(&descriptor.sandbox, real_home.as_deref());
+    let (confinement, dropped) = Confinement::for_run(config.sandbox, grants, dir, hidden)
+        .map_err(|error| {
+            let message = format!("cannot prepare the agent's home directory: {error}");
+            sink.system(message.clone());
+            Ending::failed(RunErrorCode::Internal, message)
+        })?;
+    for path in dropped {
+        sink.system(format!(
+            "not granted to the agent: {} would open the worker's or the server's own files",
+            path.display()
+        ));
+    }
+    Ok(Arc::new(confinement))
 }

@@ -6,6 +6,8 @@
 //!     base/            the archive, pristine (the "before" of changes.patch)
 //!     work/            the archive, the executor's working directory
 //!     out/             the executor's output directory (files become artifacts)
+//!     home/            the agent's HOME (granted paths under the real HOME linked in)
+//!     tmp/             the agent's TMPDIR
 //!     changes.patch, transcript.txt
 //! ```
 //!
@@ -29,7 +31,8 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    /// Creates `<work_root>/<runId>.<leaseId>` with empty `base/`, `work/` and `out/`
+    /// Creates `<work_root>/<runId>.<leaseId>` with empty `base/`, `work/`, `out/`,
+    /// `home/` and `tmp/`
     /// for run `run_id` of `workspace_id`.
     pub fn create(
         work_root: &Path,
@@ -48,7 +51,7 @@ impl RunDir {
             workspace_id: workspace_id.clone(),
             run_id: run_id.clone(),
         };
-        for sub in [dir.base(), dir.work(), dir.out()] {
+        for sub in [dir.base(), dir.work(), dir.out(), dir.home(), dir.tmp()] {
             fs::create_dir(sub)?;
         }
         Ok(dir)
@@ -72,6 +75,16 @@ impl RunDir {
     /// The executor's output directory.
     pub fn out(&self) -> PathBuf {
         self.root.join("out")
+    }
+
+    /// The agent's home directory.
+    pub fn home(&self) -> PathBuf {
+        self.root.join("home")
+    }
+
+    /// The agent's temporary directory.
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
     }
 
     /// Where the downloaded archive is kept.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::Value;
 use support::fake_api::{FakeApi, TOKEN};
 use tlao_domain::{CommandConfig, ExecutorConfig, PromptVia, TaskType};
-use tlao_worker_kiro::{WorkerConfig, run_once};
+use tlao_worker_kiro::run_once;
 
 /// Everything logged, as bytes.
 #[derive(Clone, Default)]
@@ -62,7 +62,7 @@ async fn every_worker_log_line_about_a_run_names_its_workspace_run_and_operation
     );
     // Failing uploads add warnings (the error path) to the run's start and finish.
     api.with(|s| s.fail_uploads = true);
-    let config = WorkerConfig::new(api.url.clone(), TOKEN, tmp.path().join("runs"));
+    let config = support::sandboxed_worker(&api.url, TOKEN, &tmp.path().join("runs"));
 
     run_once(&config, Duration::ZERO).await.unwrap().unwrap();
 

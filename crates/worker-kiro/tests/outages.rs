@@ -28,7 +28,7 @@ fn shell(script: &str) -> ExecutorConfig {
 }
 
 fn worker(api: &FakeApi, work_root: &Path) -> WorkerConfig {
-    WorkerConfig::new(api.url.clone(), TOKEN, work_root)
+    support::sandboxed_worker(&api.url, TOKEN, work_root)
 }
 
 /// The lines the fake applied that start with `prefix`, in order.
@@ -193,7 +193,7 @@ async fn a_buffer_that_overflows_during_an_outage_declares_exactly_what_it_dropp
 async fn a_worker_out_of_contact_past_the_heartbeat_timeout_stops_its_agent_and_writes_nothing_more()
  {
     let tmp = tempfile::tempdir().unwrap();
-    let pids = tmp.path().join("pids");
+    let pids = support::agent_files(&tmp.path().join("runs")).join("pids");
     let binary = stand_in_with_env(
         &tmp.path().join("kiro"),
         &[("KIRO_STANDIN_PIDS_FILE", pids.to_str().unwrap())],

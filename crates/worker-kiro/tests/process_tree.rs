@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use support::fake_api::{FakeApi, TOKEN};
 use tlao_domain::{CommandConfig, ExecutorConfig, PromptVia, RunStatus, TaskType};
-use tlao_worker_kiro::{WorkerConfig, run_once};
+use tlao_worker_kiro::run_once;
 
 /// How long a killed process may take to be gone from `/proc`.
 const DEATH: Duration = Duration::from_secs(3);
@@ -100,12 +100,16 @@ async fn a_daemon_the_agent_started_dies_when_the_run_completes() {
     // The agent exits successfully as soon as its daemon is up.
     let api = FakeApi::start(
         TaskType::DocWrite,
-        daemonizing_agent(&daemon, &tmp.path().join("ready"), "true"),
+        daemonizing_agent(
+            &daemon,
+            &support::agent_files(&tmp.path().join("runs")).join("ready"),
+            "true",
+        ),
         "x",
         None,
         60_000,
     );
-    let config = WorkerConfig::new(api.url.clone(), TOKEN, tmp.path().join("runs"));
+    let config = support::sandboxed_worker(&api.url, TOKEN, &tmp.path().join("runs"));
 
     let summary = tokio::time::timeout(Duration::from_secs(20), run_once(&config, Duration::ZERO))
         .await
@@ -131,14 +135,14 @@ async fn a_daemon_the_agent_started_dies_when_the_run_is_cancelled() {
         TaskType::DocWrite,
         daemonizing_agent(
             &daemon,
-            &tmp.path().join("ready"),
+            &support::agent_files(&tmp.path().join("runs")).join("ready"),
             &format!("exec sleep {agent}"),
         ),
         "x",
         None,
         60_000,
     );
-    let mut config = WorkerConfig::new(api.url.clone(), TOKEN, tmp.path().join("runs"));
+    let mut config = support::sandboxed_worker(&api.url, TOKEN, &tmp.path().join("runs"));
     config.heartbeat_interval = Duration::from_millis(200);
     let run = tokio::spawn({
         let config = config.clone();
@@ -179,14 +183,14 @@ async fn a_daemon_the_agent_started_dies_when_the_run_times_out() {
         TaskType::DocWrite,
         daemonizing_agent(
             &daemon,
-            &tmp.path().join("ready"),
+            &support::agent_files(&tmp.path().join("runs")).join("ready"),
             &format!("exec sleep {agent}"),
         ),
         "x",
         None,
         2_000,
     );
-    let config = WorkerConfig::new(api.url.clone(), TOKEN, tmp.path().join("runs"));
+    let config = support::sandboxed_worker(&api.url, TOKEN, &tmp.path().join("runs"));
     let started = Instant::now();
 
     let summary = tokio::time::timeout(Duration::from_secs(10), run_once(&config, Duration::ZERO))

@@ -42,7 +42,7 @@ fn shell(script: &str) -> ExecutorConfig {
 }
 
 fn worker(api: &FakeApi, work_root: &Path) -> WorkerConfig {
-    WorkerConfig::new(api.url.clone(), TOKEN, work_root)
+    support::sandboxed_worker(&api.url, TOKEN, work_root)
 }
 
 /// A tar.gz of `(name, content, mode)` files.
@@ -236,7 +236,7 @@ async fn a_path_traversal_archive_fails_the_run_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_past_its_deadline_times_out_and_leaves_no_process_alive() {
     let tmp = tempfile::tempdir().unwrap();
-    let pids = tmp.path().join("pids");
+    let pids = support::agent_files(&tmp.path().join("runs")).join("pids");
     let binary = stand_in_with_env(
         &tmp.path().join("kiro"),
         &[("KIRO_STANDIN_PIDS_FILE", pids.to_str().unwrap())],
@@ -273,7 +273,7 @@ async fn a_run_past_its_deadline_times_out_and_leaves_no_process_alive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_run_is_stopped_and_completed_as_cancelled() {
     let tmp = tempfile::tempdir().unwrap();
-    let pids = tmp.path().join("pids");
+    let pids = support::agent_files(&tmp.path().join("runs")).join("pids");
     let binary = stand_in_with_env(
         &tmp.path().join("kiro"),
         &[("KIRO_STANDIN_PIDS_FILE", pids.to_str().unwrap())],
@@ -310,7 +310,7 @@ async fn a_cancelled_run_is_stopped_and_completed_as_cancelled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_lease_stops_the_executor_quietly() {
     let tmp = tempfile::tempdir().unwrap();
-    let pids = tmp.path().join("pids");
+    let pids = support::agent_files(&tmp.path().join("runs")).join("pids");
     let binary = stand_in_with_env(
         &tmp.path().join("kiro"),
         &[("KIRO_STANDIN_PIDS_FILE", pids.to_str().unwrap())],

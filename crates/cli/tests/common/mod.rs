@@ -87,6 +87,23 @@ impl DevServer {
             .env_remove("TLAO_TOKEN")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        // The stand-in's agents run sandboxed: they get the `KIRO_STANDIN_*` variables
+        // passed through, and may write the files those name (created here, empty, so
+        // the sandbox can grant them; nothing else of the test's directory).
+        let mut granted: Vec<String> = Vec::new();
+        for (name, value) in env {
+            if name.starts_with("KIRO_STANDIN_") && name.ends_with("_FILE") {
+                let file = Path::new(value);
+                if !file.exists() {
+                    std::fs::write(file, "").expect("creating a stand-in's report file");
+                }
+                granted.push((*value).to_owned());
+            }
+        }
+        command.env("TLAO_SANDBOX__PASS_ENV", "KIRO_STANDIN_*");
+        if !granted.is_empty() {
+            command.env("TLAO_SANDBOX__WRITE", granted.join(","));
+        }
         for (name, value) in env {
             command.env(name, value);
         }

@@ -22,6 +22,31 @@ pub fn stand_in() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/kiro-cli")
 }
 
+/// A worker configuration whose agents are sandboxed (the default) and may read the
+/// stand-in's directory and write the test's temporary directory, the parent of
+/// `work_root`, where the stand-in's wrappers write the pids and arguments they report.
+pub fn sandboxed_worker(
+    api_url: &str,
+    token: &str,
+    work_root: &Path,
+) -> tlao_worker_kiro::WorkerConfig {
+    let mut config = tlao_worker_kiro::WorkerConfig::new(api_url, token, work_root);
+    let fixtures = stand_in().parent().unwrap().canonicalize().unwrap();
+    config.grants.read.push(fixtures);
+    // Files the test's agents write (pids, markers): a directory beside the work root,
+    // not its parent — a grant that holds the work root would open other runs, and the
+    // worker drops it.
+    config.grants.write.push(agent_files(work_root));
+    config
+}
+
+/// The directory beside `work_root` where a test's agents may write (created).
+pub fn agent_files(work_root: &Path) -> PathBuf {
+    let dir = work_root.parent().unwrap().join("agent-files");
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// Writes an executable `sh` script at `path` that sets `env` and runs the stand-in.
 pub fn stand_in_with_env(path: &Path, env: &[(&str, &str)]) -> PathBuf {
     let mut script = String::from("#!/bin/sh\n");
