@@ -6,6 +6,13 @@
 //! fails half way aborts the upload: S3 then stores nothing and the previous object at
 //! the key stays, as the port promises. Presigned URLs are S3's own (SigV4 query
 //! signatures), served by S3 itself, so this store needs no presigned gateway.
+//!
+//! A presigned upload signs three headers the uploader must send as given:
+//! `If-None-Match: *` (S3's conditional write: the PUT is refused with `412` once an
+//! object is at the key, so the URL stores at most once and never replaces), and, when
+//! the uploader declared its SHA-256, `x-amz-sdk-checksum-algorithm: SHA256` with
+//! `x-amz-checksum-sha256` (S3 refuses a body with another hash with `400 BadDigest`,
+//! and keeps the checksum, which `head` reads back as [`BlobMeta::sha256`]).
 
 use std::io;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,9 +26,12 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, CompletedMultipartUpload, CompletedPart, CreateBucketConfiguration,
+    BucketLocationConstraint, ChecksumAlgorithm, ChecksumMode, ChecksumType,
+    CompletedMultipartUpload, CompletedPart, CreateBucketConfiguration,
     PublicAccessBlockConfiguration,
 };
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tlao_domain::Timestamp;
@@ -303,21 +313,38 @@ fn kind_tag(key: &BlobKey) -> Option<String> {
     }
 }
 
-/// The presigned request as the port's URL. The port's URLs are used with a plain GET
-/// or PUT and no extra headers, so a request that needs any is refused here rather than
-/// handed to a client that would fail with it.
+/// The headers a presigned upload signs (lower case, as SigV4 names them): only these
+/// are handed to the uploader to send; any other header the SDK would sign is refused
+/// here rather than handed to a client that would fail with it.
+const UPLOAD_HEADERS: [&str; 3] = [
+    "if-none-match",
+    "x-amz-checksum-sha256",
+    "x-amz-sdk-checksum-algorithm",
+];
+
+/// The presigned request as the port's URL, with the headers it signed that the client
+/// must send (`allowed`, all others refused: a GET carries none).
 fn presigned_url(
     request: PresignedRequest,
     expires_at: Timestamp,
+    allowed: &[&str],
 ) -> Result<PresignedUrl, BlobError> {
-    let extra: Vec<&str> = request
-        .headers()
-        .map(|(name, _)| name)
-        .filter(|name| !name.eq_ignore_ascii_case("host"))
-        .collect();
+    let mut headers = std::collections::BTreeMap::new();
+    let mut extra = Vec::new();
+    for (name, value) in request.headers() {
+        let name = name.to_ascii_lowercase();
+        if name == "host" {
+            continue;
+        }
+        if allowed.contains(&name.as_str()) {
+            headers.insert(name, value.to_owned());
+        } else {
+            extra.push(name);
+        }
+    }
     if !extra.is_empty() {
         return Err(BlobError::Unexpected(anyhow::anyhow!(
-            "the presigned {} request needs headers a plain client does not send: {extra:?}",
+            "the presigned {} request needs headers a client is not told to send: {extra:?}",
             request.method()
         )));
     }
@@ -325,7 +352,36 @@ fn presigned_url(
         url: request.uri().to_owned(),
         method: request.method().to_owned(),
         expires_at,
+        headers,
     })
+}
+
+/// A hex SHA-256 as S3's checksum header wants it (base64 of the 32 bytes).
+fn sha256_base64(hex_digest: &str) -> Result<String, BlobError> {
+    hex::decode(hex_digest)
+        .ok()
+        .filter(|bytes| bytes.len() == 32)
+        .map(|bytes| BASE64.encode(bytes))
+        .ok_or_else(|| {
+            BlobError::Unexpected(anyhow::anyhow!(
+                "{hex_digest:?} is not a SHA-256 in hex (64 hex digits)"
+            ))
+        })
+}
+
+/// The hex SHA-256 of a whole object from S3's `ChecksumSHA256` (base64): only a
+/// full-object checksum, which S3 checked against the body on upload. A multipart
+/// object's composite checksum (`…-N`) is a hash of hashes, not the bytes' own.
+fn object_sha256(checksum: Option<&str>, kind: Option<&ChecksumType>) -> Option<String> {
+    let checksum = checksum?;
+    if checksum.contains('-') || matches!(kind, Some(ChecksumType::Composite)) {
+        return None;
+    }
+    BASE64
+        .decode(checksum)
+        .ok()
+        .filter(|bytes| bytes.len() == 32)
+        .map(hex::encode)
 }
 
 #[async_trait]
@@ -352,6 +408,7 @@ impl BlobStore for S3BlobStore {
             key: key.clone(),
             size,
             content_type: Some(content_type.to_owned()),
+            sha256: None,
         })
     }
 
@@ -378,6 +435,7 @@ impl BlobStore for S3BlobStore {
                 key: key.clone(),
                 size,
                 content_type: Some(content_type.to_owned()),
+                sha256: None,
             }),
             Err(error) => {
                 self.abort_upload(key, &upload_id).await;
@@ -392,6 +450,7 @@ impl BlobStore for S3BlobStore {
             .get_object()
             .bucket(&self.bucket)
             .key(key.as_str())
+            .checksum_mode(ChecksumMode::Enabled)
             .send()
             .await
             .map_err(|e| blob_error("GetObject", Some(key), e))?;
@@ -401,6 +460,10 @@ impl BlobStore for S3BlobStore {
                 .content_length
                 .and_then(|n| u64::try_from(n).ok())
                 .unwrap_or(0),
+            sha256: object_sha256(
+                output.checksum_sha256.as_deref(),
+                output.checksum_type.as_ref(),
+            ),
             content_type: output.content_type,
         };
         let stream = futures::stream::unfold(output.body, |mut body| async move {
@@ -417,6 +480,7 @@ impl BlobStore for S3BlobStore {
             .head_object()
             .bucket(&self.bucket)
             .key(key.as_str())
+            .checksum_mode(ChecksumMode::Enabled)
             .send()
             .await
             .map_err(|e| blob_error("HeadObject", Some(key), e))?;
@@ -426,6 +490,10 @@ impl BlobStore for S3BlobStore {
                 .content_length
                 .and_then(|n| u64::try_from(n).ok())
                 .unwrap_or(0),
+            sha256: object_sha256(
+                output.checksum_sha256.as_deref(),
+                output.checksum_type.as_ref(),
+            ),
             content_type: output.content_type,
         })
     }
@@ -451,20 +519,32 @@ impl BlobStore for S3BlobStore {
             .presigned(config)
             .await
             .map_err(|e| BlobError::Unexpected(blob_error("presign GetObject", None, e).into()))?;
-        presigned_url(request, expires_at)
+        presigned_url(request, expires_at, &[])
     }
 
-    async fn presign_put(&self, key: &BlobKey, ttl: Duration) -> Result<PresignedUrl, BlobError> {
+    async fn presign_put(
+        &self,
+        key: &BlobKey,
+        ttl: Duration,
+        sha256: Option<&str>,
+    ) -> Result<PresignedUrl, BlobError> {
         let (config, expires_at) = Self::presigning(ttl)?;
-        let request = self
+        let mut put = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key.as_str())
+            .if_none_match("*");
+        if let Some(sha256) = sha256 {
+            put = put
+                .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                .checksum_sha256(sha256_base64(sha256)?);
+        }
+        let request = put
             .presigned(config)
             .await
             .map_err(|e| BlobError::Unexpected(blob_error("presign PutObject", None, e).into()))?;
-        presigned_url(request, expires_at)
+        presigned_url(request, expires_at, &UPLOAD_HEADERS)
     }
 
     async fn ping(&self) -> Result<(), BlobError> {

@@ -7,11 +7,17 @@
 //! depend on that check (`a_tampered_presigned_url_is_refused`,
 //! `an_expired_presigned_url_is_refused`); `moto_itself_serves_a_tampered_url` below
 //! pins the emulator gap, so the day moto checks signatures this file says so.
+//!
+//! Moto honours `If-None-Match: *` on a PUT (412 once the key holds an object), as S3
+//! does, but stores an upload's `x-amz-checksum-sha256` without comparing it with the
+//! body (S3 answers `400 BadDigest`). The edge makes that comparison too, as S3 would;
+//! `moto_itself_keeps_a_checksum_the_body_does_not_have` pins that gap.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,10 +42,19 @@ impl S3Edge {
         }
     }
 
-    /// Sends the request to moto as is, without S3's check.
-    async fn send_unchecked(&self, method: &str, url: &str, body: Option<Bytes>) -> (u16, Bytes) {
+    /// Sends the request to moto as is, without S3's checks.
+    async fn send_unchecked(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &BTreeMap<String, String>,
+        body: Option<Bytes>,
+    ) -> (u16, Bytes) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
         let mut request = self.http.request(method, url);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
         if let Some(body) = body {
             request = request.body(body);
         }
@@ -49,13 +64,33 @@ impl S3Edge {
     }
 }
 
+/// S3's answer to an upload whose body does not have the SHA-256 its
+/// `x-amz-checksum-sha256` header names (base64): `400 BadDigest`.
+fn bad_digest(headers: &BTreeMap<String, String>, body: Option<&Bytes>) -> Option<(u16, Bytes)> {
+    use base64::Engine;
+    use sha2::Digest;
+    let declared = headers.get("x-amz-checksum-sha256")?;
+    let actual = base64::engine::general_purpose::STANDARD
+        .encode(sha2::Sha256::digest(body.map_or(&[][..], |b| &b[..])));
+    (*declared != actual).then(|| (400, Bytes::from_static(b"BadDigest")))
+}
+
 #[async_trait]
 impl PresignedClient for S3Edge {
-    async fn send(&self, method: &str, url: &str, body: Option<Bytes>) -> (u16, Bytes) {
-        if let Err(refusal) = common::sigv4::verify(method, url, &self.secret_key) {
+    async fn send_with(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &BTreeMap<String, String>,
+        body: Option<Bytes>,
+    ) -> (u16, Bytes) {
+        if let Err(refusal) = common::sigv4::verify(method, url, headers, &self.secret_key) {
             return (refusal.status(), Bytes::from(format!("{refusal:?}")));
         }
-        self.send_unchecked(method, url, body).await
+        if let Some(refused) = bad_digest(headers, body.as_ref()) {
+            return refused;
+        }
+        self.send_unchecked(method, url, headers, body).await
     }
 }
 
@@ -92,7 +127,9 @@ async fn moto_itself_serves_a_tampered_url() {
     let edge = S3Edge::new();
     let (checked, _) = edge.send("GET", &tampered, None).await;
     assert_eq!(checked, 403, "the S3 check refuses it");
-    let (status, body) = edge.send_unchecked("GET", &tampered, None).await;
+    let (status, body) = edge
+        .send_unchecked("GET", &tampered, &BTreeMap::new(), None)
+        .await;
     assert_eq!(
         (status, body),
         (200, Bytes::from_static(b"served anyway")),
@@ -101,19 +138,89 @@ async fn moto_itself_serves_a_tampered_url() {
 }
 
 #[tokio::test]
-async fn a_presigned_url_signs_only_the_host_and_lives_as_long_as_asked() {
+async fn moto_itself_keeps_a_checksum_the_body_does_not_have() {
+    use sha2::Digest;
+    let store = common::store().await;
+    let k = key("bad-digest");
+    let declared = hex::encode(sha2::Sha256::digest(b"declared"));
+    let url = store
+        .presign_put(&k, Duration::from_secs(60), Some(&declared))
+        .await
+        .unwrap();
+    let edge = S3Edge::new();
+    let body = Bytes::from_static(b"other bytes");
+    let (checked, _) = edge
+        .send_with("PUT", &url.url, &url.headers, Some(body.clone()))
+        .await;
+    assert_eq!(checked, 400, "S3 (and the edge) refuse the body");
+    let (status, _) = edge
+        .send_unchecked("PUT", &url.url, &url.headers, Some(body))
+        .await;
+    assert_eq!(
+        (status, store.head(&k).await.unwrap().sha256),
+        (200, Some(declared)),
+        "moto now checks upload checksums: the digest check of the edge may go"
+    );
+}
+
+#[tokio::test]
+async fn an_upload_url_signs_if_none_match_and_the_declared_checksum() {
+    use sha2::Digest;
+    let store = common::store().await;
+    let k = key("signed-headers");
+    let sha = sha2::Sha256::digest(b"the bytes");
+    let url = store
+        .presign_put(&k, Duration::from_secs(60), Some(&hex::encode(sha)))
+        .await
+        .unwrap();
+    let expected: BTreeMap<String, String> = [
+        ("if-none-match", "*".to_owned()),
+        (
+            "x-amz-checksum-sha256",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sha),
+        ),
+        ("x-amz-sdk-checksum-algorithm", "SHA256".to_owned()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect();
+    assert_eq!(url.headers, expected);
+    assert!(url.url.contains("if-none-match"), "signed: {}", url.url);
+    // Without the headers it signs, S3 refuses the URL.
+    let (status, _) = S3Edge::new()
+        .send("PUT", &url.url, Some(Bytes::from_static(b"the bytes")))
+        .await;
+    assert_eq!(status, 403);
+    // Without a declared hash, only the condition is signed.
+    let bare = store
+        .presign_put(&key("bare"), Duration::from_secs(60), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        bare.headers.keys().collect::<Vec<_>>(),
+        vec!["if-none-match"]
+    );
+}
+
+#[tokio::test]
+async fn a_presigned_url_lives_as_long_as_asked_and_a_get_signs_only_the_host() {
     let store = common::store().await;
     let k = key("shape");
+    let get = store
+        .presign_get(&k, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(get.url.contains("X-Amz-SignedHeaders=host&"), "{}", get.url);
+    assert!(get.headers.is_empty());
     let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
     let url = store
-        .presign_put(&k, Duration::from_millis(90_500))
+        .presign_put(&k, Duration::from_millis(90_500), None)
         .await
         .unwrap();
     assert_eq!(url.method, "PUT");
-    assert!(url.url.contains("X-Amz-SignedHeaders=host&"), "{}", url.url);
     assert!(
         url.url.contains("/tlao-contract/s3-cases/"),
         "path style: {}",

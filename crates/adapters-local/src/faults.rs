@@ -200,8 +200,13 @@ impl BlobStore for FaultyBlobStore {
         self.inner.presign_get(key, ttl).await
     }
 
-    async fn presign_put(&self, key: &BlobKey, ttl: Duration) -> Result<PresignedUrl, BlobError> {
-        self.inner.presign_put(key, ttl).await
+    async fn presign_put(
+        &self,
+        key: &BlobKey,
+        ttl: Duration,
+        sha256: Option<&str>,
+    ) -> Result<PresignedUrl, BlobError> {
+        self.inner.presign_put(key, ttl, sha256).await
     }
 
     async fn ping(&self) -> Result<(), BlobError> {

@@ -2,11 +2,16 @@
 //!
 //! Owns everything under its root:
 //! - `objects/<key>`: the bytes of each blob, one file per key;
-//! - `meta/<key>`: a JSON sidecar with the blob's content type. It mirrors `objects/`
-//!   path for path (no suffix), so two keys clash in one tree exactly when they clash in
-//!   the other;
+//! - `meta/<key>`: a JSON sidecar with the blob's content type and the SHA-256 of its
+//!   bytes, computed while they were written. It mirrors `objects/` path for path (no
+//!   suffix), so two keys clash in one tree exactly when they clash in the other;
 //! - `tmp/`: uploads in progress. A blob is written there, fsynced, then renamed into
 //!   place, so readers see the old blob or the new one, never a part.
+//!
+//! A presigned PUT only creates: its blob is linked into place with no-replace
+//! semantics (`persist_noclobber`), so of two uploads to one key exactly one is stored
+//! and the other is refused with `AlreadyExists`, and a stored blob is never rewritten
+//! through a URL.
 //!
 //! It also owns the presigned URLs the API serves at `{base_url}/blobs/{key}`: an
 //! HMAC-SHA256 over method, key and expiry, checked by [`FsBlobStore::verify`] and
@@ -27,7 +32,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 use tlao_domain::Timestamp;
 use tlao_ports::{
@@ -90,10 +95,23 @@ impl Method {
 }
 
 /// The sidecar of a blob.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Sidecar {
     content_type: Option<String>,
+    /// The hex SHA-256 of the blob's bytes, computed while writing them (absent in the
+    /// sidecars of blobs stored before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+}
+
+/// Whether a write may replace a blob already at its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteMode {
+    /// `put` and `put_stream`: the new blob replaces the old.
+    Replace,
+    /// A presigned PUT: refused with `AlreadyExists` when a blob is there.
+    CreateOnly,
 }
 
 impl fmt::Debug for FsBlobStore {
@@ -165,11 +183,12 @@ impl FsBlobStore {
     /// Serves a request on a presigned URL, as the API's `/blobs/{key}` handler does:
     /// `path_and_query` is the URL without `base_url` (`/blobs/{key}?expires=..&signature=..`).
     /// A GET returns the blob; a PUT stores `body` (nothing means empty) as
-    /// `application/octet-stream`.
+    /// `application/octet-stream`, only when no blob is at the key yet.
     ///
     /// Errors: `Refused` as [`verify`](Self::verify) says, plus `Malformed` when the path
     /// is not under `/blobs/` or the query is not exactly `expires` and `signature`;
-    /// `Blob` with the store's error (`NotFound`, `Body`, ...) once the URL is accepted.
+    /// `Blob` with the store's error (`NotFound`, `AlreadyExists`, `Body`, ...) once the
+    /// URL is accepted.
     pub async fn serve_presigned(
         &self,
         method: &str,
@@ -186,7 +205,12 @@ impl FsBlobStore {
             Method::Put => {
                 let body = body.unwrap_or_else(|| Box::pin(futures::stream::empty()));
                 let meta = self
-                    .put_stream(&key, body, PRESIGNED_PUT_CONTENT_TYPE)
+                    .write(
+                        &key,
+                        body,
+                        PRESIGNED_PUT_CONTENT_TYPE,
+                        WriteMode::CreateOnly,
+                    )
                     .await?;
                 Ok(PresignedResponse::Uploaded(meta))
             }
@@ -241,7 +265,104 @@ impl FsBlobStore {
             ),
             method: method.as_str().to_owned(),
             expires_at: Timestamp::from_unix_millis(expires_secs.saturating_mul(1000)),
+            headers: Default::default(),
         }
+    }
+
+    /// Streams `body` to a temp file while hashing it, then moves it into place: over
+    /// any blob at `key` (`Replace`), or only when there is none (`CreateOnly`, atomic
+    /// against every other writer of the directory: a no-replace link).
+    async fn write(
+        &self,
+        key: &BlobKey,
+        mut body: ByteStream,
+        content_type: &str,
+        mode: WriteMode,
+    ) -> Result<BlobMeta, BlobError> {
+        let tmp = self.tmp.clone();
+        // Dropped on every early return, which removes the temp file.
+        let upload = blocking(move || {
+            scratch_file(&tmp).map_err(|e| io_error(e, "creating an upload temp file"))
+        })
+        .await?;
+        let handle = upload
+            .as_file()
+            .try_clone()
+            .map_err(|e| io_error(e, "opening an upload temp file"))?;
+        let mut file = tokio::fs::File::from_std(handle);
+        let mut size = 0u64;
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(BlobError::Body)?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| io_error(e, format!("writing blob {key}")))?;
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+        }
+        file.flush()
+            .await
+            .map_err(|e| io_error(e, format!("writing blob {key}")))?;
+        file.sync_all()
+            .await
+            .map_err(|e| io_error(e, format!("syncing blob {key}")))?;
+        drop(file);
+
+        let content_type = Some(content_type.to_owned()).filter(|t| !t.is_empty());
+        let sha256 = hex::encode(hasher.finalize());
+        let sidecar = Sidecar {
+            content_type: content_type.clone(),
+            sha256: Some(sha256.clone()),
+        };
+        let (tmp, commit) = (self.tmp.clone(), self.commit.clone());
+        let (object, meta, owned_key) = (self.object_path(key), self.meta_path(key), key.clone());
+        blocking(move || {
+            let sidecar = write_sidecar(&tmp, &sidecar, &owned_key)?;
+            let _commit = lock(&commit);
+            for path in [&meta, &object] {
+                if let Some(parent) = path.parent() {
+                    fs::create_dir_all(parent).map_err(|e| commit_error(e, &owned_key))?;
+                }
+            }
+            match mode {
+                WriteMode::Replace => {
+                    // The sidecar first: a blob is never visible before its content type.
+                    sidecar
+                        .persist(&meta)
+                        .map_err(|e| commit_error(e.error, &owned_key))?;
+                    upload
+                        .persist(&object)
+                        .map_err(|e| commit_error(e.error, &owned_key))?;
+                }
+                WriteMode::CreateOnly => {
+                    // The blob first, linked without replacing: the one step that decides
+                    // which of two uploads is stored. Its sidecar follows under the lock
+                    // every reader of this store takes; after a crash between the two, the
+                    // blob reads with no content type and no hash (reading tells the hash).
+                    if let Err(e) = upload.persist_noclobber(&object) {
+                        return Err(match e.error.kind() {
+                            io::ErrorKind::AlreadyExists
+                                if fs::metadata(&object).is_ok_and(|stat| stat.is_file()) =>
+                            {
+                                BlobError::AlreadyExists(owned_key)
+                            }
+                            _ => commit_error(e.error, &owned_key),
+                        });
+                    }
+                    sidecar
+                        .persist(&meta)
+                        .map_err(|e| commit_error(e.error, &owned_key))?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(BlobMeta {
+            key: key.clone(),
+            size,
+            content_type,
+            sha256: Some(sha256),
+        })
     }
 
     fn object_path(&self, key: &BlobKey) -> PathBuf {
@@ -268,65 +389,11 @@ impl BlobStore for FsBlobStore {
     async fn put_stream(
         &self,
         key: &BlobKey,
-        mut body: ByteStream,
+        body: ByteStream,
         content_type: &str,
     ) -> Result<BlobMeta, BlobError> {
-        let tmp = self.tmp.clone();
-        // Dropped on every early return, which removes the temp file.
-        let upload = blocking(move || {
-            scratch_file(&tmp).map_err(|e| io_error(e, "creating an upload temp file"))
-        })
-        .await?;
-        let handle = upload
-            .as_file()
-            .try_clone()
-            .map_err(|e| io_error(e, "opening an upload temp file"))?;
-        let mut file = tokio::fs::File::from_std(handle);
-        let mut size = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(BlobError::Body)?;
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| io_error(e, format!("writing blob {key}")))?;
-            size += chunk.len() as u64;
-        }
-        file.flush()
+        self.write(key, body, content_type, WriteMode::Replace)
             .await
-            .map_err(|e| io_error(e, format!("writing blob {key}")))?;
-        file.sync_all()
-            .await
-            .map_err(|e| io_error(e, format!("syncing blob {key}")))?;
-        drop(file);
-
-        let content_type = Some(content_type.to_owned()).filter(|t| !t.is_empty());
-        let sidecar = Sidecar {
-            content_type: content_type.clone(),
-        };
-        let (tmp, commit) = (self.tmp.clone(), self.commit.clone());
-        let (object, meta, owned_key) = (self.object_path(key), self.meta_path(key), key.clone());
-        blocking(move || {
-            let sidecar = write_sidecar(&tmp, &sidecar, &owned_key)?;
-            let _commit = lock(&commit);
-            // The sidecar first: a blob is never visible before its content type.
-            for path in [&meta, &object] {
-                if let Some(parent) = path.parent() {
-                    fs::create_dir_all(parent).map_err(|e| commit_error(e, &owned_key))?;
-                }
-            }
-            sidecar
-                .persist(&meta)
-                .map_err(|e| commit_error(e.error, &owned_key))?;
-            upload
-                .persist(&object)
-                .map_err(|e| commit_error(e.error, &owned_key))?;
-            Ok(())
-        })
-        .await?;
-        Ok(BlobMeta {
-            key: key.clone(),
-            size,
-            content_type,
-        })
     }
 
     async fn get(&self, key: &BlobKey) -> Result<(BlobMeta, ByteStream), BlobError> {
@@ -345,13 +412,14 @@ impl BlobStore for FsBlobStore {
             if !stat.is_file() {
                 return Err(BlobError::NotFound(owned_key));
             }
-            let content_type = read_sidecar(&meta, &owned_key)?;
+            let sidecar = read_sidecar(&meta, &owned_key)?;
             Ok((
                 file,
                 BlobMeta {
                     key: owned_key,
                     size: stat.len(),
-                    content_type,
+                    content_type: sidecar.content_type,
+                    sha256: sidecar.sha256,
                 },
             ))
         })
@@ -374,11 +442,12 @@ impl BlobStore for FsBlobStore {
             if !stat.is_file() {
                 return Err(BlobError::NotFound(owned_key));
             }
-            let content_type = read_sidecar(&meta, &owned_key)?;
+            let sidecar = read_sidecar(&meta, &owned_key)?;
             Ok(BlobMeta {
                 key: owned_key,
                 size: stat.len(),
-                content_type,
+                content_type: sidecar.content_type,
+                sha256: sidecar.sha256,
             })
         })
         .await
@@ -409,7 +478,15 @@ impl BlobStore for FsBlobStore {
         Ok(self.presign(Method::Get, key, ttl))
     }
 
-    async fn presign_put(&self, key: &BlobKey, ttl: Duration) -> Result<PresignedUrl, BlobError> {
+    /// The URL is create-only ([`FsBlobStore::serve_presigned`] links without
+    /// replacing); `sha256` is not checked on upload here, the hash of what was stored
+    /// is in [`BlobMeta::sha256`] for whoever settles the upload to compare.
+    async fn presign_put(
+        &self,
+        key: &BlobKey,
+        ttl: Duration,
+        _sha256: Option<&str>,
+    ) -> Result<PresignedUrl, BlobError> {
         Ok(self.presign(Method::Put, key, ttl))
     }
 
@@ -534,17 +611,17 @@ fn write_sidecar(tmp: &Path, sidecar: &Sidecar, key: &BlobKey) -> Result<NamedTe
     Ok(file)
 }
 
-/// The content type in a blob's sidecar; none if the sidecar is missing (a crash
-/// between the two removals of a delete leaves only the sidecar, never only the blob).
-fn read_sidecar(path: &Path, key: &BlobKey) -> Result<Option<String>, BlobError> {
+/// A blob's sidecar; an empty one if the sidecar is missing (a crash between the two
+/// removals of a delete leaves only the sidecar; between the two steps of a create-only
+/// write, only the blob).
+fn read_sidecar(path: &Path, key: &BlobKey) -> Result<Sidecar, BlobError> {
     let json = match fs::read(path) {
         Ok(json) => json,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Sidecar::default()),
         Err(e) => return Err(io_error(e, format!("reading the sidecar of blob {key}"))),
     };
-    let sidecar: Sidecar = serde_json::from_slice(&json)
-        .map_err(|e| BlobError::Unexpected(anyhow!("the sidecar of blob {key} is corrupt: {e}")))?;
-    Ok(sidecar.content_type)
+    serde_json::from_slice(&json)
+        .map_err(|e| BlobError::Unexpected(anyhow!("the sidecar of blob {key} is corrupt: {e}")))
 }
 
 fn remove_if_present(path: &Path, key: &BlobKey) -> Result<(), BlobError> {

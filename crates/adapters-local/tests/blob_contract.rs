@@ -1,6 +1,7 @@
 //! The blob contract suite on [`FsBlobStore`], served through the same
 //! `serve_presigned` path as the API, plus what only a file system can get wrong.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +44,14 @@ struct ServedByTheApi(Arc<FsBlobStore>);
 
 #[async_trait]
 impl PresignedClient for ServedByTheApi {
-    async fn send(&self, method: &str, url: &str, body: Option<Bytes>) -> (u16, Bytes) {
+    async fn send_with(
+        &self,
+        method: &str,
+        url: &str,
+        // The gateway signs no header: what an upload may be is checked by the store.
+        _headers: &BTreeMap<String, String>,
+        body: Option<Bytes>,
+    ) -> (u16, Bytes) {
         let Some(path_and_query) = url.strip_prefix(BASE_URL) else {
             return (404, Bytes::from("not a url of this server"));
         };
@@ -75,6 +83,9 @@ impl PresignedClient for ServedByTheApi {
                 (404, Bytes::from(format!("no blob at {key}")))
             }
             Err(ServeError::Blob(BlobError::Body(e))) => (400, Bytes::from(e.to_string())),
+            Err(ServeError::Blob(e @ BlobError::AlreadyExists(_))) => {
+                (409, Bytes::from(e.to_string()))
+            }
             Err(ServeError::Blob(e)) => (500, Bytes::from(e.to_string())),
         }
     }
@@ -149,7 +160,7 @@ async fn an_expiry_is_rounded_up_to_a_whole_second() {
     let clock = Arc::new(ManualClock::new(START.plus_millis(500)));
     let store = store_in(dir.path(), clock);
     let url = store
-        .presign_put(&key("k"), Duration::from_millis(1200))
+        .presign_put(&key("k"), Duration::from_millis(1200), None)
         .await
         .expect("a url");
     assert_eq!(query_of(&url.url).0, "1800000002");
@@ -310,7 +321,7 @@ async fn a_presigned_put_stores_the_body_as_octet_stream() {
     let dir = TempDir::new().expect("a temp dir");
     let store = store_in(dir.path(), Arc::new(ManualClock::new(START)));
     let url = store
-        .presign_put(&key("up/load"), Duration::from_secs(10))
+        .presign_put(&key("up/load"), Duration::from_secs(10), None)
         .await
         .expect("a url");
     let path_and_query = url.url.strip_prefix(BASE_URL).expect("the base url");
@@ -423,4 +434,103 @@ async fn a_deleted_scratch_directory_is_recreated_by_the_next_upload_and_probe()
 
     let (_, mut body) = store.get(&key("after-cleanup")).await.expect("readable");
     assert_eq!(body.next().await.expect("a chunk").expect("bytes"), "x");
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(Sha256::digest(data))
+}
+
+#[tokio::test]
+async fn every_write_records_the_sha256_of_the_bytes_it_wrote() {
+    let dir = TempDir::new().expect("a temp dir");
+    let store = store_in(dir.path(), Arc::new(ManualClock::new(START)));
+    let put = store
+        .put(&key("a"), Bytes::from_static(b"alpha"), "text/plain")
+        .await
+        .expect("a put");
+    assert_eq!(put.sha256, Some(sha256_hex(b"alpha")));
+    let chunks: Vec<Result<Bytes, std::io::Error>> =
+        vec![Ok(Bytes::from_static(b"be")), Ok(Bytes::from_static(b"ta"))];
+    store
+        .put_stream(
+            &key("b"),
+            Box::pin(futures::stream::iter(chunks)),
+            "text/plain",
+        )
+        .await
+        .expect("a streamed put");
+    let url = store
+        .presign_put(&key("c"), Duration::from_secs(10), None)
+        .await
+        .expect("a url");
+    let path_and_query = url.url.strip_prefix(BASE_URL).expect("the base url");
+    store
+        .serve_presigned("PUT", path_and_query, Some(one_chunk(Bytes::from("gamma"))))
+        .await
+        .expect("a presigned put");
+    for (name, bytes) in [("a", "alpha"), ("b", "beta"), ("c", "gamma")] {
+        let head = store.head(&key(name)).await.expect("the blob");
+        assert_eq!(head.sha256, Some(sha256_hex(bytes.as_bytes())), "{name}");
+        let (got, _) = store.get(&key(name)).await.expect("the blob");
+        assert_eq!(got.sha256, head.sha256, "{name}");
+    }
+    // A replacing put records the new bytes' hash.
+    store
+        .put(&key("a"), Bytes::from_static(b"ALPHA"), "text/plain")
+        .await
+        .expect("a put");
+    assert_eq!(
+        store.head(&key("a")).await.expect("the blob").sha256,
+        Some(sha256_hex(b"ALPHA"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_racing_presigned_puts_to_one_key_exactly_one_is_stored() {
+    let dir = TempDir::new().expect("a temp dir");
+    let store = Arc::new(store_in(dir.path(), Arc::new(ManualClock::new(START))));
+    let url = store
+        .presign_put(&key("race/plan.json"), Duration::from_secs(10), None)
+        .await
+        .expect("a url");
+    let path_and_query = url
+        .url
+        .strip_prefix(BASE_URL)
+        .expect("the base url")
+        .to_owned();
+    let uploads: Vec<_> = (0..8u8)
+        .map(|i| {
+            let (store, path_and_query) = (store.clone(), path_and_query.clone());
+            tokio::spawn(async move {
+                let body = Bytes::from(vec![b'0' + i; 4096]);
+                let served = store
+                    .serve_presigned("PUT", &path_and_query, Some(one_chunk(body.clone())))
+                    .await;
+                (body, served)
+            })
+        })
+        .collect();
+    let mut stored = Vec::new();
+    for upload in uploads {
+        match upload.await.expect("the upload task") {
+            (body, Ok(PresignedResponse::Uploaded(_))) => stored.push(body),
+            (_, Err(ServeError::Blob(BlobError::AlreadyExists(k)))) => {
+                assert_eq!(k, key("race/plan.json"));
+            }
+            (_, other) => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!(stored.len(), 1, "exactly one upload is stored");
+    let (meta, mut body) = store.get(&key("race/plan.json")).await.expect("the blob");
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        bytes.extend_from_slice(&chunk.expect("a chunk"));
+    }
+    assert_eq!(bytes, stored[0]);
+    assert_eq!(meta.sha256, Some(sha256_hex(&stored[0])));
+    assert!(
+        entries(&dir.path().join("tmp")).is_empty(),
+        "the refused uploads left no temp file"
+    );
 }

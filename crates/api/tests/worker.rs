@@ -12,6 +12,14 @@ use common::{TestApp, WORKER_TOKEN, problem};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn worker_post(app: &TestApp, path: &str, body: &Value) -> reqwest::RequestBuilder {
     app.client
         .post(app.url(path))
@@ -143,7 +151,7 @@ async fn a_worker_runs_a_run_from_lease_to_completion() {
         &app,
         &format!("/worker/runs/{run_id}/artifacts"),
         &json!({"leaseId": lease, "name": "plan.json", "artifactType": "plan", "size": body.len(),
-                "sha256": "a".repeat(64), "contentType": "application/json"}),
+                "sha256": hex_sha256(&body), "contentType": "application/json"}),
     )
     .send()
     .await
@@ -384,7 +392,7 @@ async fn a_presigned_upload_over_a_settled_artifact_is_refused() {
         .worker_post(
             &format!("/worker/runs/{run_id}/artifacts"),
             &json!({"leaseId": lease, "name": "plan.json", "artifactType": "plan", "size": 2,
-                    "sha256": "a".repeat(64), "contentType": "application/json"}),
+                    "sha256": hex_sha256(b"{}"), "contentType": "application/json"}),
         )
         .await
         .json()
@@ -424,6 +432,147 @@ async fn a_presigned_upload_over_a_settled_artifact_is_refused() {
         body["detail"].as_str().unwrap().contains("is available"),
         "{body}"
     );
+}
+
+/// A run leased through the API with one artifact registered under its lease, declared
+/// as `declared`: the run id, the lease, the artifact's id and its upload URL, and the
+/// owner's token.
+async fn leased_with_an_artifact(
+    app: &TestApp,
+    declared: &[u8],
+) -> (String, String, String, String, String) {
+    let user = app.user("alice").await;
+    app.run(&user).await;
+    let (run_id, lease) = app.lease().await;
+    let slot: Value = app
+        .worker_post(
+            &format!("/worker/runs/{run_id}/artifacts"),
+            &json!({"leaseId": lease, "name": "plan.json", "artifactType": "plan",
+                    "size": declared.len(), "sha256": hex_sha256(declared),
+                    "contentType": "application/json"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    (
+        run_id,
+        lease,
+        slot["artifact"]["artifactId"].as_str().unwrap().to_owned(),
+        slot["upload"]["url"].as_str().unwrap().to_owned(),
+        user.token,
+    )
+}
+
+async fn finalize(app: &TestApp, run_id: &str, lease: &str, artifact_id: &str) -> Value {
+    let response = app
+        .worker_post(
+            &format!("/worker/runs/{run_id}/artifacts/{artifact_id}/finalize"),
+            &json!({"leaseId": lease}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+/// The artifact as its owner sees it, and the bytes its download URL serves.
+async fn downloaded(app: &TestApp, artifact_id: &str, token: &str) -> (Value, Vec<u8>) {
+    let artifact: Value = app
+        .get_json(&format!("/artifacts/{artifact_id}"), token)
+        .await;
+    let download = app
+        .client
+        .get(artifact["downloadUrl"].as_str().expect("a download url"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), StatusCode::OK);
+    let bytes = download.bytes().await.unwrap().to_vec();
+    (artifact, bytes)
+}
+
+const PLAN: &[u8] = br#"{"steps":["a"]}"#;
+/// As long as [`PLAN`], other bytes.
+const FORGED: &[u8] = br#"{"steps":["b"]}"#;
+
+#[tokio::test]
+async fn a_replayed_upload_url_after_finalize_is_refused_and_the_bytes_served_do_not_change() {
+    let app = TestApp::spawn().await;
+    let (run_id, lease, artifact_id, url, token) = leased_with_an_artifact(&app, PLAN).await;
+    let put = app.client.put(&url).body(PLAN).send().await.unwrap();
+    assert_eq!(put.status(), StatusCode::OK);
+    let settled = finalize(&app, &run_id, &lease, &artifact_id).await;
+    assert_eq!(settled["status"], "available", "{settled}");
+
+    // The same URL again, while the run still runs: with other bytes of the same size,
+    // and with the same bytes.
+    for body in [FORGED, PLAN] {
+        let replay = app.client.put(&url).body(body).send().await.unwrap();
+        problem(replay, StatusCode::CONFLICT).await;
+    }
+
+    let (artifact, bytes) = downloaded(&app, &artifact_id, &token).await;
+    assert_eq!(artifact["status"], "available");
+    assert_eq!(bytes, PLAN);
+    assert_eq!(artifact["sha256"], hex_sha256(&bytes));
+}
+
+#[tokio::test]
+async fn a_replayed_upload_url_after_the_run_ended_is_refused_and_the_bytes_do_not_change() {
+    let app = TestApp::spawn().await;
+    let (run_id, lease, artifact_id, url, token) = leased_with_an_artifact(&app, PLAN).await;
+    let put = app.client.put(&url).body(PLAN).send().await.unwrap();
+    assert_eq!(put.status(), StatusCode::OK);
+    assert_eq!(
+        finalize(&app, &run_id, &lease, &artifact_id).await["status"],
+        "available"
+    );
+    let done = app
+        .worker_post(
+            &format!("/worker/runs/{run_id}/complete"),
+            &json!({"leaseId": lease, "status": "completed"}),
+        )
+        .await;
+    assert_eq!(done.status(), StatusCode::OK);
+
+    let replay = app.client.put(&url).body(FORGED).send().await.unwrap();
+    revoked_after_the_end(replay, "completed").await;
+
+    let (artifact, bytes) = downloaded(&app, &artifact_id, &token).await;
+    assert_eq!(artifact["status"], "available");
+    assert_eq!(bytes, PLAN);
+    assert_eq!(artifact["sha256"], hex_sha256(PLAN));
+}
+
+#[tokio::test]
+async fn other_bytes_of_the_declared_size_make_the_artifact_upload_failed_naming_the_hash() {
+    let app = TestApp::spawn().await;
+    let (run_id, lease, artifact_id, url, token) = leased_with_an_artifact(&app, PLAN).await;
+    let put = app.client.put(&url).body(FORGED).send().await.unwrap();
+    assert_eq!(put.status(), StatusCode::OK, "the store takes the bytes");
+    // Nor can the right bytes be put over them now.
+    let fix = app.client.put(&url).body(PLAN).send().await.unwrap();
+    problem(fix, StatusCode::CONFLICT).await;
+
+    let settled = finalize(&app, &run_id, &lease, &artifact_id).await;
+
+    assert_eq!(settled["status"], "upload_failed", "{settled}");
+    assert_eq!(
+        settled["error"],
+        format!(
+            "the stored bytes have SHA-256 {}, {} was declared",
+            hex_sha256(FORGED),
+            hex_sha256(PLAN)
+        )
+    );
+    let artifact: Value = app
+        .get_json(&format!("/artifacts/{artifact_id}"), &token)
+        .await;
+    assert_eq!(artifact["status"], "upload_failed");
+    assert!(artifact["downloadUrl"].is_null(), "{artifact}");
+    // Finalizing again changes nothing: a settled artifact stays as it is.
+    let again = finalize(&app, &run_id, &lease, &artifact_id).await;
+    assert_eq!(again["status"], "upload_failed");
 }
 
 #[tokio::test]

@@ -483,17 +483,24 @@ impl WorkerService {
             error: None,
         };
         transactions::register_artifact(&self.core, lease_id, &artifact).await?;
+        // Create-only, and (where the store checks it) for the declared bytes only.
         let upload = self
             .core
             .blobs
-            .presign_put(&blob_key, ASSIGNMENT_URL_TTL)
+            .presign_put(&blob_key, ASSIGNMENT_URL_TTL, Some(&artifact.sha256))
             .await?;
         Ok(ArtifactUpload { artifact, upload })
     }
 
     /// Settles an artifact after its upload: `available` when the stored bytes have the
-    /// declared size, `upload_failed` (with the reason) when the worker says every
-    /// attempt failed or the bytes are missing or short (requirement 13.3).
+    /// declared size and SHA-256, `upload_failed` (with the reason) when the worker says
+    /// every attempt failed, the bytes are missing, or their size or hash is not the
+    /// declared one (requirement 13.3). The hash is the store's own
+    /// ([`tlao_ports::BlobMeta::sha256`]: computed while writing, or checked on upload);
+    /// when the store does not know it, the bytes are read back and hashed (at most the
+    /// declared size is read). The blob cannot change afterwards: its upload URL was
+    /// create-only and is refused once a blob is there, so what was verified is what is
+    /// served.
     ///
     /// Fenced like every write: once the run has ended, nothing becomes available (the
     /// run's end settled what was pending). This is the fence of stores whose upload
@@ -525,7 +532,20 @@ impl WorkerService {
                 let blob =
                     BlobKey::parse(&artifact.key).map_err(|e| ServiceError::Internal(e.into()))?;
                 match self.core.blobs.head(&blob).await {
-                    Ok(meta) if meta.size == artifact.size => None,
+                    Ok(meta) if meta.size == artifact.size => {
+                        let stored = match meta.sha256 {
+                            Some(sha256) => sha256,
+                            None => {
+                                stored_sha256(self.core.blobs.as_ref(), &blob, meta.size).await?
+                            }
+                        };
+                        (stored != artifact.sha256).then(|| {
+                            format!(
+                                "the stored bytes have SHA-256 {stored}, {} was declared",
+                                artifact.sha256
+                            )
+                        })
+                    }
                     Ok(meta) => Some(format!(
                         "{} bytes were stored, {} were declared",
                         meta.size, artifact.size
@@ -605,6 +625,30 @@ impl WorkerService {
             Err(other) => Err(other),
         }
     }
+}
+
+/// The hex SHA-256 of the blob at `key`, read back whole: for stores that do not know
+/// it. `size` is what `head` said; a blob that turns out longer is hashed no further
+/// than one byte past it (its hash then matches nothing declared).
+async fn stored_sha256(
+    blobs: &dyn tlao_ports::BlobStore,
+    key: &BlobKey,
+    size: u64,
+) -> Result<String, ServiceError> {
+    use futures::StreamExt;
+    use sha2::{Digest, Sha256};
+    let (_, mut body) = blobs.get(key).await?;
+    let mut hasher = Sha256::new();
+    let mut read = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ServiceError::from(BlobError::Transient(e.into())))?;
+        read += chunk.len() as u64;
+        hasher.update(&chunk);
+        if read > size {
+            break;
+        }
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 impl WorkerService {

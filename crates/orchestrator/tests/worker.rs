@@ -454,18 +454,18 @@ async fn an_uploaded_artifact_becomes_available_and_a_missing_one_upload_failed(
     let w = world(Guardrails::default()).await;
     let run = w.queue(1).await.remove(0);
     let lease = w.services.workers.lease_next(None).await.unwrap().unwrap();
-    let new = |name: &str, size| NewArtifact {
+    let new = |name: &str, body: &[u8]| NewArtifact {
         name: tlao_domain::ArtifactName::try_from(name.to_owned()).unwrap(),
         artifact_type: ArtifactType::Plan,
-        size,
-        sha256: "0".repeat(64),
+        size: body.len() as u64,
+        sha256: sha256_hex(body),
         content_type: "application/json".into(),
     };
 
     let good = w
         .services
         .workers
-        .create_artifact(&run, &lease.lease_id, new("plan.json", 2))
+        .create_artifact(&run, &lease.lease_id, new("plan.json", b"{}"))
         .await
         .unwrap();
     assert!(good.artifact.key.starts_with(&format!(
@@ -493,7 +493,7 @@ async fn an_uploaded_artifact_becomes_available_and_a_missing_one_upload_failed(
     let missing = w
         .services
         .workers
-        .create_artifact(&run, &lease.lease_id, new("notes.md", 10))
+        .create_artifact(&run, &lease.lease_id, new("notes.md", b"0123456789"))
         .await
         .unwrap();
     let failed = w
@@ -547,7 +547,7 @@ async fn two_racing_finalizes_of_one_artifact_both_succeed_and_it_counts_once() 
                     name: tlao_domain::ArtifactName::try_from(format!("doc-{i}.md")).unwrap(),
                     artifact_type: ArtifactType::Document,
                     size: 3,
-                    sha256: "0".repeat(64),
+                    sha256: sha256_hex(b"abc"),
                     content_type: "text/markdown".into(),
                 },
             )
@@ -589,6 +589,51 @@ async fn two_racing_finalizes_of_one_artifact_both_succeed_and_it_counts_once() 
         .await
         .unwrap();
     assert_eq!((summary.artifact_count, summary.artifact_bytes), (10, 30));
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[tokio::test]
+async fn stored_bytes_of_the_declared_size_but_another_hash_are_upload_failed_naming_both() {
+    let w = world(Guardrails::default()).await;
+    let run = w.queue(1).await.remove(0);
+    let lease = w.services.workers.lease_next(None).await.unwrap().unwrap();
+    let mut declared = plan("plan.json", 2);
+    declared.sha256 = sha256_hex(b"{}");
+    let slot = w
+        .services
+        .workers
+        .create_artifact(&run, &lease.lease_id, declared)
+        .await
+        .unwrap();
+    w.services
+        .core
+        .blobs
+        .put(
+            &BlobKey::parse(&slot.artifact.key).unwrap(),
+            Bytes::from_static(b"[]"),
+            "application/json",
+        )
+        .await
+        .unwrap();
+    let settled = w
+        .services
+        .workers
+        .finalize_artifact(&run, &lease.lease_id, &slot.artifact.artifact_id, None)
+        .await
+        .unwrap();
+    assert_eq!(settled.status, ArtifactStatus::UploadFailed);
+    assert_eq!(
+        settled.error,
+        Some(format!(
+            "the stored bytes have SHA-256 {}, {} was declared",
+            sha256_hex(b"[]"),
+            sha256_hex(b"{}")
+        ))
+    );
 }
 
 fn plan(name: &str, size: u64) -> NewArtifact {

@@ -4,6 +4,7 @@
 //! store with credentials: they receive a presigned URL that works for one key, one
 //! method and a limited time.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::pin::Pin;
 use std::time::Duration;
@@ -87,6 +88,11 @@ pub struct BlobMeta {
     pub size: u64,
     /// Its media type, when one was given on upload.
     pub content_type: Option<String>,
+    /// The lower-case hex SHA-256 of its bytes, when the store itself computed it while
+    /// writing them or checked the body against it on upload (never a value a client
+    /// merely claimed); `None` when the store does not know it, and then only reading
+    /// the bytes tells.
+    pub sha256: Option<String>,
 }
 
 /// A URL that lets its holder perform one method on one key until it expires.
@@ -99,6 +105,11 @@ pub struct PresignedUrl {
     pub method: String,
     /// When it stops working.
     pub expires_at: Timestamp,
+    /// Headers the request must carry exactly as given: they are signed into the URL
+    /// (S3's `If-None-Match` and checksum of an upload), so a request without them is
+    /// refused. Empty for most URLs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// Why a blob operation did not happen.
@@ -107,6 +118,10 @@ pub enum BlobError {
     /// No blob has this key.
     #[error("no blob at {0}")]
     NotFound(BlobKey),
+    /// A write that may only create found a blob at this key already; nothing was
+    /// written (the blob there is unchanged).
+    #[error("a blob is already stored at {0}; it cannot be replaced")]
+    AlreadyExists(BlobKey),
     /// The caller's body stream failed; nothing was stored. The caller's own error is
     /// returned unchanged so it can recognise it (e.g. a size limit it enforces).
     #[error("the upload body failed: {0}")]
@@ -173,10 +188,27 @@ pub trait BlobStore: Send + Sync {
     /// Errors: `Unexpected` when the store cannot sign.
     async fn presign_get(&self, key: &BlobKey, ttl: Duration) -> Result<PresignedUrl, BlobError>;
 
-    /// A URL that uploads `key` with a plain `PUT` of the body until `ttl` has passed.
+    /// A URL that uploads `key` once, with a `PUT` of the body and the URL's
+    /// [`headers`](PresignedUrl::headers), until `ttl` has passed. Create-only: once a
+    /// blob is stored at `key`, every later `PUT` with it (or with any other URL for
+    /// `key`) is refused — `409` from the presigned gateway, `412` from S3 — and the blob
+    /// stays as it was. So an uploader whose answer was lost and who sends again learns
+    /// that its bytes are there; whether they are the right bytes is for whoever checks
+    /// the blob's size and `sha256` afterwards.
     ///
-    /// Errors: `Unexpected` when the store cannot sign.
-    async fn presign_put(&self, key: &BlobKey, ttl: Duration) -> Result<PresignedUrl, BlobError>;
+    /// `sha256` is the lower-case hex SHA-256 the uploader declared for the body: a store
+    /// that can check the body against it on upload does (S3 refuses another body), and
+    /// a store that reports a hash in [`BlobMeta::sha256`] afterwards reports the one of
+    /// the bytes it stored, never the declared one unchecked.
+    ///
+    /// Errors: `Unexpected` when the store cannot sign (or `sha256` is not 64 hex
+    /// digits).
+    async fn presign_put(
+        &self,
+        key: &BlobKey,
+        ttl: Duration,
+        sha256: Option<&str>,
+    ) -> Result<PresignedUrl, BlobError>;
 
     /// Checks that the store is reachable, for readiness probes.
     ///
@@ -200,7 +232,8 @@ pub trait PresignedGateway: Send + Sync {
     fn verify_url(&self, method: &str, path_and_query: &str) -> Result<BlobKey, PresignError>;
 
     /// Serves `method` on `path_and_query` (`/blobs/{key}?expires=..&signature=..`): a GET
-    /// returns the blob, a PUT stores `body` (nothing means empty).
+    /// returns the blob, a PUT stores `body` (nothing means empty) only if no blob is at
+    /// the key yet (`Blob(AlreadyExists)` otherwise, nothing written).
     ///
     /// Errors: `Refused` when the URL is malformed, expired, altered or used with another
     /// method (nothing is read or written); `Blob` with the store's error once the URL is
@@ -242,7 +275,8 @@ pub enum ServeError {
     #[error(transparent)]
     Refused(#[from] PresignError),
     /// The URL was valid but the store operation failed: `NotFound` for a GET of a
-    /// missing blob, `Body` when the upload stream failed, ...
+    /// missing blob, `AlreadyExists` for a PUT to a key that holds a blob, `Body` when
+    /// the upload stream failed, ...
     #[error(transparent)]
     Blob(#[from] BlobError),
 }

@@ -130,7 +130,7 @@ pub(crate) struct Request {
     /// A presigned URL: its query stays out of messages.
     presigned: bool,
     bearer: Option<String>,
-    headers: Vec<(&'static str, String)>,
+    headers: Vec<(String, String)>,
     body: Body,
     timeout: Option<Duration>,
     retry: Option<(RetryPolicy, Transient)>,
@@ -255,8 +255,8 @@ impl Request {
     }
 
     /// With the header `name: value`.
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Request {
-        self.headers.push((name, value.into()));
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
+        self.headers.push((name.into(), value.into()));
         self
     }
 
@@ -312,7 +312,7 @@ impl Request {
             builder = builder.header(AUTHORIZATION, format!("Bearer {token}"));
         }
         for (name, value) in &self.headers {
-            builder = builder.header(*name, value.as_str());
+            builder = builder.header(name.as_str(), value.as_str());
         }
         if let Some(timeout) = self.timeout {
             builder = builder.timeout(timeout);

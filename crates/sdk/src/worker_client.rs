@@ -211,8 +211,11 @@ impl WorkerClient {
     }
 
     /// `PUT`s `len` bytes from `body` to a presigned upload URL, streaming them, with
-    /// no `Authorization` header. Not retried here, since the stream is consumed by
-    /// the first try: the caller retries with a fresh stream.
+    /// the URL's own headers and no `Authorization` header. Not retried here, since the
+    /// stream is consumed by the first try: the caller retries with a fresh stream. An
+    /// upload URL stores once: a `409` (the presigned gateway, as
+    /// [`WorkerClientError::LeaseLost`]) or `412` (S3) answers a `PUT` to a key that
+    /// already holds bytes.
     pub async fn upload<S>(
         &self,
         url: &SignedUrl,
@@ -222,7 +225,11 @@ impl WorkerClient {
     where
         S: Stream<Item = io::Result<Bytes>> + Send + 'static,
     {
-        let request = Request::presigned(Method::PUT, self.http.absolute(&url.url)).stream(
+        let mut request = Request::presigned(Method::PUT, self.http.absolute(&url.url));
+        for (name, value) in &url.headers {
+            request = request.header(name, value);
+        }
+        let request = request.stream(
             "application/octet-stream",
             len,
             reqwest::Body::wrap_stream(body),

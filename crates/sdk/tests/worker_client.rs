@@ -37,6 +37,7 @@ fn signed(url: String) -> SignedUrl {
         url,
         method: "PUT".into(),
         expires_at: Timestamp::from_unix_millis(0),
+        headers: Default::default(),
     }
 }
 

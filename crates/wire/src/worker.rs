@@ -25,6 +25,7 @@
 //! | `POST /worker/runs/{id}/artifacts/{artifactId}/finalize` | [`FinalizeRequest`] → 200 [`ArtifactView`] |
 //! | `POST /worker/runs/{id}/complete` | [`CompleteRequest`] → 200 [`RunView`] |
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -51,6 +52,11 @@ pub struct SignedUrl {
     /// When it stops working (RFC 3339).
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
+    /// Headers the request must carry exactly as given (they are signed into the URL):
+    /// an upload to S3 carries `If-None-Match: *` and the declared checksum. Absent when
+    /// there are none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// `POST /worker/lease`.

@@ -5,6 +5,14 @@
 //! [`UPLOAD_ATTEMPTS`] times with backoff; then the artifact is finalized, with the
 //! last error when every attempt failed, which makes it `upload_failed` (requirement
 //! 13.3) and fails the run with a message naming it.
+//!
+//! An upload URL stores once. So when an attempt's answer was lost after the bytes
+//! were stored, the next attempt is refused — `409` from the API's presigned gateway,
+//! `412` from S3 — and that refusal ends the attempts without an error: the artifact
+//! is finalized as if the upload had succeeded, and finalization, which checks the
+//! stored bytes' size and SHA-256 against the declared ones, decides (`available` when
+//! they are ours; `upload_failed` naming the mismatch otherwise; a refusal because the
+//! run ended makes finalization fenced, and the worker stops).
 
 use std::io;
 use std::path::Path;
@@ -14,9 +22,9 @@ use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use sha2::{Digest, Sha256};
 use tlao_domain::{LeaseId, ProducedArtifact, RunId, WorkspaceId};
-use tlao_sdk::WorkerClient;
 use tlao_sdk::wire::{ArtifactStatusName, ArtifactView};
 use tlao_sdk::worker::{ArtifactRequest, FinalizeRequest};
+use tlao_sdk::{WorkerClient, WorkerClientError};
 use tokio::io::AsyncReadExt;
 
 /// How many times the bytes of an artifact are sent before giving up.
@@ -76,15 +84,24 @@ pub async fn upload_artifact(
             Ok(file) => client
                 .upload(&slot.upload, file_stream(file), size)
                 .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(format!("cannot read the file: {e}")),
+                .map_err(UploadAttempt::from),
+            Err(e) => Err(UploadAttempt::Failed(format!("cannot read the file: {e}"))),
         };
         match result {
             Ok(()) => {
                 last_error = None;
                 break;
             }
-            Err(error) => {
+            Err(UploadAttempt::Refused(refusal)) => {
+                tracing::info!(
+                    workspace_id = %workspace_id, run_id = %run_id, operation = "upload_artifact",
+                    artifact = %name, attempt, %refusal,
+                    "the upload url stores no more: finalizing, which checks what is stored"
+                );
+                last_error = None;
+                break;
+            }
+            Err(UploadAttempt::Failed(error)) => {
                 tracing::warn!(
                     workspace_id = %workspace_id, run_id = %run_id, operation = "upload_artifact",
                     artifact = %name, attempt, %error, "artifact upload failed"
@@ -123,6 +140,25 @@ pub async fn upload_artifact(
         )));
     }
     Ok(artifact)
+}
+
+/// How one `PUT` of an artifact's bytes did not succeed.
+enum UploadAttempt {
+    /// The URL refuses every further `PUT` (`409`, `412`): bytes are already stored at
+    /// its key (an earlier attempt whose answer was lost), or the artifact or its run
+    /// no longer takes any. Sending again cannot help; finalization tells which.
+    Refused(String),
+    /// Anything else: another attempt may succeed.
+    Failed(String),
+}
+
+impl From<WorkerClientError> for UploadAttempt {
+    fn from(error: WorkerClientError) -> Self {
+        match error.status() {
+            Some(409 | 412) => UploadAttempt::Refused(error.to_string()),
+            _ => UploadAttempt::Failed(error.to_string()),
+        }
+    }
 }
 
 /// The lower-case hex SHA-256 and size of the file at `path`, read once.

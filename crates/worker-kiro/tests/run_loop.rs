@@ -384,6 +384,50 @@ async fn an_upload_that_keeps_failing_fails_the_run_naming_the_artifact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_whose_answer_was_lost_is_refused_when_sent_again_and_still_becomes_available() {
+    let tmp = tempfile::tempdir().unwrap();
+    let api = FakeApi::start(
+        TaskType::SpecGenerate,
+        kiro(&stand_in()),
+        "plan",
+        None,
+        60_000,
+    );
+    // The first upload is stored but its answer is lost: the retry is refused (the URL
+    // stores once), which is not a failure: finalize checks the stored bytes.
+    api.with(|s| s.lose_upload_answers = 1);
+    let config = worker(&api, &tmp.path().join("runs"));
+
+    let summary = run_once(&config, Duration::ZERO).await.unwrap().unwrap();
+
+    assert_eq!(summary.status, Some(RunStatus::Completed), "{summary:?}");
+    api.with(|s| {
+        assert!(!s.artifacts.is_empty());
+        assert_eq!(
+            s.upload_attempts,
+            s.artifacts.len() as u32 + 1,
+            "one artifact was sent twice, the others once"
+        );
+        assert!(
+            s.upload_conditions
+                .iter()
+                .all(|c| c.as_deref() == Some("*")),
+            "every upload carries the URL's signed header: {:?}",
+            s.upload_conditions
+        );
+        assert!(s.finalized.iter().all(|(_, f)| f.error.is_none()));
+        assert!(
+            s.artifacts
+                .iter()
+                .all(|a| a.status == ArtifactStatus::Available),
+            "{:?}",
+            s.artifacts
+        );
+    });
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_line_reaches_the_api_within_the_batch_interval() {
     let tmp = tempfile::tempdir().unwrap();
     // The line carries the time it was printed.

@@ -7,6 +7,7 @@
 //! path (bucket and key), every `X-Amz-*` parameter and the signed headers are covered by
 //! the signature, and `X-Amz-Date + X-Amz-Expires` is the end of the URL's life.
 
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
@@ -78,9 +79,15 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Checks `method` on presigned `url` as S3 does, with `secret_key` as the secret of the
-/// access key the URL names.
-pub fn verify(method: &str, url: &str, secret_key: &str) -> Result<(), Refusal> {
+/// Checks `method` on presigned `url`, sent with `headers`, as S3 does, with
+/// `secret_key` as the secret of the access key the URL names: every header the URL
+/// signs must be sent, with the value it was signed with.
+pub fn verify(
+    method: &str,
+    url: &str,
+    headers: &BTreeMap<String, String>,
+    secret_key: &str,
+) -> Result<(), Refusal> {
     let malformed = |what: &str| Refusal::Malformed(what.to_owned());
     let rest = url
         .split_once("://")
@@ -127,9 +134,23 @@ pub fn verify(method: &str, url: &str, secret_key: &str) -> Result<(), Refusal> 
         return Err(malformed("X-Amz-Expires out of range"));
     }
     let signed_headers = percent_decode(param("X-Amz-SignedHeaders")?);
-    if signed_headers != "host" {
-        // A plain client sends no other header, so no other may be signed.
-        return Err(malformed("only the host header may be signed"));
+    let mut canonical_headers = String::new();
+    for name in signed_headers.split(';') {
+        let value = if name == "host" {
+            authority
+        } else {
+            // A signed header the request does not carry: S3 cannot rebuild the
+            // signature.
+            let sent = headers
+                .iter()
+                .find(|(sent, _)| sent.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.trim());
+            match sent {
+                Some(value) => value,
+                None => return Err(Refusal::SignatureDoesNotMatch),
+            }
+        };
+        canonical_headers.push_str(&format!("{name}:{value}\n"));
     }
     let signature = param("X-Amz-Signature")?;
 
@@ -149,7 +170,7 @@ pub fn verify(method: &str, url: &str, secret_key: &str) -> Result<(), Refusal> 
         .find(|(name, _)| *name == "X-Amz-Content-Sha256")
         .map_or("UNSIGNED-PAYLOAD", |(_, value)| value);
     let canonical_request = format!(
-        "{method}\n{path}\n{canonical_query}\nhost:{authority}\n\n{signed_headers}\n{payload}"
+        "{method}\n{path}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{payload}"
     );
     let string_to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",

@@ -7,9 +7,12 @@
 //! An upload URL is honoured only while what it uploads may still be written: for an
 //! artifact's key, while the artifact is `pending` and its run is running under the lease
 //! the URL was handed to (a `409` otherwise, before the body is read). So a worker that
-//! lost its lease cannot replace bytes after the end. (S3's presigned URLs cannot be
-//! revoked: there, finalization is the fence, and an artifact of an ended run never
-//! becomes available.)
+//! lost its lease cannot replace bytes after the end. And an upload URL stores once:
+//! a `PUT` to a key that already holds a blob is a `409` and the blob is unchanged (the
+//! store links the new blob without replacing), so a pending artifact's bytes cannot
+//! be swapped between upload and finalize either. (S3's presigned URLs cannot be
+//! revoked: there, `If-None-Match: *` signed into the URL makes them store once, and
+//! finalization is the fence: an artifact of an ended run never becomes available.)
 //!
 //! These URLs are served on the API's origin, which is also the console's, so a
 //! download must never render there: every GET answers with `Content-Disposition:
@@ -66,7 +69,7 @@ pub(crate) async fn get_blob(
         (status = 200, description = "Stored", body = BlobUploaded),
         (status = 400, description = "The URL is malformed or the body failed", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The signature does not match, or the URL expired", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The artifact is no longer pending, or its run has ended (`lease-revoked`): nothing was stored", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A blob is already stored at the key (an upload URL stores once), the artifact is no longer pending, or its run has ended (`lease-revoked`): nothing was stored", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn put_blob(
@@ -177,6 +180,9 @@ fn refusal(error: ServeError) -> ApiError {
         ServeError::Blob(BlobError::NotFound(key)) => {
             ApiError::NotFound(format!("no blob at {key}"))
         }
+        ServeError::Blob(BlobError::AlreadyExists(key)) => ApiError::Conflict(format!(
+            "a blob is already stored at {key}: an upload URL stores once and never replaces"
+        )),
         ServeError::Blob(BlobError::Body(error)) => {
             ApiError::invalid("body", format!("the upload failed: {error}"))
         }

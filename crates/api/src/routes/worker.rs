@@ -31,6 +31,7 @@ fn signed(url: PresignedUrl) -> SignedUrl {
         url: url.url,
         method: url.method,
         expires_at: url.expires_at,
+        headers: url.headers,
     }
 }
 

@@ -7,6 +7,14 @@ use serde_json::Value;
 use crate::common::{TestApp, TestUser};
 use crate::support::{html_page, sign_in};
 
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A run of `user` that produced one available artifact, `plan.json`; the artifact's id.
 async fn artifact_of(app: &TestApp, user: &TestUser) -> String {
     let run_id = app.run(user).await;
@@ -17,7 +25,7 @@ async fn artifact_of(app: &TestApp, user: &TestUser) -> String {
         .worker_post(
             &format!("/worker/runs/{run_id}/artifacts"),
             &serde_json::json!({"leaseId": lease, "name": "plan.json", "artifactType": "plan",
-                "size": body.len(), "sha256": "a".repeat(64), "contentType": "application/json"}),
+                "size": body.len(), "sha256": hex_sha256(&body), "contentType": "application/json"}),
         )
         .await
         .json()

@@ -3,20 +3,34 @@
 //! Presigned URLs are exercised through a [`PresignedClient`]: plain HTTP for S3, or the
 //! same verification code the API serves `/blobs/...` with for the file-system store.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
+use sha2::{Digest, Sha256};
 
 use crate::blob::{BlobError, BlobKey, BlobStore, ByteStream};
 
 /// Performs a request on a presigned URL, as an HTTP client without credentials would.
 #[async_trait]
 pub trait PresignedClient: Send + Sync {
-    /// Sends `method` to `url` with an optional body; returns the status and body.
-    async fn send(&self, method: &str, url: &str, body: Option<Bytes>) -> (u16, Bytes);
+    /// Sends `method` to `url` with `headers` (a presigned URL's own) and an optional
+    /// body; returns the status and body.
+    async fn send_with(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &BTreeMap<String, String>,
+        body: Option<Bytes>,
+    ) -> (u16, Bytes);
+
+    /// Sends `method` to `url` with no header and an optional body.
+    async fn send(&self, method: &str, url: &str, body: Option<Bytes>) -> (u16, Bytes) {
+        self.send_with(method, url, &BTreeMap::new(), body).await
+    }
 }
 
 /// Generates one `#[tokio::test]` per blob contract case. `$factory` is an expression
@@ -33,6 +47,9 @@ macro_rules! blob_contract_tests {
             a_put_replaces_the_previous_blob,
             a_presigned_get_downloads_the_bytes,
             a_presigned_put_uploads_the_bytes,
+            a_presigned_put_stores_once_and_never_replaces,
+            a_presigned_put_of_other_bytes_than_declared_is_never_reported_as_declared,
+            a_stored_blob_reports_its_own_sha256_or_none,
             a_tampered_presigned_url_is_refused,
             an_expired_presigned_url_is_refused,
             ping_succeeds,
@@ -228,7 +245,12 @@ pub async fn a_presigned_get_downloads_the_bytes(
     assert_eq!(body, data);
 }
 
-/// A presigned PUT stores the uploaded bytes.
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// A presigned PUT stores the uploaded bytes, and the store then knows their SHA-256
+/// (it computed it, or checked the declared one against the body).
 pub async fn a_presigned_put_uploads_the_bytes(
     store: Arc<dyn BlobStore>,
     client: Arc<dyn PresignedClient>,
@@ -237,13 +259,142 @@ pub async fn a_presigned_put_uploads_the_bytes(
     let k = key(ns, "uploaded.patch");
     let data = all_bytes(3000);
     let url = store
-        .presign_put(&k, Duration::from_secs(300))
+        .presign_put(&k, Duration::from_secs(300), Some(&sha256_hex(&data)))
         .await
         .unwrap();
     assert_eq!(url.method, "PUT");
-    let (status, _) = client.send("PUT", &url.url, Some(data.clone())).await;
+    let (status, _) = client
+        .send_with("PUT", &url.url, &url.headers, Some(data.clone()))
+        .await;
     assert!((200..300).contains(&status), "status {status}");
     assert_eq!(read_all(&store, &k).await, data);
+    let head = store.head(&k).await.unwrap();
+    assert_eq!(
+        (head.size, head.sha256),
+        (3000, Some(sha256_hex(&data))),
+        "the stored bytes' size and hash"
+    );
+}
+
+/// An upload URL stores once: sending it again (the same bytes, or others of the same
+/// size) is refused with a 4xx, so is a fresh URL for the same key, and the first bytes
+/// stay, with their hash.
+pub async fn a_presigned_put_stores_once_and_never_replaces(
+    store: Arc<dyn BlobStore>,
+    client: Arc<dyn PresignedClient>,
+    ns: &str,
+) {
+    let k = key(ns, "once.json");
+    let first = Bytes::from_static(b"{\"first\":1}");
+    let other = Bytes::from_static(b"{\"other\":2}");
+    assert_eq!(first.len(), other.len());
+    let url = store
+        .presign_put(&k, Duration::from_secs(300), Some(&sha256_hex(&first)))
+        .await
+        .unwrap();
+    let (status, _) = client
+        .send_with("PUT", &url.url, &url.headers, Some(first.clone()))
+        .await;
+    assert!(
+        (200..300).contains(&status),
+        "the first upload got {status}"
+    );
+
+    let (again, _) = client
+        .send_with("PUT", &url.url, &url.headers, Some(first.clone()))
+        .await;
+    assert!(
+        matches!(again, 409 | 412),
+        "the same upload again got {again}"
+    );
+    let (replay, _) = client
+        .send_with("PUT", &url.url, &url.headers, Some(other.clone()))
+        .await;
+    assert!(
+        matches!(replay, 400 | 409 | 412),
+        "a replay with other bytes got {replay}"
+    );
+    let fresh = store
+        .presign_put(&k, Duration::from_secs(300), Some(&sha256_hex(&other)))
+        .await
+        .unwrap();
+    let (fresh_status, _) = client
+        .send_with("PUT", &fresh.url, &fresh.headers, Some(other.clone()))
+        .await;
+    assert!(
+        matches!(fresh_status, 409 | 412),
+        "a fresh URL for a stored key got {fresh_status}"
+    );
+    assert_eq!(read_all(&store, &k).await, first);
+    assert_eq!(
+        store.head(&k).await.unwrap().sha256,
+        Some(sha256_hex(&first))
+    );
+}
+
+/// Bytes other than the declared ones are refused on upload (a store that checks the
+/// declared hash), or stored and reported with their own hash: never with the
+/// declared one.
+pub async fn a_presigned_put_of_other_bytes_than_declared_is_never_reported_as_declared(
+    store: Arc<dyn BlobStore>,
+    client: Arc<dyn PresignedClient>,
+    ns: &str,
+) {
+    let k = key(ns, "swapped.json");
+    let declared = Bytes::from_static(b"{\"plan\":\"a\"}");
+    let sent = Bytes::from_static(b"{\"plan\":\"b\"}");
+    let url = store
+        .presign_put(&k, Duration::from_secs(300), Some(&sha256_hex(&declared)))
+        .await
+        .unwrap();
+    let (status, _) = client
+        .send_with("PUT", &url.url, &url.headers, Some(sent.clone()))
+        .await;
+    if (200..300).contains(&status) {
+        let head = store.head(&k).await.unwrap();
+        assert_eq!(
+            head.sha256,
+            Some(sha256_hex(&sent)),
+            "the stored bytes' hash"
+        );
+        assert_eq!(read_all(&store, &k).await, sent);
+    } else {
+        assert_eq!(status, 400, "a refused body");
+        assert_not_found(store.head(&k).await);
+    }
+}
+
+/// What `put` and `put_stream` stored is reported with its own SHA-256, or with none:
+/// never with a wrong one.
+pub async fn a_stored_blob_reports_its_own_sha256_or_none(
+    store: Arc<dyn BlobStore>,
+    _client: Arc<dyn PresignedClient>,
+    ns: &str,
+) {
+    let small = key(ns, "small");
+    let data = all_bytes(1000);
+    let put = store.put(&small, data.clone(), "text/plain").await.unwrap();
+    let large = key(ns, "large");
+    let big = all_bytes(6 * 1024 * 1024 + 7);
+    let streamed = store
+        .put_stream(&large, chunks(big.clone(), 65_537), "application/gzip")
+        .await
+        .unwrap();
+    for (k, bytes, written) in [(&small, &data, put), (&large, &big, streamed)] {
+        let right = sha256_hex(bytes);
+        let head = store.head(k).await.unwrap();
+        let (got, _) = store.get(k).await.unwrap();
+        for (what, reported) in [
+            ("put", written.sha256),
+            ("head", head.sha256),
+            ("get", got.sha256),
+        ] {
+            assert!(
+                reported.as_ref().is_none_or(|hash| *hash == right),
+                "{what} of {k} reports {reported:?}, the bytes' hash is {right}"
+            );
+        }
+    }
 }
 
 /// Rewrites the value of the first query parameter whose name ends with `suffix`.

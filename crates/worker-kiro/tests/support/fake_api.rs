@@ -63,6 +63,10 @@ pub struct State {
     pub lose_lease: bool,
     /// Answer uploads with 500.
     pub fail_uploads: bool,
+    /// Store this many more uploads, then answer 500 (the answer is "lost").
+    pub lose_upload_answers: u32,
+    /// The `If-None-Match` header of every upload (the URL's signed header).
+    pub upload_conditions: Vec<Option<String>>,
     /// Answer this many more event batches with 503, storing nothing.
     pub fail_batches: u32,
     /// Apply this many more event batches, then answer 500 (the answer is "lost").
@@ -134,6 +138,7 @@ impl FakeApi {
             url: format!("{url}{path}?expires=1&signature=secret"),
             method: "GET".into(),
             expires_at: expires,
+            headers: Default::default(),
         };
         let archive_download = archive.as_ref().map(|bytes| {
             let archive: tlao_domain::Archive = serde_json::from_value(json!({
@@ -472,6 +477,8 @@ async fn create_artifact(
             ),
             method: "PUT".into(),
             expires_at: Timestamp::from_unix_millis(now_millis() + 3_600_000),
+            // As S3 signs it: the URL stores once.
+            headers: [("if-none-match".to_owned(), "*".to_owned())].into(),
         },
     })
 }
@@ -490,10 +497,25 @@ async fn upload(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     );
+    s.upload_conditions.push(
+        req.headers()
+            .get("if-none-match")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    );
     if s.fail_uploads {
         return problem(500, "Internal Server Error", "the blob store is down");
     }
-    s.uploads.insert(path.into_inner(), body.to_vec());
+    // Create-only, as the API's gateway and S3 (If-None-Match) are.
+    let key = path.into_inner();
+    if s.uploads.contains_key(&key) {
+        return problem(409, "Conflict", "a blob is already stored at this key");
+    }
+    s.uploads.insert(key, body.to_vec());
+    if s.lose_upload_answers > 0 {
+        s.lose_upload_answers -= 1;
+        return problem(500, "Internal Server Error", "the answer was lost");
+    }
     HttpResponse::Ok().finish()
 }
 
@@ -512,7 +534,10 @@ async fn finalize(
     }
     let (_, artifact_id) = path.into_inner();
     let request = body.into_inner();
-    let stored = s.uploads.get(&artifact_id).map(Vec::len);
+    let stored = s
+        .uploads
+        .get(&artifact_id)
+        .map(|bytes| (bytes.len(), sha256_hex(bytes)));
     let Some(artifact) = s
         .artifacts
         .iter_mut()
@@ -521,7 +546,7 @@ async fn finalize(
         return problem(404, "Not Found", "no such artifact");
     };
     match (&request.error, stored) {
-        (None, Some(len)) if len as u64 == artifact.size => {
+        (None, Some((len, sha256))) if len as u64 == artifact.size && sha256 == artifact.sha256 => {
             artifact.status = ArtifactStatus::Available
         }
         (Some(error), _) => {
