@@ -53,7 +53,7 @@ impl KiroExecutor {
         self
     }
 
-    /// The `kiro-cli chat` command for `prompt`.
+    /// The `kiro-cli chat` command for `prompt` (written to its standard input).
     pub fn chat_command(&self, prompt: &str, context: &ExecutionContext<'_>) -> GroupCommand {
         let mut command = GroupCommand::new(&self.config.binary, context.workdir);
         let mut args: Vec<OsString> = [
@@ -71,7 +71,10 @@ impl KiroExecutor {
             args.push(agent.into());
         }
         args.extend(self.config.extra_args.iter().map(OsString::from));
-        args.push(prompt.into());
+        // The prompt goes to standard input (kiro-cli reads it there when no argument
+        // is given), not the command line, where every local user could read it in
+        // `ps` and where its length is bounded.
+        command.stdin = Some(prompt.to_owned());
         command.args = args;
         command.env = self.env(context);
         command.confinement = self.confinement.clone();

@@ -135,7 +135,7 @@ async fn the_command_line_follows_the_headless_contract() {
     let sink = RecordingSink::default();
     let outcome = KiroExecutor::new(config)
         .execute(
-            &spec("code.change", "rename the function"),
+            &spec("code.change", "change it: rename the function"),
             dirs.context(&sink),
         )
         .await;
@@ -155,7 +155,16 @@ async fn the_command_line_follows_the_headless_contract() {
             "claude-sonnet"
         ]
     );
-    assert_eq!(args[8], "rename the function", "the prompt comes last");
+    assert_eq!(
+        args.len(),
+        8,
+        "the prompt is not on the command line (ps shows it to every local user): {args:?}"
+    );
+    // It reached the agent through standard input: a `change` prompt edits the workdir.
+    assert!(
+        dirs.work.join("NEW_FILE.md").exists(),
+        "the prompt was not read"
+    );
     let env = fs::read_to_string(&env_file).unwrap();
     assert!(
         env.contains(&format!("TLAO_OUTPUT_DIR={}", dirs.out.display())),
