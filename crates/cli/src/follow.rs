@@ -108,6 +108,33 @@ fn show(event: &RunEventMessage, display: Display) -> anyhow::Result<()> {
                     "the log reached its cap of {}; later lines are counted, not kept",
                     output::human_bytes(*max_log_bytes)
                 )),
+                RunEventMessage::ToolCall { call, .. } => output::note(format!(
+                    "⚙ {} [{}]",
+                    output::printable(&call.title),
+                    call.status
+                )),
+                RunEventMessage::Plan { entries, .. } => {
+                    for entry in entries {
+                        let mark = match entry.status {
+                            tlao_sdk::wire::PlanStatusName::Completed => "[x]",
+                            tlao_sdk::wire::PlanStatusName::InProgress => "[~]",
+                            tlao_sdk::wire::PlanStatusName::Pending => "[ ]",
+                        };
+                        output::note(format!("{mark} {}", output::printable(&entry.content)));
+                    }
+                }
+                RunEventMessage::Message { text, .. } => {
+                    use std::io::Write;
+                    let mut stdout = std::io::stdout().lock();
+                    writeln!(stdout, "{}", output::printable(text))?;
+                    stdout.flush()?;
+                }
+                RunEventMessage::Usage { usage, .. } => match usage {
+                    tlao_sdk::wire::UsageView::Unmeasured => {}
+                    tlao_sdk::wire::UsageView::Reported { summary, .. } => {
+                        output::note(format!("usage: {}", output::printable(summary)))
+                    }
+                },
             }
             Ok(())
         }

@@ -59,6 +59,26 @@ pub enum EventPayload {
         #[serde(alias = "artifact_type")]
         artifact_type: ArtifactType,
     },
+    /// The agent called a tool (or a call it made changed: started, finished, failed).
+    /// Calls are told apart by `id`; a later event with the same id updates the call.
+    #[serde(rename = "tool_call")]
+    ToolCall(ToolCall),
+    /// The agent's plan as it stands now (each plan event replaces the previous one).
+    Plan {
+        /// Its entries, in order.
+        entries: Vec<PlanEntry>,
+    },
+    /// Text the agent addressed to the user, merged into whole lines.
+    Message {
+        /// The text.
+        text: String,
+    },
+    /// What the run has cost so far, as the agent reports it (each usage event replaces
+    /// the previous one; the run's `usage` is the last).
+    Usage {
+        /// The usage so far.
+        usage: crate::run::Usage,
+    },
     /// The log cap was reached; later log bytes are counted, not kept.
     #[serde(rename_all = "camelCase")]
     Truncated {
@@ -76,6 +96,83 @@ impl EventPayload {
             _ => 0,
         }
     }
+}
+
+/// A tool call of the agent, as the run's timeline shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolCall {
+    /// The agent's id of the call (unique within the run).
+    pub id: String,
+    /// What the call does, in the agent's words (`Write src/main.rs`, `cargo test`).
+    pub title: String,
+    /// What kind of tool it is.
+    pub kind: ToolKind,
+    /// Where the call is.
+    pub status: ToolStatus,
+    /// The files it reads or changes, relative to the workspace where they are in it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// A command's exit code, when it ran one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// A short summary of what it changed (`+12 -3`), when it edited files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+/// What kind of tool a call uses (ACP's kinds, the rare ones folded into `other`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolKind {
+    /// Changes files.
+    Edit,
+    /// Reads files.
+    Read,
+    /// Runs a command.
+    Execute,
+    /// Searches files or the web.
+    Search,
+    /// Fetches a URL.
+    Fetch,
+    /// Anything else (thinking, deleting, moving, switching modes, ...).
+    Other,
+}
+
+/// Where a tool call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolStatus {
+    /// Announced, not started (e.g. waiting for permission).
+    Pending,
+    /// Running.
+    InProgress,
+    /// Finished successfully.
+    Completed,
+    /// Failed, or was refused.
+    Failed,
+}
+
+/// One entry of an agent's plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanEntry {
+    /// What is to be done.
+    pub content: String,
+    /// How far it is.
+    pub status: PlanStatus,
+}
+
+/// Where a plan entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStatus {
+    /// Not started.
+    Pending,
+    /// Being done.
+    InProgress,
+    /// Done.
+    Completed,
 }
 
 /// One item of a worker's report: an event to store, or a declaration that the worker

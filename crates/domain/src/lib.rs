@@ -22,7 +22,10 @@ pub mod validation;
 pub mod workspace;
 
 pub use artifact::{Artifact, ArtifactName, ArtifactStatus, ArtifactType};
-pub use event::{EventPayload, LogStream, Reported, RunEvent};
+pub use event::{
+    EventPayload, LogStream, PlanEntry, PlanStatus, Reported, RunEvent, ToolCall, ToolKind,
+    ToolStatus,
+};
 pub use executor::{
     CommandConfig, EventSink, ExecutionContext, ExecutionOutcome, ExecutionStatus, Executor,
     ExecutorConfig, ExecutorDescriptor, ExecutorName, KiroConfig, ProducedArtifact, PromptVia,
@@ -33,7 +36,8 @@ pub use id::{
 };
 pub use keys::{Key, KeyPrefix};
 pub use run::{
-    Fenced, Run, RunError, RunErrorCode, RunStatus, SequenceGap, Transition, TransitionError, Usage,
+    Cost, Fenced, Run, RunError, RunErrorCode, RunStatus, SequenceGap, Transition, TransitionError,
+    Usage,
 };
 pub use sandbox::{EnvGrant, GrantedPath, NetworkPolicy, SandboxGrants};
 pub use task::Task;

@@ -138,13 +138,51 @@ pub enum Usage {
     #[default]
     Unmeasured,
     /// The executor reported usage, e.g. kiro-cli's `Credits: 0.42 • Time: 5s`.
+    #[serde(rename_all = "camelCase")]
     Reported {
         /// The credits charged, as printed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         credits: Option<String>,
-        /// The whole usage line, ANSI-free.
+        /// The whole usage line, ANSI-free (for agents that report numbers, a line made
+        /// of them: `1,204 input / 318 output tokens, 0.0123 USD`).
         summary: String,
+        /// Input (prompt) tokens, when reported.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input_tokens: Option<u64>,
+        /// Output (completion) tokens, when reported.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output_tokens: Option<u64>,
+        /// Input tokens served from a cache, when reported.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cached_tokens: Option<u64>,
+        /// What it cost, when reported.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost: Option<Cost>,
     },
+}
+
+impl Usage {
+    /// Usage reported as a line of text (kiro-cli's), with the credits when it names them.
+    pub fn reported(credits: Option<String>, summary: impl Into<String>) -> Usage {
+        Usage::Reported {
+            credits,
+            summary: summary.into(),
+            input_tokens: None,
+            output_tokens: None,
+            cached_tokens: None,
+            cost: None,
+        }
+    }
+}
+
+/// An amount of money, as the agent reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cost {
+    /// The amount, a decimal number as text (`0.0123`): never rounded through a float.
+    pub amount: String,
+    /// Its ISO 4217 currency (`USD`).
+    pub currency: String,
 }
 
 /// A status change asked of a run.

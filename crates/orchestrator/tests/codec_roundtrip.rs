@@ -94,8 +94,27 @@ fn run_error() -> impl Strategy<Value = RunError> {
 fn usage() -> impl Strategy<Value = Usage> {
     prop_oneof![
         Just(Usage::Unmeasured),
-        (option::of(text()), text())
-            .prop_map(|(credits, summary)| Usage::Reported { credits, summary }),
+        (
+            (option::of(text()), text()),
+            (
+                option::of(any::<u64>()),
+                option::of(any::<u64>()),
+                option::of(any::<u64>()),
+                option::of(("[0-9]{1,6}\\.[0-9]{1,6}", "[A-Z]{3}")),
+            ),
+        )
+            .prop_map(
+                |((credits, summary), (input_tokens, output_tokens, cached_tokens, cost))| {
+                    Usage::Reported {
+                        credits,
+                        summary,
+                        input_tokens,
+                        output_tokens,
+                        cached_tokens,
+                        cost: cost.map(|(amount, currency)| Cost { amount, currency }),
+                    }
+                }
+            ),
     ]
 }
 

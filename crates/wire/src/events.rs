@@ -13,15 +13,110 @@
 //! `?after=<seq>`); it receives every later event exactly once, in order.
 
 use serde::{Deserialize, Serialize};
-use tlao_domain::{ArtifactId, EventPayload, RunEvent, Timestamp};
+use tlao_domain::{ArtifactId, EventPayload, PlanEntry, RunEvent, Timestamp, ToolCall};
 
-use crate::names::{ArtifactTypeName, LogStreamName, RunStatusName};
+use crate::names::{
+    ArtifactTypeName, LogStreamName, PlanStatusName, RunStatusName, ToolKindName, ToolStatusName,
+};
+use crate::runs::UsageView;
 
 /// The SSE event name of the terminal message.
 pub const END_EVENT: &str = "end";
 
 /// The SSE event names of stored events, in the order of [`RunEventMessage`]'s variants.
-pub const EVENT_NAMES: [&str; 5] = ["log", "progress", "status", "artifact", "truncated"];
+pub const EVENT_NAMES: [&str; 9] = [
+    "log",
+    "progress",
+    "status",
+    "artifact",
+    "truncated",
+    "tool_call",
+    "plan",
+    "message",
+    "usage",
+];
+
+/// A tool call of the agent (`tool_call` events; a later event with the same `id`
+/// updates the call).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ToolCallView {
+    /// The agent's id of the call (unique within the run).
+    pub id: String,
+    /// What the call does, in the agent's words.
+    pub title: String,
+    /// What kind of tool it is.
+    pub kind: ToolKindName,
+    /// Where the call is.
+    pub status: ToolStatusName,
+    /// The files it reads or changes (relative to the workspace where they are in it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// A command's exit code, when it ran one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// A short summary of what it changed (`+12 -3`), when it edited files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+impl From<ToolCall> for ToolCallView {
+    fn from(call: ToolCall) -> Self {
+        ToolCallView {
+            id: call.id,
+            title: call.title,
+            kind: call.kind.into(),
+            status: call.status.into(),
+            paths: call.paths,
+            exit_code: call.exit_code,
+            diff: call.diff,
+        }
+    }
+}
+
+impl From<ToolCallView> for ToolCall {
+    fn from(call: ToolCallView) -> Self {
+        ToolCall {
+            id: call.id,
+            title: call.title,
+            kind: call.kind.into(),
+            status: call.status.into(),
+            paths: call.paths,
+            exit_code: call.exit_code,
+            diff: call.diff,
+        }
+    }
+}
+
+/// One entry of an agent's plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlanEntryView {
+    /// What is to be done.
+    pub content: String,
+    /// How far it is.
+    pub status: PlanStatusName,
+}
+
+impl From<PlanEntry> for PlanEntryView {
+    fn from(entry: PlanEntry) -> Self {
+        PlanEntryView {
+            content: entry.content,
+            status: entry.status.into(),
+        }
+    }
+}
+
+impl From<PlanEntryView> for PlanEntry {
+    fn from(entry: PlanEntryView) -> Self {
+        PlanEntry {
+            content: entry.content,
+            status: entry.status.into(),
+        }
+    }
+}
 
 /// The data of one stored-event message of the stream: its SSE `id:` is `seq`, its SSE
 /// `event:` is `type`.
@@ -95,6 +190,50 @@ pub enum RunEventMessage {
         /// The cap, in bytes.
         max_log_bytes: u64,
     },
+    /// The agent called a tool, or a call changed (same `call.id`).
+    #[serde(rename = "tool_call", rename_all = "camelCase")]
+    ToolCall {
+        /// The sequence number.
+        seq: u64,
+        /// When the server stored it (RFC 3339).
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+        at: Timestamp,
+        /// The call.
+        call: ToolCallView,
+    },
+    /// The agent's plan as it stands now (replaces the previous one).
+    #[serde(rename_all = "camelCase")]
+    Plan {
+        /// The sequence number.
+        seq: u64,
+        /// When the server stored it (RFC 3339).
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+        at: Timestamp,
+        /// Its entries, in order.
+        entries: Vec<PlanEntryView>,
+    },
+    /// Text the agent addressed to the user, in whole lines.
+    #[serde(rename_all = "camelCase")]
+    Message {
+        /// The sequence number.
+        seq: u64,
+        /// When the server stored it (RFC 3339).
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+        at: Timestamp,
+        /// The text.
+        text: String,
+    },
+    /// What the run has cost so far, as the agent reports it (replaces the previous one).
+    #[serde(rename_all = "camelCase")]
+    Usage {
+        /// The sequence number.
+        seq: u64,
+        /// When the server stored it (RFC 3339).
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+        at: Timestamp,
+        /// The usage so far.
+        usage: UsageView,
+    },
 }
 
 impl RunEventMessage {
@@ -105,7 +244,11 @@ impl RunEventMessage {
             | RunEventMessage::Progress { seq, .. }
             | RunEventMessage::Status { seq, .. }
             | RunEventMessage::Artifact { seq, .. }
-            | RunEventMessage::Truncated { seq, .. } => *seq,
+            | RunEventMessage::Truncated { seq, .. }
+            | RunEventMessage::ToolCall { seq, .. }
+            | RunEventMessage::Plan { seq, .. }
+            | RunEventMessage::Message { seq, .. }
+            | RunEventMessage::Usage { seq, .. } => *seq,
         }
     }
 
@@ -117,6 +260,10 @@ impl RunEventMessage {
             RunEventMessage::Status { .. } => EVENT_NAMES[2],
             RunEventMessage::Artifact { .. } => EVENT_NAMES[3],
             RunEventMessage::Truncated { .. } => EVENT_NAMES[4],
+            RunEventMessage::ToolCall { .. } => EVENT_NAMES[5],
+            RunEventMessage::Plan { .. } => EVENT_NAMES[6],
+            RunEventMessage::Message { .. } => EVENT_NAMES[7],
+            RunEventMessage::Usage { .. } => EVENT_NAMES[8],
         }
     }
 }
@@ -157,6 +304,22 @@ impl From<RunEvent> for RunEventMessage {
                 seq,
                 at,
                 max_log_bytes,
+            },
+            EventPayload::ToolCall(call) => RunEventMessage::ToolCall {
+                seq,
+                at,
+                call: call.into(),
+            },
+            EventPayload::Plan { entries } => RunEventMessage::Plan {
+                seq,
+                at,
+                entries: entries.into_iter().map(Into::into).collect(),
+            },
+            EventPayload::Message { text } => RunEventMessage::Message { seq, at, text },
+            EventPayload::Usage { usage } => RunEventMessage::Usage {
+                seq,
+                at,
+                usage: usage.into(),
             },
         }
     }
@@ -308,6 +471,54 @@ mod tests {
                     max_log_bytes: 1024,
                 },
                 json!({"type": "truncated", "maxLogBytes": 1024}),
+            ),
+            (
+                EventPayload::ToolCall(tlao_domain::ToolCall {
+                    id: "call-1".into(),
+                    title: "Write NEW_FILE.md".into(),
+                    kind: tlao_domain::ToolKind::Edit,
+                    status: tlao_domain::ToolStatus::InProgress,
+                    paths: vec!["NEW_FILE.md".into()],
+                    exit_code: None,
+                    diff: Some("+3 -0".into()),
+                }),
+                json!({"type": "tool_call", "call": {"id": "call-1", "title": "Write NEW_FILE.md",
+                       "kind": "edit", "status": "in_progress", "paths": ["NEW_FILE.md"],
+                       "diff": "+3 -0"}}),
+            ),
+            (
+                EventPayload::Plan {
+                    entries: vec![tlao_domain::PlanEntry {
+                        content: "write the file".into(),
+                        status: tlao_domain::PlanStatus::Completed,
+                    }],
+                },
+                json!({"type": "plan", "entries": [{"content": "write the file", "status": "completed"}]}),
+            ),
+            (
+                EventPayload::Message {
+                    text: "Done.".into(),
+                },
+                json!({"type": "message", "text": "Done."}),
+            ),
+            (
+                EventPayload::Usage {
+                    usage: tlao_domain::Usage::Reported {
+                        credits: None,
+                        summary: "1204 input / 318 output tokens, 0.0123 USD".into(),
+                        input_tokens: Some(1204),
+                        output_tokens: Some(318),
+                        cached_tokens: None,
+                        cost: Some(tlao_domain::Cost {
+                            amount: "0.0123".into(),
+                            currency: "USD".into(),
+                        }),
+                    },
+                },
+                json!({"type": "usage", "usage": {"kind": "reported",
+                       "summary": "1204 input / 318 output tokens, 0.0123 USD",
+                       "inputTokens": 1204, "outputTokens": 318,
+                       "cost": {"amount": "0.0123", "currency": "USD"}}}),
             ),
         ];
         assert_eq!(cases.len(), EVENT_NAMES.len());

@@ -37,18 +37,20 @@ pub mod worker;
 pub mod workspaces;
 
 pub use artifacts::{ArtifactList, ArtifactView};
-pub use events::{END_EVENT, EVENT_NAMES, RunEventMessage, StreamEndMessage};
+pub use events::{
+    END_EVENT, EVENT_NAMES, PlanEntryView, RunEventMessage, StreamEndMessage, ToolCallView,
+};
 pub use executors::{
     CommandConfigBody, CommandKind, ExecutorList, ExecutorView, KiroConfigBody, KiroKind,
     PromptViaName, RegisterCommandExecutor, RegisterExecutorRequest, RegisterKiroExecutor,
 };
 pub use health::{BlobUploaded, Health};
 pub use names::{
-    ArtifactStatusName, ArtifactTypeName, ExecutorKindName, LogStreamName, RunErrorCodeName,
-    RunStatusName, TaskTypeName,
+    ArtifactStatusName, ArtifactTypeName, ExecutorKindName, LogStreamName, PlanStatusName,
+    RunErrorCodeName, RunStatusName, TaskTypeName, ToolKindName, ToolStatusName,
 };
 pub use problem::{FenceReason, FieldErrorView, Problem};
-pub use runs::{CreateRunRequest, RunErrorView, RunList, RunView, UsageView};
+pub use runs::{CostView, CreateRunRequest, RunErrorView, RunList, RunView, UsageView};
 pub use sandbox::{NetworkPolicyBody, SandboxGrantsBody, SandboxGrantsView};
 pub use tasks::{
     ConstraintsBody, CreateTaskRequest, ExpectedOutputBody, TaskInputBody, TaskSpecView, TaskView,

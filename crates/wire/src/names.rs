@@ -6,7 +6,10 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use tlao_domain::{ArtifactStatus, ArtifactType, LogStream, RunErrorCode, RunStatus, TaskType};
+use tlao_domain::{
+    ArtifactStatus, ArtifactType, LogStream, PlanStatus, RunErrorCode, RunStatus, TaskType,
+    ToolKind, ToolStatus,
+};
 
 /// Declares a wire enumeration mirroring a domain one: `Name <=> Domain { Variant = "text" }`.
 macro_rules! wire_name {
@@ -266,5 +269,49 @@ mod schema_tests {
             enum_values::<ArtifactStatusName>(),
             serde_json::json!(["pending", "available", "upload_failed"])
         );
+    }
+}
+
+wire_name! {
+    /// What kind of tool an agent's call uses.
+    ToolKindName <=> ToolKind {
+        /// Changes files.
+        Edit = "edit",
+        /// Reads files.
+        Read = "read",
+        /// Runs a command.
+        Execute = "execute",
+        /// Searches files or the web.
+        Search = "search",
+        /// Fetches a URL.
+        Fetch = "fetch",
+        /// Anything else.
+        Other = "other",
+    }
+}
+
+wire_name! {
+    /// Where an agent's tool call is.
+    ToolStatusName <=> ToolStatus {
+        /// Announced, not started.
+        Pending = "pending",
+        /// Running.
+        InProgress = "in_progress",
+        /// Finished successfully.
+        Completed = "completed",
+        /// Failed, or was refused.
+        Failed = "failed",
+    }
+}
+
+wire_name! {
+    /// Where an entry of an agent's plan is.
+    PlanStatusName <=> PlanStatus {
+        /// Not started.
+        Pending = "pending",
+        /// Being done.
+        InProgress = "in_progress",
+        /// Done.
+        Completed = "completed",
     }
 }

@@ -1,7 +1,7 @@
 //! Runs: the request that queues one and the view of its state.
 
 use serde::{Deserialize, Serialize};
-use tlao_domain::{ArtifactId, Run, RunError, RunId, TaskId, Timestamp, Usage, WorkspaceId};
+use tlao_domain::{ArtifactId, Cost, Run, RunError, RunId, TaskId, Timestamp, Usage, WorkspaceId};
 
 use crate::names::{RunErrorCodeName, RunStatusName, TaskTypeName};
 
@@ -66,21 +66,62 @@ pub enum UsageView {
     /// The executor did not report usage.
     #[default]
     Unmeasured,
-    /// The executor reported usage.
+    /// The executor reported usage: whatever it reports, nothing made up.
+    #[serde(rename_all = "camelCase")]
     Reported {
         /// The credits charged, as printed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         credits: Option<String>,
         /// The whole usage line.
         summary: String,
+        /// Input (prompt) tokens.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input_tokens: Option<u64>,
+        /// Output (completion) tokens.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output_tokens: Option<u64>,
+        /// Input tokens served from a cache.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cached_tokens: Option<u64>,
+        /// What it cost.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost: Option<CostView>,
     },
+}
+
+/// An amount of money, as the agent reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct CostView {
+    /// The amount: a decimal number as text (`0.0123`), never rounded through a float.
+    pub amount: String,
+    /// Its ISO 4217 currency (`USD`).
+    pub currency: String,
 }
 
 impl From<Usage> for UsageView {
     fn from(usage: Usage) -> Self {
         match usage {
             Usage::Unmeasured => UsageView::Unmeasured,
-            Usage::Reported { credits, summary } => UsageView::Reported { credits, summary },
+            Usage::Reported {
+                credits,
+                summary,
+                input_tokens,
+                output_tokens,
+                cached_tokens,
+                cost,
+            } => UsageView::Reported {
+                credits,
+                summary,
+                input_tokens,
+                output_tokens,
+                cached_tokens,
+                cost: cost.map(|cost| CostView {
+                    amount: cost.amount,
+                    currency: cost.currency,
+                }),
+            },
         }
     }
 }
@@ -89,7 +130,24 @@ impl From<UsageView> for Usage {
     fn from(usage: UsageView) -> Self {
         match usage {
             UsageView::Unmeasured => Usage::Unmeasured,
-            UsageView::Reported { credits, summary } => Usage::Reported { credits, summary },
+            UsageView::Reported {
+                credits,
+                summary,
+                input_tokens,
+                output_tokens,
+                cached_tokens,
+                cost,
+            } => Usage::Reported {
+                credits,
+                summary,
+                input_tokens,
+                output_tokens,
+                cached_tokens,
+                cost: cost.map(|cost| Cost {
+                    amount: cost.amount,
+                    currency: cost.currency,
+                }),
+            },
         }
     }
 }

@@ -11,6 +11,7 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
+use crate::events::{PlanEntryView, ToolCallView};
 use crate::names::LogStreamName;
 use crate::runs::{RunErrorView, UsageView};
 use crate::sandbox::NetworkPolicyBody;
@@ -59,6 +60,9 @@ fn push<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
 impl ToSchema for WorkerEvent {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         push::<LogStreamName>(schemas);
+        push::<ToolCallView>(schemas);
+        push::<PlanEntryView>(schemas);
+        push::<UsageView>(schemas);
     }
 }
 
@@ -94,6 +98,38 @@ impl PartialSchema for WorkerEvent {
                     .property("message", string().description(Some("What is happening.")))
                     .required("message")
                     .property("percent", percent),
+            )
+            .item(
+                closed_object("The agent called a tool, or a call changed (same `call.id`).")
+                    .property("type", one_of_strings(&["tool_call"]))
+                    .required("type")
+                    .property("call", reference::<ToolCallView>())
+                    .required("call"),
+            )
+            .item(
+                closed_object("The agent's plan as it stands now.")
+                    .property("type", one_of_strings(&["plan"]))
+                    .required("type")
+                    .property(
+                        "entries",
+                        utoipa::openapi::schema::ArrayBuilder::new()
+                            .items(reference::<PlanEntryView>()),
+                    )
+                    .required("entries"),
+            )
+            .item(
+                closed_object("Text the agent addressed to the user, in whole lines.")
+                    .property("type", one_of_strings(&["message"]))
+                    .required("type")
+                    .property("text", string())
+                    .required("text"),
+            )
+            .item(
+                closed_object("What the run has cost so far.")
+                    .property("type", one_of_strings(&["usage"]))
+                    .required("type")
+                    .property("usage", reference::<UsageView>())
+                    .required("usage"),
             )
             .item(
                 closed_object(

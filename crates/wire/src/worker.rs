@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use tlao_domain::{ArtifactName, EventPayload, ExecutorName, LeaseId, Reported, Timestamp};
 
 use crate::artifacts::ArtifactView;
+use crate::events::{PlanEntryView, ToolCallView};
 use crate::executors::ExecutorView;
 use crate::names::{ArtifactTypeName, LogStreamName, RunStatusName};
 use crate::runs::{RunErrorView, RunView, UsageView};
@@ -164,6 +165,27 @@ pub enum WorkerEvent {
         )]
         percent: Option<u8>,
     },
+    /// The agent called a tool, or a call changed (same `call.id`).
+    #[serde(rename = "tool_call")]
+    ToolCall {
+        /// The call.
+        call: ToolCallView,
+    },
+    /// The agent's plan as it stands now.
+    Plan {
+        /// Its entries, in order.
+        entries: Vec<PlanEntryView>,
+    },
+    /// Text the agent addressed to the user, in whole lines.
+    Message {
+        /// The text.
+        text: String,
+    },
+    /// What the run has cost so far.
+    Usage {
+        /// The usage so far.
+        usage: UsageView,
+    },
     /// Events the worker could not deliver and dropped (its buffer overflowed while the
     /// server was unreachable, or the server refused the batch that held them).
     Dropped {
@@ -188,6 +210,14 @@ impl WorkerEvent {
             EventPayload::Progress { message, percent } => {
                 Some(WorkerEvent::Progress { message, percent })
             }
+            EventPayload::ToolCall(call) => Some(WorkerEvent::ToolCall { call: call.into() }),
+            EventPayload::Plan { entries } => Some(WorkerEvent::Plan {
+                entries: entries.into_iter().map(Into::into).collect(),
+            }),
+            EventPayload::Message { text } => Some(WorkerEvent::Message { text }),
+            EventPayload::Usage { usage } => Some(WorkerEvent::Usage {
+                usage: usage.into(),
+            }),
             EventPayload::Status { .. }
             | EventPayload::Artifact { .. }
             | EventPayload::Truncated { .. } => None,
@@ -205,6 +235,14 @@ impl From<WorkerEvent> for Reported {
             WorkerEvent::Progress { message, percent } => Reported::Event(EventPayload::Progress {
                 message,
                 percent: percent.map(|p| p.min(100)),
+            }),
+            WorkerEvent::ToolCall { call } => Reported::Event(EventPayload::ToolCall(call.into())),
+            WorkerEvent::Plan { entries } => Reported::Event(EventPayload::Plan {
+                entries: entries.into_iter().map(Into::into).collect(),
+            }),
+            WorkerEvent::Message { text } => Reported::Event(EventPayload::Message { text }),
+            WorkerEvent::Usage { usage } => Reported::Event(EventPayload::Usage {
+                usage: usage.into(),
             }),
             WorkerEvent::Dropped { lines, bytes } => Reported::Dropped { lines, bytes },
         }

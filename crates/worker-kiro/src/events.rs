@@ -184,6 +184,13 @@ fn sizes(event: &WorkerEvent) -> (usize, u64) {
         WorkerEvent::Log { text, .. } => (text.len() + 1, text.len() as u64 + 1),
         WorkerEvent::Progress { message, .. } => (message.len(), 0),
         WorkerEvent::Dropped { .. } => (0, 0),
+        WorkerEvent::Message { text } => (text.len(), 0),
+        WorkerEvent::ToolCall { call } => (
+            call.title.len() + call.paths.iter().map(String::len).sum::<usize>(),
+            0,
+        ),
+        WorkerEvent::Plan { entries } => (entries.iter().map(|e| e.content.len()).sum(), 0),
+        WorkerEvent::Usage { .. } => (0, 0),
     }
 }
 

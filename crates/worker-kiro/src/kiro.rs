@@ -215,10 +215,10 @@ pub fn parse_usage(line: &str) -> Option<Usage> {
         .chars()
         .take_while(|c| !c.is_whitespace() && *c != '•')
         .collect();
-    Some(Usage::Reported {
-        credits: (!credits.is_empty()).then_some(credits),
-        summary: line.trim().to_owned(),
-    })
+    Some(Usage::reported(
+        (!credits.is_empty()).then_some(credits),
+        line.trim(),
+    ))
 }
 
 #[cfg(test)]
@@ -229,10 +229,10 @@ mod tests {
     fn the_credits_line_is_parsed() {
         assert_eq!(
             parse_usage("▸ Credits: 0.42 • Time: 1s"),
-            Some(Usage::Reported {
-                credits: Some("0.42".into()),
-                summary: "▸ Credits: 0.42 • Time: 1s".into()
-            })
+            Some(Usage::reported(
+                Some("0.42".into()),
+                "▸ Credits: 0.42 • Time: 1s"
+            ))
         );
         assert_eq!(parse_usage("all good"), None);
     }

@@ -57,10 +57,7 @@ async fn a_spec_generate_run_writes_the_plan_and_reports_credits() {
     assert!(parsed["steps"].is_array());
     assert_eq!(
         outcome.usage,
-        Usage::Reported {
-            credits: Some("0.42".into()),
-            summary: "▸ Credits: 0.42 • Time: 1s".into()
-        }
+        Usage::reported(Some("0.42".into()), "▸ Credits: 0.42 • Time: 1s")
     );
 }
 

@@ -313,6 +313,28 @@ fn log_line(event: &RunEvent) -> Markup {
                 "— the log reached its limit of {max_log_bytes} bytes; later lines are counted, not kept"
             ),
         ),
+        EventPayload::ToolCall(call) => (
+            "meta",
+            format!(
+                "▸ {} [{}]",
+                page::strip_ansi(&call.title),
+                serde_json::to_value(call.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ),
+        ),
+        EventPayload::Plan { entries } => ("meta", format!("▸ plan: {} entries", entries.len())),
+        EventPayload::Message { text } => ("stdout", page::strip_ansi(text)),
+        EventPayload::Usage { usage } => (
+            "meta",
+            match usage {
+                tlao_domain::Usage::Unmeasured => "— usage: unmeasured".to_owned(),
+                tlao_domain::Usage::Reported { summary, .. } => {
+                    format!("— usage: {}", page::strip_ansi(summary))
+                }
+            },
+        ),
     };
     html! { span class={ "line " (class) } { (text) "\n" } }
 }

@@ -112,6 +112,14 @@ export interface ConstraintsBody {
   tokenBudget?: number | null | undefined;
 }
 
+/** An amount of money, as the agent reported it. */
+export interface CostView {
+  /** The amount: a decimal number as text (`0.0123`), never rounded through a float. */
+  amount: string;
+  /** Its ISO 4217 currency (`USD`). */
+  currency: string;
+}
+
 /** The body of `POST /runs`. */
 export interface CreateRunRequest {
   /**
@@ -260,6 +268,17 @@ export type NetworkPolicyBody = ("any" | "none") | {
   tcpPorts: Array<number>;
 };
 
+/** One entry of an agent's plan. */
+export interface PlanEntryView {
+  /** What is to be done. */
+  content: string;
+  /** How far it is. */
+  status: PlanStatusName;
+}
+
+/** Where an entry of an agent's plan is. */
+export type PlanStatusName = "pending" | "in_progress" | "completed";
+
 /** Why a request failed. */
 export interface Problem {
   /** What went wrong with this request. */
@@ -402,6 +421,38 @@ export type RunEvent = {
   /** The sequence number. */
   seq: number;
   type: "truncated";
+} | {
+  /** When the server stored it (RFC 3339). */
+  at: string;
+  /** The call. */
+  call: ToolCallView;
+  /** The sequence number. */
+  seq: number;
+  type: "tool_call";
+} | {
+  /** When the server stored it (RFC 3339). */
+  at: string;
+  /** Its entries, in order. */
+  entries: Array<PlanEntryView>;
+  /** The sequence number. */
+  seq: number;
+  type: "plan";
+} | {
+  /** When the server stored it (RFC 3339). */
+  at: string;
+  /** The sequence number. */
+  seq: number;
+  /** The text. */
+  text: string;
+  type: "message";
+} | {
+  /** When the server stored it (RFC 3339). */
+  at: string;
+  /** The sequence number. */
+  seq: number;
+  type: "usage";
+  /** The usage so far. */
+  usage: UsageView;
 };
 
 /** One page of runs, newest first. */
@@ -510,7 +561,7 @@ export interface StreamEnd {
 export type StreamMessage = {
   /** The JSON text of the message */
   data: string;
-  event: "log" | "progress" | "status" | "artifact" | "truncated";
+  event: "log" | "progress" | "status" | "artifact" | "truncated" | "tool_call" | "plan" | "message" | "usage";
   /** The sequence number (the resume point) */
   id: string;
 } | {
@@ -577,13 +628,48 @@ export interface TokenResponse {
   userId: string;
 }
 
+/**
+ * A tool call of the agent (`tool_call` events; a later event with the same `id`
+ * updates the call).
+ */
+export interface ToolCallView {
+  /** A short summary of what it changed (`+12 -3`), when it edited files. */
+  diff?: string | null | undefined;
+  /** A command's exit code, when it ran one. */
+  exitCode?: number | null | undefined;
+  /** The agent's id of the call (unique within the run). */
+  id: string;
+  /** What kind of tool it is. */
+  kind: ToolKindName;
+  /** The files it reads or changes (relative to the workspace where they are in it). */
+  paths?: Array<string> | undefined;
+  /** Where the call is. */
+  status: ToolStatusName;
+  /** What the call does, in the agent's words. */
+  title: string;
+}
+
+/** What kind of tool an agent's call uses. */
+export type ToolKindName = "edit" | "read" | "execute" | "search" | "fetch" | "other";
+
+/** Where an agent's tool call is. */
+export type ToolStatusName = "pending" | "in_progress" | "completed" | "failed";
+
 /** What running the agent cost, when the agent reports it; never a fake zero. */
 export type UsageView = {
   kind: "unmeasured";
 } | {
+  /** Input tokens served from a cache. */
+  cachedTokens?: number | null | undefined;
+  /** What it cost. */
+  cost?: CostView | null | undefined;
   /** The credits charged, as printed. */
   credits?: string | null | undefined;
+  /** Input (prompt) tokens. */
+  inputTokens?: number | null | undefined;
   kind: "reported";
+  /** Output (completion) tokens. */
+  outputTokens?: number | null | undefined;
   /** The whole usage line. */
   summary: string;
 };
