@@ -48,6 +48,10 @@ export const RUN_EVENT_TYPES: readonly RunEvent["type"][] = Object.keys({
   status: true,
   artifact: true,
   truncated: true,
+  tool_call: true,
+  plan: true,
+  message: true,
+  usage: true,
 } satisfies Record<RunEvent["type"], true>) as RunEvent["type"][];
 
 /** The SSE event name of the terminal message. */
