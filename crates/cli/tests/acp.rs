@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{DevServer, archives, fixtures};
+use common::{DevServer, archives};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,9 +25,9 @@ async fn an_acp_agent_runs_a_change_with_tool_call_and_usage_events_and_a_patch(
                 "name": "kiro-acp",
                 "kind": "acp",
                 "taskTypes": ["code.change"],
-                "config": {"command": ["kiro-cli", "acp", "--trust-all-tools"]},
-                // The stand-in is a script beside its Python half in tests/fixtures.
-                "sandbox": {"readPaths": [fixtures().to_str().unwrap()]}
+                // The stand-in and its Python half are in tests/fixtures, first on the
+                // server's PATH, which the sandbox lets agents read: no grant needed.
+                "config": {"command": ["kiro-cli", "acp", "--trust-all-tools"]}
             }),
         )
         .await;

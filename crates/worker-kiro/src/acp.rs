@@ -308,12 +308,12 @@ impl Drop for Link {
         }
         while let Ok(item) = self.messages.try_recv() {
             if let FromAgent::Message(message) = item
-                && message.get("method").and_then(Value::as_str)
-                    == Some("session/request_permission")
-                && let Some(id) = message.get("id")
+                && let (Some(id), Some(method)) = (
+                    message.get("id"),
+                    message.get("method").and_then(Value::as_str),
+                )
             {
-                lines.push(json!({"jsonrpc": "2.0", "id": id,
-                                          "result": {"outcome": {"outcome": "cancelled"}}}));
+                lines.push(cancelled_answer(id, method));
             }
         }
         let (Some(mut writer), Some(mut child), Some(tree)) =
@@ -340,11 +340,24 @@ impl Drop for Link {
                 // The prompt's answer (`cancelled`) ends the turn; then the agent's
                 // input closes, which ends an ACP agent.
                 while let Some(item) = messages.recv().await {
-                    if let FromAgent::Message(message) = item
-                        && message.get("method").is_none()
+                    let FromAgent::Message(message) = item else {
+                        continue;
+                    };
+                    if message.get("method").is_none()
                         && message.pointer("/result/stopReason").is_some()
                     {
                         break;
+                    }
+                    // A request made while the turn winds down: a permission is
+                    // `cancelled`, anything else unknown.
+                    if let (Some(id), Some(method)) = (
+                        message.get("id"),
+                        message.get("method").and_then(Value::as_str),
+                    ) && let Ok(mut line) = serde_json::to_vec(&cancelled_answer(id, method))
+                    {
+                        line.push(b'\n');
+                        let _ = writer.write_all(&line).await;
+                        let _ = writer.flush().await;
                     }
                 }
                 drop(writer);
@@ -354,6 +367,17 @@ impl Drop for Link {
             drop(tree);
             drop(child);
         });
+    }
+}
+
+/// The answer to a request of the agent once the run is cancelled: `cancelled` for a
+/// permission, `-32601` for anything else.
+fn cancelled_answer(id: &Value, method: &str) -> Value {
+    if method == "session/request_permission" {
+        json!({"jsonrpc": "2.0", "id": id, "result": {"outcome": {"outcome": "cancelled"}}})
+    } else {
+        json!({"jsonrpc": "2.0", "id": id,
+               "error": {"code": METHOD_NOT_FOUND, "message": format!("method not found: {method}")}})
     }
 }
 
