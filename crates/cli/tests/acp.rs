@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{DevServer, archives};
+use common::{DevServer, PATIENCE, archives};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,4 +102,52 @@ async fn an_acp_agent_runs_a_change_with_tool_call_and_usage_events_and_a_patch(
         patch.contains("+++ b/NEW_FILE.md") && patch.contains("+Created by the kiro-cli stand-in."),
         "{patch}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_an_acp_run_sends_session_cancel_and_ends_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().canonicalize().unwrap();
+    let server = DevServer::with_standin(&dir_path, &[]);
+    let admin = server.admin().await;
+    let ws = admin.create_workspace("acp-cancel").await;
+    // Where the stand-in reports what it was sent and its pids: granted to it.
+    let files = dir_path.join("agent-files");
+    std::fs::create_dir(&files).unwrap();
+    let log = files.join("acp.log");
+    let pids = files.join("pids");
+    let (code, executor) = admin
+        .post(
+            "/executors",
+            json!({
+                "name": "kiro-acp", "kind": "acp", "taskTypes": ["doc.write"],
+                "config": {
+                    "command": ["kiro-cli", "acp", "--trust-all-tools"],
+                    "env": {"KIRO_STANDIN_ACP_LOG": log.to_str().unwrap(),
+                            "KIRO_STANDIN_PIDS_FILE": pids.to_str().unwrap()}
+                },
+                "sandbox": {"writePaths": [files.to_str().unwrap()]}
+            }),
+        )
+        .await;
+    assert_eq!(code, 201, "{executor}");
+    let run_id = admin
+        .start_run(
+            json!({"workspaceId": ws, "taskType": "doc.write", "input": {"prompt": "hang"}}),
+            Some("kiro-acp"),
+        )
+        .await;
+    let (agent, sleep) = common::processes::await_standins(&pids, 1, PATIENCE).await[0];
+    let (code, cancelled) = admin
+        .post(&format!("/runs/{run_id}/cancel"), json!({}))
+        .await;
+    assert_eq!(code, 200, "{cancelled}");
+    common::processes::await_death(agent, "the cancelled ACP agent", PATIENCE).await;
+    common::processes::await_death(sleep, "the cancelled ACP agent's child", PATIENCE).await;
+    let sent = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        sent.lines().any(|l| l.contains("\"session/cancel\"")),
+        "the agent was not sent session/cancel:\n{sent}"
+    );
+    assert_eq!(admin.run(&run_id).await["status"], "cancelled");
 }
