@@ -168,6 +168,9 @@ pub enum ExecutorKindName {
     Kiro,
     /// Any CLI from an argv template: `config = {"command", "env"?, "promptVia"?, "maxRunSeconds"?}`.
     Command,
+    /// An agent speaking the Agent Client Protocol: `config = {"command", "permission"?,
+    /// "mode"?, "model"?, "env"?, "maxRunSeconds"?}`.
+    Acp,
 }
 
 impl ExecutorKindName {
@@ -176,6 +179,7 @@ impl ExecutorKindName {
         match self {
             ExecutorKindName::Kiro => "kiro",
             ExecutorKindName::Command => "command",
+            ExecutorKindName::Acp => "acp",
         }
     }
 }

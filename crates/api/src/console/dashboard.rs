@@ -230,6 +230,7 @@ fn program_text(executor: &ExecutorDescriptor) -> (bool, String) {
     let program = match &executor.config {
         ExecutorConfig::Kiro(config) => Some(config.binary.as_str()),
         ExecutorConfig::Command(config) => config.command.first().map(String::as_str),
+        ExecutorConfig::Acp(config) => config.command.first().map(String::as_str),
     };
     let found = program.is_some_and(on_path);
     let text = match (program, found) {
