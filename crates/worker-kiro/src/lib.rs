@@ -10,6 +10,7 @@
 //! - [`patch`], [`outputs`], [`upload`]: turning what the agent did into artifacts.
 
 pub mod ansi;
+pub mod availability;
 pub mod command;
 pub mod config;
 pub mod confine;
