@@ -42,6 +42,19 @@ pub struct ApiConfig {
     /// How long the reaper lets a running run's worker stay silent (30 s by default);
     /// leases announce a heartbeat interval derived from it.
     pub heartbeat_timeout: Duration,
+    /// Whether the agents this server starts itself (`launcher.kind = "process"`) are
+    /// sandboxed, as the composition root found it; `None` when it starts none. The
+    /// dashboard shows it (a notice when they are not).
+    pub agents: Option<AgentSandbox>,
+}
+
+/// What the dashboard says about the sandbox of the agents this server starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentSandbox {
+    /// Sandboxed; the line says how (e.g. Landlock's ABI).
+    Sandboxed(String),
+    /// Not sandboxed; the line says why and what that means.
+    NotSandboxed(String),
 }
 
 impl ApiConfig {
@@ -53,6 +66,7 @@ impl ApiConfig {
             max_json_bytes: DEFAULT_MAX_JSON_BYTES,
             worker_token: None,
             heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
+            agents: None,
         }
     }
 }
@@ -69,6 +83,7 @@ impl fmt::Debug for ApiConfig {
                 &self.worker_token.as_ref().map(|_| "<redacted>"),
             )
             .field("heartbeat_timeout", &self.heartbeat_timeout)
+            .field("agents", &self.agents)
             .finish()
     }
 }
@@ -101,6 +116,7 @@ pub fn build(config: ApiConfig, deps: AppDeps, listener: TcpListener) -> io::Res
         tokens,
         config.worker_token.clone(),
         config.heartbeat_timeout,
+        config.agents.clone(),
     )?);
     let max_json_bytes = config.max_json_bytes;
     let console_keys = web::Data::new(ConsoleKeys::derive(&config.jwt_secret));

@@ -26,7 +26,7 @@ mod routes;
 mod state;
 mod streaming;
 
-pub use app::{ApiConfig, AppDeps, build};
+pub use app::{AgentSandbox, ApiConfig, AppDeps, build};
 pub use auth::{Authenticated, Claims, ISSUER};
 pub use error::ApiError;
 pub use openapi::openapi;

@@ -47,6 +47,7 @@ const BEARER: &str = "bearer";
         artifacts::get_artifact,
         executors::list_executors,
         executors::register_executor,
+        executors::list_presets,
         executors::remove_executor,
         worker::lease,
         worker::get_assignment,

@@ -87,6 +87,7 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(GET "/artifacts/{artifactId}" => artifacts::get_artifact),
     route!(GET "/executors" => executors::list_executors),
     route!(POST "/executors" => executors::register_executor),
+    route!(GET "/executors/presets" => executors::list_presets),
     route!(DELETE "/executors/{name}" => executors::remove_executor),
     route!(POST "/worker/lease" => worker::lease),
     route!(GET "/worker/runs/{runId}/assignment" => worker::get_assignment),

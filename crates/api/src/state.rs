@@ -10,7 +10,7 @@ use tlao_domain::Timestamp;
 use tlao_orchestrator::Services;
 use tlao_ports::PresignedGateway;
 
-use crate::app::AppDeps;
+use crate::app::{AgentSandbox, AppDeps};
 use crate::auth::TokenAuthority;
 
 /// Shared by every worker thread of the server.
@@ -29,6 +29,8 @@ pub(crate) struct AppState {
     pub heartbeat_interval_ms: u64,
     /// The heartbeat timeout leases announce (the reaper's), in milliseconds.
     pub heartbeat_timeout_ms: u64,
+    /// Whether the agents this server starts are sandboxed; `None` when it starts none.
+    pub agents: Option<AgentSandbox>,
 }
 
 impl AppState {
@@ -38,6 +40,7 @@ impl AppState {
         tokens: TokenAuthority,
         worker_token: Option<String>,
         heartbeat_timeout: Duration,
+        agents: Option<AgentSandbox>,
     ) -> io::Result<Self> {
         let openapi_json = crate::openapi::openapi()
             .to_json()
@@ -53,6 +56,7 @@ impl AppState {
                 .try_into()
                 .unwrap_or(u64::MAX),
             heartbeat_timeout_ms: heartbeat_timeout.as_millis().try_into().unwrap_or(u64::MAX),
+            agents,
         })
     }
 

@@ -8,6 +8,10 @@ use anyhow::Context;
 use tlao_adapters_local::ProcessLauncher;
 use tlao_ports::RunLauncher;
 
+use tlao_api::AgentSandbox;
+use tlao_orchestrator::{ExecutorRegistry, Sighting};
+use tlao_worker_kiro::availability;
+
 use crate::settings::{LauncherKind, Settings};
 
 /// A launcher of `tlao worker --run ID --lease ID` processes of this binary, reaching the
@@ -72,25 +76,72 @@ fn joined(paths: &[std::path::PathBuf]) -> String {
 pub fn sandbox_status(settings: &Settings, multi_user: bool) -> anyhow::Result<String> {
     use crate::settings::SandboxModeSetting;
     let support = tlao_sandbox::support();
+    if let tlao_sandbox::Support::Unavailable { reason } = support
+        && multi_user
+        && settings.sandbox.mode != Some(SandboxModeSetting::Off)
+    {
+        anyhow::bail!(
+            "no sandbox is possible for local agents ({reason}): they would read the server's secrets and every user's runs. Run agents elsewhere (launcher.kind = \"ecs\" or \"none\" with `tlao worker` on other machines), use a kernel with Landlock, or set sandbox.mode = \"off\" (TLAO_SANDBOX__MODE=off) to accept it"
+        );
+    }
+    Ok(match agent_sandbox_with(settings, support) {
+        AgentSandbox::Sandboxed(text) => format!("agents:     sandboxed ({text})"),
+        AgentSandbox::NotSandboxed(text) => format!("agents:     {text}"),
+    })
+}
+
+/// Whether the agents this machine starts are sandboxed, as the dashboard shows it.
+pub fn agent_sandbox(settings: &Settings) -> AgentSandbox {
+    agent_sandbox_with(settings, tlao_sandbox::support())
+}
+
+fn agent_sandbox_with(settings: &Settings, support: &tlao_sandbox::Support) -> AgentSandbox {
+    use crate::settings::SandboxModeSetting;
     match (settings.sandbox.mode, support) {
-        (Some(SandboxModeSetting::Off), _) => Ok(
-            "agents:     NOT sandboxed (sandbox.mode = \"off\"); they can read what this user can"
-                .to_owned(),
+        (Some(SandboxModeSetting::Off), _) => AgentSandbox::NotSandboxed(
+            "NOT sandboxed (sandbox.mode = \"off\"); they can read what this user can".to_owned(),
         ),
         (_, tlao_sandbox::Support::Landlock { abi }) => {
-            Ok(format!("agents:     sandboxed (Landlock ABI {abi})"))
+            AgentSandbox::Sandboxed(format!("Landlock ABI {abi}"))
         }
-        (_, tlao_sandbox::Support::Unavailable { reason }) if multi_user => anyhow::bail!(
-            "no sandbox is possible for local agents ({reason}): they would read the server's secrets and every user's runs. Run agents elsewhere (launcher.kind = \"ecs\" or \"none\" with `tlao worker` on other machines), use a kernel with Landlock, or set sandbox.mode = \"off\" (TLAO_SANDBOX__MODE=off) to accept it"
-        ),
         (Some(SandboxModeSetting::Required), tlao_sandbox::Support::Unavailable { reason }) => {
-            Ok(format!(
-                "agents:     cannot be sandboxed ({reason}); sandbox.mode = \"required\", so every run fails"
+            AgentSandbox::NotSandboxed(format!(
+                "cannot be sandboxed ({reason}); sandbox.mode = \"required\", so every run fails"
             ))
         }
-        (_, tlao_sandbox::Support::Unavailable { reason }) => Ok(format!(
-            "agents:     NOT sandboxed: {reason}; they can read what this user can"
+        (_, tlao_sandbox::Support::Unavailable { reason }) => AgentSandbox::NotSandboxed(format!(
+            "NOT sandboxed: {reason}; they can read what this user can"
         )),
+    }
+}
+
+/// Probes every registered executor's program against this machine's `PATH` now and
+/// every `every`, and records the found ones as seen by this server's local workers
+/// (which exist only while a run does, so they cannot report before one). Runs until
+/// the process ends.
+pub async fn probe_locally(executors: Arc<ExecutorRegistry>, every: std::time::Duration) {
+    let worker = format!("local-{}", availability::default_worker_id());
+    let worker: String = worker.chars().take(64).collect();
+    loop {
+        match executors.list().await {
+            Ok(registered) => {
+                let report = availability::probe(&worker, &registered).await;
+                let sightings: Vec<Sighting> = report
+                    .executors
+                    .into_iter()
+                    .filter(|probe| probe.found)
+                    .map(|probe| Sighting {
+                        executor: probe.name,
+                        version: probe.version,
+                    })
+                    .collect();
+                if let Err(error) = executors.record_seen(&worker, &sightings).await {
+                    tracing::warn!(%error, "cannot record which executors can run here");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot list executors to probe them"),
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -14,7 +14,7 @@ use tlao_orchestrator::{Dispatcher, LaunchedRuns, Reaper, Services};
 use tlao_ports::{BlobStore, Clock, PresignedGateway, RunLauncher, SystemClock, Table};
 
 use crate::secrets;
-use crate::settings::{BlobsKind, Settings, StorageKind};
+use crate::settings::{BlobsKind, LauncherKind, Settings, StorageKind};
 
 /// How long after its deadline the reaper times a run out, leaving the worker time to
 /// report the timeout itself with its last logs.
@@ -118,6 +118,11 @@ impl Server {
         let mut api_config = ApiConfig::new(secret.into_bytes());
         api_config.token_ttl = Duration::from_secs(settings.auth.token_ttl_seconds);
         api_config.worker_token = settings.worker_token.clone();
+        // `tlao dev` (create_secret) and `launcher.kind = "process"` start agents here:
+        // the dashboard says whether they are sandboxed.
+        if create_secret || settings.launcher.kind == LauncherKind::Process {
+            api_config.agents = Some(crate::launcher::agent_sandbox(settings));
+        }
         api_config.heartbeat_timeout =
             Duration::from_secs(settings.worker.heartbeat_timeout_seconds);
         Ok(Server {
@@ -167,6 +172,14 @@ impl Server {
             );
         }
         tokio::spawn(reaper.run(REAPER_INTERVAL));
+        // The workers of a process launcher exist only while a run does: the server
+        // probes its own PATH for them, so selection knows what can run here (R2.2).
+        if self.api_config.agents.is_some() {
+            tokio::spawn(crate::launcher::probe_locally(
+                self.services.executors.clone(),
+                LOCAL_PROBE_INTERVAL,
+            ));
+        }
         let launched = dispatcher.as_ref().map(Dispatcher::launched);
         if let Some(dispatcher) = dispatcher {
             tokio::spawn(dispatcher.run());
@@ -186,6 +199,9 @@ impl Server {
         tlao_api::build(self.api_config, deps, self.listener).context("starting the HTTP server")
     }
 }
+
+/// How often the server probes its own `PATH` for the executors its local workers run.
+const LOCAL_PROBE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How often the fault directory is looked at.
 const FAULT_POLL: Duration = Duration::from_millis(100);

@@ -658,3 +658,110 @@ fn tlao_keys_creates_lists_and_revokes_a_key_that_then_cannot_log_in() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn executors_add_preset_registers_the_documented_record_and_list_shows_availability() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = DevServer::with_standin(dir.path(), &[]);
+
+    let presets = json(tlao(&server).args(["executors", "presets", "--json"]));
+    let names: Vec<&str> = presets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["preset"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "kiro",
+            "kiro-acp",
+            "claude-code",
+            "codex",
+            "gemini",
+            "opencode",
+            "goose"
+        ]
+    );
+
+    tlao(&server)
+        .args(["executors", "add", "--preset", "claude-code"])
+        .assert()
+        .success()
+        .stderr(contains("registered executor claude-code"));
+    tlao(&server)
+        .args([
+            "executors",
+            "add",
+            "--preset",
+            "codex",
+            "--name",
+            "my-codex",
+        ])
+        .assert()
+        .success();
+    tlao(&server)
+        .args(["executors", "add", "--preset", "no-such"])
+        .assert()
+        .code(2)
+        .stderr(contains("no preset named \"no-such\"").and(contains("claude-code")));
+
+    let listed = json(tlao(&server).args(["executors", "list", "--json"]));
+    let find = |name: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {listed}"))
+            .clone()
+    };
+    let claude = find("claude-code");
+    assert_eq!(claude["kind"], "command");
+    assert_eq!(claude["config"]["command"][0], "claude");
+    assert_eq!(
+        claude["sandbox"]["writePaths"],
+        serde_json::json!(["~/.claude"])
+    );
+    assert_eq!(
+        claude["sandbox"]["env"],
+        serde_json::json!(["ANTHROPIC_*", "CLAUDE_*"])
+    );
+    assert_eq!(find("my-codex")["config"]["command"][0], "codex");
+
+    // `tlao dev` probes its own PATH for the workers it starts: the stand-in kiro-cli is
+    // there, claude is not.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let kiro = loop {
+        let listed = json(tlao(&server).args(["executors", "list", "--json"]));
+        let kiro = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "kiro")
+            .unwrap()
+            .clone();
+        if kiro.get("availability").is_some() || Instant::now() > deadline {
+            break kiro;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(kiro["availability"]["workers"], 1, "{kiro}");
+    assert_eq!(
+        kiro["availability"]["version"], "kiro-cli 0.0.0 (stand-in)",
+        "{kiro}"
+    );
+    let listed = json(tlao(&server).args(["executors", "list", "--json"]));
+    let claude = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "claude-code")
+        .unwrap();
+    assert!(claude.get("availability").is_none(), "{claude}");
+    tlao(&server)
+        .args(["executors", "list"])
+        .assert()
+        .success()
+        .stdout(contains("LAST SEEN AVAILABLE").and(contains("kiro-cli 0.0.0 (stand-in)")));
+}

@@ -36,6 +36,9 @@ pub struct Guardrails {
     pub max_archive_entries: u64,
     /// The most bytes of file content a workspace archive may unpack to.
     pub max_unpacked_bytes: u64,
+    /// How recently a worker must have reported an executor's program available for run
+    /// creation to prefer that executor (requirement 2.2), in seconds (10 minutes).
+    pub executor_seen_within_seconds: u64,
 }
 
 impl Default for Guardrails {
@@ -50,6 +53,7 @@ impl Default for Guardrails {
             daily_run_quota_per_user: 200,
             max_archive_entries: Guardrails::DEFAULT_MAX_ARCHIVE_ENTRIES,
             max_unpacked_bytes: Guardrails::DEFAULT_MAX_UNPACKED_BYTES,
+            executor_seen_within_seconds: 600,
         }
     }
 }

@@ -14,6 +14,7 @@
 //! | run step / event  | `RUN#{run}`       | `STEP#{seq:012}`       |
 //! | lookup by id      | `RUN#`/`TASK#`/`ART#`/`ARC#{id}` | `REF`   |
 //! | executor          | `SYS`             | `EXEC#{name}`          |
+//! | executor sighting | `SYS`             | `EXECSEEN#{name}#{worker}` |
 //! | bootstrap marker  | `SYS`             | `BOOTSTRAP`            |
 //! | queue entry       | `QUEUE#{executor}`| `{run}`                |
 //! | active run        | `ACTIVE`          | `{run}`                |
@@ -191,6 +192,20 @@ pub fn executors() -> KeyPrefix {
     KeyPrefix {
         pk: "SYS".into(),
         sk_prefix: "EXEC#".into(),
+    }
+}
+
+/// When a worker last reported an executor's program found (requirement 2.2); one item
+/// per executor and worker.
+pub fn executor_seen(name: &ExecutorName, worker: &str) -> Key {
+    Key::new("SYS".into(), format!("EXECSEEN#{name}#{worker}"))
+}
+
+/// Every executor sighting (`EXECSEEN#` does not share the registry's `EXEC#` prefix).
+pub fn executors_seen() -> KeyPrefix {
+    KeyPrefix {
+        pk: "SYS".into(),
+        sk_prefix: "EXECSEEN#".into(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! randomness in, so every rule here is a plain function that tests can call directly.
 
 pub mod artifact;
+pub mod availability;
 pub mod event;
 pub mod executor;
 pub mod guardrails;
@@ -22,6 +23,7 @@ pub mod validation;
 pub mod workspace;
 
 pub use artifact::{Artifact, ArtifactName, ArtifactStatus, ArtifactType};
+pub use availability::{ExecutorSeen, program_of};
 pub use event::{
     EventPayload, LogStream, PlanEntry, PlanStatus, Reported, RunEvent, ToolCall, ToolKind,
     ToolStatus,

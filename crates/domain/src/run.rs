@@ -278,6 +278,10 @@ pub struct Run {
     pub task_type: TaskType,
     /// The executor chosen for it.
     pub executor: ExecutorName,
+    /// Why run creation chose [`Run::executor`] (requested, seen available, or the first
+    /// serving the task type); runs from before selection reasons have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<String>,
     /// Where it is in its life; change it only through [`Run::apply`].
     pub status: RunStatus,
     /// Who asked for it.
@@ -483,6 +487,7 @@ mod tests {
             workspace_id: WorkspaceId::new(Ulid::from_parts(1, 3)),
             task_type: TaskType::SpecGenerate,
             executor: "kiro".parse().unwrap(),
+            selection: None,
             status: RunStatus::Queued,
             created_by: UserId::new(Ulid::from_parts(1, 4)),
             created_at: Timestamp::from_unix_millis(1_000),

@@ -59,6 +59,11 @@ pub const ARCHIVE_BYTES: &str = "archiveBytes";
 /// How many archives a workspace has.
 pub const ARCHIVE_COUNT: &str = "archiveCount";
 
+/// When an executor sighting was last reported, in milliseconds since the epoch.
+pub const LAST_SEEN_AT: &str = "lastSeenAt";
+/// The version an executor sighting reported.
+pub const VERSION: &str = "version";
+
 /// The [`KIND`] values of items that are not entities (entities name theirs in
 /// [`crate::codec::Entity::KIND`]).
 pub mod kind {
@@ -76,4 +81,6 @@ pub mod kind {
     pub const IDEMPOTENCY: &str = "idempotency";
     /// A console session.
     pub const SESSION: &str = "session";
+    /// A worker's report that an executor's program is found.
+    pub const EXECUTOR_SEEN: &str = "execseen";
 }

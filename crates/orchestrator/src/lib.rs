@@ -48,7 +48,7 @@ pub use error::ServiceError;
 pub use events::{EventService, LogPage};
 pub use idempotency::Idempotency;
 pub use reaper::{Reaper, Sweep};
-pub use registry::ExecutorRegistry;
+pub use registry::{ExecutorRegistry, Selection, Sighting};
 pub use retry::RetryPolicy;
 pub use runs::{CreateRun, RunFilter, RunPage, RunService, RunView};
 pub use sessions::{SessionService, StartedSession};

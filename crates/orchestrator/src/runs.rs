@@ -11,15 +11,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tlao_domain::{
-    ExecutorDescriptor, ExecutorName, Limit, Run, RunId, RunStatus, Task, TaskId, TaskType,
-    Timestamp, Transition, Usage, UserId, WorkspaceId, keys,
+    ExecutorName, Limit, Run, RunId, RunStatus, Task, TaskId, TaskType, Timestamp, Transition,
+    Usage, UserId, WorkspaceId, keys,
 };
 use tlao_ports::{BlobKey, Cursor, Direction, Query};
 
 use crate::context::{Caller, Core};
 use crate::error::ServiceError;
 use crate::idempotency::{Idempotency, replayed};
-use crate::registry::ExecutorRegistry;
+use crate::registry::{ExecutorRegistry, Selection};
 use crate::tasks::TaskService;
 use crate::transactions::{self, CreateRunError, DailyQuotas};
 use crate::workspaces::WorkspaceService;
@@ -115,13 +115,13 @@ impl RunService {
         if let Some(first) = replayed(idempotency, &self.core.store, &caller.user_id, now).await? {
             return self.view(first).await;
         }
-        let executor = self
+        let selection = self
             .registry
             .select(task.spec.task_type, request.executor.as_ref())
             .await?;
         self.refuse_when_quota_used(&task.workspace_id, &caller.user_id, now)
             .await?;
-        let run = self.queued_run(caller, &task, &executor, now);
+        let run = self.queued_run(caller, &task, &selection, now);
         let spec_key = self.store_task_spec(&task, &run).await?;
         let record = idempotency
             .map(|idem| idem.record_op(&caller.user_id, &run, now))
@@ -319,21 +319,23 @@ impl RunService {
         Ok(())
     }
 
-    /// A new queued run of `task` on `executor`, created by the caller at `now`.
+    /// A new queued run of `task` on the selected executor, created by the caller at `now`.
     fn queued_run(
         &self,
         caller: &Caller,
         task: &Task,
-        executor: &ExecutorDescriptor,
+        selection: &Selection,
         now: Timestamp,
     ) -> Run {
         let guardrails = &self.core.guardrails;
+        let executor = &selection.executor;
         Run {
             run_id: RunId::new(self.core.new_ulid()),
             task_id: task.task_id.clone(),
             workspace_id: task.workspace_id.clone(),
             task_type: task.spec.task_type,
             executor: executor.name.clone(),
+            selection: Some(selection.reason.clone()),
             status: RunStatus::Queued,
             created_by: caller.user_id.clone(),
             created_at: now,

@@ -110,6 +110,7 @@ pub(crate) mod testing {
                 workspace_id: ws.clone(),
                 task_type: TaskType::SpecGenerate,
                 executor: "kiro".parse::<ExecutorName>().expect("a name"),
+                selection: None,
                 status: RunStatus::Queued,
                 created_by: UserId::new(core.new_ulid()),
                 created_at: core.now(),

@@ -317,5 +317,6 @@ fn batch() -> EventBatch {
         lease_id: LeaseId::new(Ulid::from_parts(1_700_000_000_000, 2)),
         first_seq: None,
         events: Vec::new(),
+        availability: None,
     }
 }

@@ -27,6 +27,7 @@ fn batch() -> EventBatch {
         lease_id: LeaseId::new(Ulid::from_parts(1_700_000_000_000, 2)),
         first_seq: None,
         events: Vec::new(),
+        availability: None,
     }
 }
 
@@ -63,6 +64,7 @@ async fn no_content_on_lease_means_no_run() {
     let request = LeaseRequest {
         executors: None,
         wait_seconds: 0,
+        availability: None,
     };
     assert!(client(&server).lease(&request).await.unwrap().is_none());
     assert_eq!(server.seen()[0].path, "/worker/lease");

@@ -324,6 +324,36 @@ pub struct ExecutorView {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub sandbox: SandboxGrantsView,
+    /// Where its program was last seen runnable (requirement 2.2): absent until a
+    /// worker (or `tlao dev`'s launcher) reported it found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<AvailabilityView>,
+}
+
+/// When an executor's program was last reported found by a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct AvailabilityView {
+    /// The last report that found it.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub last_seen_at: tlao_domain::Timestamp,
+    /// How many workers reported it found within the server's availability window
+    /// (`guardrails.executor_seen_within_seconds`); 0 when the last report is older.
+    pub workers: u32,
+    /// The version the latest report gave (`--version`'s first line), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+impl From<&tlao_domain::ExecutorSeen> for AvailabilityView {
+    fn from(seen: &tlao_domain::ExecutorSeen) -> Self {
+        AvailabilityView {
+            last_seen_at: seen.last_seen_at,
+            workers: seen.workers,
+            version: seen.version.clone(),
+        }
+    }
 }
 
 impl From<&ExecutorDescriptor> for ExecutorView {
@@ -342,6 +372,7 @@ impl From<&ExecutorDescriptor> for ExecutorView {
             task_types: descriptor.task_types.iter().map(|t| (*t).into()).collect(),
             config: config.unwrap_or(Value::Null),
             sandbox: SandboxGrantsView::from(&descriptor.sandbox),
+            availability: None,
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod events;
 pub mod executors;
 pub mod health;
 pub mod names;
+pub mod presets;
 pub mod problem;
 pub mod runs;
 pub mod sandbox;

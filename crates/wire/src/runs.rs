@@ -170,6 +170,10 @@ pub struct RunView {
     pub task_type: TaskTypeName,
     /// The executor chosen for it.
     pub executor: String,
+    /// Why that executor: requested, seen available on a worker, or the first serving
+    /// the task type when none was seen (absent on runs from before reasons were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<String>,
     /// Where it is in its life.
     pub status: RunStatusName,
     /// Its 1-based position in its workspace's queue; only while queued.
@@ -238,6 +242,7 @@ impl RunView {
             workspace_id: run.workspace_id,
             task_type: run.task_type.into(),
             executor: run.executor.to_string(),
+            selection: run.selection.clone(),
             status: run.status.into(),
             queue_position,
             created_at: run.created_at,

@@ -73,6 +73,61 @@ pub struct LeaseRequest {
     #[serde(default, deserialize_with = "crate::de::whole")]
     #[cfg_attr(feature = "openapi", schema(maximum = 30))]
     pub wait_seconds: u32,
+    /// Which executor programs this worker can run (requirement 2.2); older workers
+    /// omit it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<AvailabilityReport>,
+}
+
+/// What a worker found of the executor programs it knows of: for each executor, whether
+/// its program is on the worker's `PATH` and its version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AvailabilityReport {
+    /// The reporting worker, an id it chose at start (1 to 64 characters of letters,
+    /// digits, `-`, `_`, `.`): the server counts distinct workers by it.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    pub worker: String,
+    /// One entry per executor (at most 100).
+    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
+    pub executors: Vec<ExecutorProbe>,
+}
+
+/// One executor's program, as a worker found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecutorProbe {
+    /// The executor's name.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::executors::ExecutorNameText))]
+    pub name: ExecutorName,
+    /// The program its record starts (a path, or a name looked up on `PATH`).
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    pub program: String,
+    /// Whether the worker found it (an executable file).
+    pub found: bool,
+    /// The first line `PROGRAM --version` printed, when it answered in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
+    pub version: Option<String>,
+}
+
+impl AvailabilityReport {
+    /// Whether the report is within the documented bounds (the worker id's characters
+    /// and length, how many entries, the program and version lengths).
+    pub fn is_valid(&self) -> bool {
+        let worker_ok = (1..=64).contains(&self.worker.len())
+            && self
+                .worker
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        worker_ok
+            && self.executors.len() <= 100
+            && self.executors.iter().all(|probe| {
+                probe.program.len() <= 1024 && probe.version.as_ref().is_none_or(|v| v.len() <= 200)
+            })
+    }
 }
 
 /// The workspace archive of an assignment.
@@ -271,6 +326,10 @@ pub struct EventBatch {
     pub first_seq: Option<u64>,
     /// The events, in order.
     pub events: Vec<WorkerEvent>,
+    /// Which executor programs this worker can run (requirement 2.2), when it reports
+    /// them with this heartbeat; older workers omit it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<AvailabilityReport>,
 }
 
 /// The answer to an event batch.

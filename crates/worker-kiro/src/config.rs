@@ -53,6 +53,9 @@ pub struct WorkerConfig {
     /// Directories besides the work root that no agent may see through its `PATH`
     /// (the server's data directory).
     pub protected: Vec<PathBuf>,
+    /// The id this worker reports its executors' availability under (requirement 2.2):
+    /// the host's name and the process id by default.
+    pub worker_id: String,
 }
 
 impl WorkerConfig {
@@ -77,6 +80,7 @@ impl WorkerConfig {
             sandbox: SandboxMode::default(),
             grants: AgentGrants::default(),
             protected: Vec::new(),
+            worker_id: crate::availability::default_worker_id(),
         }
     }
 }

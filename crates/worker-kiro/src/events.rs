@@ -37,7 +37,7 @@ use std::time::Duration;
 use rand::Rng;
 use tlao_domain::{EventPayload, EventSink, LeaseId, LogStream, RunId, RunStatus, WorkspaceId};
 use tlao_sdk::wire::FenceReason;
-use tlao_sdk::worker::{EventBatch, WorkerEvent};
+use tlao_sdk::worker::{AvailabilityReport, EventBatch, WorkerEvent};
 use tlao_sdk::{RetryPolicy, WorkerClient, WorkerClientError};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -47,6 +47,10 @@ use crate::process::MAX_TRANSCRIPT_BYTES;
 
 /// The most events sent in one request.
 pub const MAX_BATCH: usize = 50;
+
+/// How often a run's heartbeats repeat the worker's availability report.
+pub const AVAILABILITY_EVERY: Duration = Duration::from_secs(60);
+
 /// How many events wait for the API, by default, before new ones are dropped: a minute
 /// of 1,000 lines a second, with room to spare.
 pub const MAX_BUFFERED_EVENTS: usize = 100_000;
@@ -273,6 +277,20 @@ impl EventShipper {
         lease_id: LeaseId,
         config: ShipperConfig,
     ) -> EventShipper {
+        EventShipper::start_reporting(client, workspace_id, run_id, lease_id, config, None)
+    }
+
+    /// Starts shipping like [`EventShipper::start`], reporting `availability` (what the
+    /// worker found of its executors' programs) with the first batch and then at most
+    /// every [`AVAILABILITY_EVERY`].
+    pub fn start_reporting(
+        client: WorkerClient,
+        workspace_id: WorkspaceId,
+        run_id: RunId,
+        lease_id: LeaseId,
+        config: ShipperConfig,
+        availability: Option<AvailabilityReport>,
+    ) -> EventShipper {
         let shared = Arc::new(Shared {
             buffer: Mutex::new(Buffer {
                 events: VecDeque::new(),
@@ -295,6 +313,8 @@ impl EventShipper {
             ..RetryPolicy::default()
         });
         let task = Ship {
+            availability,
+            availability_sent: None,
             client,
             workspace_id,
             run_id,
@@ -387,6 +407,11 @@ enum Sent {
 }
 
 struct Ship {
+    /// What this worker found of its executors' programs, sent with the first batch and
+    /// then at most every [`AVAILABILITY_EVERY`].
+    availability: Option<AvailabilityReport>,
+    /// When the availability was last sent.
+    availability_sent: Option<Instant>,
     client: WorkerClient,
     workspace_id: WorkspaceId,
     run_id: RunId,
@@ -557,10 +582,22 @@ impl Ship {
                 event => event.clone(),
             })
             .collect();
+        let availability = self
+            .availability
+            .as_ref()
+            .filter(|_| {
+                self.availability_sent
+                    .is_none_or(|at| at.elapsed() >= AVAILABILITY_EVERY)
+            })
+            .cloned();
+        if availability.is_some() {
+            self.availability_sent = Some(Instant::now());
+        }
         let request = EventBatch {
             lease_id: self.lease_id.clone(),
             first_seq: self.config.numbered.then_some(first_seq),
             events,
+            availability,
         };
         let sent_at = Instant::now();
         let budget = match self.contact_deadline() {

@@ -11,6 +11,7 @@
 
 pub mod acp;
 pub mod ansi;
+pub mod availability;
 pub mod command;
 pub mod config;
 pub mod confine;

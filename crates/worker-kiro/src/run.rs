@@ -36,6 +36,7 @@ use tlao_sdk::worker::{
 use tlao_sdk::{WorkerClient, WorkerClientError};
 use tokio::io::AsyncWriteExt;
 
+use crate::availability;
 use crate::config::WorkerConfig;
 use crate::confine::{Confinement, describe};
 use crate::events::{ChannelSink, Control, EventShipper, ShipperConfig, stopped};
@@ -157,9 +158,15 @@ async fn lease_and_run(
     config: &WorkerConfig,
     wait: Duration,
 ) -> anyhow::Result<Option<RunSummary>> {
+    let known = availability::remembered();
     let request = LeaseRequest {
         executors: config.executors.clone(),
         wait_seconds: u32::try_from(wait.as_secs().min(30)).unwrap_or(30),
+        availability: if known.is_empty() {
+            None
+        } else {
+            Some(availability::probe(&config.worker_id, &known).await)
+        },
     };
     let assignment = client.lease(&request).await.context("cannot lease a run")?;
     match assignment {
@@ -264,7 +271,15 @@ async fn execute(
         workspace_id = %workspace_id, run_id = %run_id, operation = "run",
         executor = %assignment.executor.name, "run started"
     );
-    let shipper = EventShipper::start(
+    // What this worker can run, reported with the run's heartbeats (requirement 2.2).
+    let report = match assignment.executor.descriptor() {
+        Ok(descriptor) => {
+            availability::remember(&descriptor);
+            Some(availability::probe(&config.worker_id, &availability::remembered()).await)
+        }
+        Err(_) => None,
+    };
+    let shipper = EventShipper::start_reporting(
         client.clone(),
         workspace_id.clone(),
         run_id.clone(),
@@ -279,6 +294,7 @@ async fn execute(
                 heartbeat_interval(config, &assignment),
             )
         },
+        report,
     );
     let ending = match RunDir::create(&config.work_root, &workspace_id, &run_id, &lease_id) {
         Ok(dir) => {

@@ -3,25 +3,29 @@
 //!
 //! An executor's **health** is derived, not probed: from the last
 //! [`HEALTH_WINDOW`] finished runs of the workspace on that executor (the outcome of the
-//! last one, the failures among them, when it was last used), and from whether its
-//! binary is on this server's `PATH` — which is the `PATH` of the workers `tlao dev`
-//! starts, but says nothing about remote workers.
+//! last one, the failures among them, when it was last used), and from when a worker
+//! last reported its program found (requirement 2.2: workers report at lease and
+//! heartbeat, and `tlao dev`'s launcher probes its own `PATH`).
+//!
+//! When this server starts agents itself, the page also says whether they are
+//! sandboxed: a notice when they are not, a line when they are.
 
-use std::path::Path;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use tlao_domain::{
-    ExecutorConfig, ExecutorDescriptor, NetworkPolicy, Run, RunStatus, SandboxGrants, Timestamp,
-    Workspace,
+    ExecutorDescriptor, ExecutorName, ExecutorSeen, NetworkPolicy, Run, RunStatus, SandboxGrants,
+    Timestamp, Workspace, program_of,
 };
 use tlao_orchestrator::{RunFilter, WorkspaceSummary};
 
 use super::page::{self, Ctx, Nav, PageError};
 use super::runs::runs_table;
 use super::session::ConsoleKeys;
+use crate::app::AgentSandbox;
 use crate::state::AppState;
 
 /// How many recent runs the dashboard lists.
@@ -58,6 +62,12 @@ struct Dashboard<'a> {
     /// Up to [`SCANNED`] of the workspace's runs, newest first.
     runs: Vec<Run>,
     executors: Arc<Vec<ExecutorDescriptor>>,
+    /// Where each executor's program was last seen available.
+    seen: HashMap<ExecutorName, ExecutorSeen>,
+    /// Whether the agents this server starts are sandboxed.
+    agents: Option<AgentSandbox>,
+    /// How recent a sighting counts (`guardrails.executor_seen_within_seconds`).
+    window_seconds: u64,
 }
 
 impl<'a> Dashboard<'a> {
@@ -79,11 +89,15 @@ impl<'a> Dashboard<'a> {
         };
         let recent = services.runs.list(caller, filter).await?;
         let executors = services.executors.list().await?;
+        let seen = services.executors.availability().await?;
         Ok(Dashboard {
             ws,
             summary,
             runs: recent.items.into_iter().map(|view| view.run).collect(),
             executors,
+            seen,
+            agents: state.agents.clone(),
+            window_seconds: services.core.guardrails.executor_seen_within_seconds,
         })
     }
 }
@@ -95,6 +109,7 @@ fn dashboard_body(view: &Dashboard<'_>, now: Timestamp) -> Markup {
             h1 { "Dashboard" }
             div class="actions" { a class="button" href="/console/runs/new" { "Start a task" } }
         }
+        (sandbox_notice(view.agents.as_ref()))
         (usage_section(view.ws, &view.summary, &runs))
         section aria-labelledby="recent-title" {
             h2 id="recent-title" { "Recent runs" }
@@ -109,7 +124,26 @@ fn dashboard_body(view: &Dashboard<'_>, now: Timestamp) -> Markup {
             p class="muted" { "This page keeps itself up to date while it is open." }
             p class="pager" { a href="/console/runs" { "All runs →" } }
         }
-        (executors_section(&view.executors, &runs, now))
+        (executors_section(view, &runs, now))
+    }
+}
+
+/// Whether local agents are sandboxed: a notice when they are not, a line when they are,
+/// nothing when this server starts no agents (remote workers say so in their own logs).
+fn sandbox_notice(agents: Option<&AgentSandbox>) -> Markup {
+    html! {
+        @match agents {
+            Some(AgentSandbox::NotSandboxed(text)) => {
+                div class="notice notice-warn" role="alert" id="sandbox-notice" {
+                    strong { "Agents are NOT sandboxed. " }
+                    (text)
+                }
+            }
+            Some(AgentSandbox::Sandboxed(text)) => {
+                p class="muted" id="sandbox-status" { "Agents are sandboxed: " (text) }
+            }
+            None => {}
+        }
     }
 }
 
@@ -158,7 +192,8 @@ fn usage_section(ws: &Workspace, summary: &WorkspaceSummary, runs: &[&Run]) -> M
 }
 
 /// The executors, their task types and their health.
-fn executors_section(executors: &[ExecutorDescriptor], runs: &[&Run], now: Timestamp) -> Markup {
+fn executors_section(view: &Dashboard<'_>, runs: &[&Run], now: Timestamp) -> Markup {
+    let executors: &[ExecutorDescriptor] = &view.executors;
     html! {
         section aria-labelledby="executors-title" {
             h2 id="executors-title" { "Executors" }
@@ -177,7 +212,7 @@ fn executors_section(executors: &[ExecutorDescriptor], runs: &[&Run], now: Times
                     }
                     tbody {
                         @for executor in executors {
-                            (executor_row(executor, runs, now))
+                            (executor_row(executor, view.seen.get(&executor.name), view.window_seconds, runs, now))
                         }
                         @if executors.is_empty() {
                             tr { td colspan="5" class="empty" { "No executor is registered." } }
@@ -187,8 +222,9 @@ fn executors_section(executors: &[ExecutorDescriptor], runs: &[&Run], now: Times
             }
             p class="muted" {
                 "Health comes from this workspace's last " (HEALTH_WINDOW) " finished runs on each executor "
-                "and from whether its program is on this server's PATH (the PATH of the workers this server starts; "
-                "remote workers may differ). It is not a live probe."
+                "and from when a worker last reported its program found on its PATH (workers report when they "
+                "lease and heartbeat; the workers this server starts are probed at start and every minute). "
+                "Missing means no report within " (view.window_seconds) " s."
             }
         }
     }
@@ -225,24 +261,48 @@ impl Health {
     }
 }
 
-/// The program an executor starts, and whether this server can find it.
-fn program_text(executor: &ExecutorDescriptor) -> (bool, String) {
-    let program = match &executor.config {
-        ExecutorConfig::Kiro(config) => Some(config.binary.as_str()),
-        ExecutorConfig::Command(config) => config.command.first().map(String::as_str),
-        ExecutorConfig::Acp(config) => config.command.first().map(String::as_str),
-    };
-    let found = program.is_some_and(on_path);
-    let text = match (program, found) {
-        (Some(program), true) => format!("{program} found on PATH"),
-        (Some(program), false) => format!("{program} not found on this server's PATH"),
-        (None, _) => "no program configured".into(),
-    };
-    (found, text)
+/// Whether a worker reported the executor's program found within the window, and a
+/// sentence saying where and when.
+fn program_text(
+    executor: &ExecutorDescriptor,
+    seen: Option<&ExecutorSeen>,
+    window_seconds: u64,
+    now: Timestamp,
+) -> (bool, String) {
+    let program = program_of(executor).unwrap_or_else(|| "its program".into());
+    match seen {
+        Some(seen) if seen.workers > 0 => (
+            true,
+            format!(
+                "{program} {}found by {} worker{} {}",
+                seen.version
+                    .as_deref()
+                    .map(|v| format!("({v}) "))
+                    .unwrap_or_default(),
+                seen.workers,
+                if seen.workers == 1 { "" } else { "s" },
+                page::ago(seen.last_seen_at, now)
+            ),
+        ),
+        Some(seen) => (
+            false,
+            format!(
+                "{program} last found {}, not within {window_seconds} s",
+                page::ago(seen.last_seen_at, now)
+            ),
+        ),
+        None => (false, format!("no worker has reported {program} found")),
+    }
 }
 
-fn health(executor: &ExecutorDescriptor, runs: &[&Run], now: Timestamp) -> Health {
-    let (found, program_text) = program_text(executor);
+fn health(
+    executor: &ExecutorDescriptor,
+    seen: Option<&ExecutorSeen>,
+    window_seconds: u64,
+    runs: &[&Run],
+    now: Timestamp,
+) -> Health {
+    let (found, program_text) = program_text(executor, seen, window_seconds, now);
     let finished: Vec<&&Run> = runs
         .iter()
         .filter(|run| run.executor == executor.name && run.status.is_terminal())
@@ -280,8 +340,14 @@ fn health(executor: &ExecutorDescriptor, runs: &[&Run], now: Timestamp) -> Healt
     }
 }
 
-fn executor_row(executor: &ExecutorDescriptor, runs: &[&Run], now: Timestamp) -> Markup {
-    let health = health(executor, runs, now);
+fn executor_row(
+    executor: &ExecutorDescriptor,
+    seen: Option<&ExecutorSeen>,
+    window_seconds: u64,
+    runs: &[&Run],
+    now: Timestamp,
+) -> Markup {
+    let health = health(executor, seen, window_seconds, runs, now);
     let last_used = runs
         .iter()
         .find(|run| run.executor == executor.name)
@@ -338,13 +404,4 @@ fn grants(grants: &SandboxGrants) -> Markup {
             br;
         }
     }
-}
-
-/// Whether `program` (a path, or a name looked up on `PATH`) is an existing file.
-fn on_path(program: &str) -> bool {
-    if program.contains('/') {
-        return Path::new(program).is_file();
-    }
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }

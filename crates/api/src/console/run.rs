@@ -283,7 +283,13 @@ fn summary(view: &RunPage, workspace_name: &str, now: tlao_domain::Timestamp) ->
             dl class="facts" {
                 dt { "Workspace" } dd { (workspace_name) }
                 dt { "Task type" } dd { (run.task_type.as_str()) }
-                dt { "Executor" } dd { (run.executor) }
+                dt { "Executor" } dd {
+                    (run.executor)
+                    @if let Some(reason) = &run.selection {
+                        br;
+                        span class="muted" id="executor-selection" { (reason) }
+                    }
+                }
                 dt { "Created" } dd { (time(run.created_at)) }
                 dt { "Started" } dd { (maybe_time(run.started_at)) }
                 dt { "Finished" } dd { (maybe_time(run.finished_at)) }

@@ -4,13 +4,16 @@ use actix_web::{HttpResponse, web};
 use serde_json::Value;
 use tlao_domain::{ExecutorDescriptor, ExecutorName};
 
+use tlao_wire::executors::AvailabilityView;
+use tlao_wire::presets::PresetList;
+
 use crate::auth::Authenticated;
 use crate::dto::{ExecutorList, ExecutorView, Problem, RegisterExecutorRequest};
 use crate::error::ApiError;
 use crate::params::path_id;
 use crate::state::AppState;
 
-/// Every registered executor, by name.
+/// Every registered executor, by name, with where its program was last seen available.
 #[utoipa::path(
     get,
     path = "/executors",
@@ -26,8 +29,33 @@ pub(crate) async fn list_executors(
     _caller: Authenticated,
 ) -> Result<web::Json<ExecutorList>, ApiError> {
     let executors = state.services.executors.list().await?;
-    let items = executors.iter().map(ExecutorView::from).collect();
+    let seen = state.services.executors.availability().await?;
+    let items = executors
+        .iter()
+        .map(|descriptor| ExecutorView {
+            availability: seen.get(&descriptor.name).map(AvailabilityView::from),
+            ..ExecutorView::from(descriptor)
+        })
+        .collect();
     Ok(web::Json(ExecutorList { items }))
+}
+
+/// The executor presets: documented records for common agent CLIs, which
+/// `tlao executors add --preset NAME` registers (`POST /executors` with the record).
+#[utoipa::path(
+    get,
+    path = "/executors/presets",
+    tag = "executors",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The presets", body = PresetList),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn list_presets(_caller: Authenticated) -> web::Json<PresetList> {
+    web::Json(PresetList {
+        items: tlao_wire::presets::all(),
+    })
 }
 
 /// Registers an executor (administrators only).

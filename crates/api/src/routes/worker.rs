@@ -8,11 +8,12 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde_json::Value;
 use tlao_domain::{ArtifactId, LeaseId, Reported, RunId};
-use tlao_orchestrator::{Assignment as DomainAssignment, Completion, NewArtifact};
+use tlao_orchestrator::{Assignment as DomainAssignment, Completion, NewArtifact, Sighting};
 use tlao_ports::PresignedUrl;
 use tlao_wire::worker::{
-    ArchiveDownload, ArtifactRequest, ArtifactUploadSlot, Assignment, CompleteRequest,
-    CompletionStatus, EventBatch, EventReport, FinalizeRequest, LeaseRequest, SignedUrl,
+    ArchiveDownload, ArtifactRequest, ArtifactUploadSlot, Assignment, AvailabilityReport,
+    CompleteRequest, CompletionStatus, EventBatch, EventReport, FinalizeRequest, LeaseRequest,
+    SignedUrl,
 };
 use tlao_wire::{ArtifactView, ExecutorView, RunView};
 
@@ -90,6 +91,7 @@ pub(crate) async fn lease(
         ));
     }
     let wait = Duration::from_secs(u64::from(request.wait_seconds));
+    record_availability(&state, request.availability.as_ref()).await?;
     match state
         .services
         .workers
@@ -103,6 +105,45 @@ pub(crate) async fn lease(
         }
         None => Ok(HttpResponse::NoContent().finish()),
     }
+}
+
+fn invalid_availability() -> ApiError {
+    ApiError::invalid(
+        "availability",
+        "worker must be 1 to 64 letters, digits, '-', '_' or '.'; at most 100 executors; program up to 1024 and version up to 200 bytes",
+    )
+}
+
+/// Keeps what a worker reported found (requirement 2.2). A store failure is logged, not
+/// answered: availability only steers run creation, the lease or heartbeat matters more.
+async fn record_availability(
+    state: &AppState,
+    report: Option<&AvailabilityReport>,
+) -> Result<(), ApiError> {
+    let Some(report) = report else {
+        return Ok(());
+    };
+    if !report.is_valid() {
+        return Err(invalid_availability());
+    }
+    let sightings: Vec<Sighting> = report
+        .executors
+        .iter()
+        .filter(|probe| probe.found)
+        .map(|probe| Sighting {
+            executor: probe.name.clone(),
+            version: probe.version.clone(),
+        })
+        .collect();
+    if let Err(error) = state
+        .services
+        .executors
+        .record_seen(&report.worker, &sightings)
+        .await
+    {
+        tracing::warn!(operation = "record_availability", %error, "cannot record executor availability");
+    }
+    Ok(())
 }
 
 /// The query of the assignment route.
@@ -178,12 +219,16 @@ pub(crate) async fn post_events(
     let run_id: RunId = path_id("runId", &run_id)?;
     request_id::note_run(&run_id);
     let batch: EventBatch = object_body(body.into_inner())?;
+    if batch.availability.as_ref().is_some_and(|a| !a.is_valid()) {
+        return Err(invalid_availability());
+    }
     let items = batch.events.into_iter().map(Reported::from).collect();
     let report = state
         .services
         .workers
         .report(&run_id, &batch.lease_id, batch.first_seq, items)
         .await?;
+    record_availability(&state, batch.availability.as_ref()).await?;
     Ok(web::Json(EventReport {
         status: report.status.into(),
         stop: report.stop,

@@ -38,6 +38,8 @@ pub struct Options {
     pub presigned: bool,
     /// The table; a fresh `MemoryTable` when absent.
     pub table: Option<Arc<dyn Table>>,
+    /// What the dashboard says of local agents' sandbox (none: no local agents).
+    pub agents: Option<tlao_api::AgentSandbox>,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             kiro: true,
             presigned: true,
             table: None,
+            agents: None,
         }
     }
 }
@@ -144,6 +147,7 @@ impl TestApp {
         };
         let mut config = ApiConfig::new(JWT_SECRET);
         config.worker_token = Some(WORKER_TOKEN.into());
+        config.agents = options.agents;
         let server = tlao_api::build(
             config,
             AppDeps {

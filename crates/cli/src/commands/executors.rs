@@ -1,6 +1,7 @@
-//! `tlao executors list|add|remove`: the executor registry. Adding takes the record
-//! (`{"name","kind","taskTypes","config"}`, see `CONTRACT.md`) as inline JSON, a file,
-//! or `-` for standard input; registering and removing need an administrator.
+//! `tlao executors list|add|remove|presets`: the executor registry. Adding takes the
+//! record (`{"name","kind","taskTypes","config"}`, see `CONTRACT.md`) as inline JSON, a
+//! file, `-` for standard input, or `--preset NAME` (a documented record kept as data,
+//! listed by `tlao executors presets`); registering and removing need an administrator.
 
 use std::io::Read;
 
@@ -16,6 +17,9 @@ use crate::output::{self, Table};
 #[command(after_help = "Examples:\n  \
     tlao executors list\n  \
     tlao executors add ./claude.json\n  \
+    tlao executors presets\n  \
+    tlao executors add --preset claude-code\n  \
+    tlao executors add --preset kiro-acp --name kiro\n  \
     tlao executors add '{\"name\":\"echo\",\"kind\":\"command\",\"taskTypes\":[\"doc.write\"],\"config\":{\"command\":[\"echo\",\"{prompt}\"]}}'\n  \
     tlao executors remove echo")]
 pub struct ExecutorsArgs {
@@ -38,6 +42,10 @@ pub enum ExecutorsCommand {
     ///
     /// Example: tlao executors remove shell
     Remove(RemoveArgs),
+    /// List the presets `add --preset` registers (documented records for common agents).
+    ///
+    /// Example: tlao executors presets --json
+    Presets(ListArgs),
 }
 
 /// Options of `tlao executors list`.
@@ -52,8 +60,18 @@ pub struct ListArgs {
 #[derive(Debug, clap::Args)]
 pub struct AddArgs {
     /// The record: inline JSON (starting with `{`), a file holding it, or `-` for stdin.
-    #[arg(value_name = "FILE_OR_JSON")]
-    pub record: String,
+    #[arg(
+        value_name = "FILE_OR_JSON",
+        required_unless_present = "preset",
+        conflicts_with = "preset"
+    )]
+    pub record: Option<String>,
+    /// Register this preset's record instead (see `tlao executors presets`).
+    #[arg(long, value_name = "PRESET")]
+    pub preset: Option<String>,
+    /// The name to register the preset under (the preset's name by default).
+    #[arg(long, value_name = "NAME", requires = "preset")]
+    pub name: Option<String>,
     /// Print the registered executor as JSON.
     #[arg(long)]
     pub json: bool,
@@ -68,6 +86,32 @@ pub struct RemoveArgs {
 
 /// `tlao executors ...`.
 pub async fn executors(args: ExecutorsArgs, profile: &str) -> anyhow::Result<Exit> {
+    // The presets are part of this binary: listing them needs no server.
+    if let ExecutorsCommand::Presets(list) = &args.command {
+        let presets = tlao_sdk::wire::presets::all();
+        if list.json {
+            output::print_json(&presets)?;
+        } else {
+            let mut table = Table::new(&["PRESET", "KIND", "PROGRAM", "DESCRIPTION"]);
+            for preset in &presets {
+                let program = preset.record["config"]["binary"]
+                    .as_str()
+                    .or_else(|| preset.record["config"]["command"][0].as_str())
+                    .unwrap_or_default();
+                table.row(vec![
+                    preset.preset.clone(),
+                    preset.record["kind"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    program.to_owned(),
+                    preset.description.clone(),
+                ]);
+            }
+            table.print()?;
+        }
+        return Ok(Exit::Success);
+    }
     let ctx = Context::load(profile)?;
     match args.command {
         ExecutorsCommand::List(list) => {
@@ -79,20 +123,50 @@ pub async fn executors(args: ExecutorsArgs, profile: &str) -> anyhow::Result<Exi
             if list.json {
                 output::print_json(&executors)?;
             } else {
-                let mut table = Table::new(&["NAME", "KIND", "TASK TYPES"]);
+                let mut table = Table::new(&["NAME", "KIND", "TASK TYPES", "LAST SEEN AVAILABLE"]);
                 for executor in &executors {
                     let types: Vec<&str> = executor.task_types.iter().map(|t| t.as_str()).collect();
+                    let seen = match &executor.availability {
+                        Some(seen) => format!(
+                            "{} ({} worker{}{})",
+                            seen.last_seen_at,
+                            seen.workers,
+                            if seen.workers == 1 { "" } else { "s" },
+                            seen.version
+                                .as_deref()
+                                .map(|v| format!(", {v}"))
+                                .unwrap_or_default()
+                        ),
+                        None => "never".to_owned(),
+                    };
                     table.row(vec![
                         executor.name.clone(),
                         executor.kind.to_string(),
                         types.join(", "),
+                        seen,
                     ]);
                 }
                 table.print()?;
             }
         }
         ExecutorsCommand::Add(add) => {
-            let record = read_record(&add.record)?;
+            let record = match (&add.preset, &add.record) {
+                (Some(preset), _) => tlao_sdk::wire::presets::record(preset, add.name.as_deref())
+                    .ok_or_else(|| {
+                    let known: Vec<String> = tlao_sdk::wire::presets::all()
+                        .into_iter()
+                        .map(|p| p.preset)
+                        .collect();
+                    CliError::Usage(format!(
+                        "no preset named {preset:?}; presets: {}",
+                        known.join(", ")
+                    ))
+                })?,
+                (None, Some(record)) => read_record(record)?,
+                (None, None) => {
+                    return Err(CliError::Usage("give a record or --preset NAME".into()).into());
+                }
+            };
             let executor = ctx
                 .client
                 .register_executor(&record)
@@ -111,6 +185,7 @@ pub async fn executors(args: ExecutorsArgs, profile: &str) -> anyhow::Result<Exi
                 .with_context(|| format!("removing executor {}", remove.name))?;
             output::success(format!("removed executor {}", remove.name));
         }
+        ExecutorsCommand::Presets(_) => unreachable!("answered above"),
     }
     ctx.save_session()?;
     Ok(Exit::Success)

@@ -58,6 +58,10 @@ pub struct State {
     pub upload_attempts: u32,
     pub finalized: Vec<(String, FinalizeRequest)>,
     pub completed: Vec<CompleteRequest>,
+    /// The body of every lease request.
+    pub lease_requests: Vec<tlao_sdk::worker::LeaseRequest>,
+    /// The availability reports that came with event batches.
+    pub availability: Vec<tlao_sdk::worker::AvailabilityReport>,
     pub bad_auth: u32,
     /// Answer event batches with 409.
     pub lose_lease: bool,
@@ -114,6 +118,7 @@ impl FakeApi {
             workspace_id: workspace_id.clone(),
             task_type,
             executor: "test-executor".parse().unwrap(),
+            selection: None,
             status: RunStatus::Running,
             created_by: UserId::new(Ulid::from_parts(1_700_000_000_000, 5)),
             created_at: now,
@@ -328,11 +333,16 @@ fn problem(status: u16, title: &str, detail: &str) -> HttpResponse {
         }))
 }
 
-async fn lease(req: HttpRequest, state: web::Data<Mutex<State>>) -> HttpResponse {
+async fn lease(
+    req: HttpRequest,
+    state: web::Data<Mutex<State>>,
+    body: web::Json<tlao_sdk::worker::LeaseRequest>,
+) -> HttpResponse {
     if !authorized(&req, &state) {
         return problem(401, "Unauthorized", "bad token");
     }
     let mut s = state.lock().unwrap();
+    s.lease_requests.push(body.into_inner());
     if s.leased {
         return HttpResponse::NoContent().finish();
     }
@@ -392,6 +402,9 @@ async fn events(
     }
     let batch = body.into_inner();
     s.first_seqs.push(batch.first_seq);
+    if let Some(report) = &batch.availability {
+        s.availability.push(report.clone());
+    }
     // Numbered batches are applied once, as the real server does.
     let skip = match batch.first_seq {
         Some(first) if first == 0 || first > s.worker_seq + 1 => {

@@ -105,6 +105,19 @@ export interface ArtifactView {
   workspaceId: string;
 }
 
+/** When an executor's program was last reported found by a worker. */
+export interface AvailabilityView {
+  /** The last report that found it. */
+  lastSeenAt: string;
+  /** The version the latest report gave (`--version`'s first line), if any. */
+  version?: string | null | undefined;
+  /**
+   * How many workers reported it found within the server's availability window
+   * (`guardrails.executor_seen_within_seconds`); 0 when the last report is older.
+   */
+  workers: number;
+}
+
 /**
  * Raw bytes in a request or response body (a tar.gz, a blob), documented as a binary
  * string rather than an array of numbers.
@@ -219,8 +232,23 @@ export interface ExecutorList {
   items: Array<ExecutorView>;
 }
 
+/** A documented executor record. */
+export interface ExecutorPreset {
+  /** What it runs, in a sentence. */
+  description: string;
+  /** The preset's name (`kiro`, `kiro-acp`, `claude-code`, ...). */
+  preset: string;
+  /** The record `POST /executors` takes (its `name` is the preset's default name). */
+  record: Record<string, unknown>;
+}
+
 /** A registered executor. */
 export interface ExecutorView {
+  /**
+   * Where its program was last seen runnable (requirement 2.2): absent until a
+   * worker (or `tlao dev`'s launcher) reported it found.
+   */
+  availability?: AvailabilityView | null | undefined;
   /** Its configuration, with defaults filled in. */
   config: Record<string, unknown>;
   /** Its kind. */
@@ -300,6 +328,12 @@ export interface PlanEntryView {
 
 /** Where an entry of an agent's plan is. */
 export type PlanStatusName = "pending" | "in_progress" | "completed";
+
+/** `GET /executors/presets`. */
+export interface PresetList {
+  /** The presets, in the file's order. */
+  items: Array<ExecutorPreset>;
+}
 
 /** Why a request failed. */
 export interface Problem {
@@ -539,6 +573,11 @@ export interface RunView {
   queuePosition?: number | null | undefined;
   /** Its id (`run_...`); ids sort by creation time. */
   runId: string;
+  /**
+   * Why that executor: requested, seen available on a worker, or the first serving
+   * the task type when none was seen (absent on runs from before reasons were kept).
+   */
+  selection?: string | null | undefined;
   /** When a worker started it. */
   startedAt?: string | null | undefined;
   /** Where it is in its life. */
@@ -812,7 +851,7 @@ export interface Operations {
       415: Problem;
     };
   };
-  /** Every registered executor, by name. */
+  /** Every registered executor, by name, with where its program was last seen available. */
   list_executors: {
     method: "GET";
     path: "/executors";
@@ -850,6 +889,24 @@ export interface Operations {
       413: Problem;
       /** The body is not declared JSON: send `Content-Type: application/json` */
       415: Problem;
+    };
+  };
+  /**
+   * The executor presets: documented records for common agent CLIs, which
+   * `tlao executors add --preset NAME` registers (`POST /executors` with the record).
+   */
+  list_presets: {
+    method: "GET";
+    path: "/executors/presets";
+    pathParams: Record<string, never>;
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    requestBody: never;
+    responses: {
+      /** The presets */
+      200: PresetList;
+      /** No valid token */
+      401: Problem;
     };
   };
   /** Removes an executor (administrators only). Runs queued for it stay queued. */
@@ -1366,6 +1423,7 @@ export const OPERATIONS = {
   create_token: { method: "POST", path: "/auth/token" },
   list_executors: { method: "GET", path: "/executors" },
   register_executor: { method: "POST", path: "/executors" },
+  list_presets: { method: "GET", path: "/executors/presets" },
   remove_executor: { method: "DELETE", path: "/executors/{name}" },
   healthz: { method: "GET", path: "/healthz" },
   openapi_json: { method: "GET", path: "/openapi.json" },
