@@ -802,6 +802,7 @@ struct Translator {
     raw_kinds: HashMap<String, String>,
     credits: Option<f64>,
     context: Option<(u64, u64)>,
+    context_percent: Option<String>,
     cost: Option<Cost>,
     tokens: Option<(Option<u64>, Option<u64>, Option<u64>)>,
 }
@@ -1018,8 +1019,16 @@ impl Translator {
 
     /// Sums Kiro's per-turn credits; whether it carried any.
     fn kiro_metadata(&mut self, params: &Value) -> bool {
+        let percent = params
+            .get("contextUsagePercentage")
+            .filter(|p| p.is_number())
+            .map(Value::to_string);
+        let new_percent = percent.is_some() && percent != self.context_percent;
+        if percent.is_some() {
+            self.context_percent = percent;
+        }
         let Some(metering) = params.get("meteringUsage") else {
-            return false;
+            return new_percent;
         };
         let items: Vec<&Value> = match metering {
             Value::Array(items) => items.iter().collect(),
@@ -1044,7 +1053,7 @@ impl Translator {
                 found = true;
             }
         }
-        found
+        found || new_percent
     }
 
     /// The prompt answer's `usage` (tokens).
@@ -1090,6 +1099,8 @@ impl Translator {
         }
         if let Some((used, size)) = self.context {
             parts.push(format!("context {used}/{size} tokens"));
+        } else if let Some(percent) = &self.context_percent {
+            parts.push(format!("context {percent}% used"));
         }
         if parts.is_empty() {
             return Usage::Unmeasured;
@@ -1216,6 +1227,28 @@ mod tests {
         let work = Path::new("/srv/run/work");
         assert_eq!(relative("/srv/run/work/src/a.rs", work), "src/a.rs");
         assert_eq!(relative("/etc/passwd", work), "/etc/passwd");
+    }
+
+    #[test]
+    fn kiro_metadata_sums_credits_and_keeps_the_context_fill() {
+        let mut translator = Translator::default();
+        assert!(
+            translator.kiro_metadata(&json!({"sessionId": "s", "contextUsagePercentage": 12.5}))
+        );
+        assert!(translator.kiro_metadata(&json!({"sessionId": "s",
+            "meteringUsage": [{"unit": "credit", "unitPlural": "credits", "value": 0.25}]})));
+        assert!(translator.kiro_metadata(&json!({"sessionId": "s",
+            "meteringUsage": [{"value": 0.5}, {"unit": "second", "value": 7}]})));
+        assert!(!translator.kiro_metadata(&json!({"sessionId": "s", "turnDurationMs": 5})));
+        match translator.usage() {
+            Usage::Reported {
+                credits, summary, ..
+            } => {
+                assert_eq!(credits.as_deref(), Some("0.75"));
+                assert_eq!(summary, "0.75 credits, context 12.5% used");
+            }
+            Usage::Unmeasured => panic!("no usage"),
+        }
     }
 
     #[test]
