@@ -177,6 +177,7 @@ impl Executor for AcpExecutor {
             translator: Translator::default(),
             stderr_tail: VecDeque::new(),
             stdout_closed: false,
+            exit_status: None,
         };
         let prompt = build_prompt(spec, context.outdir);
         let status = match session.converse(&self.config, &prompt).await {
@@ -396,6 +397,7 @@ struct Session<'a> {
     translator: Translator,
     stderr_tail: VecDeque<String>,
     stdout_closed: bool,
+    exit_status: Option<Option<std::process::ExitStatus>>,
 }
 
 impl Session<'_> {
@@ -492,6 +494,15 @@ impl Session<'_> {
         loop {
             let item = tokio::select! {
                 item = self.link.messages.recv(), if !self.stdout_closed => item,
+                // The agent exited: what it left running (holding its output open)
+                // ends with it, then its output is read to the end.
+                status = wait_child(&mut self.link.child), if self.exit_status.is_none() => {
+                    self.exit_status = Some(status);
+                    if let Some(tree) = self.link.tree.as_mut() {
+                        tree.kill();
+                    }
+                    continue;
+                }
                 line = recv_stderr(&mut self.stderr_lines) => {
                     self.stderr_line(line);
                     continue;
@@ -660,12 +671,13 @@ impl Session<'_> {
     /// The error for an agent that stopped talking during `method`: waits briefly for
     /// it to exit and for the rest of its stderr.
     async fn agent_gone(&mut self, method: &str, how: &str) -> Failure {
-        let status = match self.link.child.as_mut() {
-            Some(child) => tokio::time::timeout(EXIT_GRACE, child.wait())
+        let status = match (self.exit_status, self.link.child.as_mut()) {
+            (Some(status), _) => status,
+            (None, Some(child)) => tokio::time::timeout(EXIT_GRACE, child.wait())
                 .await
                 .ok()
                 .and_then(Result::ok),
-            None => None,
+            (None, None) => None,
         };
         let drain = async {
             while self.stderr_lines.is_some() {
@@ -729,6 +741,14 @@ impl Session<'_> {
             }
         };
         let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
+    }
+}
+
+/// The agent's exit status once it exits (`None` when it cannot be read).
+async fn wait_child(child: &mut Option<Child>) -> Option<std::process::ExitStatus> {
+    match child {
+        Some(child) => child.wait().await.ok(),
+        None => std::future::pending().await,
     }
 }
 

@@ -288,6 +288,27 @@ async fn an_agent_that_exits_mid_turn_fails_the_run_with_its_stderr() {
 }
 
 #[tokio::test]
+async fn an_agent_that_exits_leaving_a_daemon_on_its_output_fails_at_once() {
+    let dirs = Dirs::new();
+    let sink = RecordingSink::default();
+    let started = std::time::Instant::now();
+    let executor = acp(&["--trust-all-tools"], AcpPermission::AllowEdits, &[]);
+    let spec = spec("code.change", "orphan");
+    let run = executor.execute(&spec, dirs.context(&sink));
+    let outcome = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the run ended though a daemon held the agent's output open");
+    let error = failure(outcome.status);
+    assert_eq!(error.exit_code, Some(1), "{}", error.message);
+    assert!(
+        error.message.contains("left a daemon behind"),
+        "{}",
+        error.message
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
 async fn an_error_answer_a_refusal_and_a_login_failure_are_clear_errors() {
     let dirs = Dirs::new();
     let sink = RecordingSink::default();
