@@ -45,6 +45,9 @@ use crate::prompt::build_prompt;
 
 /// The ACP protocol version this client speaks.
 pub const PROTOCOL_VERSION: u64 = 1;
+/// How long an agent has to answer `initialize` (a program that is not an ACP agent
+/// says nothing).
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a cancelled agent has to stop before its process tree is killed.
 pub const CANCEL_GRACE: Duration = Duration::from_secs(3);
 /// How long an agent that finished its turn has to exit once its input is closed.
@@ -64,6 +67,7 @@ const AUTH_REQUIRED: i64 = -32000;
 pub struct AcpExecutor {
     config: AcpConfig,
     confinement: Option<Arc<Confinement>>,
+    startup_timeout: Duration,
 }
 
 impl AcpExecutor {
@@ -72,7 +76,14 @@ impl AcpExecutor {
         AcpExecutor {
             config,
             confinement: None,
+            startup_timeout: STARTUP_TIMEOUT,
         }
+    }
+
+    /// The same executor, giving the agent `timeout` to answer `initialize`.
+    pub fn with_startup_timeout(mut self, timeout: Duration) -> AcpExecutor {
+        self.startup_timeout = timeout;
+        self
     }
 
     /// The same executor, running the agent in `confinement` (its run's sandbox).
@@ -180,7 +191,10 @@ impl Executor for AcpExecutor {
             exit_status: None,
         };
         let prompt = build_prompt(spec, context.outdir);
-        let status = match session.converse(&self.config, &prompt).await {
+        let status = match session
+            .converse(&self.config, &prompt, self.startup_timeout)
+            .await
+        {
             Ok(()) => ExecutionStatus::Completed,
             Err(error) => {
                 system(context.events, error.message.clone());
@@ -401,20 +415,37 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    async fn converse(&mut self, config: &AcpConfig, prompt: &str) -> Result<(), Failure> {
-        let init = self
-            .call(
-                "initialize",
-                json!({
-                    "protocolVersion": PROTOCOL_VERSION,
-                    "clientCapabilities": {
-                        "fs": {"readTextFile": false, "writeTextFile": false},
-                        "terminal": false
-                    },
-                    "clientInfo": {"name": "tlao-worker", "version": env!("CARGO_PKG_VERSION")}
-                }),
-            )
-            .await?;
+    async fn converse(
+        &mut self,
+        config: &AcpConfig,
+        prompt: &str,
+        startup_timeout: Duration,
+    ) -> Result<(), Failure> {
+        let initialize = self.call(
+            "initialize",
+            json!({
+                "protocolVersion": PROTOCOL_VERSION,
+                "clientCapabilities": {
+                    "fs": {"readTextFile": false, "writeTextFile": false},
+                    "terminal": false
+                },
+                "clientInfo": {"name": "tlao-worker", "version": env!("CARGO_PKG_VERSION")}
+            }),
+        );
+        let init = match tokio::time::timeout(startup_timeout, initialize).await {
+            Ok(answer) => answer?,
+            Err(_) => {
+                return Err(RunError {
+                    code: RunErrorCode::ExecutorUnavailable,
+                    message: format!(
+                        "the agent `{}` did not answer ACP's initialize within {} s: is it an ACP agent (such as `kiro-cli acp` or `gemini --acp`)?",
+                        config.command.join(" "),
+                        startup_timeout.as_secs_f64()
+                    ),
+                    exit_code: None,
+                });
+            }
+        };
         if let Some(agent) = init.get("agentInfo") {
             let name = agent.get("name").and_then(Value::as_str).unwrap_or("?");
             let version = agent.get("version").and_then(Value::as_str).unwrap_or("?");

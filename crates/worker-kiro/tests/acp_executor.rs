@@ -395,6 +395,37 @@ async fn an_unknown_flag_and_a_missing_program_fail_clearly() {
 }
 
 #[tokio::test]
+async fn a_program_that_does_not_speak_acp_is_unavailable_after_the_startup_timeout() {
+    let dirs = Dirs::new();
+    let sink = RecordingSink::default();
+    let silent = AcpExecutor::new(AcpConfig {
+        command: vec!["sleep".to_owned(), "30".to_owned()],
+        permission: AcpPermission::AllowEdits,
+        mode: None,
+        model: None,
+        env: BTreeMap::new(),
+        max_run_seconds: None,
+    })
+    .with_startup_timeout(Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let error = failure(
+        silent
+            .execute(&spec("code.change", "change"), dirs.context(&sink))
+            .await
+            .status,
+    );
+    assert_eq!(error.code, RunErrorCode::ExecutorUnavailable);
+    assert!(
+        error
+            .message
+            .contains("did not answer ACP's initialize within 0.5 s"),
+        "{}",
+        error.message
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
 async fn an_unknown_agent_request_is_answered_method_not_found() {
     let dirs = Dirs::new();
     let sink = RecordingSink::default();
