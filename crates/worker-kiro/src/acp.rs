@@ -178,6 +178,7 @@ impl Executor for AcpExecutor {
                 messages,
                 session_id: None,
                 finished: false,
+                writing: false,
             },
             stderr_lines: Some(stderr_lines),
             events: context.events,
@@ -289,6 +290,7 @@ struct Link {
     messages: mpsc::Receiver<FromAgent>,
     session_id: Option<String>,
     finished: bool,
+    writing: bool,
 }
 
 impl Link {
@@ -297,8 +299,12 @@ impl Link {
         line.push(b'\n');
         match self.writer.as_mut() {
             Some(writer) => {
+                // Set until the line is written: a drop in between leaves half a line.
+                self.writing = true;
                 writer.write_all(&line).await?;
-                writer.flush().await
+                writer.flush().await?;
+                self.writing = false;
+                Ok(())
             }
             None => Err(std::io::Error::new(
                 std::io::ErrorKind::BrokenPipe,
@@ -340,9 +346,10 @@ impl Drop for Link {
             return;
         };
         let mut messages = std::mem::replace(&mut self.messages, mpsc::channel(1).1);
+        let cut_off = self.writing;
         runtime.spawn(async move {
-            // A write cut off by the drop may have left half a line: start a new one.
-            let mut bytes = b"\n".to_vec();
+            // A write cut off by the drop left half a line: end it first.
+            let mut bytes = if cut_off { b"\n".to_vec() } else { Vec::new() };
             for line in &lines {
                 if let Ok(text) = serde_json::to_vec(line) {
                     bytes.extend_from_slice(&text);

@@ -235,7 +235,7 @@ async fn a_cancelled_run_sends_session_cancel_and_its_tree_ends() {
     let mut env = log_env(&dirs);
     env.push(("KIRO_STANDIN_PIDS_FILE", pids.to_str().unwrap().to_owned()));
     let executor = acp(&["--trust-all-tools"], AcpPermission::AllowEdits, &env);
-    let spec = spec("code.change", "hang");
+    let spec = spec("code.change", "hang ask-after-cancel");
     let mut run = Box::pin(executor.execute(&spec, dirs.context(&sink)));
     // Runs until the agent hangs, then the future is dropped (what a cancel does).
     let started = tokio::select! {
@@ -254,6 +254,18 @@ async fn a_cancelled_run_sends_session_cancel_and_its_tree_ends() {
         "no session/cancel: {:?}",
         sent(&dirs)
     );
+    // The permission the agent asked as the cancel arrived was answered `cancelled`.
+    assert!(
+        eventually(Duration::from_secs(5), || sent(&dirs).iter().any(
+            |m| m["id"] == 1001 && m["result"]["outcome"]["outcome"] == "cancelled"
+        ))
+        .await,
+        "{:?}",
+        sent(&dirs)
+    );
+    // No stray blank line before the cancel (one is written only after a cut-off write).
+    let raw = fs::read_to_string(dirs.path("acp.log")).unwrap();
+    assert!(!raw.starts_with('\n') && !raw.contains("\n\n"), "{raw:?}");
     assert!(
         eventually(Duration::from_secs(10), || !is_alive(agent)
             && !is_alive(child))
