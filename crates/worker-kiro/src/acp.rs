@@ -45,6 +45,9 @@ use crate::prompt::build_prompt;
 
 /// The ACP protocol version this client speaks.
 pub const PROTOCOL_VERSION: u64 = 1;
+/// How long an agent has to answer `initialize` (a program that is not an ACP agent
+/// says nothing).
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a cancelled agent has to stop before its process tree is killed.
 pub const CANCEL_GRACE: Duration = Duration::from_secs(3);
 /// How long an agent that finished its turn has to exit once its input is closed.
@@ -64,6 +67,7 @@ const AUTH_REQUIRED: i64 = -32000;
 pub struct AcpExecutor {
     config: AcpConfig,
     confinement: Option<Arc<Confinement>>,
+    startup_timeout: Duration,
 }
 
 impl AcpExecutor {
@@ -72,7 +76,14 @@ impl AcpExecutor {
         AcpExecutor {
             config,
             confinement: None,
+            startup_timeout: STARTUP_TIMEOUT,
         }
+    }
+
+    /// The same executor, giving the agent `timeout` to answer `initialize`.
+    pub fn with_startup_timeout(mut self, timeout: Duration) -> AcpExecutor {
+        self.startup_timeout = timeout;
+        self
     }
 
     /// The same executor, running the agent in `confinement` (its run's sandbox).
@@ -167,6 +178,7 @@ impl Executor for AcpExecutor {
                 messages,
                 session_id: None,
                 finished: false,
+                writing: false,
             },
             stderr_lines: Some(stderr_lines),
             events: context.events,
@@ -177,9 +189,13 @@ impl Executor for AcpExecutor {
             translator: Translator::default(),
             stderr_tail: VecDeque::new(),
             stdout_closed: false,
+            exit_status: None,
         };
         let prompt = build_prompt(spec, context.outdir);
-        let status = match session.converse(&self.config, &prompt).await {
+        let status = match session
+            .converse(&self.config, &prompt, self.startup_timeout)
+            .await
+        {
             Ok(()) => ExecutionStatus::Completed,
             Err(error) => {
                 system(context.events, error.message.clone());
@@ -274,6 +290,7 @@ struct Link {
     messages: mpsc::Receiver<FromAgent>,
     session_id: Option<String>,
     finished: bool,
+    writing: bool,
 }
 
 impl Link {
@@ -282,8 +299,12 @@ impl Link {
         line.push(b'\n');
         match self.writer.as_mut() {
             Some(writer) => {
+                // Set until the line is written: a drop in between leaves half a line.
+                self.writing = true;
                 writer.write_all(&line).await?;
-                writer.flush().await
+                writer.flush().await?;
+                self.writing = false;
+                Ok(())
             }
             None => Err(std::io::Error::new(
                 std::io::ErrorKind::BrokenPipe,
@@ -325,9 +346,10 @@ impl Drop for Link {
             return;
         };
         let mut messages = std::mem::replace(&mut self.messages, mpsc::channel(1).1);
+        let cut_off = self.writing;
         runtime.spawn(async move {
-            // A write cut off by the drop may have left half a line: start a new one.
-            let mut bytes = b"\n".to_vec();
+            // A write cut off by the drop left half a line: end it first.
+            let mut bytes = if cut_off { b"\n".to_vec() } else { Vec::new() };
             for line in &lines {
                 if let Ok(text) = serde_json::to_vec(line) {
                     bytes.extend_from_slice(&text);
@@ -396,23 +418,41 @@ struct Session<'a> {
     translator: Translator,
     stderr_tail: VecDeque<String>,
     stdout_closed: bool,
+    exit_status: Option<Option<std::process::ExitStatus>>,
 }
 
 impl Session<'_> {
-    async fn converse(&mut self, config: &AcpConfig, prompt: &str) -> Result<(), Failure> {
-        let init = self
-            .call(
-                "initialize",
-                json!({
-                    "protocolVersion": PROTOCOL_VERSION,
-                    "clientCapabilities": {
-                        "fs": {"readTextFile": false, "writeTextFile": false},
-                        "terminal": false
-                    },
-                    "clientInfo": {"name": "tlao-worker", "version": env!("CARGO_PKG_VERSION")}
-                }),
-            )
-            .await?;
+    async fn converse(
+        &mut self,
+        config: &AcpConfig,
+        prompt: &str,
+        startup_timeout: Duration,
+    ) -> Result<(), Failure> {
+        let initialize = self.call(
+            "initialize",
+            json!({
+                "protocolVersion": PROTOCOL_VERSION,
+                "clientCapabilities": {
+                    "fs": {"readTextFile": false, "writeTextFile": false},
+                    "terminal": false
+                },
+                "clientInfo": {"name": "tlao-worker", "version": env!("CARGO_PKG_VERSION")}
+            }),
+        );
+        let init = match tokio::time::timeout(startup_timeout, initialize).await {
+            Ok(answer) => answer?,
+            Err(_) => {
+                return Err(RunError {
+                    code: RunErrorCode::ExecutorUnavailable,
+                    message: format!(
+                        "the agent `{}` did not answer ACP's initialize within {} s: is it an ACP agent (such as `kiro-cli acp` or `gemini --acp`)?",
+                        config.command.join(" "),
+                        startup_timeout.as_secs_f64()
+                    ),
+                    exit_code: None,
+                });
+            }
+        };
         if let Some(agent) = init.get("agentInfo") {
             let name = agent.get("name").and_then(Value::as_str).unwrap_or("?");
             let version = agent.get("version").and_then(Value::as_str).unwrap_or("?");
@@ -492,6 +532,15 @@ impl Session<'_> {
         loop {
             let item = tokio::select! {
                 item = self.link.messages.recv(), if !self.stdout_closed => item,
+                // The agent exited: what it left running (holding its output open)
+                // ends with it, then its output is read to the end.
+                status = wait_child(&mut self.link.child), if self.exit_status.is_none() => {
+                    self.exit_status = Some(status);
+                    if let Some(tree) = self.link.tree.as_mut() {
+                        tree.kill();
+                    }
+                    continue;
+                }
                 line = recv_stderr(&mut self.stderr_lines) => {
                     self.stderr_line(line);
                     continue;
@@ -660,12 +709,13 @@ impl Session<'_> {
     /// The error for an agent that stopped talking during `method`: waits briefly for
     /// it to exit and for the rest of its stderr.
     async fn agent_gone(&mut self, method: &str, how: &str) -> Failure {
-        let status = match self.link.child.as_mut() {
-            Some(child) => tokio::time::timeout(EXIT_GRACE, child.wait())
+        let status = match (self.exit_status, self.link.child.as_mut()) {
+            (Some(status), _) => status,
+            (None, Some(child)) => tokio::time::timeout(EXIT_GRACE, child.wait())
                 .await
                 .ok()
                 .and_then(Result::ok),
-            None => None,
+            (None, None) => None,
         };
         let drain = async {
             while self.stderr_lines.is_some() {
@@ -729,6 +779,14 @@ impl Session<'_> {
             }
         };
         let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
+    }
+}
+
+/// The agent's exit status once it exits (`None` when it cannot be read).
+async fn wait_child(child: &mut Option<Child>) -> Option<std::process::ExitStatus> {
+    match child {
+        Some(child) => child.wait().await.ok(),
+        None => std::future::pending().await,
     }
 }
 
@@ -802,6 +860,7 @@ struct Translator {
     raw_kinds: HashMap<String, String>,
     credits: Option<f64>,
     context: Option<(u64, u64)>,
+    context_percent: Option<String>,
     cost: Option<Cost>,
     tokens: Option<(Option<u64>, Option<u64>, Option<u64>)>,
 }
@@ -1018,8 +1077,16 @@ impl Translator {
 
     /// Sums Kiro's per-turn credits; whether it carried any.
     fn kiro_metadata(&mut self, params: &Value) -> bool {
+        let percent = params
+            .get("contextUsagePercentage")
+            .filter(|p| p.is_number())
+            .map(Value::to_string);
+        let new_percent = percent.is_some() && percent != self.context_percent;
+        if percent.is_some() {
+            self.context_percent = percent;
+        }
         let Some(metering) = params.get("meteringUsage") else {
-            return false;
+            return new_percent;
         };
         let items: Vec<&Value> = match metering {
             Value::Array(items) => items.iter().collect(),
@@ -1044,7 +1111,7 @@ impl Translator {
                 found = true;
             }
         }
-        found
+        found || new_percent
     }
 
     /// The prompt answer's `usage` (tokens).
@@ -1090,6 +1157,8 @@ impl Translator {
         }
         if let Some((used, size)) = self.context {
             parts.push(format!("context {used}/{size} tokens"));
+        } else if let Some(percent) = &self.context_percent {
+            parts.push(format!("context {percent}% used"));
         }
         if parts.is_empty() {
             return Usage::Unmeasured;
@@ -1216,6 +1285,28 @@ mod tests {
         let work = Path::new("/srv/run/work");
         assert_eq!(relative("/srv/run/work/src/a.rs", work), "src/a.rs");
         assert_eq!(relative("/etc/passwd", work), "/etc/passwd");
+    }
+
+    #[test]
+    fn kiro_metadata_sums_credits_and_keeps_the_context_fill() {
+        let mut translator = Translator::default();
+        assert!(
+            translator.kiro_metadata(&json!({"sessionId": "s", "contextUsagePercentage": 12.5}))
+        );
+        assert!(translator.kiro_metadata(&json!({"sessionId": "s",
+            "meteringUsage": [{"unit": "credit", "unitPlural": "credits", "value": 0.25}]})));
+        assert!(translator.kiro_metadata(&json!({"sessionId": "s",
+            "meteringUsage": [{"value": 0.5}, {"unit": "second", "value": 7}]})));
+        assert!(!translator.kiro_metadata(&json!({"sessionId": "s", "turnDurationMs": 5})));
+        match translator.usage() {
+            Usage::Reported {
+                credits, summary, ..
+            } => {
+                assert_eq!(credits.as_deref(), Some("0.75"));
+                assert_eq!(summary, "0.75 credits, context 12.5% used");
+            }
+            Usage::Unmeasured => panic!("no usage"),
+        }
     }
 
     #[test]

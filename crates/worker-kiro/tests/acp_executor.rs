@@ -235,7 +235,7 @@ async fn a_cancelled_run_sends_session_cancel_and_its_tree_ends() {
     let mut env = log_env(&dirs);
     env.push(("KIRO_STANDIN_PIDS_FILE", pids.to_str().unwrap().to_owned()));
     let executor = acp(&["--trust-all-tools"], AcpPermission::AllowEdits, &env);
-    let spec = spec("code.change", "hang");
+    let spec = spec("code.change", "hang ask-after-cancel");
     let mut run = Box::pin(executor.execute(&spec, dirs.context(&sink)));
     // Runs until the agent hangs, then the future is dropped (what a cancel does).
     let started = tokio::select! {
@@ -254,6 +254,18 @@ async fn a_cancelled_run_sends_session_cancel_and_its_tree_ends() {
         "no session/cancel: {:?}",
         sent(&dirs)
     );
+    // The permission the agent asked as the cancel arrived was answered `cancelled`.
+    assert!(
+        eventually(Duration::from_secs(5), || sent(&dirs).iter().any(
+            |m| m["id"] == 1001 && m["result"]["outcome"]["outcome"] == "cancelled"
+        ))
+        .await,
+        "{:?}",
+        sent(&dirs)
+    );
+    // No stray blank line before the cancel (one is written only after a cut-off write).
+    let raw = fs::read_to_string(dirs.path("acp.log")).unwrap();
+    assert!(!raw.starts_with('\n') && !raw.contains("\n\n"), "{raw:?}");
     assert!(
         eventually(Duration::from_secs(10), || !is_alive(agent)
             && !is_alive(child))
@@ -285,6 +297,27 @@ async fn an_agent_that_exits_mid_turn_fails_the_run_with_its_stderr() {
             .iter()
             .any(|l| l.contains("connection to the model lost"))
     );
+}
+
+#[tokio::test]
+async fn an_agent_that_exits_leaving_a_daemon_on_its_output_fails_at_once() {
+    let dirs = Dirs::new();
+    let sink = RecordingSink::default();
+    let started = std::time::Instant::now();
+    let executor = acp(&["--trust-all-tools"], AcpPermission::AllowEdits, &[]);
+    let spec = spec("code.change", "orphan");
+    let run = executor.execute(&spec, dirs.context(&sink));
+    let outcome = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the run ended though a daemon held the agent's output open");
+    let error = failure(outcome.status);
+    assert_eq!(error.exit_code, Some(1), "{}", error.message);
+    assert!(
+        error.message.contains("left a daemon behind"),
+        "{}",
+        error.message
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[tokio::test]
@@ -371,6 +404,37 @@ async fn an_unknown_flag_and_a_missing_program_fail_clearly() {
     );
     assert_eq!(error.code, RunErrorCode::ExecutorUnavailable);
     assert!(error.message.contains("was not found on this worker"));
+}
+
+#[tokio::test]
+async fn a_program_that_does_not_speak_acp_is_unavailable_after_the_startup_timeout() {
+    let dirs = Dirs::new();
+    let sink = RecordingSink::default();
+    let silent = AcpExecutor::new(AcpConfig {
+        command: vec!["sleep".to_owned(), "30".to_owned()],
+        permission: AcpPermission::AllowEdits,
+        mode: None,
+        model: None,
+        env: BTreeMap::new(),
+        max_run_seconds: None,
+    })
+    .with_startup_timeout(Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let error = failure(
+        silent
+            .execute(&spec("code.change", "change"), dirs.context(&sink))
+            .await
+            .status,
+    );
+    assert_eq!(error.code, RunErrorCode::ExecutorUnavailable);
+    assert!(
+        error
+            .message
+            .contains("did not answer ACP's initialize within 0.5 s"),
+        "{}",
+        error.message
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[tokio::test]
