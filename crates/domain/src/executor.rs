@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::artifact::{ArtifactName, ArtifactType};
 use crate::event::EventPayload;
+pub use crate::executor_stream::{StreamConfig, StreamFormat};
 use crate::id::{RunId, WorkspaceId};
 use crate::run::{RunError, Usage};
 use crate::sandbox::SandboxGrants;
@@ -138,6 +139,9 @@ pub enum ExecutorConfig {
     Kiro(KiroConfig),
     /// Any CLI, from an argv template.
     Command(CommandConfig),
+    /// An agent CLI whose standard output is a JSON event stream (Claude Code, Codex,
+    /// Gemini CLI), read into run events.
+    Stream(StreamConfig),
 }
 
 impl ExecutorConfig {
@@ -146,6 +150,7 @@ impl ExecutorConfig {
         match self {
             ExecutorConfig::Kiro(_) => "kiro",
             ExecutorConfig::Command(_) => "command",
+            ExecutorConfig::Stream(_) => "stream",
         }
     }
 
@@ -154,6 +159,7 @@ impl ExecutorConfig {
         match self {
             ExecutorConfig::Kiro(config) => config.max_run_seconds,
             ExecutorConfig::Command(config) => config.max_run_seconds,
+            ExecutorConfig::Stream(config) => config.max_run_seconds,
         }
     }
 }
@@ -211,10 +217,13 @@ fn parse_descriptor(
         (Some("command"), Some(config)) => {
             parse_command(errors, config).map(ExecutorConfig::Command)
         }
-        (Some(other), _) if other != "kiro" && other != "command" => {
+        (Some("stream"), Some(config)) => {
+            crate::executor_stream::parse_stream(errors, config).map(ExecutorConfig::Stream)
+        }
+        (Some(other), _) if !matches!(other, "kiro" | "command" | "stream") => {
             errors.push(
                 "kind",
-                format!("kind {other:?} is not one of kiro, command"),
+                format!("kind {other:?} is not one of kiro, command, stream"),
             );
             None
         }
@@ -267,7 +276,11 @@ fn parse_task_types(errors: &mut Collector, value: Option<&Value>) -> Option<BTr
     (errors.len() == before).then_some(types)
 }
 
-fn string_list(errors: &mut Collector, map: &Map<String, Value>, key: &str) -> Option<Vec<String>> {
+pub(crate) fn string_list(
+    errors: &mut Collector,
+    map: &Map<String, Value>,
+    key: &str,
+) -> Option<Vec<String>> {
     match map.get(key) {
         None | Some(Value::Null) => Some(Vec::new()),
         Some(Value::Array(items)) => {
@@ -294,7 +307,10 @@ fn string_list(errors: &mut Collector, map: &Map<String, Value>, key: &str) -> O
     }
 }
 
-fn max_run_seconds(errors: &mut Collector, map: &Map<String, Value>) -> Option<Option<u32>> {
+pub(crate) fn max_run_seconds(
+    errors: &mut Collector,
+    map: &Map<String, Value>,
+) -> Option<Option<u32>> {
     let before = errors.len();
     let value = errors.unsigned("config", map, "maxRunSeconds");
     if errors.len() != before {
@@ -305,6 +321,46 @@ fn max_run_seconds(errors: &mut Collector, map: &Map<String, Value>) -> Option<O
         Some(n) if n >= 1 && n <= u64::from(u32::MAX) => Some(Some(n as u32)),
         Some(_) => {
             errors.push("config.maxRunSeconds", "must be between 1 and 4294967295");
+            None
+        }
+    }
+}
+
+/// `config.env`: an object of strings keyed by valid variable names (empty when absent).
+pub(crate) fn env_map(
+    errors: &mut Collector,
+    map: &Map<String, Value>,
+) -> Option<BTreeMap<String, String>> {
+    match map.get("env") {
+        None | Some(Value::Null) => Some(BTreeMap::new()),
+        Some(Value::Object(vars)) => {
+            let before = errors.len();
+            let mut env = BTreeMap::new();
+            for (name, value) in vars {
+                let valid_name = !name.is_empty()
+                    && !name.contains('=')
+                    && !name.contains('\0')
+                    && !name.starts_with(|c: char| c.is_ascii_digit());
+                if !valid_name {
+                    errors.push(format!("config.env.{name}"), "is not a valid variable name");
+                }
+                match value {
+                    Value::String(text) => {
+                        env.insert(name.clone(), text.clone());
+                    }
+                    other => errors.push(
+                        format!("config.env.{name}"),
+                        format!("must be a string, found {}", kind(other)),
+                    ),
+                }
+            }
+            (errors.len() == before).then_some(env)
+        }
+        Some(other) => {
+            errors.push(
+                "config.env",
+                format!("must be an object of strings, found {}", kind(other)),
+            );
             None
         }
     }
@@ -373,39 +429,7 @@ fn parse_command(errors: &mut Collector, map: &Map<String, Value>) -> Option<Com
             Some(argv)
         }
     });
-    let env = match map.get("env") {
-        None | Some(Value::Null) => Some(BTreeMap::new()),
-        Some(Value::Object(vars)) => {
-            let before = errors.len();
-            let mut env = BTreeMap::new();
-            for (name, value) in vars {
-                let valid_name = !name.is_empty()
-                    && !name.contains('=')
-                    && !name.contains('\0')
-                    && !name.starts_with(|c: char| c.is_ascii_digit());
-                if !valid_name {
-                    errors.push(format!("config.env.{name}"), "is not a valid variable name");
-                }
-                match value {
-                    Value::String(text) => {
-                        env.insert(name.clone(), text.clone());
-                    }
-                    other => errors.push(
-                        format!("config.env.{name}"),
-                        format!("must be a string, found {}", kind(other)),
-                    ),
-                }
-            }
-            (errors.len() == before).then_some(env)
-        }
-        Some(other) => {
-            errors.push(
-                "config.env",
-                format!("must be an object of strings, found {}", kind(other)),
-            );
-            None
-        }
-    };
+    let env = env_map(errors, map);
     let prompt_via = match errors.string("config", map, "promptVia", false) {
         None => Some(PromptVia::Arg),
         Some("arg") => Some(PromptVia::Arg),
@@ -554,6 +578,10 @@ mod tests {
             ExecutorDescriptor::parse(&json!({"name": "x", "kind": "lambda"})).unwrap_err();
         assert!(errors.mentions("kind"));
         assert!(errors.mentions("taskTypes"));
-        assert!(errors.to_string().contains("not one of kiro, command"));
+        assert!(
+            errors
+                .to_string()
+                .contains("not one of kiro, command, stream")
+        );
     }
 }

@@ -8,6 +8,7 @@
 pub mod artifact;
 pub mod event;
 pub mod executor;
+mod executor_stream;
 pub mod guardrails;
 pub mod id;
 pub mod keys;
@@ -29,6 +30,7 @@ pub use event::{
 pub use executor::{
     CommandConfig, EventSink, ExecutionContext, ExecutionOutcome, ExecutionStatus, Executor,
     ExecutorConfig, ExecutorDescriptor, ExecutorName, KiroConfig, ProducedArtifact, PromptVia,
+    StreamConfig, StreamFormat,
 };
 pub use guardrails::{Guardrails, Limit};
 pub use id::{

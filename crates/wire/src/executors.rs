@@ -36,6 +36,8 @@ pub enum RegisterExecutorRequest {
     Kiro(RegisterKiroExecutor),
     /// A `command` executor.
     Command(RegisterCommandExecutor),
+    /// A `stream` executor.
+    Stream(crate::executors_stream::RegisterStreamExecutor),
 }
 
 /// The `kind` of a `kiro` executor record.
@@ -181,7 +183,7 @@ fn argv_schema() -> utoipa::openapi::Array {
 
 /// `env`: an object of strings (or null), keyed by valid variable names.
 #[cfg(feature = "openapi")]
-fn env_schema() -> utoipa::openapi::Object {
+pub(crate) fn env_schema() -> utoipa::openapi::Object {
     use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
     ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
@@ -231,6 +233,9 @@ impl From<&ExecutorDescriptor> for ExecutorView {
             ExecutorConfig::Kiro(config) => (ExecutorKindName::Kiro, serde_json::to_value(config)),
             ExecutorConfig::Command(config) => {
                 (ExecutorKindName::Command, serde_json::to_value(config))
+            }
+            ExecutorConfig::Stream(config) => {
+                (ExecutorKindName::Stream, serde_json::to_value(config))
             }
         };
         ExecutorView {

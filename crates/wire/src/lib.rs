@@ -24,6 +24,7 @@ pub mod artifacts;
 mod de;
 pub mod events;
 pub mod executors;
+pub mod executors_stream;
 pub mod health;
 pub mod names;
 pub mod problem;
@@ -43,6 +44,9 @@ pub use events::{
 pub use executors::{
     CommandConfigBody, CommandKind, ExecutorList, ExecutorView, KiroConfigBody, KiroKind,
     PromptViaName, RegisterCommandExecutor, RegisterExecutorRequest, RegisterKiroExecutor,
+};
+pub use executors_stream::{
+    RegisterStreamExecutor, StreamConfigBody, StreamFormatName, StreamKind,
 };
 pub use health::{BlobUploaded, Health};
 pub use names::{

@@ -168,6 +168,8 @@ pub enum ExecutorKindName {
     Kiro,
     /// Any CLI from an argv template: `config = {"command", "env"?, "promptVia"?, "maxRunSeconds"?}`.
     Command,
+    /// An agent CLI printing a JSON event stream: `config = {"format", "command"?, "env"?, "maxRunSeconds"?}`.
+    Stream,
 }
 
 impl ExecutorKindName {
@@ -176,6 +178,7 @@ impl ExecutorKindName {
         match self {
             ExecutorKindName::Kiro => "kiro",
             ExecutorKindName::Command => "command",
+            ExecutorKindName::Stream => "stream",
         }
     }
 }

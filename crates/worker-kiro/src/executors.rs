@@ -7,6 +7,7 @@ use tlao_domain::{Executor, ExecutorConfig, ExecutorDescriptor};
 use crate::command::CommandExecutor;
 use crate::confine::Confinement;
 use crate::kiro::KiroExecutor;
+use crate::stream::StreamExecutor;
 
 /// The executor a registry record describes, running its agent in `confinement` (its
 /// run's sandbox and environment) when given.
@@ -22,6 +23,10 @@ pub fn executor_for(
         (ExecutorConfig::Command(config), None) => Box::new(CommandExecutor::new(config.clone())),
         (ExecutorConfig::Command(config), Some(c)) => {
             Box::new(CommandExecutor::new(config.clone()).confined(c))
+        }
+        (ExecutorConfig::Stream(config), None) => Box::new(StreamExecutor::new(config.clone())),
+        (ExecutorConfig::Stream(config), Some(c)) => {
+            Box::new(StreamExecutor::new(config.clone()).confined(c))
         }
     }
 }

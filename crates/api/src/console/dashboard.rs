@@ -227,9 +227,14 @@ impl Health {
 
 /// The program an executor starts, and whether this server can find it.
 fn program_text(executor: &ExecutorDescriptor) -> (bool, String) {
+    let stream_argv;
     let program = match &executor.config {
         ExecutorConfig::Kiro(config) => Some(config.binary.as_str()),
         ExecutorConfig::Command(config) => config.command.first().map(String::as_str),
+        ExecutorConfig::Stream(config) => {
+            stream_argv = config.argv();
+            stream_argv.first().map(String::as_str)
+        }
     };
     let found = program.is_some_and(on_path);
     let text = match (program, found) {
