@@ -3,14 +3,14 @@
 //! - `system` (`init`; `api_retry` with the HTTP status of a failed model call: a 401 or
 //!   403 is fatal — Claude Code would retry it for minutes);
 //! - `assistant`: a message whose `content` holds `text` (→ message), `tool_use` (→ a
-//!   started tool call) and `thinking` blocks; with `is_api_error_message` it is the
+//!   started tool call; `TodoWrite`'s todos are also the plan) and `thinking` blocks; with `is_api_error_message` it is the
 //!   model API's error, not the agent's text;
 //! - `user`: `tool_result` blocks (→ the tool call completed, or failed with `is_error`);
 //! - `result`: the end — `usage` tokens and `total_cost_usd` (→ usage), `is_error` with
 //!   `api_error_status`, `subtype` (`error_max_turns`, ...) and the `result` text.
 
 use serde_json::Value;
-use tlao_domain::{Cost, EventPayload, ToolCall, ToolKind, ToolStatus};
+use tlao_domain::{Cost, EventPayload, PlanEntry, PlanStatus, ToolCall, ToolKind, ToolStatus};
 
 use super::{
     Parser, agent_failed, count, lines_summary, message, refused_credentials, short, system, text,
@@ -80,6 +80,9 @@ fn assistant(parser: &mut Parser, value: &Value, out: &mut Vec<EventPayload>) {
             Some("tool_use") => {
                 let call = tool_use(parser, block);
                 parser.started(call, out);
+                if text(block, "name") == Some("TodoWrite") {
+                    todo_plan(block, out);
+                }
             }
             _ => {}
         }
@@ -174,6 +177,25 @@ fn result(parser: &mut Parser, value: &Value, out: &mut Vec<EventPayload>) {
         (None, _) => agent_failed(AGENT, &said),
     };
     parser.fail(error);
+}
+
+/// The plan a `TodoWrite` tool call sets: `input.todos[] {content, status}`.
+fn todo_plan(block: &Value, out: &mut Vec<EventPayload>) {
+    let Some(todos) = block.pointer("/input/todos").and_then(Value::as_array) else {
+        return;
+    };
+    let entries = todos
+        .iter()
+        .map(|todo| PlanEntry {
+            content: text(todo, "content").unwrap_or("").to_owned(),
+            status: match text(todo, "status") {
+                Some("completed") => PlanStatus::Completed,
+                Some("in_progress") => PlanStatus::InProgress,
+                _ => PlanStatus::Pending,
+            },
+        })
+        .collect();
+    out.push(EventPayload::Plan { entries });
 }
 
 /// A started tool call of a `tool_use` block.
@@ -312,6 +334,31 @@ mod tests {
             RunErrorCode::ExecutorUnavailable
         );
         assert!(matches!(&events[0], EventPayload::Log { text, .. } if text.contains("HTTP 401")));
+    }
+
+    #[test]
+    fn todo_write_is_also_the_plan() {
+        // Not recorded (the fake asks for no plan): TodoWrite's input as Claude Code sends it.
+        let line = r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"t1","name":"TodoWrite","input":{"todos":[{"content":"read","status":"completed","activeForm":"reading"},{"content":"edit","status":"in_progress","activeForm":"editing"},{"content":"test","status":"pending","activeForm":"testing"}]}}]}}"#;
+        let (events, _) = parse_fixture(StreamFormat::Claude, "/w", line);
+        let plan = events
+            .iter()
+            .find_map(|e| match e {
+                EventPayload::Plan { entries } => Some(entries.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let statuses: Vec<_> = plan.iter().map(|e| e.status).collect();
+        assert_eq!(
+            statuses,
+            [
+                PlanStatus::Completed,
+                PlanStatus::InProgress,
+                PlanStatus::Pending
+            ]
+        );
+        assert_eq!(plan[1].content, "edit");
+        assert_eq!(tool_calls(&events).len(), 1);
     }
 
     #[test]
