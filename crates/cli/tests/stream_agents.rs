@@ -386,3 +386,46 @@ async fn codex_with_a_refused_key_fails_as_not_logged_in() {
     let (_, run, _) = run_code_change(&admin, codex_record(&fake, &codex)).await;
     assert_refused(&run);
 }
+
+/// What a run whose model call was refused as a bad request (400) must show: failed,
+/// `executor_failed`, the model API's own error text in the message (Codex does not
+/// repeat the status, only the body).
+fn assert_bad_request(run: &Value) {
+    assert_eq!(run["status"], "failed", "{run:#}");
+    assert_eq!(run["error"]["code"], "executor_failed", "{run:#}");
+    let message = run["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("the fake model refuses this request"),
+        "{message}"
+    );
+    eprintln!("observed error: {message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_request_fails_each_agent_saying_so() {
+    let (Some(_), Some(_), Some(codex)) =
+        (installed("claude"), installed("gemini"), installed("codex"))
+    else {
+        return;
+    };
+    let fake = FakeModels::start(Some(400));
+    let dir = tempfile::tempdir().unwrap();
+    gemini_settings(dir.path());
+    let server = dev_server(
+        dir.path(),
+        &[
+            ("ANTHROPIC_API_KEY", "sk-ant-fake"),
+            ("GEMINI_API_KEY", "gemini-fake"),
+            ("FAKE_OPENAI_KEY", "sk-fake"),
+        ],
+    );
+    let admin = server.admin().await;
+    for record in [
+        claude_record(&fake, "claude-code"),
+        gemini_record(&fake),
+        codex_record(&fake, &codex),
+    ] {
+        let (_, run, _) = run_code_change(&admin, record).await;
+        assert_bad_request(&run);
+    }
+}
