@@ -16,7 +16,9 @@ counts, classifiers, ...) with a short generic answer.
 With --fail STATUS every model request is answered with that HTTP status and an error
 body in the API's shape (401: a bad key, 400: a bad request).
 
-Prints `listening on PORT` on stdout once ready, then logs each request on stderr.
+Prints `listening on PORT` on stdout once ready, then logs each request on stderr
+(with FAKE_MODELS_DUMP=FILE, also appends each request's path and JSON body to FILE:
+how the agents' requests were studied).
 Stops on SIGTERM, or when its standard input closes (--stdin-lifeline).
 """
 
