@@ -13,6 +13,10 @@ use crate::time::Timestamp;
 /// The program `descriptor` starts (a path, or a name looked up on `PATH`); `None` when
 /// its configuration names none.
 pub fn program_of(descriptor: &ExecutorDescriptor) -> Option<String> {
+    // A `stream` record may leave its argv to its format's default.
+    if let crate::executor::ExecutorConfig::Stream(config) = &descriptor.config {
+        return config.argv().into_iter().next().filter(|p| !p.is_empty());
+    }
     let value = serde_json::to_value(&descriptor.config).ok()?;
     let config = value.get("config")?;
     if let Some(binary) = config.get("binary").and_then(Value::as_str) {

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::artifact::{ArtifactName, ArtifactType};
 use crate::event::EventPayload;
+pub use crate::executor_stream::{StreamConfig, StreamFormat};
 use crate::id::{RunId, WorkspaceId};
 use crate::run::{RunError, Usage};
 use crate::sandbox::SandboxGrants;
@@ -143,6 +144,9 @@ pub enum ExecutorConfig {
     Command(CommandConfig),
     /// Any agent speaking the Agent Client Protocol on its standard input and output.
     Acp(AcpConfig),
+    /// An agent CLI whose standard output is a JSON event stream (Claude Code, Codex,
+    /// Gemini CLI), read into run events.
+    Stream(StreamConfig),
 }
 
 impl ExecutorConfig {
@@ -152,6 +156,7 @@ impl ExecutorConfig {
             ExecutorConfig::Kiro(_) => "kiro",
             ExecutorConfig::Command(_) => "command",
             ExecutorConfig::Acp(_) => "acp",
+            ExecutorConfig::Stream(_) => "stream",
         }
     }
 
@@ -161,6 +166,7 @@ impl ExecutorConfig {
             ExecutorConfig::Kiro(config) => config.max_run_seconds,
             ExecutorConfig::Command(config) => config.max_run_seconds,
             ExecutorConfig::Acp(config) => config.max_run_seconds,
+            ExecutorConfig::Stream(config) => config.max_run_seconds,
         }
     }
 }
@@ -219,10 +225,13 @@ fn parse_descriptor(
             parse_command(errors, config).map(ExecutorConfig::Command)
         }
         (Some("acp"), Some(config)) => acp::parse_acp(errors, config).map(ExecutorConfig::Acp),
-        (Some(other), _) if !["kiro", "command", "acp"].contains(&other) => {
+        (Some("stream"), Some(config)) => {
+            crate::executor_stream::parse_stream(errors, config).map(ExecutorConfig::Stream)
+        }
+        (Some(other), _) if !matches!(other, "kiro" | "command" | "acp" | "stream") => {
             errors.push(
                 "kind",
-                format!("kind {other:?} is not one of kiro, command, acp"),
+                format!("kind {other:?} is not one of kiro, command, acp, stream"),
             );
             None
         }
@@ -275,7 +284,11 @@ fn parse_task_types(errors: &mut Collector, value: Option<&Value>) -> Option<BTr
     (errors.len() == before).then_some(types)
 }
 
-fn string_list(errors: &mut Collector, map: &Map<String, Value>, key: &str) -> Option<Vec<String>> {
+pub(crate) fn string_list(
+    errors: &mut Collector,
+    map: &Map<String, Value>,
+    key: &str,
+) -> Option<Vec<String>> {
     match map.get(key) {
         None | Some(Value::Null) => Some(Vec::new()),
         Some(Value::Array(items)) => {
@@ -302,7 +315,10 @@ fn string_list(errors: &mut Collector, map: &Map<String, Value>, key: &str) -> O
     }
 }
 
-fn max_run_seconds(errors: &mut Collector, map: &Map<String, Value>) -> Option<Option<u32>> {
+pub(crate) fn max_run_seconds(
+    errors: &mut Collector,
+    map: &Map<String, Value>,
+) -> Option<Option<u32>> {
     let before = errors.len();
     let value = errors.unsigned("config", map, "maxRunSeconds");
     if errors.len() != before {
@@ -313,6 +329,46 @@ fn max_run_seconds(errors: &mut Collector, map: &Map<String, Value>) -> Option<O
         Some(n) if n >= 1 && n <= u64::from(u32::MAX) => Some(Some(n as u32)),
         Some(_) => {
             errors.push("config.maxRunSeconds", "must be between 1 and 4294967295");
+            None
+        }
+    }
+}
+
+/// `config.env`: an object of strings keyed by valid variable names (empty when absent).
+pub(crate) fn env_map(
+    errors: &mut Collector,
+    map: &Map<String, Value>,
+) -> Option<BTreeMap<String, String>> {
+    match map.get("env") {
+        None | Some(Value::Null) => Some(BTreeMap::new()),
+        Some(Value::Object(vars)) => {
+            let before = errors.len();
+            let mut env = BTreeMap::new();
+            for (name, value) in vars {
+                let valid_name = !name.is_empty()
+                    && !name.contains('=')
+                    && !name.contains('\0')
+                    && !name.starts_with(|c: char| c.is_ascii_digit());
+                if !valid_name {
+                    errors.push(format!("config.env.{name}"), "is not a valid variable name");
+                }
+                match value {
+                    Value::String(text) => {
+                        env.insert(name.clone(), text.clone());
+                    }
+                    other => errors.push(
+                        format!("config.env.{name}"),
+                        format!("must be a string, found {}", kind(other)),
+                    ),
+                }
+            }
+            (errors.len() == before).then_some(env)
+        }
+        Some(other) => {
+            errors.push(
+                "config.env",
+                format!("must be an object of strings, found {}", kind(other)),
+            );
             None
         }
     }
@@ -381,39 +437,7 @@ fn parse_command(errors: &mut Collector, map: &Map<String, Value>) -> Option<Com
             Some(argv)
         }
     });
-    let env = match map.get("env") {
-        None | Some(Value::Null) => Some(BTreeMap::new()),
-        Some(Value::Object(vars)) => {
-            let before = errors.len();
-            let mut env = BTreeMap::new();
-            for (name, value) in vars {
-                let valid_name = !name.is_empty()
-                    && !name.contains('=')
-                    && !name.contains('\0')
-                    && !name.starts_with(|c: char| c.is_ascii_digit());
-                if !valid_name {
-                    errors.push(format!("config.env.{name}"), "is not a valid variable name");
-                }
-                match value {
-                    Value::String(text) => {
-                        env.insert(name.clone(), text.clone());
-                    }
-                    other => errors.push(
-                        format!("config.env.{name}"),
-                        format!("must be a string, found {}", kind(other)),
-                    ),
-                }
-            }
-            (errors.len() == before).then_some(env)
-        }
-        Some(other) => {
-            errors.push(
-                "config.env",
-                format!("must be an object of strings, found {}", kind(other)),
-            );
-            None
-        }
-    };
+    let env = env_map(errors, map);
     let prompt_via = match errors.string("config", map, "promptVia", false) {
         None => Some(PromptVia::Arg),
         Some("arg") => Some(PromptVia::Arg),
@@ -562,6 +586,10 @@ mod tests {
             ExecutorDescriptor::parse(&json!({"name": "x", "kind": "lambda"})).unwrap_err();
         assert!(errors.mentions("kind"));
         assert!(errors.mentions("taskTypes"));
-        assert!(errors.to_string().contains("not one of kiro, command, acp"));
+        assert!(
+            errors
+                .to_string()
+                .contains("not one of kiro, command, acp, stream")
+        );
     }
 }

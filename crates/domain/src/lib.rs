@@ -9,6 +9,7 @@ pub mod artifact;
 pub mod availability;
 pub mod event;
 pub mod executor;
+mod executor_stream;
 pub mod guardrails;
 pub mod id;
 pub mod keys;
@@ -31,7 +32,7 @@ pub use event::{
 pub use executor::{
     AcpConfig, AcpPermission, CommandConfig, EventSink, ExecutionContext, ExecutionOutcome,
     ExecutionStatus, Executor, ExecutorConfig, ExecutorDescriptor, ExecutorName, KiroConfig,
-    ProducedArtifact, PromptVia,
+    ProducedArtifact, PromptVia, StreamConfig, StreamFormat,
 };
 pub use guardrails::{Guardrails, Limit};
 pub use id::{

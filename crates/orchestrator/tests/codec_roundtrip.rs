@@ -213,6 +213,20 @@ fn executor() -> impl Strategy<Value = ExecutorDescriptor> {
                 max_run_seconds,
             })
         });
+    let stream = (
+        prop::sample::select(StreamFormat::ALL.to_vec()),
+        vec(text(), 0..4),
+        btree_map("[A-Z_]{1,8}", text(), 0..3),
+        option::of(1u32..10_000),
+    )
+        .prop_map(|(format, command, env, max_run_seconds)| {
+            ExecutorConfig::Stream(StreamConfig {
+                format,
+                command,
+                env: env.into_iter().collect::<BTreeMap<_, _>>(),
+                max_run_seconds,
+            })
+        });
     let path =
         "(~|)/[a-z][a-z.]{0,7}(/[a-z_-]{1,8}){0,2}".prop_map(|p| p.parse::<GrantedPath>().unwrap());
     let network = prop_oneof![
@@ -238,7 +252,7 @@ fn executor() -> impl Strategy<Value = ExecutorDescriptor> {
     (
         executor_name(),
         btree_set(task_type(), 1..4),
-        prop_oneof![kiro, command],
+        prop_oneof![kiro, command, stream],
         sandbox,
     )
         .prop_map(|(name, task_types, config, sandbox)| ExecutorDescriptor {

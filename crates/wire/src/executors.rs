@@ -38,6 +38,8 @@ pub enum RegisterExecutorRequest {
     Command(RegisterCommandExecutor),
     /// An `acp` executor.
     Acp(RegisterAcpExecutor),
+    /// A `stream` executor.
+    Stream(crate::executors_stream::RegisterStreamExecutor),
 }
 
 /// The `kind` of a `kiro` executor record.
@@ -183,7 +185,7 @@ fn argv_schema() -> utoipa::openapi::Array {
 
 /// `env`: an object of strings (or null), keyed by valid variable names.
 #[cfg(feature = "openapi")]
-fn env_schema() -> utoipa::openapi::Object {
+pub(crate) fn env_schema() -> utoipa::openapi::Object {
     use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
     ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
@@ -365,6 +367,9 @@ impl From<&ExecutorDescriptor> for ExecutorView {
                 (ExecutorKindName::Command, serde_json::to_value(config))
             }
             ExecutorConfig::Acp(config) => (ExecutorKindName::Acp, serde_json::to_value(config)),
+            ExecutorConfig::Stream(config) => {
+                (ExecutorKindName::Stream, serde_json::to_value(config))
+            }
         };
         ExecutorView {
             name: descriptor.name.to_string(),

@@ -24,6 +24,7 @@ pub mod artifacts;
 mod de;
 pub mod events;
 pub mod executors;
+pub mod executors_stream;
 pub mod health;
 pub mod names;
 pub mod presets;
@@ -45,6 +46,9 @@ pub use executors::{
     AcpConfigBody, AcpKind, AcpPermissionName, CommandConfigBody, CommandKind, ExecutorList,
     ExecutorView, KiroConfigBody, KiroKind, PromptViaName, RegisterAcpExecutor,
     RegisterCommandExecutor, RegisterExecutorRequest, RegisterKiroExecutor,
+};
+pub use executors_stream::{
+    RegisterStreamExecutor, StreamConfigBody, StreamFormatName, StreamKind,
 };
 pub use health::{BlobUploaded, Health};
 pub use names::{

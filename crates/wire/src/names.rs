@@ -171,6 +171,8 @@ pub enum ExecutorKindName {
     /// An agent speaking the Agent Client Protocol: `config = {"command", "permission"?,
     /// "mode"?, "model"?, "env"?, "maxRunSeconds"?}`.
     Acp,
+    /// An agent CLI printing a JSON event stream: `config = {"format", "command"?, "env"?, "maxRunSeconds"?}`.
+    Stream,
 }
 
 impl ExecutorKindName {
@@ -180,6 +182,7 @@ impl ExecutorKindName {
             ExecutorKindName::Kiro => "kiro",
             ExecutorKindName::Command => "command",
             ExecutorKindName::Acp => "acp",
+            ExecutorKindName::Stream => "stream",
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::acp::AcpExecutor;
 use crate::command::CommandExecutor;
 use crate::confine::Confinement;
 use crate::kiro::KiroExecutor;
+use crate::stream::StreamExecutor;
 
 /// The executor a registry record describes, running its agent in `confinement` (its
 /// run's sandbox and environment) when given.
@@ -27,6 +28,10 @@ pub fn executor_for(
         (ExecutorConfig::Acp(config), None) => Box::new(AcpExecutor::new(config.clone())),
         (ExecutorConfig::Acp(config), Some(c)) => {
             Box::new(AcpExecutor::new(config.clone()).confined(c))
+        }
+        (ExecutorConfig::Stream(config), None) => Box::new(StreamExecutor::new(config.clone())),
+        (ExecutorConfig::Stream(config), Some(c)) => {
+            Box::new(StreamExecutor::new(config.clone()).confined(c))
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod process;
 pub mod prompt;
 pub mod run;
 pub mod run_dir;
+pub mod stream;
 pub mod upload;
 
 pub use acp::AcpExecutor;
@@ -40,3 +41,4 @@ pub use kiro::KiroExecutor;
 pub use patch::{diff_trees, write_patch};
 pub use prompt::build_prompt;
 pub use run::{RunSummary, run_assigned, run_forever, run_once};
+pub use stream::StreamExecutor;

@@ -120,6 +120,21 @@ pub async fn run_in_group(
     events: &dyn EventSink,
     observe: &mut (dyn FnMut(LogStream, &str) + Send),
 ) -> io::Result<Finished> {
+    let mut log_all = |stream: LogStream, line: &str| {
+        observe(stream, line);
+        true
+    };
+    run_in_group_with(command, events, &mut log_all).await
+}
+
+/// [`run_in_group`], where `observe` also decides whether each line becomes a log event
+/// (`true`) or not (`false`: it made its own events of it); every line is kept in the
+/// transcript either way.
+pub async fn run_in_group_with(
+    command: &GroupCommand,
+    events: &dyn EventSink,
+    observe: &mut (dyn FnMut(LogStream, &str) -> bool + Send),
+) -> io::Result<Finished> {
     let mut tree = agent_tree()?;
     let mut child = spawn(command, &mut tree, command.stdin.is_some())?;
     let stdout = child.stdout.take();
@@ -148,9 +163,11 @@ pub async fn run_in_group(
     let mut output = Output::default();
     let consume = async {
         while let Some((stream, line)) = rx.recv().await {
-            observe(stream, &line);
+            let log = observe(stream, &line);
             output.record(stream, &line);
-            events.emit(EventPayload::Log { stream, text: line });
+            if log {
+                events.emit(EventPayload::Log { stream, text: line });
+            }
         }
     };
     let status = {

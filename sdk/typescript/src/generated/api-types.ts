@@ -224,7 +224,7 @@ export interface CreatedUser {
 }
 
 /** The kinds of executor built into the worker. */
-export type ExecutorKindName = "kiro" | "command" | "acp";
+export type ExecutorKindName = "kiro" | "command" | "acp" | "stream";
 
 /** Every registered executor, by name. */
 export interface ExecutorList {
@@ -413,7 +413,7 @@ export interface RegisterCommandExecutor {
  * The body of `POST /executors`: a `kiro`, `command` or `acp` executor record, told apart by
  * `kind`. The server reads it with the domain's parser, which names every bad field.
  */
-export type RegisterExecutorRequest = RegisterKiroExecutor | RegisterCommandExecutor | RegisterAcpExecutor;
+export type RegisterExecutorRequest = RegisterKiroExecutor | RegisterCommandExecutor | RegisterAcpExecutor | RegisterStreamExecutor;
 
 /** A `kiro` executor: the Kiro CLI. */
 export interface RegisterKiroExecutor {
@@ -421,6 +421,23 @@ export interface RegisterKiroExecutor {
   config?: KiroConfigBody | null | undefined;
   /** `kiro`. */
   kind: KiroKind;
+  /** A unique name: 1 to 63 of `a-z`, `0-9`, `-`, starting with a letter. */
+  name: string;
+  /** What its agent may reach beyond its run; nothing more by default. */
+  sandbox?: SandboxGrantsBody | null | undefined;
+  /** The task types it serves; at least one (repeats count once). */
+  taskTypes: Array<TaskTypeName>;
+}
+
+/**
+ * A `stream` executor: an agent CLI whose JSON event stream becomes tool calls, plans,
+ * messages and usage.
+ */
+export interface RegisterStreamExecutor {
+  /** Its configuration: at least the format. */
+  config: StreamConfigBody;
+  /** `stream`. */
+  kind: StreamKind;
   /** A unique name: 1 to 63 of `a-z`, `0-9`, `-`, starting with a letter. */
   name: string;
   /** What its agent may reach beyond its run; nothing more by default. */
@@ -624,6 +641,18 @@ export interface SandboxGrantsView {
   writePaths: Array<string>;
 }
 
+/** The configuration of a `stream` executor. */
+export interface StreamConfigBody {
+  /** The argv template, program first (not blank); `{prompt}`, `{workdir}` and `{outdir}` are substituted. Null or left out: the format's default argv. */
+  command?: Array<string> | null | undefined;
+  /** Extra environment variables: names not empty, without `=` or NUL, not starting with a digit. */
+  env?: Record<string, unknown> | null | undefined;
+  /** The event stream's format. */
+  format: StreamFormatName;
+  /** A run duration limit below the guardrail, in seconds. */
+  maxRunSeconds?: number | null | undefined;
+}
+
 /**
  * The data of the terminal `end` message: the run is over and every event up to
  * `lastSeq` was sent; the server closes the stream after it.
@@ -634,6 +663,12 @@ export interface StreamEnd {
   /** The run's final status: `completed`, `failed`, `timed_out` or `cancelled`. */
   status: RunStatusName;
 }
+
+/** Which agent's event stream the worker reads. */
+export type StreamFormatName = "claude" | "codex" | "gemini";
+
+/** The `kind` of a `stream` executor record. */
+export type StreamKind = "stream";
 
 /** One message of a run's event stream, as an SSE client reads it: `event` names it, `id` is a sequence number and `data` a JSON text. */
 export type StreamMessage = {
