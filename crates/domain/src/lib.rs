@@ -30,7 +30,8 @@ pub use event::{
 };
 pub use executor::{
     CommandConfig, EventSink, ExecutionContext, ExecutionOutcome, ExecutionStatus, Executor,
-    ExecutorConfig, ExecutorDescriptor, ExecutorName, KiroConfig, ProducedArtifact, PromptVia,
+    ExecutorConfig, ExecutorDescriptor, ExecutorName, KiroConfig, KiroHarness, ProducedArtifact,
+    PromptVia,
 };
 pub use guardrails::{Guardrails, Limit};
 pub use id::{
