@@ -1,12 +1,12 @@
 //! Packaging speed of `tlao run`: the CLI's packager (`src/package.rs`, walk + tar +
-//! gzip in two threads) next to `git archive HEAD | gzip` and `tar czf` over the same
+//! gzip on several threads) next to `git archive HEAD | gzip` and `tar czf` over the same
 //! file set, on a generated repository of 10,000 source files with ignored
 //! `node_modules` and `target` trees beside them (the packager must skip those; the
 //! other two never see them: git ignores them, `tar` gets the committed file list).
 //!
 //! `cargo bench -p tlao-cli --bench package` (release build). Each tool runs once to
 //! warm the page cache, then `PACKAGE_ROUNDS` times (default 5); the median is shown.
-//! Goal: the packager is no slower than `git archive HEAD | gzip`.
+//! Goal (issue 18): at least 2x as fast as `tar czf` on 2 cores.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -213,9 +213,9 @@ fn main() {
     row("tlao packager", cli, cli_size);
     row("git archive HEAD | gzip", git, git_size);
     row("tar czf", tar, tar_size);
-    if cli <= git {
-        println!("goal met: the packager is no slower than git archive | gzip");
-    } else {
-        println!("goal missed: the packager is slower than git archive | gzip");
-    }
+    let speedup = tar.as_secs_f64() / cli.as_secs_f64();
+    println!(
+        "the packager is {speedup:.2}x as fast as tar czf (goal >= 2x): goal {}",
+        if speedup >= 2.0 { "met" } else { "missed" }
+    );
 }

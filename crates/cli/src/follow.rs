@@ -76,6 +76,28 @@ pub async fn follow(
     }
 }
 
+/// One compact line per tool call, when it is over (`✓ edit Write a.md (a.md) +3 -0`);
+/// `None` for the updates before (pending, in progress).
+fn tool_call_line(call: &tlao_sdk::wire::ToolCallView) -> Option<String> {
+    use tlao_sdk::wire::ToolStatusName;
+    let mark = match call.status {
+        ToolStatusName::Completed => "✓",
+        ToolStatusName::Failed => "✗",
+        ToolStatusName::Pending | ToolStatusName::InProgress => return None,
+    };
+    let mut line = format!("{mark} {} {}", call.kind, output::printable(&call.title));
+    if !call.paths.is_empty() {
+        line.push_str(&format!(" ({})", output::printable(&call.paths.join(", "))));
+    }
+    if let Some(code) = call.exit_code {
+        line.push_str(&format!(" exit {code}"));
+    }
+    if let Some(diff) = &call.diff {
+        line.push_str(&format!(" {}", output::printable(diff)));
+    }
+    Some(line)
+}
+
 fn show(event: &RunEventMessage, display: Display) -> anyhow::Result<()> {
     match display {
         Display::Quiet => Ok(()),
@@ -108,11 +130,11 @@ fn show(event: &RunEventMessage, display: Display) -> anyhow::Result<()> {
                     "the log reached its cap of {}; later lines are counted, not kept",
                     output::human_bytes(*max_log_bytes)
                 )),
-                RunEventMessage::ToolCall { call, .. } => output::note(format!(
-                    "⚙ {} [{}]",
-                    output::printable(&call.title),
-                    call.status
-                )),
+                RunEventMessage::ToolCall { call, .. } => {
+                    if let Some(line) = tool_call_line(call) {
+                        output::note(line);
+                    }
+                }
                 RunEventMessage::Plan { entries, .. } => {
                     for entry in entries {
                         let mark = match entry.status {
@@ -138,5 +160,40 @@ fn show(event: &RunEventMessage, display: Display) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tlao_sdk::wire::{ToolCallView, ToolKindName, ToolStatusName};
+
+    #[test]
+    fn a_tool_call_is_one_line_when_it_is_over() {
+        let mut call = ToolCallView {
+            id: "c1".into(),
+            title: "Write NEW_FILE.md".into(),
+            kind: ToolKindName::Edit,
+            status: ToolStatusName::InProgress,
+            paths: vec!["NEW_FILE.md".into()],
+            exit_code: None,
+            diff: Some("+3 -0".into()),
+        };
+        assert_eq!(tool_call_line(&call), None);
+        call.status = ToolStatusName::Completed;
+        assert_eq!(
+            tool_call_line(&call).as_deref(),
+            Some("✓ edit Write NEW_FILE.md (NEW_FILE.md) +3 -0")
+        );
+        call.status = ToolStatusName::Failed;
+        call.kind = ToolKindName::Execute;
+        call.paths.clear();
+        call.diff = None;
+        call.exit_code = Some(2);
+        call.title = "cargo test".into();
+        assert_eq!(
+            tool_call_line(&call).as_deref(),
+            Some("✗ execute cargo test exit 2")
+        );
     }
 }

@@ -13,9 +13,10 @@
 //! devices) are skipped.
 //!
 //! The archive is written as it is made: a thread walks the tree and writes the tar
-//! stream into a bounded channel, and the calling thread gzips it into the output, so
-//! memory stays at a few chunks whatever the tree's size and reading overlaps
-//! compressing (as `git archive | gzip` does with two processes).
+//! stream into a bounded channel in chunks, threads deflate the chunks side by side, and
+//! the calling thread writes them, in order, as one gzip stream (as `pigz` does), so
+//! memory stays at a few chunks whatever the tree's size, and reading overlaps
+//! compressing.
 //!
 //! This module stands alone (no `crate::` imports) so the packaging benchmark can
 //! include it as is.
@@ -27,7 +28,6 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use flate2::Compression;
-use flate2::write::GzEncoder;
 use ignore::WalkBuilder;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
@@ -226,18 +226,114 @@ where
     })
 }
 
-/// Gzips the chunks from `receiver` into `out`; returns the compressed size.
+/// Gzips the chunks from `receiver` into `out`, on [`compressors`] threads; returns the
+/// compressed size.
+///
+/// One gzip stream, as `pigz` writes it: each chunk is deflated on its own and ends
+/// with a sync flush (an empty stored block, so the pieces join at byte boundaries);
+/// the pieces are written in order after one gzip header, then an empty final block and
+/// the trailer (the CRC-32 of the whole, combined from the chunks', and the size). Any
+/// gzip reader reads it as one member. Chunks do not share a dictionary, which costs a
+/// little ratio (each starts cold; at 256 KiB chunks, well under 1 %).
 fn compress<W: Write>(
     receiver: Receiver<Vec<u8>>,
-    out: CountingWriter<BufWriter<W>>,
+    mut out: CountingWriter<BufWriter<W>>,
 ) -> Result<u64, PackageError> {
-    let mut gz = GzEncoder::new(out, Compression::default());
-    for chunk in receiver {
-        gz.write_all(&chunk).map_err(PackageError::Write)?;
+    let threads = compressors();
+    let work = std::sync::Mutex::new(receiver.into_iter().enumerate());
+    let (done_tx, done_rx) = sync_channel::<(usize, io::Result<Piece>)>(CHUNKS_IN_FLIGHT);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let done_tx = done_tx.clone();
+            let work = &work;
+            scope.spawn(move || {
+                loop {
+                    // The lock is held only to take the next chunk, in order.
+                    let next = work.lock().map(|mut chunks| chunks.next());
+                    let Ok(Some((index, chunk))) = next else {
+                        return;
+                    };
+                    if done_tx.send((index, deflate_piece(&chunk))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        write_gzip(done_rx, &mut out)
+    })?;
+    out.flush().map_err(PackageError::Write)?;
+    Ok(out.count)
+}
+
+/// How many threads deflate: the machine's cores, at most 4 (the walker needs one too,
+/// and past that the disk or the walk is the limit).
+fn compressors() -> usize {
+    std::thread::available_parallelism()
+        .map(std::num::NonZeroUsize::get)
+        .unwrap_or(1)
+        .clamp(1, 4)
+}
+
+/// One deflated chunk: its raw deflate bytes (ending in a sync flush), and the CRC-32
+/// and length of what it holds.
+struct Piece {
+    deflated: Vec<u8>,
+    crc: flate2::Crc,
+}
+
+/// Deflates `chunk` on its own, ending with a sync flush.
+fn deflate_piece(chunk: &[u8]) -> io::Result<Piece> {
+    let mut crc = flate2::Crc::new();
+    crc.update(chunk);
+    let mut deflater = flate2::Compress::new(Compression::default(), false);
+    let mut deflated = Vec::with_capacity(chunk.len() / 3 + 1024);
+    loop {
+        let consumed = usize::try_from(deflater.total_in()).unwrap_or(chunk.len());
+        deflater
+            .compress_vec(
+                &chunk[consumed..],
+                &mut deflated,
+                flate2::FlushCompress::Sync,
+            )
+            .map_err(io::Error::other)?;
+        // The flush is complete once all input is taken and the output had room left.
+        if deflater.total_in() as usize == chunk.len() && deflated.len() < deflated.capacity() {
+            return Ok(Piece { deflated, crc });
+        }
+        deflated.reserve(deflated.capacity().max(4096));
     }
-    let mut counted = gz.finish().map_err(PackageError::Write)?;
-    counted.flush().map_err(PackageError::Write)?;
-    Ok(counted.count)
+}
+
+/// The gzip header `gzip -n` writes: deflate, no name, no time, Unix.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0x03];
+/// An empty final deflate block (fixed Huffman codes): ends the stream of pieces.
+const FINAL_EMPTY_BLOCK: [u8; 2] = [0x03, 0x00];
+
+/// Writes the pieces arriving on `done` (in any order) as one gzip stream into `out`.
+fn write_gzip<W: Write>(
+    done: Receiver<(usize, io::Result<Piece>)>,
+    out: &mut W,
+) -> Result<(), PackageError> {
+    out.write_all(&GZIP_HEADER).map_err(PackageError::Write)?;
+    let mut waiting = std::collections::BTreeMap::new();
+    let mut next = 0;
+    let mut crc = flate2::Crc::new();
+    for (index, piece) in done {
+        waiting.insert(index, piece.map_err(PackageError::Write)?);
+        while let Some(piece) = waiting.remove(&next) {
+            out.write_all(&piece.deflated)
+                .map_err(PackageError::Write)?;
+            crc.combine(&piece.crc);
+            next += 1;
+        }
+    }
+    out.write_all(&FINAL_EMPTY_BLOCK)
+        .map_err(PackageError::Write)?;
+    out.write_all(&crc.sum().to_le_bytes())
+        .map_err(PackageError::Write)?;
+    out.write_all(&crc.amount().to_le_bytes())
+        .map_err(PackageError::Write)
 }
 
 /// Walks `root` and writes the tar stream into `out`.
@@ -716,5 +812,57 @@ mod tests {
         let error = package(&dir.path().join("f"), Vec::new(), |_| {}).unwrap_err();
 
         assert!(matches!(error, PackageError::NotADirectory(_)));
+    }
+
+    #[test]
+    fn a_tree_of_many_chunks_is_one_gzip_stream_any_reader_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        // ~3 MiB of text in 300 files: a dozen chunks, deflated side by side.
+        let mut expected = BTreeMap::new();
+        for i in 0..300 {
+            let text: String = (0..10_000)
+                .map(|j| char::from(b'a' + ((i * 31 + j * 7 + j / 13) % 26) as u8))
+                .collect();
+            write(root, &format!("src/f{i:03}.txt"), &text);
+            expected.insert(format!("src/f{i:03}.txt"), text);
+        }
+        let (_, archive) = package_dir(root);
+
+        // flate2 checks the trailer's CRC-32 and size as it reads.
+        let found = entries(&archive);
+        for (path, text) in &expected {
+            assert_eq!(&found[path].2, text, "{path}");
+        }
+        // And so does gzip itself: one member, nothing after it.
+        let file = root.join("archive.tar.gz");
+        std::fs::write(&file, &archive).unwrap();
+        let tested = std::process::Command::new("gzip")
+            .arg("-t")
+            .arg(&file)
+            .status()
+            .unwrap();
+        assert!(tested.success(), "gzip -t refused the archive");
+        assert!(
+            archive.len() < 3_000_000 / 2,
+            "compressed to {} bytes",
+            archive.len()
+        );
+    }
+
+    #[test]
+    fn a_piece_ends_at_a_byte_boundary_and_pieces_join_into_one_stream() {
+        let chunks: Vec<Vec<u8>> = vec![b"hello ".repeat(1000), Vec::new(), b"world".repeat(7)];
+        let mut out = Vec::new();
+        let (tx, rx) = sync_channel(3);
+        // Out of order, as the compressors may finish.
+        for index in [2, 0, 1] {
+            tx.send((index, deflate_piece(&chunks[index]))).unwrap();
+        }
+        drop(tx);
+        write_gzip(rx, &mut out).unwrap();
+        let mut read = Vec::new();
+        GzDecoder::new(&out[..]).read_to_end(&mut read).unwrap();
+        assert_eq!(read, chunks.concat());
     }
 }

@@ -23,6 +23,9 @@ use crate::task_spec::{TaskSpec, TaskType};
 use crate::time::Timestamp;
 use crate::validation::{Collector, ValidationErrors, kind};
 
+mod acp;
+pub use acp::{AcpConfig, AcpPermission};
+
 /// The placeholders a `command` executor's argv may contain.
 pub const PLACEHOLDERS: [&str; 3] = ["{prompt}", "{workdir}", "{outdir}"];
 
@@ -165,6 +168,8 @@ pub enum ExecutorConfig {
     Kiro(KiroConfig),
     /// Any CLI, from an argv template.
     Command(CommandConfig),
+    /// Any agent speaking the Agent Client Protocol on its standard input and output.
+    Acp(AcpConfig),
 }
 
 impl ExecutorConfig {
@@ -173,6 +178,7 @@ impl ExecutorConfig {
         match self {
             ExecutorConfig::Kiro(_) => "kiro",
             ExecutorConfig::Command(_) => "command",
+            ExecutorConfig::Acp(_) => "acp",
         }
     }
 
@@ -181,6 +187,7 @@ impl ExecutorConfig {
         match self {
             ExecutorConfig::Kiro(config) => config.max_run_seconds,
             ExecutorConfig::Command(config) => config.max_run_seconds,
+            ExecutorConfig::Acp(config) => config.max_run_seconds,
         }
     }
 }
@@ -238,10 +245,11 @@ fn parse_descriptor(
         (Some("command"), Some(config)) => {
             parse_command(errors, config).map(ExecutorConfig::Command)
         }
-        (Some(other), _) if other != "kiro" && other != "command" => {
+        (Some("acp"), Some(config)) => acp::parse_acp(errors, config).map(ExecutorConfig::Acp),
+        (Some(other), _) if !["kiro", "command", "acp"].contains(&other) => {
             errors.push(
                 "kind",
-                format!("kind {other:?} is not one of kiro, command"),
+                format!("kind {other:?} is not one of kiro, command, acp"),
             );
             None
         }
@@ -601,6 +609,6 @@ mod tests {
             ExecutorDescriptor::parse(&json!({"name": "x", "kind": "lambda"})).unwrap_err();
         assert!(errors.mentions("kind"));
         assert!(errors.mentions("taskTypes"));
-        assert!(errors.to_string().contains("not one of kiro, command"));
+        assert!(errors.to_string().contains("not one of kiro, command, acp"));
     }
 }

@@ -29,9 +29,9 @@ pub use event::{
     ToolStatus,
 };
 pub use executor::{
-    CommandConfig, EventSink, ExecutionContext, ExecutionOutcome, ExecutionStatus, Executor,
-    ExecutorConfig, ExecutorDescriptor, ExecutorName, KiroConfig, KiroHarness, ProducedArtifact,
-    PromptVia,
+    AcpConfig, AcpPermission, CommandConfig, EventSink, ExecutionContext, ExecutionOutcome,
+    ExecutionStatus, Executor, ExecutorConfig, ExecutorDescriptor, ExecutorName, KiroConfig,
+    KiroHarness, ProducedArtifact, PromptVia,
 };
 pub use guardrails::{Guardrails, Limit};
 pub use id::{

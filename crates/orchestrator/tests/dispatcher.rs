@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::json;
 use tlao_adapters_local::LocalEventBus;
-use tlao_domain::{Guardrails, NewTask, RunErrorCode, RunId, RunStatus};
-use tlao_orchestrator::{CreateRun, Dispatcher, Reaper};
+use tlao_domain::{Guardrails, RunErrorCode, RunId, RunStatus};
+use tlao_orchestrator::{Dispatcher, Reaper};
 use tlao_ports::{Launch, LaunchError, RunLauncher, StopError, WorkerExit};
 use tokio::sync::oneshot;
 
@@ -117,47 +117,6 @@ async fn world() -> World {
 }
 
 impl World {
-    /// Queues `n` runs in a new workspace; returns them oldest first.
-    async fn queue(&self, n: usize) -> Vec<RunId> {
-        let ws = self
-            .services
-            .workspaces
-            .create(&self.admin, "w")
-            .await
-            .unwrap();
-        let task = self
-            .services
-            .tasks
-            .create(
-                &self.admin,
-                NewTask::parse(&json!({
-                    "workspaceId": ws.workspace_id, "taskType": "spec.generate", "input": {"prompt": "plan"}
-                }))
-                .unwrap(),
-                None,
-            )
-            .await
-            .unwrap();
-        let mut runs = Vec::new();
-        for _ in 0..n {
-            let view = self
-                .services
-                .runs
-                .create(
-                    &self.admin,
-                    CreateRun {
-                        task_id: task.task_id.clone(),
-                        executor: None,
-                    },
-                    None,
-                )
-                .await
-                .unwrap();
-            runs.push(view.run.run_id);
-        }
-        runs
-    }
-
     fn dispatcher(&self, launcher: &Arc<FakeLauncher>) -> Dispatcher {
         Dispatcher::new(
             self.services.core.clone(),

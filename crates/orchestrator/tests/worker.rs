@@ -13,10 +13,10 @@ use bytes::Bytes;
 use serde_json::json;
 use tlao_adapters_local::LocalEventBus;
 use tlao_domain::{
-    ArtifactStatus, ArtifactType, EventPayload, Fenced, Guardrails, LogStream, NewTask, Reported,
+    ArtifactStatus, ArtifactType, EventPayload, Fenced, Guardrails, LogStream, Reported,
     RunErrorCode, RunId, RunStatus, Usage, keys,
 };
-use tlao_orchestrator::{Completion, CreateRun, NewArtifact, Reaper, ServiceError};
+use tlao_orchestrator::{Completion, NewArtifact, Reaper, ServiceError};
 use tlao_ports::{BlobKey, Clock};
 
 use common::World;
@@ -31,47 +31,6 @@ async fn world(guardrails: Guardrails) -> World {
 }
 
 impl World {
-    /// Queues `n` runs in a new workspace; returns them oldest first.
-    async fn queue(&self, n: usize) -> Vec<RunId> {
-        let ws = self
-            .services
-            .workspaces
-            .create(&self.admin, "w")
-            .await
-            .unwrap();
-        let task = self
-            .services
-            .tasks
-            .create(
-                &self.admin,
-                NewTask::parse(&json!({
-                    "workspaceId": ws.workspace_id, "taskType": "spec.generate", "input": {"prompt": "plan"}
-                }))
-                .unwrap(),
-                None,
-            )
-            .await
-            .unwrap();
-        let mut runs = Vec::new();
-        for _ in 0..n {
-            let view = self
-                .services
-                .runs
-                .create(
-                    &self.admin,
-                    CreateRun {
-                        task_id: task.task_id.clone(),
-                        executor: None,
-                    },
-                    None,
-                )
-                .await
-                .unwrap();
-            runs.push(view.run.run_id);
-        }
-        runs
-    }
-
     async fn status(&self, run: &RunId) -> RunStatus {
         self.services
             .runs

@@ -26,7 +26,7 @@ pub(crate) const NOT_BLANK_PATTERN: &str =
 #[schema(as = ExecutorName, pattern = "^[a-z][a-z0-9-]{0,62}$")]
 pub struct ExecutorNameText(pub String);
 
-/// The body of `POST /executors`: a `kiro` or a `command` executor record, told apart by
+/// The body of `POST /executors`: a `kiro`, `command` or `acp` executor record, told apart by
 /// `kind`. The server reads it with the domain's parser, which names every bad field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -36,6 +36,8 @@ pub enum RegisterExecutorRequest {
     Kiro(RegisterKiroExecutor),
     /// A `command` executor.
     Command(RegisterCommandExecutor),
+    /// An `acp` executor.
+    Acp(RegisterAcpExecutor),
 }
 
 /// The `kind` of a `kiro` executor record.
@@ -203,6 +205,106 @@ fn env_schema() -> utoipa::openapi::Object {
         .build()
 }
 
+/// The `kind` of an `acp` executor record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum AcpKind {
+    /// Any agent speaking the Agent Client Protocol on its standard input and output.
+    #[default]
+    #[serde(rename = "acp")]
+    Acp,
+}
+
+/// An `acp` executor: an agent speaking the Agent Client Protocol (JSON-RPC over its
+/// standard input and output), such as `kiro-cli acp` or `gemini --acp`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegisterAcpExecutor {
+    /// A unique name: 1 to 63 of `a-z`, `0-9`, `-`, starting with a letter.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z][a-z0-9-]{0,62}$"))]
+    pub name: String,
+    /// `acp`.
+    pub kind: AcpKind,
+    /// The task types it serves; at least one (repeats count once).
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
+    pub task_types: Vec<TaskTypeName>,
+    /// Its configuration: at least the agent's command line.
+    pub config: AcpConfigBody,
+    /// What its agent may reach beyond its run; nothing more by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxGrantsBody>,
+}
+
+/// How an `acp` executor answers the agent's permission requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum AcpPermissionName {
+    /// Allow edits, reads, searches and fetches; refuse commands and unclassified tools.
+    AllowEdits,
+    /// Allow every tool call.
+    AllowAll,
+    /// Refuse every tool call that asks.
+    Deny,
+}
+
+/// The configuration of an `acp` executor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AcpConfigBody {
+    /// The agent's command line, program first (not blank), e.g. `["kiro-cli", "acp"]`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = acp_argv_schema))]
+    pub command: Vec<String>,
+    /// How permission requests are answered; `allow-edits` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission: Option<AcpPermissionName>,
+    /// A session mode to select (`session/set_mode`). Not blank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"[^\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+        )
+    )]
+    pub mode: Option<String>,
+    /// A model to select (`session/set_model`). Not blank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"[^\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+        )
+    )]
+    pub model: Option<String>,
+    /// Extra environment variables: names not empty, without `=` or NUL, not starting
+    /// with a digit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = env_schema))]
+    pub env: Option<BTreeMap<String, String>>,
+    /// A run duration limit below the guardrail, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(format = Int64, minimum = 1, maximum = 4294967295_u64))]
+    pub max_run_seconds: Option<u32>,
+}
+
+/// An `acp` executor's `command`: an array of strings whose first item, the program, is
+/// not blank (no placeholders: the prompt goes over the protocol).
+#[cfg(feature = "openapi")]
+fn acp_argv_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    ArrayBuilder::new()
+        .prefix_items([string().pattern(Some(NOT_BLANK_PATTERN)).build()])
+        .items(string())
+        .min_items(Some(1))
+        .description(Some(
+            "The agent's command line, program first (not blank), e.g. `[\"kiro-cli\", \"acp\"]`.",
+        ))
+        .build()
+}
+
 /// A registered executor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -262,6 +364,7 @@ impl From<&ExecutorDescriptor> for ExecutorView {
             ExecutorConfig::Command(config) => {
                 (ExecutorKindName::Command, serde_json::to_value(config))
             }
+            ExecutorConfig::Acp(config) => (ExecutorKindName::Acp, serde_json::to_value(config)),
         };
         ExecutorView {
             name: descriptor.name.to_string(),

@@ -42,8 +42,9 @@ pub use events::{
     END_EVENT, EVENT_NAMES, PlanEntryView, RunEventMessage, StreamEndMessage, ToolCallView,
 };
 pub use executors::{
-    CommandConfigBody, CommandKind, ExecutorList, ExecutorView, KiroConfigBody, KiroKind,
-    PromptViaName, RegisterCommandExecutor, RegisterExecutorRequest, RegisterKiroExecutor,
+    AcpConfigBody, AcpKind, AcpPermissionName, CommandConfigBody, CommandKind, ExecutorList,
+    ExecutorView, KiroConfigBody, KiroKind, PromptViaName, RegisterAcpExecutor,
+    RegisterCommandExecutor, RegisterExecutorRequest, RegisterKiroExecutor,
 };
 pub use health::{BlobUploaded, Health};
 pub use names::{

@@ -169,6 +169,9 @@ pub enum ExecutorKindName {
     Kiro,
     /// Any CLI from an argv template: `config = {"command", "env"?, "promptVia"?, "maxRunSeconds"?}`.
     Command,
+    /// An agent speaking the Agent Client Protocol: `config = {"command", "permission"?,
+    /// "mode"?, "model"?, "env"?, "maxRunSeconds"?}`.
+    Acp,
 }
 
 impl ExecutorKindName {
@@ -177,6 +180,7 @@ impl ExecutorKindName {
         match self {
             ExecutorKindName::Kiro => "kiro",
             ExecutorKindName::Command => "command",
+            ExecutorKindName::Acp => "acp",
         }
     }
 }

@@ -13,8 +13,11 @@ pub const DEFAULT_MAX_EXTRACTED_BYTES: u64 = Guardrails::DEFAULT_MAX_UNPACKED_BY
 /// The default cap on the entries a workspace archive may hold: the API's default
 /// `guardrails.max_archive_entries` (100,000).
 pub const DEFAULT_MAX_ENTRIES: u64 = Guardrails::DEFAULT_MAX_ARCHIVE_ENTRIES;
-/// The default longest time an event waits before it is sent.
-pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_millis(100);
+/// The default longest time an event waits to be joined by others while no request is
+/// in flight: none. An event is sent at once when the shipper is idle; while a request
+/// is in flight, what arrives waits for it and goes in the next batch, so idle latency
+/// is one round trip and bursts still coalesce.
+pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::ZERO;
 /// The default time between heartbeats while the executor is quiet.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 

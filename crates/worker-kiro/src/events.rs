@@ -3,8 +3,10 @@
 //!
 //! The executor's [`EventSink`] only appends to a bounded buffer, so it never blocks. A
 //! background task sends the oldest buffered events in batches of at most [`MAX_BATCH`],
-//! no later than `batch_interval` after the first of a batch was emitted (so a line
-//! reaches the API within ~100 ms), one request at a time, in order, and forgets them
+//! no later than `batch_interval` after the first of a batch was emitted (0 by default:
+//! at once when no request is in flight; what arrives while one is goes in the next
+//! batch, so a quiet agent's line reaches the API in one round trip and a burst still
+//! coalesces), one request at a time, in order, and forgets them
 //! only once the API has answered. A batch that was not answered (the API unreachable, a
 //! `5xx`, no answer in time) is sent again with backoff, from the same number: events
 //! are numbered per lease (1, 2, ...) and the API skips what it already applied, so
@@ -83,7 +85,8 @@ pub enum Control {
 /// How a shipper sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShipperConfig {
-    /// The longest an event waits before it is sent.
+    /// The longest an event waits for others before it is sent while no request is in
+    /// flight (0: at once).
     pub batch_interval: Duration,
     /// How long without a request before an empty batch is sent.
     pub heartbeat_interval: Duration,

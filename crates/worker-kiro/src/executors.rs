@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tlao_domain::{Executor, ExecutorConfig, ExecutorDescriptor};
 
+use crate::acp::AcpExecutor;
 use crate::command::CommandExecutor;
 use crate::confine::Confinement;
 use crate::kiro::KiroExecutor;
@@ -22,6 +23,10 @@ pub fn executor_for(
         (ExecutorConfig::Command(config), None) => Box::new(CommandExecutor::new(config.clone())),
         (ExecutorConfig::Command(config), Some(c)) => {
             Box::new(CommandExecutor::new(config.clone()).confined(c))
+        }
+        (ExecutorConfig::Acp(config), None) => Box::new(AcpExecutor::new(config.clone())),
+        (ExecutorConfig::Acp(config), Some(c)) => {
+            Box::new(AcpExecutor::new(config.clone()).confined(c))
         }
     }
 }

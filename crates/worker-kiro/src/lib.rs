@@ -4,11 +4,12 @@
 //! - [`run_once`], [`run_assigned`], [`run_forever`]: the worker's entry points
 //!   (`tlao worker --once`, `tlao worker --run ID --lease ID`, `tlao worker`).
 //! - [`extract`]: safe extraction of hostile workspace archives.
-//! - [`KiroExecutor`] and [`CommandExecutor`]: the built-in executor kinds, running
+//! - [`KiroExecutor`], [`CommandExecutor`] and [`AcpExecutor`]: the built-in executor kinds, running
 //!   the agent in its own process tree ([`process`]).
 //! - [`events`]: batching events to the API, heartbeats, stop signals.
 //! - [`patch`], [`outputs`], [`upload`]: turning what the agent did into artifacts.
 
+pub mod acp;
 pub mod ansi;
 pub mod availability;
 pub mod command;
@@ -27,6 +28,7 @@ pub mod run;
 pub mod run_dir;
 pub mod upload;
 
+pub use acp::AcpExecutor;
 pub use command::CommandExecutor;
 pub use config::WorkerConfig;
 pub use confine::{AgentGrants, Confinement, Network, SandboxMode};

@@ -121,7 +121,7 @@ pub async fn run_in_group(
     observe: &mut (dyn FnMut(LogStream, &str) + Send),
 ) -> io::Result<Finished> {
     let mut tree = agent_tree()?;
-    let mut child = spawn(command, &mut tree)?;
+    let mut child = spawn(command, &mut tree, command.stdin.is_some())?;
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let stdin = child.stdin.take();
@@ -193,6 +193,17 @@ pub async fn run_in_group(
     })
 }
 
+/// Spawns `command` as the root of a new process tree with its standard input, output
+/// and error piped, for an agent the worker talks with (ACP). `command.stdin` is
+/// ignored. Dropping the tree kills everything in it.
+pub(crate) fn spawn_piped(
+    command: &GroupCommand,
+) -> io::Result<(ProcessTree, tokio::process::Child)> {
+    let mut tree = agent_tree()?;
+    let child = spawn(command, &mut tree, true)?;
+    Ok((tree, child))
+}
+
 /// A new tree for an agent: a cgroup when one can be made (unless
 /// `TLAO_PROCESS_TREE=fallback`), else this worker adopts the agent's orphans.
 fn agent_tree() -> io::Result<ProcessTree> {
@@ -215,7 +226,11 @@ fn agent_tree() -> io::Result<ProcessTree> {
 
 /// Spawns the child in `tree` (its own session, killed with the worker): piped output,
 /// an allowlisted environment, in its run's sandbox when it has one.
-fn spawn(command: &GroupCommand, tree: &mut ProcessTree) -> io::Result<tokio::process::Child> {
+fn spawn(
+    command: &GroupCommand,
+    tree: &mut ProcessTree,
+    pipe_stdin: bool,
+) -> io::Result<tokio::process::Child> {
     let confinement = command.confinement.as_deref();
     let env = agent_env(std::env::vars_os(), confinement, &command.env);
     let mut process = tokio::process::Command::new(&command.program);
@@ -224,7 +239,7 @@ fn spawn(command: &GroupCommand, tree: &mut ProcessTree) -> io::Result<tokio::pr
         .current_dir(&command.cwd)
         .env_clear()
         .envs(&env)
-        .stdin(if command.stdin.is_some() {
+        .stdin(if pipe_stdin {
             Stdio::piped()
         } else {
             Stdio::null()
@@ -292,7 +307,7 @@ pub fn tail_of(text: &str, max: usize) -> &str {
 
 /// Reads `pipe` as lines and sends each, cleaned, on `tx`; stops at end of file or on
 /// a read error.
-async fn read_lines(
+pub(crate) async fn read_lines(
     pipe: impl AsyncRead + Unpin,
     stream: LogStream,
     tx: mpsc::Sender<(LogStream, String)>,

@@ -466,6 +466,39 @@ async fn a_line_reaches_the_api_within_the_batch_interval() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_agents_lines_are_sent_at_once_not_held_for_a_batch_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Five lines 60 ms apart: a fixed 100 ms window would pair them (3 batches); sent at
+    // once, each goes alone (a request on loopback takes a few ms).
+    let api = FakeApi::start(
+        TaskType::CodeChange,
+        shell("for i in 1 2 3 4 5; do echo \"spaced $i\"; sleep 0.06; done"),
+        "x",
+        None,
+        60_000,
+    );
+    let config = worker(&api, &tmp.path().join("runs"));
+
+    run_once(&config, Duration::ZERO).await.unwrap().unwrap();
+
+    let batches_with_lines = api.with(|s| {
+        s.batches
+            .iter()
+            .filter(|(_, events)| {
+                events.iter().any(
+                    |e| matches!(e, EventPayload::Log { text, .. } if text.starts_with("spaced ")),
+                )
+            })
+            .count()
+    });
+    assert!(
+        batches_with_lines >= 4,
+        "5 spaced lines went in {batches_with_lines} batches: they were held for a window"
+    );
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_go_in_order_in_batches_of_at_most_fifty() {
     let tmp = tempfile::tempdir().unwrap();
     let api = FakeApi::start(

@@ -12,7 +12,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures::{Stream, TryStreamExt as _};
 use maud::{Markup, html};
-use tlao_domain::{EventPayload, LogStream, Run, RunEvent, RunId, RunStatus, Task, Usage};
+use tlao_domain::{
+    EventPayload, LogStream, PlanEntry, PlanStatus, Run, RunEvent, RunId, RunStatus, Task,
+    ToolCall, ToolKind, ToolStatus, Usage,
+};
 use tlao_orchestrator::events::MAX_EVENTS_PER_READ;
 use tlao_orchestrator::{ArtifactView, Caller, EventService, LogPage, ServiceError};
 
@@ -148,7 +151,107 @@ fn run_body(ctx: &Ctx, view: &RunPage, now: tlao_domain::Timestamp) -> Markup {
                 }
             }
         }
+        (activity(&view.log.events))
         (log_section(&view.log))
+    }
+}
+
+/// What the agent is doing, from its events: its current plan, its tool calls (each
+/// once, as it stands now), and what it has cost so far. Nothing for agents that report
+/// none of it (their log says what they did).
+fn activity(events: &[RunEvent]) -> Markup {
+    let mut calls: Vec<&ToolCall> = Vec::new();
+    let mut plan: Option<&[PlanEntry]> = None;
+    let mut usage: Option<&Usage> = None;
+    for event in events {
+        match &event.payload {
+            EventPayload::ToolCall(call) => match calls.iter_mut().find(|c| c.id == call.id) {
+                Some(known) => *known = call,
+                None => calls.push(call),
+            },
+            EventPayload::Plan { entries } => plan = Some(entries),
+            EventPayload::Usage { usage: reported } => usage = Some(reported),
+            _ => {}
+        }
+    }
+    let empty = calls.is_empty() && plan.is_none() && usage.is_none();
+    html! {
+        section id="run-activity" aria-labelledby="activity-title" hidden[empty] {
+            h2 id="activity-title" { "Activity" }
+            @if let Some(entries) = plan {
+                h3 { "Plan" }
+                ul class="plan" {
+                    @for entry in entries {
+                        li class={ "plan-" (plan_status(entry.status)) } {
+                            span aria-hidden="true" { (plan_mark(entry.status)) " " }
+                            (page::strip_ansi(&entry.content))
+                            span class="visually-hidden" { " (" (plan_status(entry.status).replace('_', " ")) ")" }
+                        }
+                    }
+                }
+            }
+            @if !calls.is_empty() {
+                h3 { "Tool calls (" (calls.len()) ")" }
+                ol class="tool-calls" {
+                    @for call in &calls { (tool_call_item(call)) }
+                }
+            }
+            @if let Some(Usage::Reported { summary, .. }) = usage {
+                p { strong { "Usage so far: " } (page::strip_ansi(summary)) }
+            }
+        }
+    }
+}
+
+fn tool_call_item(call: &ToolCall) -> Markup {
+    let status = tool_status(call.status);
+    html! {
+        li class={ "tool-call tool-" (status) } {
+            span class={ "badge tool-status-" (status) } { (status.replace('_', " ")) }
+            " " span class="muted" { (tool_kind(call.kind)) } " "
+            (page::strip_ansi(&call.title))
+            @if !call.paths.is_empty() {
+                " " span class="mono muted" { (call.paths.iter().map(|p| page::strip_ansi(p)).collect::<Vec<_>>().join(", ")) }
+            }
+            @if let Some(code) = call.exit_code { " · exit " (code) }
+            @if let Some(diff) = &call.diff { " · " span class="mono" { (page::strip_ansi(diff)) } }
+        }
+    }
+}
+
+fn tool_status(status: ToolStatus) -> &'static str {
+    match status {
+        ToolStatus::Pending => "pending",
+        ToolStatus::InProgress => "in_progress",
+        ToolStatus::Completed => "completed",
+        ToolStatus::Failed => "failed",
+    }
+}
+
+fn tool_kind(kind: ToolKind) -> &'static str {
+    match kind {
+        ToolKind::Edit => "edit",
+        ToolKind::Read => "read",
+        ToolKind::Execute => "execute",
+        ToolKind::Search => "search",
+        ToolKind::Fetch => "fetch",
+        ToolKind::Other => "other",
+    }
+}
+
+fn plan_status(status: PlanStatus) -> &'static str {
+    match status {
+        PlanStatus::Pending => "pending",
+        PlanStatus::InProgress => "in_progress",
+        PlanStatus::Completed => "completed",
+    }
+}
+
+fn plan_mark(status: PlanStatus) -> &'static str {
+    match status {
+        PlanStatus::Pending => "☐",
+        PlanStatus::InProgress => "◐",
+        PlanStatus::Completed => "☑",
     }
 }
 
@@ -324,10 +427,7 @@ fn log_line(event: &RunEvent) -> Markup {
             format!(
                 "▸ {} [{}]",
                 page::strip_ansi(&call.title),
-                serde_json::to_value(call.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
+                tool_status(call.status).replace('_', " ")
             ),
         ),
         EventPayload::Plan { entries } => ("meta", format!("▸ plan: {} entries", entries.len())),

@@ -256,3 +256,97 @@ async fn cancelling_a_foreign_workspaces_run_is_refused_with_403() {
     assert!(page.contains("This run belongs to a workspace you are not a member of."));
     assert_eq!(run_status(&app, &alice, &run_id).await, "queued");
 }
+
+#[tokio::test]
+async fn the_run_page_shows_the_agents_plan_its_tool_calls_once_each_and_its_usage() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let run_id = app.run(&alice).await;
+    let (_, lease) = app.lease().await;
+    let call = |status: &str, exit: Option<i32>| {
+        let mut call = serde_json::json!({"id": "call-1", "title": "cargo test", "kind": "execute", "status": status});
+        if let Some(code) = exit {
+            call["exitCode"] = code.into();
+        }
+        serde_json::json!({"type": "tool_call", "call": call})
+    };
+    let events = serde_json::json!([
+        {"type": "plan", "entries": [
+            {"content": "read the code", "status": "completed"},
+            {"content": "write the test", "status": "in_progress"}
+        ]},
+        call("pending", None),
+        call("in_progress", None),
+        {"type": "tool_call", "call": {"id": "call-2", "title": "Write NEW_FILE.md", "kind": "edit",
+            "status": "failed", "paths": ["NEW_FILE.md"], "diff": "+3 -0"}},
+        call("completed", Some(0)),
+        {"type": "message", "text": "All tests pass."},
+        {"type": "usage", "usage": {"kind": "reported", "summary": "1204 input / 318 output tokens",
+            "inputTokens": 1204, "outputTokens": 318}}
+    ]);
+    let report = app
+        .worker_post(
+            &format!("/worker/runs/{run_id}/events"),
+            &serde_json::json!({"leaseId": lease, "events": events}),
+        )
+        .await;
+    assert_eq!(report.status(), StatusCode::OK);
+    let session = sign_in(&app, &alice).await;
+
+    let page = html_page(
+        session.get(&app, &format!("/console/runs/{run_id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    let activity = &page[page
+        .find("id=\"run-activity\"")
+        .expect("an activity section")..];
+    let activity = &activity[..activity.find("</section>").unwrap()];
+    assert!(
+        activity.starts_with("id=\"run-activity\" aria-labelledby=\"activity-title\">"),
+        "shown: {activity}"
+    );
+    assert!(
+        activity.contains("Tool calls (2)"),
+        "each call once: {activity}"
+    );
+    assert_eq!(activity.matches("cargo test").count(), 1, "{activity}");
+    assert!(
+        activity.contains("tool-status-completed"),
+        "its latest state: {activity}"
+    );
+    assert!(activity.contains("· exit 0"), "{activity}");
+    assert!(
+        activity.contains("NEW_FILE.md") && activity.contains("+3 -0"),
+        "{activity}"
+    );
+    assert!(activity.contains("tool-status-failed"), "{activity}");
+    assert!(
+        activity.contains("☑") && activity.contains("read the code"),
+        "{activity}"
+    );
+    assert!(
+        activity.contains("◐") && activity.contains("write the test"),
+        "{activity}"
+    );
+    assert!(
+        activity.contains("Usage so far: </strong>1204 input / 318 output tokens"),
+        "{activity}"
+    );
+    // The raw log still has every event, the agent's words among them.
+    assert!(page.contains("All tests pass."));
+    assert!(page.contains("▸ cargo test [pending]"));
+
+    // A run whose agent reports none of it has no activity to show.
+    let quiet = finished_run_with_log(&app, &alice, 2).await;
+    let page = html_page(
+        session.get(&app, &format!("/console/runs/{quiet}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        page.contains("id=\"run-activity\" aria-labelledby=\"activity-title\" hidden"),
+        "{page}"
+    );
+}

@@ -6,9 +6,10 @@
 
 use std::sync::Arc;
 
+use serde_json::json;
 use tlao_adapters_local::{FsBlobStore, MemoryTable};
-use tlao_domain::{ExecutorDescriptor, Guardrails, Name};
-use tlao_orchestrator::{Caller, Services};
+use tlao_domain::{ExecutorDescriptor, Guardrails, Name, NewTask, RunId};
+use tlao_orchestrator::{Caller, CreateRun, Services};
 use tlao_ports::{EventBus, ManualClock};
 
 /// Services, their clock and bus, and the administrator.
@@ -64,5 +65,49 @@ pub async fn world_with(
             admin: true,
         },
         _dir: dir,
+    }
+}
+
+impl World {
+    /// Queues `n` runs of one `spec.generate` task in a new workspace; returns them
+    /// oldest first.
+    pub async fn queue(&self, n: usize) -> Vec<RunId> {
+        let ws = self
+            .services
+            .workspaces
+            .create(&self.admin, "w")
+            .await
+            .unwrap();
+        let task = self
+            .services
+            .tasks
+            .create(
+                &self.admin,
+                NewTask::parse(&json!({
+                    "workspaceId": ws.workspace_id, "taskType": "spec.generate", "input": {"prompt": "plan"}
+                }))
+                .unwrap(),
+                None,
+            )
+            .await
+            .unwrap();
+        let mut runs = Vec::new();
+        for _ in 0..n {
+            let view = self
+                .services
+                .runs
+                .create(
+                    &self.admin,
+                    CreateRun {
+                        task_id: task.task_id.clone(),
+                        executor: None,
+                    },
+                    None,
+                )
+                .await
+                .unwrap();
+            runs.push(view.run.run_id);
+        }
+        runs
     }
 }

@@ -5,6 +5,28 @@
 /** The version of the API document these types were generated from. */
 export const API_VERSION = "0.1.0";
 
+/** The configuration of an `acp` executor. */
+export interface AcpConfigBody {
+  /** The agent's command line, program first (not blank), e.g. `["kiro-cli", "acp"]`. */
+  command: Array<string>;
+  /** Extra environment variables: names not empty, without `=` or NUL, not starting with a digit. */
+  env?: Record<string, unknown> | null | undefined;
+  /** A run duration limit below the guardrail, in seconds. */
+  maxRunSeconds?: number | null | undefined;
+  /** A session mode to select (`session/set_mode`). Not blank. */
+  mode?: string | null | undefined;
+  /** A model to select (`session/set_model`). Not blank. */
+  model?: string | null | undefined;
+  /** How permission requests are answered; `allow-edits` by default. */
+  permission?: AcpPermissionName | null | undefined;
+}
+
+/** The `kind` of an `acp` executor record. */
+export type AcpKind = "acp";
+
+/** How an `acp` executor answers the agent's permission requests. */
+export type AcpPermissionName = "allow-edits" | "allow-all" | "deny";
+
 /** A user's API keys, oldest first. */
 export interface ApiKeyList {
   /** The keys. */
@@ -202,7 +224,7 @@ export interface CreatedUser {
 }
 
 /** The kinds of executor built into the worker. */
-export type ExecutorKindName = "kiro" | "command";
+export type ExecutorKindName = "kiro" | "command" | "acp";
 
 /** Every registered executor, by name. */
 export interface ExecutorList {
@@ -356,6 +378,23 @@ export interface Problem {
 /** How a `command` executor receives the prompt. */
 export type PromptViaName = "arg" | "stdin";
 
+/**
+ * An `acp` executor: an agent speaking the Agent Client Protocol (JSON-RPC over its
+ * standard input and output), such as `kiro-cli acp` or `gemini --acp`.
+ */
+export interface RegisterAcpExecutor {
+  /** Its configuration: at least the agent's command line. */
+  config: AcpConfigBody;
+  /** `acp`. */
+  kind: AcpKind;
+  /** A unique name: 1 to 63 of `a-z`, `0-9`, `-`, starting with a letter. */
+  name: string;
+  /** What its agent may reach beyond its run; nothing more by default. */
+  sandbox?: SandboxGrantsBody | null | undefined;
+  /** The task types it serves; at least one (repeats count once). */
+  taskTypes: Array<TaskTypeName>;
+}
+
 /** A `command` executor: any CLI, from an argv template. */
 export interface RegisterCommandExecutor {
   /** Its configuration: at least the argv template. */
@@ -371,10 +410,10 @@ export interface RegisterCommandExecutor {
 }
 
 /**
- * The body of `POST /executors`: a `kiro` or a `command` executor record, told apart by
+ * The body of `POST /executors`: a `kiro`, `command` or `acp` executor record, told apart by
  * `kind`. The server reads it with the domain's parser, which names every bad field.
  */
-export type RegisterExecutorRequest = RegisterKiroExecutor | RegisterCommandExecutor;
+export type RegisterExecutorRequest = RegisterKiroExecutor | RegisterCommandExecutor | RegisterAcpExecutor;
 
 /** A `kiro` executor: the Kiro CLI. */
 export interface RegisterKiroExecutor {

@@ -145,9 +145,21 @@
     artifactList.hidden = false;
   }
 
-  // Once the run is over, fetch this page again and swap in its facts (timing, error,
-  // artifacts, actions), which the server renders.
-  function refreshFacts() {
+  // The activity section (plan, tool calls, usage so far) is rendered by the server:
+  // fetched again at most once a second while the agent reports.
+  let activityTimer = null;
+  function refreshActivity() {
+    if (activityTimer !== null) {
+      return;
+    }
+    activityTimer = window.setTimeout(function () {
+      activityTimer = null;
+      swapFromServer(["run-activity"]);
+    }, 1000);
+  }
+
+  // Fetches this page again and swaps in the server-rendered parts named by `ids`.
+  function swapFromServer(ids, then) {
     fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then(function (response) { return response.ok ? response.text() : null; })
       .then(function (html) {
@@ -157,7 +169,7 @@
         const fresh = new DOMParser().parseFromString(html, "text/html");
         const focused = document.activeElement;
         let refocus = null;
-        ["run-facts", "run-actions"].forEach(function (id) {
+        ids.forEach(function (id) {
           const mine = document.getElementById(id);
           const theirs = fresh.getElementById(id);
           if (mine && theirs) {
@@ -171,12 +183,22 @@
         if (refocus) {
           focusOn(counterpart(refocus.within, focused));
         }
-        // The facts now list every artifact; the live list would repeat them.
-        if (artifactList) {
-          artifactList.remove();
+        if (then) {
+          then();
         }
       })
-      .catch(function () { /* the facts stay as they were; a reload shows them */ });
+      .catch(function () { /* the parts stay as they were; a reload shows them */ });
+  }
+
+  // Once the run is over, fetch this page again and swap in its facts (timing, error,
+  // artifacts, actions, activity), which the server renders.
+  function refreshFacts() {
+    swapFromServer(["run-facts", "run-actions", "run-activity"], function () {
+      // The facts now list every artifact; the live list would repeat them.
+      if (artifactList) {
+        artifactList.remove();
+      }
+    });
   }
 
   function data(message) {
@@ -233,6 +255,33 @@
     const event = data(message);
     if (event) {
       append("— the log reached its limit of " + event.maxLogBytes + " bytes; later lines are counted, not kept", "meta");
+    }
+  });
+  source.addEventListener("tool_call", function (message) {
+    const event = data(message);
+    if (event && event.call) {
+      append("▸ " + event.call.title + " [" + String(event.call.status).replace("_", " ") + "]", "meta");
+      refreshActivity();
+    }
+  });
+  source.addEventListener("plan", function (message) {
+    const event = data(message);
+    if (event) {
+      append("▸ plan: " + (event.entries || []).length + " entries", "meta");
+      refreshActivity();
+    }
+  });
+  source.addEventListener("message", function (message) {
+    const event = data(message);
+    if (event) {
+      append(event.text, "stdout");
+    }
+  });
+  source.addEventListener("usage", function (message) {
+    const event = data(message);
+    if (event && event.usage) {
+      append("— usage: " + (event.usage.summary || "unmeasured"), "meta");
+      refreshActivity();
     }
   });
   source.addEventListener("end", function (message) {
