@@ -67,3 +67,27 @@ mod tests {
         assert_eq!(program_of(&command).as_deref(), Some("claude"));
     }
 }
+
+#[cfg(test)]
+mod harness_tests {
+    use serde_json::json;
+
+    use crate::executor::{ExecutorConfig, ExecutorDescriptor, KiroHarness};
+
+    #[test]
+    fn the_kiro_harness_defaults_to_v2_and_takes_only_v2_or_v3() {
+        let parse = |harness: serde_json::Value| {
+            ExecutorDescriptor::parse(&json!({"name": "k", "kind": "kiro",
+                "taskTypes": ["code.change"], "config": {"harness": harness}}))
+        };
+        let harness_of = |descriptor: ExecutorDescriptor| match descriptor.config {
+            ExecutorConfig::Kiro(config) => config.harness,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(harness_of(parse(json!(null)).unwrap()), KiroHarness::V2);
+        assert_eq!(harness_of(parse(json!("v3")).unwrap()), KiroHarness::V3);
+        let errors = parse(json!("v4")).unwrap_err();
+        assert!(errors.mentions("config.harness"), "{errors}");
+        assert_eq!(KiroHarness::V3.flag(), "--v3");
+    }
+}

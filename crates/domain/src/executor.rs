@@ -115,6 +115,33 @@ pub struct KiroConfig {
     /// A run duration limit below the guardrail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_run_seconds: Option<u32>,
+    /// The chat harness kiro-cli runs (`--v2` or `--v3`), always passed explicitly.
+    #[serde(default)]
+    pub harness: KiroHarness,
+}
+
+/// The chat harness of headless `kiro-cli chat`. kiro-cli runs V2 unless `--v2` or
+/// `--v3` is passed; the executor passes one always, so a kiro-cli upgrade that changes
+/// its default does not silently change the agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KiroHarness {
+    /// `--v2` (the default: what headless kiro-cli runs without a flag, the harness this
+    /// executor's transcript handling and credits line were written and tested against).
+    #[default]
+    V2,
+    /// `--v3`.
+    V3,
+}
+
+impl KiroHarness {
+    /// The flag that selects it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            KiroHarness::V2 => "--v2",
+            KiroHarness::V3 => "--v3",
+        }
+    }
 }
 
 /// Configuration of a `command` executor.
@@ -378,8 +405,27 @@ fn parse_kiro(errors: &mut Collector, map: &Map<String, Value>) -> Option<KiroCo
     errors.reject_unknown(
         "config",
         map,
-        &["binary", "agent", "extraArgs", "preflight", "maxRunSeconds"],
+        &[
+            "binary",
+            "agent",
+            "extraArgs",
+            "preflight",
+            "maxRunSeconds",
+            "harness",
+        ],
     );
+    let harness = match map.get("harness") {
+        None | Some(Value::Null) => Some(KiroHarness::default()),
+        Some(Value::String(text)) if text == "v2" => Some(KiroHarness::V2),
+        Some(Value::String(text)) if text == "v3" => Some(KiroHarness::V3),
+        Some(other) => {
+            errors.push(
+                "config.harness",
+                format!("must be \"v2\" or \"v3\", found {other}"),
+            );
+            None
+        }
+    };
     let binary = match errors.string("config", map, "binary", false) {
         None => Some("kiro-cli".to_owned()),
         Some(text) if text.trim().is_empty() => {
@@ -410,6 +456,7 @@ fn parse_kiro(errors: &mut Collector, map: &Map<String, Value>) -> Option<KiroCo
         extra_args: extra_args?,
         preflight: preflight?,
         max_run_seconds: max_run_seconds?,
+        harness: harness?,
     })
 }
 

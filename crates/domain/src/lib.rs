@@ -32,7 +32,7 @@ pub use event::{
 pub use executor::{
     AcpConfig, AcpPermission, CommandConfig, EventSink, ExecutionContext, ExecutionOutcome,
     ExecutionStatus, Executor, ExecutorConfig, ExecutorDescriptor, ExecutorName, KiroConfig,
-    ProducedArtifact, PromptVia, StreamConfig, StreamFormat,
+    KiroHarness, ProducedArtifact, PromptVia, StreamConfig, StreamFormat,
 };
 pub use guardrails::{Guardrails, Limit};
 pub use id::{

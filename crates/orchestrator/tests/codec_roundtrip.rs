@@ -197,6 +197,7 @@ fn executor() -> impl Strategy<Value = ExecutorDescriptor> {
                 extra_args,
                 preflight,
                 max_run_seconds,
+                harness: Default::default(),
             })
         });
     let command = (

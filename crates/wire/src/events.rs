@@ -54,7 +54,11 @@ pub struct ToolCallView {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
     /// A command's exit code, when it ran one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::de::whole_or_null"
+    )]
     pub exit_code: Option<i32>,
     /// A short summary of what it changed (`+12 -3`), when it edited files.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -164,7 +164,8 @@ wire_name! {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ExecutorKindName {
-    /// The Kiro CLI: `config = {"binary", "agent"?, "extraArgs"?, "preflight"?, "maxRunSeconds"?}`.
+    /// The Kiro CLI: `config = {"binary", "agent"?, "extraArgs"?, "preflight"?, "maxRunSeconds"?, "harness"?}`
+    /// (`harness`: `"v2"`, the default, or `"v3"`; always passed to kiro-cli explicitly).
     Kiro,
     /// Any CLI from an argv template: `config = {"command", "env"?, "promptVia"?, "maxRunSeconds"?}`.
     Command,

@@ -75,13 +75,25 @@ pub enum UsageView {
         /// The whole usage line.
         summary: String,
         /// Input (prompt) tokens.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "crate::de::whole_or_null"
+        )]
         input_tokens: Option<u64>,
         /// Output (completion) tokens.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "crate::de::whole_or_null"
+        )]
         output_tokens: Option<u64>,
         /// Input tokens served from a cache.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "crate::de::whole_or_null"
+        )]
         cached_tokens: Option<u64>,
         /// What it cost.
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -87,7 +87,7 @@ pub struct LeaseRequest {
 pub struct AvailabilityReport {
     /// The reporting worker, an id it chose at start (1 to 64 characters of letters,
     /// digits, `-`, `_`, `.`): the server counts distinct workers by it.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9._-]{1,64}$"))]
     pub worker: String,
     /// One entry per executor (at most 100).
     #[cfg_attr(feature = "openapi", schema(max_items = 100))]
@@ -115,7 +115,7 @@ pub struct ExecutorProbe {
 
 impl AvailabilityReport {
     /// Whether the report is within the documented bounds (the worker id's characters
-    /// and length, how many entries, the program and version lengths).
+    /// and length, how many entries, the program and version lengths in characters).
     pub fn is_valid(&self) -> bool {
         let worker_ok = (1..=64).contains(&self.worker.len())
             && self
@@ -125,7 +125,12 @@ impl AvailabilityReport {
         worker_ok
             && self.executors.len() <= 100
             && self.executors.iter().all(|probe| {
-                probe.program.len() <= 1024 && probe.version.as_ref().is_none_or(|v| v.len() <= 200)
+                // Characters, as the document's `maxLength` counts them.
+                probe.program.chars().count() <= 1024
+                    && probe
+                        .version
+                        .as_ref()
+                        .is_none_or(|v| v.chars().count() <= 200)
             })
     }
 }

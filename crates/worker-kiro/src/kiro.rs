@@ -9,9 +9,19 @@
 //! errors: 1 a failure, 3 an MCP server that failed to start, 4 an agent not found.
 //! With `preflight`, `kiro-cli whoami` runs first, so a worker that is not logged in
 //! fails the run with instructions rather than a confusing transcript.
+//!
+//! The harness is always explicit (`config.harness`, `--v2` by default: see
+//! [`tlao_domain::KiroHarness`]). Before a chat the executor reads `kiro-cli chat --help`
+//! (cached per binary path and version) and passes only the flags it lists: a missing
+//! `--no-interactive` fails the run (kiro-cli cannot run headless), any other flag the
+//! installed kiro-cli does not list (`--wrap`, the harness flag, an `extraArgs` flag) is
+//! left out with a line in the run's log, instead of kiro-cli exiting 2 on it.
 
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,6 +34,31 @@ use crate::confine::Confinement;
 use crate::outcome::{exit_failure, failed_early, outcome, system, unavailable};
 use crate::process::{GroupCommand, run_in_group};
 use crate::prompt::build_prompt;
+
+/// How long `kiro-cli chat --help` may take.
+const HELP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The flags `kiro-cli chat --help` listed, by binary path and version.
+type FlagCache = HashMap<(PathBuf, Option<String>), BTreeSet<String>>;
+
+fn flag_cache() -> &'static Mutex<FlagCache> {
+    static CACHE: OnceLock<Mutex<FlagCache>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The long flags (`--name`) a help text lists.
+pub fn listed_flags(help: &str) -> BTreeSet<String> {
+    help.split(|c: char| c.is_whitespace() || matches!(c, ',' | '[' | ']' | '=' | '<'))
+        .filter(|word| {
+            word.len() > 2
+                && word.starts_with("--")
+                && word[2..]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        .map(str::to_owned)
+        .collect()
+}
 
 /// How long `kiro-cli whoami` may take.
 const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -53,24 +88,54 @@ impl KiroExecutor {
         self
     }
 
-    /// The `kiro-cli chat` command for `prompt` (written to its standard input).
+    /// The `kiro-cli chat` command for `prompt` (written to its standard input), with
+    /// every flag the configuration asks for.
     pub fn chat_command(&self, prompt: &str, context: &ExecutionContext<'_>) -> GroupCommand {
+        self.chat_command_for(prompt, context, None).0
+    }
+
+    /// The `kiro-cli chat` command for `prompt`, passing only the flags in `listed`
+    /// (what the installed kiro-cli's `chat --help` lists) when given; and the flags it
+    /// left out.
+    pub fn chat_command_for(
+        &self,
+        prompt: &str,
+        context: &ExecutionContext<'_>,
+        listed: Option<&BTreeSet<String>>,
+    ) -> (GroupCommand, Vec<String>) {
         let mut command = GroupCommand::new(&self.config.binary, context.workdir);
-        let mut args: Vec<OsString> = [
-            "chat",
-            "--no-interactive",
-            "--trust-all-tools",
-            "--wrap",
-            "never",
-        ]
-        .into_iter()
-        .map(OsString::from)
-        .collect();
+        // Each flag with the values that go with it.
+        let mut wanted: Vec<Vec<String>> = vec![
+            vec!["--no-interactive".into()],
+            vec!["--trust-all-tools".into()],
+            vec!["--wrap".into(), "never".into()],
+            vec![self.config.harness.flag().into()],
+        ];
         if let Some(agent) = &self.config.agent {
-            args.push("--agent".into());
-            args.push(agent.into());
+            wanted.push(vec!["--agent".into(), agent.clone()]);
         }
-        args.extend(self.config.extra_args.iter().map(OsString::from));
+        // extraArgs: a word starting with `--` begins a flag; the words after it, up to
+        // the next one, are its values.
+        let extra_start = wanted.len();
+        for arg in &self.config.extra_args {
+            let extends = !arg.starts_with('-') && wanted.len() > extra_start;
+            match wanted.last_mut() {
+                Some(last) if extends => last.push(arg.clone()),
+                _ => wanted.push(vec![arg.clone()]),
+            }
+        }
+        let mut dropped = Vec::new();
+        let mut args: Vec<OsString> = vec!["chat".into()];
+        for flag in wanted {
+            let name = flag[0].split('=').next().unwrap_or_default().to_owned();
+            let known =
+                listed.is_none_or(|listed| !name.starts_with("--") || listed.contains(&name));
+            if known {
+                args.extend(flag.into_iter().map(OsString::from));
+            } else {
+                dropped.push(name);
+            }
+        }
         // The prompt goes to standard input (kiro-cli reads it there when no argument
         // is given), not the command line, where every local user could read it in
         // `ps` and where its length is bounded.
@@ -78,7 +143,43 @@ impl KiroExecutor {
         command.args = args;
         command.env = self.env(context);
         command.confinement = self.confinement.clone();
-        command
+        (command, dropped)
+    }
+
+    /// The long flags the installed kiro-cli's `chat --help` lists, read once per
+    /// binary path and version; `None` when it cannot be read (then every flag is
+    /// passed, as before this check).
+    async fn chat_flags(&self) -> Option<BTreeSet<String>> {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let resolved = crate::availability::resolve(&self.config.binary, &path)?;
+        let version = crate::availability::version_of(&resolved).await;
+        let slot = (resolved.clone(), version);
+        if let Some(flags) = flag_cache().lock().ok().and_then(|c| c.get(&slot).cloned()) {
+            return Some(flags);
+        }
+        let child = tokio::process::Command::new(&resolved)
+            .args(["chat", "--help"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .ok()?;
+        let output = tokio::time::timeout(HELP_TIMEOUT, child.wait_with_output())
+            .await
+            .ok()?
+            .ok()?;
+        if !output.status.success() {
+            return None;
+        }
+        let flags = listed_flags(&String::from_utf8_lossy(&output.stdout));
+        if flags.is_empty() {
+            return None;
+        }
+        if let Ok(mut cache) = flag_cache().lock() {
+            cache.insert(slot, flags.clone());
+        }
+        Some(flags)
     }
 
     fn env(
@@ -152,7 +253,37 @@ impl Executor for KiroExecutor {
             system(context.events, "kiro-cli is logged in".to_owned());
         }
         let prompt = build_prompt(spec, context.outdir);
-        let command = self.chat_command(&prompt, &context);
+        let listed = self.chat_flags().await;
+        if listed
+            .as_ref()
+            .is_some_and(|flags| !flags.contains("--no-interactive"))
+        {
+            return failed_early(
+                RunError {
+                    code: RunErrorCode::ExecutorUnavailable,
+                    message: format!(
+                        "`{} chat --help` does not list --no-interactive: this kiro-cli cannot run headless; install a current kiro-cli",
+                        self.config.binary
+                    ),
+                    exit_code: None,
+                },
+                context.outdir,
+                context.events,
+            );
+        }
+        let (command, dropped) = self.chat_command_for(&prompt, &context, listed.as_ref());
+        if listed.is_none() {
+            system(
+                context.events,
+                "cannot read `kiro-cli chat --help`; passing every configured flag".to_owned(),
+            );
+        }
+        for flag in dropped {
+            system(
+                context.events,
+                format!("this kiro-cli does not list {flag} in `chat --help`; left out"),
+            );
+        }
         let mut usage_line: Option<String> = None;
         let mut observe = |stream: LogStream, line: &str| {
             if stream == LogStream::Stderr && parse_usage(line).is_some() {

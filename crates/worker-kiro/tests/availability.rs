@@ -25,6 +25,7 @@ async fn heartbeats_and_later_leases_carry_what_the_worker_found() {
             extra_args: Vec::new(),
             preflight: false,
             max_run_seconds: None,
+            harness: Default::default(),
         }),
         "plan the work",
         None,

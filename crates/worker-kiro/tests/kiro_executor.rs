@@ -20,6 +20,7 @@ fn config(binary: &str) -> KiroConfig {
         extra_args: Vec::new(),
         preflight: false,
         max_run_seconds: None,
+        harness: Default::default(),
     }
 }
 
@@ -140,12 +141,13 @@ async fn the_command_line_follows_the_headless_contract() {
     let args = fs::read_to_string(&args_file).unwrap();
     let args: Vec<&str> = args.lines().collect();
     assert_eq!(
-        &args[..8],
+        &args[..9],
         [
             "--no-interactive",
             "--trust-all-tools",
             "--wrap",
             "never",
+            "--v2",
             "--agent",
             "reviewer",
             "--model",
@@ -154,7 +156,7 @@ async fn the_command_line_follows_the_headless_contract() {
     );
     assert_eq!(
         args.len(),
-        8,
+        9,
         "the prompt is not on the command line (ps shows it to every local user): {args:?}"
     );
     // It reached the agent through standard input: a `change` prompt edits the workdir.
@@ -371,4 +373,82 @@ async fn the_stand_in_records_when_chat_started() {
         recorded >= before && recorded - before < 5_000,
         "{recorded} vs {before}"
     );
+}
+
+#[tokio::test]
+async fn the_harness_is_explicit_and_flags_the_installed_kiro_cli_does_not_list_are_left_out() {
+    let dirs = Dirs::new();
+    let args_file = dirs.path("args.txt");
+    let binary = stand_in_with_env(
+        &dirs.path("kiro-v3"),
+        &[("KIRO_STANDIN_ARGS_FILE", args_file.to_str().unwrap())],
+    );
+    let mut config = config(binary.to_str().unwrap());
+    config.harness = tlao_domain::KiroHarness::V3;
+    // The stand-in, like kiro-cli, exits 2 on a flag it does not know.
+    config.extra_args = vec!["--not-a-kiro-flag".into(), "value".into()];
+    let sink = RecordingSink::default();
+    let outcome = KiroExecutor::new(config)
+        .execute(&spec("doc.write", "write docs"), dirs.context(&sink))
+        .await;
+    assert_eq!(
+        outcome.status,
+        ExecutionStatus::Completed,
+        "{}",
+        outcome.logs
+    );
+    let args = fs::read_to_string(&args_file).unwrap();
+    let args: Vec<&str> = args.lines().collect();
+    assert!(args.contains(&"--v3"), "{args:?}");
+    assert!(!args.contains(&"--v2"), "{args:?}");
+    assert!(
+        !args.contains(&"--not-a-kiro-flag") && !args.contains(&"value"),
+        "{args:?}"
+    );
+    let system = sink.lines(LogStream::System);
+    assert!(
+        system
+            .iter()
+            .any(|l| l.contains("does not list --not-a-kiro-flag")),
+        "{system:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_older_kiro_cli_without_harness_flags_runs_its_default_and_the_log_says_so() {
+    let dirs = Dirs::new();
+    let args_file = dirs.path("args.txt");
+    let binary = stand_in_with_env(
+        &dirs.path("kiro-old"),
+        &[
+            ("KIRO_STANDIN_ARGS_FILE", args_file.to_str().unwrap()),
+            ("KIRO_STANDIN_NO_HARNESS", "1"),
+        ],
+    );
+    let sink = RecordingSink::default();
+    let outcome = KiroExecutor::new(config(binary.to_str().unwrap()))
+        .execute(&spec("doc.write", "write docs"), dirs.context(&sink))
+        .await;
+    assert_eq!(
+        outcome.status,
+        ExecutionStatus::Completed,
+        "{}",
+        outcome.logs
+    );
+    let args = fs::read_to_string(&args_file).unwrap();
+    assert!(!args.lines().any(|l| l == "--v2"), "{args}");
+    let system = sink.lines(LogStream::System);
+    assert!(
+        system.iter().any(|l| l.contains("does not list --v2")),
+        "{system:?}"
+    );
+}
+
+#[test]
+fn listed_flags_are_read_from_help_text() {
+    let flags = tlao_worker_kiro::kiro::listed_flags(
+        "  -w, --wrap <WRAP>  Line wrapping\n      --no-interactive  Headless\n  -h, --help\n --v3 [x]",
+    );
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    assert_eq!(flags, ["--help", "--no-interactive", "--v3", "--wrap"]);
 }

@@ -206,6 +206,7 @@ async fn a_worker_out_of_contact_past_the_heartbeat_timeout_stops_its_agent_and_
             extra_args: Vec::new(),
             preflight: false,
             max_run_seconds: None,
+            harness: Default::default(),
         }),
         "hang",
         None,

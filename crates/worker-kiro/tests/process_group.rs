@@ -25,6 +25,7 @@ fn hanging_kiro(dirs: &Dirs) -> (KiroExecutor, std::path::PathBuf) {
         extra_args: Vec::new(),
         preflight: false,
         max_run_seconds: None,
+        harness: Default::default(),
     });
     (executor, pids)
 }

@@ -29,6 +29,7 @@ fn kiro(binary: &Path) -> ExecutorConfig {
         extra_args: Vec::new(),
         preflight: false,
         max_run_seconds: None,
+        harness: Default::default(),
     })
 }
 

@@ -135,12 +135,12 @@ fn sandbox_notice(agents: Option<&AgentSandbox>) -> Markup {
         @match agents {
             Some(AgentSandbox::NotSandboxed(text)) => {
                 div class="notice notice-warn" role="alert" id="sandbox-notice" {
-                    strong { "Agents are NOT sandboxed. " }
+                    strong { "Local agents: " }
                     (text)
                 }
             }
             Some(AgentSandbox::Sandboxed(text)) => {
-                p class="muted" id="sandbox-status" { "Agents are sandboxed: " (text) }
+                p class="muted" id="sandbox-status" { "Local agents: sandboxed (" (text) ")" }
             }
             None => {}
         }

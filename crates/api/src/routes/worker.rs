@@ -110,7 +110,7 @@ pub(crate) async fn lease(
 fn invalid_availability() -> ApiError {
     ApiError::invalid(
         "availability",
-        "worker must be 1 to 64 letters, digits, '-', '_' or '.'; at most 100 executors; program up to 1024 and version up to 200 bytes",
+        "worker must be 1 to 64 letters, digits, '-', '_' or '.'; at most 100 executors; program up to 1024 and version up to 200 characters",
     )
 }
 

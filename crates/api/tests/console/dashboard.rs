@@ -97,7 +97,10 @@ async fn the_dashboard_says_whether_local_agents_are_sandboxed() {
     )))
     .await;
     assert!(page.contains("id=\"sandbox-notice\""), "{page}");
-    assert!(page.contains("Agents are NOT sandboxed."), "{page}");
+    assert!(
+        page.contains("<strong>Local agents: </strong>NOT sandboxed: Landlock"),
+        "{page}"
+    );
     assert!(
         page.contains("Landlock is not supported by this kernel"),
         "{page}"
@@ -109,7 +112,7 @@ async fn the_dashboard_says_whether_local_agents_are_sandboxed() {
     .await;
     assert!(!page.contains("sandbox-notice"), "{page}");
     assert!(
-        page.contains("Agents are sandboxed: Landlock ABI 7"),
+        page.contains("Local agents: sandboxed (Landlock ABI 7)"),
         "{page}"
     );
 
