@@ -95,7 +95,7 @@ async fn every_user_can_list_the_executors() {
             "name": "kiro",
             "kind": "kiro",
             "taskTypes": ["spec.generate", "code.change", "doc.write", "deploy.run"],
-            "config": {"binary": "kiro-cli", "preflight": false},
+            "config": {"binary": "kiro-cli", "harness": "v2", "preflight": false},
             "sandbox": {"readPaths": [], "writePaths": [], "env": [], "network": "any"}
         }])
     );
