@@ -7,8 +7,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{max_run_seconds, string_list};
-use crate::validation::{Collector, kind};
+use super::{env_map, max_run_seconds, string_list};
+use crate::validation::Collector;
 
 /// How an `acp` executor answers the agent's `session/request_permission`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -110,7 +110,7 @@ pub(super) fn parse_acp(errors: &mut Collector, map: &Map<String, Value>) -> Opt
     };
     let mode = not_blank(errors, map, "mode");
     let model = not_blank(errors, map, "model");
-    let env = env_vars(errors, map);
+    let env = env_map(errors, map);
     let max_run_seconds = max_run_seconds(errors, map);
     Some(AcpConfig {
         command: command?,
@@ -139,43 +139,6 @@ fn not_blank(
             None
         }
         other => Some(other),
-    }
-}
-
-/// `config.env`: an object of strings keyed by valid variable names.
-fn env_vars(errors: &mut Collector, map: &Map<String, Value>) -> Option<BTreeMap<String, String>> {
-    match map.get("env") {
-        None | Some(Value::Null) => Some(BTreeMap::new()),
-        Some(Value::Object(vars)) => {
-            let before = errors.len();
-            let mut env = BTreeMap::new();
-            for (name, value) in vars {
-                let valid_name = !name.is_empty()
-                    && !name.contains('=')
-                    && !name.contains('\0')
-                    && !name.starts_with(|c: char| c.is_ascii_digit());
-                if !valid_name {
-                    errors.push(format!("config.env.{name}"), "is not a valid variable name");
-                }
-                match value {
-                    Value::String(text) => {
-                        env.insert(name.clone(), text.clone());
-                    }
-                    other => errors.push(
-                        format!("config.env.{name}"),
-                        format!("must be a string, found {}", kind(other)),
-                    ),
-                }
-            }
-            (errors.len() == before).then_some(env)
-        }
-        Some(other) => {
-            errors.push(
-                "config.env",
-                format!("must be an object of strings, found {}", kind(other)),
-            );
-            None
-        }
     }
 }
 
