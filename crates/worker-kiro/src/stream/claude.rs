@@ -13,8 +13,8 @@ use serde_json::Value;
 use tlao_domain::{Cost, EventPayload, PlanEntry, PlanStatus, ToolCall, ToolKind, ToolStatus};
 
 use super::{
-    Parser, agent_failed, count, lines_summary, message, refused_credentials, short, system, text,
-    token_usage,
+    Parser, agent_failed, count, lines_summary, message, refused_credentials, short, started_call,
+    system, text, token_usage,
 };
 
 const AGENT: &str = "Claude Code";
@@ -227,18 +227,14 @@ fn tool_use(parser: &Parser, block: &Value) -> ToolCall {
         "Edit" => lines_summary(text(input, "old_string"), text(input, "new_string")),
         _ => None,
     };
-    ToolCall {
-        id: text(block, "id").unwrap_or("").to_owned(),
-        title: match detail {
-            Some(detail) => format!("{name} {detail}"),
-            None => name.to_owned(),
-        },
+    started_call(
+        text(block, "id").unwrap_or(""),
+        name,
+        detail,
         kind,
-        status: ToolStatus::InProgress,
-        paths: path.into_iter().collect(),
-        exit_code: None,
+        path,
         diff,
-    }
+    )
 }
 
 #[cfg(test)]

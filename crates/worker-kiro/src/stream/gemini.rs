@@ -17,8 +17,8 @@ use serde_json::Value;
 use tlao_domain::{EventPayload, RunError, RunErrorCode, ToolCall, ToolKind, ToolStatus};
 
 use super::{
-    Parser, agent_failed, count, lines_summary, refused_credentials, short, system, text,
-    token_usage,
+    Parser, agent_failed, count, lines_summary, refused_credentials, short, started_call, system,
+    text, token_usage,
 };
 
 const AGENT: &str = "Gemini CLI";
@@ -181,18 +181,14 @@ fn tool_use(parser: &Parser, value: &Value) -> ToolCall {
         "replace" | "edit" => lines_summary(text(params, "old_string"), text(params, "new_string")),
         _ => None,
     };
-    ToolCall {
-        id: text(value, "tool_id").unwrap_or("").to_owned(),
-        title: match detail {
-            Some(detail) => format!("{name} {detail}"),
-            None => name.to_owned(),
-        },
+    started_call(
+        text(value, "tool_id").unwrap_or(""),
+        name,
+        detail,
         kind,
-        status: ToolStatus::InProgress,
-        paths: path.into_iter().collect(),
-        exit_code: None,
+        path,
         diff,
-    }
+    )
 }
 
 #[cfg(test)]

@@ -28,7 +28,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tlao_domain::{
     Cost, EventPayload, ExecutionContext, ExecutionOutcome, ExecutionStatus, Executor, LogStream,
-    RunError, RunErrorCode, StreamConfig, StreamFormat, TaskSpec, ToolCall, Usage,
+    RunError, RunErrorCode, StreamConfig, StreamFormat, TaskSpec, ToolCall, ToolKind, ToolStatus,
+    Usage,
 };
 use tokio::sync::Notify;
 
@@ -387,6 +388,30 @@ fn short(text: &str, max: usize) -> String {
         out.push('…');
     }
     out
+}
+
+/// A tool call as it starts (in progress): its title is the tool's `name` and, when
+/// there is one, the `detail` the agent gave (a path, a command, a query).
+fn started_call(
+    id: &str,
+    name: &str,
+    detail: Option<String>,
+    kind: ToolKind,
+    path: Option<String>,
+    diff: Option<String>,
+) -> ToolCall {
+    ToolCall {
+        id: id.to_owned(),
+        title: match detail {
+            Some(detail) => format!("{name} {detail}"),
+            None => name.to_owned(),
+        },
+        kind,
+        status: ToolStatus::InProgress,
+        paths: path.into_iter().collect(),
+        exit_code: None,
+        diff,
+    }
 }
 
 /// `+N lines` for written content; `-M +N lines` for a replacement.
