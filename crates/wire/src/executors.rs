@@ -167,20 +167,26 @@ pub struct CommandConfigBody {
     pub max_run_seconds: Option<u32>,
 }
 
-/// `command`: an array of strings whose first item, the program, is not blank.
+/// An argv: an array of strings whose first item, the program, is not blank.
 #[cfg(feature = "openapi")]
-fn argv_schema() -> utoipa::openapi::Array {
+pub(crate) fn program_argv(description: &str) -> utoipa::openapi::schema::ArrayBuilder {
     use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
     let string = || ObjectBuilder::new().schema_type(Type::String);
     ArrayBuilder::new()
         .prefix_items([string().pattern(Some(NOT_BLANK_PATTERN)).build()])
         .items(string())
         .min_items(Some(1))
-        .description(Some(
-            "The argv template, program first (not blank); `{prompt}`, `{workdir}` and \
-             `{outdir}` are substituted.",
-        ))
-        .build()
+        .description(Some(description))
+}
+
+/// `command`: an argv template.
+#[cfg(feature = "openapi")]
+fn argv_schema() -> utoipa::openapi::Array {
+    program_argv(
+        "The argv template, program first (not blank); `{prompt}`, `{workdir}` and \
+         `{outdir}` are substituted.",
+    )
+    .build()
 }
 
 /// `env`: an object of strings (or null), keyed by valid variable names.
@@ -295,16 +301,10 @@ pub struct AcpConfigBody {
 /// not blank (no placeholders: the prompt goes over the protocol).
 #[cfg(feature = "openapi")]
 fn acp_argv_schema() -> utoipa::openapi::Array {
-    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
-    let string = || ObjectBuilder::new().schema_type(Type::String);
-    ArrayBuilder::new()
-        .prefix_items([string().pattern(Some(NOT_BLANK_PATTERN)).build()])
-        .items(string())
-        .min_items(Some(1))
-        .description(Some(
-            "The agent's command line, program first (not blank), e.g. `[\"kiro-cli\", \"acp\"]`.",
-        ))
-        .build()
+    program_argv(
+        "The agent's command line, program first (not blank), e.g. `[\"kiro-cli\", \"acp\"]`.",
+    )
+    .build()
 }
 
 /// A registered executor.

@@ -80,20 +80,13 @@ pub struct StreamConfigBody {
 /// `command`: null (the format's default) or an argv, program first and not blank.
 #[cfg(feature = "openapi")]
 fn stream_argv_schema() -> utoipa::openapi::Array {
-    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
-    let string = || ObjectBuilder::new().schema_type(Type::String);
-    ArrayBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
-        .prefix_items([string()
-            .pattern(Some(crate::executors::NOT_BLANK_PATTERN))
-            .build()])
-        .items(string())
-        .min_items(Some(1))
-        .description(Some(
-            "The argv template, program first (not blank); `{prompt}`, `{workdir}` and \
-             `{outdir}` are substituted. Null or left out: the format's default argv.",
-        ))
-        .build()
+    use utoipa::openapi::schema::{SchemaType, Type};
+    crate::executors::program_argv(
+        "The argv template, program first (not blank); `{prompt}`, `{workdir}` and \
+         `{outdir}` are substituted. Null or left out: the format's default argv.",
+    )
+    .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+    .build()
 }
 
 #[cfg(test)]
