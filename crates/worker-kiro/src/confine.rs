@@ -144,13 +144,14 @@ pub struct Confinement {
 
 impl Confinement {
     /// The confinement of the run in `dir`, under a worker whose work root and other
-    /// protected directories are `hidden`; links the granted paths under the real
-    /// `HOME` into the run's home.
+    /// protected directories are `hidden`; links the granted paths under the worker's
+    /// `real_home` into the run's home.
     pub fn for_run(
         mode: SandboxMode,
         grants: AgentGrants,
         dir: &RunDir,
         hidden: Vec<PathBuf>,
+        real_home: Option<&Path>,
     ) -> io::Result<(Confinement, Vec<PathBuf>)> {
         let mut confinement = Confinement {
             mode,
@@ -174,13 +175,13 @@ impl Confinement {
                 }
             }
         }
-        if let Some(real_home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        if let Some(real_home) = real_home {
             let granted = confinement
                 .grants
                 .read
                 .iter()
                 .chain(&confinement.grants.write);
-            mirror_home_grants(Path::new(&real_home), &confinement.home, granted)?;
+            mirror_home_grants(real_home, &confinement.home, granted)?;
         }
         Ok((confinement, dropped))
     }
@@ -520,6 +521,7 @@ mod tests {
             grants,
             &dir,
             vec![work_root.clone(), data.clone()],
+            None,
         )
         .unwrap();
         assert_eq!(confinement.grants.read, [kept]);

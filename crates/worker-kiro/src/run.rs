@@ -766,12 +766,14 @@ fn confine(
     let grants = config
         .grants
         .with_record(&descriptor.sandbox, real_home.as_deref());
-    let (confinement, dropped) = Confinement::for_run(config.sandbox, grants, dir, hidden)
-        .map_err(|error| {
-            let message = format!("cannot prepare the agent's home directory: {error}");
-            sink.system(message.clone());
-            Ending::failed(RunErrorCode::Internal, message)
-        })?;
+    let (confinement, dropped) =
+        Confinement::for_run(config.sandbox, grants, dir, hidden, real_home.as_deref()).map_err(
+            |error| {
+                let message = format!("cannot prepare the agent's home directory: {error}");
+                sink.system(message.clone());
+                Ending::failed(RunErrorCode::Internal, message)
+            },
+        )?;
     for path in dropped {
         sink.system(format!(
             "not granted to the agent: {} would open the worker's or the server's own files",
