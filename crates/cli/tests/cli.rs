@@ -677,8 +677,11 @@ fn executors_add_preset_registers_the_documented_record_and_list_shows_availabil
             "kiro",
             "kiro-acp",
             "claude-code",
+            "claude-code-acp",
             "codex",
+            "codex-acp",
             "gemini",
+            "gemini-acp",
             "opencode",
             "goose"
         ]
@@ -717,8 +720,8 @@ fn executors_add_preset_registers_the_documented_record_and_list_shows_availabil
             .clone()
     };
     let claude = find("claude-code");
-    assert_eq!(claude["kind"], "command");
-    assert_eq!(claude["config"]["command"][0], "claude");
+    assert_eq!(claude["kind"], "stream");
+    assert_eq!(claude["config"]["format"], "claude");
     assert_eq!(
         claude["sandbox"]["writePaths"],
         serde_json::json!(["~/.claude"])
@@ -727,7 +730,7 @@ fn executors_add_preset_registers_the_documented_record_and_list_shows_availabil
         claude["sandbox"]["env"],
         serde_json::json!(["ANTHROPIC_*", "CLAUDE_*"])
     );
-    assert_eq!(find("my-codex")["config"]["command"][0], "codex");
+    assert_eq!(find("my-codex")["config"]["format"], "codex");
 
     // `tlao dev` probes its own PATH for the workers it starts: the stand-in kiro-cli is
     // there, claude is not.

@@ -64,8 +64,11 @@ mod tests {
                 "kiro",
                 "kiro-acp",
                 "claude-code",
+                "claude-code-acp",
                 "codex",
+                "codex-acp",
                 "gemini",
+                "gemini-acp",
                 "opencode",
                 "goose"
             ]
@@ -84,6 +87,14 @@ mod tests {
                 !descriptor.sandbox.is_default(),
                 "{} grants what its agent needs",
                 preset.preset
+            );
+            // Every agent a preset names reports its work as events (acp or stream);
+            // only Kiro's headless mode, which prints text, is a logs-only kind.
+            assert!(
+                matches!(descriptor.config.kind(), "acp" | "stream") || preset.preset == "kiro",
+                "preset {} is a {} record: no progress events",
+                preset.preset,
+                descriptor.config.kind()
             );
         }
     }

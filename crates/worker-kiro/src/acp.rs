@@ -496,6 +496,10 @@ impl Session<'_> {
         if let Some(usage) = answer.get("usage") {
             self.translator.prompt_usage(usage);
             self.translator.emit_usage(self.events);
+        } else if let Some(tokens) = answer.pointer("/_meta/quota/token_count") {
+            // Gemini CLI's ACP mode (0.61) reports the turn's tokens here, not in `usage`.
+            self.translator.quota_usage(tokens);
+            self.translator.emit_usage(self.events);
         }
         let reason = answer
             .get("stopReason")
@@ -1124,6 +1128,12 @@ impl Translator {
         ));
     }
 
+    /// Gemini CLI's `_meta.quota.token_count` (`input_tokens`, `output_tokens`).
+    fn quota_usage(&mut self, tokens: &Value) {
+        let number = |key: &str| tokens.get(key).and_then(Value::as_u64);
+        self.tokens = Some((number("input_tokens"), number("output_tokens"), None));
+    }
+
     fn emit_usage(&self, events: &dyn EventSink) {
         let usage = self.usage();
         if usage != Usage::Unmeasured {
@@ -1304,6 +1314,28 @@ mod tests {
             } => {
                 assert_eq!(credits.as_deref(), Some("0.75"));
                 assert_eq!(summary, "0.75 credits, context 12.5% used");
+            }
+            Usage::Unmeasured => panic!("no usage"),
+        }
+    }
+
+    #[test]
+    fn geminis_quota_tokens_are_the_turns_usage() {
+        let mut translator = Translator::default();
+        translator.quota_usage(&json!({"input_tokens": 300, "output_tokens": 50}));
+        match translator.usage() {
+            Usage::Reported {
+                summary,
+                input_tokens,
+                output_tokens,
+                cached_tokens,
+                ..
+            } => {
+                assert_eq!(summary, "300 input, 50 output tokens");
+                assert_eq!(
+                    (input_tokens, output_tokens, cached_tokens),
+                    (Some(300), Some(50), None)
+                );
             }
             Usage::Unmeasured => panic!("no usage"),
         }

@@ -5,11 +5,13 @@
 //!   its `PATH`, [`DevServer::with_standin`]) and, when dropped, kills it together with
 //!   every worker and agent process it started.
 //! - [`Api`]: a small JSON client, with helpers to start runs and await their outcome.
+//! - [`agents`]: the real agent CLIs and their fake model endpoints.
 //! - [`archives`]: workspace archives, hostile ones included.
 //! - [`processes`]: finding and checking processes through `/proc`.
 
 #![allow(dead_code)]
 
+pub mod agents;
 pub mod archives;
 pub mod processes;
 pub mod proxy;
