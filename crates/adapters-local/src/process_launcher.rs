@@ -8,6 +8,15 @@
 //! is stopping), and when the launcher is dropped. A worker also dies with the server
 //! (`PR_SET_PDEATHSIG`, Linux).
 //!
+//! Standby workers ([`ProcessLauncher::with_standby`]): the launcher keeps a number of
+//! worker processes started ahead of time (`tlao worker --standby`), each the root of
+//! its own tree (`tlao-<server pid>/standby-<n>`), initialised and blocked reading one
+//! line from a pipe the launcher holds. A launch hands the first live one its run
+//! (`<run id> <lease id>\n`, then the pipe is closed) instead of starting a process, and
+//! a replacement is started in the background, off the run's critical path. A worker
+//! still executes exactly one run and exits; a standby whose pipe closes (the server is
+//! gone) exits without doing anything.
+//!
 //! With a records directory, the launcher keeps one file per running worker
 //! (`<run id>.json`: its pid, start time, boot, tree), removed when the worker is gone.
 //! A server starting on the same data dir after a crash reads what is left
@@ -16,10 +25,10 @@
 //! agent's children in its cgroup — is ended. Empty cgroups that servers killed
 //! without a chance to clean up left behind are removed then too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -27,21 +36,157 @@ use serde::{Deserialize, Serialize};
 use tlao_domain::{LeaseId, RunId};
 use tlao_ports::{Launch, LaunchError, RunLauncher, StopError, WorkerExit};
 use tlao_process::{Preference, ProcessIdentity, ProcessTree, TreeOptions};
-use tokio::process::Command;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin, Command};
 
 /// The trees of the workers running now, by run.
 type Trees = Arc<Mutex<HashMap<RunId, Arc<Mutex<ProcessTree>>>>>;
 
 /// Starts worker processes, at most `max_workers` at once.
 pub struct ProcessLauncher {
-    program: PathBuf,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
+    recipe: Arc<Recipe>,
     max_workers: usize,
     running: Arc<AtomicUsize>,
     trees: Trees,
     records: Option<PathBuf>,
+    standby: Arc<StandbyPool>,
+}
+
+/// How a worker process is started.
+struct Recipe {
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
     preference: Preference,
+}
+
+impl Recipe {
+    /// Starts `program args... extra...` as the root of a new tree named `name`.
+    fn spawn(
+        &self,
+        name: &str,
+        extra: &[&str],
+        stdin: Stdio,
+    ) -> Result<(ProcessTree, Child), LaunchError> {
+        let mut tree = ProcessTree::create(
+            name,
+            TreeOptions {
+                preference: self.preference,
+                adopt_orphans: false,
+            },
+        )
+        .map_err(|e| LaunchError::Failed(format!("cannot make the worker's process tree: {e}")))?;
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .args(extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(stdin)
+            .kill_on_drop(false);
+        let child = tree
+            .spawn(&mut command)
+            .map_err(|e| LaunchError::Failed(format!("{}: {e}", self.program.display())))?;
+        Ok((tree, child))
+    }
+}
+
+/// A worker started ahead of its run, blocked reading its assignment from `stdin`.
+struct Standby {
+    tree: ProcessTree,
+    child: Child,
+    stdin: ChildStdin,
+}
+
+/// The standby workers: how many to keep, the idle ones, and how many are starting.
+#[derive(Default)]
+struct StandbyPool {
+    want: usize,
+    idle: Mutex<VecDeque<Standby>>,
+    starting: AtomicUsize,
+    /// Set by [`RunLauncher::stop_all`]: the server is stopping, start no more.
+    closed: AtomicBool,
+    sequence: AtomicU64,
+}
+
+impl StandbyPool {
+    /// Starts standbys in the background until `want` are idle or starting. Needs a
+    /// Tokio runtime; without one (or when closed, or not wanted) it does nothing.
+    fn refill(pool: &Arc<StandbyPool>, recipe: &Arc<Recipe>) {
+        if pool.want == 0 || pool.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let have = lock(&pool.idle).len() + pool.starting.load(Ordering::SeqCst);
+        for _ in have..pool.want {
+            pool.starting.fetch_add(1, Ordering::SeqCst);
+            let (pool, recipe) = (pool.clone(), recipe.clone());
+            runtime.spawn(async move {
+                let name = format!(
+                    "tlao-{}/standby-{}",
+                    std::process::id(),
+                    pool.sequence.fetch_add(1, Ordering::SeqCst)
+                );
+                let started = recipe.spawn(&name, &["--standby"], Stdio::piped());
+                pool.starting.fetch_sub(1, Ordering::SeqCst);
+                match started {
+                    Ok((tree, mut child)) => match child.stdin.take() {
+                        Some(stdin) if !pool.closed.load(Ordering::SeqCst) => {
+                            tracing::debug!(pid = child.id(), tree = %tree.mechanism(), "standby worker started");
+                            lock(&pool.idle).push_back(Standby { tree, child, stdin });
+                        }
+                        // Closed meanwhile, or no pipe: dropping the tree ends it.
+                        _ => drop(tree),
+                    },
+                    Err(error) => {
+                        tracing::warn!(%error, operation = "launcher.standby", "cannot start a standby worker; runs start theirs on demand");
+                    }
+                }
+            });
+        }
+    }
+
+    /// The first live standby, told to execute `launch`; `None` when none is (each dead
+    /// or unreachable one is dropped, which ends its tree).
+    async fn hand(&self, launch: &Launch) -> Option<(ProcessTree, Child)> {
+        let line = format!("{} {}\n", launch.run_id, launch.lease_id);
+        loop {
+            let mut standby = lock(&self.idle).pop_front()?;
+            if !matches!(standby.child.try_wait(), Ok(None)) {
+                tracing::warn!(
+                    operation = "launcher.standby",
+                    "a standby worker had exited; starting another"
+                );
+                continue;
+            }
+            let written = async {
+                standby.stdin.write_all(line.as_bytes()).await?;
+                standby.stdin.flush().await
+            };
+            match written.await {
+                Ok(()) => {
+                    // Closing the pipe: the worker reads one line, and no more.
+                    drop(standby.stdin);
+                    return Some((standby.tree, standby.child));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, operation = "launcher.standby", "cannot hand a standby worker its run; trying another");
+                }
+            }
+        }
+    }
+
+    /// Ends every idle standby and starts no more.
+    fn close(&self) -> usize {
+        self.closed.store(true, Ordering::SeqCst);
+        let idle: Vec<Standby> = lock(&self.idle).drain(..).collect();
+        let count = idle.len();
+        for mut standby in idle {
+            standby.tree.kill();
+        }
+        count
+    }
 }
 
 /// What is remembered of a running worker, in `<records>/<run id>.json`: enough to tell,
@@ -69,15 +214,35 @@ impl ProcessLauncher {
         max_workers: usize,
     ) -> Self {
         ProcessLauncher {
-            program,
-            args,
-            env,
+            recipe: Arc::new(Recipe {
+                program,
+                args,
+                env,
+                preference: Preference::from_env(),
+            }),
             max_workers: max_workers.max(1),
             running: Arc::new(AtomicUsize::new(0)),
             trees: Arc::default(),
             records: None,
-            preference: Preference::from_env(),
+            standby: Arc::default(),
         }
+    }
+
+    /// Keeps `count` standby workers started and waiting (see the module's docs), the
+    /// first ones started now when called inside a Tokio runtime, else at the first
+    /// launch. 0 (the default) starts each worker when its run is launched.
+    pub fn with_standby(mut self, count: usize) -> Self {
+        self.standby = Arc::new(StandbyPool {
+            want: count,
+            ..StandbyPool::default()
+        });
+        StandbyPool::refill(&self.standby, &self.recipe);
+        self
+    }
+
+    /// Standby workers idle now.
+    pub fn standing_by(&self) -> usize {
+        lock(&self.standby.idle).len()
     }
 
     /// Keeps a record of each running worker in `dir` (created when needed), for
@@ -89,7 +254,9 @@ impl ProcessLauncher {
 
     /// Whether workers' trees get cgroups (by default as `TLAO_PROCESS_TREE` says).
     pub fn with_preference(mut self, preference: Preference) -> Self {
-        self.preference = preference;
+        if let Some(recipe) = Arc::get_mut(&mut self.recipe) {
+            recipe.preference = preference;
+        }
         self
     }
 
@@ -181,29 +348,24 @@ impl RunLauncher for ProcessLauncher {
                 self.max_workers
             )));
         }
-        let mut tree = ProcessTree::create(
-            &format!("tlao-{}/{}", std::process::id(), launch.run_id),
-            TreeOptions {
-                preference: self.preference,
-                adopt_orphans: false,
-            },
-        )
-        .map_err(|e| LaunchError::Failed(format!("cannot make the worker's process tree: {e}")))?;
-        let mut command = Command::new(&self.program);
-        command
-            .args(&self.args)
-            .arg("--run")
-            .arg(launch.run_id.as_str())
-            .arg("--lease")
-            .arg(launch.lease_id.as_str())
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .kill_on_drop(false);
-        let mut child = tree
-            .spawn(&mut command)
-            .map_err(|e| LaunchError::Failed(format!("{}: {e}", self.program.display())))?;
+        let handed = self.standby.hand(launch).await;
+        let standby = handed.is_some();
+        let (tree, mut child) = match handed {
+            Some(started) => started,
+            None => self.recipe.spawn(
+                &format!("tlao-{}/{}", std::process::id(), launch.run_id),
+                &[
+                    "--run",
+                    launch.run_id.as_str(),
+                    "--lease",
+                    launch.lease_id.as_str(),
+                ],
+                Stdio::null(),
+            )?,
+        };
+        StandbyPool::refill(&self.standby, &self.recipe);
         tracing::debug!(
-            run_id = %launch.run_id, pid = child.id(), tree = %tree.mechanism(),
+            run_id = %launch.run_id, pid = child.id(), tree = %tree.mechanism(), standby,
             "worker process started"
         );
         let record = self.record(launch, child.id(), &tree);
@@ -244,6 +406,8 @@ impl RunLauncher for ProcessLauncher {
     }
 
     async fn stop_all(&self) -> Result<usize, StopError> {
+        let standby = self.standby.clone();
+        let _ = tokio::task::spawn_blocking(move || standby.close()).await;
         let trees: Vec<_> = lock(&self.trees).values().cloned().collect();
         tokio::task::spawn_blocking(move || {
             trees
@@ -348,7 +512,8 @@ fn recover_from(dir: &Path, live: &[RunId]) -> Result<Vec<Launch>, StopError> {
     Ok(gone)
 }
 
-/// Whether `dir` is named as this launcher names a worker's cgroup: `…/tlao-<pid>/<run id>`.
+/// Whether `dir` is named as this launcher names a worker's cgroup: `…/tlao-<pid>/<run
+/// id>`, or `…/tlao-<pid>/standby-<n>` for a worker that was a standby.
 fn is_worker_cgroup(dir: &Path, run_id: &RunId) -> bool {
     let parent_is_a_server = dir
         .parent()
@@ -356,7 +521,11 @@ fn is_worker_cgroup(dir: &Path, run_id: &RunId) -> bool {
         .and_then(|name| name.to_str())
         .and_then(|name| name.strip_prefix("tlao-"))
         .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
-    parent_is_a_server && dir.file_name().and_then(|n| n.to_str()) == Some(run_id.as_str())
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let was_a_standby = name
+        .strip_prefix("standby-")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    parent_is_a_server && (name == run_id.as_str() || was_a_standby)
 }
 
 fn record_path(dir: &Path, run_id: &RunId) -> PathBuf {
@@ -401,7 +570,12 @@ mod tests {
         let run = RunId::new(Ulid::from_parts(1_800_000_000_000, 1));
         let ours = PathBuf::from(format!("/sys/fs/cgroup/tlao-4242/{run}"));
         assert!(is_worker_cgroup(&ours, &run));
+        let was_a_standby = PathBuf::from("/sys/fs/cgroup/tlao-4242/standby-7");
+        assert!(is_worker_cgroup(&was_a_standby, &run));
         for other in [
+            PathBuf::from("/sys/fs/cgroup/tlao-4242/standby-"),
+            PathBuf::from("/sys/fs/cgroup/tlao-4242/standby-7x"),
+            PathBuf::from("/sys/fs/cgroup/system.slice/standby-7"),
             PathBuf::from("/sys/fs/cgroup/system.slice"),
             PathBuf::from(format!("/sys/fs/cgroup/system.slice/{run}")),
             PathBuf::from(format!("/sys/fs/cgroup/tlao-/{run}")),

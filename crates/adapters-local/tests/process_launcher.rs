@@ -2,7 +2,9 @@
 //! --lease ID`. Stopping a worker — even one stopped with `SIGSTOP` — kills it and the
 //! daemon it double-forked, and frees its slot; a worker that exits takes its tree with
 //! it; and a launcher on the same records finds the workers a crashed one left, fails
-//! nothing that still runs, and ends what is left of the rest.
+//! nothing that still runs, and ends what is left of the rest. Standby workers are
+//! started ahead, handed their run on standard input and replaced; a dead one is passed
+//! over; stopping all ends the idle ones and starts no more.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -261,4 +263,113 @@ async fn a_new_launcher_ends_what_a_crashed_one_left_and_names_the_runs_whose_wo
     assert_eq!(restarted.recover().await.unwrap(), Vec::new(), "once");
     survivor_launcher.stop(&alive.run_id).await.unwrap();
     tokio::time::timeout(PATIENCE, alive_exit).await.unwrap();
+}
+
+/// A worker script for standby tests: as a standby (`--standby`) it reads its
+/// assignment and appends `<pid> <assignment>` to `out`; started for a run it appends
+/// `<pid> fresh <run> <lease>`. Then it sleeps `sleep`.
+fn assignment_recorder(out: &Path, sleep: &str) -> String {
+    format!(
+        r#"if [ "$1" = "--standby" ]; then read -r line || exit 0; echo "$$ $line" >> {out}; else echo "$$ fresh $2 $4" >> {out}; fi; exec sleep {sleep}"#,
+        out = out.display()
+    )
+}
+
+/// The lines `out` holds.
+fn lines(out: &Path) -> Vec<String> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_standby_worker_is_handed_its_run_on_stdin_and_replaced_off_the_critical_path() {
+    let records = tempfile::tempdir().unwrap();
+    let out = records.path().join("assignments");
+    let sleep = unique_sleep();
+    let script = assignment_recorder(&out, &sleep);
+    let _cleanup = Cleanup(vec![sleep.clone(), script.clone()]);
+    let launcher = launcher(&script, 3, &records.path().join("workers")).with_standby(1);
+    eventually("a standby starting", || launcher.standing_by() == 1).await;
+    let idle = with_arg(&script);
+    assert_eq!(idle.len(), 1, "one standby process: {idle:?}");
+    assert!(lines(&out).is_empty(), "a standby waits: {:?}", lines(&out));
+
+    let first = launch();
+    let exit = launcher.launch(&first).await.unwrap();
+    eventually("the standby reading its run", || lines(&out).len() == 1).await;
+    assert_eq!(
+        lines(&out)[0],
+        format!("{} {} {}", idle[0], first.run_id, first.lease_id),
+        "the standby process executes the run"
+    );
+    eventually("a replacement standby", || launcher.standing_by() == 1).await;
+    assert_eq!(launcher.capacity(), 2, "a standby is not a running worker");
+    // The run's worker is recorded under the run, for recovery after a crash.
+    let record = records
+        .path()
+        .join("workers")
+        .join(format!("{}.json", first.run_id));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(record).unwrap()).unwrap();
+    assert_eq!(record["pid"], idle[0]);
+
+    let second = launch();
+    let second_exit = launcher.launch(&second).await.unwrap();
+    eventually("the replacement reading its run", || lines(&out).len() == 2).await;
+    let line = &lines(&out)[1];
+    assert!(
+        line.ends_with(&format!("{} {}", second.run_id, second.lease_id))
+            && !line.starts_with(&idle[0].to_string()),
+        "a second, different standby executes the second run: {line}"
+    );
+
+    assert_eq!(launcher.stop_all().await.unwrap(), 2);
+    for exit in [exit, second_exit] {
+        assert_eq!(
+            tokio::time::timeout(PATIENCE, exit).await.unwrap(),
+            "killed by signal 9"
+        );
+    }
+    assert_eq!(launcher.standing_by(), 0);
+    eventually("every worker and standby gone", || {
+        with_arg(&script).is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(with_arg(&script).is_empty(), "no standby after stop_all");
+}
+
+#[tokio::test]
+async fn a_dead_standby_is_passed_over_and_the_run_gets_a_fresh_worker() {
+    let records = tempfile::tempdir().unwrap();
+    let out = records.path().join("assignments");
+    let sleep = unique_sleep();
+    let script = assignment_recorder(&out, &sleep);
+    let _cleanup = Cleanup(vec![sleep.clone(), script.clone()]);
+    let launcher = launcher(&script, 2, &records.path().join("workers")).with_standby(1);
+    eventually("a standby starting", || launcher.standing_by() == 1).await;
+    let standby = with_arg(&script)[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(standby as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually("the standby dying", || !is_alive(standby)).await;
+
+    let run = launch();
+    let exit = launcher.launch(&run).await.unwrap();
+    eventually("a worker reading its run", || lines(&out).len() == 1).await;
+    assert!(
+        lines(&out)[0].ends_with(&format!("fresh {} {}", run.run_id, run.lease_id)),
+        "{:?}",
+        lines(&out)
+    );
+    assert_eq!(launcher.stop_all().await.unwrap(), 1);
+    assert_eq!(
+        tokio::time::timeout(PATIENCE, exit).await.unwrap(),
+        "killed by signal 9"
+    );
 }

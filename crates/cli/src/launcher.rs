@@ -18,7 +18,8 @@ use crate::settings::{LauncherKind, Settings};
 /// API at `api_url` with the server's worker token, at most `worker.max_local_workers`
 /// at once, unpacking runs under `worker.work_root` (`<data_dir>/work` by default), and
 /// recording each running worker in `<data_dir>/workers` so a restart after a crash
-/// fails the runs of gone workers at once.
+/// fails the runs of gone workers at once, and keeping `worker.standby` workers started
+/// ahead of their runs.
 pub fn process_launcher(settings: &Settings, api_url: &str) -> anyhow::Result<ProcessLauncher> {
     let data_dir = settings.data_dir()?;
     let work_root = match &settings.worker.work_root {
@@ -58,7 +59,8 @@ pub fn process_launcher(settings: &Settings, api_url: &str) -> anyhow::Result<Pr
         env,
         settings.worker.max_local_workers,
     )
-    .with_records(data_dir.join("workers")))
+    .with_records(data_dir.join("workers"))
+    .with_standby(settings.worker.standby))
 }
 
 /// `paths`, comma-separated, as `tlao worker` reads its `TLAO_SANDBOX__*` lists.

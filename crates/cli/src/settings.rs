@@ -139,6 +139,9 @@ pub struct WorkerSettings {
     pub heartbeat_timeout_seconds: u64,
     /// How many worker processes `tlao dev` runs at once.
     pub max_local_workers: usize,
+    /// How many local worker processes are kept started ahead of their runs (0: each
+    /// starts when its run is dispatched).
+    pub standby: usize,
     /// Where `tlao dev`'s workers unpack runs; `<data_dir>/work` when unset.
     pub work_root: Option<PathBuf>,
 }
@@ -148,6 +151,7 @@ impl Default for WorkerSettings {
         WorkerSettings {
             heartbeat_timeout_seconds: 30,
             max_local_workers: 4,
+            standby: 1,
             work_root: None,
         }
     }

@@ -1,7 +1,10 @@
 //! `tlao worker`: the execution plane. With `--once` it leases one run, executes it and
 //! exits — the single-job container of requirement 5.7; without it, it loops. With
 //! `--run ID --lease ID` it executes a run the dispatcher already leased for it (how
-//! `tlao dev` starts one process per run).
+//! `tlao dev` starts one process per run); with `--standby` it starts, initialises and
+//! waits for that assignment on standard input (`<run id> <lease id>`, one line), so a
+//! run the launcher hands it costs no process start (see the local launcher's standby
+//! workers); the pipe closing first ends it, doing nothing.
 //!
 //! Its exit code says how its run went ([`WORKER_EXIT_CODES`]): 0 only when the run
 //! completed (or `--once` found nothing to do), 3 when it gave up on a run because the
@@ -38,6 +41,11 @@ pub struct WorkerArgs {
     /// Execute one run, then exit (waits up to --wait for one to be leasable).
     #[arg(long, conflicts_with = "run")]
     pub once: bool,
+    /// Wait on standard input for one already-leased run (`<run id> <lease id>`, one
+    /// line) and execute it; exit doing nothing when the input closes first. How the
+    /// local launcher keeps workers ready ahead of their runs.
+    #[arg(long, conflicts_with_all = ["once", "run"])]
+    pub standby: bool,
     /// The control plane's URL.
     #[arg(long, env = "TLAO_API_URL", default_value = "http://127.0.0.1:7411")]
     pub api_url: String,
@@ -176,13 +184,26 @@ async fn work(args: WorkerArgs) -> anyhow::Result<Exit> {
         }
         (mode, support) => tracing::info!(%mode, %support, "agent sandbox"),
     }
-    let work = async {
-        let summary = match (args.run, args.lease) {
-            (Some(run_id), Some(lease_id)) => {
-                tlao_worker_kiro::run_assigned(&config, run_id, lease_id)
-                    .await
-                    .context("executing the assigned run")?
+    let assigned = if args.standby {
+        // `ps` (and the tests) tell an idle standby from a worker executing a run.
+        set_process_name(STANDBY_NAME);
+        let assignment = standby_assignment().await?;
+        set_process_name("tlao");
+        match assignment {
+            Some(assigned) => Some(assigned),
+            None => {
+                tracing::debug!("standby released without a run");
+                return Ok(Exit::Success);
             }
+        }
+    } else {
+        args.run.zip(args.lease)
+    };
+    let work = async {
+        let summary = match assigned {
+            Some((run_id, lease_id)) => tlao_worker_kiro::run_assigned(&config, run_id, lease_id)
+                .await
+                .context("executing the assigned run")?,
             _ if args.once => {
                 match tlao_worker_kiro::run_once(&config, Duration::from_secs(args.wait))
                     .await
@@ -214,6 +235,48 @@ async fn work(args: WorkerArgs) -> anyhow::Result<Exit> {
             bail!("stopped by {signal}");
         }
     }
+}
+
+/// The process name (`/proc/<pid>/comm`) of a standby worker waiting for its run.
+pub const STANDBY_NAME: &str = "tlao-standby";
+
+/// Names this process (its main thread's `comm`, what `ps` and `top` show), where the
+/// system allows it; nothing depends on it.
+fn set_process_name(name: &str) {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = std::fs::write("/proc/self/comm", name) {
+        tracing::debug!(%error, name, "cannot name the process");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = name;
+}
+
+/// A standby's assignment: one `<run id> <lease id>` line on standard input, or `None`
+/// when the input closes without one (the launcher let the standby go).
+async fn standby_assignment() -> anyhow::Result<Option<(RunId, LeaseId)>> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut line = String::new();
+    // A run id, a lease id and a space: far below this.
+    let mut input = tokio::io::BufReader::new(tokio::io::stdin().take(512));
+    if input
+        .read_line(&mut line)
+        .await
+        .context("reading the standby's assignment")?
+        == 0
+    {
+        return Ok(None);
+    }
+    let mut words = line.split_whitespace();
+    let (Some(run), Some(lease), None) = (words.next(), words.next(), words.next()) else {
+        bail!("a standby's assignment is `<run id> <lease id>`, got {line:?}");
+    };
+    let run_id = run
+        .parse::<RunId>()
+        .map_err(|e| anyhow::anyhow!("the assignment's run id {run:?}: {e}"))?;
+    let lease_id = lease
+        .parse::<LeaseId>()
+        .map_err(|e| anyhow::anyhow!("the assignment's lease id {lease:?}: {e}"))?;
+    Ok(Some((run_id, lease_id)))
 }
 
 /// Resolves on Ctrl-C or (on Unix) SIGTERM, naming the signal.

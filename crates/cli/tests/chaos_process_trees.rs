@@ -182,7 +182,7 @@ async fn a_killed_worker_takes_its_tree_with_it(containment: &str) {
     register_hang(&admin, &marker).await;
     let run_id = start(&admin, &ws, "hang").await;
     await_marked(&marker, 3).await;
-    let worker = processes::worker_of(&run_id).expect("a worker runs the run");
+    let worker = processes::worker_of(&server.data_dir, &run_id).expect("a worker runs the run");
 
     let killed_at = Instant::now();
     processes::kill_now(worker);
@@ -222,7 +222,7 @@ async fn a_stopped_worker_is_killed_with_its_tree_when_its_run_is_lost_and_its_s
     let hung = start(&admin, &ws, "hang").await;
     await_marked(&marker, 3).await;
     let next = start(&admin, &ws, "shell").await;
-    let worker = processes::worker_of(&hung).expect("a worker runs the run");
+    let worker = processes::worker_of(&server.data_dir, &hung).expect("a worker runs the run");
 
     let stopped_at = Instant::now();
     processes::signal(worker, Signal::SIGSTOP);
@@ -281,7 +281,7 @@ async fn a_killed_server_is_recovered_from(containment: &str) {
     register_hang(&admin, &marker).await;
     let run_id = start(&admin, &ws, "hang").await;
     await_marked(&marker, 3).await;
-    let worker = processes::worker_of(&run_id).expect("a worker runs the run");
+    let worker = processes::worker_of(&first.data_dir, &run_id).expect("a worker runs the run");
 
     first.stop_with(Signal::SIGKILL, DEATH);
     // The worker dies with its server; the agent with its worker.

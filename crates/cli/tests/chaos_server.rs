@@ -136,6 +136,9 @@ async fn a_killed_server_restarted_ends_every_run_once_and_leaves_no_process() {
         processes::with_arg("steady").is_empty(),
         "an agent outlived its run"
     );
+    // The killed server's standby worker died with it: only the new server's is left.
+    let standbys = processes::standbys_under(&restarted.work_root());
+    assert!(standbys.len() <= 1, "standby workers: {standbys:?}");
     // The slots are free: a new run is started and completes.
     let next = start(&api).await;
     assert_eq!(api.await_final(&next).await["status"], "completed");

@@ -208,7 +208,8 @@ async fn a_worker_killed_mid_run_fails_its_run_as_worker_lost_within_the_heartbe
         .run_prompt(&ws, "spec.generate", "hang quietly", None)
         .await;
     let (standin, sleep) = await_standins(&pids_file, 1, PATIENCE).await[0];
-    let worker = processes::worker_of(&run_id).expect("a worker process runs the run");
+    let worker =
+        processes::worker_of(&server.data_dir, &run_id).expect("a worker process runs the run");
     assert_eq!(processes::parent_of(standin), Some(worker));
     // A quiet agent is not a lost worker: the run outlives the heartbeat timeout while
     // its worker lives, so what follows is caused by the kill.
@@ -301,7 +302,8 @@ async fn three_runs_on_a_workspace_limited_to_two_never_run_three_at_once() {
     assert_eq!(status(&third), "queued", "{third:#}");
     assert_eq!(third["queuePosition"], 1, "{third:#}");
     await_standins(&pids_file, 2, PATIENCE).await;
-    let first_worker = processes::worker_of(&runs[0]).expect("the first run has a worker");
+    let first_worker =
+        processes::worker_of(&server.data_dir, &runs[0]).expect("the first run has a worker");
     let (first_standin, first_sleep) = processes::standin_pids(&pids_file)
         .into_iter()
         .find(|(standin, _)| processes::parent_of(*standin) == Some(first_worker))
@@ -467,4 +469,58 @@ async fn serve_with_the_process_launcher_runs_each_run_in_a_local_worker_process
         .map(|a| a["name"].clone())
         .collect();
     assert!(names.contains(&json!("plan.json")), "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_starts_on_the_waiting_standby_worker_which_then_exits_and_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids_file = dir.path().join("standin.pids");
+    let server = DevServer::with_standin(
+        dir.path(),
+        &[("KIRO_STANDIN_PIDS_FILE", pids_file.to_str().unwrap())],
+    );
+    let (admin, ws) = admin_in_new_workspace(&server).await;
+    let work_root = server.work_root();
+    let end = Instant::now() + PATIENCE;
+    let standby = loop {
+        if let [pid] = processes::standbys_under(&work_root)[..] {
+            break pid;
+        }
+        assert!(Instant::now() < end, "no standby worker waits");
+        tokio::time::sleep(POLL).await;
+    };
+
+    let run_id = admin
+        .run_prompt(&ws, "spec.generate", "hang quietly", None)
+        .await;
+    let (standin, _) = await_standins(&pids_file, 1, PATIENCE).await[0];
+    assert_eq!(
+        processes::parent_of(standin),
+        Some(standby),
+        "the agent runs under the standby worker"
+    );
+    assert_eq!(
+        processes::worker_of(&server.data_dir, &run_id),
+        Some(standby)
+    );
+    // A replacement waits while the run goes on: the next run need not start a process.
+    let end = Instant::now() + PATIENCE;
+    let replacement = loop {
+        if let [pid] = processes::standbys_under(&work_root)[..] {
+            break pid;
+        }
+        assert!(Instant::now() < end, "no replacement standby");
+        tokio::time::sleep(POLL).await;
+    };
+    assert_ne!(replacement, standby);
+
+    let (code, body) = admin
+        .post(&format!("/runs/{run_id}/cancel"), json!({}))
+        .await;
+    assert!(code == 200 || code == 202, "{code} {body}");
+    let run = admin.await_final(&run_id).await;
+    assert_eq!(status(&run), "cancelled", "{run:#}");
+    await_death(standby, "the standby that ran the run", DEATH).await;
+    assert_eq!(processes::standbys_under(&work_root), vec![replacement]);
+    assert!(processes::workers_under(&work_root).is_empty());
 }

@@ -111,7 +111,7 @@ async fn a_run_outliving_the_grace_period_is_cancelled_with_the_reason_and_its_p
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let worker = processes::worker_of(&run_id).expect("its worker runs");
+    let worker = processes::worker_of(&server.data_dir, &run_id).expect("its worker runs");
 
     let (code, took) = server.stop_with(Signal::SIGTERM, Duration::from_secs(20));
 

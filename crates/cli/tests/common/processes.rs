@@ -63,15 +63,24 @@ pub fn with_arg(arg: &str) -> Vec<u32> {
         .collect()
 }
 
-/// The live `tlao worker ... --run <run_id>` process, if there is one.
-pub fn worker_of(run_id: &str) -> Option<u32> {
-    all_pids().into_iter().find(|pid| {
-        let args = cmdline(*pid);
-        is_alive(*pid)
-            && args.iter().any(|arg| arg == "worker")
-            && args
-                .windows(2)
-                .any(|pair| pair[0] == "--run" && pair[1] == run_id)
+/// The live `tlao worker` process executing `run_id` for the server on `data_dir`, if
+/// there is one: the pid its launcher recorded (`<data dir>/workers/<run id>.json`; a
+/// standby worker's arguments do not name its run), else a `--run <run_id>` process.
+pub fn worker_of(data_dir: &Path, run_id: &str) -> Option<u32> {
+    let is_worker = |pid: u32| is_alive(pid) && cmdline(pid).iter().any(|arg| arg == "worker");
+    let recorded = std::fs::read(data_dir.join("workers").join(format!("{run_id}.json")))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|record| record["pid"].as_u64())
+        .and_then(|pid| u32::try_from(pid).ok())
+        .filter(|pid| is_worker(*pid));
+    recorded.or_else(|| {
+        all_pids().into_iter().find(|pid| {
+            is_worker(*pid)
+                && cmdline(*pid)
+                    .windows(2)
+                    .any(|pair| pair[0] == "--run" && pair[1] == run_id)
+        })
     })
 }
 
@@ -95,8 +104,32 @@ pub fn descendants(pid: u32) -> Vec<u32> {
 }
 
 /// The live `tlao worker` processes unpacking runs under `work_root` (a test's own
-/// temporary directory, so they can only be that test's).
+/// temporary directory, so they can only be that test's), but for idle standbys
+/// ([`standbys_under`]).
 pub fn workers_under(work_root: &Path) -> Vec<u32> {
+    worker_processes_under(work_root)
+        .into_iter()
+        .filter(|pid| !is_idle_standby(*pid))
+        .collect()
+}
+
+/// The standby workers under `work_root` still waiting for a run (`worker.standby`):
+/// started ahead of their runs, they are not running anything.
+pub fn standbys_under(work_root: &Path) -> Vec<u32> {
+    worker_processes_under(work_root)
+        .into_iter()
+        .filter(|pid| is_idle_standby(*pid))
+        .collect()
+}
+
+/// Whether `pid` is a standby worker waiting for its run (it names itself so).
+fn is_idle_standby(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|comm| comm.trim() == "tlao-standby")
+}
+
+/// Every live `tlao worker` process unpacking runs under `work_root`.
+fn worker_processes_under(work_root: &Path) -> Vec<u32> {
     let root = work_root.to_string_lossy();
     all_pids()
         .into_iter()
@@ -111,9 +144,9 @@ pub fn workers_under(work_root: &Path) -> Vec<u32> {
         .collect()
 }
 
-/// Kills the workers under `work_root` and everything they started.
+/// Kills the workers under `work_root` (standbys too) and everything they started.
 pub fn kill_workers_under(work_root: &Path) {
-    for worker in workers_under(work_root) {
+    for worker in worker_processes_under(work_root) {
         signal(worker, Signal::SIGSTOP);
         for pid in descendants(worker) {
             kill_now(pid);
