@@ -45,13 +45,15 @@ fn files_named(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
     found
 }
 
-/// The run directories left under the work root.
+/// The run directories left under the work root (the workers' probe cache,
+/// `.agent-probes.json`, is not one).
 fn leftover_run_dirs(work_root: &Path) -> Vec<String> {
     std::fs::read_dir(work_root)
         .into_iter()
         .flatten()
         .flatten()
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name != ".agent-probes.json")
         .collect()
 }
 
@@ -523,4 +525,48 @@ async fn a_run_starts_on_the_waiting_standby_worker_which_then_exits_and_is_repl
     await_death(standby, "the standby that ran the run", DEATH).await;
     assert_eq!(processes::standbys_under(&work_root), vec![replacement]);
     assert!(processes::workers_under(&work_root).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_does_not_ask_the_agent_again_what_an_earlier_worker_learnt() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    let server = DevServer::with_standin(
+        dir.path(),
+        &[("KIRO_STANDIN_CALLS_FILE", calls.to_str().unwrap())],
+    );
+    let (admin, ws) = admin_in_new_workspace(&server).await;
+    let read = || -> Vec<String> {
+        std::fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| line.trim().to_owned())
+            .collect()
+    };
+
+    let first = admin
+        .run_prompt(&ws, "spec.generate", "lines:1", None)
+        .await;
+    assert_eq!(status(&admin.await_final(&first).await), "completed");
+    let before = read();
+    assert!(
+        before.iter().any(|c| c == "chat --help") && before.iter().any(|c| c == "--version"),
+        "the first worker probes kiro-cli: {before:?}"
+    );
+    let probes = server.work_root().join(".agent-probes.json");
+    assert!(probes.exists(), "the probes are kept in the work root");
+
+    let second = admin
+        .run_prompt(&ws, "spec.generate", "lines:1", None)
+        .await;
+    assert_eq!(status(&admin.await_final(&second).await), "completed");
+    let after = read();
+    let new: Vec<&String> = after[before.len()..].iter().collect();
+    assert!(
+        new.iter()
+            .all(|c| c.starts_with("chat") && *c != "chat --help"),
+        "the second run's worker asked kiro-cli again: {new:?}; kept: {}",
+        std::fs::read_to_string(&probes).unwrap_or_default()
+    );
+    assert_eq!(new.len(), 1, "one chat: {new:?}");
 }

@@ -1,7 +1,9 @@
 //! Which executor programs this machine can run (requirement 2.2): for each executor
 //! record, whether its program resolves to an executable file on `PATH` and what its
-//! `--version` says. Versions are cached per resolved path and modification time, so a
-//! program is asked at most once until it is replaced; the question is bounded in time.
+//! `--version` says. Versions are cached per resolved path and modification time — in
+//! memory and, for the next worker process, in the work root ([`crate::probe_cache`]) —
+//! so a program is asked at most once until it is replaced; the question is bounded in
+//! time.
 //!
 //! The worker probes the records it knows of (those of the runs it was assigned) and
 //! reports them when it leases and with its heartbeats; `tlao dev`'s launcher probes the
@@ -143,7 +145,20 @@ pub async fn version_of(program: &Path) -> Option<String> {
     if let Some(cached) = cache().lock().ok().and_then(|c| c.get(&slot).cloned()) {
         return cached;
     }
-    let version = ask_version(program).await;
+    // Another worker process may have asked already (see `probe_cache`).
+    let key = format!(
+        "version\u{0}{}\u{0}{:?}",
+        program.display(),
+        mtime.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+    );
+    let version = match crate::probe_cache::get(&key) {
+        Some(kept) if kept.is_null() || kept.is_string() => kept.as_str().map(str::to_owned),
+        _ => {
+            let version = ask_version(program).await;
+            crate::probe_cache::put(&key, version.clone().into());
+            version
+        }
+    };
     if let Ok(mut cache) = cache().lock() {
         cache.insert(slot, version.clone());
     }

@@ -157,6 +157,17 @@ impl KiroExecutor {
         if let Some(flags) = flag_cache().lock().ok().and_then(|c| c.get(&slot).cloned()) {
             return Some(flags);
         }
+        // Another worker process may have read them already (see `probe_cache`).
+        let key = format!("chat-flags\u{0}{}\u{0}{:?}", slot.0.display(), slot.1);
+        let kept: Option<BTreeSet<String>> = crate::probe_cache::get(&key)
+            .and_then(|kept| serde_json::from_value(kept).ok())
+            .filter(|flags: &BTreeSet<String>| !flags.is_empty());
+        if let Some(flags) = kept {
+            if let Ok(mut cache) = flag_cache().lock() {
+                cache.insert(slot, flags.clone());
+            }
+            return Some(flags);
+        }
         let child = tokio::process::Command::new(&resolved)
             .args(["chat", "--help"])
             .stdin(Stdio::null())
@@ -178,6 +189,9 @@ impl KiroExecutor {
         }
         if let Ok(mut cache) = flag_cache().lock() {
             cache.insert(slot, flags.clone());
+        }
+        if let Ok(kept) = serde_json::to_value(&flags) {
+            crate::probe_cache::put(&key, kept);
         }
         Some(flags)
     }

@@ -22,6 +22,7 @@ pub mod kiro;
 mod outcome;
 pub mod outputs;
 pub mod patch;
+pub mod probe_cache;
 pub mod process;
 pub mod prompt;
 pub mod run;

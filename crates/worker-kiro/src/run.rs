@@ -149,7 +149,10 @@ pub async fn run_forever(config: &WorkerConfig) -> anyhow::Result<RunSummary> {
     }
 }
 
+/// What every entry point does first: the probe cache in the work root, and the API
+/// client.
 fn client_for(config: &WorkerConfig) -> anyhow::Result<WorkerClient> {
+    crate::probe_cache::use_dir(&config.work_root);
     WorkerClient::new(&config.api_url, &config.token).context("cannot create the API client")
 }
 

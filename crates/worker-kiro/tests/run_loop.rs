@@ -62,8 +62,13 @@ fn archive(files: &[(&str, &str, u32)]) -> Vec<u8> {
     builder.into_inner().unwrap().finish().unwrap()
 }
 
+/// Whether no run left anything in `root` (the workers' probe cache is not a run's).
 fn work_root_is_empty(root: &Path) -> bool {
-    fs::read_dir(root).map_or(true, |mut entries| entries.next().is_none())
+    fs::read_dir(root).map_or(true, |entries| {
+        entries
+            .flatten()
+            .all(|entry| entry.file_name() == tlao_worker_kiro::probe_cache::FILE_NAME)
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
