@@ -7,9 +7,13 @@
 //! takes, for each line, its arrival time minus the time in it. The floor runs the same
 //! script as a child of this process and reads its stdout the same way.
 //!
-//! `cargo bench -p tlao-cli --bench line_latency` (release build). Goal (issue 18):
-//! p50 ≤ 5 ms, p99 ≤ 50 ms at 100 lines/s. `LINE_RATE` (lines/s, default 100) and
-//! `LINE_COUNT` (default 300) change the load.
+//! Then a sustained load: an agent printing `SUSTAINED_COUNT` lines (default 10,000) at
+//! `SUSTAINED_RATE` lines/s (default 10,000), every one of which must reach the
+//! subscriber, in order; printed with the rate the subscriber saw and the pipe's.
+//!
+//! `cargo bench -p tlao-cli --bench line_latency` (release build). Goals (issue 18):
+//! p50 ≤ 5 ms, p99 ≤ 50 ms at 100 lines/s; 10,000 lines/s sustained without loss.
+//! `LINE_RATE` (lines/s, default 100) and `LINE_COUNT` (default 300) change the load.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -75,8 +79,36 @@ fn floor(count: u64, rate: u64) -> Vec<f64> {
     latencies
 }
 
+/// An agent printing `S <n>` for n in 1..=count, paced at `rate` lines/s (Python: a
+/// shell cannot keep up).
+fn sustained_script(count: u64, rate: u64) -> String {
+    format!(
+        "import sys, time\nstart = time.monotonic()\nfor n in range(1, {count} + 1):\n    \
+         sys.stdout.write('S %d\\n' % n)\n    if n % 100 == 0:\n        sys.stdout.flush()\n        \
+         ahead = start + n / {rate} - time.monotonic()\n        if ahead > 0:\n            \
+         time.sleep(ahead)\nsys.stdout.flush()\n"
+    )
+}
+
 /// Through `tlao dev`: the lines as a subscriber of the run's event stream sees them.
 async fn through_tlao(count: u64, rate: u64) -> Vec<f64> {
+    let mut latencies = Vec::new();
+    through_tlao_with(
+        vec!["sh".into(), "-c".into(), script(count, rate)],
+        Duration::from_secs(count / rate.max(1) + 60),
+        |text| {
+            if let Some(ms) = latency_of(text) {
+                latencies.push(ms);
+            }
+        },
+    )
+    .await;
+    latencies
+}
+
+/// Runs `command` as a `command` executor under a fresh `tlao dev` and hands each log
+/// line a subscriber of the run's events sees to `on_line`, until the stream ends.
+async fn through_tlao_with(command: Vec<String>, limit: Duration, mut on_line: impl FnMut(&str)) {
     let dir = tempfile::tempdir().unwrap();
     let server = DevServer::start(&dir.path().join("data"), &dir.path().join("config"), &[]);
     let admin = server.admin().await;
@@ -88,7 +120,7 @@ async fn through_tlao(count: u64, rate: u64) -> Vec<f64> {
                 "name": "printer",
                 "kind": "command",
                 "taskTypes": ["doc.write"],
-                "config": {"command": ["sh", "-c", script(count, rate)]}
+                "config": {"command": command}
             }),
         )
         .await;
@@ -108,8 +140,7 @@ async fn through_tlao(count: u64, rate: u64) -> Vec<f64> {
     assert_eq!(response.status(), 200);
     let mut body = response.bytes_stream();
     let mut pending = String::new();
-    let mut latencies = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(count / rate.max(1) + 60);
+    let deadline = tokio::time::Instant::now() + limit;
     'stream: while let Ok(Some(chunk)) = tokio::time::timeout_at(deadline, body.next()).await {
         pending.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
         while let Some(end) = pending.find('\n') {
@@ -124,13 +155,68 @@ async fn through_tlao(count: u64, rate: u64) -> Vec<f64> {
                 continue;
             };
             if event["type"] == "log"
-                && let Some(ms) = event["text"].as_str().and_then(latency_of)
+                && let Some(text) = event["text"].as_str()
             {
-                latencies.push(ms);
+                on_line(text);
             }
         }
     }
-    latencies
+}
+
+/// The sustained load: how many `S <n>` lines arrived, whether in order, and the rate
+/// from the first to the last; next to the same script read from a pipe.
+async fn sustained(count: u64, rate: u64) {
+    let program = sustained_script(count, rate);
+    let started = std::time::Instant::now();
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(&program)
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let piped = started.elapsed();
+    let pipe_lines = output
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| l.starts_with(b"S "))
+        .count();
+    let (mut seen, mut in_order, mut first, mut last) = (0u64, true, None, None);
+    through_tlao_with(
+        vec!["python3".into(), "-c".into(), program],
+        Duration::from_secs(count / rate.max(1) + 120),
+        |text| {
+            if let Some(n) = text
+                .strip_prefix("S ")
+                .and_then(|n| n.trim().parse::<u64>().ok())
+            {
+                seen += 1;
+                in_order &= n == seen;
+                first.get_or_insert_with(std::time::Instant::now);
+                last = Some(std::time::Instant::now());
+            }
+        },
+    )
+    .await;
+    let span = match (first, last) {
+        (Some(first), Some(last)) => last.duration_since(first),
+        _ => Duration::ZERO,
+    };
+    let seen_rate = seen as f64 / span.as_secs_f64().max(1e-3);
+    println!(
+        "sustained: {count} lines at {rate} lines/s: the subscriber saw {seen} ({}), {}, at {seen_rate:.0} lines/s; the pipe: {pipe_lines} lines at {:.0} lines/s   goal 10,000 lines/s without loss: {}",
+        if seen == count {
+            "none lost"
+        } else {
+            "LOST SOME"
+        },
+        if in_order { "in order" } else { "OUT OF ORDER" },
+        pipe_lines as f64 / piped.as_secs_f64().max(1e-3),
+        if seen == count && in_order && seen_rate >= 10_000.0 * 0.95 {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
 }
 
 fn report(name: &str, latencies: &mut [f64]) -> (f64, f64) {
@@ -164,4 +250,9 @@ async fn main() {
         p99 - floor_p99,
         p50 / floor_p50.max(0.001)
     );
+    sustained(
+        env_or("SUSTAINED_COUNT", 10_000).max(100),
+        env_or("SUSTAINED_RATE", 10_000).max(1),
+    )
+    .await;
 }
