@@ -59,7 +59,8 @@ pub use problem::{FenceReason, FieldErrorView, Problem};
 pub use runs::{CostView, CreateRunRequest, RunErrorView, RunList, RunView, UsageView};
 pub use sandbox::{NetworkPolicyBody, SandboxGrantsBody, SandboxGrantsView};
 pub use tasks::{
-    ConstraintsBody, CreateTaskRequest, ExpectedOutputBody, TaskInputBody, TaskSpecView, TaskView,
+    ConstraintsBody, CreateTaskRequest, ExpectedOutputBody, SourceRevisionBody, TaskInputBody,
+    TaskSpecView, TaskView,
 };
 pub use users::{
     ApiKeyList, ApiKeyView, CreateUserRequest, CreatedApiKey, CreatedUser, TokenRequest,
