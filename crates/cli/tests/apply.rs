@@ -9,12 +9,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 use std::time::Duration;
 
 use assert_cmd::Command;
+use predicates::prelude::*;
 use predicates::str::contains;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -200,4 +200,340 @@ async fn apply_on_the_clean_base_writes_the_runs_change_and_check_changes_nothin
         git(&repo, &config, &["diff", "--cached", "--name-only"]),
         ""
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_edit_near_the_change_is_merged_three_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = gitconfig(dir.path());
+    let server = DevServer::with_standin(dir.path(), &[]);
+    let repo = repository(dir.path(), &config);
+    let run_id = change_run(&server, &config, &repo, "change the readme").await;
+    // Inside the patch's context (so it no longer applies as it is), two lines away
+    // from the appended line (so a merge has no conflict); not staged.
+    let edited = README.replace("three", "THREE (edited here)");
+    std::fs::write(repo.join("README.md"), &edited).unwrap();
+
+    let applied = stdout_json(
+        tlao(&server, &config)
+            .args(["apply", &run_id, "--json", "--path"])
+            .arg(&repo),
+    );
+
+    assert_eq!(applied["fit"], "merged", "{applied:#}");
+    assert_eq!(read(&repo, "README.md"), format!("{edited}{APPENDED}"));
+    assert!(repo.join("NEW_FILE.md").exists());
+    assert!(!repo.join("obsolete.txt").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_local_edit_is_refused_leaving_the_repository_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = gitconfig(dir.path());
+    let server = DevServer::with_standin(dir.path(), &[]);
+    let repo = repository(dir.path(), &config);
+    let run_id = change_run(&server, &config, &repo, "change the readme").await;
+    // The same place the agent appended to, something else.
+    let edited = format!("{README}A line of my own.\n");
+    std::fs::write(repo.join("README.md"), &edited).unwrap();
+    let before = snapshot(&repo);
+
+    tlao(&server, &config)
+        .args(["apply", &run_id, "--path"])
+        .arg(&repo)
+        .assert()
+        .code(1)
+        .stderr(
+            contains("conflicts with your changes in README.md")
+                .and(contains("nothing was changed")),
+        );
+    assert_eq!(
+        snapshot(&repo),
+        before,
+        "a refused apply changed the repository"
+    );
+    tlao(&server, &config)
+        .args(["apply", &run_id, "--check", "--path"])
+        .arg(&repo)
+        .assert()
+        .code(1)
+        .stderr(contains("applies with conflicts"));
+    assert_eq!(snapshot(&repo), before, "--check changed the repository");
+
+    let applied = stdout_json(
+        tlao(&server, &config)
+            .args(["apply", &run_id, "--conflicts", "--json", "--path"])
+            .arg(&repo),
+    );
+    assert_eq!(applied["fit"], "conflicts", "{applied:#}");
+    assert_eq!(applied["conflicts"], serde_json::json!(["README.md"]));
+    let readme = read(&repo, "README.md");
+    assert!(
+        readme.contains("<<<<<<<")
+            && readme.contains("A line of my own.")
+            && readme.contains(APPENDED),
+        "{readme}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_did_not_complete_or_left_no_patch_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = gitconfig(dir.path());
+    let server = DevServer::with_standin(dir.path(), &[]);
+    let repo = repository(dir.path(), &config);
+    let before = snapshot(&repo);
+    let failed = stdout_json(
+        tlao(&server, &config)
+            .args([
+                "run",
+                "change",
+                "fail please",
+                "--detach",
+                "--json",
+                "--path",
+            ])
+            .arg(&repo),
+    );
+    let failed = failed["runId"].as_str().unwrap().to_owned();
+    let admin = server.admin().await;
+    assert_eq!(admin.await_final(&failed).await["status"], "failed");
+    // A completed run that changed nothing leaves no patch.
+    let record = serde_json::json!({
+        "name": "noop",
+        "kind": "command",
+        "taskTypes": ["code.change"],
+        "config": {"command": ["true"]},
+    });
+    tlao(&server, &config)
+        .args(["executors", "add", &record.to_string()])
+        .assert()
+        .success();
+    let unchanged = stdout_json(
+        tlao(&server, &config)
+            .args([
+                "run",
+                "change",
+                "look around",
+                "--executor",
+                "noop",
+                "--detach",
+                "--json",
+                "--path",
+            ])
+            .arg(&repo),
+    );
+    let unchanged = unchanged["runId"].as_str().unwrap().to_owned();
+    assert_eq!(admin.await_final(&unchanged).await["status"], "completed");
+
+    tlao(&server, &config)
+        .args(["apply", &failed, "--path"])
+        .arg(&repo)
+        .assert()
+        .code(1)
+        .stderr(contains("is failed, not completed"));
+    tlao(&server, &config)
+        .args(["apply", &unchanged, "--path"])
+        .arg(&repo)
+        .assert()
+        .code(1)
+        .stderr(contains("produced no changes.patch"));
+    tlao(&server, &config)
+        .args(["apply", &unchanged, "--path"])
+        .arg(dir.path().join("data"))
+        .assert()
+        .code(2)
+        .stderr(contains("is not in a git repository"));
+    tlao(&server, &config)
+        .args(["apply", "run_not-an-id"])
+        .assert()
+        .code(2);
+    assert_eq!(snapshot(&repo), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_with_branch_commits_exactly_the_change_with_the_prompt_run_and_co_author() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = gitconfig(dir.path());
+    let server = DevServer::with_standin(dir.path(), &[]);
+    let repo = repository(dir.path(), &config);
+    let base = git(&repo, &config, &["rev-parse", "HEAD"]);
+    let prompt = "change the readme\n\nKeep it short.";
+    let run_id = change_run(&server, &config, &repo, prompt).await;
+    // A local change elsewhere stays out of the commit.
+    std::fs::write(repo.join("src/lib.rs"), "pub fn f() { /* mine */ }\n").unwrap();
+
+    let applied = stdout_json(
+        tlao(&server, &config)
+            .args(["apply", &run_id, "--branch", "--json", "--co-author"])
+            .arg("Kiro Agent <kiro@example.com>")
+            .arg("--path")
+            .arg(&repo),
+    );
+
+    let branch = format!("tlao/{run_id}");
+    assert_eq!(applied["branch"], branch.as_str(), "{applied:#}");
+    assert_eq!(
+        git(&repo, &config, &["branch", "--show-current"]).trim(),
+        branch
+    );
+    let head = git(&repo, &config, &["rev-parse", "HEAD"]);
+    assert_eq!(applied["commit"], head.trim());
+    assert_eq!(git(&repo, &config, &["rev-parse", "HEAD~1"]), base);
+    let mut changed: Vec<String> = git(
+        &repo,
+        &config,
+        &["show", "--name-status", "--format=", "HEAD"],
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect();
+    changed.sort();
+    assert_eq!(
+        changed,
+        ["A\tNEW_FILE.md", "D\tobsolete.txt", "M\tREADME.md"]
+    );
+    let message = git(&repo, &config, &["log", "-1", "--format=%B"]);
+    assert!(
+        message.starts_with("change the readme\n\nchange the readme\n\nKeep it short.\n"),
+        "{message}"
+    );
+    for line in [
+        format!("Tlao-Run: {run_id}"),
+        "Tlao-Executor: kiro".to_owned(),
+        "Tlao-Usage: ".to_owned(),
+        "Co-authored-by: Kiro Agent <kiro@example.com>".to_owned(),
+    ] {
+        assert!(message.contains(&line), "{line:?} missing from:\n{message}");
+    }
+    let author = git(&repo, &config, &["log", "-1", "--format=%an <%ae>"]);
+    assert_eq!(author.trim(), "Dev Eloper <dev@example.com>");
+    // The local change is still there, uncommitted.
+    assert_eq!(
+        git(&repo, &config, &["status", "--porcelain"]).trim(),
+        "M src/lib.rs"
+    );
+    // The branch exists now: the same name again is refused, changing nothing.
+    git(&repo, &config, &["switch", "-q", "main"]);
+    tlao(&server, &config)
+        .args(["apply", &run_id, "--branch", &branch, "--path"])
+        .arg(&repo)
+        .assert()
+        .code(1)
+        .stderr(contains("exists already"));
+    tlao(&server, &config)
+        .args(["apply", &run_id, "--branch", "bad..name", "--path"])
+        .arg(&repo)
+        .assert()
+        .code(2)
+        .stderr(contains("not a valid branch name"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_change_with_apply_waits_for_the_run_then_applies_its_patch() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = gitconfig(dir.path());
+    let server = DevServer::with_standin(dir.path(), &[]);
+    let repo = repository(dir.path(), &config);
+
+    tlao(&server, &config)
+        .args(["run", "change", "change the readme", "--apply", "--path"])
+        .arg(&repo)
+        .assert()
+        .success()
+        .stdout(contains("README.md").and(contains("NEW_FILE.md")))
+        .stderr(contains("completed").and(contains("applied the patch of run")));
+
+    assert_eq!(read(&repo, "README.md"), format!("{README}{APPENDED}"));
+    assert!(repo.join("NEW_FILE.md").exists());
+    assert!(!repo.join("obsolete.txt").exists());
+
+    // Outside a repository it refuses before uploading anything.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    tlao(&server, &config)
+        .args(["run", "change", "change it", "--apply", "--path"])
+        .arg(&elsewhere)
+        .assert()
+        .code(2)
+        .stderr(contains("is not in a git repository"));
+    tlao(&server, &config)
+        .args([
+            "run",
+            "change",
+            "change it",
+            "--apply",
+            "--detach",
+            "--path",
+        ])
+        .arg(&repo)
+        .assert()
+        .code(2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerun_runs_the_same_task_again_and_diff_shows_how_two_patches_differ() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = gitconfig(dir.path());
+    let server = DevServer::with_standin(dir.path(), &[]);
+    let repo = repository(dir.path(), &config);
+    let first = change_run(&server, &config, &repo, "change the readme").await;
+    // Another executor for code.change that makes another change.
+    let record = serde_json::json!({
+        "name": "other",
+        "kind": "command",
+        "taskTypes": ["code.change"],
+        "config": {"command": ["sh", "-c", "printf 'other\\n' > OTHER.md; printf 'x\\n' >> README.md", "other"]},
+    });
+    tlao(&server, &config)
+        .args(["executors", "add", &record.to_string()])
+        .assert()
+        .success();
+
+    let again = stdout_json(tlao(&server, &config).args(["rerun", &first, "--json"]));
+    let other = stdout_json(tlao(&server, &config).args([
+        "rerun",
+        &first,
+        "--executor",
+        "other",
+        "--json",
+    ]));
+
+    let admin = server.admin().await;
+    let original = admin.run(&first).await;
+    for rerun in [&again, &other] {
+        assert_eq!(rerun["status"], "completed", "{rerun:#}");
+        assert_eq!(rerun["taskId"], original["taskId"]);
+        assert_ne!(rerun["runId"], original["runId"]);
+    }
+    assert_eq!(again["executor"], "kiro");
+    assert_eq!(other["executor"], "other");
+    let again = again["runId"].as_str().unwrap();
+    let other = other["runId"].as_str().unwrap();
+
+    let same = stdout_json(tlao(&server, &config).args(["diff", &first, again, "--json"]));
+    assert_eq!(same["identical"], true, "{same:#}");
+    tlao(&server, &config)
+        .args(["diff", &first, again])
+        .assert()
+        .success()
+        .stderr(contains("are identical"));
+
+    let differ = stdout_json(tlao(&server, &config).args(["diff", &first, other, "--json"]));
+    assert_eq!(differ["identical"], false, "{differ:#}");
+    assert_eq!(differ["differ"], serde_json::json!(["README.md"]));
+    assert_eq!(
+        differ["onlyA"],
+        serde_json::json!(["NEW_FILE.md", "obsolete.txt"])
+    );
+    assert_eq!(differ["onlyB"], serde_json::json!(["OTHER.md"]));
+    tlao(&server, &config)
+        .args(["diff", &first, other])
+        .assert()
+        .success()
+        .stdout(
+            contains("≠ README.md")
+                .and(contains("> OTHER.md"))
+                .and(contains("+Changed by the kiro-cli stand-in.")),
+        );
 }
