@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod artifacts;
 pub mod auth;
+pub mod bundle;
 pub mod executors;
 pub mod keys;
 pub mod logs;

@@ -33,7 +33,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{apply, artifacts, auth, executors, keys, logs, rerun, run, runs, workspace};
+use crate::commands::{
+    apply, artifacts, auth, bundle, executors, keys, logs, rerun, run, runs, workspace,
+};
 use crate::errors::Exit;
 use crate::settings::Settings;
 
@@ -105,6 +107,8 @@ enum Command {
     Rerun(rerun::RerunArgs),
     /// Show how two runs' patches differ.
     Diff(rerun::DiffArgs),
+    /// Download a run's bundle: everything needed to understand and reproduce it.
+    Bundle(bundle::BundleArgs),
     /// Show a run's logs, or follow them live.
     Logs(logs::LogsArgs),
     /// List what a run produced.
@@ -156,6 +160,7 @@ async fn main() -> ExitCode {
         Command::Apply(args) => apply::apply(args, &profile).await,
         Command::Rerun(args) => rerun::rerun(args, &profile).await,
         Command::Diff(args) => rerun::diff(args, &profile).await,
+        Command::Bundle(args) => bundle::bundle(args, &profile).await,
         Command::Logs(args) => logs::logs(args, &profile).await,
         Command::Artifacts(args) => artifacts::list(args, &profile).await,
         Command::Artifact(args) => artifacts::artifact(args, &profile).await,

@@ -537,3 +537,147 @@ async fn rerun_runs_the_same_task_again_and_diff_shows_how_two_patches_differ() 
                 .and(contains("+Changed by the kiro-cli stand-in.")),
         );
 }
+
+/// The files of a bundle (a `tar.gz` under one directory), by their path inside it.
+fn unpack_bundle(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut content = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut content).unwrap();
+        files.insert(path, content);
+    }
+    files
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_holds_the_whole_run_and_its_manifest_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = gitconfig(dir.path());
+    let server = DevServer::with_standin(dir.path(), &[]);
+    let repo = repository(dir.path(), &config);
+    let run_id = change_run(&server, &config, &repo, "change the readme").await;
+    let out = dir.path().join("bundle.tar.gz");
+
+    let written = stdout_json(
+        tlao(&server, &config)
+            .args(["bundle", &run_id, "--with-archive", "--json", "-o"])
+            .arg(&out),
+    );
+
+    assert_eq!(written["manifest"]["runId"], run_id.as_str());
+    let files = unpack_bundle(&std::fs::read(&out).unwrap());
+    let file = |name: &str| -> &Vec<u8> {
+        files
+            .get(&format!("{run_id}/{name}"))
+            .unwrap_or_else(|| panic!("no {name} in {:?}", files.keys()))
+    };
+    let manifest: Value = serde_json::from_slice(file("manifest.json")).unwrap();
+    assert_eq!(manifest["format"], "tlao-run-bundle/1");
+    assert!(!manifest["serverVersion"].as_str().unwrap().is_empty());
+    let listed = manifest["files"].as_array().unwrap();
+    // Every file but the manifest is listed with its size and hash, and nothing else is.
+    assert_eq!(listed.len() + 1, files.len(), "{manifest:#}");
+    for entry in listed {
+        let bytes = file(entry["path"].as_str().unwrap());
+        assert_eq!(entry["size"], bytes.len() as u64, "{entry}");
+        assert_eq!(entry["sha256"], sha256_hex(bytes), "{entry}");
+    }
+    let run: Value = serde_json::from_slice(file("run.json")).unwrap();
+    assert_eq!(run["status"], "completed");
+    assert_eq!(run["usage"]["kind"], "reported");
+    assert!(run["startedAt"].is_string() && run["finishedAt"].is_string());
+    let task: Value = serde_json::from_slice(file("task.json")).unwrap();
+    assert_eq!(task["spec"]["input"]["prompt"], "change the readme");
+    let base = git(&repo, &config, &["rev-parse", "HEAD"]);
+    assert_eq!(task["spec"]["input"]["source"]["commit"], base.trim());
+    let executor: Value = serde_json::from_slice(file("executor.json")).unwrap();
+    assert_eq!(executor["name"], "kiro");
+    assert_eq!(executor["record"]["kind"], "kiro");
+    let archive: Value = serde_json::from_slice(file("archive.json")).unwrap();
+    assert_eq!(archive["sha256"], sha256_hex(file("archive.tar.gz")));
+    assert_eq!(archive["archiveId"], task["spec"]["input"]["archiveId"]);
+    let events: Vec<Value> = String::from_utf8(file("events.jsonl").clone())
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(events.iter().any(|e| e["type"] == "log"), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "status" && e["status"] == "completed")
+    );
+    let artifacts: Vec<Value> = serde_json::from_slice(file("artifacts.json")).unwrap();
+    for name in ["changes.patch", "transcript.txt"] {
+        let artifact = artifacts
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} among {artifacts:#?}"));
+        let bytes = file(&format!(
+            "artifacts/{}/{name}",
+            artifact["artifactId"].as_str().unwrap()
+        ));
+        assert_eq!(artifact["sha256"], sha256_hex(bytes));
+    }
+
+    // The route itself: the run's authorization, and problems with request ids.
+    let admin = server.admin().await;
+    let http = reqwest::Client::new();
+    let bundle_url = format!("{}/runs/{run_id}/bundle", server.url);
+    let response = http
+        .get(&bundle_url)
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/gzip");
+    let plain = unpack_bundle(&response.bytes().await.unwrap());
+    assert!(!plain.contains_key(&format!("{run_id}/archive.tar.gz")));
+    let (status, user) = admin
+        .post("/users", serde_json::json!({"name": "outsider"}))
+        .await;
+    assert_eq!(status, 201, "{user}");
+    let outsider = common::Api::login(&server.url, user["apiKey"].as_str().unwrap()).await;
+    for (url, token, expected) in [
+        (bundle_url.clone(), outsider.token.as_str(), 403),
+        (bundle_url.clone(), "not-a-token", 401),
+        (
+            format!("{bundle_url}?withArchive=maybe"),
+            admin.token.as_str(),
+            400,
+        ),
+        (
+            format!("{}/runs/run_01ARZ3NDEKTSV4RRFFQ69G5FAV/bundle", server.url),
+            admin.token.as_str(),
+            404,
+        ),
+    ] {
+        let response = http.get(&url).bearer_auth(token).send().await.unwrap();
+        assert_eq!(response.status(), expected, "{url}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let request_id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["requestId"], request_id.as_str(), "{problem}");
+    }
+    // An existing file is not replaced without --force.
+    tlao(&server, &config)
+        .args(["bundle", &run_id, "-o"])
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stderr(contains("exists"));
+}
