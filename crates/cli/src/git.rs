@@ -190,10 +190,10 @@ impl Repo {
             }
             paths.push(String::from_utf8_lossy(&entry[3..]).into_owned());
             // A rename or copy names its source next.
-            if matches!(entry[0], b'R' | b'C') {
-                if let Some(source) = fields.next() {
-                    paths.push(String::from_utf8_lossy(source).into_owned());
-                }
+            if matches!(entry[0], b'R' | b'C')
+                && let Some(source) = fields.next()
+            {
+                paths.push(String::from_utf8_lossy(source).into_owned());
             }
         }
         Ok(paths)
@@ -360,9 +360,9 @@ impl Repo {
             if line.starts_with("diff --git ") {
                 in_header = true;
                 has_index = false;
-            } else if in_header && line.starts_with("index ") {
-                has_index = true;
-            } else if in_header && line.starts_with("new file mode") {
+            } else if in_header && (line.starts_with("index ") || line.starts_with("new file mode"))
+            {
+                // A new file has no preimage to name.
                 has_index = true;
             } else if in_header && line.starts_with("--- ") {
                 in_header = false;

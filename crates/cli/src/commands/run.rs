@@ -290,7 +290,7 @@ pub async fn follow_created(
     } else {
         Display::Human
     };
-    let status = follow::follow(&ctx, &run_id, 0, display).await?;
+    let status = follow::follow(ctx, &run_id, 0, display).await?;
     let run = client
         .get_run(&run_id)
         .await
