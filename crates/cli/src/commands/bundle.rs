@@ -34,7 +34,7 @@ const MAX_ENTRY_BYTES: u64 = 1 << 30;
 pub struct BundleArgs {
     /// The run (`run_...`).
     pub run: RunId,
-    /// Where to write it [default: ./<run id>.bundle.tar.gz].
+    /// Where to write it [default: ./RUN.bundle.tar.gz, RUN the run id].
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Put the workspace archive itself in the bundle, not only its hash.
