@@ -681,3 +681,72 @@ async fn a_bundle_holds_the_whole_run_and_its_manifest_verifies() {
         .code(1)
         .stderr(contains("exists"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_packed_from_a_subdirectory_comes_back_to_that_subdirectory() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = gitconfig(dir.path());
+    let server = DevServer::with_standin(dir.path(), &[]);
+    let repo = repository(dir.path(), &config);
+    let service = repo.join("service");
+    std::fs::create_dir(&service).unwrap();
+    std::fs::write(service.join("README.md"), README).unwrap();
+    git(&repo, &config, &["add", "-A"]);
+    git(&repo, &config, &["commit", "-q", "-m", "a service"]);
+
+    // Packed clean, then edited inside the patch's context: merged three ways there.
+    let run_id = change_run(&server, &config, &service, "change the readme").await;
+    let edited = README.replace("three", "THREE");
+    std::fs::write(service.join("README.md"), &edited).unwrap();
+    let merged = stdout_json(
+        tlao(&server, &config)
+            .args(["apply", &run_id, "--json", "--path"])
+            .arg(&service),
+    );
+    assert_eq!(merged["fit"], "merged", "{merged:#}");
+    assert_eq!(read(&service, "README.md"), format!("{edited}{APPENDED}"));
+    git(&repo, &config, &["checkout", "-q", "--", "."]);
+    git(&repo, &config, &["clean", "-q", "-fd"]);
+
+    // An edit not committed: the archive is packed from a dirty tree, and says so.
+    let edited = README.replace("three", "THREE");
+    std::fs::write(service.join("README.md"), &edited).unwrap();
+
+    let applied = tlao(&server, &config)
+        .args([
+            "run",
+            "change",
+            "change the readme",
+            "--apply",
+            "--json",
+            "--path",
+        ])
+        .arg(&service)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+
+    let applied = String::from_utf8(applied).unwrap();
+    assert!(applied.contains("\"fit\": \"clean\""), "{applied}");
+    assert!(
+        applied.contains("\"path\": \"service/README.md\""),
+        "{applied}"
+    );
+    let admin = server.admin().await;
+    let (_, runs) = admin.get("/runs?limit=1").await;
+    let (_, task) = admin
+        .get(&format!(
+            "/tasks/{}",
+            runs["items"][0]["taskId"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(task["spec"]["input"]["source"]["dirty"], true, "{task:#}");
+    assert_eq!(read(&service, "README.md"), format!("{edited}{APPENDED}"));
+    assert!(service.join("NEW_FILE.md").exists());
+    // The top of the repository is untouched.
+    assert_eq!(read(&repo, "README.md"), README);
+    assert!(!repo.join("NEW_FILE.md").exists());
+    assert!(repo.join("obsolete.txt").exists());
+}
