@@ -750,3 +750,77 @@ async fn a_change_packed_from_a_subdirectory_comes_back_to_that_subdirectory() {
     assert!(!repo.join("NEW_FILE.md").exists());
     assert!(repo.join("obsolete.txt").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_change_with_branch_commits_what_an_acp_agent_said_about_its_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = gitconfig(dir.path());
+    std::fs::write(
+        &config,
+        format!(
+            "{}[tlao]\n\tcoauthor = Kiro <kiro@example.com>\n",
+            std::fs::read_to_string(&config).unwrap()
+        ),
+    )
+    .unwrap();
+    let server = DevServer::with_standin(dir.path(), &[]);
+    let repo = repository(dir.path(), &config);
+    let record = serde_json::json!({
+        "name": "kiro-acp",
+        "kind": "acp",
+        "taskTypes": ["code.change"],
+        "config": {"command": ["kiro-cli", "acp", "--trust-all-tools"]},
+    });
+    tlao(&server, &config)
+        .args(["executors", "add", &record.to_string()])
+        .assert()
+        .success();
+
+    tlao(&server, &config)
+        .args([
+            "run",
+            "change",
+            "change the docs",
+            "--executor",
+            "kiro-acp",
+            "--branch",
+            "agent-docs",
+            "--path",
+        ])
+        .arg(&repo)
+        .assert()
+        .success()
+        .stderr(contains("committed"));
+
+    assert_eq!(
+        git(&repo, &config, &["branch", "--show-current"]).trim(),
+        "agent-docs"
+    );
+    let message = git(&repo, &config, &["log", "-1", "--format=%B"]);
+    assert!(
+        message.starts_with("change the docs\n\nThe agent's summary:\n\n"),
+        "{message}"
+    );
+    assert!(message.contains("Created NEW_FILE.md."), "{message}");
+    assert!(message.contains("Tlao-Executor: kiro-acp"), "{message}");
+    // The trailer from `git config tlao.coauthor`, in the commit's trailer block.
+    let trailers = git(
+        &repo,
+        &config,
+        &[
+            "log",
+            "-1",
+            "--format=%(trailers:key=Co-authored-by,valueonly)",
+        ],
+    );
+    assert_eq!(trailers.trim(), "Kiro <kiro@example.com>");
+    assert_eq!(
+        git(
+            &repo,
+            &config,
+            &["show", "--name-status", "--format=", "HEAD"]
+        )
+        .trim(),
+        "A\tNEW_FILE.md"
+    );
+}
