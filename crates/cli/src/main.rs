@@ -48,6 +48,7 @@ use crate::settings::Settings;
     after_help = "Start here:\n  \
         tlao dev                          # the whole system on this machine (logs you in)\n  \
         tlao run plan \"add a health check\"  # package this directory, run the agent, stream logs\n  \
+        tlao run change \"fix the bug\" --apply  # the change, applied to this repository\n  \
         tlao runs                         # what ran\n\n\
         Exit codes: 0 success (run completed), 1 run failed/timed out/cancelled or error,\n\
         2 usage error, 3 cannot reach the API, 4 not authenticated or not allowed.\n\
