@@ -8,7 +8,7 @@ use std::io::Write as _;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
-use tlao_domain::Timestamp;
+use tlao_domain::{ArtifactStatus, Timestamp};
 use tlao_orchestrator::RunRecord;
 use tlao_wire::executors::AvailabilityView;
 use tlao_wire::{
@@ -36,7 +36,9 @@ impl Files {
 }
 
 /// The bundle of `record` made at `now`, as `tar.gz` bytes; its directory is the run id.
-pub fn pack(record: RunRecord, now: Timestamp) -> std::io::Result<Vec<u8>> {
+/// `with_archive` says whether the archive's bytes were asked for (so their absence is
+/// an omission to report).
+pub fn pack(record: RunRecord, now: Timestamp, with_archive: bool) -> std::io::Result<Vec<u8>> {
     let RunRecord {
         run,
         task,
@@ -78,8 +80,14 @@ pub fn pack(record: RunRecord, now: Timestamp) -> std::io::Result<Vec<u8>> {
             },
         )?;
         match archive_bytes {
-            Some(bytes) => files.entries.push(("archive.tar.gz".into(), bytes.to_vec())),
-            None => omitted.push("archive.tar.gz: not asked for (withArchive=true adds it), or past the bundle's size limit".to_owned()),
+            Some(bytes) => files
+                .entries
+                .push(("archive.tar.gz".into(), bytes.to_vec())),
+            None if with_archive => omitted.push(format!(
+                "archive.tar.gz: past the bundle's size limit ({} bytes)",
+                tlao_orchestrator::bundles::MAX_RECORD_BYTES
+            )),
+            None => {}
         }
     }
     let mut lines = Vec::new();
@@ -99,8 +107,12 @@ pub fn pack(record: RunRecord, now: Timestamp) -> std::io::Result<Vec<u8>> {
         );
         match bytes {
             Some(bytes) => blobs.push((path, bytes.to_vec())),
+            None if artifact.status == ArtifactStatus::Available => omitted.push(format!(
+                "{path}: past the bundle's size limit ({} bytes)",
+                tlao_orchestrator::bundles::MAX_RECORD_BYTES
+            )),
             None => omitted.push(format!(
-                "{path}: the artifact is {}, or past the bundle's size limit",
+                "{path}: the artifact is {}",
                 artifact.status.as_str()
             )),
         }

@@ -641,6 +641,14 @@ async fn a_bundle_holds_the_whole_run_and_its_manifest_verifies() {
     assert_eq!(response.headers()["content-type"], "application/gzip");
     let plain = unpack_bundle(&response.bytes().await.unwrap());
     assert!(!plain.contains_key(&format!("{run_id}/archive.tar.gz")));
+    let plain_manifest: Value =
+        serde_json::from_slice(&plain[&format!("{run_id}/manifest.json")]).unwrap();
+    // Not asking for the archive is no omission; everything else is there.
+    assert!(
+        plain_manifest.get("omitted").is_none(),
+        "{plain_manifest:#}"
+    );
+    assert!(manifest.get("omitted").is_none(), "{manifest:#}");
     let (status, user) = admin
         .post("/users", serde_json::json!({"name": "outsider"}))
         .await;

@@ -536,7 +536,7 @@ pub(crate) async fn bundle(
             .map_err(run_access)?;
         crate::request_id::note_run(&run_id);
         let now = state.now();
-        let bytes = web::block(move || crate::bundle::pack(record, now))
+        let bytes = web::block(move || crate::bundle::pack(record, now, false))
             .await
             .map_err(|e| PageError::Internal(anyhow::anyhow!("packing the bundle: {e}")))?
             .map_err(|e| PageError::Internal(anyhow::anyhow!("packing the bundle: {e}")))?;

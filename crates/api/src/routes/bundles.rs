@@ -79,7 +79,7 @@ pub(crate) async fn get_run_bundle(
     request_id::note_workspace(&record.run.run.workspace_id);
     request_id::note_run(&run_id);
     let now = state.now();
-    let bytes = web::block(move || crate::bundle::pack(record, now))
+    let bytes = web::block(move || crate::bundle::pack(record, now, with_archive))
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("packing the bundle: {e}")))?
         .map_err(|e| ApiError::internal(anyhow::anyhow!("packing the bundle: {e}")))?;
