@@ -400,6 +400,24 @@ pub fn commit_message(
     summary: Option<&str>,
     co_author: Option<&str>,
 ) -> String {
+    message_of(
+        run.run_id.as_str(),
+        &run.executor,
+        &run.usage,
+        prompt,
+        summary,
+        co_author,
+    )
+}
+
+fn message_of(
+    run_id: &str,
+    executor: &str,
+    usage: &UsageView,
+    prompt: &str,
+    summary: Option<&str>,
+    co_author: Option<&str>,
+) -> String {
     let prompt = prompt.trim();
     let first = prompt.lines().next().unwrap_or_default().trim();
     let mut subject: String = first.chars().take(SUBJECT_CHARS).collect();
@@ -417,10 +435,9 @@ pub fn commit_message(
         message.push_str(summary);
     }
     message.push_str(&format!(
-        "\n\nTlao-Run: {}\nTlao-Executor: {}",
-        run.run_id, run.executor
+        "\n\nTlao-Run: {run_id}\nTlao-Executor: {executor}"
     ));
-    if let UsageView::Reported { summary, .. } = &run.usage {
+    if let UsageView::Reported { summary, .. } = usage {
         let usage = summary.replace(['\n', '\r'], " ");
         message.push_str(&format!("\nTlao-Usage: {}", usage.trim()));
     }
@@ -508,6 +525,40 @@ mod tests {
         ] {
             assert!(check_co_author(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn a_commit_message_has_the_prompt_as_subject_then_the_summary_and_trailers() {
+        let usage = UsageView::Reported {
+            credits: Some("0.42".into()),
+            summary: "Credits: 0.42\n• Time: 1s".into(),
+            input_tokens: None,
+            output_tokens: None,
+            cached_tokens: None,
+            cost: None,
+        };
+        let message = message_of(
+            "run_1",
+            "kiro",
+            &usage,
+            "  fix the bug  ",
+            Some("Fixed it."),
+            Some("Kiro <k@example.com>"),
+        );
+        assert_eq!(
+            message,
+            "fix the bug\n\nThe agent's summary:\n\nFixed it.\n\nTlao-Run: run_1\n\
+             Tlao-Executor: kiro\nTlao-Usage: Credits: 0.42 • Time: 1s\n\
+             Co-authored-by: Kiro <k@example.com>\n"
+        );
+
+        let long = "é".repeat(100);
+        let message = message_of("run_1", "kiro", &UsageView::Unmeasured, &long, None, None);
+        let subject = message.lines().next().unwrap();
+        assert_eq!(subject.chars().count(), SUBJECT_CHARS);
+        assert!(subject.ends_with('…'));
+        assert!(message.contains(&format!("\n\n{long}\n\nTlao-Run: run_1\n")));
+        assert!(!message.contains("Tlao-Usage"));
     }
 
     #[test]
