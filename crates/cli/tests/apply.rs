@@ -564,6 +564,28 @@ async fn a_bundle_holds_the_whole_run_and_its_manifest_verifies() {
     let repo = repository(dir.path(), &config);
     let run_id = change_run(&server, &config, &repo, "change the readme").await;
     let out = dir.path().join("bundle.tar.gz");
+    // The version the agent's program reported (`tlao dev` probes its executors).
+    let admin = server.admin().await;
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    let version = loop {
+        let (_, executors) = admin.get("/executors").await;
+        let kiro = executors["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "kiro")
+            .cloned()
+            .unwrap();
+        if let Some(version) = kiro["availability"]["version"].as_str() {
+            break version.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kiro never reported: {kiro:#}"
+        );
+        tokio::time::sleep(common::POLL).await;
+    };
+    assert_eq!(version, "kiro-cli 0.0.0 (stand-in)");
 
     let written = stdout_json(
         tlao(&server, &config)
@@ -600,6 +622,7 @@ async fn a_bundle_holds_the_whole_run_and_its_manifest_verifies() {
     let executor: Value = serde_json::from_slice(file("executor.json")).unwrap();
     assert_eq!(executor["name"], "kiro");
     assert_eq!(executor["record"]["kind"], "kiro");
+    assert_eq!(executor["agentVersion"], version.as_str());
     let archive: Value = serde_json::from_slice(file("archive.json")).unwrap();
     assert_eq!(archive["sha256"], sha256_hex(file("archive.tar.gz")));
     assert_eq!(archive["archiveId"], task["spec"]["input"]["archiveId"]);
@@ -628,7 +651,6 @@ async fn a_bundle_holds_the_whole_run_and_its_manifest_verifies() {
     }
 
     // The route itself: the run's authorization, and problems with request ids.
-    let admin = server.admin().await;
     let http = reqwest::Client::new();
     let bundle_url = format!("{}/runs/{run_id}/bundle", server.url);
     let response = http
