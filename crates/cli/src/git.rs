@@ -684,6 +684,68 @@ mod tests {
         );
     }
 
+    /// A repository in `dir/repo` with one commit of `a.txt`.
+    fn repository(dir: &Path) -> Repo {
+        let top = dir.join("repo");
+        fs::create_dir_all(&top).unwrap();
+        fs::write(top.join("a.txt"), "one\ntwo\n").unwrap();
+        for args in [
+            vec!["init", "-q"],
+            vec!["add", "a.txt"],
+            vec![
+                "-c",
+                "user.name=T",
+                "-c",
+                "user.email=t@example.com",
+                "commit",
+                "-q",
+                "-m",
+                "base",
+            ],
+        ] {
+            let done = Command::new("git")
+                .args(&args)
+                .current_dir(&top)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .output()
+                .unwrap();
+            assert!(done.status.success(), "git {args:?}: {done:?}");
+        }
+        Repo::discover(&top).unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_patch_that_leaves_the_tree_is_refused_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = repository(dir.path());
+        let patch = b"diff --git a/../outside.txt b/../outside.txt\nnew file mode 100644\n--- /dev/null\n+++ b/../outside.txt\n@@ -0,0 +1 @@\n+escaped\n";
+
+        assert!(repo.plan(patch).is_err());
+        assert!(!dir.path().join("outside.txt").exists());
+    }
+
+    #[test]
+    fn a_plan_changes_nothing_until_it_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = repository(dir.path());
+        let patch = b"diff --git a/a.txt b/a.txt\n--- a/a.txt\n+++ b/a.txt\n@@ -1,2 +1,2 @@\n one\n-two\n+TWO\n";
+
+        let plan = repo.plan(patch).unwrap();
+        assert_eq!(plan.fit, Fit::Clean);
+        assert_eq!(plan.files, [("a.txt".to_owned(), Change::Modified)]);
+        assert_eq!(
+            fs::read_to_string(repo.top.join("a.txt")).unwrap(),
+            "one\ntwo\n"
+        );
+
+        repo.write(&plan).unwrap();
+        assert_eq!(
+            fs::read_to_string(repo.top.join("a.txt")).unwrap(),
+            "one\nTWO\n"
+        );
+    }
+
     #[test]
     fn paths_outside_the_tree_or_in_git_are_refused() {
         let top = tempfile::tempdir().unwrap();
