@@ -366,7 +366,8 @@ impl Repo {
                 has_index = true;
             } else if in_header && line.starts_with("--- ") {
                 in_header = false;
-                let path = line["--- ".len()..].trim_end_matches(['\n', '\r']);
+                // A name with a space may end with a tab, as in `git diff`'s headers.
+                let path = line["--- ".len()..].trim_end_matches(['\n', '\r', '\t']);
                 if let Some(path) = path.strip_prefix("a/").filter(|_| !has_index) {
                     let spec = format!("{base}:{}{path}", self.prefix);
                     let output = git_in(
