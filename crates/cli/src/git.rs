@@ -748,6 +748,26 @@ mod tests {
     }
 
     #[test]
+    fn preimages_are_named_from_the_base_for_changed_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = repository(dir.path());
+        let base = repo.head().unwrap().unwrap();
+        let blob = git_ok(&repo.top, &["rev-parse", "HEAD:a.txt"]).unwrap();
+        let patch = "# symlink x: listed, not diffed\n\
+            diff --git a/a.txt b/a.txt\n--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-one\n+ONE\n\
+            diff --git a/new.txt b/new.txt\nnew file mode 100644\n--- /dev/null\n+++ b/new.txt\n@@ -0,0 +1 @@\n+n\n";
+
+        let named = repo.with_preimages(patch.as_bytes(), &base).unwrap();
+
+        let null = "0".repeat(40);
+        let expected = patch.replace(
+            "--- a/a.txt",
+            &format!("index {}..{null}\n--- a/a.txt", blob.trim()),
+        );
+        assert_eq!(String::from_utf8(named).unwrap(), expected);
+    }
+
+    #[test]
     fn paths_outside_the_tree_or_in_git_are_refused() {
         let top = tempfile::tempdir().unwrap();
         for bad in [
