@@ -20,6 +20,7 @@
 //! | `POST /console/runs/{id}/cancel` | cancel it |
 //! | `GET /console/runs/{id}/events` | its events (SSE, cookie-authenticated) |
 //! | `GET /console/runs/{id}/log.txt` | its whole kept log as a plain-text download |
+//! | `GET /console/runs/{id}/bundle.tar.gz` | its bundle (as `GET /runs/{id}/bundle`) |
 //! | `GET /console/artifacts` | the workspace's artifacts |
 //! | `GET /console/artifacts/{id}/download` | 303 to a presigned download URL |
 //! | `GET /console/assets/{name}` | the stylesheet and the script, content-hashed |
@@ -115,6 +116,7 @@ const PAGES: &[Page] = &[
     page!(POST "/runs/{runId}/cancel" => run::cancel),
     page!(GET "/runs/{runId}/events" => run_events::events),
     page!(GET "/runs/{runId}/log.txt" => run::log_text),
+    page!(GET "/runs/{runId}/bundle.tar.gz" => run::bundle),
     page!(GET "/artifacts" => artifacts::list),
     page!(GET "/artifacts/{artifactId}/download" => artifacts::download),
     page!(GET "/assets/{name}" => assets::asset),
@@ -126,6 +128,7 @@ const PAGES: &[Page] = &[
 const NO_HEAD: &[&str] = &[
     "/runs/{runId}/events",
     "/runs/{runId}/log.txt",
+    "/runs/{runId}/bundle.tar.gz",
     "/artifacts/{artifactId}/download",
 ];
 

@@ -16,6 +16,7 @@
 
 mod app;
 mod auth;
+mod bundle;
 mod console;
 pub mod dto;
 mod error;

@@ -8,8 +8,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::dto;
 use crate::routes::{
-    archives, artifacts, blobs, events, executors, health, runs, tasks, tokens, users, worker,
-    workspaces,
+    archives, artifacts, blobs, bundles, events, executors, health, runs, tasks, tokens, users,
+    worker, workspaces,
 };
 
 /// The name of the bearer security scheme in the document.
@@ -45,6 +45,7 @@ const BEARER: &str = "bearer";
         events::stream_run_events,
         artifacts::list_run_artifacts,
         artifacts::get_artifact,
+        bundles::get_run_bundle,
         executors::list_executors,
         executors::register_executor,
         executors::list_presets,
@@ -69,6 +70,8 @@ const BEARER: &str = "bearer";
         dto::LogStreamName,
         dto::RunEventMessage,
         dto::StreamEndMessage,
+        tlao_wire::BundleManifest,
+        tlao_wire::BundleExecutor,
     )),
     modifiers(&BearerScheme, &JsonBodyAnswers),
     tags(

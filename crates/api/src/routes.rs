@@ -8,6 +8,7 @@
 pub(crate) mod archives;
 pub(crate) mod artifacts;
 pub(crate) mod blobs;
+pub(crate) mod bundles;
 pub(crate) mod events;
 pub(crate) mod executors;
 pub(crate) mod fallback;
@@ -84,6 +85,7 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(POST "/runs/{runId}/cancel" => runs::cancel_run),
     route!(GET "/runs/{runId}/events" => events::stream_run_events),
     route!(GET "/runs/{runId}/artifacts" => artifacts::list_run_artifacts),
+    route!(GET "/runs/{runId}/bundle" => bundles::get_run_bundle),
     route!(GET "/artifacts/{artifactId}" => artifacts::get_artifact),
     route!(GET "/executors" => executors::list_executors),
     route!(POST "/executors" => executors::register_executor),

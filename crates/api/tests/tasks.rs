@@ -387,3 +387,54 @@ async fn an_integer_may_be_written_as_a_whole_float_but_not_as_a_fraction() {
     let body = problem(response, StatusCode::BAD_REQUEST).await;
     assert_eq!(error_fields(&body), ["constraints.maxRunSeconds"]);
 }
+
+#[tokio::test]
+async fn a_task_keeps_the_commit_its_archive_was_packed_from_and_refuses_a_bad_one() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+
+    let response = app
+        .post(
+            "/tasks",
+            &alice.token,
+            &json!({
+                "workspaceId": alice.workspace_id,
+                "taskType": "code.change",
+                "input": {"prompt": "fix", "source": {"commit": commit, "dirty": true}}
+            }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let task: Value = response.json().await.unwrap();
+    assert_eq!(
+        task["spec"]["input"]["source"],
+        json!({"commit": commit, "dirty": true})
+    );
+
+    let response = app
+        .post(
+            "/tasks",
+            &alice.token,
+            &json!({
+                "workspaceId": alice.workspace_id,
+                "taskType": "code.change",
+                "input": {"prompt": "fix", "source": {"commit": "main", "dirty": 1}}
+            }),
+        )
+        .send()
+        .await
+        .unwrap();
+    let problem = problem(response, StatusCode::BAD_REQUEST).await;
+    let fields = error_fields(&problem);
+    assert!(
+        fields.contains(&"input.source.commit".to_owned()),
+        "{problem}"
+    );
+    assert!(
+        fields.contains(&"input.source.dirty".to_owned()),
+        "{problem}"
+    );
+}

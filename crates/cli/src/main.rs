@@ -13,6 +13,7 @@ mod context;
 mod dev;
 mod errors;
 mod follow;
+mod git;
 mod launcher;
 mod logging;
 mod output;
@@ -32,7 +33,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{artifacts, auth, executors, keys, logs, run, runs, workspace};
+use crate::commands::{
+    apply, artifacts, auth, bundle, executors, keys, logs, rerun, run, runs, workspace,
+};
 use crate::errors::Exit;
 use crate::settings::Settings;
 
@@ -45,6 +48,7 @@ use crate::settings::Settings;
     after_help = "Start here:\n  \
         tlao dev                          # the whole system on this machine (logs you in)\n  \
         tlao run plan \"add a health check\"  # package this directory, run the agent, stream logs\n  \
+        tlao run change \"fix the bug\" --apply  # the change, applied to this repository\n  \
         tlao runs                         # what ran\n\n\
         Exit codes: 0 success (run completed), 1 run failed/timed out/cancelled or error,\n\
         2 usage error, 3 cannot reach the API, 4 not authenticated or not allowed.\n\
@@ -98,6 +102,14 @@ enum Command {
     Run(run::RunArgs),
     /// List runs, newest first.
     Runs(runs::RunsArgs),
+    /// Apply a code.change run's patch to this repository (or commit it on a branch).
+    Apply(apply::ApplyArgs),
+    /// Start a new run of a run's task: the same TaskSpec and workspace archive.
+    Rerun(rerun::RerunArgs),
+    /// Show how two runs' patches differ.
+    Diff(rerun::DiffArgs),
+    /// Download a run's bundle: everything needed to understand and reproduce it.
+    Bundle(bundle::BundleArgs),
     /// Show a run's logs, or follow them live.
     Logs(logs::LogsArgs),
     /// List what a run produced.
@@ -146,6 +158,10 @@ async fn main() -> ExitCode {
         Command::Whoami(args) => auth::whoami(args, &profile).await,
         Command::Run(args) => run::run(args, &profile).await,
         Command::Runs(args) => runs::runs(args, &profile).await,
+        Command::Apply(args) => apply::apply(args, &profile).await,
+        Command::Rerun(args) => rerun::rerun(args, &profile).await,
+        Command::Diff(args) => rerun::diff(args, &profile).await,
+        Command::Bundle(args) => bundle::bundle(args, &profile).await,
         Command::Logs(args) => logs::logs(args, &profile).await,
         Command::Artifacts(args) => artifacts::list(args, &profile).await,
         Command::Artifact(args) => artifacts::artifact(args, &profile).await,

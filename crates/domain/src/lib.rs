@@ -45,7 +45,10 @@ pub use run::{
 };
 pub use sandbox::{EnvGrant, GrantedPath, NetworkPolicy, SandboxGrants};
 pub use task::Task;
-pub use task_spec::{Constraints, ExpectedOutput, NewTask, Prompt, TaskInput, TaskSpec, TaskType};
+pub use task_spec::{
+    CommitId, Constraints, ExpectedOutput, NewTask, Prompt, SourceRevision, TaskInput, TaskSpec,
+    TaskType,
+};
 pub use time::{Timestamp, UtcDate};
 pub use user::{ApiKeyRecord, User};
 pub use validation::{FieldError, ValidationErrors};

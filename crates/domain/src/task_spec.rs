@@ -154,6 +154,73 @@ pub struct TaskInput {
     /// The uploaded workspace archive to work in, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive_id: Option<ArchiveId>,
+    /// Where the archive was packed from, when it was packed from a git repository:
+    /// what `tlao apply` checks a repository against before applying the run's patch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceRevision>,
+}
+
+/// The git commit a workspace archive was packed from, and whether the working tree
+/// had changes the commit does not hold (then the archive is that commit plus them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceRevision {
+    /// The commit checked out when the archive was packed.
+    pub commit: CommitId,
+    /// Whether the packed tree differed from the commit (uncommitted or untracked files).
+    pub dirty: bool,
+}
+
+/// A full git object name: 40 (SHA-1) or 64 (SHA-256) lowercase hexadecimal digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CommitId(String);
+
+/// Why a commit id was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a full git commit id (40 or 64 lowercase hexadecimal digits)")]
+pub struct CommitIdError(pub String);
+
+impl CommitId {
+    /// The commit id's hexadecimal digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CommitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for CommitId {
+    type Error = CommitIdError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        let hex = text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if hex && matches!(text.len(), 40 | 64) {
+            Ok(CommitId(text))
+        } else {
+            Err(CommitIdError(text))
+        }
+    }
+}
+
+impl FromStr for CommitId {
+    type Err = CommitIdError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        CommitId::try_from(text.to_owned())
+    }
+}
+
+impl From<CommitId> for String {
+    fn from(commit: CommitId) -> String {
+        commit.0
+    }
 }
 
 /// Limits the task asks for, within the server's guardrails.
@@ -277,7 +344,7 @@ fn parse_spec_fields(errors: &mut Collector, map: &Map<String, Value>) -> Option
 
 fn parse_input(errors: &mut Collector, value: &Value) -> Option<TaskInput> {
     let map = errors.object("input", value)?;
-    errors.reject_unknown("input", map, &["prompt", "archiveId"]);
+    errors.reject_unknown("input", map, &["prompt", "archiveId", "source"]);
     let prompt = errors
         .string("input", map, "prompt", true)
         .and_then(|text| errors.check("input.prompt", Prompt::try_from(text.to_owned())));
@@ -287,9 +354,40 @@ fn parse_input(errors: &mut Collector, value: &Value) -> Option<TaskInput> {
             .check("input.archiveId", text.parse::<ArchiveId>())
             .map(Some),
     };
+    let source = match map.get("source") {
+        None | Some(Value::Null) => Some(None),
+        Some(value) => parse_source(errors, value).map(Some),
+    };
     Some(TaskInput {
         prompt: prompt?,
         archive_id: archive_id?,
+        source: source?,
+    })
+}
+
+fn parse_source(errors: &mut Collector, value: &Value) -> Option<SourceRevision> {
+    let map = errors.object("input.source", value)?;
+    errors.reject_unknown("input.source", map, &["commit", "dirty"]);
+    let commit = errors
+        .string("input.source", map, "commit", true)
+        .and_then(|text| errors.check("input.source.commit", text.parse::<CommitId>()));
+    let dirty = match map.get("dirty") {
+        Some(Value::Bool(dirty)) => Some(*dirty),
+        None | Some(Value::Null) => {
+            errors.push("input.source.dirty", "is required");
+            None
+        }
+        Some(other) => {
+            errors.push(
+                "input.source.dirty",
+                format!("must be a boolean, found {}", kind(other)),
+            );
+            None
+        }
+    };
+    Some(SourceRevision {
+        commit: commit?,
+        dirty: dirty?,
     })
 }
 
@@ -436,6 +534,35 @@ mod tests {
     fn a_prompt_keeps_tabs_and_line_ends() {
         let prompt = Prompt::try_from("one\ttwo\r\nthree\n".to_owned()).unwrap();
         assert_eq!(prompt.as_str(), "one\ttwo\r\nthree\n");
+    }
+
+    #[test]
+    fn a_source_revision_is_kept_and_a_bad_one_is_refused_naming_each_field() {
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let spec = TaskSpec::parse(&json!({"taskType": "code.change", "input": {
+            "prompt": "fix", "source": {"commit": commit, "dirty": true}}}))
+        .unwrap();
+        let source = spec.input.source.clone().unwrap();
+        assert_eq!(source.commit.as_str(), commit);
+        assert!(source.dirty);
+        let stored = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            stored["input"]["source"],
+            json!({"commit": commit, "dirty": true})
+        );
+
+        let errors = TaskSpec::parse(&json!({"taskType": "code.change", "input": {
+            "prompt": "fix", "source": {"commit": "HEAD", "dirty": "no", "path": "x"}}}))
+        .unwrap_err();
+        for field in [
+            "input.source.commit",
+            "input.source.dirty",
+            "input.source.path",
+        ] {
+            assert!(errors.mentions(field), "{field} missing from {errors}");
+        }
+        assert!(commit.to_uppercase().parse::<CommitId>().is_err());
+        assert!(commit[..39].parse::<CommitId>().is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod archives;
 pub mod artifacts;
 pub mod attrs;
+pub mod bundles;
 pub mod codec;
 pub mod context;
 pub mod dispatcher;
@@ -41,6 +42,7 @@ use tlao_ports::{BlobStore, Clock, EventBus, Table};
 
 pub use archives::ArchiveService;
 pub use artifacts::{ArtifactService, ArtifactView};
+pub use bundles::{BundleService, RunRecord};
 pub use codec::{CodecError, Entity, Lookup, Step};
 pub use context::{Caller, Core};
 pub use dispatcher::{Dispatcher, LaunchedRuns};
@@ -84,6 +86,8 @@ pub struct Services {
     pub workers: Arc<WorkerService>,
     /// Run events.
     pub events: Arc<EventService>,
+    /// Run records, for bundles.
+    pub bundles: Arc<BundleService>,
     /// Live streams of run events.
     pub streams: Arc<StreamService>,
     /// Console sessions.
@@ -122,6 +126,12 @@ impl Services {
             workspaces.clone(),
             executors.clone(),
         ));
+        let bundles = Arc::new(BundleService::new(
+            core.clone(),
+            runs.clone(),
+            tasks.clone(),
+            executors.clone(),
+        ));
         Services {
             users: Arc::new(UserService::new(core.clone())),
             start: Arc::new(StartService::new(
@@ -134,6 +144,7 @@ impl Services {
             artifacts: Arc::new(ArtifactService::new(core.clone())),
             workers: Arc::new(WorkerService::new(core.clone(), executors.clone())),
             events: Arc::new(EventService::new(core.clone())),
+            bundles,
             streams: Arc::new(StreamService::new(core.clone(), bus)),
             sessions: Arc::new(SessionService::new(core.clone())),
             workspaces,

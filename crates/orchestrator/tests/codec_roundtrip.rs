@@ -54,11 +54,19 @@ fn task_spec() -> impl Strategy<Value = TaskSpec> {
         option::of(1u32..100_000),
         option::of(any::<u64>()),
         option::of((vec(artifact_type(), 0..3), option::of(text()))),
+        option::of(("[0-9a-f]{40}", any::<bool>())),
     )
         .prop_map(
-            |(task_type, prompt, archive_id, max, budget, expected)| TaskSpec {
+            |(task_type, prompt, archive_id, max, budget, expected, source)| TaskSpec {
                 task_type,
-                input: TaskInput { prompt, archive_id },
+                input: TaskInput {
+                    prompt,
+                    archive_id,
+                    source: source.map(|(commit, dirty)| SourceRevision {
+                        commit: commit.parse::<CommitId>().unwrap(),
+                        dirty,
+                    }),
+                },
                 constraints: Constraints {
                     max_run_seconds: max,
                     token_budget: budget,

@@ -108,6 +108,7 @@ fn request(
             input: TaskInput {
                 prompt: Prompt::try_from(prompt.to_owned()).unwrap(),
                 archive_id: archive,
+                source: None,
             },
             constraints: Constraints::default(),
             expected_output: None,

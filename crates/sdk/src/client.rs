@@ -580,6 +580,34 @@ impl TlaoClient {
             .await
     }
 
+    /// `GET /runs/{id}/bundle`: the run's bundle (a `tar.gz` with a `manifest.json`),
+    /// streamed; with the workspace archive inside when `with_archive`.
+    pub async fn run_bundle(
+        &self,
+        id: &RunId,
+        with_archive: bool,
+    ) -> Result<Download, ClientError> {
+        let url = self.http.url(&format!(
+            "/runs/{id}/bundle{}",
+            if with_archive {
+                "?withArchive=true"
+            } else {
+                ""
+            }
+        ));
+        let response = self
+            .authenticated(|| {
+                Ok(Request::call(Method::GET, url.clone())
+                    .streaming()
+                    .retried(self.retry, USER_TRANSIENT))
+            })
+            .await?;
+        Ok(Download {
+            content_length: response.content_length(),
+            body: presigned_body(response).map_err(ClientError::from).boxed(),
+        })
+    }
+
     /// `GET`s a presigned URL (absolute, or a path on the API) without credentials,
     /// and streams the body. Retried until the body starts.
     pub async fn download(&self, url: &str) -> Result<Download, ClientError> {

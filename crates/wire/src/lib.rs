@@ -21,6 +21,7 @@
 //! requests with the domain's parsers, which refuse unknown fields and name every bad one.
 
 pub mod artifacts;
+pub mod bundles;
 mod de;
 pub mod events;
 pub mod executors;
@@ -39,6 +40,7 @@ pub mod worker;
 pub mod workspaces;
 
 pub use artifacts::{ArtifactList, ArtifactView};
+pub use bundles::{BUNDLE_FORMAT, BUNDLE_MANIFEST, BundleExecutor, BundleFile, BundleManifest};
 pub use events::{
     END_EVENT, EVENT_NAMES, PlanEntryView, RunEventMessage, StreamEndMessage, ToolCallView,
 };
@@ -59,7 +61,8 @@ pub use problem::{FenceReason, FieldErrorView, Problem};
 pub use runs::{CostView, CreateRunRequest, RunErrorView, RunList, RunView, UsageView};
 pub use sandbox::{NetworkPolicyBody, SandboxGrantsBody, SandboxGrantsView};
 pub use tasks::{
-    ConstraintsBody, CreateTaskRequest, ExpectedOutputBody, TaskInputBody, TaskSpecView, TaskView,
+    ConstraintsBody, CreateTaskRequest, ExpectedOutputBody, SourceRevisionBody, TaskInputBody,
+    TaskSpecView, TaskView,
 };
 pub use users::{
     ApiKeyList, ApiKeyView, CreateUserRequest, CreatedApiKey, CreatedUser, TokenRequest,

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 use tlao_domain::{
-    ArchiveId, Constraints, ExpectedOutput, Task, TaskId, TaskInput, TaskSpec, Timestamp,
-    WorkspaceId,
+    ArchiveId, CommitId, Constraints, ExpectedOutput, SourceRevision, Task, TaskId, TaskInput,
+    TaskSpec, Timestamp, WorkspaceId,
 };
 
 use crate::names::{ArtifactTypeName, TaskTypeName};
@@ -26,6 +26,32 @@ pub struct TaskInputBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^arc_[0-7][0-9A-HJKMNP-TV-Z]{25}$"))]
     pub archive_id: Option<ArchiveId>,
+    /// The git commit the archive was packed from, when it was packed in a git
+    /// repository (`tlao run` records it; `tlao apply` checks a repository against it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceRevisionBody>,
+}
+
+/// The git commit a workspace archive was packed from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceRevisionBody {
+    /// The full commit id checked out when the archive was packed.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^([0-9a-f]{40}|[0-9a-f]{64})$"))]
+    pub commit: CommitId,
+    /// Whether the packed tree had changes the commit does not hold (uncommitted or
+    /// untracked files): the archive is then the commit plus those changes.
+    pub dirty: bool,
+}
+
+impl From<SourceRevision> for SourceRevisionBody {
+    fn from(source: SourceRevision) -> Self {
+        SourceRevisionBody {
+            commit: source.commit,
+            dirty: source.dirty,
+        }
+    }
 }
 
 /// Limits within the server's guardrails.
@@ -75,12 +101,17 @@ pub struct TaskSpecView {
 
 impl From<TaskSpec> for TaskSpecView {
     fn from(spec: TaskSpec) -> Self {
-        let TaskInput { prompt, archive_id } = spec.input;
+        let TaskInput {
+            prompt,
+            archive_id,
+            source,
+        } = spec.input;
         TaskSpecView {
             task_type: spec.task_type.into(),
             input: TaskInputBody {
                 prompt: prompt.into(),
                 archive_id,
+                source: source.map(Into::into),
             },
             constraints: (!spec.constraints.is_empty()).then(|| {
                 let Constraints {

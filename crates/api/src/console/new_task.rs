@@ -225,6 +225,7 @@ impl Valid {
         let input = TaskInput {
             prompt: self.prompt,
             archive_id,
+            source: None,
         };
         let spec = TaskSpec {
             task_type: self.task_type,

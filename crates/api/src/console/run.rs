@@ -378,6 +378,10 @@ fn actions(ctx: &Ctx, run: &Run) -> Markup {
                     button type="submit" class="button danger" { "Cancel run" }
                 }
             }
+            a class="button secondary" href={ "/console/runs/" (run.run_id) "/bundle.tar.gz" } download
+                title="The TaskSpec, executor, archive hash, events, log, artifacts and their hashes, with a manifest" {
+                "Download the run bundle"
+            }
         }
     }
 }
@@ -509,6 +513,38 @@ pub(crate) async fn log_text(
             .content_type("text/plain; charset=utf-8")
             .insert_header((actix_web::http::header::CONTENT_DISPOSITION, file_name))
             .streaming(log_pages(events, caller, run_id, first)))
+    })
+    .await
+}
+
+/// `GET /console/runs/{id}/bundle.tar.gz`: the run's bundle, as `GET
+/// /runs/{id}/bundle` serves it (without the archive's bytes); the same access checks
+/// as the run's page.
+pub(crate) async fn bundle(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    keys: web::Data<ConsoleKeys>,
+    run_id: web::Path<String>,
+) -> HttpResponse {
+    page::respond(&req, &state, &keys, async |ctx| {
+        let run_id = parse_run_id(&run_id)?;
+        let record = state
+            .services
+            .bundles
+            .record(&ctx.session.caller, &run_id, false)
+            .await
+            .map_err(run_access)?;
+        crate::request_id::note_run(&run_id);
+        let now = state.now();
+        let bytes = web::block(move || crate::bundle::pack(record, now, false))
+            .await
+            .map_err(|e| PageError::Internal(anyhow::anyhow!("packing the bundle: {e}")))?
+            .map_err(|e| PageError::Internal(anyhow::anyhow!("packing the bundle: {e}")))?;
+        let file_name = format!("attachment; filename=\"{run_id}.bundle.tar.gz\"");
+        Ok(HttpResponse::Ok()
+            .content_type("application/gzip")
+            .insert_header((actix_web::http::header::CONTENT_DISPOSITION, file_name))
+            .body(bytes))
     })
     .await
 }

@@ -350,3 +350,54 @@ async fn the_run_page_shows_the_agents_plan_its_tool_calls_once_each_and_its_usa
         "{page}"
     );
 }
+
+#[tokio::test]
+async fn the_run_page_links_the_run_bundle_which_only_members_download() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let run_id = finished_run_with_log(&app, &alice, 3).await;
+    let session = sign_in(&app, &alice).await;
+
+    let page = html_page(
+        session.get(&app, &format!("/console/runs/{run_id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(page.contains(&format!("href=\"/console/runs/{run_id}/bundle.tar.gz\"")));
+
+    let response = session
+        .get(&app, &format!("/console/runs/{run_id}/bundle.tar.gz"))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[CONTENT_TYPE], "application/gzip");
+    assert_eq!(
+        response.headers()["content-disposition"].to_str().unwrap(),
+        format!("attachment; filename=\"{run_id}.bundle.tar.gz\"")
+    );
+    let bytes = response.bytes().await.unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+    let names: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            entry
+                .unwrap()
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(names[0], format!("{run_id}/manifest.json"), "{names:?}");
+    assert!(
+        names.contains(&format!("{run_id}/events.jsonl")),
+        "{names:?}"
+    );
+
+    let outsider = sign_in(&app, &bob).await;
+    let refused = outsider
+        .get(&app, &format!("/console/runs/{run_id}/bundle.tar.gz"))
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+}

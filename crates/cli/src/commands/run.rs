@@ -12,16 +12,17 @@ use anyhow::Context as _;
 use futures::TryStreamExt;
 use tlao_domain::{RunId, TaskType, WorkspaceId};
 use tlao_sdk::types::{CreateRunRequest, CreateTaskRequest, RunView, TaskInputBody};
-use tlao_sdk::wire::{RunStatusName, UsageView};
+use tlao_sdk::wire::{RunStatusName, SourceRevisionBody, UsageView};
 use tlao_sdk::{ClientError, TlaoClient};
 use tokio_util::io::ReaderStream;
 
+use crate::commands::apply::{self, ApplyOptions};
 use crate::context::Context;
 use crate::errors::{CliError, Exit};
 use crate::follow::{self, Display};
 use crate::output::{self, human_bytes, human_duration, status_style};
 use crate::package::{self, Packaged, TLAOIGNORE};
-use crate::{progress, prompt};
+use crate::{git, progress, prompt};
 
 /// How many of the largest paths a refusal names.
 const LARGEST_SHOWN: usize = 8;
@@ -50,8 +51,8 @@ pub enum RunCommand {
     Plan(StartArgs),
     /// Ask the agent to change the code (task type code.change); the result is a patch.
     ///
-    /// Example: tlao run change "rename Foo to Bar everywhere"
-    Change(StartArgs),
+    /// Example: tlao run change "rename Foo to Bar everywhere" --apply
+    Change(ChangeArgs),
     /// Ask the agent to write documentation (task type doc.write).
     ///
     /// Example: tlao run doc "document the public API" --path ./lib
@@ -94,6 +95,19 @@ pub struct StartArgs {
     pub json: bool,
 }
 
+/// Options of `tlao run change`: those of every task, and what to do with the patch.
+#[derive(Debug, clap::Args)]
+pub struct ChangeArgs {
+    #[command(flatten)]
+    pub start: StartArgs,
+    /// When the run completes, apply its patch to the repository at --path (as `tlao
+    /// apply` does).
+    #[arg(long, conflicts_with = "detach")]
+    pub apply: bool,
+    #[command(flatten)]
+    pub options: ApplyOptions,
+}
+
 /// A run id, and `--json`.
 #[derive(Debug, clap::Args)]
 pub struct RunIdArgs {
@@ -107,10 +121,14 @@ pub struct RunIdArgs {
 /// `tlao run ...`.
 pub async fn run(args: RunArgs, profile: &str) -> anyhow::Result<Exit> {
     match args.command {
-        RunCommand::Plan(start_args) => start(start_args, TaskType::SpecGenerate, profile).await,
-        RunCommand::Change(start_args) => start(start_args, TaskType::CodeChange, profile).await,
-        RunCommand::Doc(start_args) => start(start_args, TaskType::DocWrite, profile).await,
-        RunCommand::Deploy(start_args) => start(start_args, TaskType::DeployRun, profile).await,
+        RunCommand::Plan(start_args) => {
+            start(start_args, TaskType::SpecGenerate, profile, None).await
+        }
+        RunCommand::Change(change) => start_change(change, profile).await,
+        RunCommand::Doc(start_args) => start(start_args, TaskType::DocWrite, profile, None).await,
+        RunCommand::Deploy(start_args) => {
+            start(start_args, TaskType::DeployRun, profile, None).await
+        }
         RunCommand::Get(id_args) => get(id_args, profile).await,
         RunCommand::Cancel(id_args) => cancel(id_args, profile).await,
     }
@@ -125,15 +143,40 @@ pub fn exit_for(status: RunStatusName) -> Exit {
     }
 }
 
-async fn start(args: StartArgs, task_type: TaskType, profile: &str) -> anyhow::Result<Exit> {
-    let prompt = prompt::resolve(args.prompt, task_type.as_str())?;
-    let dir = args
-        .path
-        .canonicalize()
-        .map_err(|e| CliError::Usage(format!("--path {}: {e}", args.path.display())))?;
-    if !dir.is_dir() {
-        return Err(CliError::Usage(format!("--path {} is not a directory", dir.display())).into());
+/// `tlao run change`, then `--apply` (or `--branch`, `--check`, which imply it).
+async fn start_change(args: ChangeArgs, profile: &str) -> anyhow::Result<Exit> {
+    let ChangeArgs {
+        start: start_args,
+        apply,
+        options,
+    } = args;
+    let applying = apply || options.branch.is_some() || options.check || options.conflicts;
+    if !applying {
+        return start(start_args, TaskType::CodeChange, profile, None).await;
     }
+    if start_args.detach {
+        return Err(CliError::Usage(
+            "--apply waits for the run: it cannot be used with --detach".into(),
+        )
+        .into());
+    }
+    start(start_args, TaskType::CodeChange, profile, Some(options)).await
+}
+
+async fn start(
+    args: StartArgs,
+    task_type: TaskType,
+    profile: &str,
+    then_apply: Option<ApplyOptions>,
+) -> anyhow::Result<Exit> {
+    let prompt = prompt::resolve(args.prompt, task_type.as_str())?;
+    let dir = apply::canonical_dir(&args.path)?;
+    // Applying needs a repository (and a usable branch and identity): known before
+    // anything is uploaded.
+    let repo = then_apply
+        .as_ref()
+        .map(|options| options.preflight(&dir, None))
+        .transpose()?;
     let ctx = Context::load(profile)?;
     let client = &ctx.client;
     let workspace_id = ctx.workspace(args.workspace.as_ref()).await?;
@@ -143,6 +186,10 @@ async fn start(args: StartArgs, task_type: TaskType, profile: &str) -> anyhow::R
         .with_context(|| format!("reading workspace {workspace_id}"))?;
     let max_bytes = workspace.limits.max_archive_bytes;
 
+    let source = git::source_of(&dir).map(|s| SourceRevisionBody {
+        commit: s.commit,
+        dirty: s.dirty,
+    });
     let (archive, packaged) = package_dir(&dir).await?;
     if packaged.archive_bytes > max_bytes {
         anyhow::bail!(too_large(&dir, &packaged, max_bytes));
@@ -174,6 +221,7 @@ async fn start(args: StartArgs, task_type: TaskType, profile: &str) -> anyhow::R
             input: TaskInputBody {
                 prompt,
                 archive_id: Some(receipt.archive_id),
+                source,
             },
             constraints: None,
             expected_output: None,
@@ -188,8 +236,36 @@ async fn start(args: StartArgs, task_type: TaskType, profile: &str) -> anyhow::R
         .await
         .context("starting the run")?;
     ctx.save_session()?;
+    let exit = follow_created(&ctx, &created, args.detach, args.json).await?;
+    match (repo, then_apply) {
+        (Some(repo), Some(options)) if exit == Exit::Success => {
+            let exit = apply::apply_run(&ctx, &repo, &created.run_id, &options, args.json).await;
+            ctx.save_session()?;
+            exit
+        }
+        (Some(_), Some(_)) => {
+            output::warn(format!(
+                "run {} did not complete: nothing was applied",
+                created.run_id
+            ));
+            Ok(exit)
+        }
+        _ => Ok(exit),
+    }
+}
+
+/// Follows the run just created (or only prints its id with `detach`), and exits
+/// with its outcome.
+pub async fn follow_created(
+    ctx: &Context,
+    created: &RunView,
+    detach: bool,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let client = &ctx.client;
     let run_id = created.run_id.clone();
     let console = format!("{}/console/runs/{run_id}", ctx.client.api_url());
+    let args = FollowArgs { detach, json };
 
     if args.detach {
         if args.json {
@@ -214,7 +290,7 @@ async fn start(args: StartArgs, task_type: TaskType, profile: &str) -> anyhow::R
     } else {
         Display::Human
     };
-    let status = follow::follow(&ctx, &run_id, 0, display).await?;
+    let status = follow::follow(ctx, &run_id, 0, display).await?;
     let run = client
         .get_run(&run_id)
         .await
@@ -226,6 +302,12 @@ async fn start(args: StartArgs, task_type: TaskType, profile: &str) -> anyhow::R
         summarize(client, &run).await?;
     }
     Ok(exit_for(status))
+}
+
+/// How a created run is followed.
+struct FollowArgs {
+    detach: bool,
+    json: bool,
 }
 
 /// Packages `dir` into a temporary file, with a spinner.

@@ -641,6 +641,17 @@ export interface SandboxGrantsView {
   writePaths: Array<string>;
 }
 
+/** The git commit a workspace archive was packed from. */
+export interface SourceRevisionBody {
+  /** The full commit id checked out when the archive was packed. */
+  commit: string;
+  /**
+   * Whether the packed tree had changes the commit does not hold (uncommitted or
+   * untracked files): the archive is then the commit plus those changes.
+   */
+  dirty: boolean;
+}
+
 /** The configuration of a `stream` executor. */
 export interface StreamConfigBody {
   /** The argv template, program first (not blank); `{prompt}`, `{workdir}` and `{outdir}` are substituted. Null or left out: the format's default argv. */
@@ -694,6 +705,11 @@ export interface TaskInputBody {
    * of UTF-8, without control characters other than tab, newline and carriage return.
    */
   prompt: string;
+  /**
+   * The git commit the archive was packed from, when it was packed in a git
+   * repository (`tlao run` records it; `tlao apply` checks a repository against it).
+   */
+  source?: SourceRevisionBody | null | undefined;
 }
 
 /** A TaskSpec: what to do, with what, within which limits, and what to hand back. */
@@ -1125,6 +1141,41 @@ export interface Operations {
       404: Problem;
     };
   };
+  /**
+   * The run's bundle: a `tar.gz` whose directory, named after the run, holds
+   * `manifest.json` (every other file with its size and SHA-256), `run.json`,
+   * `task.json`, `executor.json`, `archive.json` (and `archive.tar.gz` with
+   * `withArchive=true`), `events.jsonl`, `artifacts.json` and `artifacts/<id>/<name>`.
+   */
+  get_run_bundle: {
+    method: "GET";
+    path: "/runs/{runId}/bundle";
+    pathParams: {
+      /** The run (`run_...`) */
+      runId: string;
+    };
+    query: {
+      /**
+       * `true` to put the workspace archive itself in the bundle (its record and hash
+       * are always there); `false` by default.
+       */
+      withArchive?: boolean | undefined;
+    };
+    headers: Record<string, never>;
+    requestBody: never;
+    responses: {
+      /** The bundle, a tar.gz */
+      200: Binary;
+      /** The id or a parameter is malformed */
+      400: Problem;
+      /** No valid token */
+      401: Problem;
+      /** The caller is not a member of its workspace */
+      403: Problem;
+      /** No such run */
+      404: Problem;
+    };
+  };
   /** Cancels a queued or running run. */
   cancel_run: {
     method: "POST";
@@ -1467,6 +1518,7 @@ export const OPERATIONS = {
   create_run: { method: "POST", path: "/runs" },
   get_run: { method: "GET", path: "/runs/{runId}" },
   list_run_artifacts: { method: "GET", path: "/runs/{runId}/artifacts" },
+  get_run_bundle: { method: "GET", path: "/runs/{runId}/bundle" },
   cancel_run: { method: "POST", path: "/runs/{runId}/cancel" },
   stream_run_events: { method: "GET", path: "/runs/{runId}/events" },
   create_task: { method: "POST", path: "/tasks" },
