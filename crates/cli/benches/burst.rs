@@ -6,7 +6,8 @@
 //! Prints runs per second for both and their ratio (goal, issue 18: ≥ 0.6x the floor),
 //! and the latency of `POST /runs` during the burst (goal: p50 well under 1 ms).
 //!
-//! `cargo bench -p tlao-cli --bench burst` (release build).
+//! `cargo bench -p tlao-cli --bench burst` (release build); `BURST_STANDBY` sets
+//! `worker.standby` (default 1, the server's default).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -45,9 +46,12 @@ fn percentile(values: &[Duration], p: f64) -> Duration {
 
 async fn bench(runs: usize) {
     let dir = tempfile::tempdir().unwrap();
+    let standby = std::env::var("BURST_STANDBY").unwrap_or_else(|_| "1".into());
+    println!("worker.standby = {standby}");
     let server = DevServer::with_standin(
         dir.path(),
         &[
+            ("TLAO_WORKER__STANDBY", standby.as_str()),
             ("TLAO_WORKER__MAX_LOCAL_WORKERS", "2"),
             ("TLAO_GUARDRAILS__MAX_CONCURRENT_RUNS", "2"),
             // The daily quotas (100 and 200 runs) would refuse a long burst.
