@@ -171,6 +171,12 @@ impl Server {
                 "ended runs left running by an earlier stop"
             );
         }
+        if !sweep.expired.is_empty() {
+            tracing::warn!(
+                expired = sweep.expired.len(),
+                "failed the runs that waited queued past guardrails.max_queue_seconds"
+            );
+        }
         tokio::spawn(reaper.run(REAPER_INTERVAL));
         // The workers of a process launcher exist only while a run does: the server
         // probes its own PATH for them, so selection knows what can run here (R2.2).

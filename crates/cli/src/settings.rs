@@ -339,6 +339,9 @@ impl Settings {
         if g.max_run_seconds == 0 {
             bail!("guardrails.max_run_seconds must be at least 1");
         }
+        if g.max_queue_seconds == 0 {
+            bail!("guardrails.max_queue_seconds must be at least 1");
+        }
         if g.max_concurrent_runs == 0 {
             bail!("guardrails.max_concurrent_runs must be at least 1");
         }

@@ -181,6 +181,29 @@ async fn a_plan_runs_on_dynamodb_and_s3_and_its_artifact_downloads_from_a_presig
     assert_eq!(plan["title"], "Stand-in plan");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_dynamodb_a_run_nobody_leases_fails_as_queue_timeout_and_gives_back_its_quota() {
+    let endpoint = moto();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("tlao-queue-{}-{}", std::process::id(), rand_suffix());
+    let mut env = aws_env(&endpoint, &name);
+    env.push(("TLAO_SERVER__ADDR", "127.0.0.1:0".into()));
+    env.push((
+        "TLAO_AUTH__SECRET",
+        "an-e2e-signing-secret-of-at-least-32-bytes".into(),
+    ));
+    env.push((
+        "TLAO_WORKER_TOKEN",
+        "e2e-worker-token-0123456789abcdef".into(),
+    ));
+    succeed(
+        tlao(&env, dir.path()).args(["admin", "init-aws"]),
+        "init-aws",
+    );
+
+    common::serve::a_run_nobody_leases_expires_and_gives_back_its_quota(&env, dir.path()).await;
+}
+
 /// A few random hex digits, so reruns against one emulator do not collide.
 fn rand_suffix() -> String {
     let nanos = std::time::SystemTime::now()

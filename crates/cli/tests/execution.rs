@@ -468,3 +468,22 @@ async fn serve_with_the_process_launcher_runs_each_run_in_a_local_worker_process
         .collect();
     assert!(names.contains(&json!("plan.json")), "{names:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_sqlite_fails_a_run_nobody_leases_as_queue_timeout_and_gives_back_its_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let env: Vec<(&str, String)> = vec![
+        ("TLAO_LOG", "warn".into()),
+        ("TLAO_SERVER__ADDR", "127.0.0.1:0".into()),
+        (
+            "TLAO_AUTH__SECRET",
+            "a-serve-signing-secret-of-at-least-32-bytes".into(),
+        ),
+        (
+            "TLAO_WORKER_TOKEN",
+            "serve-worker-token-0123456789abcdef".into(),
+        ),
+    ];
+
+    common::serve::a_run_nobody_leases_expires_and_gives_back_its_quota(&env, dir.path()).await;
+}

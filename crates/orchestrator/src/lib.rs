@@ -11,6 +11,7 @@
 pub mod archives;
 pub mod artifacts;
 pub mod attrs;
+pub mod backlog;
 pub mod codec;
 pub mod context;
 pub mod dispatcher;
@@ -41,6 +42,7 @@ use tlao_ports::{BlobStore, Clock, EventBus, Table};
 
 pub use archives::ArchiveService;
 pub use artifacts::{ArtifactService, ArtifactView};
+pub use backlog::Backlog;
 pub use codec::{CodecError, Entity, Lookup, Step};
 pub use context::{Caller, Core};
 pub use dispatcher::{Dispatcher, LaunchedRuns};

@@ -102,3 +102,51 @@ pub async fn serve_ready_for_plans(
     let workspace = admin.create_workspace(workspace).await;
     (server, admin, workspace)
 }
+
+/// The queue timeout end to end on `tlao serve` with `env` (its storage) and no worker:
+/// with a daily quota of one run and a queue timeout of 2 s, a run nobody leases fails
+/// as `queue_timeout` with a message saying why, in its record and its log, and its
+/// quota unit is given back (the next run is admitted, where it was refused with 429
+/// while the first one waited).
+pub async fn a_run_nobody_leases_expires_and_gives_back_its_quota(
+    env: &[(&str, String)],
+    data_dir: &Path,
+) {
+    let mut env = env.to_vec();
+    env.push(("TLAO_GUARDRAILS__MAX_QUEUE_SECONDS", "2".into()));
+    env.push(("TLAO_GUARDRAILS__DAILY_RUN_QUOTA", "1".into()));
+    let (_server, admin, workspace) = serve_ready_for_plans(&env, data_dir, "queue").await;
+    let task =
+        json!({"workspaceId": workspace, "taskType": "spec.generate", "input": {"prompt": "plan"}});
+    let run_id = admin.start_run(task.clone(), None).await;
+    let (_, second_task) = admin.post("/tasks", task.clone()).await;
+    let (status, refused) = admin
+        .post("/runs", json!({"taskId": second_task["taskId"]}))
+        .await;
+    assert_eq!(status, 429, "the quota of one run is used: {refused}");
+
+    let run = admin
+        .await_run(
+            &run_id,
+            "expire in the queue",
+            Duration::from_secs(30),
+            |run| run["status"] != "queued",
+        )
+        .await;
+
+    assert_eq!(run["status"], "failed", "{run:#}");
+    assert_eq!(run["error"]["code"], "queue_timeout", "{run:#}");
+    let message = run["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("within 2 s"), "{message}");
+    let events = admin.events(&run_id).await;
+    assert!(
+        events
+            .iter()
+            .any(|(kind, data)| kind == "log" && data.to_string().contains("within 2 s")),
+        "the log does not say why: {events:?}"
+    );
+    let (status, admitted) = admin
+        .post("/runs", json!({"taskId": second_task["taskId"]}))
+        .await;
+    assert_eq!(status, 201, "the quota unit was not given back: {admitted}");
+}
