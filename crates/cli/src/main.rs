@@ -15,6 +15,7 @@ mod errors;
 mod follow;
 mod launcher;
 mod logging;
+mod metrics;
 mod output;
 mod package;
 mod profile;

@@ -178,6 +178,12 @@ impl Server {
             );
         }
         tokio::spawn(reaper.run(REAPER_INTERVAL));
+        if settings.metrics.emf_interval_seconds > 0 {
+            tokio::spawn(crate::metrics::publish(
+                self.services.core.clone(),
+                settings.metrics.clone(),
+            ));
+        }
         // The workers of a process launcher exist only while a run does: the server
         // probes its own PATH for them, so selection knows what can run here (R2.2).
         if self.api_config.agents.is_some() {

@@ -551,3 +551,66 @@ async fn admin_bootstrap_twice_makes_one_administrator_one_default_workspace_and
     names.sort_unstable();
     assert_eq!(names, ["kiro", "shell"], "{executors}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_prints_the_backlog_as_cloudwatch_embedded_metric_lines() {
+    use common::serve::{serve_reading_stdout, succeed, tlao};
+
+    let dir = tempfile::tempdir().unwrap();
+    let env: Vec<(&str, String)> = vec![
+        ("TLAO_LOG", "warn".into()),
+        ("TLAO_SERVER__ADDR", "127.0.0.1:0".into()),
+        (
+            "TLAO_AUTH__SECRET",
+            "a-serve-signing-secret-of-at-least-32-bytes".into(),
+        ),
+        ("TLAO_METRICS__EMF_INTERVAL_SECONDS", "1".into()),
+        ("TLAO_METRICS__DEPLOYMENT", "e2e".into()),
+    ];
+    let boot = succeed(
+        tlao(&env, dir.path()).args(["admin", "bootstrap"]),
+        "bootstrap",
+    );
+    let key = String::from_utf8(boot.stdout).unwrap().trim().to_owned();
+    let (_server, url, stdout) = serve_reading_stdout(&env, dir.path());
+    let admin = common::Api::login(&url, &key).await;
+    let next_metrics = || loop {
+        let line = stdout
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a metrics line within 10 s");
+        if let Ok(document) = serde_json::from_str::<Value>(&line)
+            && document.get("_aws").is_some()
+        {
+            return document;
+        }
+    };
+    let idle = next_metrics();
+    assert_eq!(
+        (&idle["QueuedRuns"], &idle["RunningRuns"]),
+        (&json!(0), &json!(0)),
+        "{idle}"
+    );
+    assert_eq!(idle["Deployment"], "e2e");
+    assert_eq!(idle["_aws"]["CloudWatchMetrics"][0]["Namespace"], "TLAO");
+
+    let (_, workspaces) = admin.get("/workspaces").await;
+    let workspace = workspaces["items"][0]["workspaceId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin
+        .run_prompt(&workspace, "spec.generate", "make a plan", None)
+        .await;
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let line = next_metrics();
+        if line["QueuedRuns"] == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never counted the queued run: {line}"
+        );
+    }
+}

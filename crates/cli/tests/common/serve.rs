@@ -49,6 +49,15 @@ pub fn succeed(command: &mut Command, what: &str) -> Output {
 
 /// Starts `tlao serve` and waits for its ready line; returns the process and its URL.
 pub fn serve(env: &[(&str, String)], data_dir: &Path) -> (Running, String) {
+    let (server, url, _stdout) = serve_reading_stdout(env, data_dir);
+    (server, url)
+}
+
+/// [`serve`], and the lines the server prints on standard output after its ready line.
+pub fn serve_reading_stdout(
+    env: &[(&str, String)],
+    data_dir: &Path,
+) -> (Running, String, mpsc::Receiver<String>) {
     let mut child = tlao(env, data_dir)
         .arg("serve")
         .stdout(Stdio::piped())
@@ -69,7 +78,7 @@ pub fn serve(env: &[(&str, String)], data_dir: &Path) -> (Running, String) {
         match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(line) => {
                 if let Some(url) = line.strip_prefix("Ready: ") {
-                    return (server, url.trim().to_owned());
+                    return (server, url.trim().to_owned(), rx);
                 }
             }
             Err(e) => panic!("tlao serve did not become ready: {e}"),
