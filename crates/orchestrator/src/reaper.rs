@@ -77,8 +77,15 @@ impl Reaper {
     /// [`QUEUE_SCAN_INTERVAL`], at every queued run waiting past its time.
     pub async fn sweep(&self) -> Result<Sweep, ServiceError> {
         let mut sweep = Sweep::default();
-        if self.queue_scan_due() {
-            self.expire_queued(&mut sweep).await?;
+        // A failed queue scan does not keep the running runs from being judged; it is
+        // tried again at the next scan.
+        if self.queue_scan_due()
+            && let Err(error) = self.expire_queued(&mut sweep).await
+        {
+            tracing::error!(
+                operation = "reap", error = %error,
+                "could not scan the queues for runs waiting past their time"
+            );
         }
         let mut cursor: Option<Cursor> = None;
         loop {
