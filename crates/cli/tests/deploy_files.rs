@@ -432,3 +432,137 @@ fn the_template_scales_workers_on_the_metrics_the_api_publishes() {
         );
     }
 }
+
+/// The inline code of the template's `BootstrapFunction` (its `ZipFile` block).
+fn bootstrap_function_code() -> String {
+    let block = template_block("BootstrapFunction", 2);
+    let start = block
+        .find("ZipFile: |\n")
+        .expect("the function's code is inline")
+        + "ZipFile: |\n".len();
+    let lines: Vec<&str> = block[start..].lines().collect();
+    let indent = lines
+        .iter()
+        .find(|line| !line.trim().is_empty())
+        .map(|line| line.len() - line.trim_start().len())
+        .expect("some code");
+    lines
+        .iter()
+        .map(|line| line.get(indent..).unwrap_or("").trim_end())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Runs the bootstrap function's handler under python3 with stand-ins for `boto3` (an
+/// ECS client whose task ends as `scenario` says) and `cfnresponse` (recording what is
+/// sent); prints one JSON line: the response sent and the ECS calls made.
+const HARNESS: &str = r#"
+import json, sys, types
+
+scenario = sys.argv[1]
+calls, sent = [], []
+
+class Ecs:
+    def run_task(self, **kwargs):
+        calls.append(["RunTask", kwargs])
+        if scenario == "refused":
+            return {"tasks": [], "failures": [{"reason": "RESOURCE:ENI"}]}
+        return {"tasks": [{"taskArn": "arn:task/1"}], "failures": []}
+    def describe_tasks(self, **kwargs):
+        calls.append(["DescribeTasks", kwargs])
+        described = sum(1 for call in calls if call[0] == "DescribeTasks")
+        if described < 2:
+            return {"tasks": [{"lastStatus": "RUNNING", "containers": [{}]}]}
+        code = 0 if scenario == "succeeds" else 1
+        return {"tasks": [{"lastStatus": "STOPPED", "stoppedReason": "Essential container in task exited",
+                           "containers": [{"exitCode": code}]}]}
+
+boto3 = types.ModuleType("boto3")
+boto3.client = lambda name: Ecs()
+sys.modules["boto3"] = boto3
+cfn = types.ModuleType("cfnresponse")
+cfn.SUCCESS, cfn.FAILED = "SUCCESS", "FAILED"
+def send(event, context, status, data, physical=None, noEcho=False, reason=None):
+    sent.append({"status": status, "data": data, "physical": physical, "reason": reason})
+cfn.send = send
+sys.modules["cfnresponse"] = cfn
+
+import index
+index.time.sleep = lambda seconds: None
+
+class Context:
+    def get_remaining_time_in_millis(self):
+        return 600000
+
+request = "Create" if scenario in ("succeeds", "fails", "refused") else scenario
+event = {"RequestType": request, "ResourceProperties": {
+    "Cluster": "c", "TaskDefinition": "arn:td/1", "Subnets": ["s1", "s2"],
+    "SecurityGroup": "sg", "LogGroup": "/tlao/x/server"}}
+if request != "Create":
+    event["PhysicalResourceId"] = "tlao-bootstrap"
+index.handler(event, Context())
+print(json.dumps({"sent": sent, "calls": calls}))
+"#;
+
+fn run_bootstrap_function(scenario: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.py"), bootstrap_function_code()).unwrap();
+    std::fs::write(dir.path().join("harness.py"), HARNESS).unwrap();
+    let output = Command::new("python3")
+        .arg("harness.py")
+        .arg(scenario)
+        .current_dir(dir.path())
+        .output()
+        .expect("python3 runs (the test scripts need it too)");
+    assert!(
+        output.status.success(),
+        "the handler raised: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    serde_json::from_str(stdout.lines().last().expect("a result line")).unwrap()
+}
+
+#[test]
+fn the_bootstrap_function_runs_the_task_once_on_create_and_reports_how_it_ended() {
+    let ok = run_bootstrap_function("succeeds");
+    assert_eq!(ok["sent"].as_array().unwrap().len(), 1, "{ok}");
+    assert_eq!(ok["sent"][0]["status"], "SUCCESS", "{ok}");
+    let run = &ok["calls"][0];
+    assert_eq!(run[0], "RunTask");
+    assert_eq!(run[1]["cluster"], "c");
+    assert_eq!(run[1]["taskDefinition"], "arn:td/1");
+    assert_eq!(run[1]["launchType"], "FARGATE");
+    let network = &run[1]["networkConfiguration"]["awsvpcConfiguration"];
+    assert_eq!(network["subnets"], serde_json::json!(["s1", "s2"]));
+    assert_eq!(network["securityGroups"], serde_json::json!(["sg"]));
+    assert_eq!(network["assignPublicIp"], "ENABLED");
+
+    let failed = run_bootstrap_function("fails");
+    assert_eq!(failed["sent"][0]["status"], "FAILED", "{failed}");
+    let reason = failed["sent"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("exit code 1") && reason.contains("/tlao/x/server"),
+        "{reason}"
+    );
+
+    let refused = run_bootstrap_function("refused");
+    assert_eq!(refused["sent"][0]["status"], "FAILED", "{refused}");
+    assert!(
+        refused["sent"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("RESOURCE:ENI")
+    );
+
+    for request in ["Update", "Delete"] {
+        let untouched = run_bootstrap_function(request);
+        assert_eq!(untouched["sent"][0]["status"], "SUCCESS", "{untouched}");
+        assert_eq!(untouched["sent"][0]["physical"], "tlao-bootstrap");
+        assert_eq!(
+            untouched["calls"],
+            serde_json::json!([]),
+            "{request} runs nothing"
+        );
+    }
+}
