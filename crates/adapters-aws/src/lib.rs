@@ -5,6 +5,8 @@
 //! - [`S3BlobStore`]: the [`BlobStore`](tlao_ports::BlobStore) port on one S3 bucket,
 //!   with S3's own presigned URLs.
 //! - [`EcsLauncher`]: the [`RunLauncher`](tlao_ports::RunLauncher) port on ECS/Fargate.
+//! - [`SecretWriter`]: stores a value in a Secrets Manager secret (the administrator's
+//!   key, written by `tlao admin bootstrap --key-secret`).
 //! - [`AwsConnection`]: region and endpoint override (emulators); credentials come from
 //!   the standard AWS chain.
 //!
@@ -23,11 +25,13 @@ mod ecs_launcher;
 mod retry_budget;
 mod s3_blob;
 mod sdk_error;
+mod secrets;
 
 pub use connection::{AwsConnection, DEFAULT_REGION};
 pub use dynamo_table::{DynamoTable, TTL_ATTRIBUTE};
 pub use ecs_launcher::{EcsLauncher, EcsLauncherConfig, STARTED_BY, STOP_REASON};
 pub use s3_blob::{PART_BYTES, S3BlobStore};
+pub use secrets::SecretWriter;
 
 /// What an idempotent provisioning step (`ensure_table`, `ensure_bucket`) found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

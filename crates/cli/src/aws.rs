@@ -13,7 +13,9 @@ mod enabled {
     use std::sync::Arc;
 
     use anyhow::Context;
-    use tlao_adapters_aws::{AwsConnection, DynamoTable, EcsLauncher, Provisioned, S3BlobStore};
+    use tlao_adapters_aws::{
+        AwsConnection, DynamoTable, EcsLauncher, Provisioned, S3BlobStore, SecretWriter,
+    };
     use tlao_ports::{BlobStore, RunLauncher, Table};
 
     use crate::settings::{BlobSettings, EcsSettings, StorageSettings};
@@ -55,6 +57,17 @@ mod enabled {
         let config = super::ecs_config(ecs, api_url)?;
         let connection = AwsConnection::new(ecs.endpoint.clone(), ecs.region.clone());
         Ok(Arc::new(EcsLauncher::connect(&connection, config).await))
+    }
+
+    pub async fn store_secret(
+        storage: &StorageSettings,
+        secret_id: &str,
+        value: &str,
+    ) -> anyhow::Result<()> {
+        SecretWriter::connect(&table_of(storage))
+            .await
+            .put(secret_id, value)
+            .await
     }
 
     fn said(provisioned: Provisioned) -> &'static str {
@@ -105,6 +118,10 @@ mod enabled {
         bail!("{MISSING}")
     }
 
+    pub async fn store_secret(_: &StorageSettings, _: &str, _: &str) -> anyhow::Result<()> {
+        bail!("storing a key in Secrets Manager: {MISSING}")
+    }
+
     pub async fn open_launcher(_: &EcsSettings, _: &str) -> anyhow::Result<Arc<dyn RunLauncher>> {
         bail!("launcher.kind = \"ecs\": {MISSING}")
     }
@@ -118,6 +135,17 @@ pub async fn open_table(storage: &StorageSettings) -> anyhow::Result<Arc<dyn Tab
 /// The S3 bucket `[blobs]` names, checked reachable.
 pub async fn open_blobs(blobs: &BlobSettings) -> anyhow::Result<Arc<dyn BlobStore>> {
     enabled::open_blobs(blobs).await
+}
+
+/// Stores `value` as the current value of the existing Secrets Manager secret
+/// `secret_id` (name or ARN), in the region (and through the endpoint override) of the
+/// table `[storage]` names.
+pub async fn store_secret(
+    storage: &StorageSettings,
+    secret_id: &str,
+    value: &str,
+) -> anyhow::Result<()> {
+    enabled::store_secret(storage, secret_id, value).await
 }
 
 /// Creates the table and the bucket when missing (idempotent), saying what it found.

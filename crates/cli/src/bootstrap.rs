@@ -1,11 +1,12 @@
-//! First start of `tlao dev`: an administrator, a default workspace and the default
-//! executors, created once and found again on every later start.
+//! What a fresh deployment starts with: an administrator, a default workspace and the
+//! default executors, created once and found again on every later start of `tlao dev`
+//! or run of `tlao admin bootstrap`.
 
 use std::path::Path;
 
 use anyhow::Context;
 use serde_json::json;
-use tlao_domain::{ExecutorDescriptor, Name, WorkspaceId};
+use tlao_domain::{ExecutorDescriptor, ExecutorName, Name, WorkspaceId};
 use tlao_orchestrator::{Caller, Services};
 
 use crate::secrets;
@@ -19,22 +20,13 @@ pub struct Boot {
     pub workspace_id: WorkspaceId,
 }
 
-/// The executors registered on first start: Kiro for every task type (with the paths
-/// and variables its login needs granted), and a `command` example that shows how any
-/// CLI becomes an executor by record alone.
+/// The executors registered on first start: Kiro for every task type (the `kiro`
+/// preset of `crates/wire/presets/presets.json`, with the paths and variables its login
+/// needs granted), and a `command` example that shows how any CLI becomes an executor
+/// by record alone.
 pub fn default_executors() -> anyhow::Result<Vec<ExecutorDescriptor>> {
-    let kiro = json!({
-        "name": "kiro",
-        "kind": "kiro",
-        "taskTypes": ["spec.generate", "code.change", "doc.write", "deploy.run"],
-        "config": {"binary": "kiro-cli"},
-        // kiro-cli keeps its login and conversations under the user's HOME, and reads
-        // KIRO_* settings (KIRO_API_KEY among them).
-        "sandbox": {
-            "writePaths": ["~/.kiro", "~/.local/share/kiro-cli"],
-            "env": ["KIRO_*"]
-        }
-    });
+    let kiro = tlao_sdk::wire::presets::record("kiro", None)
+        .context("the built-in presets have no `kiro` preset")?;
     let shell = json!({
         "name": "shell",
         "kind": "command",
@@ -51,6 +43,54 @@ pub fn default_executors() -> anyhow::Result<Vec<ExecutorDescriptor>> {
                 .map_err(|e| anyhow::anyhow!("a built-in executor record is invalid: {e}"))
         })
         .collect()
+}
+
+/// What [`ensure_defaults`] found or created.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    /// The administrator's default workspace.
+    pub workspace_id: WorkspaceId,
+    /// Whether that workspace was created now.
+    pub workspace_created: bool,
+    /// The default executors registered now (those already registered, under the same
+    /// names, are left as they are).
+    pub registered: Vec<ExecutorName>,
+}
+
+/// Creates, when missing, the default workspace of the administrator `admin` (named
+/// `default`) and the [`default_executors`]. Idempotent: a second call creates nothing.
+pub async fn ensure_defaults(services: &Services, admin: &Caller) -> anyhow::Result<Defaults> {
+    let (workspace_id, workspace_created) = match services.workspaces.default_for(admin).await? {
+        Some(ws) => (ws, false),
+        None => (
+            services
+                .workspaces
+                .create(admin, "default")
+                .await?
+                .workspace_id,
+            true,
+        ),
+    };
+    let before: Vec<ExecutorName> = services
+        .executors
+        .reload()
+        .await?
+        .iter()
+        .map(|executor| executor.name.clone())
+        .collect();
+    let mut registered = Vec::new();
+    for executor in default_executors()? {
+        if !before.contains(&executor.name) {
+            registered.push(executor.name.clone());
+        }
+        services.executors.ensure(executor).await?;
+    }
+    services.executors.reload().await?;
+    Ok(Defaults {
+        workspace_id,
+        workspace_created,
+        registered,
+    })
 }
 
 /// Creates what is missing and returns the admin key and default workspace.
@@ -101,22 +141,9 @@ pub async fn ensure(services: &Services, data_dir: &Path) -> anyhow::Result<Boot
         user_id: admin_id,
         admin: true,
     };
-    let workspace_id = match services.workspaces.default_for(&admin).await? {
-        Some(ws) => ws,
-        None => {
-            services
-                .workspaces
-                .create(&admin, "default")
-                .await?
-                .workspace_id
-        }
-    };
-    for executor in default_executors()? {
-        services.executors.ensure(executor).await?;
-    }
-    services.executors.reload().await?;
+    let defaults = ensure_defaults(services, &admin).await?;
     Ok(Boot {
         admin_key,
-        workspace_id,
+        workspace_id: defaults.workspace_id,
     })
 }

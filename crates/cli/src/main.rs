@@ -16,6 +16,7 @@ mod follow;
 mod git;
 mod launcher;
 mod logging;
+mod metrics;
 mod output;
 mod package;
 mod profile;

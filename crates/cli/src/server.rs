@@ -171,7 +171,19 @@ impl Server {
                 "ended runs left running by an earlier stop"
             );
         }
+        if !sweep.expired.is_empty() {
+            tracing::warn!(
+                expired = sweep.expired.len(),
+                "failed the runs that waited queued past guardrails.max_queue_seconds"
+            );
+        }
         tokio::spawn(reaper.run(REAPER_INTERVAL));
+        if settings.metrics.emf_interval_seconds > 0 {
+            tokio::spawn(crate::metrics::publish(
+                self.services.core.clone(),
+                settings.metrics.clone(),
+            ));
+        }
         // The workers of a process launcher exist only while a run does: the server
         // probes its own PATH for them, so selection knows what can run here (R2.2).
         if self.api_config.agents.is_some() {

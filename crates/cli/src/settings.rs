@@ -289,6 +289,31 @@ pub struct Settings {
     pub sandbox: SandboxSettings,
     /// `[faults]`
     pub faults: FaultSettings,
+    /// `[metrics]`
+    pub metrics: MetricsSettings,
+}
+
+/// `[metrics]`: the backlog published as CloudWatch embedded-metric-format lines by
+/// `tlao serve` (see `crate::metrics`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// Seconds between two lines; 0 (the default) publishes nothing.
+    pub emf_interval_seconds: u64,
+    /// The CloudWatch namespace of the metrics.
+    pub namespace: String,
+    /// The value of their `Deployment` dimension (the stack's name on AWS).
+    pub deployment: String,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            emf_interval_seconds: 0,
+            namespace: "TLAO".into(),
+            deployment: "tlao".into(),
+        }
+    }
 }
 
 /// `[faults]`: storage fault injection, for the chaos tests only.
@@ -343,6 +368,9 @@ impl Settings {
         if g.max_run_seconds == 0 {
             bail!("guardrails.max_run_seconds must be at least 1");
         }
+        if g.max_queue_seconds == 0 {
+            bail!("guardrails.max_queue_seconds must be at least 1");
+        }
         if g.max_concurrent_runs == 0 {
             bail!("guardrails.max_concurrent_runs must be at least 1");
         }
@@ -355,6 +383,20 @@ impl Settings {
         // `tlao dev` creates a workspace for its administrator.
         if g.max_workspaces_per_user == 0 {
             bail!("guardrails.max_workspaces_per_user must be at least 1");
+        }
+        let metrics = &self.metrics;
+        let printable = |text: &str| {
+            !text.is_empty()
+                && text.len() <= 255
+                && text.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+        };
+        if !printable(&metrics.namespace) || metrics.namespace.starts_with("AWS/") {
+            bail!(
+                "metrics.namespace must be 1 to 255 printable ASCII characters and not start with AWS/"
+            );
+        }
+        if !printable(&metrics.deployment) {
+            bail!("metrics.deployment must be 1 to 255 printable ASCII characters");
         }
         if self.worker.max_local_workers == 0 {
             bail!("worker.max_local_workers must be at least 1");

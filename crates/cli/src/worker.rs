@@ -55,8 +55,9 @@ pub struct WorkerArgs {
     /// Only lease runs of these executors (repeatable).
     #[arg(long = "executor")]
     pub executors: Vec<ExecutorName>,
-    /// How long `--once` waits for a run, in seconds.
-    #[arg(long, default_value_t = 20)]
+    /// How long `--once` waits for a run, in seconds (at most a day); a wait over the
+    /// API's 30 s long-poll is several long-polls, one after the other.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub wait: u64,
     /// Where runs are unpacked [default: a `tlao-work` folder in the temp dir].
     #[arg(long)]

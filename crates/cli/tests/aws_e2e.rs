@@ -89,21 +89,26 @@ async fn a_plan_runs_on_dynamodb_and_s3_and_its_artifact_downloads_from_a_presig
     let (_server, url) = serve(&env, dir.path());
     let admin = Api::login(&url, &admin_key).await;
 
-    let (status, executor) = admin
-        .post(
-            "/executors",
-            json!({
-                "name": "kiro",
-                "kind": "kiro",
-                "taskTypes": ["spec.generate", "code.change", "doc.write"],
-                "config": {"binary": "kiro-cli"}
-            }),
-        )
-        .await;
-    assert!(
-        (200..300).contains(&status),
-        "registering kiro: {status} {executor}"
-    );
+    // The bootstrap made the default workspace and executors, once.
+    let (status, workspaces) = admin.get("/workspaces").await;
+    assert_eq!(status, 200, "{workspaces}");
+    let names: Vec<&str> = workspaces["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|ws| ws["name"].as_str())
+        .collect();
+    assert_eq!(names, ["default"], "{workspaces}");
+    let (status, executors) = admin.get("/executors").await;
+    assert_eq!(status, 200, "{executors}");
+    let mut names: Vec<&str> = executors["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["kiro", "shell"], "{executors}");
     let workspace = admin.create_workspace("aws-e2e").await;
     let run_id = admin
         .run_prompt(&workspace, "spec.generate", "make a plan", None)
@@ -179,6 +184,107 @@ async fn a_plan_runs_on_dynamodb_and_s3_and_its_artifact_downloads_from_a_presig
     assert_eq!(status, 200, "downloading {download}");
     let plan: Value = serde_json::from_slice(&bytes).expect("the plan is JSON");
     assert_eq!(plan["title"], "Stand-in plan");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_dynamodb_a_run_nobody_leases_fails_as_queue_timeout_and_gives_back_its_quota() {
+    let endpoint = moto();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("tlao-queue-{}-{}", std::process::id(), rand_suffix());
+    let mut env = aws_env(&endpoint, &name);
+    env.push(("TLAO_SERVER__ADDR", "127.0.0.1:0".into()));
+    env.push((
+        "TLAO_AUTH__SECRET",
+        "an-e2e-signing-secret-of-at-least-32-bytes".into(),
+    ));
+    env.push((
+        "TLAO_WORKER_TOKEN",
+        "e2e-worker-token-0123456789abcdef".into(),
+    ));
+    succeed(
+        tlao(&env, dir.path()).args(["admin", "init-aws"]),
+        "init-aws",
+    );
+
+    common::serve::a_run_nobody_leases_expires_and_gives_back_its_quota(&env, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_with_a_key_secret_stores_the_key_there_and_prints_none() {
+    let endpoint = moto();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("tlao-secret-{}-{}", std::process::id(), rand_suffix());
+    let mut env = aws_env(&endpoint, &name);
+    env.push(("TLAO_SERVER__ADDR", "127.0.0.1:0".into()));
+    env.push((
+        "TLAO_AUTH__SECRET",
+        "an-e2e-signing-secret-of-at-least-32-bytes".into(),
+    ));
+    succeed(
+        tlao(&env, dir.path()).args(["admin", "init-aws"]),
+        "init-aws",
+    );
+    let created = secretsmanager(
+        &endpoint,
+        "CreateSecret",
+        json!({"Name": name, "SecretString": "placeholder"}),
+    )
+    .await;
+    let arn = created["ARN"].as_str().expect("an ARN").to_owned();
+
+    let boot = succeed(
+        tlao(&env, dir.path()).args(["admin", "bootstrap", "--key-secret", &arn]),
+        "bootstrap",
+    );
+    let again = succeed(
+        tlao(&env, dir.path()).args(["admin", "bootstrap", "--key-secret", &arn]),
+        "bootstrap",
+    );
+
+    assert!(boot.stdout.is_empty(), "the key was printed");
+    assert!(again.stdout.is_empty(), "a second bootstrap printed a key");
+    let stored = secretsmanager(&endpoint, "GetSecretValue", json!({"SecretId": arn})).await;
+    let key = stored["SecretString"].as_str().expect("a value").to_owned();
+    assert!(key.starts_with("tlao_"), "not an API key: {key:?}");
+    let (_server, url) = serve(&env, dir.path());
+    let admin = Api::login(&url, &key).await;
+    let (status, workspaces) = admin.get("/workspaces").await;
+    assert_eq!(status, 200, "{workspaces}");
+    assert_eq!(workspaces["items"][0]["name"], "default", "{workspaces}");
+    let refused = tlao(&env, dir.path())
+        .args(["admin", "bootstrap", "--key-secret", "not a secret"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "a bad secret id is a usage error"
+    );
+}
+
+/// One call of moto's Secrets Manager JSON API, made by hand like [`ecs`]; panics on an
+/// error answer.
+async fn secretsmanager(endpoint: &str, action: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(endpoint)
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/secretsmanager/aws4_request, \
+             SignedHeaders=host, Signature=unchecked",
+        )
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", format!("secretsmanager.{action}"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap();
+    assert!(
+        status.is_success(),
+        "Secrets Manager {action}: {status} {answer}"
+    );
+    answer
 }
 
 /// A few random hex digits, so reruns against one emulator do not collide.

@@ -570,3 +570,149 @@ async fn a_worker_does_not_ask_the_agent_again_what_an_earlier_worker_learnt() {
     );
     assert_eq!(new.len(), 1, "one chat: {new:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_sqlite_fails_a_run_nobody_leases_as_queue_timeout_and_gives_back_its_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let env: Vec<(&str, String)> = vec![
+        ("TLAO_LOG", "warn".into()),
+        ("TLAO_SERVER__ADDR", "127.0.0.1:0".into()),
+        (
+            "TLAO_AUTH__SECRET",
+            "a-serve-signing-secret-of-at-least-32-bytes".into(),
+        ),
+        (
+            "TLAO_WORKER_TOKEN",
+            "serve-worker-token-0123456789abcdef".into(),
+        ),
+    ];
+
+    common::serve::a_run_nobody_leases_expires_and_gives_back_its_quota(&env, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_bootstrap_twice_makes_one_administrator_one_default_workspace_and_the_default_executors()
+ {
+    use common::serve::{serve, succeed, tlao};
+
+    let dir = tempfile::tempdir().unwrap();
+    let env: Vec<(&str, String)> = vec![
+        ("TLAO_LOG", "warn".into()),
+        ("TLAO_SERVER__ADDR", "127.0.0.1:0".into()),
+        (
+            "TLAO_AUTH__SECRET",
+            "a-serve-signing-secret-of-at-least-32-bytes".into(),
+        ),
+    ];
+
+    let first = succeed(
+        tlao(&env, dir.path()).args(["admin", "bootstrap"]),
+        "bootstrap",
+    );
+    let second = succeed(
+        tlao(&env, dir.path()).args(["admin", "bootstrap"]),
+        "bootstrap",
+    );
+
+    let key = String::from_utf8(first.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("tlao_"), "no key printed: {key:?}");
+    let said = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        said.contains("workspace default ws_") && said.contains(": created"),
+        "{said}"
+    );
+    assert!(
+        said.contains("default executors registered: kiro, shell"),
+        "{said}"
+    );
+    assert!(second.stdout.is_empty(), "a second bootstrap printed a key");
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("already exists"), "{said}");
+    assert!(said.contains(": already there"), "{said}");
+    assert!(
+        said.contains("default executors: already registered"),
+        "{said}"
+    );
+    let (_server, url) = serve(&env, dir.path());
+    let admin = common::Api::login(&url, &key).await;
+    let (_, workspaces) = admin.get("/workspaces").await;
+    let names: Vec<&str> = workspaces["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|ws| ws["name"].as_str())
+        .collect();
+    assert_eq!(names, ["default"], "{workspaces}");
+    let (_, executors) = admin.get("/executors").await;
+    let mut names: Vec<&str> = executors["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["kiro", "shell"], "{executors}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_prints_the_backlog_as_cloudwatch_embedded_metric_lines() {
+    use common::serve::{serve_reading_stdout, succeed, tlao};
+
+    let dir = tempfile::tempdir().unwrap();
+    let env: Vec<(&str, String)> = vec![
+        ("TLAO_LOG", "warn".into()),
+        ("TLAO_SERVER__ADDR", "127.0.0.1:0".into()),
+        (
+            "TLAO_AUTH__SECRET",
+            "a-serve-signing-secret-of-at-least-32-bytes".into(),
+        ),
+        ("TLAO_METRICS__EMF_INTERVAL_SECONDS", "1".into()),
+        ("TLAO_METRICS__DEPLOYMENT", "e2e".into()),
+    ];
+    let boot = succeed(
+        tlao(&env, dir.path()).args(["admin", "bootstrap"]),
+        "bootstrap",
+    );
+    let key = String::from_utf8(boot.stdout).unwrap().trim().to_owned();
+    let (_server, url, stdout) = serve_reading_stdout(&env, dir.path());
+    let admin = common::Api::login(&url, &key).await;
+    let next_metrics = || loop {
+        let line = stdout
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a metrics line within 10 s");
+        if let Ok(document) = serde_json::from_str::<Value>(&line)
+            && document.get("_aws").is_some()
+        {
+            return document;
+        }
+    };
+    let idle = next_metrics();
+    assert_eq!(
+        (&idle["QueuedRuns"], &idle["RunningRuns"]),
+        (&json!(0), &json!(0)),
+        "{idle}"
+    );
+    assert_eq!(idle["Deployment"], "e2e");
+    assert_eq!(idle["_aws"]["CloudWatchMetrics"][0]["Namespace"], "TLAO");
+
+    let (_, workspaces) = admin.get("/workspaces").await;
+    let workspace = workspaces["items"][0]["workspaceId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin
+        .run_prompt(&workspace, "spec.generate", "make a plan", None)
+        .await;
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let line = next_metrics();
+        if line["QueuedRuns"] == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never counted the queued run: {line}"
+        );
+    }
+}

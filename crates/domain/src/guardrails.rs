@@ -21,6 +21,9 @@ pub struct Guardrails {
     pub max_archive_bytes: u64,
     /// The longest a run may execute, in seconds (8 minutes).
     pub max_run_seconds: u32,
+    /// The longest a run may wait in the queue for a worker, in seconds (1 hour); past
+    /// it the run fails with `queue_timeout` and its daily quota unit is given back.
+    pub max_queue_seconds: u64,
     /// How many runs of one workspace may execute at once.
     pub max_concurrent_runs: u32,
     /// How many runs one workspace may create per UTC day.
@@ -46,6 +49,7 @@ impl Default for Guardrails {
         Guardrails {
             max_archive_bytes: 31_457_280,
             max_run_seconds: 480,
+            max_queue_seconds: 3_600,
             max_concurrent_runs: 2,
             daily_run_quota: 100,
             max_log_bytes: 1_048_576,

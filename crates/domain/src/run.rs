@@ -5,6 +5,7 @@
 //!    |                 |------fail------> failed        (error details stored)
 //!    |                 |----time_out----> timed_out
 //!    |                 '---lose_worker--> failed        (code: worker_lost)
+//!    |--expire--> failed                   (code: queue_timeout; no worker leased it in time)
 //!    '--cancel--> cancelled                (running --cancel--> cancelled too)
 //! ```
 //!
@@ -109,6 +110,8 @@ pub enum RunErrorCode {
     ExecutorUnavailable,
     /// The worker stopped sending heartbeats.
     WorkerLost,
+    /// No worker leased the run before it had waited in the queue for as long as it may.
+    QueueTimeout,
     /// The workspace archive could not be fetched or was refused (unsafe or too large).
     InvalidArchive,
     /// An artifact could not be stored.
@@ -203,6 +206,9 @@ pub enum Transition {
     TimeOut,
     /// Somebody cancelled the run.
     Cancel,
+    /// The run waited in the queue for as long as it may: it fails with `error`
+    /// (see [`RunError::queue_timeout`]).
+    Expire(RunError),
 }
 
 impl Transition {
@@ -211,7 +217,7 @@ impl Transition {
         match self {
             Transition::Start { .. } => RunStatus::Running,
             Transition::Complete => RunStatus::Completed,
-            Transition::Fail(_) => RunStatus::Failed,
+            Transition::Fail(_) | Transition::Expire(_) => RunStatus::Failed,
             Transition::TimeOut => RunStatus::TimedOut,
             Transition::Cancel => RunStatus::Cancelled,
         }
@@ -225,6 +231,7 @@ impl Transition {
                 from == RunStatus::Running
             }
             Transition::Cancel => !from.is_terminal(),
+            Transition::Expire(_) => from == RunStatus::Queued,
         }
     }
 }
@@ -356,7 +363,7 @@ impl Run {
                 // A lease numbers its events from 1.
                 self.worker_seq = 0;
             }
-            Transition::Fail(error) => {
+            Transition::Fail(error) | Transition::Expire(error) => {
                 self.error = Some(error);
                 self.finished_at = Some(now);
             }
@@ -472,6 +479,30 @@ impl Run {
                 .or(self.started_at)
                 .is_some_and(|beat| now >= beat.plus_seconds(timeout_seconds))
     }
+
+    /// Whether it is still queued at `now` after waiting `max_queue_seconds` or more
+    /// since it was created: no worker leased it in time, and it is to
+    /// [`Transition::Expire`].
+    pub fn queue_expired(&self, now: Timestamp, max_queue_seconds: u64) -> bool {
+        self.status == RunStatus::Queued && now >= self.created_at.plus_seconds(max_queue_seconds)
+    }
+}
+
+impl RunError {
+    /// The error of a run that waited `max_queue_seconds` in the queue without a worker
+    /// leasing it: says why, and that its daily quota unit was given back.
+    pub fn queue_timeout(max_queue_seconds: u64) -> RunError {
+        RunError {
+            code: RunErrorCode::QueueTimeout,
+            message: format!(
+                "no worker leased the run within {max_queue_seconds} s of its creation \
+                 (guardrails.max_queue_seconds); it left the queue and its daily run \
+                 quota unit was given back. Check that workers are running and serve its \
+                 executor, then run it again"
+            ),
+            exit_code: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -531,7 +562,51 @@ mod tests {
             Transition::Fail(failure()),
             Transition::TimeOut,
             Transition::Cancel,
+            Transition::Expire(RunError::queue_timeout(60)),
         ]
+    }
+
+    #[test]
+    fn a_queued_run_expires_once_it_waited_its_limit_and_fails_with_queue_timeout() {
+        let mut run = queued_run();
+        let created = run.created_at;
+        assert!(!run.queue_expired(created.plus_seconds(3_599), 3_600));
+        assert!(run.queue_expired(created.plus_seconds(3_600), 3_600));
+
+        run.apply(
+            Transition::Expire(RunError::queue_timeout(3_600)),
+            created.plus_seconds(3_600),
+        )
+        .unwrap();
+
+        assert_eq!(run.status, RunStatus::Failed);
+        assert_eq!(run.finished_at, Some(created.plus_seconds(3_600)));
+        let error = run.error.unwrap();
+        assert_eq!(error.code, RunErrorCode::QueueTimeout);
+        assert!(error.message.contains("3600 s"), "{}", error.message);
+    }
+
+    #[test]
+    fn only_a_queued_run_expires() {
+        let mut running = queued_run();
+        running
+            .apply(start(), Timestamp::from_unix_millis(2_000))
+            .unwrap();
+        assert!(!running.queue_expired(Timestamp::from_unix_millis(1 << 50), 1));
+
+        let refused = running.apply(
+            Transition::Expire(RunError::queue_timeout(1)),
+            Timestamp::from_unix_millis(3_000),
+        );
+
+        assert_eq!(
+            refused,
+            Err(TransitionError {
+                from: RunStatus::Running,
+                to: RunStatus::Failed
+            })
+        );
+        assert_eq!(running.status, RunStatus::Running);
     }
 
     #[test]
@@ -583,15 +658,17 @@ mod tests {
     #[test]
     fn the_transition_table_matches_the_lifecycle_diagram() {
         use RunStatus::*;
-        let allowed = |from: RunStatus, to: RunStatus| {
+        // Failing from `queued` is allowed only as an expiry (queue_timeout).
+        let allowed = |from: RunStatus, transition: &Transition| {
             matches!(
-                (from, to),
-                (Queued, Running)
-                    | (Queued, Cancelled)
-                    | (Running, Completed)
-                    | (Running, Failed)
-                    | (Running, TimedOut)
-                    | (Running, Cancelled)
+                (from, transition.target(), transition),
+                (Queued, Running, _)
+                    | (Queued, Cancelled, _)
+                    | (Queued, Failed, Transition::Expire(_))
+                    | (Running, Completed, _)
+                    | (Running, Failed, Transition::Fail(_))
+                    | (Running, TimedOut, _)
+                    | (Running, Cancelled, _)
             )
         };
         for from in RunStatus::ALL {
@@ -599,8 +676,9 @@ mod tests {
                 let mut run = queued_run();
                 run.status = from;
                 let to = transition.target();
+                let expected = allowed(from, &transition);
                 let result = run.apply(transition, Timestamp::from_unix_millis(5));
-                assert_eq!(result.is_ok(), allowed(from, to), "{from} -> {to}");
+                assert_eq!(result.is_ok(), expected, "{from} -> {to}");
             }
         }
     }

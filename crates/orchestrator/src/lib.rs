@@ -11,6 +11,7 @@
 pub mod archives;
 pub mod artifacts;
 pub mod attrs;
+pub mod backlog;
 pub mod bundles;
 pub mod codec;
 pub mod context;
@@ -42,6 +43,7 @@ use tlao_ports::{BlobStore, Clock, EventBus, Table};
 
 pub use archives::ArchiveService;
 pub use artifacts::{ArtifactService, ArtifactView};
+pub use backlog::Backlog;
 pub use bundles::{BundleService, RunRecord};
 pub use codec::{CodecError, Entity, Lookup, Step};
 pub use context::{Caller, Core};

@@ -20,7 +20,7 @@ pub mod workspaces;
 pub use artifacts::{SettleArtifactError, register_artifact, settle_artifact};
 pub use events::{Appended, append_events};
 pub use lease::{LeaseError, dequeue, lease};
-pub use runs::{CreateRunError, DailyQuotas, create_run, finish_run};
+pub use runs::{CreateRunError, DailyQuotas, create_run, expire_queued_run, finish_run};
 pub use tasks::{CreateTaskError, create_task};
 pub use users::{
     BootstrapAdminError, IssueKeyError, RevokeKeyError, adopt_legacy_key, bootstrap_admin,

@@ -16,7 +16,9 @@ use tlao_domain::{
     ArtifactStatus, ArtifactType, EventPayload, Fenced, Guardrails, LogStream, Reported,
     RunErrorCode, RunId, RunStatus, Usage, keys,
 };
-use tlao_orchestrator::{Completion, NewArtifact, Reaper, ServiceError};
+use tlao_orchestrator::{
+    Backlog, Completion, NewArtifact, Reaper, ServiceError, reaper, transactions,
+};
 use tlao_ports::{BlobKey, Clock};
 
 use common::World;
@@ -820,4 +822,104 @@ async fn an_upload_is_accepted_only_while_its_artifact_is_pending_and_its_run_ru
         .check_upload("workspaces/ws/archives/not-an-artifact.tar.gz")
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn the_reaper_fails_a_run_queued_past_its_time_as_queue_timeout_and_gives_back_its_quota() {
+    let w = world(Guardrails {
+        max_queue_seconds: 3_600,
+        max_run_seconds: 10_000,
+        daily_run_quota: 3,
+        ..Guardrails::default()
+    })
+    .await;
+    let runs = w.queue(3).await;
+    let leased = w.services.workers.lease_next(None).await.unwrap().unwrap();
+    assert_eq!(leased.run.run_id, runs[0]);
+    let ws = leased.run.workspace_id.clone();
+    let reaper = Reaper::new(
+        w.services.core.clone(),
+        Duration::from_secs(7_200),
+        Duration::from_secs(5),
+    );
+    w.clock.advance_millis(3_599_000);
+    w.services
+        .workers
+        .report(&runs[0], &leased.lease_id, None, vec![])
+        .await
+        .unwrap();
+    assert_eq!(reaper.sweep().await.unwrap(), Default::default());
+
+    // Past the hour (and past the interval between two scans of the queues).
+    w.clock
+        .advance_millis(reaper::QUEUE_SCAN_INTERVAL.as_millis() as i64);
+    let sweep = reaper.sweep().await.unwrap();
+
+    assert_eq!(sweep.expired, vec![runs[1].clone(), runs[2].clone()]);
+    assert!(sweep.timed_out.is_empty() && sweep.lost.is_empty());
+    let expired = w.services.runs.get(&w.admin, &runs[1]).await.unwrap().run;
+    assert_eq!(expired.status, RunStatus::Failed);
+    let error = expired.error.unwrap();
+    assert_eq!(error.code, RunErrorCode::QueueTimeout);
+    assert!(error.message.contains("3600 s"), "{}", error.message);
+    assert_eq!(w.status(&runs[0]).await, RunStatus::Running);
+    let page = w
+        .services
+        .events
+        .log_page(&w.admin, &runs[1], 0, 100)
+        .await
+        .unwrap();
+    let payloads: Vec<_> = page.events.into_iter().map(|e| e.payload).collect();
+    assert!(
+        matches!(&payloads[..], [
+            EventPayload::Status { status: RunStatus::Queued },
+            EventPayload::Log { stream: LogStream::System, text },
+            EventPayload::Status { status: RunStatus::Failed },
+        ] if text.contains("queue_seconds")),
+        "{payloads:?}"
+    );
+    // The queue is empty, and two of the day's three quota units are free again.
+    assert!(w.services.workers.lease_next(None).await.unwrap().is_none());
+    let today = w.clock.now().utc_date();
+    let store = &w.services.core.store;
+    assert_eq!(
+        transactions::runs::runs_created_on(store, &ws, today)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        transactions::runs::runs_created_by_on(store, &w.admin.user_id, today)
+            .await
+            .unwrap(),
+        1
+    );
+    let after = w.queue_in(&ws, 2).await;
+    assert_eq!(after.len(), 2, "the quota units given back are usable");
+    // A second sweep finds nothing more to expire.
+    w.clock
+        .advance_millis(reaper::QUEUE_SCAN_INTERVAL.as_millis() as i64);
+    assert!(reaper.sweep().await.unwrap().expired.is_empty());
+}
+
+#[tokio::test]
+async fn the_backlog_counts_the_runs_waiting_and_the_runs_running() {
+    let w = world(Guardrails::default()).await;
+    assert_eq!(
+        Backlog::measure(&w.services.core).await.unwrap(),
+        Backlog::default()
+    );
+    let runs = w.queue(3).await;
+    w.services.workers.lease_next(None).await.unwrap().unwrap();
+    w.services.runs.cancel(&w.admin, &runs[2]).await.unwrap();
+
+    let backlog = Backlog::measure(&w.services.core).await.unwrap();
+
+    assert_eq!(
+        backlog,
+        Backlog {
+            queued: 1,
+            running: 1
+        }
+    );
 }

@@ -110,6 +110,8 @@ wire_name! {
         ExecutorUnavailable = "executor_unavailable",
         /// The worker stopped sending heartbeats.
         WorkerLost = "worker_lost",
+        /// No worker leased the run before its time in the queue ran out.
+        QueueTimeout = "queue_timeout",
         /// The workspace archive could not be fetched or was refused.
         InvalidArchive = "invalid_archive",
         /// An artifact could not be stored.

@@ -31,7 +31,7 @@ use tlao_domain::{
 use tlao_sdk::wire::ArtifactView;
 use tlao_sdk::worker::{
     ArchiveDownload, Assignment, CompleteRequest, CompletionStatus, LeaseRequest,
-    MIN_HEARTBEAT_INTERVAL, SignedUrl,
+    MAX_LEASE_WAIT_SECONDS, MIN_HEARTBEAT_INTERVAL, SignedUrl,
 };
 use tlao_sdk::{WorkerClient, WorkerClientError};
 use tokio::io::AsyncWriteExt;
@@ -51,6 +51,9 @@ use crate::upload::{UploadError, upload_artifact};
 const MAX_SPEC_BYTES: usize = 1024 * 1024;
 /// How long `run_forever` long-polls for a run.
 const LONG_POLL: Duration = Duration::from_secs(20);
+/// How long `run_once` pauses before asking again after an API answered a lease
+/// request with nothing well before the wait it asked for.
+const EARLY_ANSWER_PAUSE: Duration = Duration::from_secs(1);
 /// The longest pause of `run_forever` after failures.
 const MAX_IDLE_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -87,11 +90,32 @@ impl RunSummary {
     }
 }
 
-/// Leases one run (waiting up to `wait`, at most 30 s, for one), executes it and
-/// reports it; `None` when there was nothing to do.
+/// Leases one run (waiting up to `wait` for one), executes it and reports it; `None`
+/// when there was nothing to do. A wait longer than one long-poll of the API
+/// ([`MAX_LEASE_WAIT_SECONDS`]) is several long-polls, one after the other, until a run
+/// is leased or the wait is over: `worker --once --wait 300` waits five minutes.
 pub async fn run_once(config: &WorkerConfig, wait: Duration) -> anyhow::Result<Option<RunSummary>> {
     let client = client_for(config)?;
-    lease_and_run(&client, config, wait).await
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let started = tokio::time::Instant::now();
+        let remaining = deadline.saturating_duration_since(started);
+        if let Some(summary) = lease_and_run(&client, config, remaining).await? {
+            return Ok(Some(summary));
+        }
+        let now = tokio::time::Instant::now();
+        let left = deadline.saturating_duration_since(now);
+        if left < Duration::from_secs(1) {
+            return Ok(None);
+        }
+        // An API that answers "nothing" long before the wait it was asked for (it is
+        // stopping, or an older one that does not wait) is asked again after a pause,
+        // not in a busy loop.
+        let asked = remaining.min(Duration::from_secs(u64::from(MAX_LEASE_WAIT_SECONDS)));
+        if now.duration_since(started) + Duration::from_secs(1) < asked {
+            tokio::time::sleep(EARLY_ANSWER_PAUSE.min(left)).await;
+        }
+    }
 }
 
 /// Executes a run already leased for this worker (by the local dispatcher).
@@ -164,7 +188,10 @@ async fn lease_and_run(
     let known = availability::remembered();
     let request = LeaseRequest {
         executors: config.executors.clone(),
-        wait_seconds: u32::try_from(wait.as_secs().min(30)).unwrap_or(30),
+        // To the nearest second: a wait of 2.999 s asks for 3.
+        wait_seconds: u32::try_from((wait.as_millis() + 500) / 1000)
+            .unwrap_or(MAX_LEASE_WAIT_SECONDS)
+            .min(MAX_LEASE_WAIT_SECONDS),
         availability: if known.is_empty() {
             None
         } else {

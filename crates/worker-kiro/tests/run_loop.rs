@@ -627,3 +627,61 @@ async fn a_failing_executor_fails_the_run_with_its_stderr() {
     api.with(|s| assert_eq!(Usage::from(s.completed[0].usage.clone()), Usage::Unmeasured));
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_once_worker_waiting_longer_than_a_long_poll_asks_again_until_a_run_comes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let api = FakeApi::start(
+        TaskType::SpecGenerate,
+        kiro(&stand_in()),
+        "plan the work",
+        None,
+        60_000,
+    );
+    api.with(|s| s.empty_leases = 2);
+    let config = worker(&api, &tmp.path().join("runs"));
+
+    let summary = run_once(&config, Duration::from_secs(300))
+        .await
+        .unwrap()
+        .expect("the run leased by the third long-poll");
+
+    assert_eq!(summary.status, Some(RunStatus::Completed));
+    let asked: Vec<u32> = api.with(|s| s.lease_requests.iter().map(|r| r.wait_seconds).collect());
+    assert_eq!(asked.len(), 3, "{asked:?}");
+    assert!(
+        asked.iter().all(|&wait| wait == 30),
+        "each long-poll asks for the API's longest wait: {asked:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_once_worker_with_nothing_to_do_gives_up_when_its_wait_is_over_not_before() {
+    let tmp = tempfile::tempdir().unwrap();
+    let api = FakeApi::start(
+        TaskType::SpecGenerate,
+        kiro(&stand_in()),
+        "plan the work",
+        None,
+        60_000,
+    );
+    api.with(|s| s.leased = true);
+    let config = worker(&api, &tmp.path().join("runs"));
+    let started = std::time::Instant::now();
+
+    let nothing = run_once(&config, Duration::from_secs(3)).await.unwrap();
+
+    let waited = started.elapsed();
+    assert!(nothing.is_none());
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(6),
+        "waited {waited:?}"
+    );
+    let asked: Vec<u32> = api.with(|s| s.lease_requests.iter().map(|r| r.wait_seconds).collect());
+    assert!(asked.len() >= 2, "asked once only: {asked:?}");
+    assert_eq!(asked[0], 3);
+    assert!(
+        asked.windows(2).all(|pair| pair[1] < pair[0]),
+        "each long-poll asks for what is left of the wait: {asked:?}"
+    );
+}

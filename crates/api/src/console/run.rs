@@ -392,6 +392,7 @@ fn error_code(code: tlao_domain::RunErrorCode) -> &'static str {
         C::ExecutorFailed => "The executor exited with an error",
         C::ExecutorUnavailable => "The executor could not be started",
         C::WorkerLost => "The worker stopped responding",
+        C::QueueTimeout => "No worker picked the run up in time",
         C::InvalidArchive => "The workspace archive was refused",
         C::UploadFailed => "An artifact could not be stored",
         C::Internal => "An internal error occurred",

@@ -5,10 +5,15 @@
 //! below its quota, and the run, its first event, its lookup item and its queue entries
 //! are inserted (with the request's idempotency record, if any). So both quotas hold
 //! under any number of API instances, and a run is never half-created.
+//!
+//! A run that waited in the queue for longer than it may ([`expire_queued_run`]) leaves
+//! it in one transaction too: it fails as `queue_timeout`, its queue entries go and the
+//! quota units it took are given back, so an outage of the workers does not eat a
+//! workspace's day.
 
 use tlao_domain::{
-    EventPayload, ExecutorName, Key, Run, RunEvent, RunId, RunStatus, Transition, UserId, UtcDate,
-    WorkspaceId, keys,
+    EventPayload, ExecutorName, Key, LogStream, Run, RunError, RunEvent, RunId, RunStatus,
+    Transition, UserId, UtcDate, WorkspaceId, keys,
 };
 use tlao_ports::{AttrValue, Condition, Item, Update, WriteOp};
 
@@ -192,6 +197,70 @@ pub async fn finish_run(
     .await?;
     core.signal_queue();
     Ok(run)
+}
+
+/// Fails a run still queued `max_queue_seconds` after its creation as `queue_timeout`
+/// ([`RunError::queue_timeout`]): records a log line and the `failed` status event
+/// saying why, removes its queue entries and gives back the daily quota units its
+/// creation took (the workspace's and its creator's, for the day it was created; a
+/// counter already expired is left alone). `Conflict` when the run is no longer queued
+/// or has not waited that long (a worker leased it, somebody cancelled it).
+pub async fn expire_queued_run(
+    core: &Core,
+    ws: &WorkspaceId,
+    run_id: &RunId,
+    max_queue_seconds: u64,
+) -> Result<Run, ServiceError> {
+    let run = retry_on_race_reading(core, ws, run_id, |stored| async move {
+        let now = core.now();
+        if !stored.run.queue_expired(now, max_queue_seconds) {
+            return Err(ServiceError::Conflict(format!(
+                "run {run_id} is {} and not past its time in the queue",
+                stored.run.status
+            )));
+        }
+        let error = RunError::queue_timeout(max_queue_seconds);
+        let mut after = stored.run.clone();
+        after
+            .apply(Transition::Expire(error.clone()), now)
+            .map_err(|e| ServiceError::Conflict(e.to_string()))?;
+        let events = vec![
+            EventPayload::Log {
+                stream: LogStream::System,
+                text: error.message,
+            },
+            EventPayload::Status {
+                status: after.status,
+            },
+        ];
+        let mut write = attempt(&stored, &after, events, now)?;
+        for op in dequeue_ops(&after.executor, ws, run_id) {
+            write.tx.push(op);
+        }
+        let day = after.created_at.utc_date();
+        for counter in [
+            keys::daily_quota(ws, day),
+            keys::user_daily_quota(&after.created_by, day),
+        ] {
+            if quota_count(&core.store, &counter).await? > 0 {
+                write.tx.push(give_back_run(counter));
+            }
+        }
+        Ok((write, after))
+    })
+    .await?;
+    core.signal_queue();
+    Ok(run)
+}
+
+/// The decrement of a daily quota counter at `key` that exists (read as positive just
+/// before: the run being expired counted in it).
+fn give_back_run(key: Key) -> WriteOp {
+    WriteOp::Update {
+        key,
+        update: Update::new().add(attrs::QUOTA_COUNT, -1),
+        condition: Some(Condition::Exists),
+    }
 }
 
 /// The extra operations that end a running run: its workspace slot is freed and it

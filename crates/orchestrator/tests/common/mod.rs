@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use tlao_adapters_local::{FsBlobStore, MemoryTable};
-use tlao_domain::{ExecutorDescriptor, Guardrails, Name, NewTask, RunId};
+use tlao_domain::{ExecutorDescriptor, Guardrails, Name, NewTask, RunId, WorkspaceId};
 use tlao_orchestrator::{Caller, CreateRun, Services};
 use tlao_ports::{EventBus, ManualClock};
 
@@ -78,13 +78,19 @@ impl World {
             .create(&self.admin, "w")
             .await
             .unwrap();
+        self.queue_in(&ws.workspace_id, n).await
+    }
+
+    /// Queues `n` runs of one new `spec.generate` task in workspace `ws`; returns them
+    /// oldest first.
+    pub async fn queue_in(&self, ws: &WorkspaceId, n: usize) -> Vec<RunId> {
         let task = self
             .services
             .tasks
             .create(
                 &self.admin,
                 NewTask::parse(&json!({
-                    "workspaceId": ws.workspace_id, "taskType": "spec.generate", "input": {"prompt": "plan"}
+                    "workspaceId": ws, "taskType": "spec.generate", "input": {"prompt": "plan"}
                 }))
                 .unwrap(),
                 None,

@@ -447,7 +447,7 @@ export interface RegisterStreamExecutor {
 }
 
 /** Why a run failed, for programs. */
-export type RunErrorCodeName = "executor_failed" | "executor_unavailable" | "worker_lost" | "invalid_archive" | "upload_failed" | "internal";
+export type RunErrorCodeName = "executor_failed" | "executor_unavailable" | "worker_lost" | "queue_timeout" | "invalid_archive" | "upload_failed" | "internal";
 
 /** What went wrong with a failed run. */
 export interface RunErrorView {
