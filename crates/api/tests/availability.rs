@@ -180,8 +180,11 @@ async fn the_presets_are_listed() {
             "kiro",
             "kiro-acp",
             "claude-code",
+            "claude-code-acp",
             "codex",
+            "codex-acp",
             "gemini",
+            "gemini-acp",
             "opencode",
             "goose"
         ]
