@@ -54,7 +54,7 @@ pub(crate) struct EventsQuery {
     tag = "runs",
     params(
         ("runId" = String, Path, pattern = "^run_[0-7][0-9A-HJKMNP-TV-Z]{25}$", description = "The run (`run_...`)"),
-        ("Last-Event-ID" = Option<u64>, Header, nullable = false, maximum = 18446744073709551615_u64, description = "Resume after this sequence number (the last `id:` received)"),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^[0-9]{0,19}$", description = "Resume after this sequence number (the last `id:` received); empty is the same as absent, as an event source that has seen no `id:` yet sends it"),
         EventsQuery,
     ),
     security(("bearer" = [])),

@@ -1224,8 +1224,8 @@ export interface Operations {
       after?: number | undefined;
     };
     headers: {
-      /** Resume after this sequence number (the last `id:` received) */
-      "Last-Event-ID"?: number | undefined;
+      /** Resume after this sequence number (the last `id:` received); empty is the same as absent, as an event source that has seen no `id:` yet sends it */
+      "Last-Event-ID"?: string | undefined;
     };
     requestBody: never;
     responses: {
