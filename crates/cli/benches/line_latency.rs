@@ -167,8 +167,14 @@ async fn through_tlao_with(command: Vec<String>, limit: Duration, mut on_line: i
 /// from the first to the last; next to the same script read from a pipe.
 async fn sustained(count: u64, rate: u64) {
     let program = sustained_script(count, rate);
+    // The system's interpreter: a shim under the home directory (pyenv) is outside what
+    // the agent's sandbox may read.
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("python3");
     let started = std::time::Instant::now();
-    let output = Command::new("python3")
+    let output = Command::new(python)
         .arg("-c")
         .arg(&program)
         .stdout(Stdio::piped())
@@ -181,8 +187,9 @@ async fn sustained(count: u64, rate: u64) {
         .filter(|l| l.starts_with(b"S "))
         .count();
     let (mut seen, mut in_order, mut first, mut last) = (0u64, true, None, None);
+    let mut other: Vec<String> = Vec::new();
     through_tlao_with(
-        vec!["python3".into(), "-c".into(), program],
+        vec![python.into(), "-c".into(), program],
         Duration::from_secs(count / rate.max(1) + 120),
         |text| {
             if let Some(n) = text
@@ -193,10 +200,15 @@ async fn sustained(count: u64, rate: u64) {
                 in_order &= n == seen;
                 first.get_or_insert_with(std::time::Instant::now);
                 last = Some(std::time::Instant::now());
+            } else if other.len() < 20 {
+                other.push(text.to_owned());
             }
         },
     )
     .await;
+    if seen < count {
+        println!("other log lines: {other:#?}");
+    }
     let span = match (first, last) {
         (Some(first), Some(last)) => last.duration_since(first),
         _ => Duration::ZERO,
