@@ -19,8 +19,8 @@ mod common;
 use std::path::Path;
 
 use common::agents::{
-    FakeModels, acp_bin, agents_dir, assert_wrote_the_file, cli_bin, dev_server_on, installed_in,
-    run_code_change,
+    FakeModels, acp_bin, agents_dir, assert_wrote_the_file, cli_bin, dev_server_on,
+    gemini_settings, installed_in, run_code_change,
 };
 use serde_json::{Value, json};
 
@@ -43,17 +43,6 @@ fn preset(name: &str, fake: &FakeModels, env: Value, keys: &[&str]) -> Value {
     sandbox["readPaths"] = json!([agents_dir().canonicalize().unwrap()]);
     sandbox["network"] = json!({"tcpPorts": [fake.port]});
     record
-}
-
-/// The worker's Gemini settings: API-key authentication.
-fn gemini_settings(dir: &Path) {
-    let gemini = dir.join("home/.gemini");
-    std::fs::create_dir_all(&gemini).unwrap();
-    std::fs::write(
-        gemini.join("settings.json"),
-        r#"{"security": {"auth": {"selectedType": "gemini-api-key"}}}"#,
-    )
-    .unwrap();
 }
 
 fn gemini_acp(fake: &FakeModels) -> Value {

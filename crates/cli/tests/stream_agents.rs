@@ -17,8 +17,8 @@ mod common;
 use std::path::Path;
 
 use common::agents::{
-    FakeModels, agents_dir, assert_refused, assert_wrote_the_file, dev_server, installed,
-    run_code_change,
+    FakeModels, agents_dir, assert_refused, assert_wrote_the_file, dev_server, gemini_settings,
+    installed, run_code_change,
 };
 use serde_json::{Value, json};
 
@@ -98,17 +98,6 @@ fn gemini_record(fake: &FakeModels) -> Value {
             "network": {"tcpPorts": [fake.port]}
         }
     })
-}
-
-/// The worker's Gemini settings: API-key authentication.
-fn gemini_settings(dir: &Path) {
-    let gemini = dir.join("home/.gemini");
-    std::fs::create_dir_all(&gemini).unwrap();
-    std::fs::write(
-        gemini.join("settings.json"),
-        r#"{"security": {"auth": {"selectedType": "gemini-api-key"}}}"#,
-    )
-    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -230,3 +230,14 @@ pub fn assert_refused(run: &Value) {
     );
     eprintln!("observed error: {message}");
 }
+
+/// The worker's Gemini settings: API-key authentication.
+pub fn gemini_settings(dir: &Path) {
+    let gemini = dir.join("home/.gemini");
+    std::fs::create_dir_all(&gemini).unwrap();
+    std::fs::write(
+        gemini.join("settings.json"),
+        r#"{"security": {"auth": {"selectedType": "gemini-api-key"}}}"#,
+    )
+    .unwrap();
+}
