@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tlao_domain::Timestamp;
-use tlao_orchestrator::Services;
+use tlao_orchestrator::{Maintenance, Services};
 use tlao_ports::PresignedGateway;
 
 use crate::app::{AgentSandbox, AppDeps};
@@ -25,6 +25,10 @@ pub(crate) struct AppState {
     pub openapi_json: Bytes,
     /// The token workers authenticate with; `None` refuses every worker.
     pub worker_token: Option<String>,
+    /// The token a scheduler runs maintenance with; `None`: administrators only.
+    pub maintenance_token: Option<String>,
+    /// Runs `POST /admin/maintenance`, when mounted.
+    pub maintenance: Option<Arc<Maintenance>>,
     /// The heartbeat interval leases announce, in milliseconds.
     pub heartbeat_interval_ms: u64,
     /// The heartbeat timeout leases announce (the reaper's), in milliseconds.
@@ -39,6 +43,7 @@ impl AppState {
         deps: AppDeps,
         tokens: TokenAuthority,
         worker_token: Option<String>,
+        maintenance_token: Option<String>,
         heartbeat_timeout: Duration,
         agents: Option<AgentSandbox>,
     ) -> io::Result<Self> {
@@ -51,6 +56,8 @@ impl AppState {
             tokens,
             openapi_json: Bytes::from(openapi_json),
             worker_token: worker_token.filter(|token| !token.is_empty()),
+            maintenance_token: maintenance_token.filter(|token| !token.is_empty()),
+            maintenance: deps.maintenance,
             heartbeat_interval_ms: tlao_wire::worker::heartbeat_interval(heartbeat_timeout)
                 .as_millis()
                 .try_into()
