@@ -470,3 +470,45 @@ pub fn xdg_dir(var: &str, fallback: &str) -> anyhow::Result<PathBuf> {
         .context("neither $XDG_* nor $HOME is set; pass --data-dir")?;
     Ok(PathBuf::from(home).join(fallback))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{LauncherKind, Settings};
+
+    fn ecs_settings() -> Settings {
+        let mut settings = Settings::default();
+        settings.launcher.kind = LauncherKind::Ecs;
+        settings.launcher.ecs.cluster = Some("tlao".into());
+        settings.launcher.ecs.task_definition = Some("tlao-worker".into());
+        settings
+    }
+
+    #[test]
+    fn the_background_loops_are_on_unless_turned_off() {
+        assert!(Settings::default().server.background);
+    }
+
+    #[test]
+    fn a_maintenance_token_shorter_than_32_bytes_is_refused() {
+        let mut settings = Settings {
+            maintenance_token: Some("x".repeat(31)),
+            ..Settings::default()
+        };
+        let refusal = settings.validate().unwrap_err().to_string();
+        assert!(refusal.contains("maintenance_token"), "{refusal}");
+
+        settings.maintenance_token = Some("x".repeat(32));
+        assert!(settings.validate().is_ok());
+    }
+
+    #[test]
+    fn an_api_url_and_one_from_the_task_definition_exclude_each_other() {
+        let mut settings = ecs_settings();
+        settings.launcher.ecs.api_url_from_task_definition = true;
+        assert!(settings.validate().is_ok());
+
+        settings.launcher.ecs.api_url = Some("https://api.example".into());
+        let refusal = settings.validate().unwrap_err().to_string();
+        assert!(refusal.contains("exclude each other"), "{refusal}");
+    }
+}
