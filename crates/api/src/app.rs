@@ -43,6 +43,10 @@ pub struct ApiConfig {
     /// scheduler cannot exchange an API key for a token first); `None`: administrators
     /// only.
     pub maintenance_token: Option<String>,
+    /// Whether creating a run also starts its worker, through the maintenance's
+    /// dispatch, before answering: for a server whose loops are off (AWS Lambda), where
+    /// nothing else would until the next maintenance pass. `false` by default.
+    pub dispatch_on_create: bool,
     /// How long the reaper lets a running run's worker stay silent (30 s by default);
     /// leases announce a heartbeat interval derived from it.
     pub heartbeat_timeout: Duration,
@@ -70,6 +74,7 @@ impl ApiConfig {
             max_json_bytes: DEFAULT_MAX_JSON_BYTES,
             worker_token: None,
             maintenance_token: None,
+            dispatch_on_create: false,
             heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
             agents: None,
         }
@@ -91,6 +96,7 @@ impl fmt::Debug for ApiConfig {
                 "maintenance_token",
                 &self.maintenance_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("dispatch_on_create", &self.dispatch_on_create)
             .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("agents", &self.agents)
             .finish()
@@ -131,6 +137,7 @@ pub fn build(config: ApiConfig, deps: AppDeps, listener: TcpListener) -> io::Res
         tokens,
         config.worker_token.clone(),
         config.maintenance_token.clone(),
+        config.dispatch_on_create,
         config.heartbeat_timeout,
         config.agents.clone(),
     )?);

@@ -29,6 +29,8 @@ pub(crate) struct AppState {
     pub maintenance_token: Option<String>,
     /// Runs `POST /admin/maintenance`, when mounted.
     pub maintenance: Option<Arc<Maintenance>>,
+    /// Whether creating a run dispatches before answering ([`AppState::dispatch_created`]).
+    pub dispatch_on_create: bool,
     /// The heartbeat interval leases announce, in milliseconds.
     pub heartbeat_interval_ms: u64,
     /// The heartbeat timeout leases announce (the reaper's), in milliseconds.
@@ -44,6 +46,7 @@ impl AppState {
         tokens: TokenAuthority,
         worker_token: Option<String>,
         maintenance_token: Option<String>,
+        dispatch_on_create: bool,
         heartbeat_timeout: Duration,
         agents: Option<AgentSandbox>,
     ) -> io::Result<Self> {
@@ -58,6 +61,7 @@ impl AppState {
             worker_token: worker_token.filter(|token| !token.is_empty()),
             maintenance_token: maintenance_token.filter(|token| !token.is_empty()),
             maintenance: deps.maintenance,
+            dispatch_on_create,
             heartbeat_interval_ms: tlao_wire::worker::heartbeat_interval(heartbeat_timeout)
                 .as_millis()
                 .try_into()
@@ -65,6 +69,27 @@ impl AppState {
             heartbeat_timeout_ms: heartbeat_timeout.as_millis().try_into().unwrap_or(u64::MAX),
             agents,
         })
+    }
+
+    /// After a run was created: with `dispatch_on_create`, starts workers for queued
+    /// runs (the new one among them) before the answer goes out, since a server whose
+    /// loops are off would otherwise leave it queued until the next maintenance pass. A
+    /// failure is logged, not answered: the run exists, and the next pass dispatches it.
+    pub async fn dispatch_created(&self) {
+        let Some(maintenance) = self
+            .maintenance
+            .as_ref()
+            .filter(|_| self.dispatch_on_create)
+        else {
+            return;
+        };
+        match maintenance.dispatch().await {
+            Ok(started) => tracing::debug!(started, "dispatched on create"),
+            Err(error) => tracing::warn!(
+                %error,
+                "could not dispatch the new run; the next maintenance pass will"
+            ),
+        }
     }
 
     /// Now, by the services' clock (the one quotas and expiries use).

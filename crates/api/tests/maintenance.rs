@@ -56,6 +56,15 @@ impl RunLauncher for RecordingLauncher {
 /// An app on a SQLite table in `dir`, with the maintenance token, a short queue timeout
 /// and `launcher` (none: maintenance only reaps).
 async fn app_on_sqlite(dir: &TempDir, launcher: Option<Arc<dyn RunLauncher>>) -> TestApp {
+    app_on_sqlite_with(dir, launcher, false).await
+}
+
+/// [`app_on_sqlite`], dispatching on create or not (a server with its loops off does).
+async fn app_on_sqlite_with(
+    dir: &TempDir,
+    launcher: Option<Arc<dyn RunLauncher>>,
+    dispatch_on_create: bool,
+) -> TestApp {
     let table: Arc<dyn Table> = Arc::new(
         SqliteTable::open(&dir.path().join("tlao.db"))
             .await
@@ -69,6 +78,7 @@ async fn app_on_sqlite(dir: &TempDir, launcher: Option<Arc<dyn RunLauncher>>) ->
         table: Some(table),
         launcher,
         maintenance_token: Some(MAINTENANCE_TOKEN.into()),
+        dispatch_on_create,
         ..Options::default()
     })
     .await
@@ -240,4 +250,41 @@ async fn a_pass_fails_a_running_run_whose_worker_went_silent() {
     assert_eq!(second["workerLost"], 0, "{second}");
     let run = app.get_json(&format!("/runs/{run_id}"), &alice.token).await;
     assert_eq!(run["error"]["code"], "worker_lost");
+}
+
+#[tokio::test]
+async fn with_the_loops_off_a_new_run_gets_its_worker_before_the_answer() {
+    let dir = TempDir::new().unwrap();
+    let launcher = Arc::new(RecordingLauncher::default());
+    let app = app_on_sqlite_with(&dir, Some(launcher.clone()), true).await;
+    let alice = app.user("alice").await;
+
+    let run_id = app.run(&alice).await;
+
+    let launched: Vec<String> = launcher
+        .launched
+        .lock()
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(launched, vec![run_id.clone()]);
+    let run = app.get_json(&format!("/runs/{run_id}"), &alice.token).await;
+    assert_eq!(run["status"], "running");
+    let pass = maintain(&app, MAINTENANCE_TOKEN).await;
+    assert_eq!(pass["dispatched"], 0, "{pass}");
+}
+
+#[tokio::test]
+async fn with_the_loops_on_a_new_run_waits_for_the_dispatcher() {
+    let dir = TempDir::new().unwrap();
+    let launcher = Arc::new(RecordingLauncher::default());
+    let app = app_on_sqlite(&dir, Some(launcher.clone())).await;
+    let alice = app.user("alice").await;
+
+    let run_id = app.run(&alice).await;
+
+    assert!(launcher.launched.lock().unwrap().is_empty());
+    let run = app.get_json(&format!("/runs/{run_id}"), &alice.token).await;
+    assert_eq!(run["status"], "queued");
 }

@@ -171,6 +171,8 @@ impl Server {
             dispatcher.clone(),
         )));
         if !settings.server.background {
+            // Nothing else would start a new run's worker before the next pass.
+            self.api_config.dispatch_on_create = true;
             tracing::info!(
                 "background loops off (server.background = false): POST /admin/maintenance reaps and dispatches"
             );

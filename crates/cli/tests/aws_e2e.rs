@@ -466,7 +466,8 @@ async fn maintain(url: &str, token: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serverless_serve_on_dynamodb_expires_and_dispatches_only_when_maintenance_is_called() {
+async fn serverless_serve_on_dynamodb_dispatches_on_create_and_expires_only_when_maintenance_is_called()
+ {
     let endpoint = moto();
     let dir = tempfile::tempdir().unwrap();
     let name = format!("tlao-sls-{}-{}", std::process::id(), rand_suffix());
@@ -510,6 +511,7 @@ async fn serverless_serve_on_dynamodb_expires_and_dispatches_only_when_maintenan
         ("TLAO_LAUNCHER__ECS__TASK_DEFINITION", name.clone()),
         ("TLAO_LAUNCHER__ECS__SUBNETS", subnet),
         ("TLAO_LAUNCHER__ECS__SECURITY_GROUPS", group),
+        ("TLAO_LAUNCHER__ECS__MAX_TASKS", "1".into()),
         (
             "TLAO_LAUNCHER__ECS__API_URL_FROM_TASK_DEFINITION",
             "true".into(),
@@ -522,34 +524,38 @@ async fn serverless_serve_on_dynamodb_expires_and_dispatches_only_when_maintenan
         "init-aws",
     );
     let (_server, admin, workspace) = serve_ready_for_plans(&env, dir.path(), "serverless").await;
-    let old = admin
-        .run_prompt(&workspace, "spec.generate", "an old plan", None)
+
+    // With the loops off, the run's task is started before the answer (nothing else
+    // would start it before the next pass); the second finds the only slot taken.
+    let first = admin
+        .run_prompt(&workspace, "spec.generate", "a first plan", None)
         .await;
-
-    // With the loops off, nothing starts a worker and nothing expires by itself.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let listed = ecs(&endpoint, "ListTasks", json!({"cluster": name})).await;
-    assert_eq!(listed["taskArns"], json!([]), "a loop dispatched: {listed}");
-    let (_, waiting) = admin.get(&format!("/runs/{old}")).await;
-    assert_eq!(waiting["status"], "queued", "{waiting:#}");
-    let fresh = admin
-        .run_prompt(&workspace, "spec.generate", "a fresh plan", None)
-        .await;
-
-    let first = maintain(&admin.url, token).await;
-    let second = maintain(&admin.url, token).await;
-
-    assert_eq!(first["queueExpired"], 1, "{first}");
-    assert_eq!(first["dispatched"], 1, "{first}");
-    assert_eq!(second["queueExpired"], 0, "{second}");
-    assert_eq!(second["dispatched"], 0, "{second}");
-    let (_, expired) = admin.get(&format!("/runs/{old}")).await;
-    assert_eq!(expired["error"]["code"], "queue_timeout", "{expired:#}");
-    let (_, running) = admin.get(&format!("/runs/{fresh}")).await;
-    assert_eq!(running["status"], "running", "{running:#}");
     let listed = ecs(&endpoint, "ListTasks", json!({"cluster": name})).await;
     let arns = listed["taskArns"].as_array().cloned().unwrap_or_default();
-    assert_eq!(arns.len(), 1, "{listed}");
+    assert_eq!(arns.len(), 1, "no task started on create: {listed}");
+    let (_, running) = admin.get(&format!("/runs/{first}")).await;
+    assert_eq!(running["status"], "running", "{running:#}");
+    let second = admin
+        .run_prompt(&workspace, "spec.generate", "a second plan", None)
+        .await;
+
+    // Past its queue timeout, nothing expires it by itself: no loop runs.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (_, waiting) = admin.get(&format!("/runs/{second}")).await;
+    assert_eq!(waiting["status"], "queued", "a loop reaped: {waiting:#}");
+
+    let pass = maintain(&admin.url, token).await;
+    let again = maintain(&admin.url, token).await;
+
+    assert_eq!(pass["queueExpired"], 1, "{pass}");
+    assert_eq!(pass["dispatched"], 0, "{pass}");
+    assert_eq!(pass["launcher"], true, "{pass}");
+    assert_eq!(again["queueExpired"], 0, "{again}");
+    assert_eq!(again["dispatched"], 0, "{again}");
+    let (_, expired) = admin.get(&format!("/runs/{second}")).await;
+    assert_eq!(expired["error"]["code"], "queue_timeout", "{expired:#}");
+    let (_, still) = admin.get(&format!("/runs/{first}")).await;
+    assert_eq!(still["status"], "running", "{still:#}");
     let described = ecs(
         &endpoint,
         "DescribeTasks",
@@ -557,12 +563,18 @@ async fn serverless_serve_on_dynamodb_expires_and_dispatches_only_when_maintenan
     )
     .await;
     let container = &described["tasks"][0]["overrides"]["containerOverrides"][0];
-    assert_eq!(container["command"][2], fresh.as_str(), "{container:#}");
+    assert_eq!(container["command"][2], first.as_str(), "{container:#}");
     // The task definition says where the API is: the launcher adds nothing.
     assert!(
         container["environment"]
             .as_array()
             .is_none_or(|vars| vars.is_empty()),
         "{container:#}"
+    );
+    let listed = ecs(&endpoint, "ListTasks", json!({"cluster": name})).await;
+    assert_eq!(
+        listed["taskArns"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
     );
 }

@@ -54,6 +54,16 @@ impl Maintenance {
         self.dispatcher.is_some()
     }
 
+    /// Only the dispatch of a pass: starts workers for queued runs while the launcher
+    /// has capacity; how many (0 without a launcher). What a server with its loops off
+    /// does right after creating a run, so the run need not wait for the next pass.
+    pub async fn dispatch(&self) -> Result<usize, ServiceError> {
+        match &self.dispatcher {
+            Some(dispatcher) => dispatcher.dispatch().await,
+            None => Ok(0),
+        }
+    }
+
     /// One pass. Runs are ended before any is dispatched, so a run that expired is never
     /// launched. Errors: `Unavailable` when the table cannot be read now (the next pass
     /// tries again); what the sweep or the dispatch fails with otherwise.

@@ -44,6 +44,8 @@ pub struct Options {
     pub launcher: Option<Arc<dyn RunLauncher>>,
     /// The maintenance token, besides administrators.
     pub maintenance_token: Option<String>,
+    /// Whether creating a run dispatches before answering (a server with its loops off).
+    pub dispatch_on_create: bool,
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
             agents: None,
             launcher: None,
             maintenance_token: None,
+            dispatch_on_create: false,
         }
     }
 }
@@ -155,6 +158,7 @@ impl TestApp {
         config.worker_token = Some(WORKER_TOKEN.into());
         config.agents = options.agents;
         config.maintenance_token = options.maintenance_token;
+        config.dispatch_on_create = options.dispatch_on_create;
         let heartbeat_timeout = std::time::Duration::from_secs(30);
         let dispatcher = options.launcher.map(|launcher| {
             Arc::new(Dispatcher::new(
