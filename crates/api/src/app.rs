@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
-use tlao_orchestrator::Services;
+use tlao_orchestrator::{Maintenance, Services};
 use tlao_ports::PresignedGateway;
 
 use crate::auth::TokenAuthority;
@@ -39,6 +39,14 @@ pub struct ApiConfig {
     pub max_json_bytes: usize,
     /// The token workers authenticate with on `/worker/*`; `None` refuses every worker.
     pub worker_token: Option<String>,
+    /// A static token that may run `POST /admin/maintenance` besides administrators (a
+    /// scheduler cannot exchange an API key for a token first); `None`: administrators
+    /// only.
+    pub maintenance_token: Option<String>,
+    /// Whether creating a run also starts its worker, through the maintenance's
+    /// dispatch, before answering: for a server whose loops are off (AWS Lambda), where
+    /// nothing else would until the next maintenance pass. `false` by default.
+    pub dispatch_on_create: bool,
     /// How long the reaper lets a running run's worker stay silent (30 s by default);
     /// leases announce a heartbeat interval derived from it.
     pub heartbeat_timeout: Duration,
@@ -65,6 +73,8 @@ impl ApiConfig {
             token_ttl: DEFAULT_TOKEN_TTL,
             max_json_bytes: DEFAULT_MAX_JSON_BYTES,
             worker_token: None,
+            maintenance_token: None,
+            dispatch_on_create: false,
             heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
             agents: None,
         }
@@ -82,6 +92,11 @@ impl fmt::Debug for ApiConfig {
                 "worker_token",
                 &self.worker_token.as_ref().map(|_| "<redacted>"),
             )
+            .field(
+                "maintenance_token",
+                &self.maintenance_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("dispatch_on_create", &self.dispatch_on_create)
             .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("agents", &self.agents)
             .finish()
@@ -96,6 +111,9 @@ pub struct AppDeps {
     /// Serves presigned blob URLs at `/blobs/*` when the blob store cannot serve them
     /// itself (local files); `None` (S3) leaves `/blobs/*` unrouted.
     pub presigned: Option<Arc<dyn PresignedGateway>>,
+    /// Runs the maintenance passes of `POST /admin/maintenance`; `None` leaves that
+    /// route unrouted.
+    pub maintenance: Option<Arc<Maintenance>>,
 }
 
 /// Builds the API on `listener` and starts serving. The returned [`Server`] is a future
@@ -110,11 +128,16 @@ pub fn build(config: ApiConfig, deps: AppDeps, listener: TcpListener) -> io::Res
             "the JWT secret is empty: anyone could forge tokens",
         )
     })?;
-    let mount_blobs = deps.presigned.is_some();
+    let mounts = routes::Mounts {
+        presigned_gateway: deps.presigned.is_some(),
+        maintenance: deps.maintenance.is_some(),
+    };
     let state = web::Data::new(AppState::new(
         deps,
         tokens,
         config.worker_token.clone(),
+        config.maintenance_token.clone(),
+        config.dispatch_on_create,
         config.heartbeat_timeout,
         config.agents.clone(),
     )?);
@@ -126,7 +149,7 @@ pub fn build(config: ApiConfig, deps: AppDeps, listener: TcpListener) -> io::Res
             .app_data(error::json_config(max_json_bytes))
             .app_data(error::path_config())
             .app_data(error::query_config())
-            .configure(|cfg| routes::configure(cfg, mount_blobs))
+            .configure(|cfg| routes::configure(cfg, mounts))
             .configure(|cfg| console::configure(cfg, console_keys.clone()))
             .default_service(web::to(routes::fallback::not_found))
             .wrap(middleware::from_fn(request_id::middleware))

@@ -216,6 +216,45 @@ fn authenticate_worker(req: &HttpRequest) -> Result<WorkerAuthenticated, ApiErro
     }
 }
 
+/// Who may run a maintenance pass (`POST /admin/maintenance`): an administrator's
+/// bearer token, or the server's maintenance token (`maintenance_token`), a static
+/// secret a scheduler can send as it is. Extracting it answers 401 for missing or
+/// invalid credentials and 403 for a valid token of a user who is not an administrator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MaintenanceCaller {
+    /// The maintenance token.
+    Scheduler,
+    /// An administrator.
+    Administrator(Caller),
+}
+
+impl FromRequest for MaintenanceCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate_maintenance(req))
+    }
+}
+
+fn authenticate_maintenance(req: &HttpRequest) -> Result<MaintenanceCaller, ApiError> {
+    let state = state_of(req)?;
+    let token = bearer_token(req)?;
+    if let Some(expected) = &state.maintenance_token
+        && constant_time_eq(token.as_bytes(), expected.as_bytes())
+    {
+        return Ok(MaintenanceCaller::Scheduler);
+    }
+    let caller = state.tokens.verify(token, state.now())?;
+    request_id::note_user(&caller.user_id);
+    if !caller.admin {
+        return Err(ApiError::Forbidden(
+            "only an administrator or the maintenance token may run maintenance".into(),
+        ));
+    }
+    Ok(MaintenanceCaller::Administrator(caller))
+}
+
 /// Compares two secrets in time that depends only on their lengths.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

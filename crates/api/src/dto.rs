@@ -17,9 +17,9 @@ pub use tlao_wire::{
     ApiKeyList, ApiKeyView, ArchiveView, ArtifactList, ArtifactStatusName, ArtifactTypeName,
     ArtifactView, BlobUploaded, CreateRunRequest, CreateTaskRequest, CreateUserRequest,
     CreateWorkspaceRequest, CreatedApiKey, CreatedUser, ExecutorList, ExecutorView, FieldErrorView,
-    Health, LogStreamName, Problem, RegisterExecutorRequest, RunErrorCodeName, RunEventMessage,
-    RunList, RunStatusName, RunView, StreamEndMessage, TaskTypeName, TaskView, TokenRequest,
-    TokenResponse, WorkspaceList, WorkspaceView,
+    Health, LogStreamName, MaintenanceReport, Problem, RegisterExecutorRequest, RunErrorCodeName,
+    RunEventMessage, RunList, RunStatusName, RunView, StreamEndMessage, TaskTypeName, TaskView,
+    TokenRequest, TokenResponse, WorkspaceList, WorkspaceView,
 };
 
 use crate::params::single_string;

@@ -8,8 +8,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::dto;
 use crate::routes::{
-    archives, artifacts, blobs, bundles, events, executors, health, runs, tasks, tokens, users,
-    worker, workspaces,
+    admin, archives, artifacts, blobs, bundles, events, executors, health, runs, tasks, tokens,
+    users, worker, workspaces,
 };
 
 /// The name of the bearer security scheme in the document.
@@ -58,6 +58,7 @@ const BEARER: &str = "bearer";
         worker::complete,
         blobs::get_blob,
         blobs::put_blob,
+        admin::run_maintenance,
     ),
     components(schemas(
         dto::Problem,
@@ -85,6 +86,7 @@ const BEARER: &str = "bearer";
         (name = "executors", description = "The executor registry"),
         (name = "worker", description = "The worker protocol (worker token)"),
         (name = "blobs", description = "Presigned blob URLs of local storage"),
+        (name = "admin", description = "Operator routes (an administrator, or the maintenance token)"),
     )
 )]
 struct ApiDoc;
@@ -111,6 +113,17 @@ impl Modify for BearerScheme {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("The server's worker token (`TLAO_WORKER_TOKEN`)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "maintenance",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The server's maintenance token (`TLAO_MAINTENANCE_TOKEN`), for a scheduler",
+                    ))
                     .build(),
             ),
         );

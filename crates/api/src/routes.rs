@@ -5,6 +5,7 @@
 //! Each path is one actix resource: its methods are routes, and any other method gets a
 //! 405 problem with `Allow`. Paths outside the table get a 404 problem.
 
+pub(crate) mod admin;
 pub(crate) mod archives;
 pub(crate) mod artifacts;
 pub(crate) mod blobs;
@@ -30,6 +31,27 @@ pub(crate) enum Mount {
     Always,
     /// Only when a presigned gateway is configured (local blobs).
     WithPresignedGateway,
+    /// Only when the server was given maintenance passes to run.
+    WithMaintenance,
+}
+
+/// Which optional routes are mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Mounts {
+    /// `/blobs/*`: a presigned gateway serves local blobs.
+    pub presigned_gateway: bool,
+    /// `POST /admin/maintenance`.
+    pub maintenance: bool,
+}
+
+impl Mounts {
+    fn mounts(&self, mount: Mount) -> bool {
+        match mount {
+            Mount::Always => true,
+            Mount::WithPresignedGateway => self.presigned_gateway,
+            Mount::WithMaintenance => self.maintenance,
+        }
+    }
 }
 
 /// One route: a method on a path, served by a handler.
@@ -99,6 +121,7 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(POST "/worker/runs/{runId}/complete" => worker::complete),
     route!(GET "/blobs/{key:.*}" => blobs::get_blob, Mount::WithPresignedGateway),
     route!(PUT "/blobs/{key:.*}" => blobs::put_blob, Mount::WithPresignedGateway),
+    route!(POST "/admin/maintenance" => admin::run_maintenance, Mount::WithMaintenance),
 ];
 
 /// `GET` routes that do not also answer `HEAD`: the event stream (its body ends only
@@ -114,8 +137,8 @@ impl RouteSpec {
 }
 
 /// Registers every mounted route of [`ROUTES`], one resource per path.
-pub(crate) fn configure(cfg: &mut web::ServiceConfig, presigned_gateway: bool) {
-    let mounted = |spec: &&RouteSpec| spec.mount == Mount::Always || presigned_gateway;
+pub(crate) fn configure(cfg: &mut web::ServiceConfig, mounts: Mounts) {
+    let mounted = |spec: &&RouteSpec| mounts.mounts(spec.mount);
     let mut paths: Vec<&'static str> = Vec::new();
     for spec in ROUTES.iter().filter(mounted) {
         if !paths.contains(&spec.path) {

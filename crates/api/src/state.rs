@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tlao_domain::Timestamp;
-use tlao_orchestrator::Services;
+use tlao_orchestrator::{Maintenance, Services};
 use tlao_ports::PresignedGateway;
 
 use crate::app::{AgentSandbox, AppDeps};
@@ -25,6 +25,12 @@ pub(crate) struct AppState {
     pub openapi_json: Bytes,
     /// The token workers authenticate with; `None` refuses every worker.
     pub worker_token: Option<String>,
+    /// The token a scheduler runs maintenance with; `None`: administrators only.
+    pub maintenance_token: Option<String>,
+    /// Runs `POST /admin/maintenance`, when mounted.
+    pub maintenance: Option<Arc<Maintenance>>,
+    /// Whether creating a run dispatches before answering ([`AppState::dispatch_created`]).
+    pub dispatch_on_create: bool,
     /// The heartbeat interval leases announce, in milliseconds.
     pub heartbeat_interval_ms: u64,
     /// The heartbeat timeout leases announce (the reaper's), in milliseconds.
@@ -39,6 +45,8 @@ impl AppState {
         deps: AppDeps,
         tokens: TokenAuthority,
         worker_token: Option<String>,
+        maintenance_token: Option<String>,
+        dispatch_on_create: bool,
         heartbeat_timeout: Duration,
         agents: Option<AgentSandbox>,
     ) -> io::Result<Self> {
@@ -51,6 +59,9 @@ impl AppState {
             tokens,
             openapi_json: Bytes::from(openapi_json),
             worker_token: worker_token.filter(|token| !token.is_empty()),
+            maintenance_token: maintenance_token.filter(|token| !token.is_empty()),
+            maintenance: deps.maintenance,
+            dispatch_on_create,
             heartbeat_interval_ms: tlao_wire::worker::heartbeat_interval(heartbeat_timeout)
                 .as_millis()
                 .try_into()
@@ -58,6 +69,27 @@ impl AppState {
             heartbeat_timeout_ms: heartbeat_timeout.as_millis().try_into().unwrap_or(u64::MAX),
             agents,
         })
+    }
+
+    /// After a run was created: with `dispatch_on_create`, starts workers for queued
+    /// runs (the new one among them) before the answer goes out, since a server whose
+    /// loops are off would otherwise leave it queued until the next maintenance pass. A
+    /// failure is logged, not answered: the run exists, and the next pass dispatches it.
+    pub async fn dispatch_created(&self) {
+        let Some(maintenance) = self
+            .maintenance
+            .as_ref()
+            .filter(|_| self.dispatch_on_create)
+        else {
+            return;
+        };
+        match maintenance.dispatch().await {
+            Ok(started) => tracing::debug!(started, "dispatched on create"),
+            Err(error) => tracing::warn!(
+                %error,
+                "could not dispatch the new run; the next maintenance pass will"
+            ),
+        }
     }
 
     /// Now, by the services' clock (the one quotas and expiries use).

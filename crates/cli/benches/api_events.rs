@@ -299,6 +299,7 @@ impl Bench {
             AppDeps {
                 services: services.clone(),
                 presigned: Some(blobs),
+                maintenance: None,
             },
             listener,
         )

@@ -148,6 +148,7 @@ async fn main() {
         AppDeps {
             services: services.clone(),
             presigned: Some(blobs),
+            maintenance: None,
         },
         listener,
     )

@@ -52,7 +52,7 @@ mod enabled {
 
     pub async fn open_launcher(
         ecs: &EcsSettings,
-        api_url: &str,
+        api_url: Option<&str>,
     ) -> anyhow::Result<Arc<dyn RunLauncher>> {
         let config = super::ecs_config(ecs, api_url)?;
         let connection = AwsConnection::new(ecs.endpoint.clone(), ecs.region.clone());
@@ -122,7 +122,10 @@ mod enabled {
         bail!("storing a key in Secrets Manager: {MISSING}")
     }
 
-    pub async fn open_launcher(_: &EcsSettings, _: &str) -> anyhow::Result<Arc<dyn RunLauncher>> {
+    pub async fn open_launcher(
+        _: &EcsSettings,
+        _: Option<&str>,
+    ) -> anyhow::Result<Arc<dyn RunLauncher>> {
         bail!("launcher.kind = \"ecs\": {MISSING}")
     }
 }
@@ -154,10 +157,10 @@ pub async fn init(storage: &StorageSettings, blobs: &BlobSettings) -> anyhow::Re
 }
 
 /// The launcher of one Fargate task per run that `[launcher.ecs]` describes, its tasks
-/// told to reach the API at `api_url`.
+/// told to reach the API at `api_url` (`None`: their task definition says where).
 pub async fn open_launcher(
     ecs: &EcsSettings,
-    api_url: &str,
+    api_url: Option<&str>,
 ) -> anyhow::Result<Arc<dyn RunLauncher>> {
     enabled::open_launcher(ecs, api_url).await
 }
@@ -169,7 +172,7 @@ pub async fn open_launcher(
 #[cfg(feature = "aws")]
 fn ecs_config(
     ecs: &EcsSettings,
-    api_url: &str,
+    api_url: Option<&str>,
 ) -> anyhow::Result<tlao_adapters_aws::EcsLauncherConfig> {
     let (Some(cluster), Some(task_definition)) = (&ecs.cluster, &ecs.task_definition) else {
         anyhow::bail!("launcher.ecs needs both cluster and task_definition");
@@ -180,6 +183,9 @@ fn ecs_config(
     config.security_groups = ecs.security_groups.clone();
     config.assign_public_ip = ecs.assign_public_ip;
     config.max_tasks = ecs.max_tasks;
-    config.env = vec![("TLAO_API_URL".into(), api_url.to_owned())];
+    config.env = api_url
+        .map(|url| ("TLAO_API_URL".to_owned(), url.to_owned()))
+        .into_iter()
+        .collect();
     Ok(config)
 }

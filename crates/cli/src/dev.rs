@@ -51,7 +51,7 @@ pub async fn run(args: DevArgs, mut settings: Settings) -> anyhow::Result<()> {
     if settings.worker_token.is_none() {
         settings.worker_token = Some(secrets::load_or_create(&data_dir.join("worker.token"))?);
     }
-    let server = Server::open(&settings, true).await?;
+    let mut server = Server::open(&settings, true).await?;
     let boot = bootstrap::ensure(&server.services, &data_dir).await?;
     let launcher = launcher::process_launcher(&settings, &server.public_url)?;
     let background = server

@@ -173,8 +173,9 @@ pub async fn configured(
     }
     let ecs = &settings.launcher.ecs;
     let api_url = match &ecs.api_url {
-        Some(url) => url.as_str(),
-        None if reachable_from_elsewhere(public_url) => public_url,
+        _ if ecs.api_url_from_task_definition => None,
+        Some(url) => Some(url.as_str()),
+        None if reachable_from_elsewhere(public_url) => Some(public_url),
         None => anyhow::bail!(
             "launcher.kind = \"ecs\": the tasks cannot reach the API at {public_url}; set launcher.ecs.api_url (TLAO_LAUNCHER__ECS__API_URL) or server.public_url (TLAO_SERVER__PUBLIC_URL) to an address they can reach"
         ),

@@ -15,7 +15,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if let Err(error) = tlao_sandbox::make_non_dumpable() {
         tracing::warn!(%error, "cannot make the server non-dumpable");
     }
-    let server = Server::open(&settings, false).await?;
+    let mut server = Server::open(&settings, false).await?;
     let launcher = launcher::configured(&settings, &server.public_url).await?;
     let background = server.start_background(&settings, launcher).await?;
     let services = server.services.clone();

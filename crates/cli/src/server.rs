@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use tlao_adapters_local::faults::{self, FaultSwitch, FaultyBlobStore, FaultyTable};
 use tlao_adapters_local::{FsBlobStore, LocalEventBus, MemoryTable, SqliteTable};
 use tlao_api::{ApiConfig, AppDeps};
-use tlao_orchestrator::{Dispatcher, LaunchedRuns, Reaper, Services};
+use tlao_orchestrator::{Dispatcher, LaunchedRuns, Maintenance, Reaper, Services};
 use tlao_ports::{BlobStore, Clock, PresignedGateway, RunLauncher, SystemClock, Table};
 
 use crate::secrets;
@@ -41,6 +41,8 @@ pub struct Server {
     pub public_url: String,
     api_config: ApiConfig,
     presigned: Option<Arc<dyn PresignedGateway>>,
+    /// The passes of `POST /admin/maintenance`, once the background is started.
+    maintenance: Option<Arc<Maintenance>>,
     listener: TcpListener,
 }
 
@@ -118,6 +120,7 @@ impl Server {
         let mut api_config = ApiConfig::new(secret.into_bytes());
         api_config.token_ttl = Duration::from_secs(settings.auth.token_ttl_seconds);
         api_config.worker_token = settings.worker_token.clone();
+        api_config.maintenance_token = settings.maintenance_token.clone();
         // `tlao dev` (create_secret) and `launcher.kind = "process"` start agents here:
         // the dashboard says whether they are sandboxed.
         if create_secret || settings.launcher.kind == LauncherKind::Process {
@@ -130,25 +133,55 @@ impl Server {
             public_url,
             api_config,
             presigned,
+            maintenance: None,
             listener,
         })
     }
 
     /// Starts the background loops: the reaper (always) and, with a launcher, the
     /// dispatcher that starts one worker per queued run. They stop with the process.
+    /// Also readies `POST /admin/maintenance`, one pass of the same work on demand.
+    ///
+    /// With `server.background = false` no loop starts and nothing is swept at start:
+    /// the process may be frozen between requests (AWS Lambda), and a schedule calls
+    /// the maintenance route instead. The returned [`Background`] then names no runs and
+    /// no launcher, so a stop neither waits for nor ends the workers this process
+    /// started: they belong to the deployment, and report to any instance.
     pub async fn start_background(
-        &self,
+        &mut self,
         settings: &Settings,
         launcher: Option<Arc<dyn RunLauncher>>,
     ) -> anyhow::Result<Background> {
         let core = self.services.core.clone();
         let heartbeat_timeout = Duration::from_secs(settings.worker.heartbeat_timeout_seconds);
-        let reaper = Reaper::new(core.clone(), heartbeat_timeout, DEADLINE_GRACE);
         let stopper = launcher.clone();
         let dispatcher = launcher.map(|launcher| {
-            Dispatcher::new(core, self.services.workers.clone(), launcher, DISPATCH_POLL)
-                .with_stop_grace(heartbeat_timeout)
+            Arc::new(
+                Dispatcher::new(
+                    core.clone(),
+                    self.services.workers.clone(),
+                    launcher,
+                    DISPATCH_POLL,
+                )
+                .with_stop_grace(heartbeat_timeout),
+            )
         });
+        self.maintenance = Some(Arc::new(Maintenance::new(
+            Reaper::new(core.clone(), heartbeat_timeout, DEADLINE_GRACE),
+            dispatcher.clone(),
+        )));
+        if !settings.server.background {
+            // Nothing else would start a new run's worker before the next pass.
+            self.api_config.dispatch_on_create = true;
+            tracing::info!(
+                "background loops off (server.background = false): POST /admin/maintenance reaps and dispatches"
+            );
+            return Ok(Background {
+                launched: None,
+                launcher: None,
+            });
+        }
+        let reaper = Reaper::new(core, heartbeat_timeout, DEADLINE_GRACE);
         // Runs a crash left `running` are judged before anything else happens: at once
         // when the launcher knows their worker is gone, else by their heartbeat.
         if let Some(dispatcher) = &dispatcher {
@@ -192,7 +225,7 @@ impl Server {
                 LOCAL_PROBE_INTERVAL,
             ));
         }
-        let launched = dispatcher.as_ref().map(Dispatcher::launched);
+        let launched = dispatcher.as_ref().map(|d| d.launched());
         if let Some(dispatcher) = dispatcher {
             tokio::spawn(dispatcher.run());
         }
@@ -207,6 +240,7 @@ impl Server {
         let deps = AppDeps {
             services: self.services,
             presigned: self.presigned,
+            maintenance: self.maintenance,
         };
         tlao_api::build(self.api_config, deps, self.listener).context("starting the HTTP server")
     }

@@ -41,6 +41,11 @@ pub struct ServerSettings {
     /// On SIGTERM/SIGINT, how long the runs this server's workers are running may take
     /// to finish before they are cancelled.
     pub shutdown_grace_seconds: u64,
+    /// Whether `tlao serve` runs its background loops (the reaper, the dispatcher, the
+    /// metrics). `false` where the process is frozen between requests (AWS Lambda): a
+    /// schedule calls `POST /admin/maintenance` instead, and a stop leaves the workers
+    /// the server started alone.
+    pub background: bool,
 }
 
 impl Default for ServerSettings {
@@ -49,6 +54,7 @@ impl Default for ServerSettings {
             addr: SocketAddr::from(([127, 0, 0, 1], 7411)),
             public_url: None,
             shutdown_grace_seconds: 30,
+            background: true,
         }
     }
 }
@@ -240,6 +246,10 @@ pub struct EcsSettings {
     /// The API URL the tasks reach the server at (their `TLAO_API_URL`); the server's
     /// public URL when unset.
     pub api_url: Option<String>,
+    /// `true`: the task definition sets the workers' `TLAO_API_URL` itself and the
+    /// launcher adds none (where the server cannot know its own URL, as on a Lambda
+    /// function URL, which is created after the function). Not with `api_url`.
+    pub api_url_from_task_definition: bool,
     /// An endpoint override (an emulator).
     pub endpoint: Option<String>,
     /// The region; the AWS chain's when unset.
@@ -257,6 +267,7 @@ impl Default for EcsSettings {
             assign_public_ip: false,
             max_tasks: 4,
             api_url: None,
+            api_url_from_task_definition: false,
             endpoint: None,
             region: None,
         }
@@ -271,6 +282,9 @@ pub struct Settings {
     pub data_dir: Option<PathBuf>,
     /// The token workers authenticate with (`TLAO_WORKER_TOKEN`); `tlao dev` makes one.
     pub worker_token: Option<String>,
+    /// A static token that may call `POST /admin/maintenance` besides administrators
+    /// (`TLAO_MAINTENANCE_TOKEN`, at least 32 bytes); unset: administrators only.
+    pub maintenance_token: Option<String>,
     /// `[server]`
     pub server: ServerSettings,
     /// `[storage]`
@@ -398,6 +412,15 @@ impl Settings {
         if !printable(&metrics.deployment) {
             bail!("metrics.deployment must be 1 to 255 printable ASCII characters");
         }
+        if let Some(token) = self.maintenance_token.as_deref().filter(|t| !t.is_empty())
+            && token.len() < crate::secrets::MIN_SECRET_BYTES
+        {
+            bail!(
+                "maintenance_token (TLAO_MAINTENANCE_TOKEN) is {} bytes; at least {} are needed",
+                token.len(),
+                crate::secrets::MIN_SECRET_BYTES
+            );
+        }
         if self.worker.max_local_workers == 0 {
             bail!("worker.max_local_workers must be at least 1");
         }
@@ -414,6 +437,11 @@ impl Settings {
             if ecs.task_definition.as_deref().is_none_or(str::is_empty) {
                 bail!(
                     "launcher.kind = \"ecs\" needs launcher.ecs.task_definition (TLAO_LAUNCHER__ECS__TASK_DEFINITION)"
+                );
+            }
+            if ecs.api_url_from_task_definition && ecs.api_url.is_some() {
+                bail!(
+                    "launcher.ecs.api_url and launcher.ecs.api_url_from_task_definition exclude each other"
                 );
             }
             if ecs.max_tasks == 0 {
@@ -441,4 +469,46 @@ pub fn xdg_dir(var: &str, fallback: &str) -> anyhow::Result<PathBuf> {
         .filter(|v| !v.is_empty())
         .context("neither $XDG_* nor $HOME is set; pass --data-dir")?;
     Ok(PathBuf::from(home).join(fallback))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LauncherKind, Settings};
+
+    fn ecs_settings() -> Settings {
+        let mut settings = Settings::default();
+        settings.launcher.kind = LauncherKind::Ecs;
+        settings.launcher.ecs.cluster = Some("tlao".into());
+        settings.launcher.ecs.task_definition = Some("tlao-worker".into());
+        settings
+    }
+
+    #[test]
+    fn the_background_loops_are_on_unless_turned_off() {
+        assert!(Settings::default().server.background);
+    }
+
+    #[test]
+    fn a_maintenance_token_shorter_than_32_bytes_is_refused() {
+        let mut settings = Settings {
+            maintenance_token: Some("x".repeat(31)),
+            ..Settings::default()
+        };
+        let refusal = settings.validate().unwrap_err().to_string();
+        assert!(refusal.contains("maintenance_token"), "{refusal}");
+
+        settings.maintenance_token = Some("x".repeat(32));
+        assert!(settings.validate().is_ok());
+    }
+
+    #[test]
+    fn an_api_url_and_one_from_the_task_definition_exclude_each_other() {
+        let mut settings = ecs_settings();
+        settings.launcher.ecs.api_url_from_task_definition = true;
+        assert!(settings.validate().is_ok());
+
+        settings.launcher.ecs.api_url = Some("https://api.example".into());
+        let refusal = settings.validate().unwrap_err().to_string();
+        assert!(refusal.contains("exclude each other"), "{refusal}");
+    }
 }

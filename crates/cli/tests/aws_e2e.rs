@@ -451,3 +451,130 @@ async fn serve_with_the_ecs_launcher_starts_one_fargate_task_per_run_told_its_ru
         "the dispatcher leased it: {run:#}"
     );
 }
+
+/// `POST /admin/maintenance` with the maintenance token, as the serverless profile's
+/// schedule calls it; the report.
+async fn maintain(url: &str, token: &str) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{url}/admin/maintenance"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "maintenance refused");
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serverless_serve_on_dynamodb_dispatches_on_create_and_expires_only_when_maintenance_is_called()
+ {
+    let endpoint = moto();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("tlao-sls-{}-{}", std::process::id(), rand_suffix());
+    ecs(&endpoint, "CreateCluster", json!({"clusterName": name})).await;
+    ecs(
+        &endpoint,
+        "RegisterTaskDefinition",
+        json!({
+            "family": name,
+            "requiresCompatibilities": ["FARGATE"],
+            "networkMode": "awsvpc",
+            "cpu": "256",
+            "memory": "512",
+            "containerDefinitions": [{
+                "name": "worker", "image": "tlao-worker:test", "memory": 512, "essential": true,
+                "environment": [{"name": "TLAO_API_URL", "value": "https://fn.lambda-url.example"}]
+            }]
+        }),
+    )
+    .await;
+    let subnet = ec2_first(&endpoint, "DescribeSubnets", "subnetId").await;
+    let group = ec2_first(&endpoint, "DescribeSecurityGroups", "groupId").await;
+    let token = "e2e-maintenance-token-0123456789abcdef";
+    // As deploy/aws/serverless.yaml configures the function.
+    let mut env = aws_env(&endpoint, &name);
+    env.extend([
+        ("TLAO_SERVER__ADDR", "127.0.0.1:0".into()),
+        ("TLAO_SERVER__BACKGROUND", "false".into()),
+        ("TLAO_MAINTENANCE_TOKEN", token.into()),
+        (
+            "TLAO_AUTH__SECRET",
+            "an-e2e-signing-secret-of-at-least-32-bytes".into(),
+        ),
+        (
+            "TLAO_WORKER_TOKEN",
+            "e2e-worker-token-0123456789abcdef".into(),
+        ),
+        ("TLAO_GUARDRAILS__MAX_QUEUE_SECONDS", "4".into()),
+        ("TLAO_LAUNCHER__KIND", "ecs".into()),
+        ("TLAO_LAUNCHER__ECS__CLUSTER", name.clone()),
+        ("TLAO_LAUNCHER__ECS__TASK_DEFINITION", name.clone()),
+        ("TLAO_LAUNCHER__ECS__SUBNETS", subnet),
+        ("TLAO_LAUNCHER__ECS__SECURITY_GROUPS", group),
+        ("TLAO_LAUNCHER__ECS__MAX_TASKS", "1".into()),
+        (
+            "TLAO_LAUNCHER__ECS__API_URL_FROM_TASK_DEFINITION",
+            "true".into(),
+        ),
+        ("TLAO_LAUNCHER__ECS__ENDPOINT", endpoint.clone()),
+        ("TLAO_LAUNCHER__ECS__REGION", "us-east-1".into()),
+    ]);
+    succeed(
+        tlao(&env, dir.path()).args(["admin", "init-aws"]),
+        "init-aws",
+    );
+    let (_server, admin, workspace) = serve_ready_for_plans(&env, dir.path(), "serverless").await;
+
+    // With the loops off, the run's task is started before the answer (nothing else
+    // would start it before the next pass); the second finds the only slot taken.
+    let first = admin
+        .run_prompt(&workspace, "spec.generate", "a first plan", None)
+        .await;
+    let listed = ecs(&endpoint, "ListTasks", json!({"cluster": name})).await;
+    let arns = listed["taskArns"].as_array().cloned().unwrap_or_default();
+    assert_eq!(arns.len(), 1, "no task started on create: {listed}");
+    let (_, running) = admin.get(&format!("/runs/{first}")).await;
+    assert_eq!(running["status"], "running", "{running:#}");
+    let second = admin
+        .run_prompt(&workspace, "spec.generate", "a second plan", None)
+        .await;
+
+    // Past its queue timeout, nothing expires it by itself: no loop runs.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (_, waiting) = admin.get(&format!("/runs/{second}")).await;
+    assert_eq!(waiting["status"], "queued", "a loop reaped: {waiting:#}");
+
+    let pass = maintain(&admin.url, token).await;
+    let again = maintain(&admin.url, token).await;
+
+    assert_eq!(pass["queueExpired"], 1, "{pass}");
+    assert_eq!(pass["dispatched"], 0, "{pass}");
+    assert_eq!(pass["launcher"], true, "{pass}");
+    assert_eq!(again["queueExpired"], 0, "{again}");
+    assert_eq!(again["dispatched"], 0, "{again}");
+    let (_, expired) = admin.get(&format!("/runs/{second}")).await;
+    assert_eq!(expired["error"]["code"], "queue_timeout", "{expired:#}");
+    let (_, still) = admin.get(&format!("/runs/{first}")).await;
+    assert_eq!(still["status"], "running", "{still:#}");
+    let described = ecs(
+        &endpoint,
+        "DescribeTasks",
+        json!({"cluster": name, "tasks": arns}),
+    )
+    .await;
+    let container = &described["tasks"][0]["overrides"]["containerOverrides"][0];
+    assert_eq!(container["command"][2], first.as_str(), "{container:#}");
+    // The task definition says where the API is: the launcher adds nothing.
+    assert!(
+        container["environment"]
+            .as_array()
+            .is_none_or(|vars| vars.is_empty()),
+        "{container:#}"
+    );
+    let listed = ecs(&endpoint, "ListTasks", json!({"cluster": name})).await;
+    assert_eq!(
+        listed["taskArns"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+}

@@ -12,10 +12,18 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The Dockerfiles that build `tlao` themselves.
 const DOCKERFILES: [&str; 2] = [
     "deploy/aws/Dockerfile.server",
     "deploy/aws/Dockerfile.worker",
 ];
+
+/// The serverless profile's function image: the server image plus the Lambda Web
+/// Adapter (it builds nothing).
+const LAMBDA_DOCKERFILE: &str = "deploy/aws/Dockerfile.lambda";
+
+/// The serverless profile's template.
+const SERVERLESS: &str = "deploy/aws/serverless.yaml";
 
 /// The repository's root: the images' build context.
 fn repo() -> PathBuf {
@@ -256,8 +264,8 @@ fn exec_form(args: &str) -> Vec<String> {
 
 /// The `Command: [...]` lists of the CloudFormation template, `!Ref` items replaced by
 /// a value of the kind they name (the only one used is a secret's ARN).
-fn template_commands() -> Vec<Vec<String>> {
-    read("deploy/aws/template.yaml")
+fn template_commands(template: &str) -> Vec<Vec<String>> {
+    read(template)
         .lines()
         .filter_map(|line| line.trim().strip_prefix("Command: ["))
         .map(|list| {
@@ -307,13 +315,18 @@ fn the_commands_the_images_and_the_template_run_are_commands_tlao_accepts() {
         assert_eq!(last("ENTRYPOINT"), ["tlao"], "{dockerfile}");
         commands.push(last("CMD"));
     }
-    let from_template = template_commands();
+    let from_template = template_commands("deploy/aws/template.yaml");
     assert_eq!(from_template.len(), 3, "{from_template:?}");
     assert!(
         from_template.contains(&commands[1]),
         "the template's workers run what the worker image runs by default"
     );
     commands.extend(from_template);
+    // The serverless profile runs the bootstrap too (its workers' command is the
+    // launcher's `worker --run ID --lease ID`), and its function the server image's.
+    let serverless = template_commands(SERVERLESS);
+    assert_eq!(serverless.len(), 1, "{serverless:?}");
+    commands.extend(serverless);
 
     for command in &commands {
         if let Err(refusal) = accepted(command) {
@@ -330,7 +343,12 @@ fn the_commands_the_images_and_the_template_run_are_commands_tlao_accepts() {
 /// The block of `deploy/aws/template.yaml` under the key `name` at `indent` spaces: its
 /// lines up to the next key at that indentation or less.
 fn template_block(name: &str, indent: usize) -> String {
-    let text = read("deploy/aws/template.yaml");
+    block_in("deploy/aws/template.yaml", name, indent)
+}
+
+/// [`template_block`] of another template.
+fn block_in(template: &str, name: &str, indent: usize) -> String {
+    let text = read(template);
     let key = format!("{}{name}:", " ".repeat(indent));
     let mut lines = text.lines().skip_while(|line| *line != key);
     let first = lines
@@ -435,7 +453,12 @@ fn the_template_scales_workers_on_the_metrics_the_api_publishes() {
 
 /// The inline code of the template's `BootstrapFunction` (its `ZipFile` block).
 fn bootstrap_function_code() -> String {
-    let block = template_block("BootstrapFunction", 2);
+    bootstrap_function_code_in("deploy/aws/template.yaml")
+}
+
+/// [`bootstrap_function_code`] of another template.
+fn bootstrap_function_code_in(template: &str) -> String {
+    let block = block_in(template, "BootstrapFunction", 2);
     let start = block
         .find("ZipFile: |\n")
         .expect("the function's code is inline")
@@ -565,4 +588,185 @@ fn the_bootstrap_function_runs_the_task_once_on_create_and_reports_how_it_ended(
             "{request} runs nothing"
         );
     }
+}
+
+#[test]
+fn the_serverless_template_bootstraps_with_the_same_tested_function() {
+    assert_eq!(
+        bootstrap_function_code_in(SERVERLESS),
+        bootstrap_function_code(),
+        "the serverless profile's bootstrap function differs from the one tested above"
+    );
+}
+
+/// The `KEY=value` pairs of a Dockerfile's `ENV` instructions.
+fn env_of(dockerfile: &[Instruction]) -> Vec<(String, String)> {
+    dockerfile
+        .iter()
+        .filter(|i| i.keyword == "ENV")
+        .flat_map(|i| i.args.split_whitespace())
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect()
+}
+
+/// The default of `ARG name=...` in a Dockerfile.
+fn arg_default(dockerfile: &[Instruction], name: &str) -> String {
+    dockerfile
+        .iter()
+        .filter(|i| i.keyword == "ARG")
+        .find_map(|i| i.args.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no ARG {name}=... default"))
+        .to_owned()
+}
+
+#[test]
+fn the_lambda_image_is_the_server_image_with_the_adapter_streaming_to_tlao_serve() {
+    let lambda = instructions(&read(LAMBDA_DOCKERFILE));
+    let froms: Vec<&str> = lambda
+        .iter()
+        .filter(|i| i.keyword == "FROM")
+        .map(|i| i.args.as_str())
+        .collect();
+    assert_eq!(
+        froms,
+        ["${LAMBDA_ADAPTER_IMAGE} AS adapter", "${SERVER_IMAGE}"],
+        "the function's image is the server image, with the adapter copied in"
+    );
+    let adapter = arg_default(&lambda, "LAMBDA_ADAPTER_IMAGE");
+    let version = adapter
+        .strip_prefix("public.ecr.aws/awsguru/aws-lambda-adapter:")
+        .unwrap_or_else(|| panic!("not the AWS Lambda Web Adapter: {adapter}"));
+    assert!(
+        version.split('.').count() == 3 && version.split('.').all(|n| n.parse::<u32>().is_ok()),
+        "the adapter is pinned to a release: {adapter}"
+    );
+    let copies: Vec<_> = lambda
+        .iter()
+        .filter(|i| i.keyword == "COPY")
+        .map(|i| copy_parts(&i.args))
+        .collect();
+    assert_eq!(
+        copies,
+        [(
+            Some("adapter".to_owned()),
+            vec!["/lambda-adapter".to_owned()],
+            "/opt/extensions/lambda-adapter".to_owned()
+        )],
+        "Lambda starts external extensions from /opt/extensions"
+    );
+
+    let env = env_of(&lambda);
+    let get = |key: &str| {
+        env.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("{LAMBDA_DOCKERFILE} sets no {key}"))
+    };
+    assert_eq!(get("AWS_LWA_INVOKE_MODE"), "response_stream");
+    assert_eq!(get("TLAO_SERVER__BACKGROUND"), "false");
+    assert_eq!(
+        get("TLAO_SERVER__ADDR"),
+        format!("127.0.0.1:{}", get("AWS_LWA_PORT")),
+        "the adapter forwards to the port tlao serve listens on"
+    );
+    assert!(
+        get("TLAO_DATA_DIR").starts_with("/tmp/"),
+        "/tmp is a Lambda function's only writable path"
+    );
+    let readiness = get("AWS_LWA_READINESS_CHECK_PATH");
+    assert!(
+        read("crates/api/src/routes.rs").contains(&format!("route!(GET \"{readiness}\"")),
+        "the adapter's readiness check {readiness} is a route of the API"
+    );
+
+    // `tlao serve`, as the server image runs it.
+    let server = instructions(&read("deploy/aws/Dockerfile.server"));
+    for keyword in ["ENTRYPOINT", "CMD"] {
+        let last = |file: &[Instruction]| {
+            file.iter()
+                .rev()
+                .find(|i| i.keyword == keyword)
+                .map(|i| exec_form(&i.args))
+        };
+        assert_eq!(last(&lambda), last(&server), "{keyword}");
+    }
+}
+
+/// The value of `key: value` on the first line of `block` that names `key`.
+fn value_in(block: &str, key: &str) -> String {
+    let prefix = format!("{key}: ");
+    block
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {key} in {block}"))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn the_serverless_template_streams_and_calls_the_maintenance_route_every_minute() {
+    let url = block_in(SERVERLESS, "ApiFunctionUrl", 2);
+    assert_eq!(value_in(&url, "InvokeMode"), "RESPONSE_STREAM");
+    let function = block_in(SERVERLESS, "ApiFunction", 2);
+    assert_eq!(value_in(&function, "PackageType"), "Image");
+    assert_eq!(value_in(&function, "Timeout"), "900");
+    assert_eq!(value_in(&function, "TLAO_LAUNCHER__KIND"), "ecs");
+    assert_eq!(
+        value_in(
+            &function,
+            "TLAO_LAUNCHER__ECS__API_URL_FROM_TASK_DEFINITION"
+        ),
+        "\"true\""
+    );
+
+    // The schedule: once a minute, the route the API serves, with the token the
+    // function checks.
+    let rule = block_in(SERVERLESS, "MaintenanceSchedule", 2);
+    assert_eq!(value_in(&rule, "ScheduleExpression"), "rate(1 minute)");
+    assert!(rule.contains("!GetAtt MaintenanceDestination.Arn"));
+    let destination = block_in(SERVERLESS, "MaintenanceDestination", 2);
+    let method = value_in(&destination, "HttpMethod");
+    let endpoint = value_in(&destination, "InvocationEndpoint");
+    let path = endpoint
+        .trim_matches('"')
+        .strip_prefix("!Sub ")
+        .map(|rest| rest.trim_matches('"'))
+        .and_then(|rest| rest.strip_prefix("${ApiFunctionUrl.FunctionUrl}"))
+        .unwrap_or_else(|| panic!("not a path of the Function URL: {endpoint}"));
+    assert!(
+        read("crates/api/src/routes.rs").contains(&format!("route!({method} \"/{path}\"")),
+        "the schedule calls {method} /{path}, which is not a route"
+    );
+    let connection = block_in(SERVERLESS, "MaintenanceConnection", 2);
+    assert_eq!(value_in(&connection, "ApiKeyName"), "Authorization");
+    let secret = "{{resolve:secretsmanager:${MaintenanceTokenSecret}}}";
+    assert_eq!(
+        value_in(&connection, "ApiKeyValue"),
+        format!("!Sub \"Bearer {secret}\"")
+    );
+    assert_eq!(
+        value_in(&function, "TLAO_MAINTENANCE_TOKEN"),
+        format!("!Sub \"{secret}\"")
+    );
+
+    // One task per run: the launcher names the worker task definition by its family,
+    // the only ARN the function may run, and the task definition tells its workers
+    // the Function URL.
+    let family = value_in(&function, "TLAO_LAUNCHER__ECS__TASK_DEFINITION");
+    let workers = block_in(SERVERLESS, "WorkerTaskDefinition", 2);
+    assert_eq!(value_in(&workers, "Family"), family);
+    assert!(
+        block_in(SERVERLESS, "ApiFunctionRole", 2).contains(&format!(
+            "task-definition/{}:*",
+            family.trim_start_matches("!Sub ")
+        )),
+        "the function may run the worker task definition"
+    );
+    assert!(
+        workers.contains(
+            "- Name: TLAO_API_URL\n              Value: !GetAtt ApiFunctionUrl.FunctionUrl"
+        ),
+        "{workers}"
+    );
 }

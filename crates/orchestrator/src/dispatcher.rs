@@ -104,6 +104,9 @@ pub struct Dispatcher {
     poll: Duration,
     stop_grace: Duration,
     launched: LaunchedRuns,
+    /// Held by each [`Dispatcher::dispatch`]: the loop and a maintenance pass sharing
+    /// this dispatcher never both take the launcher's last free slot.
+    dispatching: tokio::sync::Mutex<()>,
 }
 
 impl Dispatcher {
@@ -121,6 +124,7 @@ impl Dispatcher {
             poll,
             stop_grace: DEFAULT_STOP_GRACE,
             launched: LaunchedRuns::default(),
+            dispatching: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -138,8 +142,9 @@ impl Dispatcher {
 
     /// Runs until the task is dropped, or until the process stops leasing
     /// ([`Core::stop_leasing`]); the workers it started keep running either way, and
-    /// are still watched.
-    pub async fn run(self) {
+    /// are still watched. Shared (an [`Arc`]) so a [`crate::Maintenance`] pass may
+    /// dispatch through the same dispatcher.
+    pub async fn run(self: Arc<Self>) {
         let mut changes = self.core.queue_version.subscribe();
         while self.core.is_leasing() {
             if let Err(error) = self.dispatch().await {
@@ -202,6 +207,7 @@ impl Dispatcher {
     /// Leases and launches while there is capacity and leasable work; returns how many
     /// workers were started.
     pub async fn dispatch(&self) -> Result<usize, crate::ServiceError> {
+        let _dispatching = self.dispatching.lock().await;
         let mut started = 0;
         while self.launcher.capacity() > 0 && self.core.is_leasing() {
             // Counted from before the lease until the run is in the set, so a stopping

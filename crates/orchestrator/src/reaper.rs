@@ -76,12 +76,23 @@ impl Reaper {
     /// Looks at every running run once, and, when the queues were not scanned within
     /// [`QUEUE_SCAN_INTERVAL`], at every queued run waiting past its time.
     pub async fn sweep(&self) -> Result<Sweep, ServiceError> {
+        let scan_queues = self.queue_scan_due();
+        self.sweep_with(scan_queues).await
+    }
+
+    /// Looks at every running run and every queue once, whenever the queues were last
+    /// scanned: what a scheduled maintenance pass does, when no loop sweeps between
+    /// passes (see [`crate::Maintenance`]).
+    pub async fn sweep_everything(&self) -> Result<Sweep, ServiceError> {
+        self.record_queue_scan();
+        self.sweep_with(true).await
+    }
+
+    async fn sweep_with(&self, scan_queues: bool) -> Result<Sweep, ServiceError> {
         let mut sweep = Sweep::default();
         // A failed queue scan does not keep the running runs from being judged; it is
         // tried again at the next scan.
-        if self.queue_scan_due()
-            && let Err(error) = self.expire_queued(&mut sweep).await
-        {
+        if scan_queues && let Err(error) = self.expire_queued(&mut sweep).await {
             tracing::error!(
                 operation = "reap", error = %error,
                 "could not scan the queues for runs waiting past their time"
@@ -206,6 +217,15 @@ impl Reaper {
             *last = Some(now);
         }
         due
+    }
+
+    /// Records a queue scan as done now.
+    fn record_queue_scan(&self) {
+        let now = self.core.now();
+        *self
+            .queues_scanned_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(now);
     }
 
     /// Fails every queued run of a registered executor that has waited

@@ -20,6 +20,7 @@
 //! Answers ignore fields they do not know (a newer server may add some); the server reads
 //! requests with the domain's parsers, which refuse unknown fields and name every bad one.
 
+pub mod admin;
 pub mod artifacts;
 pub mod bundles;
 mod de;
@@ -39,6 +40,7 @@ pub mod users;
 pub mod worker;
 pub mod workspaces;
 
+pub use admin::MaintenanceReport;
 pub use artifacts::{ArtifactList, ArtifactView};
 pub use bundles::{BUNDLE_FORMAT, BUNDLE_MANIFEST, BundleExecutor, BundleFile, BundleManifest};
 pub use events::{

@@ -162,6 +162,7 @@ async fn start_run(
         .start(&ctx.session.caller, request, nonce_key(&sub.draft.nonce))
         .await
         .map_err(service_failure)?;
+    state.dispatch_created().await;
     Ok(page::see_other(&format!(
         "/console/runs/{}",
         started.run.run.run_id

@@ -136,7 +136,9 @@ pub(crate) async fn create_run(
         .await?;
     request_id::note_workspace(&view.run.workspace_id);
     request_id::note_run(&view.run.run_id);
-    Ok(HttpResponse::Created().json(dto::run_view(view, state.now())))
+    let answer = dto::run_view(view, state.now());
+    state.dispatch_created().await;
+    Ok(HttpResponse::Created().json(answer))
 }
 
 /// A page of a workspace's runs, newest first.

@@ -19,8 +19,8 @@ use tempfile::TempDir;
 use tlao_adapters_local::{FsBlobStore, LocalEventBus, MemoryTable};
 use tlao_api::{ApiConfig, AppDeps};
 use tlao_domain::{ExecutorDescriptor, Guardrails, Name, Timestamp};
-use tlao_orchestrator::Services;
-use tlao_ports::{ManualClock, PresignedGateway, Table};
+use tlao_orchestrator::{Dispatcher, Maintenance, Reaper, Services};
+use tlao_ports::{ManualClock, PresignedGateway, RunLauncher, Table};
 
 /// The secret test servers sign tokens with.
 pub const JWT_SECRET: &[u8] = b"test-secret-that-is-long-enough-for-hs256";
@@ -40,6 +40,12 @@ pub struct Options {
     pub table: Option<Arc<dyn Table>>,
     /// What the dashboard says of local agents' sandbox (none: no local agents).
     pub agents: Option<tlao_api::AgentSandbox>,
+    /// What `POST /admin/maintenance` dispatches through (none: it only reaps).
+    pub launcher: Option<Arc<dyn RunLauncher>>,
+    /// The maintenance token, besides administrators.
+    pub maintenance_token: Option<String>,
+    /// Whether creating a run dispatches before answering (a server with its loops off).
+    pub dispatch_on_create: bool,
 }
 
 impl Default for Options {
@@ -50,6 +56,9 @@ impl Default for Options {
             presigned: true,
             table: None,
             agents: None,
+            launcher: None,
+            maintenance_token: None,
+            dispatch_on_create: false,
         }
     }
 }
@@ -148,11 +157,31 @@ impl TestApp {
         let mut config = ApiConfig::new(JWT_SECRET);
         config.worker_token = Some(WORKER_TOKEN.into());
         config.agents = options.agents;
+        config.maintenance_token = options.maintenance_token;
+        config.dispatch_on_create = options.dispatch_on_create;
+        let heartbeat_timeout = std::time::Duration::from_secs(30);
+        let dispatcher = options.launcher.map(|launcher| {
+            Arc::new(Dispatcher::new(
+                services.core.clone(),
+                services.workers.clone(),
+                launcher,
+                std::time::Duration::from_millis(500),
+            ))
+        });
+        let maintenance = Arc::new(Maintenance::new(
+            Reaper::new(
+                services.core.clone(),
+                heartbeat_timeout,
+                std::time::Duration::from_secs(5),
+            ),
+            dispatcher,
+        ));
         let server = tlao_api::build(
             config,
             AppDeps {
                 services: services.clone(),
                 presigned,
+                maintenance: Some(maintenance),
             },
             listener,
         )

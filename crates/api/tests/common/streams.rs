@@ -258,6 +258,7 @@ impl SecondInstance {
             AppDeps {
                 services,
                 presigned: Some(blobs),
+                maintenance: None,
             },
             listener,
         )

@@ -312,6 +312,23 @@ export type KiroKind = "kiro";
 /** Which output a log line came from. */
 export type LogStreamName = "stdout" | "stderr" | "system";
 
+/**
+ * What one maintenance pass did (`POST /admin/maintenance`): how many runs it ended
+ * and how many workers it started. A second pass right after the first reports zeros.
+ */
+export interface MaintenanceReport {
+  /** Workers started for queued runs by the configured launcher (always 0 without one). */
+  dispatched: number;
+  /** Whether this server starts workers itself (`launcher.kind` is not `none`). */
+  launcher: boolean;
+  /** Queued runs failed as `queue_timeout` (queued past `guardrails.max_queue_seconds`). */
+  queueExpired: number;
+  /** Running runs ended as `timed_out` (past their deadline). */
+  timedOut: number;
+  /** Running runs failed as `worker_lost` (their worker silent past the heartbeat timeout). */
+  workerLost: number;
+}
+
 /** Where the agent may connect: `any` (the default), `none`, or only the listed TCP ports. */
 export type NetworkPolicyBody = ("any" | "none") | {
   /** The TCP ports the agent may connect to. */
@@ -855,6 +872,32 @@ export interface Operations {
     responses: {
       /** Redirect to `/console` */
       307: never;
+    };
+  };
+  /**
+   * Runs one maintenance pass: fails running runs past their deadline (`timed_out`) or
+   * whose worker went silent (`worker_lost`), fails queued runs waiting past
+   * `guardrails.max_queue_seconds` (`queue_timeout`, quota given back), then, when the
+   * server has a launcher, starts workers for queued runs. A second call right after
+   * finds nothing more to do. For an administrator's token or the maintenance token
+   * (`TLAO_MAINTENANCE_TOKEN`), which a scheduler can send as it is.
+   */
+  run_maintenance: {
+    method: "POST";
+    path: "/admin/maintenance";
+    pathParams: Record<string, never>;
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    requestBody: never;
+    responses: {
+      /** What the pass did */
+      200: MaintenanceReport;
+      /** No valid token */
+      401: Problem;
+      /** The caller is not an administrator */
+      403: Problem;
+      /** The table cannot be reached now; the next pass tries again */
+      503: Problem;
     };
   };
   /** One artifact, with a presigned download URL when its bytes are available. */
@@ -1505,6 +1548,7 @@ export type OperationId = keyof Operations;
 /** Where each public operation is served: its method and path template. */
 export const OPERATIONS = {
   root: { method: "GET", path: "/" },
+  run_maintenance: { method: "POST", path: "/admin/maintenance" },
   get_artifact: { method: "GET", path: "/artifacts/{artifactId}" },
   create_token: { method: "POST", path: "/auth/token" },
   list_executors: { method: "GET", path: "/executors" },
