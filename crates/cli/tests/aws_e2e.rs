@@ -110,16 +110,16 @@ async fn a_plan_runs_on_dynamodb_and_s3_and_its_artifact_downloads_from_a_presig
     names.sort_unstable();
     assert_eq!(names, ["kiro", "shell"], "{executors}");
     let workspace = admin.create_workspace("aws-e2e").await;
-    let run_id = admin
-        .run_prompt(&workspace, "spec.generate", "make a plan", None)
-        .await;
 
+    // A `--once` worker asked to wait 60 s waits through more than one 30 s long-poll
+    // (issue 19, item 2): it is started with nothing to lease, and the run is created
+    // only after its first long-poll has come back empty.
     let worker = tlao(&env, dir.path())
         .args([
             "worker",
             "--once",
             "--wait",
-            "30",
+            "60",
             "--api-url",
             &url,
             "--work-root",
@@ -132,6 +132,14 @@ async fn a_plan_runs_on_dynamodb_and_s3_and_its_artifact_downloads_from_a_presig
         .spawn()
         .expect("tlao worker starts");
     let mut worker = Running(worker);
+    tokio::time::sleep(Duration::from_secs(32)).await;
+    assert!(
+        worker.0.try_wait().unwrap().is_none(),
+        "the --once --wait 60 worker gave up after one empty long-poll"
+    );
+    let run_id = admin
+        .run_prompt(&workspace, "spec.generate", "make a plan", None)
+        .await;
 
     let run = admin.await_final(&run_id).await;
     assert_eq!(run["status"], "completed", "{run:#}");
