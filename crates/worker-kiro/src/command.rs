@@ -70,25 +70,15 @@ impl CommandExecutor {
                 exit_code: None,
             });
         };
-        let mut command = GroupCommand::new(program, workdir);
-        command.args = argv.map(OsString::from).collect();
-        command.env = self
-            .config
-            .env
-            .iter()
-            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
-            .collect();
-        command
-            .env
-            .insert("TLAO_OUTPUT_DIR".into(), outdir.as_os_str().to_owned());
-        command
-            .env
-            .insert("TLAO_WORKDIR".into(), workdir.as_os_str().to_owned());
-        command.confinement = self.confinement.clone();
-        if self.config.prompt_via == PromptVia::Stdin {
-            command.stdin = Some(prompt.to_owned());
-        }
-        Ok(command)
+        Ok(templated(
+            program,
+            argv,
+            &self.config.env,
+            workdir,
+            outdir,
+            self.confinement.clone(),
+            (self.config.prompt_via == PromptVia::Stdin).then_some(prompt),
+        ))
     }
 }
 
@@ -126,6 +116,36 @@ impl Executor for CommandExecutor {
             context.events,
         )
     }
+}
+
+/// An agent's command from its substituted argv (`program`, then `args`): the record's
+/// `env` plus `TLAO_OUTPUT_DIR` and `TLAO_WORKDIR`, run in `workdir` and `confinement`,
+/// with `stdin` (the prompt) written to it when given. Shared by the `command` and
+/// `stream` executors.
+pub(crate) fn templated(
+    program: String,
+    args: impl Iterator<Item = String>,
+    env: &std::collections::BTreeMap<String, String>,
+    workdir: &Path,
+    outdir: &Path,
+    confinement: Option<Arc<Confinement>>,
+    stdin: Option<&str>,
+) -> GroupCommand {
+    let mut command = GroupCommand::new(program, workdir);
+    command.args = args.map(OsString::from).collect();
+    command.env = env
+        .iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect();
+    command
+        .env
+        .insert("TLAO_OUTPUT_DIR".into(), outdir.as_os_str().to_owned());
+    command
+        .env
+        .insert("TLAO_WORKDIR".into(), workdir.as_os_str().to_owned());
+    command.confinement = confinement;
+    command.stdin = stdin.map(str::to_owned);
+    command
 }
 
 /// `template` with every `{prompt}`, `{workdir}` and `{outdir}` replaced, in one pass.

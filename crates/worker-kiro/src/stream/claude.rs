@@ -10,7 +10,7 @@
 //!   `api_error_status`, `subtype` (`error_max_turns`, ...) and the `result` text.
 
 use serde_json::Value;
-use tlao_domain::{Cost, EventPayload, PlanEntry, PlanStatus, ToolCall, ToolKind, ToolStatus};
+use tlao_domain::{Cost, EventPayload, PlanEntry, PlanStatus, ToolCall, ToolKind};
 
 use super::{
     Parser, agent_failed, count, lines_summary, message, refused_credentials, short, started_call,
@@ -97,29 +97,9 @@ fn user(parser: &mut Parser, value: &Value, out: &mut Vec<EventPayload>) {
         if text(block, "type") != Some("tool_result") {
             continue;
         }
-        let id = text(block, "tool_use_id").unwrap_or("").to_owned();
+        let id = text(block, "tool_use_id").unwrap_or("");
         let failed = block.get("is_error").and_then(Value::as_bool) == Some(true);
-        let fallback_id = id.clone();
-        parser.ended(
-            &id,
-            || ToolCall {
-                id: fallback_id,
-                title: "tool".to_owned(),
-                kind: ToolKind::Other,
-                status: ToolStatus::InProgress,
-                paths: Vec::new(),
-                exit_code: None,
-                diff: None,
-            },
-            |call| {
-                call.status = if failed {
-                    ToolStatus::Failed
-                } else {
-                    ToolStatus::Completed
-                };
-            },
-            out,
-        );
+        parser.result(id, failed, out);
     }
 }
 
@@ -239,7 +219,7 @@ fn tool_use(parser: &Parser, block: &Value) -> ToolCall {
 
 #[cfg(test)]
 mod tests {
-    use tlao_domain::{RunErrorCode, StreamFormat, Usage};
+    use tlao_domain::{RunErrorCode, StreamFormat, ToolStatus, Usage};
 
     use super::*;
     use crate::stream::tests::{messages, parse_fixture, tool_calls};

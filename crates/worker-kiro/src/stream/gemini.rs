@@ -14,7 +14,7 @@
 //! cancelled.
 
 use serde_json::Value;
-use tlao_domain::{EventPayload, RunError, RunErrorCode, ToolCall, ToolKind, ToolStatus};
+use tlao_domain::{EventPayload, RunError, RunErrorCode, ToolCall, ToolKind};
 
 use super::{
     Parser, agent_failed, count, lines_summary, refused_credentials, short, started_call, system,
@@ -50,29 +50,9 @@ pub(crate) fn event(parser: &mut Parser, value: &Value, out: &mut Vec<EventPaylo
             parser.started(call, out);
         }
         Some("tool_result") => {
-            let id = text(value, "tool_id").unwrap_or("").to_owned();
+            let id = text(value, "tool_id").unwrap_or("");
             let failed = text(value, "status") != Some("success");
-            let fallback_id = id.clone();
-            parser.ended(
-                &id,
-                || ToolCall {
-                    id: fallback_id,
-                    title: "tool".to_owned(),
-                    kind: ToolKind::Other,
-                    status: ToolStatus::InProgress,
-                    paths: Vec::new(),
-                    exit_code: None,
-                    diff: None,
-                },
-                |call| {
-                    call.status = if failed {
-                        ToolStatus::Failed
-                    } else {
-                        ToolStatus::Completed
-                    };
-                },
-                out,
-            );
+            parser.result(id, failed, out);
         }
         Some("error") => system(
             format!("{AGENT}: {}", text(value, "message").unwrap_or("error")),
@@ -193,7 +173,7 @@ fn tool_use(parser: &Parser, value: &Value) -> ToolCall {
 
 #[cfg(test)]
 mod tests {
-    use tlao_domain::{StreamFormat, Usage};
+    use tlao_domain::{StreamFormat, ToolStatus, Usage};
 
     use super::*;
     use crate::stream::tests::{messages, parse_fixture, tool_calls};

@@ -20,7 +20,6 @@ pub mod codex;
 pub mod gemini;
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,7 +32,7 @@ use tlao_domain::{
 };
 use tokio::sync::Notify;
 
-use crate::command::substitute;
+use crate::command::{substitute, templated};
 use crate::confine::Confinement;
 use crate::outcome::{exit_failure, failed_early, outcome, unavailable};
 use crate::process::{GroupCommand, run_in_group_with};
@@ -76,25 +75,15 @@ impl StreamExecutor {
         let mut argv = argv.into_iter();
         // The parser refuses a record whose argv has no program.
         let program = argv.next().unwrap_or_default();
-        let mut command = GroupCommand::new(program, workdir);
-        command.args = argv.map(OsString::from).collect();
-        command.env = self
-            .config
-            .env
-            .iter()
-            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
-            .collect();
-        command
-            .env
-            .insert("TLAO_OUTPUT_DIR".into(), outdir.as_os_str().to_owned());
-        command
-            .env
-            .insert("TLAO_WORKDIR".into(), workdir.as_os_str().to_owned());
-        command.confinement = self.confinement.clone();
-        if !self.config.prompt_in_argv() {
-            command.stdin = Some(prompt.to_owned());
-        }
-        command
+        templated(
+            program,
+            argv,
+            &self.config.env,
+            workdir,
+            outdir,
+            self.confinement.clone(),
+            (!self.config.prompt_in_argv()).then_some(prompt),
+        )
     }
 }
 
@@ -308,6 +297,22 @@ impl Parser {
         let mut call = self.open.remove(id).unwrap_or_else(fallback);
         update(&mut call);
         out.push(EventPayload::ToolCall(call));
+    }
+
+    /// Emits the end of the tool call `id` a tool result reports: completed, or failed;
+    /// a result for a call never seen started ends an `other` call titled `tool`.
+    fn result(&mut self, id: &str, failed: bool, out: &mut Vec<EventPayload>) {
+        let status = if failed {
+            ToolStatus::Failed
+        } else {
+            ToolStatus::Completed
+        };
+        self.ended(
+            id,
+            || started_call(id, "tool", None, ToolKind::Other, None, None),
+            |call| call.status = status,
+            out,
+        );
     }
 
     /// Records reported usage and emits it.
@@ -524,7 +529,7 @@ pub(crate) mod tests {
         assert_eq!(command.program, "codex");
         assert_eq!(command.args.last().unwrap(), "-");
         assert_eq!(command.stdin.as_deref(), Some("do it"));
-        assert_eq!(command.env[&OsString::from("A")], "1");
+        assert_eq!(command.env[&std::ffi::OsString::from("A")], "1");
         let config = StreamConfig {
             command: vec![
                 "gemini".into(),
