@@ -13,9 +13,11 @@
 //! (`0`, each worker started at dispatch), each on its own `tlao dev`.
 //!
 //! `cargo bench -p tlao-cli --bench dispatch` (release build). Goal (issue 18): p50
-//! overhead ≤ 3 ms, p99 ≤ 10 ms over the direct spawn. Set `DISPATCH_RUNS` to change the number of runs (≥ 50), and
-//! `DISPATCH_VERBOSE=1` to print every run's phases (a bimodal worker phase, e.g. half
-//! the runs 40 ms slower, points at Nagle's algorithm meeting a delayed ACK).
+//! overhead ≤ 3 ms, p99 ≤ 10 ms over the direct spawn. Set `DISPATCH_RUNS` to change the
+//! number of runs (≥ 50), `DISPATCH_VERBOSE=1` to print every run's phases (a bimodal
+//! worker phase, e.g. half the runs 40 ms slower, points at Nagle's algorithm meeting a
+//! delayed ACK), and `DISPATCH_LOG=FILTER` to see the server's and its workers'
+//! timestamped logs at that level.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -125,6 +127,12 @@ async fn dispatched(dir: &Path, runs: usize, env: &[(&str, &str)], verbose: bool
     let started_file = dir.join("started");
     let mut all = vec![("KIRO_STANDIN_STARTED_FILE", started_file.to_str().unwrap())];
     all.extend_from_slice(env);
+    // `DISPATCH_LOG=debug` (a `TLAO_LOG` filter): the server's and its workers' logs,
+    // timestamped, on standard error, to see where a phase spends its time.
+    let log = std::env::var("DISPATCH_LOG").ok();
+    if let Some(filter) = &log {
+        all.push(("TLAO_LOG", filter.as_str()));
+    }
     let server = DevServer::with_standin(dir, &all);
     let admin = server.admin().await;
     let ws = admin.create_workspace("bench").await;
