@@ -22,5 +22,5 @@ mod sqlite_table;
 pub use event_bus::{DEFAULT_EVENT_BUS_CAPACITY, LocalEventBus};
 pub use fs_blob::FsBlobStore;
 pub use memory_table::MemoryTable;
-pub use process_launcher::ProcessLauncher;
+pub use process_launcher::{Handover, ProcessLauncher, REFILL_AFTER, STARTED_LINE};
 pub use sqlite_table::SqliteTable;

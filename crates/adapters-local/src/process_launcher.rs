@@ -12,10 +12,14 @@
 //! worker processes started ahead of time (`tlao worker --standby`), each the root of
 //! its own tree (`tlao-<server pid>/standby-<n>`), initialised and blocked reading one
 //! line from a pipe the launcher holds. A launch hands the first live one its run
-//! (`<run id> <lease id>\n`, then the pipe is closed) instead of starting a process, and
-//! a replacement is started in the background, off the run's critical path. A worker
-//! still executes exactly one run and exits; a standby whose pipe closes (the server is
-//! gone) exits without doing anything.
+//! instead of starting a process: a [`Handover`] document when the launcher has a
+//! source of them (the assignment and TaskSpec themselves, so the worker needs no
+//! request before starting its agent), else `<run id> <lease id>`; one line, then the
+//! pipe is closed. A replacement is started once the handed worker says its agent has
+//! started (the line `started` on its standard output), or it exits, or after
+//! [`REFILL_AFTER`]: not while the run's own start needs the CPU. A worker still
+//! executes exactly one run and exits; a standby whose pipe closes (the server is gone)
+//! exits without doing anything.
 //!
 //! With a records directory, the launcher keeps one file per running worker
 //! (`<run id>.json`: its pid, start time, boot, tree), removed when the worker is gone.
@@ -36,8 +40,23 @@ use serde::{Deserialize, Serialize};
 use tlao_domain::{LeaseId, RunId};
 use tlao_ports::{Launch, LaunchError, RunLauncher, StopError, WorkerExit};
 use tlao_process::{Preference, ProcessIdentity, ProcessTree, TreeOptions};
-use tokio::io::AsyncWriteExt;
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+/// The longest a replacement standby waits for the worker handed a run to say its agent
+/// started.
+pub const REFILL_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What a standby worker prints on its standard output once its run's agent started.
+pub const STARTED_LINE: &str = "started";
+
+/// Where the launcher gets the document it hands a standby worker with its run.
+#[async_trait]
+pub trait Handover: Send + Sync {
+    /// One line of JSON (no newline) the worker reads in place of asking the API for
+    /// its assignment; `None` to hand only the run and lease ids (the worker asks).
+    async fn document(&self, launch: &Launch) -> Option<String>;
+}
 
 /// The trees of the workers running now, by run.
 type Trees = Arc<Mutex<HashMap<RunId, Arc<Mutex<ProcessTree>>>>>;
@@ -50,6 +69,7 @@ pub struct ProcessLauncher {
     trees: Trees,
     records: Option<PathBuf>,
     standby: Arc<StandbyPool>,
+    handover: Option<Arc<dyn Handover>>,
 }
 
 /// How a worker process is started.
@@ -67,6 +87,7 @@ impl Recipe {
         name: &str,
         extra: &[&str],
         stdin: Stdio,
+        stdout: Stdio,
     ) -> Result<(ProcessTree, Child), LaunchError> {
         let mut tree = ProcessTree::create(
             name,
@@ -82,6 +103,7 @@ impl Recipe {
             .args(extra)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(stdin)
+            .stdout(stdout)
             .kill_on_drop(false);
         let child = tree
             .spawn(&mut command)
@@ -90,11 +112,13 @@ impl Recipe {
     }
 }
 
-/// A worker started ahead of its run, blocked reading its assignment from `stdin`.
+/// A worker started ahead of its run, blocked reading its assignment from `stdin`; it
+/// says on `stdout` when its run's agent has started.
 struct Standby {
     tree: ProcessTree,
     child: Child,
     stdin: ChildStdin,
+    stdout: Option<ChildStdout>,
 }
 
 /// The standby workers: how many to keep, the idle ones, and how many are starting.
@@ -122,19 +146,22 @@ impl StandbyPool {
         for _ in have..pool.want {
             pool.starting.fetch_add(1, Ordering::SeqCst);
             let (pool, recipe) = (pool.clone(), recipe.clone());
-            runtime.spawn(async move {
+            // Starting a process blocks (fork, exec, the cgroup): off the runtime's
+            // threads, which serve the API.
+            runtime.spawn_blocking(move || {
                 let name = format!(
                     "tlao-{}/standby-{}",
                     std::process::id(),
                     pool.sequence.fetch_add(1, Ordering::SeqCst)
                 );
-                let started = recipe.spawn(&name, &["--standby"], Stdio::piped());
+                let started = recipe.spawn(&name, &["--standby"], Stdio::piped(), Stdio::piped());
                 pool.starting.fetch_sub(1, Ordering::SeqCst);
                 match started {
                     Ok((tree, mut child)) => match child.stdin.take() {
                         Some(stdin) if !pool.closed.load(Ordering::SeqCst) => {
                             tracing::debug!(pid = child.id(), tree = %tree.mechanism(), "standby worker started");
-                            lock(&pool.idle).push_back(Standby { tree, child, stdin });
+                            let stdout = child.stdout.take();
+                            lock(&pool.idle).push_back(Standby { tree, child, stdin, stdout });
                         }
                         // Closed meanwhile, or no pipe: dropping the tree ends it.
                         _ => drop(tree),
@@ -147,10 +174,9 @@ impl StandbyPool {
         }
     }
 
-    /// The first live standby, told to execute `launch`; `None` when none is (each dead
-    /// or unreachable one is dropped, which ends its tree).
-    async fn hand(&self, launch: &Launch) -> Option<(ProcessTree, Child)> {
-        let line = format!("{} {}\n", launch.run_id, launch.lease_id);
+    /// The first live standby, told to execute `launch` with `line`; `None` when none is
+    /// (each dead or unreachable one is dropped, which ends its tree).
+    async fn hand(&self, line: &str) -> Option<(ProcessTree, Child, Option<ChildStdout>)> {
         loop {
             let mut standby = lock(&self.idle).pop_front()?;
             if !matches!(standby.child.try_wait(), Ok(None)) {
@@ -168,7 +194,7 @@ impl StandbyPool {
                 Ok(()) => {
                     // Closing the pipe: the worker reads one line, and no more.
                     drop(standby.stdin);
-                    return Some((standby.tree, standby.child));
+                    return Some((standby.tree, standby.child, standby.stdout));
                 }
                 Err(error) => {
                     tracing::warn!(%error, operation = "launcher.standby", "cannot hand a standby worker its run; trying another");
@@ -225,7 +251,15 @@ impl ProcessLauncher {
             trees: Arc::default(),
             records: None,
             standby: Arc::default(),
+            handover: None,
         }
+    }
+
+    /// Hands standby workers their run with a document from `source` (see
+    /// [`Handover`]) rather than only its ids.
+    pub fn with_handover(mut self, source: Arc<dyn Handover>) -> Self {
+        self.handover = Some(source);
+        self
     }
 
     /// Keeps `count` standby workers started and waiting (see the module's docs), the
@@ -348,22 +382,46 @@ impl RunLauncher for ProcessLauncher {
                 self.max_workers
             )));
         }
-        let handed = self.standby.hand(launch).await;
+        let handed = if lock(&self.standby.idle).is_empty() {
+            None
+        } else {
+            let document = match &self.handover {
+                Some(source) => source.document(launch).await,
+                None => None,
+            };
+            let line = match document {
+                Some(document) => format!("{document}\n"),
+                None => format!("{} {}\n", launch.run_id, launch.lease_id),
+            };
+            self.standby.hand(&line).await
+        };
         let standby = handed.is_some();
         let (tree, mut child) = match handed {
-            Some(started) => started,
-            None => self.recipe.spawn(
-                &format!("tlao-{}/{}", std::process::id(), launch.run_id),
-                &[
-                    "--run",
-                    launch.run_id.as_str(),
-                    "--lease",
-                    launch.lease_id.as_str(),
-                ],
-                Stdio::null(),
-            )?,
+            Some((tree, child, stdout)) => {
+                // The replacement starts when this run's agent has, not now.
+                tokio::spawn(refill_when_started(
+                    self.standby.clone(),
+                    self.recipe.clone(),
+                    stdout,
+                ));
+                (tree, child)
+            }
+            None => {
+                let started = self.recipe.spawn(
+                    &format!("tlao-{}/{}", std::process::id(), launch.run_id),
+                    &[
+                        "--run",
+                        launch.run_id.as_str(),
+                        "--lease",
+                        launch.lease_id.as_str(),
+                    ],
+                    Stdio::null(),
+                    Stdio::inherit(),
+                )?;
+                StandbyPool::refill(&self.standby, &self.recipe);
+                started
+            }
         };
-        StandbyPool::refill(&self.standby, &self.recipe);
         tracing::debug!(
             run_id = %launch.run_id, pid = child.id(), tree = %tree.mechanism(), standby,
             "worker process started"
@@ -526,6 +584,38 @@ fn is_worker_cgroup(dir: &Path, run_id: &RunId) -> bool {
         .strip_prefix("standby-")
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     parent_is_a_server && (name == run_id.as_str() || was_a_standby)
+}
+
+/// Starts the standby replacing one just handed a run once that worker says its agent
+/// started ([`STARTED_LINE`]), closes its output (it exited) or [`REFILL_AFTER`] has
+/// passed; then reads what else it prints, to its end, so it never blocks on a full
+/// pipe.
+async fn refill_when_started(
+    pool: Arc<StandbyPool>,
+    recipe: Arc<Recipe>,
+    stdout: Option<ChildStdout>,
+) {
+    let Some(stdout) = stdout else {
+        StandbyPool::refill(&pool, &recipe);
+        return;
+    };
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let said = tokio::time::timeout(REFILL_AFTER, async {
+        loop {
+            match lines.next_line().await {
+                Ok(Some(line)) if line.trim() == STARTED_LINE => return true,
+                Ok(Some(line)) => tracing::debug!(%line, "a worker printed"),
+                Ok(None) | Err(_) => return false,
+            }
+        }
+    })
+    .await;
+    StandbyPool::refill(&pool, &recipe);
+    if matches!(said, Ok(true) | Err(_)) {
+        while let Ok(Some(line)) = lines.next_line().await {
+            tracing::debug!(%line, "a worker printed");
+        }
+    }
 }
 
 fn record_path(dir: &Path, run_id: &RunId) -> PathBuf {

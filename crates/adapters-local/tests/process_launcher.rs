@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tlao_adapters_local::ProcessLauncher;
+use tlao_adapters_local::{Handover, ProcessLauncher, REFILL_AFTER};
 use tlao_domain::{LeaseId, RunId, Ulid};
 use tlao_ports::{Launch, RunLauncher};
 
@@ -266,13 +266,84 @@ async fn a_new_launcher_ends_what_a_crashed_one_left_and_names_the_runs_whose_wo
 }
 
 /// A worker script for standby tests: as a standby (`--standby`) it reads its
-/// assignment and appends `<pid> <assignment>` to `out`; started for a run it appends
-/// `<pid> fresh <run> <lease>`. Then it sleeps `sleep`.
+/// assignment, appends `<pid> <assignment>` to `out` and says its agent started; started
+/// for a run it appends `<pid> fresh <run> <lease>`. Then it sleeps `sleep`.
 fn assignment_recorder(out: &Path, sleep: &str) -> String {
     format!(
-        r#"if [ "$1" = "--standby" ]; then read -r line || exit 0; echo "$$ $line" >> {out}; else echo "$$ fresh $2 $4" >> {out}; fi; exec sleep {sleep}"#,
+        r#"if [ "$1" = "--standby" ]; then read -r line || exit 0; echo "$$ $line" >> {out}; echo started; else echo "$$ fresh $2 $4" >> {out}; fi; exec sleep {sleep}"#,
         out = out.display()
     )
+}
+
+/// Hands each run as a one-line document naming it.
+struct Documents;
+
+#[async_trait::async_trait]
+impl Handover for Documents {
+    async fn document(&self, launch: &Launch) -> Option<String> {
+        Some(format!(
+            r#"{{"run":"{}","lease":"{}"}}"#,
+            launch.run_id, launch.lease_id
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_handed_run_comes_as_the_handover_document_and_its_replacement_waits_for_its_agent() {
+    let records = tempfile::tempdir().unwrap();
+    let out = records.path().join("assignments");
+    let go = records.path().join("go");
+    let sleep = unique_sleep();
+    // The standby's agent "starts" (it says `started`) only once `go` exists.
+    let script = format!(
+        r#"if [ "$1" = "--standby" ]; then read -r line || exit 0; echo "$$ $line" >> {out}; while [ ! -e {go} ]; do sleep 0.02; done; echo started; fi; exec sleep {sleep}"#,
+        out = out.display(),
+        go = go.display()
+    );
+    let _cleanup = Cleanup(vec![sleep.clone(), script.clone()]);
+    let launcher = launcher(&script, 3, &records.path().join("workers"))
+        .with_handover(std::sync::Arc::new(Documents))
+        .with_standby(1);
+    eventually("a standby starting", || launcher.standing_by() == 1).await;
+    let idle = with_arg(&script);
+
+    let run = launch();
+    let exit = launcher.launch(&run).await.unwrap();
+    eventually("the standby reading its run", || lines(&out).len() == 1).await;
+    assert_eq!(
+        lines(&out)[0],
+        format!(
+            r#"{} {{"run":"{}","lease":"{}"}}"#,
+            idle[0], run.run_id, run.lease_id
+        ),
+        "the standby reads the handover document as its one line"
+    );
+    // Its agent has not started: no replacement competes with it for the CPU.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(launcher.standing_by(), 0);
+    assert_eq!(with_arg(&script), idle, "no replacement yet");
+
+    std::fs::write(&go, "").unwrap();
+    let said = Instant::now();
+    eventually("a replacement once the agent started", || {
+        launcher.standing_by() == 1
+    })
+    .await;
+    assert!(
+        said.elapsed() < REFILL_AFTER,
+        "the replacement followed the worker's word, not the fallback delay: {:?}",
+        said.elapsed()
+    );
+
+    assert_eq!(launcher.stop_all().await.unwrap(), 1);
+    assert_eq!(
+        tokio::time::timeout(PATIENCE, exit).await.unwrap(),
+        "killed by signal 9"
+    );
+    eventually("every worker and standby gone", || {
+        with_arg(&script).is_empty()
+    })
+    .await;
 }
 
 /// The lines `out` holds.

@@ -53,7 +53,7 @@ pub async fn run(args: DevArgs, mut settings: Settings) -> anyhow::Result<()> {
     }
     let mut server = Server::open(&settings, true).await?;
     let boot = bootstrap::ensure(&server.services, &data_dir).await?;
-    let launcher = launcher::process_launcher(&settings, &server.public_url)?;
+    let launcher = launcher::process_launcher(&settings, &server.public_url, &server.services)?;
     let background = server
         .start_background(&settings, Some(Arc::new(launcher)))
         .await?;

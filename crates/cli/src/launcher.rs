@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use tlao_adapters_local::ProcessLauncher;
-use tlao_ports::RunLauncher;
+use tlao_adapters_local::{Handover, ProcessLauncher};
+use tlao_ports::{Launch, RunLauncher};
 
-use tlao_api::AgentSandbox;
-use tlao_orchestrator::{ExecutorRegistry, Sighting};
+use tlao_api::{AgentSandbox, Handovers};
+use tlao_orchestrator::{ExecutorRegistry, Services, Sighting};
 use tlao_worker_kiro::availability;
 
 use crate::settings::{LauncherKind, Settings};
@@ -19,8 +19,12 @@ use crate::settings::{LauncherKind, Settings};
 /// at once, unpacking runs under `worker.work_root` (`<data_dir>/work` by default), and
 /// recording each running worker in `<data_dir>/workers` so a restart after a crash
 /// fails the runs of gone workers at once, and keeping `worker.standby` workers started
-/// ahead of their runs.
-pub fn process_launcher(settings: &Settings, api_url: &str) -> anyhow::Result<ProcessLauncher> {
+/// ahead of their runs, each handed its run by `services` without a request.
+pub fn process_launcher(
+    settings: &Settings,
+    api_url: &str,
+    services: &Arc<Services>,
+) -> anyhow::Result<ProcessLauncher> {
     let data_dir = settings.data_dir()?;
     let work_root = match &settings.worker.work_root {
         Some(dir) => dir.clone(),
@@ -60,7 +64,28 @@ pub fn process_launcher(settings: &Settings, api_url: &str) -> anyhow::Result<Pr
         settings.worker.max_local_workers,
     )
     .with_records(data_dir.join("workers"))
+    .with_handover(Arc::new(ServerHandover(Handovers::new(
+        services.clone(),
+        std::time::Duration::from_secs(settings.worker.heartbeat_timeout_seconds),
+    ))))
     .with_standby(settings.worker.standby))
+}
+
+/// Hands a standby worker its run's assignment and TaskSpec, read from the services.
+struct ServerHandover(Handovers);
+
+#[async_trait::async_trait]
+impl Handover for ServerHandover {
+    async fn document(&self, launch: &Launch) -> Option<String> {
+        match self.0.document(&launch.run_id, &launch.lease_id).await {
+            Ok(document) => Some(document),
+            Err(error) => {
+                // The worker asks the API itself, which answers with the same error.
+                tracing::warn!(run_id = %launch.run_id, %error, "cannot write a run's handover");
+                None
+            }
+        }
+    }
 }
 
 /// `paths`, comma-separated, as `tlao worker` reads its `TLAO_SANDBOX__*` lists.
@@ -152,6 +177,7 @@ pub async fn probe_locally(executors: Arc<ExecutorRegistry>, every: std::time::D
 pub async fn configured(
     settings: &Settings,
     public_url: &str,
+    services: &Arc<Services>,
 ) -> anyhow::Result<Option<Arc<dyn RunLauncher>>> {
     let kind = match settings.launcher.kind {
         LauncherKind::None => return Ok(None),
@@ -169,7 +195,9 @@ pub async fn configured(
         // time), so its local agents must be sandboxed unless the operator said "off".
         let status = sandbox_status(settings, true)?;
         tracing::info!(sandbox = %status.trim_start_matches("agents:").trim(), "local agents");
-        return Ok(Some(Arc::new(process_launcher(settings, public_url)?)));
+        return Ok(Some(Arc::new(process_launcher(
+            settings, public_url, services,
+        )?)));
     }
     let ecs = &settings.launcher.ecs;
     let api_url = match &ecs.api_url {

@@ -16,7 +16,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         tracing::warn!(%error, "cannot make the server non-dumpable");
     }
     let mut server = Server::open(&settings, false).await?;
-    let launcher = launcher::configured(&settings, &server.public_url).await?;
+    let launcher = launcher::configured(&settings, &server.public_url, &server.services).await?;
     let background = server.start_background(&settings, launcher).await?;
     let services = server.services.clone();
     let url = server.public_url.clone();

@@ -2,9 +2,11 @@
 //! exits — the single-job container of requirement 5.7; without it, it loops. With
 //! `--run ID --lease ID` it executes a run the dispatcher already leased for it (how
 //! `tlao dev` starts one process per run); with `--standby` it starts, initialises and
-//! waits for that assignment on standard input (`<run id> <lease id>`, one line), so a
-//! run the launcher hands it costs no process start (see the local launcher's standby
-//! workers); the pipe closing first ends it, doing nothing.
+//! waits for that assignment on standard input — one line: `<run id> <lease id>`, or a
+//! handover document (the assignment and TaskSpec as JSON, so no request comes before
+//! the agent starts) — so a run the launcher hands it costs no process start (see the
+//! local launcher's standby workers), and prints `started` on standard output once its
+//! agent has started; the pipe closing first ends it, doing nothing.
 //!
 //! Its exit code says how its run went ([`WORKER_EXIT_CODES`]): 0 only when the run
 //! completed (or `--once` found nothing to do), 3 when it gave up on a run because the
@@ -19,7 +21,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tlao_domain::{ExecutorName, LeaseId, RunId, RunStatus};
 use tlao_sdk::WorkerClientError;
-use tlao_sdk::worker::MIN_HEARTBEAT_INTERVAL;
+use tlao_sdk::worker::{Handover, MAX_HANDOVER_BYTES, MIN_HEARTBEAT_INTERVAL};
 use tlao_worker_kiro::{RunSummary, SandboxMode, WorkerConfig};
 
 use crate::errors::Exit;
@@ -41,9 +43,10 @@ pub struct WorkerArgs {
     /// Execute one run, then exit (waits up to --wait for one to be leasable).
     #[arg(long, conflicts_with = "run")]
     pub once: bool,
-    /// Wait on standard input for one already-leased run (`<run id> <lease id>`, one
-    /// line) and execute it; exit doing nothing when the input closes first. How the
-    /// local launcher keeps workers ready ahead of their runs.
+    /// Wait on standard input for one already-leased run (one line: `<run id> <lease
+    /// id>`, or the launcher's JSON handover) and execute it, printing `started` once its
+    /// agent has; exit doing nothing when the input closes first. How the local launcher
+    /// keeps workers ready ahead of their runs.
     #[arg(long, conflicts_with_all = ["once", "run"])]
     pub standby: bool,
     /// The control plane's URL.
@@ -190,6 +193,13 @@ async fn work(args: WorkerArgs) -> anyhow::Result<Exit> {
         set_process_name(STANDBY_NAME);
         let assignment = standby_assignment().await?;
         set_process_name("tlao");
+        // The launcher starts this standby's replacement when the agent has started.
+        tlao_worker_kiro::process::on_first_spawn(|| {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", tlao_adapters_local::STARTED_LINE);
+            let _ = out.flush();
+        });
         match assignment {
             Some(assigned) => Some(assigned),
             None => {
@@ -198,13 +208,20 @@ async fn work(args: WorkerArgs) -> anyhow::Result<Exit> {
             }
         }
     } else {
-        args.run.zip(args.lease)
+        args.run
+            .zip(args.lease)
+            .map(|(run_id, lease_id)| Assigned::Ids(run_id, lease_id))
     };
     let work = async {
         let summary = match assigned {
-            Some((run_id, lease_id)) => tlao_worker_kiro::run_assigned(&config, run_id, lease_id)
+            Some(Assigned::Ids(run_id, lease_id)) => {
+                tlao_worker_kiro::run_assigned(&config, run_id, lease_id)
+                    .await
+                    .context("executing the assigned run")?
+            }
+            Some(Assigned::Handed(handover)) => tlao_worker_kiro::run_handed(&config, *handover)
                 .await
-                .context("executing the assigned run")?,
+                .context("executing the handed run")?,
             _ if args.once => {
                 match tlao_worker_kiro::run_once(&config, Duration::from_secs(args.wait))
                     .await
@@ -252,13 +269,21 @@ fn set_process_name(name: &str) {
     let _ = name;
 }
 
-/// A standby's assignment: one `<run id> <lease id>` line on standard input, or `None`
-/// when the input closes without one (the launcher let the standby go).
-async fn standby_assignment() -> anyhow::Result<Option<(RunId, LeaseId)>> {
+/// The run a worker was given to execute.
+enum Assigned {
+    /// By its ids: the worker asks the API for the assignment.
+    Ids(RunId, LeaseId),
+    /// With its assignment and TaskSpec.
+    Handed(Box<Handover>),
+}
+
+/// A standby's assignment: one line on standard input, `<run id> <lease id>` or a JSON
+/// [`Handover`], or `None` when the input closes without one (the launcher let the
+/// standby go).
+async fn standby_assignment() -> anyhow::Result<Option<Assigned>> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt};
     let mut line = String::new();
-    // A run id, a lease id and a space: far below this.
-    let mut input = tokio::io::BufReader::new(tokio::io::stdin().take(512));
+    let mut input = tokio::io::BufReader::new(tokio::io::stdin().take(MAX_HANDOVER_BYTES));
     if input
         .read_line(&mut line)
         .await
@@ -267,9 +292,19 @@ async fn standby_assignment() -> anyhow::Result<Option<(RunId, LeaseId)>> {
     {
         return Ok(None);
     }
+    parse_assignment(&line).map(Some)
+}
+
+/// Reads a standby's assignment line.
+fn parse_assignment(line: &str) -> anyhow::Result<Assigned> {
+    if line.trim_start().starts_with('{') {
+        let handover: Handover =
+            serde_json::from_str(line).context("the standby's handover is not a valid document")?;
+        return Ok(Assigned::Handed(Box::new(handover)));
+    }
     let mut words = line.split_whitespace();
     let (Some(run), Some(lease), None) = (words.next(), words.next(), words.next()) else {
-        bail!("a standby's assignment is `<run id> <lease id>`, got {line:?}");
+        bail!("a standby's assignment is `<run id> <lease id>` or a handover, got {line:?}");
     };
     let run_id = run
         .parse::<RunId>()
@@ -277,7 +312,7 @@ async fn standby_assignment() -> anyhow::Result<Option<(RunId, LeaseId)>> {
     let lease_id = lease
         .parse::<LeaseId>()
         .map_err(|e| anyhow::anyhow!("the assignment's lease id {lease:?}: {e}"))?;
-    Ok(Some((run_id, lease_id)))
+    Ok(Assigned::Ids(run_id, lease_id))
 }
 
 /// Resolves on Ctrl-C or (on Unix) SIGTERM, naming the signal.
@@ -300,5 +335,32 @@ async fn shutdown_signal() -> &'static str {
     {
         let _ = tokio::signal::ctrl_c().await;
         "Ctrl-C"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_standby_reads_ids_or_a_handover_and_refuses_anything_else() {
+        let (run, lease) = (
+            "run_01M8YN2QS0FWFQJT2JE5BT3ZNR",
+            "lease_01M8YN2QS0FWFQJT2JE5BT3ZNS",
+        );
+        match parse_assignment(&format!("{run} {lease}\n")).unwrap() {
+            Assigned::Ids(r, l) => assert_eq!((r.as_str(), l.as_str()), (run, lease)),
+            Assigned::Handed(_) => panic!("ids are not a handover"),
+        }
+        for bad in [
+            String::new(),
+            format!("{run}\n"),
+            format!("{run} {lease} more\n"),
+            format!("{lease} {run}\n"),
+            "{\"assignment\": 1}\n".to_owned(),
+            "{not json\n".to_owned(),
+        ] {
+            assert!(parse_assignment(&bad).is_err(), "{bad:?}");
+        }
     }
 }

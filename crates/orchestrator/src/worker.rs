@@ -21,6 +21,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 use tlao_domain::{
     Archive, Artifact, ArtifactId, ArtifactName, ArtifactStatus, ArtifactType, ExecutorDescriptor,
     ExecutorName, LeaseId, Reported, Run, RunError, RunEvent, RunId, RunStatus, Task, Timestamp,
@@ -328,6 +330,33 @@ impl WorkerService {
             executor,
         })
         .await
+    }
+
+    /// What a worker started ahead of its run is handed with it: the run's
+    /// [`assignment`](Self::assignment), and the TaskSpec's bytes when they are at most
+    /// `max_spec_bytes` (`None` when larger: the worker downloads it).
+    pub async fn handover(
+        &self,
+        run_id: &RunId,
+        lease_id: &LeaseId,
+        max_spec_bytes: u64,
+    ) -> Result<(Assignment, Option<Bytes>), ServiceError> {
+        let assignment = self.assignment(run_id, lease_id).await?;
+        let key = BlobKey::parse(&assignment.task_spec_key)
+            .map_err(|e| ServiceError::Internal(e.into()))?;
+        let (meta, mut body) = self.core.blobs.get(&key).await?;
+        if meta.size > max_spec_bytes {
+            return Ok((assignment, None));
+        }
+        let mut bytes = BytesMut::with_capacity(usize::try_from(meta.size).unwrap_or(0));
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| ServiceError::Unavailable(e.into()))?;
+            if (bytes.len() + chunk.len()) as u64 > max_spec_bytes {
+                return Ok((assignment, None));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((assignment, Some(bytes.freeze())))
     }
 
     /// The assignment of `lease`: the TaskSpec's and the archive's URLs presigned.

@@ -26,4 +26,6 @@ mod cgroup;
 mod procfs;
 
 pub use identity::ProcessIdentity;
-pub use tree::{MARKER_ENV, Mechanism, PREFERENCE_ENV, Preference, ProcessTree, TreeOptions};
+pub use tree::{
+    CgroupJoin, MARKER_ENV, Mechanism, PREFERENCE_ENV, Preference, ProcessTree, TreeOptions,
+};

@@ -135,6 +135,36 @@ pub struct ProcessTree {
     ended: bool,
 }
 
+/// A root process of a tree still to be moved into the tree's cgroup: see
+/// [`ProcessTree::spawn_joining_later`].
+#[derive(Debug)]
+#[must_use = "the process joins its tree's cgroup only when the join is run"]
+pub struct CgroupJoin {
+    dir: PathBuf,
+    pid: i32,
+}
+
+impl CgroupJoin {
+    /// Moves the process into the cgroup, unless it is there already (it joined before
+    /// executing) or gone. Blocks for the kernel's grace period: run it on a thread that
+    /// may wait. A failure is logged; the tree's other means still find the process.
+    pub fn run(self) {
+        #[cfg(target_os = "linux")]
+        if !crate::cgroup::holds(&self.dir, self.pid)
+            && let Err(error) = crate::cgroup::enter(&self.dir, self.pid)
+        {
+            // ESRCH: it is gone already; ENOENT: the tree was killed and its cgroup removed.
+            let gone = error.kind() == io::ErrorKind::NotFound
+                || error.raw_os_error() == Some(nix::libc::ESRCH);
+            if gone {
+                tracing::debug!(%error, pid = self.pid, "a process ended before it joined its tree's cgroup");
+            } else {
+                tracing::warn!(%error, pid = self.pid, cgroup = %self.dir.display(), "cannot move a process into its tree's cgroup; relying on /proc");
+            }
+        }
+    }
+}
+
 impl ProcessTree {
     /// Makes a tree. `name` names its cgroup below this process's own (it may have
     /// several components, `tlao-42/run_x`); it must not exist yet.
@@ -268,20 +298,47 @@ impl ProcessTree {
         &mut self,
         command: &mut tokio::process::Command,
     ) -> io::Result<tokio::process::Child> {
+        let (child, join) = self.spawn_with(command, true)?;
+        if let Some(join) = join {
+            join.run();
+        }
+        Ok(child)
+    }
+
+    /// Spawns `command` as a root of the tree as [`spawn`](Self::spawn) does, except
+    /// that it joins the tree's cgroup once started, by the returned [`CgroupJoin`]
+    /// (`None` without a cgroup), to be run off the caller's critical path. Moving a
+    /// process between cgroups waits for an RCU grace period of the kernel (~10 ms on
+    /// a 2-CPU machine); the child's start need not. Until it has joined, the child is
+    /// found by the tree's other means (its session, its descendants, the marker).
+    ///
+    /// Errors: those of spawning; `Other` once the tree has been killed.
+    pub fn spawn_joining_later(
+        &mut self,
+        command: &mut tokio::process::Command,
+    ) -> io::Result<(tokio::process::Child, Option<CgroupJoin>)> {
+        self.spawn_with(command, false)
+    }
+
+    fn spawn_with(
+        &mut self,
+        command: &mut tokio::process::Command,
+        join_first: bool,
+    ) -> io::Result<(tokio::process::Child, Option<CgroupJoin>)> {
         if self.ended {
             return Err(io::Error::other("the process tree has been killed"));
         }
         command.env(MARKER_ENV, self.marker_value());
         #[cfg(target_os = "linux")]
         let procs = match &self.cgroup {
-            Some(dir) => match crate::cgroup::open_procs(dir) {
+            Some(dir) if join_first => match crate::cgroup::open_procs(dir) {
                 Ok(file) => Some(file),
                 Err(error) => {
                     tracing::warn!(%error, cgroup = %dir.display(), "cannot join a process tree's cgroup; relying on /proc");
                     None
                 }
             },
-            None => None,
+            _ => None,
         };
         #[cfg(target_os = "linux")]
         let fd = procs.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
@@ -291,13 +348,11 @@ impl ProcessTree {
         let child = command.spawn()?;
         #[cfg(target_os = "linux")]
         drop(procs);
+        let mut join = None;
         if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
             #[cfg(target_os = "linux")]
-            if let Some(dir) = &self.cgroup
-                && !crate::cgroup::holds(dir, pid)
-                && let Err(error) = crate::cgroup::enter(dir, pid)
             {
-                tracing::warn!(%error, pid, cgroup = %dir.display(), "cannot move a process into its tree's cgroup; relying on /proc");
+                join = self.cgroup.clone().map(|dir| CgroupJoin { dir, pid });
             }
             self.roots.push(Root {
                 pid,
@@ -305,7 +360,7 @@ impl ProcessTree {
             });
             lock_roots().push(pid);
         }
-        Ok(child)
+        Ok((child, join))
     }
 
     /// The live processes of the tree now (Linux; elsewhere the roots still running).

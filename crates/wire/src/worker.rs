@@ -186,6 +186,28 @@ pub struct Assignment {
     pub numbered_events: bool,
 }
 
+/// A run handed to a standby worker over its pipe instead of over HTTP: what
+/// `GET /worker/runs/{id}/assignment` would answer, and the TaskSpec itself when it is
+/// small, so the worker starts its agent without a request (see the local launcher's
+/// standby workers). One line of JSON on the worker's standard input; not an HTTP body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Handover {
+    /// The run's assignment.
+    pub assignment: Assignment,
+    /// The TaskSpec at [`Assignment::task_spec_url`], as stored; absent when it is
+    /// larger than [`MAX_HANDED_TASK_SPEC_BYTES`] (the worker downloads it then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_spec: Option<serde_json::Value>,
+}
+
+/// The largest TaskSpec a [`Handover`] carries.
+pub const MAX_HANDED_TASK_SPEC_BYTES: u64 = 256 * 1024;
+
+/// The largest [`Handover`] line a standby worker reads: room for the TaskSpec (its
+/// JSON escaped again) and the rest of the assignment.
+pub const MAX_HANDOVER_BYTES: u64 = 1024 * 1024;
+
 /// The shortest heartbeat interval a server announces or a worker accepts.
 pub const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
 

@@ -41,5 +41,5 @@ pub use extract::{
 pub use kiro::KiroExecutor;
 pub use patch::{diff_trees, write_patch};
 pub use prompt::build_prompt;
-pub use run::{RunSummary, run_assigned, run_forever, run_once};
+pub use run::{RunSummary, run_assigned, run_forever, run_handed, run_once};
 pub use stream::StreamExecutor;

@@ -241,6 +241,30 @@ fn agent_tree() -> io::Result<ProcessTree> {
     )
 }
 
+/// What to do once, right after this process next starts a child: see
+/// [`on_first_spawn`].
+type SpawnHook = Box<dyn FnOnce() + Send>;
+static FIRST_SPAWN: std::sync::Mutex<Option<SpawnHook>> = std::sync::Mutex::new(None);
+
+/// Calls `hook` once, right after this process next starts a child process — its run's
+/// agent, or a probe of the agent's program that comes first. A standby worker says
+/// with it that the CPU its start needed is free again.
+pub fn on_first_spawn(hook: impl FnOnce() + Send + 'static) {
+    *FIRST_SPAWN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Box::new(hook));
+}
+
+fn spawned() {
+    let hook = FIRST_SPAWN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(hook) = hook {
+        hook();
+    }
+}
+
 /// Spawns the child in `tree` (its own session, killed with the worker): piped output,
 /// an allowlisted environment, in its run's sandbox when it has one.
 fn spawn(
@@ -273,7 +297,18 @@ fn spawn(
             sandbox.apply(process.as_std_mut());
         }
     }
-    tree.spawn(&mut process)
+    // The agent starts at once; moving it into its tree's cgroup waits for the kernel
+    // (~10 ms) and is done beside it. Until then its session and the tree's marker
+    // find it, and the worker's own tree (the launcher's cgroup) holds it.
+    let (child, join) = tree.spawn_joining_later(&mut process)?;
+    if let Some(join) = join {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || join.run())),
+            Err(_) => join.run(),
+        }
+    }
+    spawned();
+    Ok(child)
 }
 
 /// What has been read so far.

@@ -30,7 +30,7 @@ use tlao_domain::{
 };
 use tlao_sdk::wire::ArtifactView;
 use tlao_sdk::worker::{
-    ArchiveDownload, Assignment, CompleteRequest, CompletionStatus, LeaseRequest,
+    ArchiveDownload, Assignment, CompleteRequest, CompletionStatus, Handover, LeaseRequest,
     MAX_LEASE_WAIT_SECONDS, MIN_HEARTBEAT_INTERVAL, SignedUrl,
 };
 use tlao_sdk::{WorkerClient, WorkerClientError};
@@ -139,7 +139,16 @@ pub async fn run_assigned(
                 .with_context(|| format!("cannot fetch the assignment of run {run_id}"));
         }
     };
-    execute(&client, config, assignment).await
+    execute(&client, config, assignment, None).await
+}
+
+/// Executes a run handed over without HTTP ([`Handover`]: a standby worker's pipe): its
+/// assignment as given, and its TaskSpec when the handover carries one (downloaded
+/// otherwise). Everything after — events, artifacts, completion — goes to the API as
+/// for any run.
+pub async fn run_handed(config: &WorkerConfig, handover: Handover) -> anyhow::Result<RunSummary> {
+    let client = client_for(config)?;
+    execute(&client, config, handover.assignment, handover.task_spec).await
 }
 
 /// Leases and executes runs one after the other, for ever. Returns the summary of a run
@@ -201,7 +210,7 @@ async fn lease_and_run(
     let assignment = client.lease(&request).await.context("cannot lease a run")?;
     match assignment {
         None => Ok(None),
-        Some(assignment) => execute(client, config, assignment).await.map(Some),
+        Some(assignment) => execute(client, config, assignment, None).await.map(Some),
     }
 }
 
@@ -293,6 +302,7 @@ async fn execute(
     client: &WorkerClient,
     config: &WorkerConfig,
     assignment: Assignment,
+    task_spec: Option<serde_json::Value>,
 ) -> anyhow::Result<RunSummary> {
     let run_id = assignment.run.run_id.clone();
     let workspace_id = assignment.run.workspace_id.clone();
@@ -328,7 +338,7 @@ async fn execute(
     );
     let ending = match RunDir::create(&config.work_root, &workspace_id, &run_id, &lease_id) {
         Ok(dir) => {
-            let ending = drive(client, config, &assignment, &dir, &shipper).await;
+            let ending = drive(client, config, &assignment, task_spec, &dir, &shipper).await;
             drop(dir);
             ending
         }
@@ -439,6 +449,7 @@ async fn drive(
     client: &WorkerClient,
     config: &WorkerConfig,
     assignment: &Assignment,
+    task_spec: Option<serde_json::Value>,
     dir: &RunDir,
     shipper: &EventShipper,
 ) -> Ending {
@@ -459,7 +470,13 @@ async fn drive(
             return Ending::failed(RunErrorCode::ExecutorUnavailable, message);
         }
     };
-    let spec = match fetch_spec(client, &assignment.task_spec_url).await {
+    let spec = match task_spec {
+        Some(value) => {
+            TaskSpec::parse(&value).map_err(|e| format!("it is not a valid TaskSpec: {e}"))
+        }
+        None => fetch_spec(client, &assignment.task_spec_url).await,
+    };
+    let spec = match spec {
         Ok(spec) => spec,
         Err(message) => {
             let message = format!(

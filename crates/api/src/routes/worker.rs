@@ -37,7 +37,22 @@ fn signed(url: PresignedUrl) -> SignedUrl {
 }
 
 fn assignment(a: DomainAssignment, state: &AppState) -> Assignment {
-    let now = state.now();
+    assignment_view(
+        a,
+        state.now(),
+        state.heartbeat_interval_ms,
+        state.heartbeat_timeout_ms,
+    )
+}
+
+/// The wire form of an assignment: what a lease or `GET .../assignment` answers, and
+/// what a [`crate::Handovers`] document carries.
+pub(crate) fn assignment_view(
+    a: DomainAssignment,
+    now: tlao_domain::Timestamp,
+    heartbeat_interval_ms: u64,
+    heartbeat_timeout_ms: u64,
+) -> Assignment {
     Assignment {
         run: RunView::new(a.run, None, None, now),
         lease_id: a.lease_id,
@@ -49,8 +64,8 @@ fn assignment(a: DomainAssignment, state: &AppState) -> Assignment {
             url: signed(d.url),
         }),
         deadline: a.deadline,
-        heartbeat_interval_ms: Some(state.heartbeat_interval_ms),
-        heartbeat_timeout_ms: Some(state.heartbeat_timeout_ms),
+        heartbeat_interval_ms: Some(heartbeat_interval_ms),
+        heartbeat_timeout_ms: Some(heartbeat_timeout_ms),
         numbered_events: true,
     }
 }
