@@ -250,6 +250,14 @@ fn what_the_dockerfiles_copy_from_their_build_stage_is_the_binary_it_builds() {
                     names_in(&manifest, "[[bin]]").contains(&bin),
                     "{dockerfile}: package {package} has no binary {bin}"
                 );
+                // The server talks to DynamoDB, S3, ECS and Secrets Manager: a local
+                // install's default features leave those adapters out.
+                if dockerfile.ends_with("Dockerfile.server") {
+                    assert!(
+                        after("--features").split(',').any(|f| f == "aws"),
+                        "{dockerfile}: the server image must build with the aws feature"
+                    );
+                }
                 checked += 1;
             }
         }
