@@ -103,8 +103,7 @@ mod enabled {
 
     use crate::settings::{BlobSettings, EcsSettings, StorageSettings};
 
-    const MISSING: &str =
-        "this build of tlao has no AWS adapters: build it with the `aws` feature (`cargo install --path crates/cli --features aws`)";
+    const MISSING: &str = "this build of tlao has no AWS adapters: build it with the `aws` feature (`cargo install --path crates/cli --features aws`)";
 
     pub async fn open_table(_: &StorageSettings) -> anyhow::Result<Arc<dyn Table>> {
         bail!("storage.kind = \"dynamodb\": {MISSING}")
