@@ -5,10 +5,15 @@
 //! one writer connection, each in a `BEGIN IMMEDIATE` transaction that reads the current
 //! rows, evaluates conditions in Rust and writes, so they are serialized here and, via
 //! the file lock and `busy_timeout`, against every other process using the same file.
-//! Reads use a small pool of read-only connections and, thanks to WAL, never wait for a
-//! write. All SQLite calls run on tokio's blocking pool.
+//! Reads use read-only connections and, thanks to WAL, never wait for a write. A small
+//! read (a point read, a page of at most [`SMALL_QUERY`] items) runs inline on the
+//! calling thread's own read connection, opened on its first read and kept for the
+//! thread's life ([`LocalReaders`]): no lock, no hand-over. Larger reads and writes run
+//! on tokio's blocking pool, on the table's pool of connections.
 
-use std::path::Path;
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -54,6 +59,14 @@ const PROBE_SCHEMA: &str =
 pub struct SqliteTable {
     writer: Arc<Pool>,
     readers: Arc<Pool>,
+    local: LocalReaders,
+}
+
+impl Drop for SqliteTable {
+    fn drop(&mut self) {
+        // Threads close their connections to this table on their next read of any table.
+        self.local.alive.store(false, Ordering::Relaxed);
+    }
 }
 
 impl SqliteTable {
@@ -64,11 +77,27 @@ impl SqliteTable {
     /// when the file cannot be created or opened, or is not a table of ours.
     pub async fn open(path: &Path) -> Result<SqliteTable, TableError> {
         let path = path.to_owned();
-        let (writer, readers) = blocking(move || open_connections(&path)).await?;
+        let opened = path.clone();
+        let (writer, readers) = blocking(move || open_connections(&opened)).await?;
         Ok(SqliteTable {
             writer: Arc::new(Pool::new(vec![writer])),
             readers: Arc::new(Pool::new(readers)),
+            local: LocalReaders::new(path),
         })
+    }
+
+    /// Runs a small read on this thread's read connection to the table (opened on the
+    /// thread's first read), or on the pool when that connection cannot be had (it
+    /// cannot be opened, or the thread is already inside a read).
+    async fn read_small<T, F>(&self, work: F) -> Result<T, TableError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, TableError> + Send + 'static,
+    {
+        match self.local.with(work) {
+            Ok(done) => done,
+            Err(work) => self.readers.run_small(work).await,
+        }
     }
 
     /// Runs `ops` in one immediate transaction; returns what each op left behind.
@@ -155,12 +184,11 @@ fn classify(err: rusqlite::Error) -> TableError {
 impl Table for SqliteTable {
     async fn get(&self, key: &Key) -> Result<Option<Item>, TableError> {
         let key = key.clone();
-        self.readers
-            .run_small(move |conn| {
-                let attrs = read_attrs(conn, &key)?;
-                Ok(attrs.map(|attrs| Item { key, attrs }))
-            })
-            .await
+        self.read_small(move |conn| {
+            let attrs = read_attrs(conn, &key)?;
+            Ok(attrs.map(|attrs| Item { key, attrs }))
+        })
+        .await
     }
 
     async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError> {
@@ -194,9 +222,7 @@ impl Table for SqliteTable {
     async fn query(&self, query: Query) -> Result<Page, TableError> {
         query.validate()?;
         if query.limit <= SMALL_QUERY {
-            self.readers
-                .run_small(move |conn| query_page(conn, &query))
-                .await
+            self.read_small(move |conn| query_page(conn, &query)).await
         } else {
             self.readers.run(move |conn| query_page(conn, &query)).await
         }
@@ -352,8 +378,76 @@ fn query_page(conn: &Connection, query: &Query) -> Result<Page, TableError> {
     Ok(Page::from_overfetch(items, query.limit))
 }
 
-/// Reads of at most this many items run inline (see [`Pool::run_small`]).
+/// Reads of at most this many items run inline (see [`LocalReaders`]).
 const SMALL_QUERY: usize = 100;
+
+/// Distinguishes tables in the threads' connection lists.
+static NEXT_TABLE: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's read connections, one per table it has read from.
+    static THREAD_READERS: RefCell<Vec<ThreadReader>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One thread's read connection to one table.
+struct ThreadReader {
+    table: u64,
+    alive: Arc<AtomicBool>,
+    conn: Connection,
+}
+
+/// A read connection per thread (an actix worker, a runtime thread) for small reads.
+///
+/// Each thread opens its own read-only connection to the file on its first read and
+/// keeps it: a read then takes no lock and no permit and is never handed to another
+/// thread, and a thread's page cache stays its own. In WAL mode readers never wait for
+/// the writer, so a read of microseconds runs inline. A connection closes when its
+/// thread ends, or on the thread's next read after its table was dropped.
+struct LocalReaders {
+    id: u64,
+    path: PathBuf,
+    alive: Arc<AtomicBool>,
+}
+
+impl LocalReaders {
+    fn new(path: PathBuf) -> Self {
+        LocalReaders {
+            id: NEXT_TABLE.fetch_add(1, Ordering::Relaxed),
+            path,
+            alive: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// Runs `work` on this thread's connection, opening it first if needed; gives `work`
+    /// back when there is none to be had (opening failed, or this thread is already
+    /// reading: the caller then uses the pool, which reports any error).
+    fn with<T, F>(&self, work: F) -> Result<Result<T, TableError>, F>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, TableError>,
+    {
+        THREAD_READERS.with(|cell| {
+            let Ok(mut readers) = cell.try_borrow_mut() else {
+                return Err(work);
+            };
+            readers.retain(|reader| reader.alive.load(Ordering::Relaxed));
+            let index = match readers.iter().position(|reader| reader.table == self.id) {
+                Some(index) => index,
+                None => {
+                    let Ok(conn) = open_reader(&self.path) else {
+                        return Err(work);
+                    };
+                    readers.push(ThreadReader {
+                        table: self.id,
+                        alive: Arc::clone(&self.alive),
+                        conn,
+                    });
+                    readers.len() - 1
+                }
+            };
+            Ok(work(&mut readers[index].conn))
+        })
+    }
+}
 
 /// A fixed set of connections, each used by one blocking task at a time.
 ///
@@ -464,4 +558,65 @@ where
     tokio::task::spawn_blocking(work).await.map_err(|err| {
         TableError::Unexpected(anyhow::Error::new(err).context("a sqlite task did not finish"))
     })?
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use tlao_ports::AttrValue;
+
+    use super::*;
+
+    fn key(sk: &str) -> Key {
+        Key {
+            pk: "P".into(),
+            sk: sk.into(),
+        }
+    }
+
+    fn thread_tables() -> Vec<u64> {
+        THREAD_READERS.with(|cell| cell.borrow().iter().map(|reader| reader.table).collect())
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_thread_reads_each_table_on_its_own_connection_and_sees_every_write() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let first = SqliteTable::open(&dir.path().join("first.db"))
+            .await
+            .unwrap();
+        let second = SqliteTable::open(&dir.path().join("second.db"))
+            .await
+            .unwrap();
+        let before = thread_tables();
+        assert!(!before.contains(&first.local.id));
+
+        for round in 0..3 {
+            let item = Item::new(key("k")).with("round", AttrValue::N(round));
+            first.put(item, None).await.unwrap();
+            // The thread's connection, kept between reads, holds no old snapshot.
+            let read = first.get(&key("k")).await.unwrap().unwrap();
+            assert_eq!(read.n("round"), Some(round));
+            assert!(second.get(&key("k")).await.unwrap().is_none());
+        }
+        let query = Query::new(
+            tlao_domain::KeyPrefix {
+                pk: "P".into(),
+                sk_prefix: "k".into(),
+            },
+            Direction::Forward,
+            10,
+        );
+        assert_eq!(first.query(query).await.unwrap().items.len(), 1);
+        let tables = thread_tables();
+        let own = |id| tables.iter().filter(|table| **table == id).count();
+        assert_eq!((own(first.local.id), own(second.local.id)), (1, 1));
+
+        // A dropped table's connection closes on the thread's next read.
+        let gone = first.local.id;
+        drop(first);
+        second.get(&key("k")).await.unwrap();
+        assert!(!thread_tables().contains(&gone));
+        assert!(thread_tables().contains(&second.local.id));
+    }
 }

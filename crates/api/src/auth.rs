@@ -4,10 +4,18 @@
 //! Expiry is checked against the services' clock (the one quotas and presigned URLs
 //! use), with a few seconds of leeway for clock skew between API instances. Every way a
 //! token can be wrong is a 401 whose detail says which.
+//!
+//! A token's signature and claims are checked once, then remembered for
+//! [`VERIFIED_TTL`] (at most [`VERIFIED_CAPACITY`] tokens): what a token says cannot
+//! change (it is signed with the one secret this process holds), so a remembered token
+//! only has its expiry checked again, against the clock, on every request. Only tokens
+//! that passed are remembered; a bad token is checked (and refused) every time.
 
+use std::collections::HashMap;
 use std::future::{Ready, ready};
 use std::ops::Deref;
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -43,12 +51,28 @@ pub struct Claims {
     pub iss: String,
 }
 
+/// How long a verified token is remembered before its signature is checked again.
+pub const VERIFIED_TTL: Duration = Duration::from_secs(60);
+
+/// How many verified tokens are remembered; when full, the memory starts over.
+pub const VERIFIED_CAPACITY: usize = 10_000;
+
+/// What a verified token says: its caller and its `exp` claim.
+#[derive(Debug, Clone)]
+struct Verified {
+    caller: Caller,
+    exp: i64,
+    at: Instant,
+}
+
 /// Signs and checks tokens with one secret.
 pub(crate) struct TokenAuthority {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
     ttl: Duration,
+    /// Tokens whose signature and claims passed, by token text.
+    verified: Mutex<HashMap<Box<str>, Verified>>,
 }
 
 impl TokenAuthority {
@@ -68,6 +92,7 @@ impl TokenAuthority {
             decoding: DecodingKey::from_secret(secret),
             validation,
             ttl,
+            verified: Mutex::new(HashMap::new()),
         })
     }
 
@@ -94,6 +119,27 @@ impl TokenAuthority {
 
     /// The caller a token speaks for at `now`, or a 401 saying what is wrong with it.
     pub fn verify(&self, token: &str, now: Timestamp) -> Result<Caller, ApiError> {
+        let (caller, exp) = match self.remembered(token) {
+            Some(known) => known,
+            None => {
+                let (caller, exp) = self.check(token)?;
+                self.remember(token, &caller, exp);
+                (caller, exp)
+            }
+        };
+        let now_seconds = now.unix_millis().div_euclid(1000);
+        if now_seconds > exp.saturating_add(LEEWAY_SECONDS) {
+            let expired_at = Timestamp::from_unix_millis(exp.saturating_mul(1000));
+            return Err(ApiError::invalid_token(format!(
+                "the bearer token expired at {expired_at}; get a new one from POST /auth/token"
+            )));
+        }
+        Ok(caller)
+    }
+
+    /// The caller and `exp` of a token whose signature and claims are valid (its expiry
+    /// not checked), or a 401 saying what is wrong with it.
+    fn check(&self, token: &str) -> Result<(Caller, i64), ApiError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|error| {
                 ApiError::invalid_token(match error.kind() {
@@ -109,21 +155,42 @@ impl TokenAuthority {
                 })
             })?;
         let claims = data.claims;
-        let now_seconds = now.unix_millis().div_euclid(1000);
-        if now_seconds > claims.exp.saturating_add(LEEWAY_SECONDS) {
-            let expired_at = Timestamp::from_unix_millis(claims.exp.saturating_mul(1000));
-            return Err(ApiError::invalid_token(format!(
-                "the bearer token expired at {expired_at}; get a new one from POST /auth/token"
-            )));
-        }
         let user_id = claims
             .sub
             .parse::<UserId>()
             .map_err(|_| ApiError::invalid_token("the bearer token's subject is not a user id"))?;
-        Ok(Caller {
-            user_id,
-            admin: claims.adm,
-        })
+        Ok((
+            Caller {
+                user_id,
+                admin: claims.adm,
+            },
+            claims.exp,
+        ))
+    }
+
+    /// A token verified less than [`VERIFIED_TTL`] ago: its caller and `exp`.
+    fn remembered(&self, token: &str) -> Option<(Caller, i64)> {
+        let verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = verified.get(token)?;
+        (known.at.elapsed() < VERIFIED_TTL).then(|| (known.caller.clone(), known.exp))
+    }
+
+    /// Remembers a token whose signature and claims passed.
+    fn remember(&self, token: &str, caller: &Caller, exp: i64) {
+        // Only inserts and clears happen under this lock: a panic cannot leave the map
+        // half-changed, so a poisoned lock is safe to use.
+        let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.clear();
+        }
+        verified.insert(
+            token.into(),
+            Verified {
+                caller: caller.clone(),
+                exp,
+                at: Instant::now(),
+            },
+        );
     }
 }
 
@@ -258,4 +325,68 @@ fn authenticate_maintenance(req: &HttpRequest) -> Result<MaintenanceCaller, ApiE
 /// Compares two secrets in time that depends only on their lengths.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn authority() -> TokenAuthority {
+        TokenAuthority::new(
+            b"test-secret-test-secret-test-secret",
+            Duration::from_secs(60),
+        )
+        .unwrap()
+    }
+
+    fn user(admin: bool) -> User {
+        User {
+            user_id: UserId::new(tlao_domain::Ulid::from_parts(1_700_000_000_000, 7)),
+            name: tlao_domain::Name::try_from("ada".to_owned()).unwrap(),
+            admin,
+            created_at: Timestamp::from_unix_millis(1_700_000_000_000),
+        }
+    }
+
+    fn detail(error: ApiError) -> String {
+        match error {
+            ApiError::Unauthenticated { detail, .. } => detail,
+            other => panic!("not a 401: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires() {
+        let tokens = authority();
+        let issued = Timestamp::from_unix_millis(1_800_000_000_000);
+        let (token, expires) = tokens.issue(&user(true), issued).unwrap();
+        let caller = tokens.verify(&token, issued).unwrap();
+        assert!(caller.admin);
+        assert_eq!(caller.user_id, user(true).user_id);
+        // Remembered now: the same answer, and past exp + leeway the same refusal.
+        assert_eq!(tokens.verify(&token, issued).unwrap(), caller);
+        let within = Timestamp::from_unix_millis(expires.unix_millis() + LEEWAY_SECONDS * 1000);
+        assert_eq!(tokens.verify(&token, within).unwrap(), caller);
+        let late = Timestamp::from_unix_millis(within.unix_millis() + 1000);
+        let error = detail(tokens.verify(&token, late).unwrap_err());
+        assert!(error.starts_with("the bearer token expired at"), "{error}");
+    }
+
+    #[test]
+    fn a_bad_token_is_refused_every_time_and_not_remembered() {
+        let tokens = authority();
+        let now = Timestamp::from_unix_millis(1_800_000_000_000);
+        let (token, _) = tokens.issue(&user(false), now).unwrap();
+        let other = TokenAuthority::new(b"another-secret", Duration::from_secs(60)).unwrap();
+        let (forged, _) = other.issue(&user(true), now).unwrap();
+        for _ in 0..2 {
+            let error = detail(tokens.verify(&forged, now).unwrap_err());
+            assert_eq!(error, "the bearer token's signature is not valid");
+        }
+        assert!(tokens.remembered(&forged).is_none());
+        assert!(!tokens.verify(&token, now).unwrap().admin);
+        assert!(tokens.remembered(&token).is_some());
+    }
 }

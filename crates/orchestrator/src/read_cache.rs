@@ -6,14 +6,20 @@
 //!   removal is added, it takes at most [`MEMBERSHIP_TTL`] to take effect on other
 //!   instances (and this instance forgets at once through [`ReadCache::forget_membership`]).
 //!
-//! Both matter on the hottest path, `GET /runs/{id}`, which otherwise pays two table
-//! reads before it reads the run itself.
+//! - The log text of a finished run: nothing is stored in a run's log once it has ended
+//!   (a worker's reports are fenced), so it is kept with the run's log counters it was
+//!   read at (kept bytes, dropped bytes) and used only while the run still shows the
+//!   same; at most [`LOG_CAPACITY_BYTES`] of text, then it starts over.
+//!
+//! All matter on the hottest path, `GET /runs/{id}`, which otherwise pays two table
+//! reads before it reads the run itself, and a read of every log event of a run with a
+//! log.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tlao_domain::{Key, Membership, UserId, WorkspaceId};
+use tlao_domain::{Key, Membership, Run, RunId, UserId, WorkspaceId};
 
 /// How long a membership is trusted without reading it again.
 pub const MEMBERSHIP_TTL: Duration = Duration::from_secs(5);
@@ -21,11 +27,38 @@ pub const MEMBERSHIP_TTL: Duration = Duration::from_secs(5);
 /// How many entries each map holds before it is cleared.
 const CAPACITY: usize = 100_000;
 
+/// How many bytes of finished runs' log text are kept before the log map is cleared.
+pub const LOG_CAPACITY_BYTES: usize = 32 * 1024 * 1024;
+
+/// A finished run's log counters, which its remembered log text must match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LogStamp {
+    log_bytes: u64,
+    dropped_log_bytes: u64,
+}
+
+impl LogStamp {
+    fn of(run: &Run) -> Self {
+        LogStamp {
+            log_bytes: run.log_bytes,
+            dropped_log_bytes: run.dropped_log_bytes,
+        }
+    }
+}
+
+/// Finished runs' log text and how many bytes of it are kept.
+#[derive(Default)]
+struct Logs {
+    texts: HashMap<RunId, (LogStamp, String)>,
+    bytes: usize,
+}
+
 /// Remembered reads.
 #[derive(Default)]
 pub struct ReadCache {
     lookups: Mutex<HashMap<Key, WorkspaceId>>,
     memberships: Mutex<HashMap<(UserId, WorkspaceId), (Instant, Membership)>>,
+    logs: Mutex<Logs>,
 }
 
 impl ReadCache {
@@ -62,6 +95,36 @@ impl ReadCache {
         );
     }
 
+    /// The log text of a finished run, if remembered for the log counters it shows.
+    pub fn log(&self, run: &Run) -> Option<String> {
+        if !run.status.is_terminal() {
+            return None;
+        }
+        let logs = lock(&self.logs);
+        let (stamp, text) = logs.texts.get(&run.run_id)?;
+        (*stamp == LogStamp::of(run)).then(|| text.clone())
+    }
+
+    /// Remembers the log text of `run` as read after it finished (ignored for a run
+    /// that has not, whose log may still grow, and for a text larger than the cache).
+    pub fn remember_log(&self, run: &Run, text: &str) {
+        if !run.status.is_terminal() || text.len() > LOG_CAPACITY_BYTES {
+            return;
+        }
+        let mut logs = lock(&self.logs);
+        if logs.bytes + text.len() > LOG_CAPACITY_BYTES {
+            logs.texts.clear();
+            logs.bytes = 0;
+        }
+        let replaced = logs
+            .texts
+            .insert(run.run_id.clone(), (LogStamp::of(run), text.to_owned()));
+        logs.bytes += text.len();
+        if let Some((_, old)) = replaced {
+            logs.bytes -= old.len();
+        }
+    }
+
     /// Forgets a membership (when it is removed).
     pub fn forget_membership(&self, user: &UserId, ws: &WorkspaceId) {
         lock(&self.memberships).remove(&(user.clone(), ws.clone()));
@@ -74,4 +137,65 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use tlao_domain::{Guardrails, RunStatus};
+
+    use super::*;
+    use crate::transactions::testing::World;
+
+    #[test]
+    fn a_log_is_remembered_only_for_a_finished_run_showing_the_same_counters() {
+        let world = World::new(Guardrails::default());
+        let ws = WorkspaceId::new(world.core().new_ulid());
+        let cache = ReadCache::default();
+        let mut run = world.run(&ws);
+        run.log_bytes = 5;
+
+        // Running (or queued): its log may still grow, so it is not remembered.
+        run.status = RunStatus::Running;
+        cache.remember_log(&run, "abcd\n");
+        assert_eq!(cache.log(&run), None);
+
+        run.status = RunStatus::Completed;
+        cache.remember_log(&run, "abcd\n");
+        assert_eq!(cache.log(&run).as_deref(), Some("abcd\n"));
+        // The same run showing other counters is not served the remembered text.
+        let mut grown = run.clone();
+        grown.log_bytes = 10;
+        assert_eq!(cache.log(&grown), None);
+        let mut dropped = run.clone();
+        dropped.dropped_log_bytes = 1;
+        assert_eq!(cache.log(&dropped), None);
+        // Another run is not either.
+        let mut other = world.run(&ws);
+        other.status = RunStatus::Completed;
+        other.log_bytes = 5;
+        assert_eq!(cache.log(&other), None);
+    }
+
+    #[test]
+    fn the_logs_start_over_past_their_capacity() {
+        let world = World::new(Guardrails::default());
+        let ws = WorkspaceId::new(world.core().new_ulid());
+        let cache = ReadCache::default();
+        let big = "x".repeat(LOG_CAPACITY_BYTES / 2 + 1);
+        let mut first = world.run(&ws);
+        first.status = RunStatus::Failed;
+        first.log_bytes = big.len() as u64;
+        let mut second = first.clone();
+        second.run_id = world.run(&ws).run_id;
+        cache.remember_log(&first, &big);
+        assert!(cache.log(&first).is_some());
+        cache.remember_log(&second, &big);
+        assert!(cache.log(&second).is_some());
+        assert_eq!(cache.log(&first), None, "cleared to make room");
+        assert!(lock(&cache.logs).bytes <= LOG_CAPACITY_BYTES);
+        // A text larger than the whole cache is not kept.
+        let huge = "x".repeat(LOG_CAPACITY_BYTES + 1);
+        cache.remember_log(&first, &huge);
+        assert_eq!(cache.log(&first), None);
+    }
 }

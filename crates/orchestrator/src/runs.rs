@@ -159,11 +159,16 @@ impl RunService {
     /// A run of a workspace the caller belongs to (requirement 2.7).
     pub async fn get(&self, caller: &Caller, run_id: &RunId) -> Result<RunView, ServiceError> {
         let run = self.load(caller, run_id).await?;
-        // A run that kept no log bytes has no log lines to read.
+        // A run that kept no log bytes has no log lines to read; a finished run's log
+        // no longer changes, so it is read once.
         let logs = if run.log_bytes == 0 {
             String::new()
+        } else if let Some(text) = self.core.cache.log(&run) {
+            text
         } else {
-            crate::events::log_text(&self.core, run_id).await?
+            let text = crate::events::log_text(&self.core, run_id).await?;
+            self.core.cache.remember_log(&run, &text);
+            text
         };
         let mut view = self.view(run).await?;
         view.logs = Some(logs);
@@ -264,17 +269,45 @@ impl RunService {
     }
 
     async fn view(&self, run: Run) -> Result<RunView, ServiceError> {
-        let queue_position = if run.status == RunStatus::Queued {
-            let positions = self.queue_positions(&run.workspace_id).await?;
-            position_of(&positions, &run)
-        } else {
-            None
-        };
+        let queue_position = self.queue_position(&run).await?;
         Ok(RunView {
             run,
             queue_position,
             logs: None,
         })
+    }
+
+    /// A queued run's 1-based position in its workspace's queue (`None` when it is not
+    /// queued, or not among the first 1,000): the queue read in small pages from its
+    /// head, stopping at the run's own entry, so a run near the head costs one short
+    /// read. The same answer as [`position_of`] over [`RunService::queue_positions`].
+    async fn queue_position(&self, run: &Run) -> Result<Option<u32>, ServiceError> {
+        if run.status != RunStatus::Queued {
+            return Ok(None);
+        }
+        let own = keys::workspace_queue_entry(&run.workspace_id, &run.run_id).sk;
+        let mut seen: u32 = 0;
+        let mut cursor = None;
+        while seen < 1000 {
+            let query = Query::new(
+                keys::workspace_queue(&run.workspace_id),
+                Direction::Forward,
+                100,
+            )
+            .after(cursor);
+            let page = self.core.store.query_items(query).await?;
+            for item in &page.items {
+                seen += 1;
+                if item.key.sk == own {
+                    return Ok(Some(seen));
+                }
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(None)
     }
 
     /// The workspace's queued run ids, oldest first (at most the first 1,000), read in

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use serde_json::json;
 use tlao_adapters_local::LocalEventBus;
 use tlao_domain::{Guardrails, NewTask, RunStatus, Timestamp, keys};
-use tlao_orchestrator::{Caller, CreateRun, Idempotency, ServiceError};
+use tlao_orchestrator::{Caller, CreateRun, Idempotency, RunFilter, ServiceError};
 use tlao_ports::{BlobKey, ByteStream, Clock};
 
 use common::World;
@@ -495,4 +495,90 @@ async fn a_workspace_summary_counts_todays_runs_the_queue_and_archive_storage() 
         w.services.workspaces.summary(&stranger, &ws).await,
         Err(ServiceError::Forbidden(_))
     ));
+}
+
+/// Every run of `ws` (newest first, page by page) with its position as the list reports
+/// it (the whole queue read, then searched).
+async fn listed_positions(w: &World, ws: &str) -> Vec<(tlao_domain::RunId, Option<u32>)> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = w
+            .services
+            .runs
+            .list(
+                &w.admin,
+                RunFilter {
+                    workspace_id: Some(ws.parse().unwrap()),
+                    status: None,
+                    executor: None,
+                    task_type: None,
+                    limit: 100,
+                    after,
+                },
+            )
+            .await
+            .unwrap();
+        all.extend(
+            page.items
+                .into_iter()
+                .map(|view| (view.run.run_id, view.queue_position)),
+        );
+        match page.next_cursor {
+            Some(next) => after = Some(next),
+            None => return all,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_runs_own_position_matches_the_whole_queues_in_every_shape() {
+    let w = world(Guardrails {
+        daily_run_quota: 10_000,
+        daily_run_quota_per_user: 10_000,
+        ..Guardrails::default()
+    })
+    .await;
+    let ws = w.workspace().await;
+    let other = w.workspace().await;
+    // A queue crossing the read's page size (100) and its 1,000-run horizon, with the
+    // other workspace's queue beside it, and gaps cut at the head, at page boundaries
+    // and in the middle.
+    let runs = w.queue_in(&ws.parse().unwrap(), 1010).await;
+    w.queue_in(&other.parse().unwrap(), 3).await;
+    for index in [0, 99, 100, 101, 500, 998] {
+        w.services
+            .runs
+            .cancel(&w.admin, &runs[index])
+            .await
+            .unwrap();
+    }
+    let cancelled = [0, 99, 100, 101, 500, 998];
+    let queued: Vec<_> = runs
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| !cancelled.contains(index))
+        .map(|(_, run)| run.clone())
+        .collect();
+    let listed = listed_positions(&w, &ws).await;
+    assert_eq!(listed.len(), runs.len());
+    for (run, listed_position) in listed {
+        let own = w.services.runs.get(&w.admin, &run).await.unwrap();
+        let expected = queued
+            .iter()
+            .position(|queued| *queued == run)
+            .map(|index| index as u32 + 1)
+            .filter(|position| *position <= 1000);
+        assert_eq!(own.queue_position, expected, "{run}");
+        assert_eq!(own.queue_position, listed_position, "{run}");
+    }
+    // Past the horizon: the last queued runs have no position, as in the list.
+    assert_eq!(queued.len(), 1004);
+    // An emptied queue and a single run.
+    for run in &queued {
+        w.services.runs.cancel(&w.admin, run).await.unwrap();
+    }
+    let single = w.queue_in(&ws.parse().unwrap(), 1).await;
+    let view = w.services.runs.get(&w.admin, &single[0]).await.unwrap();
+    assert_eq!(view.queue_position, Some(1));
 }

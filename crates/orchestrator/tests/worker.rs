@@ -212,6 +212,40 @@ async fn events_get_gap_free_sequence_numbers_and_logs_past_the_cap_are_dropped(
 }
 
 #[tokio::test]
+async fn a_runs_log_reads_grow_while_it_runs_and_stay_whole_once_it_ended() {
+    let w = world(Guardrails::default()).await;
+    let run = w.queue(1).await.remove(0);
+    let lease = w.services.workers.lease_next(None).await.unwrap().unwrap();
+    let logs = || async { w.services.runs.get(&w.admin, &run).await.unwrap().logs };
+
+    w.services
+        .workers
+        .report(&run, &lease.lease_id, None, vec![log("one")])
+        .await
+        .unwrap();
+    assert_eq!(logs().await.as_deref(), Some("one\n"));
+    w.services
+        .workers
+        .report(&run, &lease.lease_id, None, vec![log("two")])
+        .await
+        .unwrap();
+    assert_eq!(logs().await.as_deref(), Some("one\ntwo\n"));
+    w.services
+        .workers
+        .complete(
+            &run,
+            &lease.lease_id,
+            Completion::Completed,
+            tlao_domain::Usage::Unmeasured,
+        )
+        .await
+        .unwrap();
+    // Read from the table, then remembered: the same text both times.
+    assert_eq!(logs().await.as_deref(), Some("one\ntwo\n"));
+    assert_eq!(logs().await.as_deref(), Some("one\ntwo\n"));
+}
+
+#[tokio::test]
 async fn a_batch_larger_than_one_transaction_is_stored_whole_and_in_order() {
     let w = world(Guardrails::default()).await;
     let run = w.queue(1).await.remove(0);
