@@ -7,8 +7,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use bytes::Bytes;
 use tlao_domain::{
     Archive, Artifact, ArtifactStatus, ExecutorDescriptor, ExecutorSeen, RunEvent, RunId, Task,
     keys,
@@ -175,16 +174,10 @@ impl BundleService {
             return Ok(None);
         }
         let key = BlobKey::parse(key).map_err(|e| ServiceError::Internal(e.into()))?;
-        let (_, mut body) = self.core.blobs.get(&key).await?;
-        let mut bytes = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| ServiceError::Unavailable(e.into()))?;
-            if (bytes.len() + chunk.len()) as u64 > *budget {
-                return Ok(None);
-            }
-            bytes.extend_from_slice(&chunk);
+        let bytes = self.core.read_blob_within(&key, *budget).await?;
+        if let Some(bytes) = &bytes {
+            *budget -= bytes.len() as u64;
         }
-        *budget -= bytes.len() as u64;
-        Ok(Some(bytes.freeze()))
+        Ok(bytes)
     }
 }

@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 use rand::Rng;
 use tlao_domain::{Guardrails, Membership, Timestamp, Ulid, UserId, WorkspaceId, keys};
-use tlao_ports::{BlobStore, Clock};
+use tlao_ports::{BlobKey, BlobStore, Clock};
 
 use crate::codec::{Lookup, LookupOf};
 use crate::error::ServiceError;
@@ -42,6 +44,30 @@ pub struct Core {
 }
 
 impl Core {
+    /// The bytes of the blob at `key` when there are at most `limit` of them; `None`
+    /// when there are more (by the blob's recorded size, or as it streams).
+    ///
+    /// Errors: `NotFound` and the store's errors; a stream that fails is `Unavailable`.
+    pub(crate) async fn read_blob_within(
+        &self,
+        key: &BlobKey,
+        limit: u64,
+    ) -> Result<Option<Bytes>, ServiceError> {
+        let (meta, mut body) = self.blobs.get(key).await?;
+        if meta.size > limit {
+            return Ok(None);
+        }
+        let mut bytes = BytesMut::with_capacity(usize::try_from(meta.size).unwrap_or(0));
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| ServiceError::Unavailable(e.into()))?;
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Ok(None);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Some(bytes.freeze()))
+    }
+
     /// Whether this process still leases runs ([`Core::stop_leasing`] not called).
     pub fn is_leasing(&self) -> bool {
         self.leasing.load(std::sync::atomic::Ordering::SeqCst)

@@ -278,48 +278,44 @@ impl RunService {
     }
 
     /// A queued run's 1-based position in its workspace's queue (`None` when it is not
-    /// queued, or not among the first 1,000): the queue read in small pages from its
-    /// head, stopping at the run's own entry, so a run near the head costs one short
-    /// read. The same answer as [`position_of`] over [`RunService::queue_positions`].
+    /// queued, or not among the first 1,000): the queue read from its head only as far
+    /// as the run's own entry, so a run near the head costs one short read.
     async fn queue_position(&self, run: &Run) -> Result<Option<u32>, ServiceError> {
         if run.status != RunStatus::Queued {
             return Ok(None);
         }
         let own = keys::workspace_queue_entry(&run.workspace_id, &run.run_id).sk;
-        let mut seen: u32 = 0;
-        let mut cursor = None;
-        while seen < 1000 {
-            let query = Query::new(
-                keys::workspace_queue(&run.workspace_id),
-                Direction::Forward,
-                100,
-            )
-            .after(cursor);
-            let page = self.core.store.query_items(query).await?;
-            for item in &page.items {
-                seen += 1;
-                if item.key.sk == own {
-                    return Ok(Some(seen));
-                }
-            }
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-        Ok(None)
+        let head = self.queue_head(&run.workspace_id, Some(&own)).await?;
+        Ok(position_of(&head, run))
     }
 
     /// The workspace's queued run ids, oldest first (at most the first 1,000), read in
     /// small pages.
     async fn queue_positions(&self, ws: &WorkspaceId) -> Result<Vec<String>, ServiceError> {
+        self.queue_head(ws, None).await
+    }
+
+    /// The sort keys of the workspace's queue entries, oldest first, read in pages of
+    /// 100 from its head until at least 1,000 are read, the queue ends, or a page holds
+    /// `until` (then the keys end with it).
+    async fn queue_head(
+        &self,
+        ws: &WorkspaceId,
+        until: Option<&str>,
+    ) -> Result<Vec<String>, ServiceError> {
         let mut sks = Vec::new();
         let mut cursor = None;
         while sks.len() < 1000 {
             let query =
                 Query::new(keys::workspace_queue(ws), Direction::Forward, 100).after(cursor);
             let page = self.core.store.query_items(query).await?;
-            sks.extend(page.items.into_iter().map(|item| item.key.sk));
+            for item in page.items {
+                let found = until == Some(item.key.sk.as_str());
+                sks.push(item.key.sk);
+                if found {
+                    return Ok(sks);
+                }
+            }
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
                 None => break,

@@ -21,8 +21,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use bytes::Bytes;
 use tlao_domain::{
     Archive, Artifact, ArtifactId, ArtifactName, ArtifactStatus, ArtifactType, ExecutorDescriptor,
     ExecutorName, LeaseId, Reported, Run, RunError, RunEvent, RunId, RunStatus, Task, Timestamp,
@@ -344,19 +343,8 @@ impl WorkerService {
         let assignment = self.assignment(run_id, lease_id).await?;
         let key = BlobKey::parse(&assignment.task_spec_key)
             .map_err(|e| ServiceError::Internal(e.into()))?;
-        let (meta, mut body) = self.core.blobs.get(&key).await?;
-        if meta.size > max_spec_bytes {
-            return Ok((assignment, None));
-        }
-        let mut bytes = BytesMut::with_capacity(usize::try_from(meta.size).unwrap_or(0));
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| ServiceError::Unavailable(e.into()))?;
-            if (bytes.len() + chunk.len()) as u64 > max_spec_bytes {
-                return Ok((assignment, None));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok((assignment, Some(bytes.freeze())))
+        let spec = self.core.read_blob_within(&key, max_spec_bytes).await?;
+        Ok((assignment, spec))
     }
 
     /// The assignment of `lease`: the TaskSpec's and the archive's URLs presigned.
