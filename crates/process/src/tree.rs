@@ -108,9 +108,12 @@ impl fmt::Display for Mechanism {
 pub struct TreeOptions {
     /// Whether to use a cgroup.
     pub preference: Preference,
-    /// Without a cgroup, make this process a child subreaper and count orphans it
-    /// inherits as the tree's. Only for a process that runs one tree at a time and
-    /// lives no longer than needed (the worker): a subreaper must reap what it adopts.
+    /// Make this process a child subreaper and count orphans it inherits as the tree's
+    /// (while it is the process's one tree). Without a cgroup that is how a daemon that
+    /// left its session and environment is found; with one, it finds what a root
+    /// double-forked before it joined the cgroup ([`ProcessTree::spawn_joining_later`]).
+    /// Only for a process that runs one tree at a time and lives no longer than needed
+    /// (the worker): a subreaper must reap what it adopts.
     pub adopt_orphans: bool,
 }
 
@@ -131,6 +134,8 @@ pub struct ProcessTree {
     /// The cgroup the tree's cgroup was made under: emptied ancestors up to it go too.
     cgroup_base: Option<PathBuf>,
     roots: Vec<Root>,
+    /// Whether this process is a child subreaper counting orphans in (asked for, and
+    /// granted).
     adopt_orphans: bool,
     ended: bool,
 }
@@ -199,7 +204,8 @@ impl ProcessTree {
             }
             (None, None)
         };
-        let mechanism = mechanism_for(cgroup.is_some(), options.adopt_orphans);
+        let adopt_orphans = options.adopt_orphans && become_subreaper();
+        let mechanism = mechanism_for(cgroup.is_some(), adopt_orphans);
         LIVE_TREES.fetch_add(1, Ordering::SeqCst);
         Ok(ProcessTree {
             id,
@@ -207,7 +213,7 @@ impl ProcessTree {
             cgroup,
             cgroup_base,
             roots: Vec::new(),
-            adopt_orphans: options.adopt_orphans,
+            adopt_orphans,
             ended: false,
         })
     }
@@ -310,7 +316,9 @@ impl ProcessTree {
     /// (`None` without a cgroup), to be run off the caller's critical path. Moving a
     /// process between cgroups waits for an RCU grace period of the kernel (~10 ms on
     /// a 2-CPU machine); the child's start need not. Until it has joined, the child is
-    /// found by the tree's other means (its session, its descendants, the marker).
+    /// found by the tree's other means (its session, its descendants, the marker), and
+    /// what it double-forks meanwhile by adoption when the tree adopts orphans
+    /// ([`TreeOptions::adopt_orphans`]).
     ///
     /// Errors: those of spawning; `Other` once the tree has been killed.
     pub fn spawn_joining_later(
@@ -430,7 +438,7 @@ impl ProcessTree {
             for pid in &alive {
                 let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
             }
-            if self.mechanism == Mechanism::Subreaper {
+            if self.adopt_orphans {
                 for p in found
                     .iter()
                     .filter(|p| p.ppid == me && !self.is_root(p.pid))
@@ -527,9 +535,7 @@ impl ProcessTree {
             .unwrap_or_default()
             .into_iter()
             .collect();
-        let orphans_are_ours = self.mechanism == Mechanism::Subreaper
-            && self.adopt_orphans
-            && LIVE_TREES.load(Ordering::SeqCst) == 1;
+        let orphans_are_ours = self.adopt_orphans && LIVE_TREES.load(Ordering::SeqCst) == 1;
         let other_roots: Vec<i32> = lock_roots()
             .iter()
             .copied()
@@ -576,26 +582,35 @@ impl Drop for ProcessTree {
 }
 
 /// The mechanism a tree gets.
-fn mechanism_for(cgroup: bool, adopt_orphans: bool) -> Mechanism {
+fn mechanism_for(cgroup: bool, subreaper: bool) -> Mechanism {
     if cgroup {
-        return Mechanism::Cgroup;
+        Mechanism::Cgroup
+    } else if cfg!(target_os = "linux") {
+        if subreaper {
+            Mechanism::Subreaper
+        } else {
+            Mechanism::Scan
+        }
+    } else {
+        Mechanism::ProcessGroup
     }
+}
+
+/// Makes this process a child subreaper (Linux); whether it now is one.
+fn become_subreaper() -> bool {
     #[cfg(target_os = "linux")]
     {
-        if adopt_orphans {
-            match nix::sys::prctl::set_child_subreaper(true) {
-                Ok(()) => return Mechanism::Subreaper,
-                Err(error) => {
-                    tracing::debug!(%error, "cannot become a child subreaper");
-                }
+        match nix::sys::prctl::set_child_subreaper(true) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::debug!(%error, "cannot become a child subreaper");
+                false
             }
         }
-        Mechanism::Scan
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = adopt_orphans;
-        Mechanism::ProcessGroup
+        false
     }
 }
 

@@ -299,7 +299,8 @@ fn spawn(
     }
     // The agent starts at once; moving it into its tree's cgroup waits for the kernel
     // (~10 ms) and is done beside it. Until then its session and the tree's marker
-    // find it, and the worker's own tree (the launcher's cgroup) holds it.
+    // find it, and this worker (a child subreaper, see `agent_tree`) adopts what it
+    // double-forks.
     let (child, join) = tree.spawn_joining_later(&mut process)?;
     if let Some(join) = join {
         match tokio::runtime::Handle::try_current() {
