@@ -295,15 +295,29 @@ async fn main() {
         load(bare_addr, &variant.requests, Duration::from_millis(300)).await;
         load(full_addr, &variant.requests, Duration::from_millis(300)).await;
     }
-    // `TLAO_BENCH_ONLY=full` loads only the full stack (for profiling it alone).
-    let only_full = std::env::var("TLAO_BENCH_ONLY").is_ok_and(|v| v == "full");
+    // `TLAO_BENCH_ONLY=full` (or `bare`) loads only that server (for profiling it alone).
+    let only = std::env::var("TLAO_BENCH_ONLY").ok();
+    let (only_full, only_bare) = (
+        only.as_deref() == Some("full"),
+        only.as_deref() == Some("bare"),
+    );
+    // `TLAO_BENCH_VARIANT=b` loads only that variant (a, b, c or d).
+    let only_variant = std::env::var("TLAO_BENCH_VARIANT").ok();
     let mut best = vec![(0.0f64, 0.0f64); variants.len()];
     for _ in 0..2 {
         for (variant, (bare, full)) in variants.iter().zip(best.iter_mut()) {
+            if only_variant
+                .as_ref()
+                .is_some_and(|only| !variant.name.starts_with(&format!("({only})")))
+            {
+                continue;
+            }
             if !only_full {
                 *bare = bare.max(load(bare_addr, &variant.requests, round).await);
             }
-            *full = full.max(load(full_addr, &variant.requests, round).await);
+            if !only_bare {
+                *full = full.max(load(full_addr, &variant.requests, round).await);
+            }
         }
     }
     println!(
