@@ -105,13 +105,14 @@ pub(crate) async fn middleware(
         .and_then(|value| value.to_str().ok())
         .and_then(RequestId::from_client)
         .unwrap_or_else(RequestId::generate);
-    let operation = routes::operation_of(req.method(), req.match_pattern().as_deref());
+    // The operation is known once the request is routed: matching the path here too
+    // would run the router's patterns twice per request.
     let span = tracing::info_span!(
         "request",
         requestId = %id,
         method = %req.method(),
         path = %req.path(),
-        operation,
+        operation = Empty,
         userId = Empty,
         workspaceId = Empty,
         runId = Empty,
@@ -125,7 +126,9 @@ pub(crate) async fn middleware(
                 Ok(response) => response.map_into_boxed_body(),
                 Err(error) => {
                     // The app answers errors itself, so this is not expected; still, the
-                    // client gets a problem with the request id.
+                    // client gets a problem with the request id. The request went with
+                    // the error, so its operation is not known.
+                    let operation = "unknown";
                     let text = error.to_string();
                     let mut response = match error.as_error::<ApiError>() {
                         Some(api_error) => {
@@ -142,6 +145,11 @@ pub(crate) async fn middleware(
                     return Err(InternalError::from_response(text, response).into());
                 }
             };
+            let request = response.request();
+            // After routing this reads the matched resource; it matches nothing again.
+            let operation =
+                routes::operation_of(request.method(), request.match_pattern().as_deref());
+            recorder.record("operation", operation);
             for param in TRACED_PARAMS {
                 if let Some(value) = response.request().match_info().get(param) {
                     recorder.record(param, tracing::field::display(value));
