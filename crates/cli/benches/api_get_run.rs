@@ -6,6 +6,8 @@
 //! of 5,000 runs). Prints requests per second and the ratio for each.
 //!
 //! Run: `cargo bench -p tlao-cli --bench api_get_run` (optionally `-- 5` for seconds per round).
+//! For a profile: `TLAO_BENCH_VARIANT=b` loads only that variant, `TLAO_BENCH_ONLY=full`
+//! (or `bare`) only that server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
