@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -32,7 +32,7 @@ async fn world() -> World {
 }
 
 impl World {
-    async fn workspace(&self) -> WorkspaceId {
+    async fn workspace_id(&self) -> WorkspaceId {
         self.services
             .workspaces
             .create(&self.admin, "w")
@@ -120,7 +120,7 @@ fn request(
 #[tokio::test]
 async fn starting_a_task_creates_it_and_queues_its_run() {
     let w = world().await;
-    let ws = w.workspace().await;
+    let ws = w.workspace_id().await;
 
     let started = w
         .services
@@ -140,7 +140,7 @@ async fn starting_a_task_creates_it_and_queues_its_run() {
 #[tokio::test]
 async fn starting_again_with_the_same_key_returns_the_first_task_and_run_even_with_a_new_archive() {
     let w = world().await;
-    let ws = w.workspace().await;
+    let ws = w.workspace_id().await;
     let first_archive = w.archive(&ws, "repo").await;
     let second_archive = w.archive(&ws, "repo").await;
 
@@ -174,7 +174,7 @@ async fn starting_again_with_the_same_key_returns_the_first_task_and_run_even_wi
 #[tokio::test]
 async fn the_same_key_with_another_prompt_is_a_conflict_and_creates_nothing_more() {
     let w = world().await;
-    let ws = w.workspace().await;
+    let ws = w.workspace_id().await;
     w.services
         .start
         .start(&w.admin, request(&ws, "write", None, None), Some("form-1"))
@@ -199,7 +199,7 @@ async fn the_same_key_with_another_prompt_is_a_conflict_and_creates_nothing_more
 #[tokio::test]
 async fn an_executor_that_cannot_serve_the_task_is_refused_before_anything_is_created() {
     let w = world().await;
-    let ws = w.workspace().await;
+    let ws = w.workspace_id().await;
 
     let refused = w
         .services
@@ -224,7 +224,7 @@ async fn an_executor_that_cannot_serve_the_task_is_refused_before_anything_is_cr
 #[tokio::test]
 async fn an_unusable_key_is_refused_before_anything_is_created() {
     let w = world().await;
-    let ws = w.workspace().await;
+    let ws = w.workspace_id().await;
     let too_long = "k".repeat(MAX_START_KEY + 1);
 
     for key in ["", "with space", too_long.as_str()] {
@@ -244,7 +244,7 @@ async fn an_unusable_key_is_refused_before_anything_is_created() {
 #[tokio::test]
 async fn a_task_or_run_created_again_with_its_key_is_created_once_and_other_values_conflict() {
     let w = world().await;
-    let ws = w.workspace().await;
+    let ws = w.workspace_id().await;
     let body = json!({"workspaceId": ws, "taskType": "doc.write", "input": {"prompt": "write"}});
     let reordered =
         json!({"input": {"prompt": "write"}, "taskType": "doc.write", "workspaceId": ws});
