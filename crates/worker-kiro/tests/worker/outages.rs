@@ -265,8 +265,8 @@ async fn a_worker_out_of_contact_past_the_heartbeat_timeout_stops_its_agent_and_
 
 /// Slow (about 90 s): the sizing of the buffer. A chatty agent — 1,000 lines a second,
 /// 120 bytes each — through a one-minute outage: 60,000 lines, 7.3 MB, all delivered once
-/// and in order, nothing dropped. `cargo test -p tlao-worker-kiro --test outages --
-/// --ignored` runs it.
+/// and in order, nothing dropped. `cargo test -p tlao-worker-kiro --test worker --
+/// --ignored outages::` runs it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: a one-minute outage"]
 async fn a_chatty_agent_through_a_one_minute_outage_loses_nothing() {
