@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The real agent CLIs the real-agent tests run (crates/cli/tests/stream_agents.rs and
+# The real agent CLIs the real-agent tests run (crates/cli/tests/cli/stream_agents.rs and
 # acp_agents.rs), installed from the npm registry at pinned versions into ${AGENTS_DIR}
 # (default ${CARGO_TARGET_DIR:-target}/agents). Cached: nothing is fetched when the
 # installed set matches the pins. Run it, or source it and call ensure_agents.
