@@ -191,7 +191,19 @@ async fn work(args: WorkerArgs) -> anyhow::Result<Exit> {
     let assigned = if args.standby {
         // `ps` (and the tests) tell an idle standby from a worker executing a run.
         set_process_name(STANDBY_NAME);
-        let assignment = standby_assignment().await?;
+        // What the run would otherwise make first, made while waiting: its directory
+        // and its agent's process tree (a rename and nothing, then, on its start).
+        if let Err(error) = tlao_worker_kiro::run_dir::prepare(&config.work_root) {
+            tracing::debug!(%error, "cannot prepare a run directory ahead");
+        }
+        tlao_worker_kiro::process::prepare_agent_tree();
+        let assignment = standby_assignment().await;
+        if !matches!(assignment, Ok(Some(_))) {
+            tlao_worker_kiro::run_dir::discard_prepared();
+            tlao_worker_kiro::process::discard_prepared_tree();
+        }
+        let assignment = assignment?;
+        tracing::debug!(assigned = assignment.is_some(), "standby woken");
         set_process_name("tlao");
         // The launcher starts this standby's replacement when the agent has started.
         tlao_worker_kiro::process::on_first_spawn(|| {
@@ -246,13 +258,17 @@ async fn work(args: WorkerArgs) -> anyhow::Result<Exit> {
     };
     // Ctrl-C or SIGTERM drops the work, which kills the executor's whole process group;
     // the control plane then sees the worker gone and fails its run as worker_lost.
-    tokio::select! {
+    let outcome = tokio::select! {
         result = work => result,
         signal = shutdown_signal() => {
             tracing::warn!(signal, "stopping: the current run's executor is killed");
-            bail!("stopped by {signal}");
+            Err(anyhow::anyhow!("stopped by {signal}"))
         }
-    }
+    };
+    // A handed run that ended before taking what its standby prepared leaves nothing.
+    tlao_worker_kiro::run_dir::discard_prepared();
+    tlao_worker_kiro::process::discard_prepared_tree();
+    outcome
 }
 
 /// The process name (`/proc/<pid>/comm`) of a standby worker waiting for its run.

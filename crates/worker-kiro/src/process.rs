@@ -221,9 +221,41 @@ pub(crate) fn spawn_piped(
     Ok((tree, child))
 }
 
+/// The tree [`prepare_agent_tree`] made and no agent has taken yet.
+static PREPARED_TREE: std::sync::Mutex<Option<ProcessTree>> = std::sync::Mutex::new(None);
+
+fn prepared_tree() -> std::sync::MutexGuard<'static, Option<ProcessTree>> {
+    PREPARED_TREE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Makes the next agent's process tree ahead of the run, for a standby worker to do
+/// while it waits (creating a cgroup takes the kernel a while); the next agent started
+/// in this process takes it. Failing only means the agent's start makes its own.
+pub fn prepare_agent_tree() {
+    match new_agent_tree() {
+        Ok(tree) => *prepared_tree() = Some(tree),
+        Err(error) => tracing::debug!(%error, "cannot prepare an agent's process tree"),
+    }
+}
+
+/// Removes the tree [`prepare_agent_tree`] made, when the standby leaves without a run.
+pub fn discard_prepared_tree() {
+    drop(prepared_tree().take());
+}
+
+/// The tree for the next agent: the prepared one, or a new one.
+fn agent_tree() -> io::Result<ProcessTree> {
+    if let Some(tree) = prepared_tree().take() {
+        return Ok(tree);
+    }
+    new_agent_tree()
+}
+
 /// A new tree for an agent: a cgroup when one can be made (unless
 /// `TLAO_PROCESS_TREE=fallback`), else this worker adopts the agent's orphans.
-fn agent_tree() -> io::Result<ProcessTree> {
+fn new_agent_tree() -> io::Result<ProcessTree> {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     // What workers killed before they could clean up left (empty cgroups) goes first.
     ProcessTree::sweep_leftovers("tlao-agent-");
@@ -301,7 +333,9 @@ fn spawn(
     // (~10 ms) and is done beside it. Until then its session and the tree's marker
     // find it, and this worker (a child subreaper, see `agent_tree`) adopts what it
     // double-forks.
+    tracing::debug!(program = %command.program.display(), "agent spawning");
     let (child, join) = tree.spawn_joining_later(&mut process)?;
+    tracing::debug!(pid = child.id(), "agent spawned");
     if let Some(join) = join {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn_blocking(move || join.run())),

@@ -336,8 +336,10 @@ async fn execute(
         },
         report,
     );
+    tracing::debug!("executor probed; creating the run directory");
     let ending = match RunDir::create(&config.work_root, &workspace_id, &run_id, &lease_id) {
         Ok(dir) => {
+            tracing::debug!("run directory created");
             let ending = drive(client, config, &assignment, task_spec, &dir, &shipper).await;
             drop(dir);
             ending
@@ -515,6 +517,7 @@ async fn drive(
         Ok(confinement) => confinement,
         Err(ending) => return ending,
     };
+    tracing::debug!("agent confinement ready");
     let executor = executor_for(&descriptor, Some(confinement));
     let (workdir, outdir) = (dir.work(), dir.out());
     let context = ExecutionContext {
