@@ -9,6 +9,8 @@
 //!     home/            the agent's HOME (granted paths under the real HOME linked in)
 //!     tmp/             the agent's TMPDIR
 //!     changes.patch, transcript.txt
+//! <work_root>/.standby-<pid>/   the same layout, made by a standby worker ahead of
+//!                               its run and renamed to the run's name when it starts
 //! ```
 //!
 //! Removal does not depend on how the run ended (panic and cancellation included), and

@@ -45,15 +45,20 @@ fn files_named(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
     found
 }
 
-/// The run directories left under the work root (the workers' probe cache,
-/// `.agent-probes.json`, is not one).
+/// The run directories left under the work root. Neither the workers' probe cache
+/// (`.agent-probes.json`) nor the directory a live standby prepared for its next run
+/// (`.standby-<pid>`) is one; a `.standby-<pid>` whose process is gone is.
 fn leftover_run_dirs(work_root: &Path) -> Vec<String> {
+    let live_standby = |name: &str| {
+        name.strip_prefix(".standby-")
+            .is_some_and(|pid| Path::new("/proc").join(pid).exists())
+    };
     std::fs::read_dir(work_root)
         .into_iter()
         .flatten()
         .flatten()
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .filter(|name| name != ".agent-probes.json")
+        .filter(|name| name != ".agent-probes.json" && !live_standby(name))
         .collect()
 }
 
