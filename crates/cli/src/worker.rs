@@ -188,21 +188,16 @@ async fn work(args: WorkerArgs) -> anyhow::Result<Exit> {
         }
         (mode, support) => tracing::info!(%mode, %support, "agent sandbox"),
     }
+    // What a standby's run would otherwise make first, made while it waits: its
+    // directory and its agent's process tree; whatever the run does not take is removed
+    // when this function returns, however it returns.
+    let _ahead = args
+        .standby
+        .then(|| tlao_worker_kiro::run_dir::prepare_ahead(&config.work_root));
     let assigned = if args.standby {
         // `ps` (and the tests) tell an idle standby from a worker executing a run.
         set_process_name(STANDBY_NAME);
-        // What the run would otherwise make first, made while waiting: its directory
-        // and its agent's process tree (a rename and nothing, then, on its start).
-        if let Err(error) = tlao_worker_kiro::run_dir::prepare(&config.work_root) {
-            tracing::debug!(%error, "cannot prepare a run directory ahead");
-        }
-        tlao_worker_kiro::process::prepare_agent_tree();
-        let assignment = standby_assignment().await;
-        if !matches!(assignment, Ok(Some(_))) {
-            tlao_worker_kiro::run_dir::discard_prepared();
-            tlao_worker_kiro::process::discard_prepared_tree();
-        }
-        let assignment = assignment?;
+        let assignment = standby_assignment().await?;
         tracing::debug!(assigned = assignment.is_some(), "standby woken");
         set_process_name("tlao");
         // The launcher starts this standby's replacement when the agent has started.
@@ -258,17 +253,13 @@ async fn work(args: WorkerArgs) -> anyhow::Result<Exit> {
     };
     // Ctrl-C or SIGTERM drops the work, which kills the executor's whole process group;
     // the control plane then sees the worker gone and fails its run as worker_lost.
-    let outcome = tokio::select! {
+    tokio::select! {
         result = work => result,
         signal = shutdown_signal() => {
             tracing::warn!(signal, "stopping: the current run's executor is killed");
-            Err(anyhow::anyhow!("stopped by {signal}"))
+            bail!("stopped by {signal}");
         }
-    };
-    // A handed run that ended before taking what its standby prepared leaves nothing.
-    tlao_worker_kiro::run_dir::discard_prepared();
-    tlao_worker_kiro::process::discard_prepared_tree();
-    outcome
+    }
 }
 
 /// The process name (`/proc/<pid>/comm`) of a standby worker waiting for its run.

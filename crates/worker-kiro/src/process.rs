@@ -232,16 +232,17 @@ fn prepared_tree() -> std::sync::MutexGuard<'static, Option<ProcessTree>> {
 
 /// Makes the next agent's process tree ahead of the run, for a standby worker to do
 /// while it waits (creating a cgroup takes the kernel a while); the next agent started
-/// in this process takes it. Failing only means the agent's start makes its own.
-pub fn prepare_agent_tree() {
+/// in this process takes it. Failing only means the agent's start makes its own. See
+/// [`crate::run_dir::Ahead`].
+pub(crate) fn prepare_agent_tree() {
     match new_agent_tree() {
         Ok(tree) => *prepared_tree() = Some(tree),
         Err(error) => tracing::debug!(%error, "cannot prepare an agent's process tree"),
     }
 }
 
-/// Removes the tree [`prepare_agent_tree`] made, when the standby leaves without a run.
-pub fn discard_prepared_tree() {
+/// Removes the tree [`prepare_agent_tree`] made, if no agent took it.
+pub(crate) fn discard_prepared_tree() {
     drop(prepared_tree().take());
 }
 

@@ -124,12 +124,36 @@ fn make_layout(root: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// What a standby worker made ahead of its run while it waited: the run's directory
+/// (`<work_root>/.standby-<pid>`, laid out like a run's and renamed to the run's name
+/// by [`RunDir::create`]) and its agent's process tree. The
+/// run takes them when it starts; dropping this removes whatever no run took, however
+/// the worker ends (released without a run, stopped, failed before its run began).
+#[must_use = "what was prepared is removed when this is dropped"]
+pub struct Ahead(());
+
+/// Makes what [`Ahead`] holds. Failing to make either only means the run makes its own.
+pub fn prepare_ahead(work_root: &Path) -> Ahead {
+    if let Err(error) = prepare(work_root) {
+        tracing::debug!(%error, work_root = %work_root.display(), "cannot prepare a run directory ahead");
+    }
+    crate::process::prepare_agent_tree();
+    Ahead(())
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        discard_prepared();
+        crate::process::discard_prepared_tree();
+    }
+}
+
 /// Makes the next run's directory ahead of its run, for a standby worker to do while it
 /// waits: `<work_root>/.standby-<pid>`, laid out like a run's. [`RunDir::create`] then
 /// renames it to the run's name — one rename on the run's critical path instead of six
 /// new directories. First removes what standbys that were killed before their run left
 /// behind (a `.standby-<pid>` whose process is gone).
-pub fn prepare(work_root: &Path) -> io::Result<()> {
+fn prepare(work_root: &Path) -> io::Result<()> {
     fs::create_dir_all(work_root)?;
     sweep_prepared(work_root);
     let root = work_root.join(format!("{PREPARED_PREFIX}{}", std::process::id()));
@@ -147,8 +171,8 @@ pub fn prepare(work_root: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Removes the directory [`prepare`] made, when the standby leaves without a run.
-pub fn discard_prepared() {
+/// Removes the directory [`prepare`] made, if no run took it.
+fn discard_prepared() {
     if let Some(root) = prepared().take() {
         let _ = remove_tree(&root);
     }
@@ -185,7 +209,7 @@ fn sweep_prepared(work_root: &Path) {
         else {
             continue;
         };
-        if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+        if pid != std::process::id() && tlao_process::ProcessIdentity::of(pid).is_none() {
             let _ = remove_tree(&entry.path());
         }
     }

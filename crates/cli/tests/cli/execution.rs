@@ -51,7 +51,8 @@ fn files_named(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
 fn leftover_run_dirs(work_root: &Path) -> Vec<String> {
     let live_standby = |name: &str| {
         name.strip_prefix(".standby-")
-            .is_some_and(|pid| Path::new("/proc").join(pid).exists())
+            .and_then(|pid| pid.parse().ok())
+            .is_some_and(processes::is_alive)
     };
     std::fs::read_dir(work_root)
         .into_iter()
