@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use tlao_domain::{LeaseId, RunId};
 use tlao_orchestrator::{ServiceError, Services};
-use tlao_wire::worker::{Handover, MAX_HANDED_TASK_SPEC_BYTES, heartbeat_interval};
+use tlao_wire::worker::{Handover, MAX_HANDED_TASK_SPEC_BYTES};
 
-use crate::routes::worker::assignment_view;
+use crate::routes::worker::{announced_heartbeat_ms, assignment_view};
 
 /// Writes [`Handover`] documents for runs the dispatcher leased.
 pub struct Handovers {
@@ -24,11 +24,12 @@ impl Handovers {
     /// Handovers over `services`, announcing the heartbeat a server with this
     /// `heartbeat_timeout` announces in its leases.
     pub fn new(services: Arc<Services>, heartbeat_timeout: Duration) -> Self {
-        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let (heartbeat_interval_ms, heartbeat_timeout_ms) =
+            announced_heartbeat_ms(heartbeat_timeout);
         Handovers {
             services,
-            heartbeat_interval_ms: millis(heartbeat_interval(heartbeat_timeout)),
-            heartbeat_timeout_ms: millis(heartbeat_timeout),
+            heartbeat_interval_ms,
+            heartbeat_timeout_ms,
         }
     }
 

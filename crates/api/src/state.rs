@@ -50,6 +50,8 @@ impl AppState {
         heartbeat_timeout: Duration,
         agents: Option<AgentSandbox>,
     ) -> io::Result<Self> {
+        let (heartbeat_interval_ms, heartbeat_timeout_ms) =
+            crate::routes::worker::announced_heartbeat_ms(heartbeat_timeout);
         let openapi_json = crate::openapi::openapi()
             .to_json()
             .map_err(io::Error::other)?;
@@ -62,11 +64,8 @@ impl AppState {
             maintenance_token: maintenance_token.filter(|token| !token.is_empty()),
             maintenance: deps.maintenance,
             dispatch_on_create,
-            heartbeat_interval_ms: tlao_wire::worker::heartbeat_interval(heartbeat_timeout)
-                .as_millis()
-                .try_into()
-                .unwrap_or(u64::MAX),
-            heartbeat_timeout_ms: heartbeat_timeout.as_millis().try_into().unwrap_or(u64::MAX),
+            heartbeat_interval_ms,
+            heartbeat_timeout_ms,
             agents,
         })
     }

@@ -45,6 +45,16 @@ fn assignment(a: DomainAssignment, state: &AppState) -> Assignment {
     )
 }
 
+/// The heartbeat interval and timeout a server with `heartbeat_timeout` announces in
+/// its assignments, in milliseconds: `(interval, timeout)`.
+pub(crate) fn announced_heartbeat_ms(heartbeat_timeout: std::time::Duration) -> (u64, u64) {
+    let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    (
+        millis(tlao_wire::worker::heartbeat_interval(heartbeat_timeout)),
+        millis(heartbeat_timeout),
+    )
+}
+
 /// The wire form of an assignment: what a lease or `GET .../assignment` answers, and
 /// what a [`crate::Handovers`] document carries.
 pub(crate) fn assignment_view(
