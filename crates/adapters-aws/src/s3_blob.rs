@@ -610,6 +610,10 @@ mod tests {
             tag("workspaces/ws_1/runs/run_3/taskspec.json").as_deref(),
             Some("tlao-kind=runs")
         );
+        assert_eq!(
+            tag("workspaces/ws_1/tasks/task_4/taskspec.json").as_deref(),
+            Some("tlao-kind=tasks")
+        );
         assert_eq!(tag("workspaces/ws_1/archives"), None);
         assert_eq!(tag("suite/a/b/c"), None);
     }

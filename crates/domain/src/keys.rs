@@ -305,8 +305,15 @@ pub mod blob {
         format!("workspaces/{ws}/archives/{arc}.tar.gz")
     }
 
-    /// `workspaces/{ws}/runs/{run}/taskspec.json`
-    pub fn task_spec(ws: &WorkspaceId, run: &RunId) -> String {
+    /// `workspaces/{ws}/tasks/{task}/taskspec.json`: a task's TaskSpec, written once when
+    /// the task is created and read by the workers of all its runs (a task never changes).
+    pub fn task_spec(ws: &WorkspaceId, task: &TaskId) -> String {
+        format!("workspaces/{ws}/tasks/{task}/taskspec.json")
+    }
+
+    /// `workspaces/{ws}/runs/{run}/taskspec.json`: the copy of its task's TaskSpec a run
+    /// was given when its task predates [`task_spec`] (see `Task::spec_key`).
+    pub fn run_task_spec(ws: &WorkspaceId, run: &RunId) -> String {
         format!("workspaces/{ws}/runs/{run}/taskspec.json")
     }
 
@@ -379,7 +386,12 @@ mod tests {
             blob::parse_artifact(&key),
             Some((ws.clone(), run_id.clone(), art))
         );
-        assert_eq!(blob::parse_artifact(&blob::task_spec(&ws, &run_id)), None);
+        assert_eq!(
+            blob::parse_artifact(&blob::run_task_spec(&ws, &run_id)),
+            None
+        );
+        let task = TaskId::new(Ulid::from_parts(1, 4));
+        assert_eq!(blob::parse_artifact(&blob::task_spec(&ws, &task)), None);
         assert_eq!(
             blob::parse_artifact(&blob::artifacts_prefix(&ws, &run_id)),
             None

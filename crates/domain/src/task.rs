@@ -20,4 +20,10 @@ pub struct Task {
     pub created_by: UserId,
     /// When.
     pub created_at: Timestamp,
+    /// The blob key of its TaskSpec for workers to download (requirement 5.1), written
+    /// with the task ([`keys::blob::task_spec`](crate::keys::blob::task_spec)) and shared
+    /// by all its runs. `None` for a task stored before the TaskSpec moved to its task:
+    /// each of its runs is given a copy of its own when it is queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_key: Option<String>,
 }

@@ -8,19 +8,18 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tlao_domain::{
     ExecutorName, Limit, Run, RunId, RunStatus, Task, TaskId, TaskType, Timestamp, Transition,
     Usage, UserId, WorkspaceId, keys,
 };
-use tlao_ports::{BlobKey, Cursor, Direction, Query};
+use tlao_ports::{Cursor, Direction, Query};
 
 use crate::context::{Caller, Core};
 use crate::error::ServiceError;
 use crate::idempotency::{Idempotency, replayed};
 use crate::registry::{ExecutorRegistry, Selection};
-use crate::tasks::TaskService;
+use crate::tasks::{TaskService, store_task_spec};
 use crate::transactions::{self, CreateRunError, DailyQuotas};
 use crate::workspaces::WorkspaceService;
 
@@ -122,7 +121,18 @@ impl RunService {
         self.refuse_when_quota_used(&task.workspace_id, &caller.user_id, now)
             .await?;
         let run = self.queued_run(caller, &task, &selection, now);
-        let spec_key = self.store_task_spec(&task, &run).await?;
+        // A task stored before TaskSpecs moved to tasks: this run gets a copy of its own.
+        let spec_key = match task.spec_key {
+            Some(_) => None,
+            None => Some(
+                store_task_spec(
+                    &self.core,
+                    keys::blob::run_task_spec(&run.workspace_id, &run.run_id),
+                    &task.spec,
+                )
+                .await?,
+            ),
+        };
         let record = idempotency
             .map(|idem| idem.record_op(&caller.user_id, &run, now))
             .transpose()?;
@@ -131,8 +141,10 @@ impl RunService {
             per_user: self.core.guardrails.daily_run_quota_per_user,
         };
         if let Err(error) = transactions::create_run(&self.core.store, &run, quotas, record).await {
-            // Nothing refers to the TaskSpec blob now; best effort, a leftover is harmless.
-            let _ = self.core.blobs.delete(&spec_key).await;
+            if let Some(spec_key) = &spec_key {
+                // Nothing refers to the copy now; best effort, a leftover is harmless.
+                let _ = self.core.blobs.delete(spec_key).await;
+            }
             return match error {
                 CreateRunError::QuotaExhausted => Err(self.quota_exceeded(Limit::DailyRunQuota)),
                 CreateRunError::UserQuotaExhausted => {
@@ -387,18 +399,6 @@ impl RunService {
             worker_dropped_lines: 0,
             worker_dropped_bytes: 0,
         }
-    }
-
-    async fn store_task_spec(&self, task: &Task, run: &Run) -> Result<BlobKey, ServiceError> {
-        let key = BlobKey::parse(&keys::blob::task_spec(&run.workspace_id, &run.run_id))
-            .map_err(|e| ServiceError::Internal(e.into()))?;
-        let body =
-            serde_json::to_vec_pretty(&task.spec).map_err(|e| ServiceError::Internal(e.into()))?;
-        self.core
-            .blobs
-            .put(&key, Bytes::from(body), "application/json")
-            .await?;
-        Ok(key)
     }
 
     fn quota_exceeded(&self, limit: Limit) -> ServiceError {

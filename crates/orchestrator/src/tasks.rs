@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use tlao_domain::{NewTask, Task, TaskId, keys};
+use bytes::Bytes;
+use tlao_domain::{NewTask, Task, TaskId, TaskSpec, keys};
+use tlao_ports::BlobKey;
 
 use crate::codec::LookupOf;
 use crate::context::{Caller, Core};
@@ -47,26 +49,39 @@ impl TaskService {
                 return Err(ServiceError::not_found("archive", archive_id));
             }
         }
+        let task_id = TaskId::new(self.core.new_ulid());
+        // The TaskSpec its runs' workers download, stored before the task that names it:
+        // a task is never visible without it.
+        let spec_key = store_task_spec(
+            &self.core,
+            keys::blob::task_spec(ws, &task_id),
+            &request.spec,
+        )
+        .await?;
         let task = Task {
-            task_id: TaskId::new(self.core.new_ulid()),
+            task_id,
             workspace_id: ws.clone(),
             spec: request.spec,
             created_by: caller.user_id.clone(),
             created_at: now,
+            spec_key: Some(spec_key.as_str().to_owned()),
         };
         let record = idempotency
             .map(|idem| idem.record_op(&caller.user_id, &task, now))
             .transpose()?;
-        match transactions::create_task(&self.core.store, &task, record).await {
-            Ok(()) => {}
-            // A concurrent request with the same key won; answer with its task.
-            Err(CreateTaskError::IdempotencyKeyTaken) => {
-                return match replayed(idempotency, &self.core.store, &caller.user_id, now).await? {
-                    Some(first) => Ok(first),
-                    None => Err(Idempotency::in_progress()),
-                };
-            }
-            Err(CreateTaskError::Store(error)) => return Err(error.into()),
+        if let Err(error) = transactions::create_task(&self.core.store, &task, record).await {
+            // Nothing refers to the TaskSpec blob now; best effort, a leftover is harmless.
+            let _ = self.core.blobs.delete(&spec_key).await;
+            return match error {
+                // A concurrent request with the same key won; answer with its task.
+                CreateTaskError::IdempotencyKeyTaken => {
+                    match replayed(idempotency, &self.core.store, &caller.user_id, now).await? {
+                        Some(first) => Ok(first),
+                        None => Err(Idempotency::in_progress()),
+                    }
+                }
+                CreateTaskError::Store(error) => Err(error.into()),
+            };
         }
         tracing::info!(workspace_id = %ws, task_id = %task.task_id, operation = "create_task", "task created");
         Ok(task)
@@ -86,4 +101,19 @@ impl TaskService {
             .await?
             .ok_or_else(|| ServiceError::not_found("task", task_id))
     }
+}
+
+/// Stores `spec` as pretty JSON at the blob key `key`, for workers to download
+/// (requirement 5.1).
+pub(crate) async fn store_task_spec(
+    core: &Core,
+    key: String,
+    spec: &TaskSpec,
+) -> Result<BlobKey, ServiceError> {
+    let key = BlobKey::parse(&key).map_err(|e| ServiceError::Internal(e.into()))?;
+    let body = serde_json::to_vec_pretty(spec).map_err(|e| ServiceError::Internal(e.into()))?;
+    core.blobs
+        .put(&key, Bytes::from(body), "application/json")
+        .await?;
+    Ok(key)
 }

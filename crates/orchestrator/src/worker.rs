@@ -355,19 +355,24 @@ impl WorkerService {
             executor,
         } = lease;
         let ws = &run.workspace_id;
-        let task_spec_key = keys::blob::task_spec(ws, &run.run_id);
         let blob = |text: &str| BlobKey::parse(text).map_err(|e| ServiceError::Internal(e.into()));
-        let task_spec_url = self
-            .core
-            .blobs
-            .presign_get(&blob(&task_spec_key)?, ASSIGNMENT_URL_TTL)
-            .await?;
         let task = self
             .core
             .store
             .get::<Task>(&keys::task(ws, &run.task_id))
             .await?
             .ok_or_else(|| ServiceError::not_found("task", &run.task_id))?;
+        // The task's TaskSpec, or, for a task stored before TaskSpecs moved to tasks, the
+        // run's own copy.
+        let task_spec_key = match &task.spec_key {
+            Some(key) => key.clone(),
+            None => keys::blob::run_task_spec(ws, &run.run_id),
+        };
+        let task_spec_url = self
+            .core
+            .blobs
+            .presign_get(&blob(&task_spec_key)?, ASSIGNMENT_URL_TTL)
+            .await?;
         let archive = match &task.spec.input.archive_id {
             None => None,
             Some(archive_id) => {

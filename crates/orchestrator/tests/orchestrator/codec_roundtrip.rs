@@ -349,13 +349,19 @@ proptest! {
     }
 
     #[test]
-    fn tasks_round_trip(ids in (ulid(), ulid(), ulid()), spec in task_spec(), at in ts()) {
+    fn tasks_round_trip(
+        ids in (ulid(), ulid(), ulid()),
+        spec in task_spec(),
+        at in ts(),
+        spec_key in proptest::option::of("workspaces/[a-z0-9_]{1,30}/taskspec\\.json"),
+    ) {
         let task = Task {
             task_id: TaskId::new(ids.0),
             workspace_id: WorkspaceId::new(ids.1),
             spec,
             created_by: UserId::new(ids.2),
             created_at: at,
+            spec_key,
         };
         round_trip(&task, "WS#ws_", "TASK#task_");
     }

@@ -58,12 +58,23 @@ fn plan() -> serde_json::Value {
     json!({"taskType": "spec.generate", "input": {"prompt": "plan the work"}, "constraints": {"maxRunSeconds": 120}})
 }
 
-#[tokio::test]
-async fn a_run_takes_the_tightest_duration_limit_and_stores_its_task_spec() {
-    let w = world(Guardrails::default()).await;
-    let ws = w.workspace().await;
-    let task = w.task(&ws, plan()).await;
+/// The bytes of a blob, or `None` when there is none.
+async fn blob_bytes(w: &World, key: &str) -> Option<Vec<u8>> {
+    let key = BlobKey::parse(key).unwrap();
+    let (_, mut body) = match w.services.core.blobs.get(&key).await {
+        Ok(found) => found,
+        Err(tlao_ports::BlobError::NotFound(_)) => return None,
+        Err(other) => panic!("reading {key}: {other}"),
+    };
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        bytes.extend_from_slice(&chunk.unwrap());
+    }
+    Some(bytes)
+}
 
+/// Queues a run of `task` and leases it; its assignment.
+async fn queue_and_assign(w: &World, task: &tlao_domain::Task) -> tlao_orchestrator::Assignment {
     let view = w
         .services
         .runs
@@ -77,25 +88,92 @@ async fn a_run_takes_the_tightest_duration_limit_and_stores_its_task_spec() {
         )
         .await
         .unwrap();
+    let lease = w.services.workers.lease_next(None).await.unwrap().unwrap();
+    assert_eq!(lease.run.run_id, view.run.run_id);
+    lease
+}
 
-    assert_eq!(view.run.status, RunStatus::Queued);
-    assert_eq!(view.run.executor.as_str(), "kiro");
+#[tokio::test]
+async fn a_run_takes_the_tightest_duration_limit_and_its_worker_reads_its_task_s_spec() {
+    let w = world(Guardrails::default()).await;
+    let ws = w.workspace().await;
+    let task = w.task(&ws, plan()).await;
+
+    // The TaskSpec is stored once, with the task.
+    let spec_key = task
+        .spec_key
+        .clone()
+        .expect("a new task names its TaskSpec blob");
     assert_eq!(
-        view.run.max_run_seconds, 120,
+        spec_key,
+        keys::blob::task_spec(&task.workspace_id, &task.task_id)
+    );
+    let stored: tlao_domain::TaskSpec =
+        serde_json::from_slice(&blob_bytes(&w, &spec_key).await.unwrap()).unwrap();
+    assert_eq!(stored, task.spec);
+
+    let first = queue_and_assign(&w, &task).await;
+    assert_eq!(first.run.status, RunStatus::Running);
+    assert_eq!(first.run.executor.as_str(), "kiro");
+    assert_eq!(
+        first.run.max_run_seconds, 120,
         "task constraint beats executor (300) and guardrail (480)"
     );
-    let key = BlobKey::parse(&keys::blob::task_spec(
-        &view.run.workspace_id,
-        &view.run.run_id,
-    ))
-    .unwrap();
-    let (_, mut body) = w.services.core.blobs.get(&key).await.unwrap();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body.next().await {
-        bytes.extend_from_slice(&chunk.unwrap());
+    // Every run of the task is handed the task's TaskSpec; queueing one writes no copy.
+    let second = queue_and_assign(&w, &task).await;
+    for assignment in [&first, &second] {
+        assert_eq!(assignment.task_spec_key, spec_key);
+        let copy = keys::blob::run_task_spec(&task.workspace_id, &assignment.run.run_id);
+        assert_eq!(blob_bytes(&w, &copy).await, None, "no copy at {copy}");
+        let (_, inline) = w
+            .services
+            .workers
+            .handover(&assignment.run.run_id, &assignment.lease_id, 64 * 1024)
+            .await
+            .unwrap();
+        let inline: tlao_domain::TaskSpec = serde_json::from_slice(&inline.unwrap()).unwrap();
+        assert_eq!(inline, task.spec);
     }
-    let stored: tlao_domain::TaskSpec = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(stored, task.spec);
+}
+
+#[tokio::test]
+async fn a_task_stored_before_task_specs_moved_to_tasks_gives_each_run_a_copy() {
+    let w = world(Guardrails::default()).await;
+    let ws = w.workspace().await;
+    let created = w.task(&ws, plan()).await;
+    // The task as an earlier version stored it: no TaskSpec blob, none named.
+    let spec_key = created.spec_key.clone().unwrap();
+    w.services
+        .core
+        .blobs
+        .delete(&BlobKey::parse(&spec_key).unwrap())
+        .await
+        .unwrap();
+    let legacy = tlao_domain::Task {
+        spec_key: None,
+        ..created.clone()
+    };
+    w.services
+        .core
+        .store
+        .put_item(tlao_orchestrator::codec::encode(&legacy).unwrap(), None)
+        .await
+        .unwrap();
+
+    let assignment = queue_and_assign(&w, &legacy).await;
+
+    let copy = keys::blob::run_task_spec(&legacy.workspace_id, &assignment.run.run_id);
+    assert_eq!(assignment.task_spec_key, copy);
+    let stored: tlao_domain::TaskSpec =
+        serde_json::from_slice(&blob_bytes(&w, &copy).await.unwrap()).unwrap();
+    assert_eq!(stored, legacy.spec);
+    let (_, inline) = w
+        .services
+        .workers
+        .handover(&assignment.run.run_id, &assignment.lease_id, 64 * 1024)
+        .await
+        .unwrap();
+    assert_eq!(inline.as_deref(), blob_bytes(&w, &copy).await.as_deref());
 }
 
 #[tokio::test]
