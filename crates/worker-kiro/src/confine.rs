@@ -113,13 +113,17 @@ impl AgentGrants {
     }
 }
 
-/// Whether `path` is inside one of `dirs` or holds one (both resolved where they exist).
+/// Whether `path` (resolved where it exists) is inside one of `dirs` (already resolved)
+/// or holds one.
 fn is_inside_or_holding(path: &Path, dirs: &[PathBuf]) -> bool {
     let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
-    dirs.iter().any(|dir| {
-        let dir = dir.canonicalize().unwrap_or_else(|_| dir.clone());
-        path.starts_with(&dir) || dir.starts_with(&path)
-    })
+    dirs.iter()
+        .any(|dir| path.starts_with(dir) || dir.starts_with(&path))
+}
+
+/// `dir` with its links resolved, where it exists.
+fn resolved(dir: PathBuf) -> PathBuf {
+    dir.canonicalize().unwrap_or(dir)
 }
 
 /// The confinement of one run's agent.
@@ -138,7 +142,7 @@ pub struct Confinement {
     /// Its `TMPDIR` (read-write).
     pub tmp: PathBuf,
     /// Directories no `PATH` entry may open (the worker's work root, the server's data
-    /// directory): entries inside them, or holding them, are not granted.
+    /// directory), resolved: entries inside them, or holding them, are not granted.
     pub hidden: Vec<PathBuf>,
 }
 
@@ -160,7 +164,8 @@ impl Confinement {
             out: dir.out(),
             home: dir.home(),
             tmp: dir.tmp(),
-            hidden,
+            // Resolved once: every grant and `PATH` entry is checked against them.
+            hidden: hidden.into_iter().map(resolved).collect(),
         };
         // A grant inside the worker's work root or the server's data directory, or
         // holding one (`~/.local`), would open what the sandbox exists to close.
@@ -516,11 +521,14 @@ mod tests {
             write: vec![root.path().to_owned()],
             ..AgentGrants::default()
         };
+        // The data directory named through a link: what it resolves to is hidden.
+        let data_link = root.path().join("data-link");
+        std::os::unix::fs::symlink(&data, &data_link).unwrap();
         let (confinement, dropped) = Confinement::for_run(
             SandboxMode::Auto,
             grants,
             &dir,
-            vec![work_root.clone(), data.clone()],
+            vec![work_root.clone(), data_link],
             None,
         )
         .unwrap();
