@@ -2,9 +2,13 @@
 //!
 //! Owns everything under its root:
 //! - `objects/<key>`: the bytes of each blob, one file per key;
-//! - `meta/<key>`: a JSON sidecar with the blob's content type and the SHA-256 of its
-//!   bytes, computed while they were written. It mirrors `objects/` path for path (no
-//!   suffix), so two keys clash in one tree exactly when they clash in the other;
+//! - the blob's metadata — its content type and the SHA-256 of its bytes, computed while
+//!   they were written — in an extended attribute of its file (`user.tlao.meta`), so a
+//!   blob and its metadata are one file, synced once and renamed into place together;
+//! - `meta/<key>`: the same metadata as a JSON sidecar, for blobs stored where the file
+//!   system keeps no user attributes, and for blobs stored before the attribute. It
+//!   mirrors `objects/` path for path (no suffix), so two keys clash in one tree exactly
+//!   when they clash in the other. Readers take the attribute first, then the sidecar;
 //! - `tmp/`: uploads in progress. A blob is written there, fsynced, then renamed into
 //!   place, so readers see the old blob or the new one, never a part.
 //!
@@ -68,7 +72,15 @@ pub struct FsBlobStore {
     /// read of a get or head, so a reader in this process never pairs a blob with the
     /// content type of another version of it.
     commit: Arc<Mutex<()>>,
+    /// Whether writes try the extended attribute before a sidecar (off only in tests of
+    /// the sidecar path).
+    xattrs: bool,
 }
+
+/// The extended attribute holding a blob's metadata ([`Sidecar::to_attr`]).
+const META_ATTR: &str = "user.tlao.meta";
+/// The attribute's format version (its first byte).
+const META_ATTR_V1: u8 = 1;
 
 /// The methods URLs are signed for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +115,43 @@ struct Sidecar {
     /// sidecars of blobs stored before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sha256: Option<String>,
+}
+
+impl Sidecar {
+    /// The extended attribute's value, compact enough to stay inside an ext4 inode: the
+    /// version byte, a byte saying whether a SHA-256 follows, its 32 bytes, then the
+    /// content type (none when empty).
+    fn to_attr(&self) -> Vec<u8> {
+        let sha = self.sha256.as_deref().and_then(|hex| hex::decode(hex).ok());
+        let mut value = vec![META_ATTR_V1, u8::from(sha.is_some())];
+        value.extend(sha.unwrap_or_default());
+        value.extend(self.content_type.as_deref().unwrap_or_default().as_bytes());
+        value
+    }
+
+    /// The metadata an attribute's value holds; `None` when it is not one [`to_attr`]
+    /// wrote.
+    ///
+    /// [`to_attr`]: Sidecar::to_attr
+    fn from_attr(value: &[u8]) -> Option<Sidecar> {
+        let (&[version, has_sha], rest) = value.split_first_chunk::<2>()?;
+        if version != META_ATTR_V1 {
+            return None;
+        }
+        let (sha256, content_type) = match has_sha {
+            0 => (None, rest),
+            1 => {
+                let (sha, rest) = rest.split_first_chunk::<32>()?;
+                (Some(hex::encode(sha)), rest)
+            }
+            _ => return None,
+        };
+        let content_type = std::str::from_utf8(content_type).ok()?;
+        Some(Sidecar {
+            content_type: Some(content_type.to_owned()).filter(|t| !t.is_empty()),
+            sha256,
+        })
+    }
 }
 
 /// Whether a write may replace a blob already at its key.
@@ -152,6 +201,7 @@ impl FsBlobStore {
             mac,
             clock,
             commit: Arc::new(Mutex::new(())),
+            xattrs: true,
         };
         for dir in [&store.objects, &store.meta, &store.tmp] {
             fs::create_dir_all(dir)
@@ -303,9 +353,6 @@ impl FsBlobStore {
         file.flush()
             .await
             .map_err(|e| io_error(e, format!("writing blob {key}")))?;
-        file.sync_all()
-            .await
-            .map_err(|e| io_error(e, format!("syncing blob {key}")))?;
         drop(file);
 
         let content_type = Some(content_type.to_owned()).filter(|t| !t.is_empty());
@@ -314,12 +361,25 @@ impl FsBlobStore {
             content_type: content_type.clone(),
             sha256: Some(sha256.clone()),
         };
-        let (tmp, commit) = (self.tmp.clone(), self.commit.clone());
+        let (tmp, commit, xattrs) = (self.tmp.clone(), self.commit.clone(), self.xattrs);
         let (object, meta, owned_key) = (self.object_path(key), self.meta_path(key), key.clone());
         blocking(move || {
-            let sidecar = write_sidecar(&tmp, &sidecar, &owned_key)?;
+            // The metadata on the file itself where the file system keeps user
+            // attributes: synced with the bytes, renamed into place with them.
+            let in_attr = xattrs && set_meta_attr(upload.as_file(), &sidecar, &owned_key)?;
+            upload
+                .as_file()
+                .sync_all()
+                .map_err(|e| io_error(e, format!("syncing blob {owned_key}")))?;
+            let sidecar = match in_attr {
+                true => None,
+                false => Some(write_sidecar(&tmp, &sidecar, &owned_key)?),
+            };
             let _commit = lock(&commit);
-            for path in [&meta, &object] {
+            for path in [sidecar.as_ref().map(|_| &meta), Some(&object)]
+                .into_iter()
+                .flatten()
+            {
                 if let Some(parent) = path.parent() {
                     fs::create_dir_all(parent).map_err(|e| commit_error(e, &owned_key))?;
                 }
@@ -327,16 +387,22 @@ impl FsBlobStore {
             match mode {
                 WriteMode::Replace => {
                     // The sidecar first: a blob is never visible before its content type.
-                    sidecar
-                        .persist(&meta)
-                        .map_err(|e| commit_error(e.error, &owned_key))?;
+                    if let Some(sidecar) = sidecar {
+                        sidecar
+                            .persist(&meta)
+                            .map_err(|e| commit_error(e.error, &owned_key))?;
+                    }
                     upload
                         .persist(&object)
                         .map_err(|e| commit_error(e.error, &owned_key))?;
+                    if in_attr {
+                        // The replaced blob's sidecar, if it had one, is never read again.
+                        let _ = remove_if_present(&meta, &owned_key);
+                    }
                 }
                 WriteMode::CreateOnly => {
                     // The blob first, linked without replacing: the one step that decides
-                    // which of two uploads is stored. Its sidecar follows under the lock
+                    // which of two uploads is stored. A sidecar follows under the lock
                     // every reader of this store takes; after a crash between the two, the
                     // blob reads with no content type and no hash (reading tells the hash).
                     if let Err(e) = upload.persist_noclobber(&object) {
@@ -349,9 +415,11 @@ impl FsBlobStore {
                             _ => commit_error(e.error, &owned_key),
                         });
                     }
-                    sidecar
-                        .persist(&meta)
-                        .map_err(|e| commit_error(e.error, &owned_key))?;
+                    if let Some(sidecar) = sidecar {
+                        sidecar
+                            .persist(&meta)
+                            .map_err(|e| commit_error(e.error, &owned_key))?;
+                    }
                 }
             }
             Ok(())
@@ -412,7 +480,7 @@ impl BlobStore for FsBlobStore {
             if !stat.is_file() {
                 return Err(BlobError::NotFound(owned_key));
             }
-            let sidecar = read_sidecar(&meta, &owned_key)?;
+            let sidecar = read_meta(&file, &meta, &owned_key)?;
             Ok((
                 file,
                 BlobMeta {
@@ -438,11 +506,14 @@ impl BlobStore for FsBlobStore {
         );
         blocking(move || {
             let _commit = lock(&commit);
-            let stat = fs::metadata(&object).map_err(|e| absent_or(e, &owned_key))?;
+            let file = fs::File::open(&object).map_err(|e| absent_or(e, &owned_key))?;
+            let stat = file
+                .metadata()
+                .map_err(|e| io_error(e, format!("reading blob {owned_key}")))?;
             if !stat.is_file() {
                 return Err(BlobError::NotFound(owned_key));
             }
-            let sidecar = read_sidecar(&meta, &owned_key)?;
+            let sidecar = read_meta(&file, &meta, &owned_key)?;
             Ok(BlobMeta {
                 key: owned_key,
                 size: stat.len(),
@@ -600,6 +671,57 @@ fn parse_signature(signature: &str) -> Result<Vec<u8>, PresignError> {
     hex::decode(signature).map_err(|_| malformed())
 }
 
+/// Sets the metadata attribute on `file`: `Ok(false)` when its file system keeps no user
+/// attributes (the caller writes a sidecar instead).
+fn set_meta_attr(file: &fs::File, sidecar: &Sidecar, key: &BlobKey) -> Result<bool, BlobError> {
+    match rustix::fs::fsetxattr(
+        file,
+        META_ATTR,
+        &sidecar.to_attr(),
+        rustix::fs::XattrFlags::empty(),
+    ) {
+        Ok(()) => Ok(true),
+        Err(errno) if attrs_unsupported(errno) => Ok(false),
+        Err(errno) => Err(io_error(
+            errno.into(),
+            format!("writing the metadata of blob {key}"),
+        )),
+    }
+}
+
+/// A blob's metadata: its file's attribute, else its sidecar at `sidecar` (see
+/// [`read_sidecar`]).
+fn read_meta(file: &fs::File, sidecar: &Path, key: &BlobKey) -> Result<Sidecar, BlobError> {
+    let mut value = [0u8; 256];
+    match rustix::fs::fgetxattr(file, META_ATTR, &mut value[..]) {
+        Ok(len) => Sidecar::from_attr(&value[..len]).ok_or_else(|| {
+            BlobError::Unexpected(anyhow!("the metadata attribute of blob {key} is corrupt"))
+        }),
+        Err(errno) if errno == NO_SUCH_ATTR || attrs_unsupported(errno) => {
+            read_sidecar(sidecar, key)
+        }
+        Err(errno) => Err(io_error(
+            errno.into(),
+            format!("reading the metadata of blob {key}"),
+        )),
+    }
+}
+
+/// A file without the attribute.
+#[cfg(not(any(target_os = "macos", target_os = "ios")))]
+const NO_SUCH_ATTR: rustix::io::Errno = rustix::io::Errno::NODATA;
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+const NO_SUCH_ATTR: rustix::io::Errno = rustix::io::Errno::NOATTR;
+
+/// The file system keeps no user attributes (or none this large).
+fn attrs_unsupported(errno: rustix::io::Errno) -> bool {
+    errno == rustix::io::Errno::NOTSUP
+        || errno == rustix::io::Errno::OPNOTSUPP
+        || errno == rustix::io::Errno::NOSPC
+        || errno == rustix::io::Errno::TOOBIG
+        || errno == rustix::io::Errno::PERM
+}
+
 /// Writes a sidecar to a synced temp file, ready to be renamed into place.
 fn write_sidecar(tmp: &Path, sidecar: &Sidecar, key: &BlobKey) -> Result<NamedTempFile, BlobError> {
     let failed = |e: io::Error| io_error(e, format!("writing the sidecar of blob {key}"));
@@ -746,7 +868,147 @@ impl PresignedGateway for FsBlobStore {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use futures::StreamExt;
+    use tlao_ports::SystemClock;
+
     use super::*;
+
+    fn store(root: &Path, xattrs: bool) -> FsBlobStore {
+        let mut store = FsBlobStore::new(
+            root.to_owned(),
+            "http://127.0.0.1:1".into(),
+            b"k".repeat(32),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        store.xattrs = xattrs;
+        store
+    }
+
+    /// Whether the file system under `dir` keeps user extended attributes.
+    fn keeps_attrs(dir: &Path) -> bool {
+        let probe = tempfile::NamedTempFile::new_in(dir).unwrap();
+        rustix::fs::fsetxattr(
+            probe.as_file(),
+            "user.tlao.probe",
+            b"1",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .is_ok()
+    }
+
+    async fn read(store: &FsBlobStore, key: &BlobKey) -> (BlobMeta, Vec<u8>) {
+        let (meta, mut body) = store.get(key).await.unwrap();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.next().await {
+            bytes.extend_from_slice(&chunk.unwrap());
+        }
+        (meta, bytes)
+    }
+
+    #[test]
+    fn the_metadata_attribute_round_trips_and_refuses_what_it_did_not_write() {
+        let sha = hex::encode(Sha256::digest(b"bytes"));
+        for sidecar in [
+            Sidecar {
+                content_type: Some("application/json".into()),
+                sha256: Some(sha.clone()),
+            },
+            Sidecar {
+                content_type: None,
+                sha256: Some(sha.clone()),
+            },
+            Sidecar {
+                content_type: Some("text/plain; charset=utf-8".into()),
+                sha256: None,
+            },
+            Sidecar::default(),
+        ] {
+            let value = sidecar.to_attr();
+            let back = Sidecar::from_attr(&value).unwrap();
+            assert_eq!(
+                (back.content_type, back.sha256),
+                (sidecar.content_type, sidecar.sha256)
+            );
+        }
+        // Small enough to stay inside an ext4 inode next to its name.
+        let full = Sidecar {
+            content_type: Some("application/json".into()),
+            sha256: Some(sha),
+        };
+        assert!(full.to_attr().len() <= 64, "{}", full.to_attr().len());
+        for corrupt in [
+            &b""[..],
+            &[1],
+            &[2, 0],
+            &[1, 2],
+            &[1, 1, 0, 0],
+            &[1, 0, 0xff],
+        ] {
+            assert!(Sidecar::from_attr(corrupt).is_none(), "{corrupt:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_blob_keeps_its_metadata_on_its_file_and_reads_a_sidecar_of_an_earlier_store() {
+        let root = tempfile::tempdir().unwrap();
+        let key = BlobKey::parse("workspaces/ws/runs/r/artifacts/a/plan.json").unwrap();
+        let sha = hex::encode(Sha256::digest(b"first"));
+
+        // Where the file system keeps no user attributes (as simulated here), and as every
+        // store did before the attribute: a sidecar.
+        let sidecars = store(root.path(), false);
+        sidecars
+            .put(&key, Bytes::from_static(b"first"), "application/json")
+            .await
+            .unwrap();
+        let sidecar = sidecars.meta_path(&key);
+        assert!(sidecar.is_file(), "a sidecar at {}", sidecar.display());
+
+        // A store on the same root reads it: attribute first, then the sidecar.
+        let attrs = store(root.path(), true);
+        let (meta, bytes) = read(&attrs, &key).await;
+        assert_eq!(bytes, b"first");
+        assert_eq!(meta.content_type.as_deref(), Some("application/json"));
+        assert_eq!(meta.sha256.as_deref(), Some(sha.as_str()));
+
+        // Replaced where attributes are kept: one file, its metadata on it, no sidecar.
+        let sha = hex::encode(Sha256::digest(b"second"));
+        attrs
+            .put(&key, Bytes::from_static(b"second"), "text/plain")
+            .await
+            .unwrap();
+        let kept = keeps_attrs(root.path());
+        assert_eq!(
+            sidecar.exists(),
+            !kept,
+            "a sidecar only where attributes are not kept"
+        );
+        for meta in [attrs.head(&key).await.unwrap(), read(&attrs, &key).await.0] {
+            assert_eq!(meta.size, 6);
+            assert_eq!(meta.content_type.as_deref(), Some("text/plain"));
+            assert_eq!(meta.sha256.as_deref(), Some(sha.as_str()));
+        }
+        if kept {
+            let mut value = [0u8; 256];
+            let len =
+                rustix::fs::getxattr(attrs.object_path(&key), META_ATTR, &mut value[..]).unwrap();
+            assert_eq!(
+                Sidecar::from_attr(&value[..len]).unwrap().sha256.as_deref(),
+                Some(sha.as_str())
+            );
+        }
+
+        // Deleting removes the blob whichever way its metadata was kept.
+        attrs.delete(&key).await.unwrap();
+        assert!(matches!(
+            attrs.head(&key).await,
+            Err(BlobError::NotFound(_))
+        ));
+        assert!(!sidecar.exists());
+    }
 
     #[test]
     fn a_write_to_a_full_device_is_a_transient_error_naming_the_fault() {
