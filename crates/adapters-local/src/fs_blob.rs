@@ -72,8 +72,8 @@ pub struct FsBlobStore {
     /// read of a get or head, so a reader in this process never pairs a blob with the
     /// content type of another version of it.
     commit: Arc<Mutex<()>>,
-    /// Whether writes try the extended attribute before a sidecar (off only in tests of
-    /// the sidecar path).
+    /// Whether writes try the extended attribute before a sidecar: whether the file
+    /// system under `tmp/` took one when the store was made.
     xattrs: bool,
 }
 
@@ -81,6 +81,9 @@ pub struct FsBlobStore {
 const META_ATTR: &str = "user.tlao.meta";
 /// The attribute's format version (its first byte).
 const META_ATTR_V1: u8 = 1;
+/// The largest attribute written (a longer content type goes to a sidecar); readers
+/// read up to this much.
+const MAX_META_ATTR: usize = 256;
 
 /// The methods URLs are signed for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,7 +195,7 @@ impl FsBlobStore {
         }
         let mac = HmacSha256::new_from_slice(&signing_key)
             .map_err(|e| BlobError::Unexpected(anyhow!("the presigning key is unusable: {e}")))?;
-        let store = FsBlobStore {
+        let mut store = FsBlobStore {
             objects: root.join("objects"),
             meta: root.join("meta"),
             tmp: root.join("tmp"),
@@ -201,11 +204,18 @@ impl FsBlobStore {
             mac,
             clock,
             commit: Arc::new(Mutex::new(())),
-            xattrs: true,
+            xattrs: false,
         };
         for dir in [&store.objects, &store.meta, &store.tmp] {
             fs::create_dir_all(dir)
                 .map_err(|e| io_error(e, format!("creating {}", dir.display())))?;
+        }
+        store.xattrs = keeps_user_attrs(&store.tmp);
+        if !store.xattrs {
+            tracing::info!(
+                root = %store.root.display(),
+                "the blob store's file system keeps no user extended attributes: each blob's metadata goes to a sidecar file"
+            );
         }
         Ok(store)
     }
@@ -671,15 +681,27 @@ fn parse_signature(signature: &str) -> Result<Vec<u8>, PresignError> {
     hex::decode(signature).map_err(|_| malformed())
 }
 
-/// Sets the metadata attribute on `file`: `Ok(false)` when its file system keeps no user
-/// attributes (the caller writes a sidecar instead).
+/// Whether a file in `dir` takes a user extended attribute (a scratch file, removed).
+fn keeps_user_attrs(dir: &Path) -> bool {
+    scratch_file(dir).is_ok_and(|probe| {
+        rustix::fs::fsetxattr(
+            probe.as_file(),
+            META_ATTR,
+            &Sidecar::default().to_attr(),
+            rustix::fs::XattrFlags::empty(),
+        )
+        .is_ok()
+    })
+}
+
+/// Sets the metadata attribute on `file`: `Ok(false)` when its file system refuses it
+/// (the caller writes a sidecar instead).
 fn set_meta_attr(file: &fs::File, sidecar: &Sidecar, key: &BlobKey) -> Result<bool, BlobError> {
-    match rustix::fs::fsetxattr(
-        file,
-        META_ATTR,
-        &sidecar.to_attr(),
-        rustix::fs::XattrFlags::empty(),
-    ) {
+    let value = sidecar.to_attr();
+    if value.len() > MAX_META_ATTR {
+        return Ok(false);
+    }
+    match rustix::fs::fsetxattr(file, META_ATTR, &value, rustix::fs::XattrFlags::empty()) {
         Ok(()) => Ok(true),
         Err(errno) if attrs_unsupported(errno) => Ok(false),
         Err(errno) => Err(io_error(
@@ -692,7 +714,7 @@ fn set_meta_attr(file: &fs::File, sidecar: &Sidecar, key: &BlobKey) -> Result<bo
 /// A blob's metadata: its file's attribute, else its sidecar at `sidecar` (see
 /// [`read_sidecar`]).
 fn read_meta(file: &fs::File, sidecar: &Path, key: &BlobKey) -> Result<Sidecar, BlobError> {
-    let mut value = [0u8; 256];
+    let mut value = [0u8; MAX_META_ATTR];
     match rustix::fs::fgetxattr(file, META_ATTR, &mut value[..]) {
         Ok(len) => Sidecar::from_attr(&value[..len]).ok_or_else(|| {
             BlobError::Unexpected(anyhow!("the metadata attribute of blob {key} is corrupt"))
@@ -713,13 +735,20 @@ const NO_SUCH_ATTR: rustix::io::Errno = rustix::io::Errno::NODATA;
 #[cfg(any(target_os = "macos", target_os = "ios"))]
 const NO_SUCH_ATTR: rustix::io::Errno = rustix::io::Errno::NOATTR;
 
-/// The file system keeps no user attributes (or none this large).
+/// The file system keeps no user attributes here, or refuses this one: the sidecar
+/// takes over (and a full disk or a refused write still shows when it is written).
 fn attrs_unsupported(errno: rustix::io::Errno) -> bool {
-    errno == rustix::io::Errno::NOTSUP
-        || errno == rustix::io::Errno::OPNOTSUPP
-        || errno == rustix::io::Errno::NOSPC
-        || errno == rustix::io::Errno::TOOBIG
-        || errno == rustix::io::Errno::PERM
+    use rustix::io::Errno;
+    [
+        Errno::NOTSUP,
+        Errno::OPNOTSUPP,
+        Errno::NOSPC,
+        Errno::TOOBIG,
+        Errno::RANGE,
+        Errno::PERM,
+        Errno::ACCESS,
+    ]
+    .contains(&errno)
 }
 
 /// Writes a sidecar to a synced temp file, ready to be renamed into place.
@@ -883,20 +912,8 @@ mod tests {
             Arc::new(SystemClock),
         )
         .unwrap();
-        store.xattrs = xattrs;
+        store.xattrs &= xattrs;
         store
-    }
-
-    /// Whether the file system under `dir` keeps user extended attributes.
-    fn keeps_attrs(dir: &Path) -> bool {
-        let probe = tempfile::NamedTempFile::new_in(dir).unwrap();
-        rustix::fs::fsetxattr(
-            probe.as_file(),
-            "user.tlao.probe",
-            b"1",
-            rustix::fs::XattrFlags::empty(),
-        )
-        .is_ok()
     }
 
     async fn read(store: &FsBlobStore, key: &BlobKey) -> (BlobMeta, Vec<u8>) {
@@ -980,7 +997,13 @@ mod tests {
             .put(&key, Bytes::from_static(b"second"), "text/plain")
             .await
             .unwrap();
-        let kept = keeps_attrs(root.path());
+        let kept = keeps_user_attrs(root.path());
+        if !kept {
+            eprintln!(
+                "{} keeps no user attributes: only the sidecar path ran",
+                root.path().display()
+            );
+        }
         assert_eq!(
             sidecar.exists(),
             !kept,
@@ -998,6 +1021,25 @@ mod tests {
             assert_eq!(
                 Sidecar::from_attr(&value[..len]).unwrap().sha256.as_deref(),
                 Some(sha.as_str())
+            );
+        }
+
+        // A content type too long for the attribute goes to a sidecar, and reads back.
+        let long = format!("text/plain; note={}", "x".repeat(300));
+        attrs
+            .put(&key, Bytes::from_static(b"third"), &long)
+            .await
+            .unwrap();
+        assert!(sidecar.is_file());
+        assert_eq!(
+            read(&attrs, &key).await.0.content_type.as_deref(),
+            Some(long.as_str())
+        );
+        if kept {
+            // The attribute of the blob it replaced went with it.
+            assert!(
+                rustix::fs::getxattr(attrs.object_path(&key), META_ATTR, &mut [0u8; 8][..])
+                    .is_err()
             );
         }
 

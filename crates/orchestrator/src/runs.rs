@@ -141,8 +141,10 @@ impl RunService {
             per_user: self.core.guardrails.daily_run_quota_per_user,
         };
         if let Err(error) = transactions::create_run(&self.core.store, &run, quotas, record).await {
-            if let Some(spec_key) = &spec_key {
-                // Nothing refers to the copy now; best effort, a leftover is harmless.
+            // A refused run refers to no copy (best effort: a leftover is harmless); after
+            // a store error the run may still have been stored, and its copy stays.
+            if let (Some(spec_key), false) = (&spec_key, matches!(error, CreateRunError::Store(_)))
+            {
                 let _ = self.core.blobs.delete(spec_key).await;
             }
             return match error {

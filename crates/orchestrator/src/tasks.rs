@@ -50,38 +50,36 @@ impl TaskService {
             }
         }
         let task_id = TaskId::new(self.core.new_ulid());
-        // The TaskSpec its runs' workers download, stored before the task that names it:
-        // a task is never visible without it.
-        let spec_key = store_task_spec(
-            &self.core,
-            keys::blob::task_spec(ws, &task_id),
-            &request.spec,
-        )
-        .await?;
+        let spec_key = keys::blob::task_spec(ws, &task_id);
         let task = Task {
             task_id,
             workspace_id: ws.clone(),
             spec: request.spec,
             created_by: caller.user_id.clone(),
             created_at: now,
-            spec_key: Some(spec_key.as_str().to_owned()),
+            spec_key: Some(spec_key.clone()),
         };
         let record = idempotency
             .map(|idem| idem.record_op(&caller.user_id, &task, now))
             .transpose()?;
-        if let Err(error) = transactions::create_task(&self.core.store, &task, record).await {
-            // Nothing refers to the TaskSpec blob now; best effort, a leftover is harmless.
-            let _ = self.core.blobs.delete(&spec_key).await;
-            return match error {
-                // A concurrent request with the same key won; answer with its task.
-                CreateTaskError::IdempotencyKeyTaken => {
-                    match replayed(idempotency, &self.core.store, &caller.user_id, now).await? {
-                        Some(first) => Ok(first),
-                        None => Err(Idempotency::in_progress()),
-                    }
-                }
-                CreateTaskError::Store(error) => Err(error.into()),
-            };
+        // The TaskSpec its runs' workers download, stored before the task that names it:
+        // a task is never visible without it.
+        let spec_key = store_task_spec(&self.core, spec_key, &task.spec).await?;
+        match transactions::create_task(&self.core.store, &task, record).await {
+            Ok(()) => {}
+            // A concurrent request with the same key won; answer with its task. Nothing of
+            // this request was stored, so nothing refers to its TaskSpec (best effort: a
+            // leftover is harmless).
+            Err(CreateTaskError::IdempotencyKeyTaken) => {
+                let _ = self.core.blobs.delete(&spec_key).await;
+                return match replayed(idempotency, &self.core.store, &caller.user_id, now).await? {
+                    Some(first) => Ok(first),
+                    None => Err(Idempotency::in_progress()),
+                };
+            }
+            // The task may still have been stored (a write that landed but whose answer
+            // was lost, then retried): its TaskSpec stays.
+            Err(CreateTaskError::Store(error)) => return Err(error.into()),
         }
         tracing::info!(workspace_id = %ws, task_id = %task.task_id, operation = "create_task", "task created");
         Ok(task)

@@ -80,6 +80,12 @@ async fn a_full_blob_store_is_a_503_naming_it_until_it_has_room_again() {
             .as_str()
             .is_some_and(|id| !id.is_empty())
     );
+    // A run of an existing task stores no blob when queued: it is taken, and it ends.
+    // (The injected fault covers the server's own writes, not the uploads its presigned
+    // URLs take, so here the run's artifacts still land.)
+    let (status, queued) = api.post("/runs", json!({"taskId": task})).await;
+    assert_eq!(status, 201, "{queued}");
+    api.await_final(queued["runId"].as_str().unwrap()).await;
 
     std::fs::remove_file(faults.join("blobs")).unwrap();
     await_readyz(&server.url, 200).await;
