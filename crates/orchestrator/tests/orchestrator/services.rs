@@ -73,6 +73,17 @@ async fn blob_bytes(w: &World, key: &str) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// The TaskSpec bytes a standby worker is handed with `assignment`.
+async fn handed_spec(w: &World, assignment: &tlao_orchestrator::Assignment) -> Option<Bytes> {
+    let (_, inline) = w
+        .services
+        .workers
+        .handover(&assignment.run.run_id, &assignment.lease_id, 64 * 1024)
+        .await
+        .unwrap();
+    inline
+}
+
 /// Queues a run of `task` and leases it; its assignment.
 async fn queue_and_assign(w: &World, task: &tlao_domain::Task) -> tlao_orchestrator::Assignment {
     let view = w
@@ -125,13 +136,8 @@ async fn a_run_takes_the_tightest_duration_limit_and_its_worker_reads_its_task_s
         assert_eq!(assignment.task_spec_key, spec_key);
         let copy = keys::blob::run_task_spec(&task.workspace_id, &assignment.run.run_id);
         assert_eq!(blob_bytes(&w, &copy).await, None, "no copy at {copy}");
-        let (_, inline) = w
-            .services
-            .workers
-            .handover(&assignment.run.run_id, &assignment.lease_id, 64 * 1024)
-            .await
-            .unwrap();
-        let inline: tlao_domain::TaskSpec = serde_json::from_slice(&inline.unwrap()).unwrap();
+        let inline = handed_spec(&w, assignment).await.unwrap();
+        let inline: tlao_domain::TaskSpec = serde_json::from_slice(&inline).unwrap();
         assert_eq!(inline, task.spec);
     }
 }
@@ -167,13 +173,10 @@ async fn a_task_stored_before_task_specs_moved_to_tasks_gives_each_run_a_copy() 
     let stored: tlao_domain::TaskSpec =
         serde_json::from_slice(&blob_bytes(&w, &copy).await.unwrap()).unwrap();
     assert_eq!(stored, legacy.spec);
-    let (_, inline) = w
-        .services
-        .workers
-        .handover(&assignment.run.run_id, &assignment.lease_id, 64 * 1024)
-        .await
-        .unwrap();
-    assert_eq!(inline.as_deref(), blob_bytes(&w, &copy).await.as_deref());
+    assert_eq!(
+        handed_spec(&w, &assignment).await.as_deref(),
+        blob_bytes(&w, &copy).await.as_deref()
+    );
 }
 
 #[tokio::test]
