@@ -133,6 +133,10 @@ impl Table for FaultyTable {
         self.inner.query(query).await
     }
 
+    async fn count(&self, query: Query) -> Result<usize, TableError> {
+        self.inner.count(query).await
+    }
+
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), TableError> {
         self.check()?;
         self.inner.transact(ops).await

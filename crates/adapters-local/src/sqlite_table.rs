@@ -238,6 +238,12 @@ impl Table for SqliteTable {
         }
     }
 
+    async fn count(&self, query: Query) -> Result<usize, TableError> {
+        query.validate()?;
+        // An index walk of at most 1,000 keys: microseconds, like a small read.
+        self.read_small(move |conn| count_range(conn, &query)).await
+    }
+
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), TableError> {
         validate_transaction(&ops)?;
         self.write(ops).await?;
@@ -319,49 +325,79 @@ fn decode(pk: &str, sk: &str, json: &str) -> Result<Attrs, TableError> {
     })
 }
 
-/// Reads up to `limit + 1` items of the query's range, in its direction.
+/// The SQL range of a query: `sk {op} {start}`, `sk < {upper}` when bounded, and the
+/// order it walks in.
 ///
 /// The range `prefix <= sk < prefix_end(prefix)` (see [`prefix_end`]) is exactly the
-/// prefix, so the primary key index bounds the scan on both sides and `LIMIT` applies
-/// in SQL; the cursor tightens the bound on the side the query walks from.
-fn query_page(conn: &Connection, query: &Query) -> Result<Page, TableError> {
-    let prefix = query.sk_prefix.as_str();
-    let mut lower = (">=", prefix);
-    let mut upper = prefix_end(prefix);
-    let order = match (query.direction, &query.cursor) {
-        (Direction::Forward, Some(cursor)) => {
-            if cursor.0.as_str() >= prefix {
-                lower = (">", cursor.0.as_str());
+/// prefix, so the primary key index bounds the scan on both sides; the cursor tightens
+/// the bound on the side the query walks from.
+struct Range<'q> {
+    op: &'static str,
+    start: &'q str,
+    upper: Option<String>,
+    order: &'static str,
+}
+
+impl<'q> Range<'q> {
+    fn of(query: &'q Query) -> Range<'q> {
+        let prefix = query.sk_prefix.as_str();
+        let mut lower = (">=", prefix);
+        let mut upper = prefix_end(prefix);
+        let order = match (query.direction, &query.cursor) {
+            (Direction::Forward, Some(cursor)) => {
+                if cursor.0.as_str() >= prefix {
+                    lower = (">", cursor.0.as_str());
+                }
+                "ASC"
             }
-            "ASC"
-        }
-        (Direction::Backward, Some(cursor)) => {
-            if upper.as_ref().is_none_or(|end| cursor.0 < *end) {
-                upper = Some(cursor.0.clone());
+            (Direction::Backward, Some(cursor)) => {
+                if upper.as_ref().is_none_or(|end| cursor.0 < *end) {
+                    upper = Some(cursor.0.clone());
+                }
+                "DESC"
             }
-            "DESC"
+            (Direction::Forward, None) => "ASC",
+            (Direction::Backward, None) => "DESC",
+        };
+        Range {
+            op: lower.0,
+            start: lower.1,
+            upper,
+            order,
         }
-        (Direction::Forward, None) => "ASC",
-        (Direction::Backward, None) => "DESC",
-    };
-    let overfetch = i64::try_from(query.limit + 1).map_err(|err| {
-        TableError::Invalid(format!(
-            "a query limit of {} is too large: {err}",
-            query.limit
-        ))
-    })?;
-    let (op, start) = lower;
-    let mut params: Vec<&dyn ToSql> = vec![&query.pk, &start, &overfetch];
-    let upper_clause = match &upper {
-        Some(end) => {
-            params.push(end);
+    }
+
+    /// The `WHERE` clause over `?1` (pk), `?2` (start) and, when bounded, `?4`, and the
+    /// parameters after `?3` (which the caller supplies).
+    fn clause(&self) -> String {
+        let upper = if self.upper.is_some() {
             "AND sk < ?4"
-        }
-        None => "",
-    };
+        } else {
+            ""
+        };
+        format!("pk = ?1 AND sk {} ?2 {upper}", self.op)
+    }
+}
+
+/// `limit` as SQL's `LIMIT`.
+fn sql_limit(limit: usize) -> Result<i64, TableError> {
+    i64::try_from(limit)
+        .map_err(|err| TableError::Invalid(format!("a query limit of {limit} is too large: {err}")))
+}
+
+/// Reads up to `limit + 1` items of the query's range, in its direction (`LIMIT` applies
+/// in SQL).
+fn query_page(conn: &Connection, query: &Query) -> Result<Page, TableError> {
+    let range = Range::of(query);
+    let overfetch = sql_limit(query.limit + 1)?;
+    let mut params: Vec<&dyn ToSql> = vec![&query.pk, &range.start, &overfetch];
+    if let Some(end) = &range.upper {
+        params.push(end);
+    }
     let sql = format!(
-        "SELECT sk, attrs FROM items WHERE pk = ?1 AND sk {op} ?2 {upper_clause}
-         ORDER BY sk {order} LIMIT ?3"
+        "SELECT sk, attrs FROM items WHERE {} ORDER BY sk {} LIMIT ?3",
+        range.clause(),
+        range.order
     );
     let rows = conn
         .prepare_cached(&sql)
@@ -386,6 +422,25 @@ fn query_page(conn: &Connection, query: &Query) -> Result<Page, TableError> {
         })
         .collect::<Result<Vec<_>, TableError>>()?;
     Ok(Page::from_overfetch(items, query.limit))
+}
+
+/// Counts up to `limit` items of the query's range in the index, reading none out.
+fn count_range(conn: &Connection, query: &Query) -> Result<usize, TableError> {
+    let range = Range::of(query);
+    let limit = sql_limit(query.limit)?;
+    let mut params: Vec<&dyn ToSql> = vec![&query.pk, &range.start, &limit];
+    if let Some(end) = &range.upper {
+        params.push(end);
+    }
+    let sql = format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM items WHERE {} LIMIT ?3)",
+        range.clause()
+    );
+    let count: i64 = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_row(params.as_slice(), |row| row.get(0)))
+        .map_err(classify)?;
+    Ok(usize::try_from(count).unwrap_or(0))
 }
 
 /// Reads of at most this many items run inline (see [`LocalReaders`]).

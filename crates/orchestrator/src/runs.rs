@@ -27,6 +27,8 @@ use crate::workspaces::WorkspaceService;
 pub const MAX_PAGE: usize = 100;
 /// The most runs one list request examines when filtering by status.
 const MAX_SCAN: usize = 1000;
+/// Queue positions are told up to this one; a run further back has none.
+const MAX_POSITION: u32 = 1000;
 
 /// The body of `POST /runs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -292,44 +294,37 @@ impl RunService {
     }
 
     /// A queued run's 1-based position in its workspace's queue (`None` when it is not
-    /// queued, or not among the first 1,000): the queue read from its head only as far
-    /// as the run's own entry, so a run near the head costs one short read.
+    /// queued, or not among the first 1,000): one more than the entries ahead of its
+    /// own, counted in the table without reading them out, so a run at the back of a
+    /// long queue costs what one at its head does.
     async fn queue_position(&self, run: &Run) -> Result<Option<u32>, ServiceError> {
         if run.status != RunStatus::Queued {
             return Ok(None);
         }
         let own = keys::workspace_queue_entry(&run.workspace_id, &run.run_id).sk;
-        let head = self.queue_head(&run.workspace_id, Some(&own)).await?;
-        Ok(position_of(&head, run))
+        let ahead = Query::new(
+            keys::workspace_queue(&run.workspace_id),
+            Direction::Backward,
+            MAX_POSITION as usize,
+        )
+        .after(Some(Cursor::after(own)));
+        let ahead = self.core.store.count(ahead).await?;
+        Ok(u32::try_from(ahead)
+            .ok()
+            .filter(|ahead| *ahead < MAX_POSITION)
+            .map(|ahead| ahead + 1))
     }
 
-    /// The workspace's queued run ids, oldest first (at most the first 1,000), read in
-    /// small pages.
+    /// The sort keys of the workspace's queue entries, oldest first: the first
+    /// [`MAX_POSITION`], read from its head in pages of 100.
     async fn queue_positions(&self, ws: &WorkspaceId) -> Result<Vec<String>, ServiceError> {
-        self.queue_head(ws, None).await
-    }
-
-    /// The sort keys of the workspace's queue entries, oldest first, read in pages of
-    /// 100 from its head until at least 1,000 are read, the queue ends, or a page holds
-    /// `until` (then the keys end with it).
-    async fn queue_head(
-        &self,
-        ws: &WorkspaceId,
-        until: Option<&str>,
-    ) -> Result<Vec<String>, ServiceError> {
         let mut sks = Vec::new();
         let mut cursor = None;
-        while sks.len() < 1000 {
+        while sks.len() < MAX_POSITION as usize {
             let query =
                 Query::new(keys::workspace_queue(ws), Direction::Forward, 100).after(cursor);
             let page = self.core.store.query_items(query).await?;
-            for item in page.items {
-                let found = until == Some(item.key.sk.as_str());
-                sks.push(item.key.sk);
-                if found {
-                    return Ok(sks);
-                }
-            }
+            sks.extend(page.items.into_iter().map(|item| item.key.sk));
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
                 None => break,

@@ -116,6 +116,14 @@ impl Store {
             .await?)
     }
 
+    /// Counts the items a query would walk, up to its limit ([`Table::count`]).
+    pub async fn count(&self, query: Query) -> Result<usize, StoreError> {
+        Ok(self
+            .retry
+            .run(|| self.table.count(query.clone()), TableError::is_transient)
+            .await?)
+    }
+
     /// Writes a new entity; `ConditionFailed` when one already exists at its key.
     pub async fn insert<E: Entity>(&self, entity: &E) -> Result<(), StoreError> {
         self.put_item(codec::encode(entity)?, Some(Condition::NotExists))

@@ -470,6 +470,35 @@ pub trait Table: Send + Sync {
     /// Errors: `Invalid` for a limit outside 1..=1000, `Transient`, `Unexpected`.
     async fn query(&self, query: Query) -> Result<Page, TableError>;
 
+    /// How many items [`query`](Table::query) would walk from the query's cursor in its
+    /// direction, counting at most `query.limit` of them (a count equal to the limit
+    /// means "at least that many"). Answers a question such as "how far from the head of
+    /// the queue is this entry" without reading the items out.
+    ///
+    /// The default walks the query's pages; an engine that can count in place overrides
+    /// it.
+    ///
+    /// Errors: as [`query`](Table::query).
+    async fn count(&self, query: Query) -> Result<usize, TableError> {
+        query.validate()?;
+        let limit = query.limit;
+        let mut counted = 0;
+        let mut page_query = query;
+        loop {
+            let page = self.query(page_query.clone()).await?;
+            counted += page.items.len();
+            match page.next_cursor {
+                Some(next) if counted < limit => {
+                    page_query = Query {
+                        limit: limit - counted,
+                        ..page_query.after(Some(next))
+                    };
+                }
+                _ => return Ok(counted.min(limit)),
+            }
+        }
+    }
+
     /// Applies every operation or none. Each operation's condition is evaluated against
     /// the state before the transaction.
     ///

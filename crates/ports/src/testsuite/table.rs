@@ -32,6 +32,7 @@ macro_rules! table_contract_tests {
             paging_backward_returns_every_item_once_in_reverse_order,
             prefix_queries_do_not_leak_neighbouring_prefixes,
             an_out_of_range_query_limit_is_invalid,
+            a_count_follows_the_cursor_and_the_prefix_and_stops_at_the_limit,
             ping_succeeds,
         );
     };
@@ -639,6 +640,62 @@ pub async fn an_out_of_range_query_limit_is_invalid(table: Arc<dyn Table>, ns: &
             table
                 .query(Query {
                     pk: format!("{ns}#L"),
+                    sk_prefix: String::new(),
+                    direction: Direction::Forward,
+                    limit,
+                    cursor: None,
+                })
+                .await,
+        );
+    }
+}
+
+/// `count` counts what `query` would walk from the cursor in its direction, within the
+/// prefix, and stops at the limit.
+pub async fn a_count_follows_the_cursor_and_the_prefix_and_stops_at_the_limit(
+    table: Arc<dyn Table>,
+    ns: &str,
+) {
+    let (pk, sks) = seed_partition(&table, ns, 53).await;
+    let count = |prefix: &str, direction, limit, cursor: Option<&str>| {
+        let table = table.clone();
+        let query = Query {
+            pk: pk.clone(),
+            sk_prefix: prefix.to_owned(),
+            direction,
+            limit,
+            cursor: cursor.map(Cursor::after),
+        };
+        async move { table.count(query).await.unwrap() }
+    };
+    assert_eq!(count("ITEM#", Direction::Forward, 1000, None).await, 53);
+    assert_eq!(count("", Direction::Backward, 1000, None).await, 53);
+    assert_eq!(count("ITEM#", Direction::Forward, 10, None).await, 10);
+    assert_eq!(count("ITEM#", Direction::Forward, 53, None).await, 53);
+    // Before the 21st item (its position in the partition, less one), and after it.
+    assert_eq!(
+        count("ITEM#", Direction::Backward, 1000, Some(&sks[20])).await,
+        20
+    );
+    assert_eq!(
+        count("ITEM#", Direction::Backward, 5, Some(&sks[20])).await,
+        5
+    );
+    assert_eq!(
+        count("ITEM#", Direction::Forward, 1000, Some(&sks[20])).await,
+        32
+    );
+    assert_eq!(
+        count("ITEM#0004", Direction::Forward, 1000, None).await,
+        10,
+        "ITEM#00040 to ITEM#00049"
+    );
+    assert_eq!(count("ITEMS#", Direction::Forward, 1000, None).await, 0);
+    for limit in [0, 1001] {
+        invalid(
+            table
+                .count(Query {
+                    pk: pk.clone(),
                     sk_prefix: String::new(),
                     direction: Direction::Forward,
                     limit,
