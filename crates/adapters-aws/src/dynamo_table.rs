@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck, Delete,
-    KeySchemaElement, KeyType, Put, ReturnValue, ScalarAttributeType, TableStatus,
+    KeySchemaElement, KeyType, Put, ReturnValue, ScalarAttributeType, Select, TableStatus,
     TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update as DynamoUpdate,
 };
 use tlao_domain::Key;
@@ -340,14 +340,7 @@ impl Table for DynamoTable {
         });
         loop {
             let mut p = Placeholders::default();
-            let pk_name = p.name(PK);
-            let pk_value = p.value(AttributeValue::S(query.pk.clone()));
-            let mut key_condition = format!("{pk_name} = {pk_value}");
-            if !query.sk_prefix.is_empty() {
-                let sk_name = p.name(SK);
-                let prefix = p.value(AttributeValue::S(query.sk_prefix.clone()));
-                key_condition.push_str(&format!(" AND begins_with({sk_name}, {prefix})"));
-            }
+            let key_condition = key_condition(&query, &mut p);
             let remaining = i32::try_from(wanted - items.len()).unwrap_or(i32::MAX);
             let output = self
                 .client
@@ -373,6 +366,45 @@ impl Table for DynamoTable {
         }
         items.truncate(wanted);
         Ok(Page::from_overfetch(items, query.limit))
+    }
+
+    /// A `Select=COUNT` query: DynamoDB counts the items and returns none (it still reads
+    /// them, at the same capacity cost as the query).
+    async fn count(&self, query: Query) -> Result<usize, TableError> {
+        query.validate()?;
+        let mut counted = 0usize;
+        let mut start = query.cursor.as_ref().map(|cursor| {
+            key_map(&Key {
+                pk: query.pk.clone(),
+                sk: cursor.0.clone(),
+            })
+        });
+        loop {
+            let mut p = Placeholders::default();
+            let key_condition = key_condition(&query, &mut p);
+            let remaining = i32::try_from(query.limit - counted).unwrap_or(i32::MAX);
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(key_condition)
+                .set_expression_attribute_names(p.take_names())
+                .set_expression_attribute_values(p.take_values())
+                .scan_index_forward(query.direction == Direction::Forward)
+                .consistent_read(true)
+                .select(Select::Count)
+                .limit(remaining)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| table_error("Query", e))?;
+            counted += usize::try_from(output.count).unwrap_or(0);
+            match output.last_evaluated_key {
+                Some(last) if !last.is_empty() && counted < query.limit => start = Some(last),
+                _ => break,
+            }
+        }
+        Ok(counted.min(query.limit))
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), TableError> {
@@ -410,6 +442,20 @@ impl Table for DynamoTable {
             .map_err(|e| table_error("DescribeTable", e))?;
         Ok(())
     }
+}
+
+/// The key condition of `query` (its partition, and its sort-key prefix when it has
+/// one), its names and values placed in `p`.
+fn key_condition(query: &Query, p: &mut Placeholders) -> String {
+    let pk_name = p.name(PK);
+    let pk_value = p.value(AttributeValue::S(query.pk.clone()));
+    let mut condition = format!("{pk_name} = {pk_value}");
+    if !query.sk_prefix.is_empty() {
+        let sk_name = p.name(SK);
+        let prefix = p.value(AttributeValue::S(query.sk_prefix.clone()));
+        condition.push_str(&format!(" AND begins_with({sk_name}, {prefix})"));
+    }
+    condition
 }
 
 /// The key as DynamoDB's key attributes.
