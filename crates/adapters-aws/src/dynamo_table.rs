@@ -21,6 +21,7 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck, Delete,
@@ -55,6 +56,35 @@ pub struct DynamoTable {
 }
 
 impl DynamoTable {
+    /// A strongly consistent `Query` request for one page of `query`: its partition and
+    /// sort-key prefix, its direction, at most `limit` items evaluated, from `start`.
+    fn query_request(
+        &self,
+        query: &Query,
+        limit: i32,
+        start: Option<HashMap<String, AttributeValue>>,
+    ) -> QueryFluentBuilder {
+        let mut p = Placeholders::default();
+        let pk_name = p.name(PK);
+        let pk_value = p.value(AttributeValue::S(query.pk.clone()));
+        let mut condition = format!("{pk_name} = {pk_value}");
+        if !query.sk_prefix.is_empty() {
+            let sk_name = p.name(SK);
+            let prefix = p.value(AttributeValue::S(query.sk_prefix.clone()));
+            condition.push_str(&format!(" AND begins_with({sk_name}, {prefix})"));
+        }
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(condition)
+            .set_expression_attribute_names(p.take_names())
+            .set_expression_attribute_values(p.take_values())
+            .scan_index_forward(query.direction == Direction::Forward)
+            .consistent_read(true)
+            .limit(limit)
+            .set_exclusive_start_key(start)
+    }
+
     /// A table adapter for `table` over `connection`. Connects lazily: the first call
     /// (or [`Table::ping`]) finds out whether the table is reachable.
     pub async fn connect(connection: &AwsConnection, table: impl Into<String>) -> DynamoTable {
@@ -339,20 +369,9 @@ impl Table for DynamoTable {
             })
         });
         loop {
-            let mut p = Placeholders::default();
-            let key_condition = key_condition(&query, &mut p);
             let remaining = i32::try_from(wanted - items.len()).unwrap_or(i32::MAX);
             let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression(key_condition)
-                .set_expression_attribute_names(p.take_names())
-                .set_expression_attribute_values(p.take_values())
-                .scan_index_forward(query.direction == Direction::Forward)
-                .consistent_read(true)
-                .limit(remaining)
-                .set_exclusive_start_key(start.take())
+                .query_request(&query, remaining, start.take())
                 .send()
                 .await
                 .map_err(|e| table_error("Query", e))?;
@@ -380,21 +399,10 @@ impl Table for DynamoTable {
             })
         });
         loop {
-            let mut p = Placeholders::default();
-            let key_condition = key_condition(&query, &mut p);
             let remaining = i32::try_from(query.limit - counted).unwrap_or(i32::MAX);
             let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression(key_condition)
-                .set_expression_attribute_names(p.take_names())
-                .set_expression_attribute_values(p.take_values())
-                .scan_index_forward(query.direction == Direction::Forward)
-                .consistent_read(true)
+                .query_request(&query, remaining, start.take())
                 .select(Select::Count)
-                .limit(remaining)
-                .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(|e| table_error("Query", e))?;
@@ -442,20 +450,6 @@ impl Table for DynamoTable {
             .map_err(|e| table_error("DescribeTable", e))?;
         Ok(())
     }
-}
-
-/// The key condition of `query` (its partition, and its sort-key prefix when it has
-/// one), its names and values placed in `p`.
-fn key_condition(query: &Query, p: &mut Placeholders) -> String {
-    let pk_name = p.name(PK);
-    let pk_value = p.value(AttributeValue::S(query.pk.clone()));
-    let mut condition = format!("{pk_name} = {pk_value}");
-    if !query.sk_prefix.is_empty() {
-        let sk_name = p.name(SK);
-        let prefix = p.value(AttributeValue::S(query.sk_prefix.clone()));
-        condition.push_str(&format!(" AND begins_with({sk_name}, {prefix})"));
-    }
-    condition
 }
 
 /// The key as DynamoDB's key attributes.
