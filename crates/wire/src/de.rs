@@ -170,6 +170,30 @@ mod tests {
         assert_eq!(probe(json!({"size": 1, "percent": null})), Ok((1, None)));
     }
 
+    #[derive(Debug, Deserialize)]
+    struct Count {
+        #[serde(deserialize_with = "super::whole")]
+        n: u64,
+    }
+
+    #[test]
+    fn a_whole_float_in_the_text_is_read_as_exactly_that_integer() {
+        // schemathesis sent this; a parser that is not correctly rounded reads
+        // 1829538661618799.2 (one step off) and refuses it as a fraction.
+        for text in [
+            r#"{"n": 1829538661618799.0}"#,
+            r#"{"n": 9007199254740992.0}"#,
+            r#"{"n": 1.829538661618799e15}"#,
+        ] {
+            let count: Count = serde_json::from_str(text).unwrap();
+            assert!(
+                [1_829_538_661_618_799, 9_007_199_254_740_992].contains(&count.n),
+                "{text}: {}",
+                count.n
+            );
+        }
+    }
+
     #[test]
     fn fractions_negatives_and_out_of_range_values_are_refused() {
         for bad in [
