@@ -443,6 +443,38 @@ impl FsBlobStore {
         })
     }
 
+    /// The blob at `key`, opened, and what it is: its size and its metadata, read from
+    /// the same open file under the commit lock, so they belong to one version.
+    async fn open(&self, key: &BlobKey) -> Result<(fs::File, BlobMeta), BlobError> {
+        let (object, meta, commit, owned_key) = (
+            self.object_path(key),
+            self.meta_path(key),
+            self.commit.clone(),
+            key.clone(),
+        );
+        blocking(move || {
+            let _commit = lock(&commit);
+            let file = fs::File::open(&object).map_err(|e| absent_or(e, &owned_key))?;
+            let stat = file
+                .metadata()
+                .map_err(|e| io_error(e, format!("reading blob {owned_key}")))?;
+            if !stat.is_file() {
+                return Err(BlobError::NotFound(owned_key));
+            }
+            let sidecar = read_meta(&file, &meta, &owned_key)?;
+            Ok((
+                file,
+                BlobMeta {
+                    key: owned_key,
+                    size: stat.len(),
+                    content_type: sidecar.content_type,
+                    sha256: sidecar.sha256,
+                },
+            ))
+        })
+        .await
+    }
+
     fn object_path(&self, key: &BlobKey) -> PathBuf {
         self.objects.join(key.as_str())
     }
@@ -475,63 +507,14 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn get(&self, key: &BlobKey) -> Result<(BlobMeta, ByteStream), BlobError> {
-        let (object, meta, commit, owned_key) = (
-            self.object_path(key),
-            self.meta_path(key),
-            self.commit.clone(),
-            key.clone(),
-        );
-        let (file, meta) = blocking(move || {
-            let _commit = lock(&commit);
-            let file = fs::File::open(&object).map_err(|e| absent_or(e, &owned_key))?;
-            let stat = file
-                .metadata()
-                .map_err(|e| io_error(e, format!("reading blob {owned_key}")))?;
-            if !stat.is_file() {
-                return Err(BlobError::NotFound(owned_key));
-            }
-            let sidecar = read_meta(&file, &meta, &owned_key)?;
-            Ok((
-                file,
-                BlobMeta {
-                    key: owned_key,
-                    size: stat.len(),
-                    content_type: sidecar.content_type,
-                    sha256: sidecar.sha256,
-                },
-            ))
-        })
-        .await?;
+        let (file, meta) = self.open(key).await?;
         // The open handle keeps this version readable even if a put replaces it now.
         let stream = ReaderStream::with_capacity(tokio::fs::File::from_std(file), READ_CHUNK_BYTES);
         Ok((meta, Box::pin(stream)))
     }
 
     async fn head(&self, key: &BlobKey) -> Result<BlobMeta, BlobError> {
-        let (object, meta, commit, owned_key) = (
-            self.object_path(key),
-            self.meta_path(key),
-            self.commit.clone(),
-            key.clone(),
-        );
-        blocking(move || {
-            let _commit = lock(&commit);
-            let file = fs::File::open(&object).map_err(|e| absent_or(e, &owned_key))?;
-            let stat = file
-                .metadata()
-                .map_err(|e| io_error(e, format!("reading blob {owned_key}")))?;
-            if !stat.is_file() {
-                return Err(BlobError::NotFound(owned_key));
-            }
-            let sidecar = read_meta(&file, &meta, &owned_key)?;
-            Ok(BlobMeta {
-                key: owned_key,
-                size: stat.len(),
-                content_type: sidecar.content_type,
-                sha256: sidecar.sha256,
-            })
-        })
-        .await
+        Ok(self.open(key).await?.1)
     }
 
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
