@@ -332,6 +332,7 @@ fn decode(pk: &str, sk: &str, json: &str) -> Result<Attrs, TableError> {
 /// prefix, so the primary key index bounds the scan on both sides; the cursor tightens
 /// the bound on the side the query walks from.
 struct Range<'q> {
+    pk: &'q String,
     op: &'static str,
     start: &'q str,
     upper: Option<String>,
@@ -360,6 +361,7 @@ impl<'q> Range<'q> {
             (Direction::Backward, None) => "DESC",
         };
         Range {
+            pk: &query.pk,
             op: lower.0,
             start: lower.1,
             upper,
@@ -367,8 +369,8 @@ impl<'q> Range<'q> {
         }
     }
 
-    /// The `WHERE` clause over `?1` (pk), `?2` (start) and, when bounded, `?4`, and the
-    /// parameters after `?3` (which the caller supplies).
+    /// The `WHERE` clause over `?1` (pk), `?2` (start) and, when bounded, `?4` (`?3` is
+    /// the statement's `LIMIT`).
     fn clause(&self) -> String {
         let upper = if self.upper.is_some() {
             "AND sk < ?4"
@@ -376,6 +378,15 @@ impl<'q> Range<'q> {
             ""
         };
         format!("pk = ?1 AND sk {} ?2 {upper}", self.op)
+    }
+
+    /// The parameters of a statement over [`Range::clause`], with `limit` as `?3`.
+    fn params<'a>(&'a self, limit: &'a i64) -> Vec<&'a dyn ToSql> {
+        let mut params: Vec<&dyn ToSql> = vec![self.pk, &self.start, limit];
+        if let Some(end) = &self.upper {
+            params.push(end);
+        }
+        params
     }
 }
 
@@ -390,10 +401,7 @@ fn sql_limit(limit: usize) -> Result<i64, TableError> {
 fn query_page(conn: &Connection, query: &Query) -> Result<Page, TableError> {
     let range = Range::of(query);
     let overfetch = sql_limit(query.limit + 1)?;
-    let mut params: Vec<&dyn ToSql> = vec![&query.pk, &range.start, &overfetch];
-    if let Some(end) = &range.upper {
-        params.push(end);
-    }
+    let params = range.params(&overfetch);
     let sql = format!(
         "SELECT sk, attrs FROM items WHERE {} ORDER BY sk {} LIMIT ?3",
         range.clause(),
@@ -428,10 +436,7 @@ fn query_page(conn: &Connection, query: &Query) -> Result<Page, TableError> {
 fn count_range(conn: &Connection, query: &Query) -> Result<usize, TableError> {
     let range = Range::of(query);
     let limit = sql_limit(query.limit)?;
-    let mut params: Vec<&dyn ToSql> = vec![&query.pk, &range.start, &limit];
-    if let Some(end) = &range.upper {
-        params.push(end);
-    }
+    let params = range.params(&limit);
     let sql = format!(
         "SELECT COUNT(*) FROM (SELECT 1 FROM items WHERE {} LIMIT ?3)",
         range.clause()
