@@ -126,14 +126,10 @@ impl RunService {
         // A task stored before TaskSpecs moved to tasks: this run gets a copy of its own.
         let spec_key = match task.spec_key {
             Some(_) => None,
-            None => Some(
-                store_task_spec(
-                    &self.core,
-                    keys::blob::run_task_spec(&run.workspace_id, &run.run_id),
-                    &task.spec,
-                )
-                .await?,
-            ),
+            None => {
+                let key = task.spec_key_of(&run.run_id);
+                Some(store_task_spec(&self.core, key, &task.spec).await?)
+            }
         };
         let record = idempotency
             .map(|idem| idem.record_op(&caller.user_id, &run, now))

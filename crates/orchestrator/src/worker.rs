@@ -362,12 +362,7 @@ impl WorkerService {
             .get::<Task>(&keys::task(ws, &run.task_id))
             .await?
             .ok_or_else(|| ServiceError::not_found("task", &run.task_id))?;
-        // The task's TaskSpec, or, for a task stored before TaskSpecs moved to tasks, the
-        // run's own copy.
-        let task_spec_key = match &task.spec_key {
-            Some(key) => key.clone(),
-            None => keys::blob::run_task_spec(ws, &run.run_id),
-        };
+        let task_spec_key = task.spec_key_of(&run.run_id);
         let task_spec_url = self
             .core
             .blobs
