@@ -80,8 +80,16 @@ fn micros_of_day(rfc3339: &str) -> i64 {
 
 const DAY_MICROS: i64 = 86_400_000_000;
 
+/// `to - from`, both in microseconds of the day, across midnight too. A phase that ends
+/// at a run's timestamp (whole milliseconds, truncated) may come out up to 1 ms below
+/// zero; it is kept signed.
 fn phase(from_of_day: i64, to_of_day: i64) -> i64 {
-    (to_of_day - from_of_day).rem_euclid(DAY_MICROS)
+    let forward = (to_of_day - from_of_day).rem_euclid(DAY_MICROS);
+    if forward > DAY_MICROS / 2 {
+        forward - DAY_MICROS
+    } else {
+        forward
+    }
 }
 
 /// Microseconds as milliseconds.
@@ -171,7 +179,8 @@ async fn dispatched(dir: &Path, runs: usize, env: &[(&str, &str)], verbose: bool
         out.total.push(agent_at - posted_at);
         let created = micros_of_day(run["createdAt"].as_str().unwrap());
         let leased = micros_of_day(run["startedAt"].as_str().unwrap());
-        let posted = posted_at.rem_euclid(DAY_MICROS);
+        // Truncated to whole milliseconds like the run's own timestamps it is compared with.
+        let posted = (posted_at - posted_at.rem_euclid(1000)).rem_euclid(DAY_MICROS);
         let agent = agent_at.rem_euclid(DAY_MICROS);
         out.api.push(phase(posted, created));
         out.lease.push(phase(created, leased));
