@@ -290,7 +290,7 @@ enum Assigned {
 async fn standby_assignment() -> anyhow::Result<Option<Assigned>> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt};
     let mut line = String::new();
-    let mut input = tokio::io::BufReader::new(tokio::io::stdin().take(MAX_HANDOVER_BYTES));
+    let mut input = tokio::io::BufReader::new(stdin_reader().take(MAX_HANDOVER_BYTES));
     if input
         .read_line(&mut line)
         .await
@@ -300,6 +300,24 @@ async fn standby_assignment() -> anyhow::Result<Option<Assigned>> {
         return Ok(None);
     }
     parse_assignment(&line).map(Some)
+}
+
+/// Standard input, read asynchronously. A pipe (what the launcher gives a standby) is
+/// read through the runtime's poller, so the handover wakes a runtime thread directly;
+/// `tokio::io::stdin` would read it on a blocking thread that then wakes a runtime
+/// thread, one more hand-off between threads on the run's critical path. Anything else
+/// (a terminal, a file) is read through `tokio::io::stdin`.
+fn stdin_reader() -> Box<dyn tokio::io::AsyncRead + Unpin + Send> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned()
+            && let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
+        {
+            return Box::new(pipe);
+        }
+    }
+    Box::new(tokio::io::stdin())
 }
 
 /// Reads a standby's assignment line.
