@@ -495,8 +495,18 @@ impl RunLauncher for ProcessLauncher {
 
 /// Reads the records in `dir` (except those of `live` runs, this launcher's own): ends
 /// what is left of each worker no longer running, removes its record, and returns its
-/// launch.
+/// launch. Then removes the empty cgroups of servers killed before they could remove
+/// them (this data dir's or another's), records or none: a fresh data directory has no
+/// records directory yet, and a server killed while using another one left its cgroups
+/// all the same.
 fn recover_from(dir: &Path, live: &[RunId]) -> Result<Vec<Launch>, StopError> {
+    let gone = recover_records(dir, live);
+    ProcessTree::sweep_leftovers("tlao-");
+    gone
+}
+
+/// The records part of [`recover_from`].
+fn recover_records(dir: &Path, live: &[RunId]) -> Result<Vec<Launch>, StopError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -564,9 +574,6 @@ fn recover_from(dir: &Path, live: &[RunId]) -> Result<Vec<Launch>, StopError> {
             lease_id: record.lease_id,
         });
     }
-    // Empty cgroups of servers killed before they could remove them (this data dir's
-    // or another's).
-    ProcessTree::sweep_leftovers("tlao-");
     Ok(gone)
 }
 

@@ -444,3 +444,39 @@ async fn a_dead_standby_is_passed_over_and_the_run_gets_a_fresh_worker() {
         "killed by signal 9"
     );
 }
+
+#[tokio::test]
+async fn recovery_on_a_fresh_data_dir_still_removes_the_empty_cgroups_of_killed_servers() {
+    let mut gone = tokio::process::Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id().unwrap();
+    gone.wait().await.unwrap();
+    // What a killed server leaves: its cgroup, its last standby's below it, and the agent
+    // tree that standby had made ahead below that.
+    let options = tlao_process::TreeOptions {
+        preference: tlao_process::Preference::Cgroup,
+        adopt_orphans: false,
+    };
+    let Ok(leftover) = tlao_process::ProcessTree::create(
+        &format!("tlao-{gone_pid}/standby-1/tlao-agent-{gone_pid}-1"),
+        options,
+    ) else {
+        eprintln!("no cgroup can be made here; nothing to sweep");
+        return;
+    };
+    let agent_dir = leftover.cgroup().unwrap().to_path_buf();
+    let server_dir = agent_dir.ancestors().nth(2).unwrap().to_path_buf();
+    std::mem::forget(leftover);
+    assert!(server_dir.ends_with(format!("tlao-{gone_pid}")));
+    let data = tempfile::tempdir().unwrap();
+    let records = data.path().join("workers");
+    assert!(!records.exists(), "a fresh data dir has no records yet");
+
+    let recovered = launcher("true", 1, &records).recover().await.unwrap();
+
+    assert_eq!(recovered, Vec::new());
+    assert!(
+        !server_dir.exists(),
+        "the killed server's cgroups were left: {}",
+        agent_dir.display()
+    );
+}
