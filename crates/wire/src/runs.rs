@@ -1,6 +1,10 @@
 //! Runs: the request that queues one and the view of its state.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use tlao_domain::{ArtifactId, Cost, Run, RunError, RunId, TaskId, Timestamp, Usage, WorkspaceId};
 
 use crate::names::{RunErrorCodeName, RunStatusName, TaskTypeName};
@@ -216,7 +220,8 @@ pub struct RunView {
     /// Its kept log text, one line per log event. Present when one run is read
     /// (`GET /runs/{runId}`); left out of lists and of other answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub logs: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub logs: Option<LogText>,
     /// Whether the log cap was reached.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(required = true))]
@@ -244,7 +249,7 @@ impl RunView {
     pub fn new(
         run: Run,
         queue_position: Option<u32>,
-        logs: Option<String>,
+        logs: Option<LogText>,
         now: Timestamp,
     ) -> Self {
         RunView {
@@ -269,6 +274,91 @@ impl RunView {
             usage: run.usage.into(),
             artifact_ids: run.artifact_ids,
         }
+    }
+}
+
+/// A run's log text in a [`RunView`]: a JSON string on the wire.
+///
+/// Made with [`LogText::escaped`], it also holds its JSON form, escaped once; serialising
+/// it then copies those bytes instead of escaping every line again. A server answering
+/// the same finished run many times keeps it so (a run's 1,000 lines made escaping most
+/// of what `GET /runs/{id}` cost). Cloning shares the text.
+#[derive(Clone)]
+pub struct LogText {
+    text: Arc<str>,
+    json: Option<Arc<RawValue>>,
+}
+
+impl LogText {
+    /// `text` with its JSON form made now, for a text that will be sent more than once.
+    pub fn escaped(text: &str) -> LogText {
+        LogText {
+            text: Arc::from(text),
+            // Escaping a string cannot fail; were it to, the text is escaped when sent.
+            json: serde_json::value::to_raw_value(text).ok().map(Arc::from),
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    /// Whether there is no text.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+}
+
+impl From<String> for LogText {
+    fn from(text: String) -> Self {
+        LogText {
+            text: Arc::from(text),
+            json: None,
+        }
+    }
+}
+
+impl From<&str> for LogText {
+    fn from(text: &str) -> Self {
+        LogText {
+            text: Arc::from(text),
+            json: None,
+        }
+    }
+}
+
+impl PartialEq for LogText {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for LogText {}
+
+impl fmt::Debug for LogText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.text, f)
+    }
+}
+
+impl Serialize for LogText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.json {
+            Some(json) => json.serialize(serializer),
+            None => serializer.serialize_str(&self.text),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LogText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(LogText::from)
     }
 }
 
@@ -322,5 +412,44 @@ mod tests {
         .unwrap();
         assert_eq!(run.status, RunStatusName::TimedOut);
         assert_eq!(run.error.unwrap().code, RunErrorCodeName::WorkerLost);
+    }
+
+    #[test]
+    fn log_text_escaped_ahead_is_the_same_json_as_escaped_when_sent() {
+        let text = "line \"1\"\n\ttab\\back\u{1}\u{1f}\u{7f} é ✓ 😀\r\n</script>\n";
+        let plain = LogText::from(text);
+        let ahead = LogText::escaped(text);
+        let expected = serde_json::to_string(text).unwrap();
+        assert_eq!(serde_json::to_string(&plain).unwrap(), expected);
+        assert_eq!(serde_json::to_string(&ahead).unwrap(), expected);
+        assert_eq!(serde_json::to_value(&ahead).unwrap(), json!(text));
+        assert_eq!(ahead, plain);
+        assert_eq!(ahead.as_str(), text);
+        let back: LogText = serde_json::from_str(&expected).unwrap();
+        assert_eq!(back.as_str(), text);
+    }
+
+    #[test]
+    fn a_run_view_with_escaped_logs_serialises_byte_for_byte_as_with_plain_ones() {
+        let run: RunView = serde_json::from_value(json!({
+            "runId": "run_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            "taskId": "task_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            "workspaceId": "ws_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            "taskType": "spec.generate",
+            "executor": "kiro",
+            "status": "completed",
+            "createdAt": "2026-12-04T10:00:00.000Z",
+            "logs": "one\n\"two\"\n",
+        }))
+        .unwrap();
+        let text = run.logs.clone().unwrap();
+        let escaped = RunView {
+            logs: Some(LogText::escaped(text.as_str())),
+            ..run.clone()
+        };
+        assert_eq!(
+            serde_json::to_vec(&escaped).unwrap(),
+            serde_json::to_vec(&run).unwrap()
+        );
     }
 }

@@ -55,7 +55,7 @@ pub async fn logs(args: LogsArgs, profile: &str) -> anyhow::Result<Exit> {
         .await
         .with_context(|| format!("reading run {}", args.id))?;
     ctx.save_session()?;
-    let logs = run.logs.clone().unwrap_or_default();
+    let logs = run.logs.as_ref().map_or("", |logs| logs.as_str());
     if args.json {
         output::print_json(&json!({
             "runId": run.run_id,
@@ -65,7 +65,7 @@ pub async fn logs(args: LogsArgs, profile: &str) -> anyhow::Result<Exit> {
         }))?;
         return Ok(Exit::Success);
     }
-    print!("{}", output::printable(&logs));
+    print!("{}", output::printable(logs));
     if run.logs_truncated {
         output::warn(format!(
             "the log was truncated: {} were dropped",
