@@ -18,6 +18,10 @@ use crate::validation::{Collector, ValidationErrors, join, kind};
 /// The longest prompt accepted, in bytes.
 pub const MAX_PROMPT_BYTES: usize = 64 * 1024;
 
+/// The largest `constraints.tokenBudget`: the largest `int64`, the format of the API's
+/// integers.
+pub const MAX_TOKEN_BUDGET: u64 = i64::MAX as u64;
+
 /// What kind of work a task asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum TaskType {
@@ -409,7 +413,17 @@ fn parse_constraints(errors: &mut Collector, value: &Value) -> Option<Constraint
         },
         None => None,
     };
-    let token_budget = errors.unsigned("constraints", map, "tokenBudget");
+    // An `int64` in the API's document: no larger than that format allows.
+    let token_budget = match errors.unsigned("constraints", map, "tokenBudget") {
+        Some(budget) if budget > MAX_TOKEN_BUDGET => {
+            errors.push(
+                "constraints.tokenBudget",
+                format!("must be at most {MAX_TOKEN_BUDGET}"),
+            );
+            None
+        }
+        budget => budget,
+    };
     (errors.len() == before).then_some(Constraints {
         max_run_seconds,
         token_budget,
@@ -484,6 +498,22 @@ mod tests {
             errors.errors()[0].message,
             "taskType \"foo\" is not one of spec.generate, code.change, doc.write, deploy.run"
         );
+    }
+
+    #[test]
+    fn a_token_budget_is_at_most_the_largest_int64() {
+        let spec = |budget: u64| {
+            TaskSpec::parse(&json!({
+                "taskType": "spec.generate",
+                "input": {"prompt": "x"},
+                "constraints": {"tokenBudget": budget}
+            }))
+        };
+        let largest = spec(MAX_TOKEN_BUDGET).unwrap();
+        assert_eq!(largest.constraints.token_budget, Some(MAX_TOKEN_BUDGET));
+        let errors = spec(MAX_TOKEN_BUDGET + 1).unwrap_err();
+        assert_eq!(errors.errors().len(), 1);
+        assert_eq!(errors.errors()[0].field, "constraints.tokenBudget");
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub struct ConstraintsBody {
     pub max_run_seconds: Option<u32>,
     /// A token budget for executors that honour one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(maximum = 18446744073709551615_u64))]
+    #[cfg_attr(feature = "openapi", schema(maximum = 9223372036854775807_u64))]
     pub token_budget: Option<u64>,
 }
 

@@ -39,7 +39,7 @@ const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 pub(crate) struct EventsQuery {
     /// Send only events after this sequence number (`Last-Event-ID` wins when both are
     /// given); 0 or absent: from the first event.
-    #[param(value_type = Option<u64>, minimum = 0, maximum = 18446744073709551615_u64)]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9223372036854775807_u64)]
     pub(crate) after: Option<String>,
 }
 
@@ -99,7 +99,7 @@ pub(crate) fn resume_point(req: &HttpRequest, query: &EventsQuery) -> Result<u64
     let header = match req.headers().get(LAST_EVENT_ID).map(|value| value.to_str()) {
         None => Some(None),
         Some(Ok(text)) if text.trim().is_empty() => Some(None),
-        Some(Ok(text)) => sequence_number(&mut errors, "Last-Event-ID", text).map(Some),
+        Some(Ok(text)) => sequence_number(&mut errors, "Last-Event-ID", text, u64::MAX).map(Some),
         Some(Err(_)) => {
             errors.push("Last-Event-ID", "must be a sequence number (0 or more)");
             None
@@ -107,7 +107,8 @@ pub(crate) fn resume_point(req: &HttpRequest, query: &EventsQuery) -> Result<u64
     };
     let after = match query.after.as_deref() {
         None => Some(None),
-        Some(text) => sequence_number(&mut errors, "after", text).map(Some),
+        // An integer in the document, so no larger than its `int64` format allows.
+        Some(text) => sequence_number(&mut errors, "after", text, i64::MAX as u64).map(Some),
     };
     let point = header
         .zip(after)
@@ -115,13 +116,19 @@ pub(crate) fn resume_point(req: &HttpRequest, query: &EventsQuery) -> Result<u64
     Ok(errors.finish(point)?)
 }
 
-fn sequence_number(errors: &mut Collector, field: &str, text: &str) -> Option<u64> {
+/// `text` as a sequence number of at most `max`.
+fn sequence_number(errors: &mut Collector, field: &str, text: &str, max: u64) -> Option<u64> {
     let number = text.trim().parse::<u64>().ok();
-    if number.is_none() {
-        errors.push(
+    match number {
+        None => errors.push(
             field,
             format!("{text:?} is not a sequence number (a whole number, 0 or more)"),
-        );
+        ),
+        Some(number) if number > max => {
+            errors.push(field, format!("must be at most {max}"));
+            return None;
+        }
+        Some(_) => {}
     }
     number
 }

@@ -419,6 +419,9 @@ async fn a_malformed_resume_point_is_a_400_naming_it() {
         // Last-Event-ID wins over `after`, but a malformed `after` is still refused.
         ("?after=abc", Some("2"), "after"),
         ("?after=18446744073709551616", Some("0"), "after"),
+        // The document's `after` is an int64: one past its largest is refused, the
+        // largest is not (below).
+        ("?after=9223372036854775808", Some("4"), "after"),
     ] {
         let response = open_stream(
             &app.client,
@@ -443,4 +446,14 @@ async fn a_malformed_resume_point_is_a_400_naming_it() {
     .await;
     let body = problem(response, StatusCode::BAD_REQUEST).await;
     assert_eq!(error_fields(&body), ["Last-Event-ID", "after"]);
+    let response = open_stream(
+        &app.client,
+        &app.address,
+        &user.token,
+        &run_id,
+        "?after=9223372036854775807",
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
 }
