@@ -387,14 +387,24 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn a_run_as_a_newer_server_writes_it_is_read() {
-        let run: RunView = serde_json::from_value(json!({
+    /// A run's view read from `fields` and a run's ids, task type and executor.
+    fn run_with(fields: serde_json::Value) -> RunView {
+        let mut run = json!({
             "runId": "run_01ARZ3NDEKTSV4RRFFQ69G5FAV",
             "taskId": "task_01ARZ3NDEKTSV4RRFFQ69G5FAV",
             "workspaceId": "ws_01ARZ3NDEKTSV4RRFFQ69G5FAV",
             "taskType": "spec.generate",
             "executor": "kiro",
+        });
+        for (name, value) in fields.as_object().unwrap() {
+            run[name] = value.clone();
+        }
+        serde_json::from_value(run).unwrap()
+    }
+
+    #[test]
+    fn a_run_as_a_newer_server_writes_it_is_read() {
+        let run = run_with(json!({
             "status": "timed_out",
             "createdAt": "2026-11-26T13:57:50.123Z",
             "startedAt": null,
@@ -408,8 +418,7 @@ mod tests {
             "usage": {"kind": "unmeasured"},
             "artifactIds": [],
             "somethingNew": true
-        }))
-        .unwrap();
+        }));
         assert_eq!(run.status, RunStatusName::TimedOut);
         assert_eq!(run.error.unwrap().code, RunErrorCodeName::WorkerLost);
     }
@@ -431,17 +440,11 @@ mod tests {
 
     #[test]
     fn a_run_view_with_escaped_logs_serialises_byte_for_byte_as_with_plain_ones() {
-        let run: RunView = serde_json::from_value(json!({
-            "runId": "run_01ARZ3NDEKTSV4RRFFQ69G5FAV",
-            "taskId": "task_01ARZ3NDEKTSV4RRFFQ69G5FAV",
-            "workspaceId": "ws_01ARZ3NDEKTSV4RRFFQ69G5FAV",
-            "taskType": "spec.generate",
-            "executor": "kiro",
+        let run = run_with(json!({
             "status": "completed",
             "createdAt": "2026-12-04T10:00:00.000Z",
             "logs": "one\n\"two\"\n",
-        }))
-        .unwrap();
+        }));
         let text = run.logs.clone().unwrap();
         let escaped = RunView {
             logs: Some(LogText::escaped(text.as_str())),
