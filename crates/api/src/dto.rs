@@ -17,9 +17,9 @@ pub use tlao_wire::{
     ApiKeyList, ApiKeyView, ArchiveView, ArtifactList, ArtifactStatusName, ArtifactTypeName,
     ArtifactView, BlobUploaded, CreateRunRequest, CreateTaskRequest, CreateUserRequest,
     CreateWorkspaceRequest, CreatedApiKey, CreatedUser, ExecutorList, ExecutorView, FieldErrorView,
-    Health, LogStreamName, LogText, MaintenanceReport, Problem, RegisterExecutorRequest,
-    RunErrorCodeName, RunEventMessage, RunList, RunStatusName, RunView, StreamEndMessage,
-    TaskTypeName, TaskView, TokenRequest, TokenResponse, WorkspaceList, WorkspaceView,
+    Health, LogStreamName, MaintenanceReport, Problem, RegisterExecutorRequest, RunErrorCodeName,
+    RunEventMessage, RunList, RunStatusName, RunView, StreamEndMessage, TaskTypeName, TaskView,
+    TokenRequest, TokenResponse, WorkspaceList, WorkspaceView,
 };
 
 use crate::params::single_string;
@@ -37,7 +37,7 @@ pub fn run_view(view: tlao_orchestrator::RunView, now: Timestamp) -> RunView {
         queue_position,
         logs,
     } = view;
-    RunView::new(run, queue_position, logs.map(LogText::from), now)
+    RunView::new(run, queue_position, logs, now)
 }
 
 /// The view of a page of runs at `now`.

@@ -21,7 +21,6 @@ mod console;
 pub mod dto;
 mod error;
 mod handover;
-mod log_texts;
 mod openapi;
 mod params;
 mod request_id;

@@ -12,7 +12,6 @@ use tlao_ports::PresignedGateway;
 
 use crate::app::{AgentSandbox, AppDeps};
 use crate::auth::TokenAuthority;
-use crate::log_texts::LogTexts;
 
 /// Shared by every worker thread of the server.
 pub(crate) struct AppState {
@@ -38,8 +37,6 @@ pub(crate) struct AppState {
     pub heartbeat_timeout_ms: u64,
     /// Whether the agents this server starts are sandboxed; `None` when it starts none.
     pub agents: Option<AgentSandbox>,
-    /// Finished runs' log texts, escaped once for every answer that shows them.
-    pub log_texts: LogTexts,
 }
 
 impl AppState {
@@ -70,7 +67,6 @@ impl AppState {
             heartbeat_interval_ms,
             heartbeat_timeout_ms,
             agents,
-            log_texts: LogTexts::default(),
         })
     }
 

@@ -13,6 +13,7 @@ mod executor_stream;
 pub mod guardrails;
 pub mod id;
 pub mod keys;
+pub mod log_text;
 pub mod run;
 pub mod sandbox;
 pub mod tar_scan;
@@ -39,6 +40,7 @@ pub use id::{
     ArchiveId, ArtifactId, IdError, KeyId, LeaseId, RunId, TaskId, Ulid, UserId, WorkspaceId,
 };
 pub use keys::{Key, KeyPrefix};
+pub use log_text::LogText;
 pub use run::{
     Cost, Fenced, Run, RunError, RunErrorCode, RunStatus, SequenceGap, Transition, TransitionError,
     Usage,

@@ -9,7 +9,8 @@
 //! - The log text of a finished run: nothing is stored in a run's log once it has ended
 //!   (a worker's reports are fenced), so it is kept with the run's log counters it was
 //!   read at (kept bytes, dropped bytes) and used only while the run still shows the
-//!   same; at most [`LOG_CAPACITY_BYTES`] of text, then it starts over.
+//!   same; at most [`LOG_CAPACITY_BYTES`] of text, then it starts over. It is kept
+//!   escaped for JSON too ([`LogText::escaped`]), so answering it again copies it.
 //!
 //! All matter on the hottest path, `GET /runs/{id}`, which otherwise pays two table
 //! reads before it reads the run itself, and a read of every log event of a run with a
@@ -19,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tlao_domain::{Key, Membership, Run, RunId, UserId, WorkspaceId};
+use tlao_domain::{Key, LogText, Membership, Run, RunId, UserId, WorkspaceId};
 
 /// How long a membership is trusted without reading it again.
 pub const MEMBERSHIP_TTL: Duration = Duration::from_secs(5);
@@ -27,7 +28,8 @@ pub const MEMBERSHIP_TTL: Duration = Duration::from_secs(5);
 /// How many entries each map holds before it is cleared.
 const CAPACITY: usize = 100_000;
 
-/// How many bytes of finished runs' log text are kept before the log map is cleared.
+/// How many bytes of finished runs' log text are kept before the log map is cleared
+/// (each text is also kept escaped: about twice this in memory).
 pub const LOG_CAPACITY_BYTES: usize = 32 * 1024 * 1024;
 
 /// A finished run's log counters, which its remembered log text must match.
@@ -49,7 +51,7 @@ impl LogStamp {
 /// Finished runs' log text and how many bytes of it are kept.
 #[derive(Default)]
 struct Logs {
-    texts: HashMap<RunId, (LogStamp, String)>,
+    texts: HashMap<RunId, (LogStamp, LogText)>,
     bytes: usize,
 }
 
@@ -96,7 +98,7 @@ impl ReadCache {
     }
 
     /// The log text of a finished run, if remembered for the log counters it shows.
-    pub fn log(&self, run: &Run) -> Option<String> {
+    pub fn log(&self, run: &Run) -> Option<LogText> {
         if !run.status.is_terminal() {
             return None;
         }
@@ -105,12 +107,15 @@ impl ReadCache {
         (*stamp == LogStamp::of(run)).then(|| text.clone())
     }
 
-    /// Remembers the log text of `run` as read after it finished (ignored for a run
-    /// that has not, whose log may still grow, and for a text larger than the cache).
-    pub fn remember_log(&self, run: &Run, text: &str) {
+    /// Remembers the log text of `run` as read after it finished, escaped, and returns
+    /// it so; a run that has not finished (its log may still grow) or a text larger than
+    /// the cache is returned as it is, not kept.
+    pub fn remember_log(&self, run: &Run, text: String) -> LogText {
         if !run.status.is_terminal() || text.len() > LOG_CAPACITY_BYTES {
-            return;
+            return LogText::from(text);
         }
+        // Escaped outside the lock: other requests need not wait for it.
+        let escaped = LogText::escaped(&text);
         let mut logs = lock(&self.logs);
         if logs.bytes + text.len() > LOG_CAPACITY_BYTES {
             logs.texts.clear();
@@ -118,11 +123,12 @@ impl ReadCache {
         }
         let replaced = logs
             .texts
-            .insert(run.run_id.clone(), (LogStamp::of(run), text.to_owned()));
+            .insert(run.run_id.clone(), (LogStamp::of(run), escaped.clone()));
         logs.bytes += text.len();
         if let Some((_, old)) = replaced {
             logs.bytes -= old.len();
         }
+        escaped
     }
 
     /// Forgets a membership (when it is removed).
@@ -156,12 +162,15 @@ mod tests {
 
         // Running (or queued): its log may still grow, so it is not remembered.
         run.status = RunStatus::Running;
-        cache.remember_log(&run, "abcd\n");
+        cache.remember_log(&run, "abcd\n".to_owned());
         assert_eq!(cache.log(&run), None);
 
         run.status = RunStatus::Completed;
-        cache.remember_log(&run, "abcd\n");
-        assert_eq!(cache.log(&run).as_deref(), Some("abcd\n"));
+        cache.remember_log(&run, "abcd\n".to_owned());
+        assert_eq!(
+            cache.log(&run).as_ref().map(LogText::as_str),
+            Some("abcd\n")
+        );
         // The same run showing other counters is not served the remembered text.
         let mut grown = run.clone();
         grown.log_bytes = 10;
@@ -187,15 +196,15 @@ mod tests {
         first.log_bytes = big.len() as u64;
         let mut second = first.clone();
         second.run_id = world.run(&ws).run_id;
-        cache.remember_log(&first, &big);
+        cache.remember_log(&first, big.clone());
         assert!(cache.log(&first).is_some());
-        cache.remember_log(&second, &big);
+        cache.remember_log(&second, big.clone());
         assert!(cache.log(&second).is_some());
         assert_eq!(cache.log(&first), None, "cleared to make room");
         assert!(lock(&cache.logs).bytes <= LOG_CAPACITY_BYTES);
         // A text larger than the whole cache is not kept.
         let huge = "x".repeat(LOG_CAPACITY_BYTES + 1);
-        cache.remember_log(&first, &huge);
+        cache.remember_log(&first, huge);
         assert_eq!(cache.log(&first), None);
     }
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tlao_domain::{
-    ExecutorName, Limit, Run, RunId, RunStatus, Task, TaskId, TaskType, Timestamp, Transition,
-    Usage, UserId, WorkspaceId, keys,
+    ExecutorName, Limit, LogText, Run, RunId, RunStatus, Task, TaskId, TaskType, Timestamp,
+    Transition, Usage, UserId, WorkspaceId, keys,
 };
 use tlao_ports::{Cursor, Direction, Query};
 
@@ -49,7 +49,7 @@ pub struct RunView {
     /// Its 1-based position in its workspace's queue, while queued.
     pub queue_position: Option<u32>,
     /// Its kept log lines, when read singly (lists leave them out).
-    pub logs: Option<String>,
+    pub logs: Option<LogText>,
 }
 
 /// Which runs to list.
@@ -174,13 +174,12 @@ impl RunService {
         // A run that kept no log bytes has no log lines to read; a finished run's log
         // no longer changes, so it is read once.
         let logs = if run.log_bytes == 0 {
-            String::new()
+            LogText::from(String::new())
         } else if let Some(text) = self.core.cache.log(&run) {
             text
         } else {
             let text = crate::events::log_text(&self.core, run_id).await?;
-            self.core.cache.remember_log(&run, &text);
-            text
+            self.core.cache.remember_log(&run, text)
         };
         let mut view = self.view(run).await?;
         view.logs = Some(logs);

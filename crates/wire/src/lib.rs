@@ -60,12 +60,13 @@ pub use names::{
     RunErrorCodeName, RunStatusName, TaskTypeName, ToolKindName, ToolStatusName,
 };
 pub use problem::{FenceReason, FieldErrorView, Problem};
-pub use runs::{CostView, CreateRunRequest, LogText, RunErrorView, RunList, RunView, UsageView};
+pub use runs::{CostView, CreateRunRequest, RunErrorView, RunList, RunView, UsageView};
 pub use sandbox::{NetworkPolicyBody, SandboxGrantsBody, SandboxGrantsView};
 pub use tasks::{
     ConstraintsBody, CreateTaskRequest, ExpectedOutputBody, SourceRevisionBody, TaskInputBody,
     TaskSpecView, TaskView,
 };
+pub use tlao_domain::LogText;
 pub use users::{
     ApiKeyList, ApiKeyView, CreateUserRequest, CreatedApiKey, CreatedUser, TokenRequest,
     TokenResponse,

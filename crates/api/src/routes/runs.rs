@@ -190,15 +190,9 @@ pub(crate) async fn get_run(
     run_id: web::Path<String>,
 ) -> Result<web::Json<RunView>, ApiError> {
     let run_id: RunId = path_id("runId", &run_id)?;
-    let mut view = state.services.runs.get(&caller, &run_id).await?;
+    let view = state.services.runs.get(&caller, &run_id).await?;
     request_id::note_workspace(&view.run.workspace_id);
-    let logs = view
-        .logs
-        .take()
-        .map(|text| state.log_texts.to_send(&view.run, text));
-    let mut answer = dto::run_view(view, state.now());
-    answer.logs = logs;
-    Ok(web::Json(answer))
+    Ok(web::Json(dto::run_view(view, state.now())))
 }
 
 /// Cancels a queued or running run.
