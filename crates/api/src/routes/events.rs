@@ -118,19 +118,20 @@ pub(crate) fn resume_point(req: &HttpRequest, query: &EventsQuery) -> Result<u64
 
 /// `text` as a sequence number of at most `max`.
 fn sequence_number(errors: &mut Collector, field: &str, text: &str, max: u64) -> Option<u64> {
-    let number = text.trim().parse::<u64>().ok();
-    match number {
-        None => errors.push(
-            field,
-            format!("{text:?} is not a sequence number (a whole number, 0 or more)"),
-        ),
-        Some(number) if number > max => {
+    match text.trim().parse::<u64>() {
+        Ok(number) if number <= max => Some(number),
+        Ok(_) => {
             errors.push(field, format!("must be at most {max}"));
-            return None;
+            None
         }
-        Some(_) => {}
+        Err(_) => {
+            errors.push(
+                field,
+                format!("{text:?} is not a sequence number (a whole number, 0 or more)"),
+            );
+            None
+        }
     }
-    number
 }
 
 /// The SSE messages of a run stream, ending after `end` or at the first error.
