@@ -2,7 +2,9 @@
 //! the run itself) when the API goes away: behind a proxy that refuses connections for
 //! seconds mid-run, every line arrives, once and in order; stopped (SIGSTOP) past the
 //! heartbeat timeout, the worker adds nothing to its run once the server has failed it,
-//! and exits non-zero on its own once it is continued.
+//! and exits non-zero on its own once it is continued. And a standby worker whose
+//! handover pipe is cut, before or in the middle of its line, leaves and removes what it
+//! prepared.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -267,4 +269,68 @@ async fn a_stopped_worker_past_the_heartbeat_timeout_adds_nothing_after_its_run_
         artifacts_after.iter().all(|a| a["status"] != "available"),
         "{artifacts_after:#?}"
     );
+}
+
+/// A standby worker (`tlao worker --standby`) whose handover pipe is cut, as when the
+/// launcher that holds its other end dies: before any byte it leaves at once with
+/// success (released without a run); cut in the middle of a handover line it leaves with
+/// an error, executing nothing. Either way nothing it made ahead is left behind: its
+/// prepared run directory is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_whose_handover_pipe_is_cut_leaves_and_removes_what_it_prepared() {
+    use std::io::Write;
+
+    for (written, succeeds) in [("", true), (r#"{"assignment": {"run"#, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let work_root = dir.path().join("work");
+        let mut standby = Running(
+            tlao(
+                &[
+                    ("TLAO_LOG", "warn".into()),
+                    ("TLAO_WORKER_TOKEN", WORKER_TOKEN.into()),
+                ],
+                &dir.path().join("data"),
+            )
+            // Nothing listens there: a standby that executed anything would fail loudly.
+            .args(["worker", "--standby", "--api-url", "http://127.0.0.1:9"])
+            .arg("--work-root")
+            .arg(&work_root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("tlao worker --standby starts"),
+        );
+        let pid = standby.0.id();
+        let prepared = work_root.join(format!(".standby-{pid}"));
+        // Initialised and waiting on its pipe: it names itself so, its directory made.
+        let end = Instant::now() + PATIENCE;
+        while processes::standbys_under(&work_root) != [pid] || !prepared.is_dir() {
+            assert!(
+                Instant::now() < end,
+                "the standby did not get ready ({written:?})"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+
+        let mut pipe = standby.0.stdin.take().unwrap();
+        pipe.write_all(written.as_bytes()).unwrap();
+        drop(pipe);
+
+        let code = exit_code(&mut standby.0, PATIENCE).await;
+        if succeeds {
+            assert_eq!(code, Some(0), "released without a run");
+        } else {
+            assert!(
+                code.is_some_and(|code| code != 0),
+                "a cut handover is an error: {code:?}"
+            );
+        }
+        assert!(
+            !prepared.exists(),
+            "{} was left ({written:?})",
+            prepared.display()
+        );
+        assert!(!processes::is_alive(pid));
+    }
 }
