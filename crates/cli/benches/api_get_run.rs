@@ -3,7 +3,8 @@
 //! as many server threads, in the same process, with the same client. Four variants: a
 //! queued run (its queue position read too), a finished run, a run with 1,000 log lines
 //! (`GET /runs/{id}` returns its log text), and a cold pool (each request a different one
-//! of 5,000 runs). Prints requests per second and the ratio for each.
+//! of 10,000 runs, more than twice what the server's finished-run cache holds, so every
+//! request reads its run from SQLite). Prints requests per second and the ratio for each.
 //!
 //! Run: `cargo bench -p tlao-cli --bench api_get_run` (optionally `-- 5` for seconds per round).
 //! For a profile: `TLAO_BENCH_VARIANT=b` loads only that variant, `TLAO_BENCH_ONLY=full`
@@ -24,14 +25,18 @@ use tlao_api::{ApiConfig, AppDeps};
 use tlao_domain::{
     EventPayload, ExecutorDescriptor, Guardrails, LogStream, Name, NewTask, Reported, RunId, Usage,
 };
+use tlao_orchestrator::read_cache::FINISHED_RUN_CAPACITY;
 use tlao_orchestrator::{Caller, Completion, CreateRun, Services};
 use tlao_ports::SystemClock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const CONNECTIONS: usize = 32;
-/// The runs of the cold variant.
-const COLD_RUNS: usize = 5000;
+/// The runs of the cold variant. A connection comes back to a run after about this many
+/// requests over all connections; the server's finished-run cache starts over each time
+/// it holds [`FINISHED_RUN_CAPACITY`] runs, so by then it has forgotten the run.
+const COLD_RUNS: usize = 10_000;
+const _: () = assert!(COLD_RUNS >= 2 * FINISHED_RUN_CAPACITY);
 /// The log lines of the logged run.
 const LOG_LINES: usize = 1000;
 
@@ -290,7 +295,7 @@ async fn main() {
         "GET /runs/{{id}}: {CONNECTIONS} keep-alive connections, {threads} server threads for both, {seconds} s per round, 2 rounds each, best round kept"
     );
     println!(
-        "(d) cold: {COLD_RUNS} finished runs (set up in {:.1} s), each connection walks them in turn, so consecutive requests share no row and the runs' rows exceed SQLite's page cache per connection; the OS file cache stays warm, and the API's run -> workspace lookups are remembered after the first pass",
+        "(d) cold: {COLD_RUNS} finished runs (set up in {:.1} s), each connection walks them in turn, so consecutive requests share no row, the runs' rows exceed SQLite's page cache per connection and the server's cache of finished runs ({FINISHED_RUN_CAPACITY}) forgets each run before it is read again; the OS file cache stays warm, and the API's run -> workspace lookups are remembered after the first pass",
         cold_setup.as_secs_f64()
     );
     for variant in &variants {

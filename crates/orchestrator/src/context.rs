@@ -163,17 +163,25 @@ impl Core {
         Ok(ws)
     }
 
-    /// A run the caller may see (errors as [`Core::run_workspace_for`]).
+    /// A run the caller may see (errors as [`Core::run_workspace_for`]). The membership
+    /// is checked on every call; a finished run is read from the table once (it no
+    /// longer changes, see [`crate::read_cache`]).
     pub async fn run_for(
         &self,
         caller: &Caller,
         run_id: &tlao_domain::RunId,
     ) -> Result<tlao_domain::Run, ServiceError> {
         let ws = self.run_workspace_for(caller, run_id).await?;
-        self.store
+        if let Some(run) = self.cache.finished_run(run_id) {
+            return Ok(run);
+        }
+        let run = self
+            .store
             .get::<tlao_domain::Run>(&keys::run(&ws, run_id))
             .await?
-            .ok_or_else(|| ServiceError::not_found("run", run_id))
+            .ok_or_else(|| ServiceError::not_found("run", run_id))?;
+        self.cache.remember_if_finished(&run);
+        Ok(run)
     }
 
     /// Wakes whoever waits for queue changes in this process.

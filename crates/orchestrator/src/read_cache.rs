@@ -12,6 +12,13 @@
 //!   same; at most [`LOG_CAPACITY_BYTES`] of text, then it starts over. It is kept
 //!   escaped for JSON too ([`LogText::escaped`]), so answering it again copies it.
 //!
+//! - A finished run itself: a run item never changes once its status is terminal. The
+//!   state machine allows no transition out of a terminal status ([`Run::apply`]), and
+//!   every other write of a run is fenced by a lease that only a running run honours
+//!   ([`Run::fence`]); runs are never deleted. So a finished run read once, by any
+//!   instance, is the run for ever; at most [`FINISHED_RUN_CAPACITY`] are kept, then it
+//!   starts over.
+//!
 //! All matter on the hottest path, `GET /runs/{id}`, which otherwise pays two table
 //! reads before it reads the run itself, and a read of every log event of a run with a
 //! log.
@@ -27,6 +34,10 @@ pub const MEMBERSHIP_TTL: Duration = Duration::from_secs(5);
 
 /// How many entries each map holds before it is cleared.
 const CAPACITY: usize = 100_000;
+
+/// How many finished runs are kept before that map is cleared. A run is a few hundred
+/// bytes (its selection reason and error message are short, its artifact list bounded).
+pub const FINISHED_RUN_CAPACITY: usize = 4096;
 
 /// How many bytes of finished runs' log text are kept before the log map is cleared
 /// (each text is also kept escaped: about twice this in memory).
@@ -61,6 +72,7 @@ pub struct ReadCache {
     lookups: Mutex<HashMap<Key, WorkspaceId>>,
     memberships: Mutex<HashMap<(UserId, WorkspaceId), (Instant, Membership)>>,
     logs: Mutex<Logs>,
+    finished: Mutex<HashMap<RunId, Run>>,
 }
 
 impl ReadCache {
@@ -95,6 +107,24 @@ impl ReadCache {
             (membership.user_id.clone(), membership.workspace_id.clone()),
             (Instant::now(), membership),
         );
+    }
+
+    /// A finished run, if remembered (only finished runs are).
+    pub fn finished_run(&self, run_id: &RunId) -> Option<Run> {
+        lock(&self.finished).get(run_id).cloned()
+    }
+
+    /// Remembers `run` if it has finished (it no longer changes); a run that has not
+    /// is not kept.
+    pub fn remember_if_finished(&self, run: &Run) {
+        if !run.status.is_terminal() {
+            return;
+        }
+        let mut map = lock(&self.finished);
+        if map.len() >= FINISHED_RUN_CAPACITY {
+            map.clear();
+        }
+        map.insert(run.run_id.clone(), run.clone());
     }
 
     /// The log text of a finished run, if remembered for the log counters it shows.
@@ -206,5 +236,45 @@ mod tests {
         let huge = "x".repeat(LOG_CAPACITY_BYTES + 1);
         cache.remember_log(&first, huge);
         assert_eq!(cache.log(&first), None);
+    }
+
+    #[test]
+    fn only_a_finished_run_is_remembered_and_the_runs_start_over_past_their_capacity() {
+        let world = World::new(Guardrails::default());
+        let ws = WorkspaceId::new(world.core().new_ulid());
+        let cache = ReadCache::default();
+        let mut run = world.run(&ws);
+        for status in [RunStatus::Queued, RunStatus::Running] {
+            run.status = status;
+            cache.remember_if_finished(&run);
+            assert_eq!(cache.finished_run(&run.run_id), None, "{status}");
+        }
+        run.status = RunStatus::Cancelled;
+        cache.remember_if_finished(&run);
+        assert_eq!(cache.finished_run(&run.run_id), Some(run.clone()));
+        assert_eq!(cache.finished_run(&world.run(&ws).run_id), None);
+
+        let mut others = Vec::new();
+        for _ in 1..FINISHED_RUN_CAPACITY {
+            let mut other = world.run(&ws);
+            other.status = RunStatus::Completed;
+            cache.remember_if_finished(&other);
+            others.push(other);
+        }
+        assert_eq!(
+            cache.finished_run(&run.run_id),
+            Some(run.clone()),
+            "full now"
+        );
+        let mut one_more = world.run(&ws);
+        one_more.status = RunStatus::Failed;
+        cache.remember_if_finished(&one_more);
+        assert_eq!(
+            cache.finished_run(&run.run_id),
+            None,
+            "cleared to make room"
+        );
+        assert_eq!(cache.finished_run(&others[0].run_id), None);
+        assert_eq!(cache.finished_run(&one_more.run_id), Some(one_more));
     }
 }
