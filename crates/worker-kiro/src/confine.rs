@@ -149,7 +149,8 @@ pub struct Confinement {
 impl Confinement {
     /// The confinement of the run in `dir`, under a worker whose work root and other
     /// protected directories are `hidden`; links the granted paths under the worker's
-    /// `real_home` into the run's home.
+    /// `real_home` into the run's home (and unlinks what was linked ahead for grants
+    /// this run does not have), and records those places for the next run's standby.
     pub fn for_run(
         mode: SandboxMode,
         grants: AgentGrants,
@@ -180,13 +181,21 @@ impl Confinement {
                 }
             }
         }
-        if let Some(real_home) = real_home {
-            let granted = confinement
+        let granted = || {
+            confinement
                 .grants
                 .read
                 .iter()
-                .chain(&confinement.grants.write);
-            mirror_home_grants(real_home, &confinement.home, granted)?;
+                .chain(&confinement.grants.write)
+        };
+        let places = real_home.map_or_else(Vec::new, |real_home| home_places(real_home, granted()));
+        // First, so no link made ahead stands where (or above where) a grant is linked.
+        unlink_ungranted(&confinement.home, dir.home_linked_ahead(), &places)?;
+        if let Some(real_home) = real_home {
+            mirror_home_grants(real_home, &confinement.home, granted())?;
+        }
+        if let Some(work_root) = dir.root().parent() {
+            remember_home_places(work_root, dir.home_linked_ahead(), &places);
         }
         Ok((confinement, dropped))
     }
@@ -281,11 +290,7 @@ pub fn mirror_home_grants<'a>(
         let Ok(relative) = path.strip_prefix(real_home) else {
             continue;
         };
-        if relative.as_os_str().is_empty()
-            || relative
-                .components()
-                .any(|c| !matches!(c, std::path::Component::Normal(_)))
-        {
+        if !is_home_place(relative) {
             continue;
         }
         let link = run_home.join(relative);
@@ -298,6 +303,100 @@ pub fn mirror_home_grants<'a>(
         std::os::unix::fs::symlink(path, &link)?;
     }
     Ok(())
+}
+
+/// The places in a run's home where [`mirror_home_grants`] links `granted` paths.
+fn home_places<'a>(
+    real_home: &Path,
+    granted: impl IntoIterator<Item = &'a PathBuf>,
+) -> Vec<PathBuf> {
+    granted
+        .into_iter()
+        .filter_map(|path| path.strip_prefix(real_home).ok())
+        .filter(|relative| is_home_place(relative))
+        .map(Path::to_owned)
+        .collect()
+}
+
+/// Whether `relative` names a place strictly inside a home: not empty, and nothing but
+/// plain names (no `..`, no root).
+fn is_home_place(relative: &Path) -> bool {
+    !relative.as_os_str().is_empty()
+        && relative
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+/// The file in a worker's work root naming the places in a run's home its last run
+/// linked ([`mirror_home_grants`]), one per line: what a standby links ahead
+/// ([`link_home_ahead`]), since the next run most likely gets the same grants.
+pub const HOME_PLACES_FILE: &str = ".home-places";
+
+/// Links into `run_home`, ahead of its run, the places the last run under `work_root`
+/// linked ([`HOME_PLACES_FILE`]), each to the same place under `real_home`: what
+/// [`mirror_home_grants`] would make for the same grants, so that run only checks
+/// they are there. Returns the places linked; the run removes those its grants do not
+/// name ([`Confinement::for_run`]). A place that cannot be linked is left to the run.
+pub fn link_home_ahead(work_root: &Path, real_home: &Path, run_home: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(work_root.join(HOME_PLACES_FILE)) else {
+        return Vec::new();
+    };
+    let mut linked = Vec::new();
+    for line in text.lines() {
+        let relative = Path::new(line);
+        if !is_home_place(relative) {
+            continue;
+        }
+        let link = run_home.join(relative);
+        let made = link
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::os::unix::fs::symlink(real_home.join(relative), &link));
+        if made.is_ok() {
+            linked.push(relative.to_owned());
+        }
+    }
+    linked
+}
+
+/// Removes from `run_home` the links made ahead ([`link_home_ahead`]) at places the
+/// run's grants do not name (`granted`), and the directories made for them that are
+/// left empty, so the home holds exactly what the run's grants link.
+fn unlink_ungranted(run_home: &Path, ahead: &[PathBuf], granted: &[PathBuf]) -> io::Result<()> {
+    for relative in ahead.iter().filter(|place| !granted.contains(place)) {
+        let link = run_home.join(relative);
+        if std::fs::symlink_metadata(&link).is_ok_and(|meta| meta.is_symlink()) {
+            std::fs::remove_file(&link)?;
+        }
+        let mut parent = link.parent();
+        while let Some(dir) = parent.filter(|dir| *dir != run_home) {
+            if std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+            parent = dir.parent();
+        }
+    }
+    Ok(())
+}
+
+/// Records `places` as what the next run under `work_root` most likely links, unless
+/// that is what `ahead` (read from the record) already says. Best effort: a record
+/// that cannot be written only means the next standby links less ahead.
+fn remember_home_places(work_root: &Path, ahead: &[PathBuf], places: &[PathBuf]) {
+    if ahead == places {
+        return;
+    }
+    let mut text = String::new();
+    for place in places {
+        // A place that is not UTF-8 is linked by its run, not ahead.
+        if let Some(line) = place.to_str().filter(|line| !line.contains('\n')) {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    if let Err(error) = std::fs::write(work_root.join(HOME_PLACES_FILE), text) {
+        tracing::debug!(%error, "cannot record the home places to link ahead");
+    }
 }
 
 /// The whole environment of an agent: from the worker's `worker_env`, the allowlisted
@@ -558,6 +657,10 @@ mod tests {
             PathBuf::from("/etc/other"),
         ];
         mirror_home_grants(&real, &run, &granted).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            home_places(&real, &granted),
+            [PathBuf::from(".config/kiro"), PathBuf::from(".kiro")]
+        );
         assert_eq!(
             std::fs::read_link(run.join(".config/kiro")).ok(),
             Some(real.join(".config/kiro"))

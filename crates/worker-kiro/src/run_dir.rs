@@ -31,6 +31,8 @@ pub struct RunDir {
     root: PathBuf,
     workspace_id: WorkspaceId,
     run_id: RunId,
+    /// The places of `home/` a standby linked ahead (see [`prepare_ahead`]).
+    home_linked_ahead: Vec<PathBuf>,
 }
 
 impl RunDir {
@@ -48,15 +50,23 @@ impl RunDir {
         if fs::symlink_metadata(&root).is_ok() {
             remove_tree(&root)?;
         }
-        let dir = RunDir {
+        let mut dir = RunDir {
             root,
             workspace_id: workspace_id.clone(),
             run_id: run_id.clone(),
+            home_linked_ahead: Vec::new(),
         };
-        if !claim_prepared(work_root, &dir.root) {
-            make_layout(&dir.root)?;
+        match claim_prepared(work_root, &dir.root) {
+            Some(linked) => dir.home_linked_ahead = linked,
+            None => make_layout(&dir.root)?,
         }
         Ok(dir)
+    }
+
+    /// The places of `home/` linked to the real home ahead of the run, by the standby
+    /// that prepared this directory ([`crate::confine::link_home_ahead`]).
+    pub fn home_linked_ahead(&self) -> &[PathBuf] {
+        &self.home_linked_ahead
     }
 
     /// The run's directory.
@@ -112,8 +122,15 @@ const SUBDIRECTORIES: [&str; 5] = ["base", "work", "out", "home", "tmp"];
 /// Names a directory [`prepare`] made: `.standby-<pid>`.
 const PREPARED_PREFIX: &str = ".standby-";
 
+/// A directory [`prepare`] made and no run has taken yet.
+struct Prepared {
+    root: PathBuf,
+    /// The places of its `home/` linked ahead.
+    home_linked: Vec<PathBuf>,
+}
+
 /// The directory [`prepare`] made and no run has taken yet.
-static PREPARED: Mutex<Option<PathBuf>> = Mutex::new(None);
+static PREPARED: Mutex<Option<Prepared>> = Mutex::new(None);
 
 /// Creates `root` and its empty subdirectories.
 fn make_layout(root: &Path) -> io::Result<()> {
@@ -125,8 +142,9 @@ fn make_layout(root: &Path) -> io::Result<()> {
 }
 
 /// What a standby worker made ahead of its run while it waited: the run's directory
-/// (`<work_root>/.standby-<pid>`, laid out like a run's and renamed to the run's name
-/// by [`RunDir::create`]) and its agent's process tree. The
+/// (`<work_root>/.standby-<pid>`, laid out like a run's, with the links into the real
+/// home the last run's grants made, and renamed to the run's name by
+/// [`RunDir::create`]) and its agent's process tree. The
 /// run takes them when it starts; dropping this removes whatever no run took, however
 /// the worker ends (released without a run, stopped, failed before its run began).
 #[must_use = "what was prepared is removed when this is dropped"]
@@ -134,7 +152,10 @@ pub struct Ahead(());
 
 /// Makes what [`Ahead`] holds. Failing to make either only means the run makes its own.
 pub fn prepare_ahead(work_root: &Path) -> Ahead {
-    if let Err(error) = prepare(work_root) {
+    let real_home = std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .map(PathBuf::from);
+    if let Err(error) = prepare(work_root, real_home.as_deref()) {
         tracing::debug!(%error, work_root = %work_root.display(), "cannot prepare a run directory ahead");
     }
     crate::process::prepare_agent_tree();
@@ -149,11 +170,13 @@ impl Drop for Ahead {
 }
 
 /// Makes the next run's directory ahead of its run, for a standby worker to do while it
-/// waits: `<work_root>/.standby-<pid>`, laid out like a run's. [`RunDir::create`] then
-/// renames it to the run's name — one rename on the run's critical path instead of six
-/// new directories. First removes what standbys that were killed before their run left
-/// behind (a `.standby-<pid>` whose process is gone).
-fn prepare(work_root: &Path) -> io::Result<()> {
+/// waits: `<work_root>/.standby-<pid>`, laid out like a run's, its `home/` holding the
+/// links the last run made ([`crate::confine::link_home_ahead`], when the worker has a
+/// `real_home`). [`RunDir::create`] then renames it to the run's name — one rename on the
+/// run's critical path instead of six new directories and the home's links. First
+/// removes what standbys that were killed before their run left behind (a
+/// `.standby-<pid>` whose process is gone).
+fn prepare(work_root: &Path, real_home: Option<&Path>) -> io::Result<()> {
     fs::create_dir_all(work_root)?;
     sweep_prepared(work_root);
     let root = work_root.join(format!("{PREPARED_PREFIX}{}", std::process::id()));
@@ -164,35 +187,37 @@ fn prepare(work_root: &Path) -> io::Result<()> {
         let _ = remove_tree(&root);
         return Err(error);
     }
-    let replaced = prepared().replace(root);
+    let home_linked = real_home
+        .map(|real_home| crate::confine::link_home_ahead(work_root, real_home, &root.join("home")))
+        .unwrap_or_default();
+    let replaced = prepared().replace(Prepared { root, home_linked });
     if let Some(old) = replaced {
-        let _ = remove_tree(&old);
+        let _ = remove_tree(&old.root);
     }
     Ok(())
 }
 
 /// Removes the directory [`prepare`] made, if no run took it.
 fn discard_prepared() {
-    if let Some(root) = prepared().take() {
-        let _ = remove_tree(&root);
+    if let Some(prepared) = prepared().take() {
+        let _ = remove_tree(&prepared.root);
     }
 }
 
-fn prepared() -> std::sync::MutexGuard<'static, Option<PathBuf>> {
+fn prepared() -> std::sync::MutexGuard<'static, Option<Prepared>> {
     PREPARED.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Renames the prepared directory, if there is one under `work_root`, to `root`; whether
-/// it did. A prepared directory it could not rename is removed.
-fn claim_prepared(work_root: &Path, root: &Path) -> bool {
-    let Some(prepared) = prepared().take_if(|prepared| prepared.parent() == Some(work_root)) else {
-        return false;
-    };
-    if fs::rename(&prepared, root).is_ok() {
-        return true;
+/// Renames the prepared directory, if there is one under `work_root`, to `root`; the
+/// places of its home linked ahead when it did. A prepared directory it could not
+/// rename is removed.
+fn claim_prepared(work_root: &Path, root: &Path) -> Option<Vec<PathBuf>> {
+    let prepared = prepared().take_if(|prepared| prepared.root.parent() == Some(work_root))?;
+    if fs::rename(&prepared.root, root).is_ok() {
+        return Some(prepared.home_linked);
     }
-    let _ = remove_tree(&prepared);
-    false
+    let _ = remove_tree(&prepared.root);
+    None
 }
 
 /// Removes the `.standby-<pid>` directories of processes that are gone.
@@ -274,7 +299,7 @@ mod tests {
         fs::create_dir(root.join(".standby-4294967295")).unwrap();
         fs::create_dir(root.join("unrelated")).unwrap();
 
-        prepare(root).unwrap();
+        prepare(root, None).unwrap();
         let prepared = root.join(format!(".standby-{}", std::process::id()));
         assert_eq!(names(&prepared), ["base", "home", "out", "tmp", "work"]);
         assert!(
@@ -303,7 +328,7 @@ mod tests {
 
         // Prepared under another work root: not taken, left for its own run.
         let other = tempfile::tempdir().unwrap();
-        prepare(other.path()).unwrap();
+        prepare(other.path(), None).unwrap();
         let dir = RunDir::create(root, &ws, &RunId::new(id(6)), &LeaseId::new(id(7))).unwrap();
         drop(dir);
         assert!(
@@ -316,5 +341,67 @@ mod tests {
         discard_prepared();
         assert_eq!(names(other.path()), Vec::<String>::new());
         assert_eq!(names(root), ["unrelated"]);
+
+        // Links into the real home made ahead: the places the last run linked, those
+        // this run's grants do not name removed before its own are linked.
+        let real = tempfile::tempdir().unwrap();
+        let real = real.path();
+        fs::write(
+            root.join(crate::confine::HOME_PLACES_FILE),
+            ".kiro\n.config\n.cache/old/x\n../escape\n/absolute\n",
+        )
+        .unwrap();
+        prepare(root, Some(real)).unwrap();
+        let home = prepared_root(root).join("home");
+        assert_eq!(names(&home), [".cache", ".config", ".kiro"]);
+        assert_eq!(
+            fs::read_link(home.join(".kiro")).unwrap(),
+            real.join(".kiro")
+        );
+        let dir = RunDir::create(root, &ws, &RunId::new(id(8)), &LeaseId::new(id(9))).unwrap();
+        assert_eq!(
+            dir.home_linked_ahead(),
+            [".kiro", ".config", ".cache/old/x"].map(PathBuf::from)
+        );
+        let grants = crate::confine::AgentGrants {
+            read: vec![real.join(".kiro"), real.join(".config/kiro")],
+            ..Default::default()
+        };
+        let (confinement, _) = crate::confine::Confinement::for_run(
+            crate::confine::SandboxMode::Auto,
+            grants,
+            &dir,
+            Vec::new(),
+            Some(real),
+        )
+        .unwrap();
+        let home = confinement.home;
+        assert_eq!(
+            names(&home),
+            [".config", ".kiro"],
+            "the unneeded link and its directories are gone"
+        );
+        assert!(
+            fs::symlink_metadata(home.join(".config")).unwrap().is_dir(),
+            "not the link made ahead"
+        );
+        assert_eq!(
+            fs::read_link(home.join(".config/kiro")).unwrap(),
+            real.join(".config/kiro")
+        );
+        assert_eq!(
+            fs::read_link(home.join(".kiro")).unwrap(),
+            real.join(".kiro")
+        );
+        assert_eq!(
+            fs::read_to_string(root.join(crate::confine::HOME_PLACES_FILE)).unwrap(),
+            ".kiro\n.config/kiro\n",
+            "the next standby links what this run linked"
+        );
+        drop(dir);
+    }
+
+    fn prepared_root(work_root: &Path) -> PathBuf {
+        work_root.join(format!(".standby-{}", std::process::id()))
     }
 }
