@@ -452,25 +452,32 @@ impl FsBlobStore {
             self.commit.clone(),
             key.clone(),
         );
+        blocking(move || open_at(&object, &meta, &commit, owned_key)).await
+    }
+
+    /// [`FsBlobStore::open`], and the whole body read with it when it is at most
+    /// `whole_up_to` bytes: a small blob (a TaskSpec, a plan) costs one trip to the
+    /// blocking pool instead of one per chunk read and one for the end of the file.
+    async fn open_reading(
+        &self,
+        key: &BlobKey,
+        whole_up_to: u64,
+    ) -> Result<(fs::File, BlobMeta, Option<Bytes>), BlobError> {
+        let (object, meta, commit, owned_key) = (
+            self.object_path(key),
+            self.meta_path(key),
+            self.commit.clone(),
+            key.clone(),
+        );
         blocking(move || {
-            let _commit = lock(&commit);
-            let file = fs::File::open(&object).map_err(|e| absent_or(e, &owned_key))?;
-            let stat = file
-                .metadata()
-                .map_err(|e| io_error(e, format!("reading blob {owned_key}")))?;
-            if !stat.is_file() {
-                return Err(BlobError::NotFound(owned_key));
+            let (mut file, meta) = open_at(&object, &meta, &commit, owned_key)?;
+            if meta.size > whole_up_to {
+                return Ok((file, meta, None));
             }
-            let sidecar = read_meta(&file, &meta, &owned_key)?;
-            Ok((
-                file,
-                BlobMeta {
-                    key: owned_key,
-                    size: stat.len(),
-                    content_type: sidecar.content_type,
-                    sha256: sidecar.sha256,
-                },
-            ))
+            let mut body = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
+            io::Read::read_to_end(&mut file, &mut body)
+                .map_err(|e| io_error(e, format!("reading blob {}", meta.key)))?;
+            Ok((file, meta, Some(Bytes::from(body))))
         })
         .await
     }
@@ -482,6 +489,34 @@ impl FsBlobStore {
     fn meta_path(&self, key: &BlobKey) -> PathBuf {
         self.meta.join(key.as_str())
     }
+}
+
+/// Opens the blob stored at `object` with its sidecar at `meta`, under the commit lock
+/// (so a concurrent put or delete is not seen half done).
+fn open_at(
+    object: &Path,
+    meta: &Path,
+    commit: &Mutex<()>,
+    owned_key: BlobKey,
+) -> Result<(fs::File, BlobMeta), BlobError> {
+    let _commit = lock(commit);
+    let file = fs::File::open(object).map_err(|e| absent_or(e, &owned_key))?;
+    let stat = file
+        .metadata()
+        .map_err(|e| io_error(e, format!("reading blob {owned_key}")))?;
+    if !stat.is_file() {
+        return Err(BlobError::NotFound(owned_key));
+    }
+    let sidecar = read_meta(&file, meta, &owned_key)?;
+    Ok((
+        file,
+        BlobMeta {
+            key: owned_key,
+            size: stat.len(),
+            content_type: sidecar.content_type,
+            sha256: sidecar.sha256,
+        },
+    ))
 }
 
 #[async_trait]
@@ -507,7 +542,10 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn get(&self, key: &BlobKey) -> Result<(BlobMeta, ByteStream), BlobError> {
-        let (file, meta) = self.open(key).await?;
+        let (file, meta, whole) = self.open_reading(key, READ_CHUNK_BYTES as u64).await?;
+        if let Some(body) = whole {
+            return Ok((meta, Box::pin(futures::stream::once(async { Ok(body) }))));
+        }
         // The open handle keeps this version readable even if a put replaces it now.
         let stream = ReaderStream::with_capacity(tokio::fs::File::from_std(file), READ_CHUNK_BYTES);
         Ok((meta, Box::pin(stream)))

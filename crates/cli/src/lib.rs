@@ -129,14 +129,24 @@ enum Command {
     Keys(keys::KeysArgs),
 }
 
-/// Runs the `tlao` command line with the process's arguments, on a multi-threaded
-/// runtime, and returns its exit code.
+/// Runs the `tlao` command line with the process's arguments and returns its exit code.
+///
+/// A worker runs on a single-threaded runtime: it executes one run at a time, mostly
+/// waiting on its agent and the API, and moves its heavy work (unpacking, diffing) to
+/// blocking threads. On one thread, the handover a standby waits for, its agent's
+/// output and the reports to the API wake the task that needs them directly instead
+/// of waking a second worker thread: measured, `POST /runs` → agent started fell from
+/// p50 6.2–6.7 ms to 5.2–6.0 ms (docs/performance.md). Everything else (the server,
+/// the client commands) runs on a multi-threaded runtime.
 pub fn main() -> ExitCode {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime.block_on(run()),
+    let cli = Cli::parse();
+    let mut builder = if matches!(cli.command, Command::Worker(_)) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    match builder.enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(cli)),
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
             ExitCode::from(Exit::Failure.code())
@@ -144,8 +154,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run() -> ExitCode {
-    let cli = Cli::parse();
+async fn run(cli: Cli) -> ExitCode {
     let profile = cli.profile;
     let client_command = !matches!(
         cli.command,

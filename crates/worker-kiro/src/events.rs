@@ -209,48 +209,65 @@ pub struct ChannelSink {
 
 impl EventSink for ChannelSink {
     fn emit(&self, event: EventPayload) {
-        if let EventPayload::Log {
-            stream: LogStream::Stdout | LogStream::Stderr,
-            text,
-        } = &event
-        {
-            let mut transcript = locked(&self.shared.transcript);
-            if transcript.len() + text.len() < MAX_TRANSCRIPT_BYTES {
-                transcript.push_str(text);
-                transcript.push('\n');
+        self.emit_all([event]);
+    }
+}
+
+impl ChannelSink {
+    /// Emits `events` together: the shipper is woken once they are all buffered, so
+    /// they leave in one batch when no report is in flight.
+    pub fn emit_all(&self, events: impl IntoIterator<Item = EventPayload>) {
+        let mut buffered = Vec::new();
+        for event in events {
+            if let EventPayload::Log {
+                stream: LogStream::Stdout | LogStream::Stderr,
+                text,
+            } = &event
+            {
+                let mut transcript = locked(&self.shared.transcript);
+                if transcript.len() + text.len() < MAX_TRANSCRIPT_BYTES {
+                    transcript.push_str(text);
+                    transcript.push('\n');
+                }
             }
+            buffered.extend(WorkerEvent::from_payload(event));
         }
-        let Some(event) = WorkerEvent::from_payload(event) else {
+        if buffered.is_empty() {
             return;
-        };
-        let (size, log_bytes) = sizes(&event);
+        }
         {
             let mut buffer = locked(&self.shared.buffer);
             if buffer.closed {
                 return;
             }
-            let full = buffer.events.len() >= self.shared.max_events
-                || buffer.bytes + size > self.shared.max_bytes;
-            if full {
-                buffer.dropped.0 += 1;
-                buffer.dropped.1 += log_bytes;
-                return;
+            for event in buffered {
+                let (size, log_bytes) = sizes(&event);
+                let full = buffer.events.len() >= self.shared.max_events
+                    || buffer.bytes + size > self.shared.max_bytes;
+                if full {
+                    buffer.dropped.0 += 1;
+                    buffer.dropped.1 += log_bytes;
+                    continue;
+                }
+                buffer.declare_drops();
+                buffer.push(event, size);
             }
-            buffer.declare_drops();
-            buffer.push(event, size);
         }
         self.shared.arrived.notify_one();
     }
-}
 
-impl ChannelSink {
     /// Emits a line from the worker itself, as one line of text (it may quote file
     /// names or an agent's output, which must not forge other lines or escapes).
     pub fn system(&self, text: impl Into<String>) {
-        self.emit(EventPayload::Log {
+        self.system_lines([text.into()]);
+    }
+
+    /// Emits lines from the worker itself ([`ChannelSink::system`]) in one batch.
+    pub fn system_lines(&self, lines: impl IntoIterator<Item = String>) {
+        self.emit_all(lines.into_iter().map(|text| EventPayload::Log {
             stream: LogStream::System,
-            text: crate::ansi::one_line(&text.into()),
-        });
+            text: crate::ansi::one_line(&text),
+        }));
     }
 
     /// The executor's output lines emitted so far.
