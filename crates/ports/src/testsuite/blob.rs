@@ -133,6 +133,17 @@ pub async fn bytes_round_trip_exactly(
     let empty = key(ns, "empty");
     store.put(&empty, Bytes::new(), "text/plain").await.unwrap();
     assert_eq!(read_all(&store, &empty).await, Bytes::new());
+
+    // Around 64 KiB, where an adapter may read a small blob whole instead of streaming.
+    for size in [1, 65_535, 65_536, 65_537] {
+        let k = key(ns, &format!("sized/{size}"));
+        let data = all_bytes(size);
+        store
+            .put(&k, data.clone(), "application/octet-stream")
+            .await
+            .unwrap();
+        assert_eq!(read_all(&store, &k).await, data, "{size} bytes");
+    }
 }
 
 /// An 8 MiB stream in uneven chunks (larger than S3's multipart threshold) round-trips.
