@@ -11,6 +11,8 @@
 //!     changes.patch, transcript.txt
 //! <work_root>/.standby-<pid>/   the same layout, made by a standby worker ahead of
 //!                               its run and renamed to the run's name when it starts
+//! <work_root>/.home-places      the places in home/ the last run linked (one per
+//!                               line), which the next standby links ahead
 //! ```
 //!
 //! Removal does not depend on how the run ended (panic and cancellation included), and
