@@ -9,7 +9,8 @@
 //! read (a point read, a page of at most [`SMALL_QUERY`] items) runs inline on the
 //! calling thread's own read connection, opened on its first read and kept for the
 //! thread's life ([`LocalReaders`]): no lock, no hand-over. Larger reads and writes run
-//! on tokio's blocking pool, on the table's pool of connections.
+//! on tokio's blocking pool, on the table's pool of connections. The WAL is checkpointed
+//! on a thread of its own ([`crate::wal_checkpoint`]), so no write waits for that.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use tlao_ports::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::memory_table::{Outcome, plan_writes, prefix_end, updated_item};
+use crate::wal_checkpoint::Checkpointer;
 
 /// How many read connections serve `get`, `query` and `ping` at once.
 const READERS: usize = 4;
@@ -59,8 +61,14 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS items (
 /// The page size of a new table file (see [`open_writer`]).
 const PAGE_SIZE: i64 = 8192;
 
-/// How many pages the WAL grows to before a commit checkpoints it (see [`open_writer`]).
+/// How many pages the WAL grows to before a commit checkpoints it (see [`open_writer`])
+/// when no background checkpoints run.
 const WAL_CHECKPOINT_PAGES: i64 = 4 * 1024 * 1024 / PAGE_SIZE;
+
+/// How many pages the WAL grows to before a commit checkpoints it while background
+/// checkpoints run ([`crate::wal_checkpoint`]): 32 MiB, a safety net should they fall
+/// behind (they keep it to what a second of writes adds).
+const WAL_SAFETY_PAGES: i64 = 32 * 1024 * 1024 / PAGE_SIZE;
 
 /// One row [`Table::ping`] rewrites, so readiness fails while the table cannot be
 /// written (a full disk, a read-only file), not only while it cannot be read.
@@ -75,6 +83,9 @@ pub struct SqliteTable {
     writer: Arc<Pool>,
     readers: Arc<Pool>,
     local: LocalReaders,
+    /// The WAL's checkpoints, off the writes (none when its connection could not be
+    /// opened: the writer then checkpoints as SQLite does by default).
+    checkpoints: Option<Checkpointer>,
 }
 
 impl Drop for SqliteTable {
@@ -93,11 +104,17 @@ impl SqliteTable {
     pub async fn open(path: &Path) -> Result<SqliteTable, TableError> {
         let path = path.to_owned();
         let opened = path.clone();
-        let (writer, readers) = blocking(move || open_connections(&opened)).await?;
+        let (writer, readers, checkpoints) = blocking(move || {
+            let (writer, readers) = open_connections(&opened)?;
+            let checkpoints = start_checkpoints(&opened, &writer);
+            Ok((writer, readers, checkpoints))
+        })
+        .await?;
         Ok(SqliteTable {
             writer: Arc::new(Pool::new(vec![writer])),
             readers: Arc::new(Pool::new(readers)),
             local: LocalReaders::new(path),
+            checkpoints,
         })
     }
 
@@ -117,7 +134,36 @@ impl SqliteTable {
 
     /// Runs `ops` in one immediate transaction; returns what each op left behind.
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Outcome>, TableError> {
-        self.writer.run(move |conn| write_ops(conn, &ops)).await
+        let outcome = self.writer.run(move |conn| write_ops(conn, &ops)).await;
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.wrote();
+        }
+        outcome
+    }
+}
+
+/// Starts the WAL's background checkpoints on a connection of their own and raises the
+/// writer's own threshold to [`WAL_SAFETY_PAGES`]; `None` (the writer keeping
+/// [`WAL_CHECKPOINT_PAGES`]) when that connection or thread cannot be had.
+fn start_checkpoints(path: &Path, writer: &Connection) -> Option<Checkpointer> {
+    let started = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|error| error.to_string())
+    .and_then(|conn| Checkpointer::start(conn).map_err(|error| error.to_string()))
+    .and_then(|checkpoints| {
+        writer
+            .pragma_update(None, "wal_autocheckpoint", WAL_SAFETY_PAGES)
+            .map(|()| checkpoints)
+            .map_err(|error| error.to_string())
+    });
+    match started {
+        Ok(checkpoints) => Some(checkpoints),
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "sqlite WAL checkpoints stay in the writes");
+            None
+        }
     }
 }
 
@@ -161,7 +207,8 @@ fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
         tracing::warn!(path = %path.display(), mode, "sqlite table is not in WAL mode");
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // The commit that takes the WAL past this many pages copies them into the file
+    // Until background checkpoints start (see `start_checkpoints`, which raises it),
+    // the commit that takes the WAL past this many pages copies them into the file
     // (and syncs it) before it returns: 4 MiB, as SQLite's default of 1,000 pages is
     // at 4 KiB pages. At 1,000 of our 8 KiB pages that commit stalled for twice as long
     // and put 12–17 ms outliers into `POST /runs` → agent started.
@@ -705,6 +752,66 @@ mod tests {
         assert_eq!(read.s("doc"), Some(doc.as_str()));
         drop(table);
         assert_eq!(page_size(&old), 4096);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn writes_are_checkpointed_into_the_file_in_the_background() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("table.db");
+        let table = SqliteTable::open(&path).await.unwrap();
+        let autocheckpoint: i64 = table
+            .writer
+            .run(|conn| {
+                conn.query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))
+                    .map_err(classify)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            autocheckpoint, WAL_SAFETY_PAGES,
+            "the writer's own is the safety net"
+        );
+        let before = std::fs::metadata(&path).unwrap().len();
+        // ~50 pages: far below any commit's own checkpoint.
+        for n in 0..200 {
+            let item =
+                Item::new(key(&format!("k{n:03}"))).with("doc", AttrValue::S("x".repeat(2000)));
+            table.put(item, None).await.unwrap();
+        }
+        let checkpoints = table.checkpoints.as_ref().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&path).unwrap().len() <= before + 200 * 2000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writes never reached the file ({} checkpoints)",
+                checkpoints.runs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(checkpoints.runs() >= 1);
+        // Idle: no more checkpoints run.
+        let idle = checkpoints.runs();
+        tokio::time::sleep(crate::wal_checkpoint::CHECKPOINT_AFTER + Duration::from_millis(300))
+            .await;
+        assert_eq!(checkpoints.runs(), idle);
+        assert_eq!(
+            table
+                .query(Query::new(
+                    tlao_domain::KeyPrefix {
+                        pk: "P".into(),
+                        sk_prefix: "k".into()
+                    },
+                    Direction::Forward,
+                    1000,
+                ))
+                .await
+                .unwrap()
+                .items
+                .len(),
+            200
+        );
+        // Dropping the table stops its thread (the drop joins it).
+        drop(table);
     }
 
     #[tokio::test(flavor = "current_thread")]
