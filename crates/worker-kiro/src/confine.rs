@@ -290,7 +290,7 @@ pub fn mirror_home_grants<'a>(
         let Ok(relative) = path.strip_prefix(real_home) else {
             continue;
         };
-        if !is_home_place(relative) {
+        if !is_home_place(relative) || behind_link(run_home, relative) {
             continue;
         }
         let link = run_home.join(relative);
@@ -316,6 +316,27 @@ fn home_places<'a>(
         .filter(|relative| is_home_place(relative))
         .map(Path::to_owned)
         .collect()
+}
+
+/// Whether a directory above `relative` in `run_home` is a link (or not a directory):
+/// what is made or removed there would be made or removed where that link points — in
+/// the real home, for a granted place linked above this one (`.config` linked, then
+/// `.config/kiro`). Such a place is left as it is.
+fn behind_link(run_home: &Path, relative: &Path) -> bool {
+    let mut dir = run_home.to_owned();
+    let Some(parent) = relative.parent() else {
+        return false;
+    };
+    for name in parent.components() {
+        dir.push(name);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            // Not made yet: what is below it is made here.
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return false,
+            _ => return true,
+        }
+    }
+    false
 }
 
 /// Whether `relative` names a place strictly inside a home: not empty, and nothing but
@@ -344,7 +365,7 @@ pub fn link_home_ahead(work_root: &Path, real_home: &Path, run_home: &Path) -> V
     let mut linked = Vec::new();
     for line in text.lines() {
         let relative = Path::new(line);
-        if !is_home_place(relative) {
+        if !is_home_place(relative) || behind_link(run_home, relative) {
             continue;
         }
         let link = run_home.join(relative);
@@ -364,6 +385,11 @@ pub fn link_home_ahead(work_root: &Path, real_home: &Path, run_home: &Path) -> V
 /// left empty, so the home holds exactly what the run's grants link.
 fn unlink_ungranted(run_home: &Path, ahead: &[PathBuf], granted: &[PathBuf]) -> io::Result<()> {
     for relative in ahead.iter().filter(|place| !granted.contains(place)) {
+        // Made ahead only where no link stood above it; one may stand there now (a
+        // place above it linked ahead too): then removing it is that link's removal.
+        if behind_link(run_home, relative) {
+            continue;
+        }
         let link = run_home.join(relative);
         if std::fs::symlink_metadata(&link).is_ok_and(|meta| meta.is_symlink()) {
             std::fs::remove_file(&link)?;
@@ -394,7 +420,13 @@ fn remember_home_places(work_root: &Path, ahead: &[PathBuf], places: &[PathBuf])
             text.push('\n');
         }
     }
-    if let Err(error) = std::fs::write(work_root.join(HOME_PLACES_FILE), text) {
+    // Written aside and renamed, so that a standby (or another worker sharing the work
+    // root) reads a whole record, this one or the one before.
+    let record = work_root.join(HOME_PLACES_FILE);
+    let aside = work_root.join(format!("{HOME_PLACES_FILE}.{}", std::process::id()));
+    let written = std::fs::write(&aside, text).and_then(|()| std::fs::rename(&aside, &record));
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&aside);
         tracing::debug!(%error, "cannot record the home places to link ahead");
     }
 }
@@ -677,6 +709,67 @@ mod tests {
         assert_eq!(entries.len(), 2, "{entries:?}");
         // Again: nothing to do, no error.
         mirror_home_grants(&real, &run, &granted).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn nothing_is_made_or_removed_in_the_real_home_through_a_linked_place() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (real, run, work_root) = (
+            tmp.path().join("real"),
+            tmp.path().join("run"),
+            tmp.path().join("work"),
+        );
+        for dir in [real.join(".config/a"), run.clone(), work_root.clone()] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::os::unix::fs::symlink("/etc/hostname", real.join(".config/a/x")).unwrap();
+
+        // A grant above another: `.config` is linked; `.config/kiro` would be made
+        // through that link, in the real home.
+        let granted = [real.join(".config"), real.join(".config/kiro")];
+        mirror_home_grants(&real, &run, &granted).unwrap();
+        assert_eq!(
+            std::fs::read_link(run.join(".config")).unwrap(),
+            real.join(".config")
+        );
+        assert!(std::fs::symlink_metadata(real.join(".config/kiro")).is_err());
+
+        // Linked ahead from a record naming both: the same.
+        let ahead = tmp.path().join("ahead");
+        std::fs::create_dir_all(&ahead).unwrap();
+        std::fs::write(
+            work_root.join(HOME_PLACES_FILE),
+            ".config\n.config/opencode\n",
+        )
+        .unwrap();
+        assert_eq!(
+            link_home_ahead(&work_root, &real, &ahead),
+            [PathBuf::from(".config")]
+        );
+        assert!(std::fs::symlink_metadata(real.join(".config/opencode")).is_err());
+
+        // Unlinking a place behind a link would unlink the real home's `x` and remove
+        // its directory `a`: left alone; the link itself goes.
+        unlink_ungranted(
+            &ahead,
+            &[PathBuf::from(".config/a/x"), PathBuf::from(".config")],
+            &[],
+        )
+        .unwrap();
+        assert!(std::fs::symlink_metadata(real.join(".config/a/x")).is_ok());
+        assert!(std::fs::symlink_metadata(ahead.join(".config")).is_err());
+
+        // The record is replaced whole.
+        remember_home_places(&work_root, &[], &[PathBuf::from(".kiro")]);
+        assert_eq!(
+            std::fs::read_to_string(work_root.join(HOME_PLACES_FILE)).unwrap(),
+            ".kiro\n"
+        );
+        assert_eq!(
+            std::fs::read_dir(&work_root).unwrap().count(),
+            1,
+            "nothing left aside"
+        );
     }
 
     #[test]

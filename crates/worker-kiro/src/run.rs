@@ -341,7 +341,10 @@ async fn execute(
         Ok(dir) => {
             tracing::debug!("run directory created");
             let ending = drive(client, config, &assignment, task_spec, &dir, &shipper).await;
-            drop(dir);
+            // Removing a large tree (an agent's `node_modules`) takes a while: on a
+            // blocking thread, so that this worker's one runtime thread keeps sending
+            // its reports and heartbeats meanwhile.
+            let _ = tokio::task::spawn_blocking(move || drop(dir)).await;
             ending
         }
         Err(error) => {
