@@ -113,6 +113,14 @@ impl AgentGrants {
     }
 }
 
+/// The worker's real home directory (`HOME`), when it has one: what granted `~/...`
+/// paths resolve against and what a run's home links into.
+pub fn real_home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .map(PathBuf::from)
+}
+
 /// Whether `path` (resolved where it exists) is inside one of `dirs` (already resolved)
 /// or holds one.
 fn is_inside_or_holding(path: &Path, dirs: &[PathBuf]) -> bool {
@@ -181,18 +189,22 @@ impl Confinement {
                 }
             }
         }
-        let granted = || {
-            confinement
-                .grants
-                .read
-                .iter()
-                .chain(&confinement.grants.write)
-        };
-        let places = real_home.map_or_else(Vec::new, |real_home| home_places(real_home, granted()));
+        let places = real_home.map_or_else(Vec::new, |real_home| {
+            home_places(
+                real_home,
+                confinement
+                    .grants
+                    .read
+                    .iter()
+                    .chain(&confinement.grants.write),
+            )
+        });
         // First, so no link made ahead stands where (or above where) a grant is linked.
         unlink_ungranted(&confinement.home, dir.home_linked_ahead(), &places)?;
         if let Some(real_home) = real_home {
-            mirror_home_grants(real_home, &confinement.home, granted())?;
+            for place in &places {
+                link_place(real_home, &confinement.home, place)?;
+            }
         }
         if let Some(work_root) = dir.root().parent() {
             remember_home_places(work_root, dir.home_linked_ahead(), &places);
@@ -286,23 +298,28 @@ pub fn mirror_home_grants<'a>(
     run_home: &Path,
     granted: impl IntoIterator<Item = &'a PathBuf>,
 ) -> io::Result<()> {
-    for path in granted {
-        let Ok(relative) = path.strip_prefix(real_home) else {
-            continue;
-        };
-        if !is_home_place(relative) || behind_link(run_home, relative) {
-            continue;
-        }
-        let link = run_home.join(relative);
-        if std::fs::symlink_metadata(&link).is_ok() {
-            continue;
-        }
-        if let Some(parent) = link.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::os::unix::fs::symlink(path, &link)?;
+    for place in home_places(real_home, granted) {
+        link_place(real_home, run_home, &place)?;
     }
     Ok(())
+}
+
+/// Links `relative` in `run_home` to the same place under `real_home`, making the
+/// directories above it; whether it did. A place already taken, or below a link
+/// ([`behind_link`]), is left as it is.
+fn link_place(real_home: &Path, run_home: &Path, relative: &Path) -> io::Result<bool> {
+    if behind_link(run_home, relative) {
+        return Ok(false);
+    }
+    let link = run_home.join(relative);
+    if std::fs::symlink_metadata(&link).is_ok() {
+        return Ok(false);
+    }
+    if let Some(parent) = link.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::os::unix::fs::symlink(real_home.join(relative), &link)?;
+    Ok(true)
 }
 
 /// The places in a run's home where [`mirror_home_grants`] links `granted` paths.
@@ -365,15 +382,7 @@ pub fn link_home_ahead(work_root: &Path, real_home: &Path, run_home: &Path) -> V
     let mut linked = Vec::new();
     for line in text.lines() {
         let relative = Path::new(line);
-        if !is_home_place(relative) || behind_link(run_home, relative) {
-            continue;
-        }
-        let link = run_home.join(relative);
-        let made = link
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::os::unix::fs::symlink(real_home.join(relative), &link));
-        if made.is_ok() {
+        if is_home_place(relative) && link_place(real_home, run_home, relative).unwrap_or(false) {
             linked.push(relative.to_owned());
         }
     }

@@ -17,7 +17,6 @@
 //!    the run with `upload_failed`.
 //! 4. Every event is flushed, the run directory is removed, and the run is completed.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -820,9 +819,7 @@ fn confine(
 ) -> Result<Arc<Confinement>, Ending> {
     let mut hidden = vec![config.work_root.clone()];
     hidden.extend(config.protected.iter().cloned());
-    let real_home = std::env::var_os("HOME")
-        .filter(|home| !home.is_empty())
-        .map(PathBuf::from);
+    let real_home = crate::confine::real_home();
     let grants = config
         .grants
         .with_record(&descriptor.sandbox, real_home.as_deref());

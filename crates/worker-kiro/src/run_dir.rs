@@ -154,9 +154,7 @@ pub struct Ahead(());
 
 /// Makes what [`Ahead`] holds. Failing to make either only means the run makes its own.
 pub fn prepare_ahead(work_root: &Path) -> Ahead {
-    let real_home = std::env::var_os("HOME")
-        .filter(|home| !home.is_empty())
-        .map(PathBuf::from);
+    let real_home = crate::confine::real_home();
     if let Err(error) = prepare(work_root, real_home.as_deref()) {
         tracing::debug!(%error, work_root = %work_root.display(), "cannot prepare a run directory ahead");
     }
@@ -302,7 +300,7 @@ mod tests {
         fs::create_dir(root.join("unrelated")).unwrap();
 
         prepare(root, None).unwrap();
-        let prepared = root.join(format!(".standby-{}", std::process::id()));
+        let prepared = prepared_root(root);
         assert_eq!(names(&prepared), ["base", "home", "out", "tmp", "work"]);
         assert!(
             !root.join(".standby-4294967295").exists(),
@@ -333,12 +331,7 @@ mod tests {
         prepare(other.path(), None).unwrap();
         let dir = RunDir::create(root, &ws, &RunId::new(id(6)), &LeaseId::new(id(7))).unwrap();
         drop(dir);
-        assert!(
-            other
-                .path()
-                .join(format!(".standby-{}", std::process::id()))
-                .exists()
-        );
+        assert!(prepared_root(other.path()).exists());
 
         discard_prepared();
         assert_eq!(names(other.path()), Vec::<String>::new());
