@@ -83,11 +83,7 @@ impl ReadCache {
 
     /// Remembers a lookup item.
     pub fn remember_lookup(&self, key: Key, ws: WorkspaceId) {
-        let mut map = lock(&self.lookups);
-        if map.len() >= CAPACITY {
-            map.clear();
-        }
-        map.insert(key, ws);
+        insert_bounded(&self.lookups, CAPACITY, key, ws);
     }
 
     /// A membership read less than [`MEMBERSHIP_TTL`] ago.
@@ -99,11 +95,9 @@ impl ReadCache {
 
     /// Remembers a membership.
     pub fn remember_membership(&self, membership: Membership) {
-        let mut map = lock(&self.memberships);
-        if map.len() >= CAPACITY {
-            map.clear();
-        }
-        map.insert(
+        insert_bounded(
+            &self.memberships,
+            CAPACITY,
             (membership.user_id.clone(), membership.workspace_id.clone()),
             (Instant::now(), membership),
         );
@@ -117,14 +111,14 @@ impl ReadCache {
     /// Remembers `run` if it has finished (it no longer changes); a run that has not
     /// is not kept.
     pub fn remember_if_finished(&self, run: &Run) {
-        if !run.status.is_terminal() {
-            return;
+        if run.status.is_terminal() {
+            insert_bounded(
+                &self.finished,
+                FINISHED_RUN_CAPACITY,
+                run.run_id.clone(),
+                run.clone(),
+            );
         }
-        let mut map = lock(&self.finished);
-        if map.len() >= FINISHED_RUN_CAPACITY {
-            map.clear();
-        }
-        map.insert(run.run_id.clone(), run.clone());
     }
 
     /// The log text of a finished run, if remembered for the log counters it shows.
@@ -165,6 +159,20 @@ impl ReadCache {
     pub fn forget_membership(&self, user: &UserId, ws: &WorkspaceId) {
         lock(&self.memberships).remove(&(user.clone(), ws.clone()));
     }
+}
+
+/// Inserts into a map that starts over (is cleared) once it holds `capacity` entries.
+fn insert_bounded<K: std::hash::Hash + Eq, V>(
+    map: &Mutex<HashMap<K, V>>,
+    capacity: usize,
+    key: K,
+    value: V,
+) {
+    let mut map = lock(map);
+    if map.len() >= capacity {
+        map.clear();
+    }
+    map.insert(key, value);
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
