@@ -444,24 +444,14 @@ impl FsBlobStore {
     }
 
     /// The blob at `key`, opened, and what it is: its size and its metadata, read from
-    /// the same open file under the commit lock, so they belong to one version.
-    async fn open(&self, key: &BlobKey) -> Result<(fs::File, BlobMeta), BlobError> {
-        let (object, meta, commit, owned_key) = (
-            self.object_path(key),
-            self.meta_path(key),
-            self.commit.clone(),
-            key.clone(),
-        );
-        blocking(move || open_at(&object, &meta, &commit, owned_key)).await
-    }
-
-    /// [`FsBlobStore::open`], and the whole body read with it when it is at most
-    /// `whole_up_to` bytes: a small blob (a TaskSpec, a plan) costs one trip to the
-    /// blocking pool instead of one per chunk read and one for the end of the file.
-    async fn open_reading(
+    /// the same open file under the commit lock, so they belong to one version. With
+    /// its whole body too when it is at most `whole_up_to` bytes: a small blob (a
+    /// TaskSpec, a plan) costs one trip to the blocking pool instead of one per chunk
+    /// read and one for the end of the file.
+    async fn open(
         &self,
         key: &BlobKey,
-        whole_up_to: u64,
+        whole_up_to: Option<u64>,
     ) -> Result<(fs::File, BlobMeta, Option<Bytes>), BlobError> {
         let (object, meta, commit, owned_key) = (
             self.object_path(key),
@@ -471,7 +461,7 @@ impl FsBlobStore {
         );
         blocking(move || {
             let (mut file, meta) = open_at(&object, &meta, &commit, owned_key)?;
-            if meta.size > whole_up_to {
+            if whole_up_to.is_none_or(|up_to| meta.size > up_to) {
                 return Ok((file, meta, None));
             }
             let mut body = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
@@ -542,7 +532,7 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn get(&self, key: &BlobKey) -> Result<(BlobMeta, ByteStream), BlobError> {
-        let (file, meta, whole) = self.open_reading(key, READ_CHUNK_BYTES as u64).await?;
+        let (file, meta, whole) = self.open(key, Some(READ_CHUNK_BYTES as u64)).await?;
         if let Some(body) = whole {
             return Ok((meta, Box::pin(futures::stream::once(async { Ok(body) }))));
         }
@@ -552,7 +542,7 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn head(&self, key: &BlobKey) -> Result<BlobMeta, BlobError> {
-        Ok(self.open(key).await?.1)
+        Ok(self.open(key, None).await?.1)
     }
 
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {

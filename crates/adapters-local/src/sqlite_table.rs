@@ -134,7 +134,17 @@ impl SqliteTable {
 
     /// Runs `ops` in one immediate transaction; returns what each op left behind.
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Outcome>, TableError> {
-        let outcome = self.writer.run(move |conn| write_ops(conn, &ops)).await;
+        self.on_writer(move |conn| write_ops(conn, &ops)).await
+    }
+
+    /// Runs `work` on the writer connection, then tells the WAL's checkpoints that it
+    /// may have grown: every write goes through here, a health check's included.
+    async fn on_writer<T, F>(&self, work: F) -> Result<T, TableError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, TableError> + Send + 'static,
+    {
+        let outcome = self.writer.run(work).await;
         if let Some(checkpoints) = &self.checkpoints {
             checkpoints.wrote();
         }
@@ -317,23 +327,15 @@ impl Table for SqliteTable {
     }
 
     async fn ping(&self) -> Result<(), TableError> {
-        let pinged = self
-            .writer
-            .run(|conn| {
-                conn.execute(
-                    "INSERT OR REPLACE INTO probe (id, at) VALUES (1, strftime('%s', 'now'))",
-                    [],
-                )
-                .map_err(classify)?;
-                Ok(())
-            })
-            .await;
-        // A write like any other: a server that only answers health checks still
-        // checkpoints what they add.
-        if let Some(checkpoints) = &self.checkpoints {
-            checkpoints.wrote();
-        }
-        pinged
+        self.on_writer(|conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO probe (id, at) VALUES (1, strftime('%s', 'now'))",
+                [],
+            )
+            .map_err(classify)?;
+            Ok(())
+        })
+        .await
     }
 }
 
