@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tlao_domain::Key;
 use tlao_ports::{
-    BlobError, BlobKey, BlobMeta, BlobStore, ByteStream, Condition, FaultyStore, Item, Page,
-    PresignedUrl, Query, StorageFault, Table, TableError, Update, WriteOp,
+    BlobError, BlobKey, BlobMeta, BlobStore, ByteStream, Condition, CountAfter, FaultyStore, Item,
+    Page, PresignedUrl, Query, StorageFault, Table, TableError, Update, WriteOp,
 };
 
 /// The fault in force for one store, and how many writes it saw; cloning shares it.
@@ -135,6 +135,14 @@ impl Table for FaultyTable {
 
     async fn count(&self, query: Query) -> Result<usize, TableError> {
         self.inner.count(query).await
+    }
+
+    async fn get_then_count(
+        &self,
+        key: &Key,
+        then: CountAfter,
+    ) -> Result<(Option<Item>, Option<usize>), TableError> {
+        self.inner.get_then_count(key, then).await
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), TableError> {

@@ -23,8 +23,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, ToSql, Trans
 use tlao_domain::Key;
 use tlao_ports::table::validate_transaction;
 use tlao_ports::{
-    Attrs, Condition, Direction, FaultyStore, Item, Page, Query, StorageFault, Table, TableError,
-    Update, WriteOp,
+    Attrs, Condition, CountAfter, Direction, FaultyStore, Item, Page, Query, StorageFault, Table,
+    TableError, Update, WriteOp,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -318,6 +318,34 @@ impl Table for SqliteTable {
         query.validate()?;
         // An index walk of at most 1,000 keys: microseconds, like a small read.
         self.read_small(move |conn| count_range(conn, &query)).await
+    }
+
+    /// One read transaction: the item and its count share a snapshot, and the WAL's
+    /// read lock is taken once (a lock and an unlock system call per transaction, the
+    /// largest part of a point read).
+    async fn get_then_count(
+        &self,
+        key: &Key,
+        then: CountAfter,
+    ) -> Result<(Option<Item>, Option<usize>), TableError> {
+        let key = key.clone();
+        self.read_small(move |conn| {
+            let tx = conn.transaction().map_err(classify)?;
+            let Some(attrs) = read_attrs(&tx, &key)? else {
+                return Ok((None, None));
+            };
+            let item = Item { key, attrs };
+            let count = match then(&item) {
+                Some(query) => {
+                    query.validate()?;
+                    Some(count_range(&tx, &query)?)
+                }
+                None => None,
+            };
+            tx.commit().map_err(classify)?;
+            Ok((Some(item), count))
+        })
+        .await
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), TableError> {

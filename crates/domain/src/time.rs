@@ -13,8 +13,11 @@ use serde::{Deserialize, Serialize};
 const MILLIS_PER_DAY: i64 = 86_400_000;
 
 /// Milliseconds since 1970-01-01T00:00:00Z.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+///
+/// It is (de)serialized as its RFC 3339 text, written from a stack buffer and parsed from
+/// the borrowed input: a run's view carries several, and the allocation and `fmt`
+/// machinery of going through a `String` each way showed in `GET /runs/{id}`'s profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
 
 /// A calendar day in UTC, used for daily quotas.
@@ -76,8 +79,38 @@ impl fmt::Display for UtcDate {
     }
 }
 
+impl Timestamp {
+    /// The RFC 3339 text of a timestamp in the years 0 to 9999 (every one the system
+    /// stores), written digit by digit; `None` for the years outside, which
+    /// [`fmt::Display`] writes the long way.
+    fn rfc3339(self) -> Option<[u8; 24]> {
+        let date = self.utc_date();
+        let year = u32::try_from(date.year).ok().filter(|year| *year <= 9999)?;
+        let in_day = self.0.rem_euclid(MILLIS_PER_DAY) as u32;
+        let mut text = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut value: u32| {
+            for digit in text[at..at + width].iter_mut().rev() {
+                *digit = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, date.month);
+        put(8, 2, date.day);
+        put(11, 2, in_day / 3_600_000);
+        put(14, 2, in_day / 60_000 % 60);
+        put(17, 2, in_day / 1000 % 60);
+        put(20, 3, in_day % 1000);
+        Some(text)
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(text) = self.rfc3339() {
+            // Only ASCII digits and separators were written.
+            return f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?);
+        }
         let date = self.utc_date();
         let in_day = self.0.rem_euclid(MILLIS_PER_DAY);
         let (hours, rest) = (in_day / 3_600_000, in_day % 3_600_000);
@@ -108,6 +141,34 @@ impl TryFrom<String> for Timestamp {
 
     fn try_from(text: String) -> Result<Self, Self::Error> {
         text.parse()
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.rfc3339() {
+            Some(text) => match std::str::from_utf8(&text) {
+                Ok(text) => serializer.serialize_str(text),
+                Err(_) => serializer.collect_str(self),
+            },
+            None => serializer.collect_str(self),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Rfc3339;
+        impl serde::de::Visitor<'_> for Rfc3339 {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 UTC timestamp")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Rfc3339)
     }
 }
 
@@ -249,7 +310,44 @@ mod tests {
         );
     }
 
+    #[test]
+    fn serde_speaks_the_rfc3339_text_and_refuses_anything_else() {
+        let ts = Timestamp::from_unix_millis(1_764_165_470_123);
+        let json = serde_json::to_string(&ts).unwrap();
+        assert_eq!(json, "\"2025-11-26T13:57:50.123Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), ts);
+        // An escaped string (not borrowable from the input) parses too.
+        let escaped = "\"2025-11-26T13:57:50.123\\u005a\"";
+        assert_eq!(serde_json::from_str::<Timestamp>(escaped).unwrap(), ts);
+        let err = serde_json::from_str::<Timestamp>("\"yesterday\"").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expected an RFC 3339 UTC timestamp"),
+            "{err}"
+        );
+        assert!(serde_json::from_str::<Timestamp>("17").is_err());
+        // Years past 9999 take the long way, both ways.
+        let far = Timestamp::from_unix_millis(253_402_300_800_000);
+        assert_eq!(far.to_string(), "10000-01-01T00:00:00.000Z");
+        assert_eq!(
+            serde_json::to_string(&far).unwrap(),
+            "\"10000-01-01T00:00:00.000Z\""
+        );
+    }
+
     proptest! {
+        #[test]
+        fn the_fast_text_is_the_long_text(millis in 0i64..253_402_300_799_999) {
+            let ts = Timestamp::from_unix_millis(millis);
+            let date = ts.utc_date();
+            let in_day = millis.rem_euclid(MILLIS_PER_DAY);
+            let long = format!(
+                "{date}T{:02}:{:02}:{:02}.{:03}Z",
+                in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000
+            );
+            prop_assert_eq!(ts.to_string(), long);
+        }
+
         #[test]
         fn display_and_parse_round_trip(millis in -62_135_596_800_000i64..253_402_300_799_999) {
             let ts = Timestamp::from_unix_millis(millis);

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use rand::Rng;
-use tlao_domain::{Guardrails, Membership, Timestamp, Ulid, UserId, WorkspaceId, keys};
-use tlao_ports::{BlobKey, BlobStore, Clock};
+use tlao_domain::{Guardrails, Membership, RunStatus, Timestamp, Ulid, UserId, WorkspaceId, keys};
+use tlao_ports::{BlobKey, BlobStore, Clock, Cursor, Direction, Item, Query};
 
+use crate::attrs::STATUS;
 use crate::codec::{Lookup, LookupOf};
 use crate::error::ServiceError;
 use crate::store::Store;
@@ -182,6 +183,38 @@ impl Core {
             .ok_or_else(|| ServiceError::not_found("run", run_id))?;
         self.cache.remember_if_finished(&run);
         Ok(run)
+    }
+
+    /// As [`Core::run_for`], and, for a queued run, how many entries are ahead of its
+    /// own in its workspace's queue (at most `limit`), counted in the same read as the
+    /// run where the table can (see [`tlao_ports::Table::get_then_count`]). `None` for
+    /// a run that is not queued.
+    pub async fn run_and_ahead_for(
+        &self,
+        caller: &Caller,
+        run_id: &tlao_domain::RunId,
+        limit: usize,
+    ) -> Result<(tlao_domain::Run, Option<usize>), ServiceError> {
+        let ws = self.run_workspace_for(caller, run_id).await?;
+        if let Some(run) = self.cache.finished_run(run_id) {
+            return Ok((run, None));
+        }
+        let queue = keys::workspace_queue(&ws);
+        let own = keys::workspace_queue_entry(&ws, run_id).sk;
+        let ahead = move |item: &Item| {
+            (item.s(STATUS) == Some(RunStatus::Queued.as_str())).then(|| {
+                Query::new(queue.clone(), Direction::Backward, limit)
+                    .after(Some(Cursor::after(own.clone())))
+            })
+        };
+        let (run, ahead) = self
+            .store
+            .get_then_count::<tlao_domain::Run, _>(&keys::run(&ws, run_id), ahead)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("run", run_id))?;
+        self.cache.remember_if_finished(&run);
+        let ahead = ahead.filter(|_| run.status == RunStatus::Queued);
+        Ok((run, ahead))
     }
 
     /// Wakes whoever waits for queue changes in this process.

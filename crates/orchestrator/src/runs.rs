@@ -170,7 +170,11 @@ impl RunService {
 
     /// A run of a workspace the caller belongs to (requirement 2.7).
     pub async fn get(&self, caller: &Caller, run_id: &RunId) -> Result<RunView, ServiceError> {
-        let run = self.load(caller, run_id).await?;
+        let (run, ahead) = self
+            .core
+            .run_and_ahead_for(caller, run_id, MAX_POSITION as usize)
+            .await?;
+        let queue_position = ahead.and_then(position_after);
         // A run that kept no log bytes has no log lines to read; a finished run's log
         // no longer changes, so it is read once.
         let logs = if run.log_bytes == 0 {
@@ -181,9 +185,11 @@ impl RunService {
             let text = crate::events::log_text(&self.core, run_id).await?;
             self.core.cache.remember_log(&run, text)
         };
-        let mut view = self.view(run).await?;
-        view.logs = Some(logs);
-        Ok(view)
+        Ok(RunView {
+            run,
+            queue_position,
+            logs: Some(logs),
+        })
     }
 
     /// A page of a workspace's runs, newest first (requirement 2.6).
@@ -304,10 +310,7 @@ impl RunService {
         )
         .after(Some(Cursor::after(own)));
         let ahead = self.core.store.count(ahead).await?;
-        Ok(u32::try_from(ahead)
-            .ok()
-            .filter(|ahead| *ahead < MAX_POSITION)
-            .map(|ahead| ahead + 1))
+        Ok(position_after(ahead))
     }
 
     /// The sort keys of the workspace's queue entries, oldest first: the first
@@ -406,6 +409,15 @@ impl RunService {
             retry_after_seconds: (reset.millis_since(now).max(0) as u64).div_ceil(1000),
         }
     }
+}
+
+/// The 1-based queue position of a run with `ahead` entries ahead of its own; `None`
+/// past the first [`MAX_POSITION`].
+fn position_after(ahead: usize) -> Option<u32> {
+    u32::try_from(ahead)
+        .ok()
+        .filter(|ahead| *ahead < MAX_POSITION)
+        .map(|ahead| ahead + 1)
 }
 
 fn position_of(queued_sks: &[String], run: &Run) -> Option<u32> {

@@ -86,6 +86,30 @@ impl Store {
         Ok(item.as_ref().map(codec::decode).transpose()?)
     }
 
+    /// Reads and decodes one entity and, when `then` makes a query of its item, counts
+    /// that query's range (one read where the table can, see
+    /// [`Table::get_then_count`]); `Ok(None)` when the entity is absent.
+    pub async fn get_then_count<E, F>(
+        &self,
+        key: &Key,
+        then: F,
+    ) -> Result<Option<(E, Option<usize>)>, StoreError>
+    where
+        E: Entity,
+        F: Fn(&Item) -> Option<Query> + Clone + Send + 'static,
+    {
+        let (item, count) = self
+            .retry
+            .run(
+                || self.table.get_then_count(key, Box::new(then.clone())),
+                TableError::is_transient,
+            )
+            .await?;
+        Ok(item
+            .map(|item| codec::decode(&item).map(|entity| (entity, count)))
+            .transpose()?)
+    }
+
     /// Reads one raw item (counters, queue entries); `Ok(None)` when absent.
     pub async fn get_item(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         Ok(self

@@ -29,6 +29,6 @@ pub use event_bus::{EventBus, EventBusError, EventSubscription, RecvError};
 pub use fault::{StorageFault, Store as FaultyStore};
 pub use launcher::{Launch, LaunchError, RunLauncher, StopError, WorkerExit};
 pub use table::{
-    AttrValue, Attrs, Condition, Cursor, Direction, Item, MAX_TRANSACT_OPS, Page, Query, Table,
-    TableError, Update, WriteOp,
+    AttrValue, Attrs, Condition, CountAfter, Cursor, Direction, Item, MAX_TRANSACT_OPS, Page,
+    Query, Table, TableError, Update, WriteOp,
 };

@@ -427,6 +427,10 @@ impl TableError {
     }
 }
 
+/// What [`Table::get_then_count`] counts once it has read its item: a query made from
+/// the item, or `None` for no count.
+pub type CountAfter = Box<dyn FnOnce(&Item) -> Option<Query> + Send>;
+
 /// A single table of items, DynamoDB-shaped.
 ///
 /// Reads are strongly consistent: a read that starts after a write completes sees it.
@@ -497,6 +501,31 @@ pub trait Table: Send + Sync {
                 _ => return Ok(counted.min(limit)),
             }
         }
+    }
+
+    /// Reads one item and then, when `then` makes a query of it, counts that query's
+    /// range as [`count`](Table::count) does: e.g. a run and, when it is queued, the
+    /// entries ahead of it in its queue. Returns the item (`None` when it does not exist,
+    /// and `then` is not called) and the count (`None` when `then` asked for none).
+    ///
+    /// The default reads, then counts: two requests. An engine that can do both in one
+    /// read (one snapshot) overrides it; the SQLite table does, which also makes the
+    /// count agree with the item.
+    ///
+    /// Errors: as [`get`](Table::get) and [`count`](Table::count).
+    async fn get_then_count(
+        &self,
+        key: &Key,
+        then: CountAfter,
+    ) -> Result<(Option<Item>, Option<usize>), TableError> {
+        let Some(item) = self.get(key).await? else {
+            return Ok((None, None));
+        };
+        let count = match then(&item) {
+            Some(query) => Some(self.count(query).await?),
+            None => None,
+        };
+        Ok((Some(item), count))
     }
 
     /// Applies every operation or none. Each operation's condition is evaluated against

@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::table::{
-    AttrValue, Condition, Cursor, Direction, Item, MAX_TRANSACT_OPS, Query, Table, TableError,
-    Update, WriteOp,
+    AttrValue, Condition, CountAfter, Cursor, Direction, Item, MAX_TRANSACT_OPS, Query, Table,
+    TableError, Update, WriteOp,
 };
 use tlao_domain::{Key, KeyPrefix};
 
@@ -33,6 +33,7 @@ macro_rules! table_contract_tests {
             prefix_queries_do_not_leak_neighbouring_prefixes,
             an_out_of_range_query_limit_is_invalid,
             a_count_follows_the_cursor_and_the_prefix_and_stops_at_the_limit,
+            a_get_then_count_reads_the_item_and_counts_what_it_asks_for,
             ping_succeeds,
         );
     };
@@ -704,6 +705,71 @@ pub async fn a_count_follows_the_cursor_and_the_prefix_and_stops_at_the_limit(
                 .await,
         );
     }
+}
+
+/// `get_then_count` returns the item and counts the query it makes of it; no count when
+/// it makes none; nothing, without asking, for a missing item; `Invalid` for a query out
+/// of range.
+pub async fn a_get_then_count_reads_the_item_and_counts_what_it_asks_for(
+    table: Arc<dyn Table>,
+    ns: &str,
+) {
+    let (pk, sks) = seed_partition(&table, ns, 53).await;
+    let key_of = |sk: &str| Key {
+        pk: pk.clone(),
+        sk: sk.to_owned(),
+    };
+    // The entries before an item, as a queue position is counted.
+    let ahead = |limit: usize| -> CountAfter {
+        Box::new(move |item: &Item| {
+            Some(Query {
+                pk: item.key.pk.clone(),
+                sk_prefix: "ITEM#".into(),
+                direction: Direction::Backward,
+                limit,
+                cursor: Some(Cursor::after(item.key.sk.clone())),
+            })
+        })
+    };
+    let (item, count) = table
+        .get_then_count(&key_of(&sks[20]), ahead(1000))
+        .await
+        .unwrap();
+    let item = item.expect("the item");
+    assert_eq!(
+        (item.key.sk.as_str(), item.n("i")),
+        (sks[20].as_str(), Some(20))
+    );
+    assert_eq!(count, Some(20));
+    let (_, count) = table
+        .get_then_count(&key_of(&sks[20]), ahead(5))
+        .await
+        .unwrap();
+    assert_eq!(count, Some(5), "at most the limit");
+    // The query is made of the item read: its attributes decide.
+    let only_odd: CountAfter = Box::new(|item: &Item| {
+        (item.n("i")? % 2 == 1).then(|| Query {
+            pk: item.key.pk.clone(),
+            sk_prefix: "ITEM#".into(),
+            direction: Direction::Forward,
+            limit: 1000,
+            cursor: None,
+        })
+    });
+    let (item, count) = table
+        .get_then_count(&key_of(&sks[20]), only_odd)
+        .await
+        .unwrap();
+    assert_eq!((item.is_some(), count), (true, None));
+    let (item, count) = table
+        .get_then_count(
+            &key_of("ITEM#99999"),
+            Box::new(|_: &Item| panic!("asked for a count of a missing item")),
+        )
+        .await
+        .unwrap();
+    assert_eq!((item, count), (None, None));
+    invalid(table.get_then_count(&key_of(&sks[20]), ahead(0)).await);
 }
 
 /// A healthy table answers `ping`.
