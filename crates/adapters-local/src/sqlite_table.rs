@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, ToSql, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql, TransactionBehavior};
 use tlao_domain::Key;
 use tlao_ports::table::validate_transaction;
 use tlao_ports::{
@@ -330,19 +330,24 @@ impl Table for SqliteTable {
     ) -> Result<(Option<Item>, Option<usize>), TableError> {
         let key = key.clone();
         self.read_small(move |conn| {
-            let tx = conn.transaction().map_err(classify)?;
-            let Some(attrs) = read_attrs(&tx, &key)? else {
+            // The item's statement stays open (not reset) while the count runs: SQLite
+            // then reads both in one read transaction, without a BEGIN and a COMMIT to
+            // parse and run.
+            let mut stmt = conn.prepare_cached(READ_ITEM).map_err(classify)?;
+            let mut rows = stmt.query((&key.pk, &key.sk)).map_err(classify)?;
+            let Some(row) = rows.next().map_err(classify)? else {
                 return Ok((None, None));
             };
+            let attrs = attrs_in(row, &key)?;
             let item = Item { key, attrs };
             let count = match then(&item) {
                 Some(query) => {
                     query.validate()?;
-                    Some(count_range(&tx, &query)?)
+                    Some(count_range(conn, &query)?)
                 }
                 None => None,
             };
-            tx.commit().map_err(classify)?;
+            drop(rows);
             Ok((Some(item), count))
         })
         .await
@@ -408,24 +413,42 @@ fn write_ops(conn: &mut Connection, ops: &[WriteOp]) -> Result<Vec<Outcome>, Tab
     Ok(outcomes)
 }
 
+/// Reads one item's attributes (`?1`, `?2`: its key).
+const READ_ITEM: &str = "SELECT attrs FROM items WHERE pk = ?1 AND sk = ?2";
+
 fn read_attrs(conn: &Connection, key: &Key) -> Result<Option<Attrs>, TableError> {
-    let json: Option<String> = conn
-        .prepare_cached("SELECT attrs FROM items WHERE pk = ?1 AND sk = ?2")
-        .and_then(|mut stmt| {
-            stmt.query_row((&key.pk, &key.sk), |row| row.get(0))
-                .optional()
-        })
-        .map_err(classify)?;
-    json.map(|json| decode(&key.pk, &key.sk, &json)).transpose()
+    let mut stmt = conn.prepare_cached(READ_ITEM).map_err(classify)?;
+    let mut rows = stmt.query((&key.pk, &key.sk)).map_err(classify)?;
+    match rows.next().map_err(classify)? {
+        Some(row) => attrs_in(row, key).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The attributes in a row's first column, decoded where SQLite holds the text (no copy
+/// of it first).
+fn attrs_in(row: &rusqlite::Row<'_>, key: &Key) -> Result<Attrs, TableError> {
+    let json = row
+        .get_ref(0)
+        .map_err(classify)?
+        .as_str()
+        .map_err(|err| decode_error(&key.pk, &key.sk, err))?;
+    decode(&key.pk, &key.sk, json)
 }
 
 fn decode(pk: &str, sk: &str, json: &str) -> Result<Attrs, TableError> {
-    serde_json::from_str(json).map_err(|err| {
-        TableError::Unexpected(
-            anyhow::Error::new(err)
-                .context(format!("the stored attributes of {pk}/{sk} are unreadable")),
-        )
-    })
+    serde_json::from_str(json).map_err(|err| decode_error(pk, sk, err))
+}
+
+fn decode_error(
+    pk: &str,
+    sk: &str,
+    err: impl std::error::Error + Send + Sync + 'static,
+) -> TableError {
+    TableError::Unexpected(
+        anyhow::Error::new(err)
+            .context(format!("the stored attributes of {pk}/{sk} are unreadable")),
+    )
 }
 
 /// The SQL range of a query: `sk {op} {start}`, `sk < {upper}` when bounded, and the
