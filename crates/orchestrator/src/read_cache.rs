@@ -169,10 +169,12 @@ fn insert_bounded<K: std::hash::Hash + Eq, V>(
     value: V,
 ) {
     let mut map = lock(map);
-    if map.len() >= capacity {
-        map.clear();
-    }
+    // A full map is taken out whole and dropped after the lock is released: dropping
+    // thousands of runs under it held up every reader of the cache.
+    let full = (map.len() >= capacity).then(|| std::mem::take(&mut *map));
     map.insert(key, value);
+    drop(map);
+    drop(full);
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
