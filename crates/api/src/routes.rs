@@ -124,6 +124,10 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(POST "/admin/maintenance" => admin::run_maintenance, Mount::WithMaintenance),
 ];
 
+/// The paths most requests are for, registered first: a run as a client polls it, a
+/// worker's events.
+const BUSIEST: &[&str] = &["/runs/{runId}", "/worker/runs/{runId}/events"];
+
 /// `GET` routes that do not also answer `HEAD`: the event stream (its body ends only
 /// with the run, and actix reads a HEAD response's body to its end before the
 /// connection moves on) and the presigned blobs (signed for one method).
@@ -145,6 +149,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, mounts: Mounts) {
             paths.push(spec.path);
         }
     }
+    // actix tries resources in the order they were registered, a pattern match each;
+    // the busiest paths go first (no earlier path matches what they match, see
+    // `the_busiest_paths_match_what_they_matched_in_table_order`).
+    paths.sort_by_key(|path| !BUSIEST.contains(path));
     for path in paths {
         let specs: Vec<&RouteSpec> = ROUTES
             .iter()
@@ -287,6 +295,33 @@ mod tests {
             }
         }
         assert_eq!(documented, ROUTES.len());
+    }
+
+    /// A busiest path is tried before every other: it must match no other route's
+    /// requests (an instance of each pattern, its parameters filled in).
+    #[test]
+    fn the_busiest_paths_match_what_they_matched_in_table_order() {
+        let instance = |pattern: &str| {
+            let mut path = String::new();
+            for segment in pattern.split('/').skip(1) {
+                path.push('/');
+                path.push_str(match segment {
+                    s if s.starts_with("{key") => "some/key",
+                    s if s.starts_with('{') => "x_1",
+                    s => s,
+                });
+            }
+            path
+        };
+        for busiest in BUSIEST {
+            let def = actix_web::dev::ResourceDef::new(*busiest);
+            assert!(def.is_match(&instance(busiest)), "{busiest}");
+            assert!(ROUTES.iter().any(|spec| spec.path == *busiest), "{busiest}");
+            for spec in ROUTES.iter().filter(|spec| spec.path != *busiest) {
+                let other = instance(spec.path);
+                assert!(!def.is_match(&other), "{busiest} would take {other}");
+            }
+        }
     }
 
     #[test]
