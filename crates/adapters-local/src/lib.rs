@@ -18,6 +18,7 @@ mod fs_blob;
 mod memory_table;
 mod process_launcher;
 mod sqlite_table;
+mod stored_attrs;
 mod wal_checkpoint;
 
 pub use event_bus::{DEFAULT_EVENT_BUS_CAPACITY, LocalEventBus};

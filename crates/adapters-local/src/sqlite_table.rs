@@ -1,6 +1,7 @@
 //! The SQLite table: the embedded default engine, one file in WAL mode.
 //!
-//! It owns the file's schema (`items(pk, sk, attrs)`, attributes as JSON text), its
+//! It owns the file's schema (`items(pk, sk, attrs)`, the attributes in the binary
+//! form of [`crate::stored_attrs`]; JSON text in rows written before it), its
 //! connections and the mapping of SQLite errors onto [`TableError`]. Writes go through
 //! one writer connection, each in a `BEGIN IMMEDIATE` transaction that reads the current
 //! rows, evaluates conditions in Rust and writes, so they are serialized here and, via
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql, TransactionBehavior};
 use tlao_domain::Key;
 use tlao_ports::table::validate_transaction;
@@ -29,6 +31,7 @@ use tlao_ports::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::memory_table::{Outcome, plan_writes, prefix_end, updated_item};
+use crate::stored_attrs;
 use crate::wal_checkpoint::Checkpointer;
 
 /// How many read connections serve `get`, `query` and `ping` at once.
@@ -389,7 +392,7 @@ fn write_ops(conn: &mut Connection, ops: &[WriteOp]) -> Result<Vec<Outcome>, Tab
         match outcome {
             Outcome::Unchanged => {}
             Outcome::Written(attrs) => {
-                let json = serde_json::to_string(attrs).map_err(|err| {
+                let stored = stored_attrs::encode(attrs).map_err(|err| {
                     TableError::Unexpected(anyhow::Error::new(err).context(format!(
                         "cannot encode the attributes of {}/{}",
                         key.pk, key.sk
@@ -399,7 +402,7 @@ fn write_ops(conn: &mut Connection, ops: &[WriteOp]) -> Result<Vec<Outcome>, Tab
                     "INSERT INTO items (pk, sk, attrs) VALUES (?1, ?2, ?3)
                      ON CONFLICT (pk, sk) DO UPDATE SET attrs = excluded.attrs",
                 )
-                .and_then(|mut stmt| stmt.execute((&key.pk, &key.sk, &json)))
+                .and_then(|mut stmt| stmt.execute((&key.pk, &key.sk, &stored)))
                 .map_err(classify)?;
             }
             Outcome::Removed => {
@@ -425,19 +428,27 @@ fn read_attrs(conn: &Connection, key: &Key) -> Result<Option<Attrs>, TableError>
     }
 }
 
-/// The attributes in a row's first column, decoded where SQLite holds the text (no copy
-/// of it first).
+/// The attributes in a row's first column, decoded where SQLite holds them (no copy
+/// first).
 fn attrs_in(row: &rusqlite::Row<'_>, key: &Key) -> Result<Attrs, TableError> {
-    let json = row
-        .get_ref(0)
-        .map_err(classify)?
-        .as_str()
-        .map_err(|err| decode_error(&key.pk, &key.sk, err))?;
-    decode(&key.pk, &key.sk, json)
+    stored(row.get_ref(0).map_err(classify)?, &key.pk, &key.sk)
 }
 
-fn decode(pk: &str, sk: &str, json: &str) -> Result<Attrs, TableError> {
-    serde_json::from_str(json).map_err(|err| decode_error(pk, sk, err))
+/// Decodes stored attributes: the binary form ([`stored_attrs`], a `BLOB`), or the JSON
+/// text of rows written before it.
+fn stored(value: ValueRef<'_>, pk: &str, sk: &str) -> Result<Attrs, TableError> {
+    match value {
+        ValueRef::Blob(bytes) => {
+            stored_attrs::decode(bytes).map_err(|err| decode_error(pk, sk, err))
+        }
+        ValueRef::Text(json) => {
+            serde_json::from_slice(json).map_err(|err| decode_error(pk, sk, err))
+        }
+        other => Err(TableError::Unexpected(anyhow::anyhow!(
+            "the stored attributes of {pk}/{sk} are unreadable: a {:?} value",
+            other.data_type()
+        ))),
+    }
 }
 
 fn decode_error(
@@ -533,28 +544,20 @@ fn query_page(conn: &Connection, query: &Query) -> Result<Page, TableError> {
         range.clause(),
         range.order
     );
-    let rows = conn
-        .prepare_cached(&sql)
-        .and_then(|mut stmt| {
-            stmt.query_map(params.as_slice(), |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(classify)?;
-    let items = rows
-        .into_iter()
-        .map(|(sk, json)| {
-            let attrs = decode(&query.pk, &sk, &json)?;
-            Ok(Item {
-                key: Key {
-                    pk: query.pk.clone(),
-                    sk,
-                },
-                attrs,
-            })
-        })
-        .collect::<Result<Vec<_>, TableError>>()?;
+    let mut stmt = conn.prepare_cached(&sql).map_err(classify)?;
+    let mut rows = stmt.query(params.as_slice()).map_err(classify)?;
+    let mut items = Vec::new();
+    while let Some(row) = rows.next().map_err(classify)? {
+        let sk: String = row.get(0).map_err(classify)?;
+        let attrs = stored(row.get_ref(1).map_err(classify)?, &query.pk, &sk)?;
+        items.push(Item {
+            key: Key {
+                pk: query.pk.clone(),
+                sk,
+            },
+            attrs,
+        });
+    }
     Ok(Page::from_overfetch(items, query.limit))
 }
 
@@ -780,6 +783,83 @@ mod tests {
             .unwrap()
             .query_row("PRAGMA page_size", [], |row| row.get(0))
             .unwrap()
+    }
+
+    /// Rows written as JSON text (before the binary form) read by every path, and a
+    /// write stores the binary form.
+    #[tokio::test(flavor = "current_thread")]
+    async fn rows_of_json_text_are_read_and_rewritten_in_the_binary_form() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("t.db");
+        let table = SqliteTable::open(&path).await.unwrap();
+        let type_of = |sk: &str| -> String {
+            Connection::open(&path)
+                .unwrap()
+                .query_row(
+                    "SELECT typeof(attrs) FROM items WHERE pk = 'P' AND sk = ?1",
+                    [sk],
+                    |row| row.get(0),
+                )
+                .unwrap()
+        };
+        let old = Attrs::from([
+            ("doc".to_owned(), AttrValue::S(r#"{"a":"\"b\""}"#.into())),
+            ("n".to_owned(), AttrValue::N(3)),
+        ]);
+        for sk in ["A", "B"] {
+            Connection::open(&path)
+                .unwrap()
+                .execute(
+                    "INSERT INTO items (pk, sk, attrs) VALUES ('P', ?1, ?2)",
+                    (sk, serde_json::to_string(&old).unwrap()),
+                )
+                .unwrap();
+        }
+        assert_eq!(type_of("A"), "text");
+        assert_eq!(table.get(&key("A")).await.unwrap().unwrap().attrs, old);
+        let page = table
+            .query(Query {
+                pk: "P".into(),
+                sk_prefix: String::new(),
+                direction: Direction::Forward,
+                limit: 10,
+                cursor: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 2);
+        assert!(page.items.iter().all(|item| item.attrs == old));
+        let (item, _) = table
+            .get_then_count(&key("B"), Box::new(|_: &Item| None))
+            .await
+            .unwrap();
+        assert_eq!(item.unwrap().attrs, old);
+
+        let updated = table
+            .update(&key("A"), Update::new().add("n", 1), None)
+            .await
+            .unwrap();
+        assert_eq!(updated.n("n"), Some(4));
+        assert_eq!(type_of("A"), "blob");
+        assert_eq!(table.get(&key("A")).await.unwrap().unwrap(), updated);
+        assert_eq!(
+            type_of("B"),
+            "text",
+            "rows no write touched stay as they are"
+        );
+
+        // A row neither form can read is an error, not a panic.
+        Connection::open(&path)
+            .unwrap()
+            .execute(
+                "INSERT INTO items (pk, sk, attrs) VALUES ('P', 'C', x'02')",
+                [],
+            )
+            .unwrap();
+        assert!(matches!(
+            table.get(&key("C")).await,
+            Err(TableError::Unexpected(_))
+        ));
     }
 
     #[tokio::test(flavor = "current_thread")]
