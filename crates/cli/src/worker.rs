@@ -189,11 +189,15 @@ async fn work(args: WorkerArgs) -> anyhow::Result<Exit> {
         (mode, support) => tracing::info!(%mode, %support, "agent sandbox"),
     }
     // What a standby's run would otherwise make first, made while it waits: its
-    // directory and its agent's process tree; whatever the run does not take is removed
-    // when this function returns, however it returns.
-    let _ahead = args
-        .standby
-        .then(|| tlao_worker_kiro::run_dir::prepare_ahead(&config.work_root));
+    // directory, its agent's process tree and its sandbox's system rules; whatever the
+    // run does not take is removed when this function returns, however it returns.
+    let _ahead = args.standby.then(|| {
+        tlao_worker_kiro::run_dir::prepare_ahead(
+            &config.work_root,
+            config.sandbox,
+            &config.grants.network,
+        )
+    });
     let assigned = if args.standby {
         // `ps` (and the tests) tell an idle standby from a worker executing a run.
         set_process_name(STANDBY_NAME);

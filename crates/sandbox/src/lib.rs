@@ -176,18 +176,61 @@ impl Sandbox {
     }
 }
 
+/// The rules every sandbox holds (the system's: [`SYSTEM_READ`], [`PROC_READ`],
+/// [`DEVICES`]), built ahead of the policy they are for, e.g. by a worker waiting for
+/// its run: [`SandboxPolicy::prepare_on`] adds the policy's own.
+pub struct SystemRules {
+    #[cfg(target_os = "linux")]
+    rules: linux::SystemRules,
+}
+
+impl SystemRules {
+    /// Builds the system's rules for a policy that restricts the network
+    /// (`network_handled`) or not ([`Network::Any`]): only a policy of the same kind can
+    /// use them. Errors as [`SandboxPolicy::prepare`].
+    pub fn prepare(network_handled: bool) -> Result<SystemRules, SandboxError> {
+        #[cfg(target_os = "linux")]
+        {
+            linux::system_rules(network_handled).map(|rules| SystemRules { rules })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = network_handled;
+            Err(SandboxError::Unsupported(support().to_string()))
+        }
+    }
+}
+
+impl std::fmt::Debug for SystemRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SystemRules").finish_non_exhaustive()
+    }
+}
+
 impl SandboxPolicy {
     /// Builds the ruleset: the policy's paths and the system's ([`SYSTEM_READ`],
     /// [`DEVICES`]), every file access right the kernel knows handled, signals and
     /// abstract unix sockets scoped (ABI 6), TCP `bind`/`connect` handled unless the
     /// network is [`Network::Any`] (ABI 4; an error on an older kernel).
     pub fn prepare(&self) -> Result<Sandbox, SandboxError> {
+        self.prepare_on(None)
+    }
+
+    /// As [`SandboxPolicy::prepare`], adding the policy's rules to `system` when those
+    /// were built for a policy of its kind (the same network handling); otherwise (or
+    /// with `None`) building every rule now. The sandbox is the same either way.
+    pub fn prepare_on(&self, system: Option<SystemRules>) -> Result<Sandbox, SandboxError> {
         #[cfg(target_os = "linux")]
         {
-            linux::prepare(self)
+            let system = match system {
+                Some(system) if system.rules.fits(self) => system.rules,
+                _ => linux::system_rules(self.network != Network::Any)?,
+            };
+            linux::prepare_on(system, self)
         }
         #[cfg(not(target_os = "linux"))]
         {
+            let _ = system;
             Err(SandboxError::Unsupported(support().to_string()))
         }
     }

@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt;
 
 use landlock::{
     ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, Scope, path_beneath_rules,
+    RulesetCreated, RulesetCreatedAttr, Scope, path_beneath_rules,
 };
 
 use crate::{DEVICES, Network, PROC_READ, SYSTEM_READ, SandboxError, SandboxPolicy, Support};
@@ -46,60 +46,105 @@ pub(crate) fn detect() -> Support {
     }
 }
 
-pub(crate) fn prepare(policy: &SandboxPolicy) -> Result<crate::Sandbox, SandboxError> {
+/// A ruleset with the system's rules ([`SYSTEM_READ`], [`PROC_READ`], [`DEVICES`]) that
+/// a policy's own rules are added to: what every sandbox holds, built ahead by a
+/// standby worker (about half of a sandbox's rules, each opening its path).
+pub(crate) struct SystemRules {
+    ruleset: RulesetCreated,
+    /// Whether TCP is handled (a policy other than [`Network::Any`]).
+    network_handled: bool,
+    abi: u32,
+}
+
+impl SystemRules {
+    /// Whether a policy's rules may go on these: the ruleset handles the network
+    /// exactly when the policy restricts it (a ruleset that handles what a policy
+    /// leaves open would refuse it; one that does not would leave it open).
+    pub(crate) fn fits(&self, policy: &SandboxPolicy) -> bool {
+        self.network_handled == (policy.network != Network::Any)
+    }
+}
+
+pub(crate) fn system_rules(network_handled: bool) -> Result<SystemRules, SandboxError> {
     let abi = match crate::support() {
         Support::Landlock { abi } => *abi,
         Support::Unavailable { reason } => return Err(SandboxError::Unsupported(reason.clone())),
     };
-    if policy.network != Network::Any && abi < 4 {
+    if network_handled && abi < 4 {
         return Err(SandboxError::NotEnforceable(
             "a network policy (Landlock ABI 4, Linux 6.7)",
         ));
     }
-    let error = |e: landlock::RulesetError| SandboxError::Ruleset(e.to_string());
     let read = AccessFs::from_read(TESTED_ABI);
     let all = AccessFs::from_all(TESTED_ABI);
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(all)
-        .map_err(error)?;
+        .map_err(ruleset_error)?;
     if abi >= 6 {
-        ruleset = ruleset.scope(Scope::from_all(TESTED_ABI)).map_err(error)?;
+        ruleset = ruleset
+            .scope(Scope::from_all(TESTED_ABI))
+            .map_err(ruleset_error)?;
     }
-    if policy.network != Network::Any {
+    if network_handled {
         ruleset = ruleset
             .handle_access(AccessNet::from_all(TESTED_ABI))
-            .map_err(error)?;
+            .map_err(ruleset_error)?;
     }
-    let mut created = ruleset
+    let ruleset = ruleset
         .create()
-        .map_err(error)?
+        .map_err(ruleset_error)?
         .add_rules(path_beneath_rules(SYSTEM_READ, read))
-        .map_err(error)?
+        .map_err(ruleset_error)?
         .add_rules(path_beneath_rules(
             PROC_READ,
             AccessFs::from_read(TESTED_ABI) & !AccessFs::Execute,
         ))
-        .map_err(error)?
+        .map_err(ruleset_error)?
         .add_rules(path_beneath_rules(DEVICES, all))
-        .map_err(error)?
+        .map_err(ruleset_error)?;
+    Ok(SystemRules {
+        ruleset,
+        network_handled,
+        abi,
+    })
+}
+
+/// The sandbox of `policy`: its rules added to `system` (which must fit it, see
+/// [`SystemRules::fits`]).
+pub(crate) fn prepare_on(
+    system: SystemRules,
+    policy: &SandboxPolicy,
+) -> Result<crate::Sandbox, SandboxError> {
+    debug_assert!(system.fits(policy));
+    let read = AccessFs::from_read(TESTED_ABI);
+    let all = AccessFs::from_all(TESTED_ABI);
+    let mut created = system
+        .ruleset
         .add_rules(path_beneath_rules(&policy.read, read))
-        .map_err(error)?
+        .map_err(ruleset_error)?
         .add_rules(path_beneath_rules(&policy.write, all))
-        .map_err(error)?;
+        .map_err(ruleset_error)?;
     if let Network::TcpPorts(ports) = &policy.network {
         for port in ports {
             created = created
                 .add_rule(NetPort::new(*port, AccessNet::from_all(TESTED_ABI)))
-                .map_err(error)?;
+                .map_err(ruleset_error)?;
         }
     }
     match Option::<OwnedFd>::from(created) {
-        Some(ruleset) => Ok(crate::Sandbox { ruleset, abi }),
+        Some(ruleset) => Ok(crate::Sandbox {
+            ruleset,
+            abi: system.abi,
+        }),
         None => Err(SandboxError::Unsupported(
             "the kernel refused to create a Landlock ruleset".to_owned(),
         )),
     }
+}
+
+fn ruleset_error(error: landlock::RulesetError) -> SandboxError {
+    SandboxError::Ruleset(error.to_string())
 }
 
 #[allow(unsafe_code)]

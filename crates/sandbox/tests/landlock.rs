@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use tlao_sandbox::{Network, SandboxPolicy, Support, support};
+use tlao_sandbox::{Network, SandboxPolicy, Support, SystemRules, support};
 
 const PROBE: &str = "TLAO_SANDBOX_PROBE";
 const EACCES: i32 = 13;
@@ -71,6 +71,16 @@ fn nix_kill0(pid: i32) -> std::io::Result<()> {
 
 /// Runs the probe `action:arg` in `policy` (or unsandboxed with `None`); its errno.
 fn probe(policy: Option<&SandboxPolicy>, action: &str, arg: &str) -> i32 {
+    probe_on(policy, None, action, arg)
+}
+
+/// As [`probe`], the policy's rules added to `system`, built ahead.
+fn probe_on(
+    policy: Option<&SandboxPolicy>,
+    system: Option<SystemRules>,
+    action: &str,
+    arg: &str,
+) -> i32 {
     let exe = std::env::current_exe().unwrap();
     let mut command = Command::new(&exe);
     command
@@ -80,7 +90,7 @@ fn probe(policy: Option<&SandboxPolicy>, action: &str, arg: &str) -> i32 {
         let mut policy = policy.clone();
         // The child is this very binary: it must be readable and executable.
         policy.read.push(exe.clone());
-        policy.prepare().unwrap().apply(&mut command);
+        policy.prepare_on(system).unwrap().apply(&mut command);
     }
     let output = command.output().unwrap();
     output.status.code().unwrap_or(-1)
@@ -245,6 +255,37 @@ fn the_network_policy_decides_tcp_connects() {
     };
     assert_eq!(probe(Some(&ports), "tcp", &allowed_port), 0);
     assert_eq!(probe(Some(&ports), "tcp", &other_port), EACCES);
+}
+
+/// The system's rules built ahead (as a standby worker does) make the same sandbox; rules
+/// built for the other kind of network policy are not used, as they would open or close
+/// the network against the policy.
+#[test]
+fn system_rules_built_ahead_make_the_same_sandbox() {
+    needs_landlock();
+    let dirs = dirs();
+    let any = policy(&dirs);
+    let ahead = |network_handled| Some(SystemRules::prepare(network_handled).unwrap());
+    let on_any = |action: &str, arg: &str| probe_on(Some(&any), ahead(false), action, arg);
+    assert_eq!(on_any("read", &text(&dirs.secret)), EACCES);
+    assert_eq!(on_any("read", &text(&dirs.readable.join("config"))), 0);
+    assert_eq!(on_any("write", &text(&dirs.readable.join("other"))), EACCES);
+    assert_eq!(on_any("write", &text(&dirs.writable.join("out"))), 0);
+    assert_eq!(on_any("read", "/etc/hostname"), 0);
+    assert_eq!(on_any("write", "/dev/null"), 0);
+    assert_eq!(on_any("write", "/tmp/tlao-sandbox-escape"), EACCES);
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let none = SandboxPolicy {
+        network: Network::None,
+        ..policy(&dirs)
+    };
+    assert_eq!(probe_on(Some(&any), ahead(false), "tcp", &port), 0);
+    assert_eq!(probe_on(Some(&none), ahead(true), "tcp", &port), EACCES);
+    // Built for the other kind: the policy still decides.
+    assert_eq!(probe_on(Some(&none), ahead(false), "tcp", &port), EACCES);
+    assert_eq!(probe_on(Some(&any), ahead(true), "tcp", &port), 0);
 }
 
 /// The cost of the sandbox on starting a process: `/bin/true` spawned and waited for

@@ -256,18 +256,58 @@ impl Confinement {
     pub fn sandbox(&self, policy: &SandboxPolicy) -> io::Result<Option<tlao_sandbox::Sandbox>> {
         match self.mode {
             SandboxMode::Off => Ok(None),
-            SandboxMode::Auto => match policy.prepare() {
+            SandboxMode::Auto => match policy.prepare_on(take_system_rules()) {
                 Ok(sandbox) => Ok(Some(sandbox)),
                 Err(error) => {
                     tracing::warn!(%error, "the agent runs without a sandbox");
                     Ok(None)
                 }
             },
-            SandboxMode::Required => policy.prepare().map(Some).map_err(|error| {
-                io::Error::other(format!("sandbox.mode is \"required\": {error}"))
-            }),
+            SandboxMode::Required => {
+                policy
+                    .prepare_on(take_system_rules())
+                    .map(Some)
+                    .map_err(|error| {
+                        io::Error::other(format!("sandbox.mode is \"required\": {error}"))
+                    })
+            }
         }
     }
+}
+
+/// The system's sandbox rules a standby built while it waited ([`prepare_system_rules`]).
+static SYSTEM_RULES: std::sync::Mutex<Option<tlao_sandbox::SystemRules>> =
+    std::sync::Mutex::new(None);
+
+fn system_rules() -> std::sync::MutexGuard<'static, Option<tlao_sandbox::SystemRules>> {
+    SYSTEM_RULES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Builds the rules every agent's sandbox holds (the system's paths, about half of a
+/// sandbox's rules), for a standby worker to do while it waits: for a run whose network
+/// policy is `network`, the worker's own, as most executors leave it (a run whose
+/// policy is of the other kind builds all its rules itself). Nothing in `off` mode;
+/// failing only means the run builds its own.
+pub fn prepare_system_rules(mode: SandboxMode, network: &Network) {
+    if mode == SandboxMode::Off {
+        return;
+    }
+    match tlao_sandbox::SystemRules::prepare(*network != Network::Any) {
+        Ok(rules) => *system_rules() = Some(rules),
+        Err(error) => tracing::debug!(%error, "cannot prepare the sandbox's system rules"),
+    }
+}
+
+/// The rules [`prepare_system_rules`] built, for the next sandbox (once).
+fn take_system_rules() -> Option<tlao_sandbox::SystemRules> {
+    system_rules().take()
+}
+
+/// Drops the rules [`prepare_system_rules`] built, if no sandbox took them.
+pub fn discard_system_rules() {
+    drop(take_system_rules());
 }
 
 /// What the run's log says about the sandbox of a worker in `mode` on a machine with
@@ -779,6 +819,27 @@ mod tests {
             1,
             "nothing left aside"
         );
+    }
+
+    /// A standby's rules go to the first sandbox made after them, once; none are made
+    /// in `off` mode.
+    #[test]
+    fn the_system_rules_built_ahead_go_to_the_next_sandbox_once() {
+        if !tlao_sandbox::support().is_available() {
+            return;
+        }
+        let confinement = confinement(&[]);
+        let policy = confinement.policy(OsStr::new("sh"), Some(OsStr::new("/usr/bin")));
+        prepare_system_rules(SandboxMode::Off, &Network::Any);
+        assert!(system_rules().is_none());
+        prepare_system_rules(SandboxMode::Auto, &Network::Any);
+        assert!(system_rules().is_some());
+        assert!(confinement.sandbox(&policy).unwrap().is_some());
+        assert!(system_rules().is_none(), "taken by the sandbox");
+        assert!(confinement.sandbox(&policy).unwrap().is_some(), "built whole");
+        prepare_system_rules(SandboxMode::Required, &Network::None);
+        discard_system_rules();
+        assert!(system_rules().is_none());
     }
 
     #[test]

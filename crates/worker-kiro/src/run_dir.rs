@@ -146,19 +146,26 @@ fn make_layout(root: &Path) -> io::Result<()> {
 /// What a standby worker made ahead of its run while it waited: the run's directory
 /// (`<work_root>/.standby-<pid>`, laid out like a run's, with the links into the real
 /// home the last run's grants made, and renamed to the run's name by
-/// [`RunDir::create`]) and its agent's process tree. The
+/// [`RunDir::create`]), its agent's process tree and the system's rules of its sandbox. The
 /// run takes them when it starts; dropping this removes whatever no run took, however
 /// the worker ends (released without a run, stopped, failed before its run began).
 #[must_use = "what was prepared is removed when this is dropped"]
 pub struct Ahead(());
 
-/// Makes what [`Ahead`] holds. Failing to make either only means the run makes its own.
-pub fn prepare_ahead(work_root: &Path) -> Ahead {
+/// Makes what [`Ahead`] holds, the sandbox's system rules for a worker in `sandbox`
+/// mode whose network policy is `network` included. Failing to make any only means the
+/// run makes its own.
+pub fn prepare_ahead(
+    work_root: &Path,
+    sandbox: crate::confine::SandboxMode,
+    network: &crate::confine::Network,
+) -> Ahead {
     let real_home = crate::confine::real_home();
     if let Err(error) = prepare(work_root, real_home.as_deref()) {
         tracing::debug!(%error, work_root = %work_root.display(), "cannot prepare a run directory ahead");
     }
     crate::process::prepare_agent_tree();
+    crate::confine::prepare_system_rules(sandbox, network);
     Ahead(())
 }
 
@@ -166,6 +173,7 @@ impl Drop for Ahead {
     fn drop(&mut self) {
         discard_prepared();
         crate::process::discard_prepared_tree();
+        crate::confine::discard_system_rules();
     }
 }
 
