@@ -53,5 +53,5 @@ pub use task_spec::{
 };
 pub use time::{Timestamp, UtcDate};
 pub use user::{ApiKeyRecord, User};
-pub use validation::{FieldError, ValidationErrors};
+pub use validation::{FieldError, MAX_API_INTEGER, ValidationErrors};
 pub use workspace::{Archive, Membership, Name, Role, Workspace};

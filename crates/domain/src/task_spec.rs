@@ -18,9 +18,8 @@ use crate::validation::{Collector, ValidationErrors, join, kind};
 /// The longest prompt accepted, in bytes.
 pub const MAX_PROMPT_BYTES: usize = 64 * 1024;
 
-/// The largest `constraints.tokenBudget`: the largest `int64`, the format of the API's
-/// integers.
-pub const MAX_TOKEN_BUDGET: u64 = i64::MAX as u64;
+/// The largest `constraints.tokenBudget`: the largest integer the API takes.
+pub const MAX_TOKEN_BUDGET: u64 = crate::validation::MAX_API_INTEGER;
 
 /// What kind of work a task asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -9,6 +9,10 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+/// The largest integer the API takes: the largest `int64`, the format of its documents'
+/// integers (and of the table's numbers).
+pub const MAX_API_INTEGER: u64 = i64::MAX as u64;
+
 /// One problem with one field of an input document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {

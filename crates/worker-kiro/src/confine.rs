@@ -836,7 +836,10 @@ mod tests {
         assert!(system_rules().is_some());
         assert!(confinement.sandbox(&policy).unwrap().is_some());
         assert!(system_rules().is_none(), "taken by the sandbox");
-        assert!(confinement.sandbox(&policy).unwrap().is_some(), "built whole");
+        assert!(
+            confinement.sandbox(&policy).unwrap().is_some(),
+            "built whole"
+        );
         prepare_system_rules(SandboxMode::Required, &Network::None);
         discard_system_rules();
         assert!(system_rules().is_none());

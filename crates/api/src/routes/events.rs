@@ -107,8 +107,10 @@ pub(crate) fn resume_point(req: &HttpRequest, query: &EventsQuery) -> Result<u64
     };
     let after = match query.after.as_deref() {
         None => Some(None),
-        // An integer in the document, so no larger than its `int64` format allows.
-        Some(text) => sequence_number(&mut errors, "after", text, i64::MAX as u64).map(Some),
+        // An integer in the document, so no larger than its format allows.
+        Some(text) => {
+            sequence_number(&mut errors, "after", text, tlao_domain::MAX_API_INTEGER).map(Some)
+        }
     };
     let point = header
         .zip(after)
