@@ -132,6 +132,47 @@ struct StandbyPool {
     sequence: AtomicU64,
 }
 
+/// A job for [`on_spawner_thread`].
+type SpawnJob = Box<dyn FnOnce() + Send>;
+
+/// Runs `job` on a thread of its own that lives as long as this process, started on
+/// first use, one job after another.
+///
+/// For starting workers: a worker dies when the thread that started it ends (the
+/// kernel's `PR_SET_PDEATHSIG` follows the thread, not the process), and a thread of
+/// Tokio's blocking pool ends once idle for its keep-alive (10 s), which killed idle
+/// standbys and, handed a run, the worker in the middle of it. Should the thread not
+/// start, the job runs on the calling thread.
+fn on_spawner_thread(job: impl FnOnce() + Send + 'static) {
+    static SPAWNER: std::sync::OnceLock<Option<std::sync::mpsc::Sender<SpawnJob>>> =
+        std::sync::OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (jobs, queue) = std::sync::mpsc::channel::<SpawnJob>();
+        let started = std::thread::Builder::new()
+            .name("tlao-spawner".into())
+            .spawn(move || {
+                for job in queue {
+                    job();
+                }
+            });
+        match started {
+            Ok(_) => Some(jobs),
+            Err(error) => {
+                tracing::warn!(%error, operation = "launcher.standby", "cannot start the thread that starts workers; each is started on a blocking thread, and may die with it");
+                None
+            }
+        }
+    });
+    let job: SpawnJob = Box::new(job);
+    let unsent = match spawner {
+        Some(jobs) => jobs.send(job).err().map(|unsent| unsent.0),
+        None => Some(job),
+    };
+    if let Some(job) = unsent {
+        job();
+    }
+}
+
 impl StandbyPool {
     /// Starts standbys in the background until `want` are idle or starting. Needs a
     /// Tokio runtime; without one (or when closed, or not wanted) it does nothing.
@@ -147,8 +188,11 @@ impl StandbyPool {
             pool.starting.fetch_add(1, Ordering::SeqCst);
             let (pool, recipe) = (pool.clone(), recipe.clone());
             // Starting a process blocks (fork, exec, the cgroup): off the runtime's
-            // threads, which serve the API.
-            runtime.spawn_blocking(move || {
+            // threads, which serve the API, on the one that lives as long as this
+            // process (see `on_spawner_thread`).
+            let runtime = runtime.clone();
+            on_spawner_thread(move || {
+                let _runtime = runtime.enter();
                 let name = format!(
                     "tlao-{}/standby-{}",
                     std::process::id(),
@@ -161,7 +205,12 @@ impl StandbyPool {
                         Some(stdin) if !pool.closed.load(Ordering::SeqCst) => {
                             tracing::debug!(pid = child.id(), tree = %tree.mechanism(), "standby worker started");
                             let stdout = child.stdout.take();
-                            lock(&pool.idle).push_back(Standby { tree, child, stdin, stdout });
+                            lock(&pool.idle).push_back(Standby {
+                                tree,
+                                child,
+                                stdin,
+                                stdout,
+                            });
                         }
                         // Closed meanwhile, or no pipe: dropping the tree ends it.
                         _ => drop(tree),

@@ -413,6 +413,48 @@ async fn a_standby_worker_is_handed_its_run_on_stdin_and_replaced_off_the_critic
     assert!(with_arg(&script).is_empty(), "no standby after stop_all");
 }
 
+/// The kernel kills a worker when the thread that started it ends (`PR_SET_PDEATHSIG`
+/// follows the thread). A standby is started off the runtime's threads; on a blocking
+/// pool thread, which ends once idle for its keep-alive, it would die with that thread,
+/// idle or halfway through a run.
+#[test]
+fn a_standby_outlives_the_thread_that_started_it() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_keep_alive(Duration::from_millis(50))
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let records = tempfile::tempdir().unwrap();
+        let out = records.path().join("assignments");
+        let sleep = unique_sleep();
+        let script = assignment_recorder(&out, &sleep);
+        let _cleanup = Cleanup(vec![sleep.clone(), script.clone()]);
+        let launcher = launcher(&script, 2, &records.path().join("workers")).with_standby(1);
+        eventually("a standby starting", || launcher.standing_by() == 1).await;
+        let idle = with_arg(&script);
+        assert_eq!(idle.len(), 1, "{idle:?}");
+        // Idle blocking threads have ended many times over.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(
+            is_alive(idle[0]),
+            "the standby died with the thread that started it"
+        );
+        assert_eq!(with_arg(&script), idle);
+
+        let exit = launcher.launch(&launch()).await.unwrap();
+        eventually("the standby reading its run", || lines(&out).len() == 1).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(is_alive(idle[0]), "the worker died halfway through its run");
+        assert_eq!(launcher.stop_all().await.unwrap(), 1);
+        assert_eq!(
+            tokio::time::timeout(PATIENCE, exit).await.unwrap(),
+            "killed by signal 9"
+        );
+    });
+}
+
 #[tokio::test]
 async fn a_dead_standby_is_passed_over_and_the_run_gets_a_fresh_worker() {
     let records = tempfile::tempdir().unwrap();
