@@ -355,17 +355,50 @@ fn lines(out: &Path) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_standby_worker_is_handed_its_run_on_stdin_and_replaced_off_the_critical_path() {
+/// A launcher keeping one standby of the [`assignment_recorder`] script, that standby up.
+/// Bind every field (`_name`, not `..`): a field left in the value is dropped at once,
+/// and with it the directory or the cleanup.
+struct Recording {
+    _cleanup: Cleanup,
+    launcher: ProcessLauncher,
+    /// The standby's pid, alone.
+    idle: Vec<u32>,
+    script: String,
+    /// Where the workers write what they were handed.
+    out: PathBuf,
+    records: tempfile::TempDir,
+}
+
+async fn recording_standby(max: usize) -> Recording {
     let records = tempfile::tempdir().unwrap();
     let out = records.path().join("assignments");
     let sleep = unique_sleep();
     let script = assignment_recorder(&out, &sleep);
-    let _cleanup = Cleanup(vec![sleep.clone(), script.clone()]);
-    let launcher = launcher(&script, 3, &records.path().join("workers")).with_standby(1);
+    let cleanup = Cleanup(vec![sleep, script.clone()]);
+    let launcher = launcher(&script, max, &records.path().join("workers")).with_standby(1);
     eventually("a standby starting", || launcher.standing_by() == 1).await;
     let idle = with_arg(&script);
     assert_eq!(idle.len(), 1, "one standby process: {idle:?}");
+    Recording {
+        _cleanup: cleanup,
+        launcher,
+        idle,
+        script,
+        out,
+        records,
+    }
+}
+
+#[tokio::test]
+async fn a_standby_worker_is_handed_its_run_on_stdin_and_replaced_off_the_critical_path() {
+    let Recording {
+        _cleanup,
+        launcher,
+        idle,
+        script,
+        out,
+        records,
+    } = recording_standby(3).await;
     assert!(lines(&out).is_empty(), "a standby waits: {:?}", lines(&out));
 
     let first = launch();
@@ -426,15 +459,14 @@ fn a_standby_outlives_the_thread_that_started_it() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let records = tempfile::tempdir().unwrap();
-        let out = records.path().join("assignments");
-        let sleep = unique_sleep();
-        let script = assignment_recorder(&out, &sleep);
-        let _cleanup = Cleanup(vec![sleep.clone(), script.clone()]);
-        let launcher = launcher(&script, 2, &records.path().join("workers")).with_standby(1);
-        eventually("a standby starting", || launcher.standing_by() == 1).await;
-        let idle = with_arg(&script);
-        assert_eq!(idle.len(), 1, "{idle:?}");
+        let Recording {
+            _cleanup,
+            launcher,
+            idle,
+            script,
+            out,
+            records: _records,
+        } = recording_standby(2).await;
         // Idle blocking threads have ended many times over.
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert!(
@@ -457,14 +489,15 @@ fn a_standby_outlives_the_thread_that_started_it() {
 
 #[tokio::test]
 async fn a_dead_standby_is_passed_over_and_the_run_gets_a_fresh_worker() {
-    let records = tempfile::tempdir().unwrap();
-    let out = records.path().join("assignments");
-    let sleep = unique_sleep();
-    let script = assignment_recorder(&out, &sleep);
-    let _cleanup = Cleanup(vec![sleep.clone(), script.clone()]);
-    let launcher = launcher(&script, 2, &records.path().join("workers")).with_standby(1);
-    eventually("a standby starting", || launcher.standing_by() == 1).await;
-    let standby = with_arg(&script)[0];
+    let Recording {
+        _cleanup,
+        launcher,
+        idle,
+        script: _script,
+        out,
+        records: _records,
+    } = recording_standby(2).await;
+    let standby = idle[0];
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(standby as i32),
         nix::sys::signal::Signal::SIGKILL,
