@@ -356,8 +356,8 @@ fn lines(out: &Path) -> Vec<String> {
 }
 
 /// A launcher keeping one standby of the [`assignment_recorder`] script, that standby up.
-/// Bind every field (`_name`, not `..`): a field left in the value is dropped at once,
-/// and with it the directory or the cleanup.
+/// A test keeps it whole and borrows its fields: dropping it ends the launcher, kills
+/// what is left and removes the directory.
 struct Recording {
     _cleanup: Cleanup,
     launcher: ProcessLauncher,
@@ -391,21 +391,21 @@ async fn recording_standby(max: usize) -> Recording {
 
 #[tokio::test]
 async fn a_standby_worker_is_handed_its_run_on_stdin_and_replaced_off_the_critical_path() {
-    let Recording {
-        _cleanup,
-        launcher,
-        idle,
-        script,
-        out,
-        records,
-    } = recording_standby(3).await;
-    assert!(lines(&out).is_empty(), "a standby waits: {:?}", lines(&out));
+    let standing = recording_standby(3).await;
+    let (launcher, idle, script, out, records) = (
+        &standing.launcher,
+        &standing.idle,
+        &standing.script,
+        &standing.out,
+        &standing.records,
+    );
+    assert!(lines(out).is_empty(), "a standby waits: {:?}", lines(out));
 
     let first = launch();
     let exit = launcher.launch(&first).await.unwrap();
-    eventually("the standby reading its run", || lines(&out).len() == 1).await;
+    eventually("the standby reading its run", || lines(out).len() == 1).await;
     assert_eq!(
-        lines(&out)[0],
+        lines(out)[0],
         format!("{} {} {}", idle[0], first.run_id, first.lease_id),
         "the standby process executes the run"
     );
@@ -422,8 +422,8 @@ async fn a_standby_worker_is_handed_its_run_on_stdin_and_replaced_off_the_critic
 
     let second = launch();
     let second_exit = launcher.launch(&second).await.unwrap();
-    eventually("the replacement reading its run", || lines(&out).len() == 2).await;
-    let line = &lines(&out)[1];
+    eventually("the replacement reading its run", || lines(out).len() == 2).await;
+    let line = &lines(out)[1];
     assert!(
         line.ends_with(&format!("{} {}", second.run_id, second.lease_id))
             && !line.starts_with(&idle[0].to_string()),
@@ -439,11 +439,11 @@ async fn a_standby_worker_is_handed_its_run_on_stdin_and_replaced_off_the_critic
     }
     assert_eq!(launcher.standing_by(), 0);
     eventually("every worker and standby gone", || {
-        with_arg(&script).is_empty()
+        with_arg(script).is_empty()
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(with_arg(&script).is_empty(), "no standby after stop_all");
+    assert!(with_arg(script).is_empty(), "no standby after stop_all");
 }
 
 /// The kernel kills a worker when the thread that started it ends (`PR_SET_PDEATHSIG`
@@ -459,24 +459,23 @@ fn a_standby_outlives_the_thread_that_started_it() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let Recording {
-            _cleanup,
-            launcher,
-            idle,
-            script,
-            out,
-            records: _records,
-        } = recording_standby(2).await;
+        let standing = recording_standby(2).await;
+        let (launcher, idle, script, out) = (
+            &standing.launcher,
+            &standing.idle,
+            &standing.script,
+            &standing.out,
+        );
         // Idle blocking threads have ended many times over.
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert!(
             is_alive(idle[0]),
             "the standby died with the thread that started it"
         );
-        assert_eq!(with_arg(&script), idle);
+        assert_eq!(&with_arg(script), idle);
 
         let exit = launcher.launch(&launch()).await.unwrap();
-        eventually("the standby reading its run", || lines(&out).len() == 1).await;
+        eventually("the standby reading its run", || lines(out).len() == 1).await;
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert!(is_alive(idle[0]), "the worker died halfway through its run");
         assert_eq!(launcher.stop_all().await.unwrap(), 1);
@@ -489,14 +488,8 @@ fn a_standby_outlives_the_thread_that_started_it() {
 
 #[tokio::test]
 async fn a_dead_standby_is_passed_over_and_the_run_gets_a_fresh_worker() {
-    let Recording {
-        _cleanup,
-        launcher,
-        idle,
-        script: _script,
-        out,
-        records: _records,
-    } = recording_standby(2).await;
+    let standing = recording_standby(2).await;
+    let (launcher, idle, out) = (&standing.launcher, &standing.idle, &standing.out);
     let standby = idle[0];
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(standby as i32),
@@ -507,11 +500,11 @@ async fn a_dead_standby_is_passed_over_and_the_run_gets_a_fresh_worker() {
 
     let run = launch();
     let exit = launcher.launch(&run).await.unwrap();
-    eventually("a worker reading its run", || lines(&out).len() == 1).await;
+    eventually("a worker reading its run", || lines(out).len() == 1).await;
     assert!(
-        lines(&out)[0].ends_with(&format!("fresh {} {}", run.run_id, run.lease_id)),
+        lines(out)[0].ends_with(&format!("fresh {} {}", run.run_id, run.lease_id)),
         "{:?}",
-        lines(&out)
+        lines(out)
     );
     assert_eq!(launcher.stop_all().await.unwrap(), 1);
     assert_eq!(
