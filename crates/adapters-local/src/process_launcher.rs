@@ -152,13 +152,17 @@ fn on_spawner_thread(job: impl FnOnce() + Send + 'static) {
             .name("tlao-spawner".into())
             .spawn(move || {
                 for job in queue {
-                    job();
+                    // A panicking job must not end this thread: every worker it started
+                    // would die with it.
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                        tracing::error!(operation = "launcher.spawn", "starting a worker panicked");
+                    }
                 }
             });
         match started {
             Ok(_) => Some(jobs),
             Err(error) => {
-                tracing::warn!(%error, operation = "launcher.standby", "cannot start the thread that starts workers; each is started on a blocking thread, and may die with it");
+                tracing::warn!(%error, operation = "launcher.spawn", "cannot start the thread that starts workers; each is started on the thread that asks, and dies with it");
                 None
             }
         }
@@ -170,6 +174,44 @@ fn on_spawner_thread(job: impl FnOnce() + Send + 'static) {
     };
     if let Some(job) = unsent {
         job();
+    }
+}
+
+/// Starts a worker (`extra` after the recipe's arguments, no standard input, the
+/// server's output) on the thread of [`on_spawner_thread`], where it does not die with a
+/// thread that ends before it, and waits for it to have started.
+async fn start_on_spawner_thread(
+    recipe: Arc<Recipe>,
+    name: String,
+    extra: Vec<String>,
+) -> Result<(ProcessTree, Child), LaunchError> {
+    let runtime = tokio::runtime::Handle::current();
+    let (done, started) = tokio::sync::oneshot::channel();
+    on_spawner_thread(move || {
+        let _runtime = runtime.enter();
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        // Nobody waiting (the launch was abandoned): dropping the tree ends the worker.
+        let _ = done.send(recipe.spawn(&name, &extra, Stdio::null(), Stdio::inherit()));
+    });
+    started.await.map_err(|_| {
+        LaunchError::Failed("the thread that starts workers did not start this one".to_owned())
+    })?
+}
+
+/// One standby counted as starting until this is dropped: when it is kept, or its job
+/// ends any other way (failed, closed, panicked, or dropped unrun).
+struct Starting(Arc<StandbyPool>);
+
+impl Starting {
+    fn new(pool: &Arc<StandbyPool>) -> Self {
+        pool.starting.fetch_add(1, Ordering::SeqCst);
+        Starting(pool.clone())
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        self.0.starting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -185,36 +227,44 @@ impl StandbyPool {
         };
         let have = lock(&pool.idle).len() + pool.starting.load(Ordering::SeqCst);
         for _ in have..pool.want {
-            pool.starting.fetch_add(1, Ordering::SeqCst);
+            let starting = Starting::new(pool);
             let (pool, recipe) = (pool.clone(), recipe.clone());
             // Starting a process blocks (fork, exec, the cgroup): off the runtime's
             // threads, which serve the API, on the one that lives as long as this
             // process (see `on_spawner_thread`).
             let runtime = runtime.clone();
             on_spawner_thread(move || {
+                if pool.closed.load(Ordering::SeqCst) {
+                    return;
+                }
                 let _runtime = runtime.enter();
                 let name = format!(
                     "tlao-{}/standby-{}",
                     std::process::id(),
                     pool.sequence.fetch_add(1, Ordering::SeqCst)
                 );
-                let started = recipe.spawn(&name, &["--standby"], Stdio::piped(), Stdio::piped());
-                pool.starting.fetch_sub(1, Ordering::SeqCst);
-                match started {
-                    Ok((tree, mut child)) => match child.stdin.take() {
-                        Some(stdin) if !pool.closed.load(Ordering::SeqCst) => {
-                            tracing::debug!(pid = child.id(), tree = %tree.mechanism(), "standby worker started");
-                            let stdout = child.stdout.take();
-                            lock(&pool.idle).push_back(Standby {
-                                tree,
-                                child,
-                                stdin,
-                                stdout,
-                            });
+                match recipe.spawn(&name, &["--standby"], Stdio::piped(), Stdio::piped()) {
+                    Ok((tree, mut child)) => {
+                        let Some(stdin) = child.stdin.take() else {
+                            return;
+                        };
+                        let stdout = child.stdout.take();
+                        // Under the lock `close` drains: a standby is either seen by
+                        // `close` or never kept. Dropping the tree ends it.
+                        let mut idle = lock(&pool.idle);
+                        if pool.closed.load(Ordering::SeqCst) {
+                            return;
                         }
-                        // Closed meanwhile, or no pipe: dropping the tree ends it.
-                        _ => drop(tree),
-                    },
+                        tracing::debug!(pid = child.id(), tree = %tree.mechanism(), "standby worker started");
+                        idle.push_back(Standby {
+                            tree,
+                            child,
+                            stdin,
+                            stdout,
+                        });
+                        // Counted as idle before it stops counting as starting.
+                        drop(starting);
+                    }
                     Err(error) => {
                         tracing::warn!(%error, operation = "launcher.standby", "cannot start a standby worker; runs start theirs on demand");
                     }
@@ -456,17 +506,17 @@ impl RunLauncher for ProcessLauncher {
                 (tree, child)
             }
             None => {
-                let started = self.recipe.spawn(
-                    &format!("tlao-{}/{}", std::process::id(), launch.run_id),
-                    &[
-                        "--run",
-                        launch.run_id.as_str(),
-                        "--lease",
-                        launch.lease_id.as_str(),
+                let started = start_on_spawner_thread(
+                    self.recipe.clone(),
+                    format!("tlao-{}/{}", std::process::id(), launch.run_id),
+                    vec![
+                        "--run".to_owned(),
+                        launch.run_id.to_string(),
+                        "--lease".to_owned(),
+                        launch.lease_id.to_string(),
                     ],
-                    Stdio::null(),
-                    Stdio::inherit(),
-                )?;
+                )
+                .await?;
                 StandbyPool::refill(&self.standby, &self.recipe);
                 started
             }
@@ -710,6 +760,25 @@ fn describe(status: std::process::ExitStatus) -> String {
 mod tests {
     use super::*;
     use tlao_domain::Ulid;
+
+    /// A job that panics does not end the spawner thread (every worker it started would
+    /// die with it): the next job runs on the same thread.
+    #[test]
+    fn the_spawner_thread_outlives_a_panicking_job() {
+        let (said, heard) = std::sync::mpsc::channel();
+        let first = said.clone();
+        on_spawner_thread(move || {
+            let _ = first.send(std::thread::current().id());
+            panic!("a job that panics");
+        });
+        on_spawner_thread(move || {
+            let _ = said.send(std::thread::current().id());
+        });
+        let timeout = std::time::Duration::from_secs(10);
+        let (a, b) = (heard.recv_timeout(timeout), heard.recv_timeout(timeout));
+        assert!(a.is_ok() && a == b, "one thread runs both: {a:?} {b:?}");
+        assert_ne!(a, Ok(std::thread::current().id()));
+    }
 
     #[test]
     fn only_a_cgroup_named_as_the_launcher_names_them_is_taken_from_a_record() {

@@ -298,7 +298,8 @@ mod tests {
     }
 
     /// A busiest path is tried before every other: it must match no other route's
-    /// requests (an instance of each pattern, its parameters filled in).
+    /// requests, and no other route its own (an instance of each pattern, its
+    /// parameters filled in).
     #[test]
     fn the_busiest_paths_match_what_they_matched_in_table_order() {
         let instance = |pattern: &str| {
@@ -320,6 +321,13 @@ mod tests {
             for spec in ROUTES.iter().filter(|spec| spec.path != *busiest) {
                 let other = instance(spec.path);
                 assert!(!def.is_match(&other), "{busiest} would take {other}");
+                // Nor did another route take the busiest path's requests before.
+                let other_def = actix_web::dev::ResourceDef::new(spec.path);
+                assert!(
+                    !other_def.is_match(&instance(busiest)),
+                    "{} took {busiest}'s requests",
+                    spec.path
+                );
             }
         }
     }

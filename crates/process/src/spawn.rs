@@ -37,6 +37,9 @@ fn in_child(parent: Pid, cgroup_procs: Option<RawFd>) -> io::Result<()> {
     nix::unistd::setsid().map_err(io::Error::from)?;
     #[cfg(target_os = "linux")]
     {
+        // The signal comes when the *thread* that forked ends, not the process: spawn
+        // from a thread that lives as long as the child should (the launcher's spawner
+        // thread, a worker's one runtime thread), never from a blocking pool's.
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
             .map_err(io::Error::from)?;
         if nix::unistd::getppid() != parent {
