@@ -102,7 +102,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Attrs, Malformed> {
             && name <= previous.as_str()
         {
             return Err(Malformed(format!(
-                "attribute {name:?} follows {previous:?}: names must ascend"
+                "attribute {:?} follows {:?}: names must ascend",
+                shown(name),
+                shown(previous)
             )));
         }
         let value = match reader.byte()? {
@@ -117,12 +119,24 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Attrs, Malformed> {
                 1 => AttrValue::Bool(true),
                 other => return Err(Malformed(format!("{other} is not a boolean"))),
             },
-            other => return Err(Malformed(format!("unknown tag {other} of {name:?}"))),
+            other => {
+                return Err(Malformed(format!(
+                    "unknown tag {other} of {:?}",
+                    shown(name)
+                )));
+            }
         };
         attrs.push((name.to_owned(), value));
     }
     // Already in order: the map is built from the sorted run without sorting again.
     Ok(attrs.into_iter().collect())
+}
+
+/// At most the first 64 characters of a name read from a corrupted row, for a message.
+fn shown(name: &str) -> &str {
+    name.char_indices()
+        .nth(64)
+        .map_or(name, |(end, _)| &name[..end])
 }
 
 struct Reader<'a> {
@@ -236,5 +250,12 @@ mod tests {
             decode(b"{\"a\":{\"N\":1}}").is_err(),
             "JSON text is not this form"
         );
+        // A long corrupted name is cut short in the message.
+        let long = "n".repeat(10_000);
+        let mut bad = encode(&Attrs::from([(long, AttrValue::Bool(true))])).unwrap();
+        let tag = bad.len() - 2;
+        bad[tag] = b'X';
+        let message = decode(&bad).unwrap_err().to_string();
+        assert!(message.len() < 200, "{} bytes", message.len());
     }
 }
