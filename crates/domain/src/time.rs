@@ -167,6 +167,11 @@ impl<'de> Deserialize<'de> for Timestamp {
             fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
                 text.parse().map_err(E::custom)
             }
+            // As the `String` it was read through before took UTF-8 bytes too.
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Timestamp, E> {
+                let text = std::str::from_utf8(bytes).map_err(E::custom)?;
+                self.visit_str(text)
+            }
         }
         deserializer.deserialize_str(Rfc3339)
     }
@@ -326,6 +331,10 @@ mod tests {
             "{err}"
         );
         assert!(serde_json::from_str::<Timestamp>("17").is_err());
+        let bytes = serde::de::value::BytesDeserializer::<serde::de::value::Error>::new(
+            b"2025-11-26T13:57:50.123Z",
+        );
+        assert_eq!(Timestamp::deserialize(bytes).unwrap(), ts);
         // Years past 9999 take the long way, both ways.
         let far = Timestamp::from_unix_millis(253_402_300_800_000);
         assert_eq!(far.to_string(), "10000-01-01T00:00:00.000Z");
