@@ -13,6 +13,13 @@ use crate::codec::{Lookup, LookupOf};
 use crate::error::ServiceError;
 use crate::store::Store;
 
+/// The entries of `ws`'s queue ahead of `run`'s own, counted up to `limit`: one less
+/// than its 1-based position.
+pub(crate) fn entries_ahead(ws: &WorkspaceId, run: &tlao_domain::RunId, limit: usize) -> Query {
+    Query::new(keys::workspace_queue(ws), Direction::Backward, limit)
+        .after(Some(Cursor::after(keys::workspace_queue_entry(ws, run).sk)))
+}
+
 /// The authenticated principal a use case runs for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -172,17 +179,7 @@ impl Core {
         caller: &Caller,
         run_id: &tlao_domain::RunId,
     ) -> Result<tlao_domain::Run, ServiceError> {
-        let ws = self.run_workspace_for(caller, run_id).await?;
-        if let Some(run) = self.cache.finished_run(run_id) {
-            return Ok(run);
-        }
-        let run = self
-            .store
-            .get::<tlao_domain::Run>(&keys::run(&ws, run_id))
-            .await?
-            .ok_or_else(|| ServiceError::not_found("run", run_id))?;
-        self.cache.remember_if_finished(&run);
-        Ok(run)
+        Ok(self.run_with_ahead(caller, run_id, None).await?.0)
     }
 
     /// As [`Core::run_for`], and, for a queued run, how many entries are ahead of its
@@ -195,21 +192,30 @@ impl Core {
         run_id: &tlao_domain::RunId,
         limit: usize,
     ) -> Result<(tlao_domain::Run, Option<usize>), ServiceError> {
+        self.run_with_ahead(caller, run_id, Some(limit)).await
+    }
+
+    /// [`Core::run_for`], counting the entries ahead of a queued run when `limit` is
+    /// given.
+    async fn run_with_ahead(
+        &self,
+        caller: &Caller,
+        run_id: &tlao_domain::RunId,
+        limit: Option<usize>,
+    ) -> Result<(tlao_domain::Run, Option<usize>), ServiceError> {
         let ws = self.run_workspace_for(caller, run_id).await?;
         if let Some(run) = self.cache.finished_run(run_id) {
             return Ok((run, None));
         }
-        let queue = keys::workspace_queue(&ws);
-        let own = keys::workspace_queue_entry(&ws, run_id).sk;
-        let ahead = move |item: &Item| {
-            (item.s(STATUS) == Some(RunStatus::Queued.as_str())).then(|| {
-                Query::new(queue.clone(), Direction::Backward, limit)
-                    .after(Some(Cursor::after(own.clone())))
-            })
+        let ahead = limit.map(|limit| entries_ahead(&ws, run_id, limit));
+        let then = move |item: &Item| {
+            ahead
+                .clone()
+                .filter(|_| item.s(STATUS) == Some(RunStatus::Queued.as_str()))
         };
         let (run, ahead) = self
             .store
-            .get_then_count::<tlao_domain::Run, _>(&keys::run(&ws, run_id), ahead)
+            .get_then_count::<tlao_domain::Run, _>(&keys::run(&ws, run_id), then)
             .await?
             .ok_or_else(|| ServiceError::not_found("run", run_id))?;
         self.cache.remember_if_finished(&run);

@@ -15,7 +15,7 @@ use tlao_domain::{
 };
 use tlao_ports::{Cursor, Direction, Query};
 
-use crate::context::{Caller, Core};
+use crate::context::{Caller, Core, entries_ahead};
 use crate::error::ServiceError;
 use crate::idempotency::{Idempotency, replayed};
 use crate::registry::{ExecutorRegistry, Selection};
@@ -302,13 +302,7 @@ impl RunService {
         if run.status != RunStatus::Queued {
             return Ok(None);
         }
-        let own = keys::workspace_queue_entry(&run.workspace_id, &run.run_id).sk;
-        let ahead = Query::new(
-            keys::workspace_queue(&run.workspace_id),
-            Direction::Backward,
-            MAX_POSITION as usize,
-        )
-        .after(Some(Cursor::after(own)));
+        let ahead = entries_ahead(&run.workspace_id, &run.run_id, MAX_POSITION as usize);
         let ahead = self.core.store.count(ahead).await?;
         Ok(position_after(ahead))
     }
