@@ -333,25 +333,25 @@ impl Table for SqliteTable {
     ) -> Result<(Option<Item>, Option<usize>), TableError> {
         let key = key.clone();
         self.read_small(move |conn| {
-            // The item's statement stays open (not reset) while the count runs: SQLite
-            // then reads both in one read transaction, without a BEGIN and a COMMIT to
-            // parse and run.
-            let mut stmt = conn.prepare_cached(READ_ITEM).map_err(classify)?;
-            let mut rows = stmt.query((&key.pk, &key.sk)).map_err(classify)?;
-            let Some(row) = rows.next().map_err(classify)? else {
-                return Ok((None, None));
-            };
-            let attrs = attrs_in(row, &key)?;
-            let item = Item { key, attrs };
-            let count = match then(&item) {
-                Some(query) => {
-                    query.validate()?;
-                    Some(count_range(conn, &query)?)
-                }
-                None => None,
-            };
-            drop(rows);
-            Ok((Some(item), count))
+            // The count runs while the item's statement is still open: SQLite then reads
+            // both in one read transaction, without a BEGIN and a COMMIT to parse and run.
+            with_attrs(conn, &key, |attrs| {
+                let Some(attrs) = attrs else {
+                    return Ok((None, None));
+                };
+                let item = Item {
+                    key: key.clone(),
+                    attrs,
+                };
+                let count = match then(&item) {
+                    Some(query) => {
+                        query.validate()?;
+                        Some(count_range(conn, &query)?)
+                    }
+                    None => None,
+                };
+                Ok((Some(item), count))
+            })
         })
         .await
     }
@@ -420,18 +420,24 @@ fn write_ops(conn: &mut Connection, ops: &[WriteOp]) -> Result<Vec<Outcome>, Tab
 const READ_ITEM: &str = "SELECT attrs FROM items WHERE pk = ?1 AND sk = ?2";
 
 fn read_attrs(conn: &Connection, key: &Key) -> Result<Option<Attrs>, TableError> {
-    let mut stmt = conn.prepare_cached(READ_ITEM).map_err(classify)?;
-    let mut rows = stmt.query((&key.pk, &key.sk)).map_err(classify)?;
-    match rows.next().map_err(classify)? {
-        Some(row) => attrs_in(row, key).map(Some),
-        None => Ok(None),
-    }
+    with_attrs(conn, key, Ok)
 }
 
-/// The attributes in a row's first column, decoded where SQLite holds them (no copy
-/// first).
-fn attrs_in(row: &rusqlite::Row<'_>, key: &Key) -> Result<Attrs, TableError> {
-    stored(row.get_ref(0).map_err(classify)?, &key.pk, &key.sk)
+/// Reads one item's attributes (decoded where SQLite holds them, no copy first) and
+/// hands them to `then` while the statement is still open, so that what `then` reads
+/// on `conn` shares the item's read transaction.
+fn with_attrs<T>(
+    conn: &Connection,
+    key: &Key,
+    then: impl FnOnce(Option<Attrs>) -> Result<T, TableError>,
+) -> Result<T, TableError> {
+    let mut stmt = conn.prepare_cached(READ_ITEM).map_err(classify)?;
+    let mut rows = stmt.query((&key.pk, &key.sk)).map_err(classify)?;
+    let attrs = match rows.next().map_err(classify)? {
+        Some(row) => Some(stored(row.get_ref(0).map_err(classify)?, &key.pk, &key.sk)?),
+        None => None,
+    };
+    then(attrs)
 }
 
 /// Decodes stored attributes: the binary form ([`stored_attrs`], a `BLOB`), or the JSON
