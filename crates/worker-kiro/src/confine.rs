@@ -202,9 +202,7 @@ impl Confinement {
         // First, so no link made ahead stands where (or above where) a grant is linked.
         unlink_ungranted(&confinement.home, dir.home_linked_ahead(), &places)?;
         if let Some(real_home) = real_home {
-            for place in &places {
-                link_place(real_home, &confinement.home, place)?;
-            }
+            mirror_home_grants(real_home, &confinement.home, &places)?;
         }
         if let Some(work_root) = dir.root().parent() {
             remember_home_places(work_root, dir.home_linked_ahead(), &places);
@@ -329,17 +327,13 @@ pub fn describe(mode: SandboxMode, support: &Support) -> Result<String, String> 
     }
 }
 
-/// Links each granted path under `real_home` into `run_home` at the same relative place
-/// (`~/.kiro` → `<run home>/.kiro`), so an agent whose `HOME` is the run's finds its
-/// login and configuration; the sandbox checks the link's target, which is granted.
-/// Paths outside `real_home`, `real_home` itself and places already taken are skipped.
-pub fn mirror_home_grants<'a>(
-    real_home: &Path,
-    run_home: &Path,
-    granted: impl IntoIterator<Item = &'a PathBuf>,
-) -> io::Result<()> {
-    for place in home_places(real_home, granted) {
-        link_place(real_home, run_home, &place)?;
+/// Links each of `places` (the grants' places under the real home) in `run_home` to
+/// the same place under `real_home` (`~/.kiro` → `<run home>/.kiro`), so an agent whose
+/// `HOME` is the run's finds its login and configuration; the sandbox checks the link's
+/// target, which is granted. Places already taken are skipped.
+pub fn mirror_home_grants(real_home: &Path, run_home: &Path, places: &[PathBuf]) -> io::Result<()> {
+    for place in places {
+        link_place(real_home, run_home, place)?;
     }
     Ok(())
 }
@@ -737,7 +731,8 @@ mod tests {
             real.clone(),
             PathBuf::from("/etc/other"),
         ];
-        mirror_home_grants(&real, &run, &granted).unwrap_or_else(|e| panic!("{e}"));
+        mirror_home_grants(&real, &run, &home_places(&real, &granted))
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             home_places(&real, &granted),
             [PathBuf::from(".config/kiro"), PathBuf::from(".kiro")]
@@ -757,7 +752,8 @@ mod tests {
             .collect();
         assert_eq!(entries.len(), 2, "{entries:?}");
         // Again: nothing to do, no error.
-        mirror_home_grants(&real, &run, &granted).unwrap_or_else(|e| panic!("{e}"));
+        mirror_home_grants(&real, &run, &home_places(&real, &granted))
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]
@@ -776,7 +772,7 @@ mod tests {
         // A grant above another: `.config` is linked; `.config/kiro` would be made
         // through that link, in the real home.
         let granted = [real.join(".config"), real.join(".config/kiro")];
-        mirror_home_grants(&real, &run, &granted).unwrap();
+        mirror_home_grants(&real, &run, &home_places(&real, &granted)).unwrap();
         assert_eq!(
             std::fs::read_link(run.join(".config")).unwrap(),
             real.join(".config")
