@@ -16,7 +16,7 @@ pub use tlao_sandbox::{Network, SandboxPolicy, Support};
 
 use tlao_domain::{GrantedPath, NetworkPolicy, SandboxGrants};
 
-use crate::run_dir::RunDir;
+use crate::run_dir::{Kept, RunDir};
 
 /// Variables of the worker's environment every agent gets (besides `LC_*`).
 pub const ALLOWED_ENV: &[&str] = &[
@@ -274,14 +274,7 @@ impl Confinement {
 }
 
 /// The system's sandbox rules a standby built while it waited ([`prepare_system_rules`]).
-static SYSTEM_RULES: std::sync::Mutex<Option<tlao_sandbox::SystemRules>> =
-    std::sync::Mutex::new(None);
-
-fn system_rules() -> std::sync::MutexGuard<'static, Option<tlao_sandbox::SystemRules>> {
-    SYSTEM_RULES
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+static SYSTEM_RULES: Kept<tlao_sandbox::SystemRules> = Kept::new();
 
 /// Builds the rules every agent's sandbox holds (the system's paths, about half of a
 /// sandbox's rules), for a standby worker to do while it waits: for a run whose network
@@ -293,14 +286,14 @@ pub fn prepare_system_rules(mode: SandboxMode, network: &Network) {
         return;
     }
     match tlao_sandbox::SystemRules::prepare(*network != Network::Any) {
-        Ok(rules) => *system_rules() = Some(rules),
+        Ok(rules) => *SYSTEM_RULES.slot() = Some(rules),
         Err(error) => tracing::debug!(%error, "cannot prepare the sandbox's system rules"),
     }
 }
 
 /// The rules [`prepare_system_rules`] built, for the next sandbox (once).
 fn take_system_rules() -> Option<tlao_sandbox::SystemRules> {
-    system_rules().take()
+    SYSTEM_RULES.slot().take()
 }
 
 /// Drops the rules [`prepare_system_rules`] built, if no sandbox took them.
@@ -827,18 +820,18 @@ mod tests {
         let confinement = confinement(&[]);
         let policy = confinement.policy(OsStr::new("sh"), Some(OsStr::new("/usr/bin")));
         prepare_system_rules(SandboxMode::Off, &Network::Any);
-        assert!(system_rules().is_none());
+        assert!(SYSTEM_RULES.slot().is_none());
         prepare_system_rules(SandboxMode::Auto, &Network::Any);
-        assert!(system_rules().is_some());
+        assert!(SYSTEM_RULES.slot().is_some());
         assert!(confinement.sandbox(&policy).unwrap().is_some());
-        assert!(system_rules().is_none(), "taken by the sandbox");
+        assert!(SYSTEM_RULES.slot().is_none(), "taken by the sandbox");
         assert!(
             confinement.sandbox(&policy).unwrap().is_some(),
             "built whole"
         );
         prepare_system_rules(SandboxMode::Required, &Network::None);
         discard_system_rules();
-        assert!(system_rules().is_none());
+        assert!(SYSTEM_RULES.slot().is_none());
     }
 
     #[test]

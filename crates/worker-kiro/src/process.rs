@@ -34,6 +34,7 @@ use tokio::sync::mpsc;
 
 use crate::ansi::strip_ansi;
 use crate::confine::{Confinement, agent_env};
+use crate::run_dir::Kept;
 
 /// The longest line kept as one log event; longer output is split.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
@@ -222,13 +223,7 @@ pub(crate) fn spawn_piped(
 }
 
 /// The tree [`prepare_agent_tree`] made and no agent has taken yet.
-static PREPARED_TREE: std::sync::Mutex<Option<ProcessTree>> = std::sync::Mutex::new(None);
-
-fn prepared_tree() -> std::sync::MutexGuard<'static, Option<ProcessTree>> {
-    PREPARED_TREE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+static PREPARED_TREE: Kept<ProcessTree> = Kept::new();
 
 /// Makes the next agent's process tree ahead of the run, for a standby worker to do
 /// while it waits (creating a cgroup takes the kernel a while); the next agent started
@@ -236,19 +231,19 @@ fn prepared_tree() -> std::sync::MutexGuard<'static, Option<ProcessTree>> {
 /// [`crate::run_dir::Ahead`].
 pub(crate) fn prepare_agent_tree() {
     match new_agent_tree() {
-        Ok(tree) => *prepared_tree() = Some(tree),
+        Ok(tree) => *PREPARED_TREE.slot() = Some(tree),
         Err(error) => tracing::debug!(%error, "cannot prepare an agent's process tree"),
     }
 }
 
 /// Removes the tree [`prepare_agent_tree`] made, if no agent took it.
 pub(crate) fn discard_prepared_tree() {
-    drop(prepared_tree().take());
+    drop(PREPARED_TREE.slot().take());
 }
 
 /// The tree for the next agent: the prepared one, or a new one.
 fn agent_tree() -> io::Result<ProcessTree> {
-    if let Some(tree) = prepared_tree().take() {
+    if let Some(tree) = PREPARED_TREE.slot().take() {
         return Ok(tree);
     }
     new_agent_tree()

@@ -23,7 +23,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tlao_domain::{LeaseId, RunId, WorkspaceId};
 
@@ -132,7 +132,22 @@ struct Prepared {
 }
 
 /// The directory [`prepare`] made and no run has taken yet.
-static PREPARED: Mutex<Option<Prepared>> = Mutex::new(None);
+static PREPARED: Kept<Prepared> = Kept::new();
+
+/// One thing a standby worker made ahead of its run (see [`Ahead`]), kept until the
+/// run takes it or it is discarded.
+pub(crate) struct Kept<T>(Mutex<Option<T>>);
+
+impl<T> Kept<T> {
+    pub(crate) const fn new() -> Self {
+        Kept(Mutex::new(None))
+    }
+
+    /// What is kept. Only whole values go in and out: a poisoned lock is used as it is.
+    pub(crate) fn slot(&self) -> MutexGuard<'_, Option<T>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// Creates `root` and its empty subdirectories.
 fn make_layout(root: &Path) -> io::Result<()> {
@@ -198,7 +213,7 @@ fn prepare(work_root: &Path, real_home: Option<&Path>) -> io::Result<()> {
     let home_linked = real_home
         .map(|real_home| crate::confine::link_home_ahead(work_root, real_home, &root.join("home")))
         .unwrap_or_default();
-    let replaced = prepared().replace(Prepared { root, home_linked });
+    let replaced = PREPARED.slot().replace(Prepared { root, home_linked });
     if let Some(old) = replaced {
         let _ = remove_tree(&old.root);
     }
@@ -207,20 +222,18 @@ fn prepare(work_root: &Path, real_home: Option<&Path>) -> io::Result<()> {
 
 /// Removes the directory [`prepare`] made, if no run took it.
 fn discard_prepared() {
-    if let Some(prepared) = prepared().take() {
+    if let Some(prepared) = PREPARED.slot().take() {
         let _ = remove_tree(&prepared.root);
     }
-}
-
-fn prepared() -> std::sync::MutexGuard<'static, Option<Prepared>> {
-    PREPARED.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Renames the prepared directory, if there is one under `work_root`, to `root`; the
 /// places of its home linked ahead when it did. A prepared directory it could not
 /// rename is removed.
 fn claim_prepared(work_root: &Path, root: &Path) -> Option<Vec<PathBuf>> {
-    let prepared = prepared().take_if(|prepared| prepared.root.parent() == Some(work_root))?;
+    let prepared = PREPARED
+        .slot()
+        .take_if(|prepared| prepared.root.parent() == Some(work_root))?;
     if fs::rename(&prepared.root, root).is_ok() {
         return Some(prepared.home_linked);
     }
