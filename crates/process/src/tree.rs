@@ -17,6 +17,12 @@
 //!
 //! Killing is `SIGKILL`, repeated until nothing of the tree is left (bounded), so no
 //! process can fork its way out; the cgroup is then removed.
+//!
+//! A tree whose every root joined its cgroup before executing (each started by
+//! [`ProcessTree::spawn`]) and that adopts no orphans is *sealed*: nothing of it ever
+//! ran outside the cgroup, and a process leaves a cgroup only by writing another's
+//! `cgroup.procs` (which the sandbox forbids an agent), so the cgroup alone lists and
+//! kills it, without reading the whole process table ([`ProcessTree::is_sealed`]).
 
 // Most of the machinery is Linux's; elsewhere only the process group is left.
 #![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports))]
@@ -137,6 +143,9 @@ pub struct ProcessTree {
     /// Whether this process is a child subreaper counting orphans in (asked for, and
     /// granted).
     adopt_orphans: bool,
+    /// Whether the cgroup has held every process of the tree from its first
+    /// instruction: see [`ProcessTree::is_sealed`].
+    sealed: bool,
     ended: bool,
 }
 
@@ -154,19 +163,28 @@ impl CgroupJoin {
     /// executing) or gone. Blocks for the kernel's grace period: run it on a thread that
     /// may wait. A failure is logged; the tree's other means still find the process.
     pub fn run(self) {
+        self.joined_before();
+    }
+
+    /// [`run`](Self::run), saying whether the process was in the cgroup already.
+    fn joined_before(self) -> bool {
         #[cfg(target_os = "linux")]
-        if !crate::cgroup::holds(&self.dir, self.pid)
-            && let Err(error) = crate::cgroup::enter(&self.dir, self.pid)
         {
-            // ESRCH: it is gone already; ENOENT: the tree was killed and its cgroup removed.
-            let gone = error.kind() == io::ErrorKind::NotFound
-                || error.raw_os_error() == Some(nix::libc::ESRCH);
-            if gone {
-                tracing::debug!(%error, pid = self.pid, "a process ended before it joined its tree's cgroup");
-            } else {
-                tracing::warn!(%error, pid = self.pid, cgroup = %self.dir.display(), "cannot move a process into its tree's cgroup; relying on /proc");
+            if crate::cgroup::holds(&self.dir, self.pid) {
+                return true;
+            }
+            if let Err(error) = crate::cgroup::enter(&self.dir, self.pid) {
+                // ESRCH: it is gone already; ENOENT: the tree was killed and its cgroup removed.
+                let gone = error.kind() == io::ErrorKind::NotFound
+                    || error.raw_os_error() == Some(nix::libc::ESRCH);
+                if gone {
+                    tracing::debug!(%error, pid = self.pid, "a process ended before it joined its tree's cgroup");
+                } else {
+                    tracing::warn!(%error, pid = self.pid, cgroup = %self.dir.display(), "cannot move a process into its tree's cgroup; relying on /proc");
+                }
             }
         }
+        false
     }
 }
 
@@ -210,6 +228,7 @@ impl ProcessTree {
         Ok(ProcessTree {
             id,
             mechanism,
+            sealed: cgroup.is_some() && !adopt_orphans,
             cgroup,
             cgroup_base,
             roots: Vec::new(),
@@ -253,6 +272,8 @@ impl ProcessTree {
             cgroup,
             roots: Vec::new(),
             adopt_orphans: false,
+            // Its processes carry the marker; some may have been started outside it.
+            sealed: false,
             ended: false,
         };
         leftover.kill();
@@ -290,6 +311,17 @@ impl ProcessTree {
         self.cgroup.as_deref()
     }
 
+    /// Whether the tree is sealed: it has a cgroup, every root it started joined that
+    /// cgroup before executing ([`spawn`](Self::spawn), never
+    /// [`spawn_joining_later`](Self::spawn_joining_later)), and it adopts no orphans.
+    /// Everything such a tree's processes start is born in the cgroup, so
+    /// [`members`](Self::members) and [`kill`](Self::kill) go by the cgroup alone and
+    /// never read the process table. A process could still leave by writing another
+    /// cgroup's `cgroup.procs`: a worker does not, and an agent's sandbox forbids it.
+    pub fn is_sealed(&self) -> bool {
+        self.sealed
+    }
+
     /// Whether it has been killed.
     pub fn has_ended(&self) -> bool {
         self.ended
@@ -305,8 +337,11 @@ impl ProcessTree {
         command: &mut tokio::process::Command,
     ) -> io::Result<tokio::process::Child> {
         let (child, join) = self.spawn_with(command, true)?;
-        if let Some(join) = join {
-            join.run();
+        if let Some(join) = join
+            && !join.joined_before()
+        {
+            // It ran outside the cgroup for a while: what it started then is not inside.
+            self.sealed = false;
         }
         Ok(child)
     }
@@ -325,6 +360,7 @@ impl ProcessTree {
         &mut self,
         command: &mut tokio::process::Command,
     ) -> io::Result<(tokio::process::Child, Option<CgroupJoin>)> {
+        self.sealed = false;
         self.spawn_with(command, false)
     }
 
@@ -375,6 +411,13 @@ impl ProcessTree {
     pub fn members(&self) -> Vec<u32> {
         #[cfg(target_os = "linux")]
         {
+            if let Some(dir) = self.sealed_cgroup() {
+                return crate::cgroup::members(dir)
+                    .into_iter()
+                    .filter(|pid| crate::procfs::stat(*pid).is_some_and(|p| !p.dead))
+                    .filter_map(|pid| u32::try_from(pid).ok())
+                    .collect();
+            }
             self.find()
                 .into_iter()
                 .filter(|p| !p.dead)
@@ -421,11 +464,22 @@ impl ProcessTree {
         }
     }
 
+    /// The cgroup of a sealed tree.
+    fn sealed_cgroup(&self) -> Option<&Path> {
+        self.cgroup.as_deref().filter(|_| self.sealed)
+    }
+
     #[cfg(target_os = "linux")]
     fn kill_linux(&mut self) {
         use nix::sys::signal::{Signal, kill};
         use nix::unistd::Pid;
 
+        if let Some(dir) = self.sealed_cgroup() {
+            let dir = dir.to_path_buf();
+            kill_cgroup(&self.id, &dir);
+            self.remove_cgroup(&dir);
+            return;
+        }
         let deadline = Instant::now() + KILL_PATIENCE;
         let me = std::process::id() as i32;
         let mut unreaped: Vec<i32> = Vec::new();
@@ -578,6 +632,30 @@ impl ProcessTree {
 impl Drop for ProcessTree {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Kills everything in the cgroup `dir`, round after round until it is empty (for at
+/// most [`KILL_PATIENCE`]): a sealed tree's kill.
+#[cfg(target_os = "linux")]
+fn kill_cgroup(tree: &str, dir: &Path) {
+    let deadline = Instant::now() + KILL_PATIENCE;
+    loop {
+        if !crate::cgroup::populated(dir) {
+            return;
+        }
+        crate::cgroup::kill_all(dir);
+        if !crate::cgroup::populated(dir) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                tree, survivors = ?crate::cgroup::members(dir),
+                "processes of a killed tree are still alive"
+            );
+            return;
+        }
+        std::thread::sleep(KILL_POLL);
     }
 }
 

@@ -53,6 +53,8 @@ async fn a_double_forked_daemon_dies_with_its_tree(preference: Preference, clean
         session_of(root_pid),
         "the daemon left the root's session"
     );
+    // A cgroup tree whose root joined before it executed is found by its cgroup alone.
+    assert_eq!(tree.is_sealed(), preference == Preference::Cgroup);
     assert_eq!(tree.members().len(), 2, "{:?}", tree.members());
 
     let started = Instant::now();
@@ -72,6 +74,39 @@ async fn a_daemon_that_left_the_session_and_its_environment_dies_with_its_cgroup
 #[tokio::test]
 async fn a_daemon_that_left_the_session_dies_with_a_tree_found_through_proc() {
     a_double_forked_daemon_dies_with_its_tree(Preference::NoCgroup, false).await;
+}
+
+#[tokio::test]
+async fn a_root_that_joins_later_unseals_its_tree_and_what_it_started_outside_still_dies() {
+    let (daemon, root) = (unique_sleep(), unique_sleep());
+    let _cleanup = Cleanup(vec![daemon.clone(), root.clone()]);
+    let mut tree = tree(Preference::Cgroup);
+    assert!(tree.is_sealed(), "a cgroup tree with no root yet is sealed");
+    // The root double-forks a daemon into a new session before it is moved into the
+    // cgroup: the daemon stays outside it, found only by the marker it inherited.
+    let (_child, join) = tree
+        .spawn_joining_later(&mut daemonizing_root(&daemon, &root, false))
+        .unwrap();
+    assert!(
+        !tree.is_sealed(),
+        "a root that ran outside the cgroup unseals it"
+    );
+    let daemon_pid = await_process(&daemon);
+    await_process(&root);
+    join.unwrap().run();
+    let procs = std::fs::read_to_string(tree.cgroup().unwrap().join("cgroup.procs")).unwrap();
+    assert!(
+        !procs
+            .lines()
+            .any(|pid| pid.trim() == daemon_pid.to_string()),
+        "the daemon stayed outside the cgroup: {procs}"
+    );
+    assert_eq!(tree.members().len(), 2, "{:?}", tree.members());
+
+    tree.kill();
+
+    await_none(&daemon, KILL_BOUND);
+    await_none(&root, KILL_BOUND);
 }
 
 #[tokio::test]
