@@ -11,6 +11,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -25,11 +26,8 @@ pub(crate) fn own_dir() -> Option<PathBuf> {
 fn dir_of(pid: i32) -> Option<PathBuf> {
     let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
     let path = cgroup.lines().find_map(|line| line.strip_prefix("0::"))?;
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mountinfo
-        .lines()
-        .filter_map(cgroup2_mount)
-        .find_map(|(root, mount_point)| {
+    with_cgroup2_mounts(|mounts| {
+        mounts.iter().find_map(|(root, mount_point)| {
             let relative = if root == "/" {
                 path
             } else {
@@ -38,6 +36,26 @@ fn dir_of(pid: i32) -> Option<PathBuf> {
             let dir = mount_point.join(relative.trim_start_matches('/'));
             dir.join("cgroup.procs").exists().then_some(dir)
         })
+    })
+}
+
+/// Calls `f` with the `(root, mount point)` of each cgroup v2 mount of this process.
+/// Read from `/proc/self/mountinfo` once they are found (checked on every start of a
+/// tree's process otherwise: a file of a hundred lines or more); until then on every
+/// call. A hierarchy mounted elsewhere later is not seen: [`dir_of`] then finds no
+/// `cgroup.procs` and trees fall back to /proc.
+fn with_cgroup2_mounts<T>(f: impl FnOnce(&[(String, PathBuf)]) -> T) -> T {
+    static MOUNTS: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
+    if let Some(mounts) = MOUNTS.get() {
+        return f(mounts);
+    }
+    let found: Vec<(String, PathBuf)> = fs::read_to_string("/proc/self/mountinfo")
+        .map(|mountinfo| mountinfo.lines().filter_map(cgroup2_mount).collect())
+        .unwrap_or_default();
+    if found.is_empty() {
+        return f(&found);
+    }
+    f(MOUNTS.get_or_init(|| found))
 }
 
 /// The `(root, mount point)` of a cgroup2 line of `/proc/self/mountinfo`.
