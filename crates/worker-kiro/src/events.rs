@@ -173,6 +173,9 @@ struct Shared {
     buffer: Mutex<Buffer>,
     /// Wakes the shipping task when an event arrives.
     arrived: Notify,
+    /// The longest an event waits for others from now on, when longer than the
+    /// configured batch interval: see [`ChannelSink::linger`].
+    linger: Mutex<Duration>,
     max_events: usize,
     max_bytes: usize,
     transcript: Mutex<String>,
@@ -270,6 +273,16 @@ impl ChannelSink {
         }));
     }
 
+    /// From now on, lets each event wait up to `window` for others before it leaves
+    /// (the configured batch interval, when longer, still holds), and
+    /// [`EventShipper::finish`] sends what waits at once. For a run's last steps —
+    /// the patch, the uploads — whose lines no one needs to the millisecond: they leave
+    /// in one report with the finish instead of one report each, and a slow upload's
+    /// lines still within `window`.
+    pub fn linger(&self, window: Duration) {
+        *locked(&self.shared.linger) = window;
+    }
+
     /// The executor's output lines emitted so far.
     pub fn transcript(&self) -> String {
         locked(&self.shared.transcript).clone()
@@ -317,6 +330,7 @@ impl EventShipper {
                 closed: false,
             }),
             arrived: Notify::new(),
+            linger: Mutex::new(Duration::ZERO),
             max_events: config.max_events.max(1),
             max_bytes: config.max_bytes,
             transcript: Mutex::new(String::new()),
@@ -473,7 +487,9 @@ impl Ship {
             let due = match (resend_at, oldest) {
                 (Some(at), _) => at,
                 (None, Some(_)) if finishing.is_some() || queued >= MAX_BATCH => now,
-                (None, Some(oldest)) => oldest + self.config.batch_interval,
+                (None, Some(oldest)) => {
+                    oldest + self.config.batch_interval.max(*locked(&self.shared.linger))
+                }
                 (None, None) => last_sent + self.config.heartbeat_interval,
             };
             if due > now {
@@ -704,6 +720,7 @@ mod tests {
                 closed: false,
             }),
             arrived: Notify::new(),
+            linger: Mutex::new(Duration::ZERO),
             max_events: 2,
             max_bytes: 1 << 20,
             transcript: Mutex::new(String::new()),

@@ -504,6 +504,59 @@ async fn a_quiet_agents_lines_are_sent_at_once_not_held_for_a_batch_window() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lines_of_a_runs_last_steps_leave_together_once_its_agent_is_done() {
+    let tmp = tempfile::tempdir().unwrap();
+    let api = FakeApi::start(
+        TaskType::CodeChange,
+        shell("echo working; sleep 0.2; echo changed > new.txt"),
+        "x",
+        None,
+        60_000,
+    );
+    let config = worker(&api, &tmp.path().join("runs"));
+
+    let summary = run_once(&config, Duration::ZERO).await.unwrap().unwrap();
+
+    assert_eq!(summary.status, Some(RunStatus::Completed));
+    let texts = |events: &[EventPayload]| -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                EventPayload::Log { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let batches: Vec<Vec<String>> =
+        api.with(|s| s.batches.iter().map(|(_, events)| texts(events)).collect());
+    // The agent's line went while it ran, alone.
+    let working = batches
+        .iter()
+        .position(|lines| lines.iter().any(|l| l == "working"))
+        .unwrap();
+    assert!(
+        !batches[working]
+            .iter()
+            .any(|l| l.starts_with("the executor finished")),
+        "{batches:?}"
+    );
+    // Everything after it (the end, the patch, each stored artifact) went in one report.
+    let last = batches.iter().rposition(|lines| !lines.is_empty()).unwrap();
+    let wind_down = &batches[last];
+    for expected in [
+        "the executor finished",
+        "stored artifact changes.patch",
+        "stored artifact transcript.txt",
+    ] {
+        assert!(
+            wind_down.iter().any(|l| l.starts_with(expected)),
+            "{expected:?} is not in the last report {wind_down:?}; all: {batches:?}"
+        );
+    }
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_go_in_order_in_batches_of_at_most_fifty() {
     let tmp = tempfile::tempdir().unwrap();
     let api = FakeApi::start(
