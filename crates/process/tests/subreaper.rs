@@ -52,3 +52,69 @@ async fn without_a_cgroup_an_orphan_that_left_the_session_and_its_environment_st
     let zombie = std::fs::metadata(format!("/proc/{daemon_pid}")).is_ok();
     assert!(!zombie, "the adopted orphan was reaped");
 }
+
+#[tokio::test]
+async fn a_subreapers_tree_is_found_to_its_deepest_descendant_and_dies_whole() {
+    let (deep, middle, root) = (unique_sleep(), unique_sleep(), unique_sleep());
+    let _cleanup = Cleanup(vec![deep.clone(), middle.clone(), root.clone()]);
+    let mut tree = ProcessTree::create(
+        "tlao-test-subreaper-deep",
+        TreeOptions {
+            preference: Preference::NoCgroup,
+            adopt_orphans: true,
+        },
+    )
+    .unwrap();
+    // root → a shell → a shell that leads its own process group → sleep: the deepest
+    // is three generations below the root and in neither its group nor (with `env -i`)
+    // carrying the tree's marker; only its ancestry leads to it.
+    let _child = tree
+        .spawn(&mut shell(&format!(
+            r#"sh -c 'set -m; sh -c "exec env -i $(command -v sleep) {deep}" & exec sleep {middle}' & exec sleep {root}"#
+        )))
+        .unwrap();
+    let deep_pid = await_process(&deep);
+    let middle_pid = await_process(&middle);
+    let root_pid = await_process(&root);
+    let members = tree.members();
+    for pid in [deep_pid, middle_pid, root_pid] {
+        assert!(members.contains(&pid), "{pid} is not in {members:?}");
+    }
+
+    tree.kill();
+
+    await_none(&deep, Duration::from_secs(3));
+    await_none(&middle, Duration::from_secs(3));
+    await_none(&root, Duration::from_secs(3));
+    assert!(tree.members().is_empty());
+}
+
+#[tokio::test]
+async fn a_root_dying_while_its_tree_is_killed_does_not_hide_what_it_started() {
+    // An executor kills its agent's root, then the tree: the root's children move to
+    // this process while the tree is being read. Many rounds, for the race to happen.
+    for round in 0..100 {
+        let mut tree = ProcessTree::create(
+            "tlao-test-subreaper-race",
+            TreeOptions {
+                preference: Preference::NoCgroup,
+                adopt_orphans: true,
+            },
+        )
+        .unwrap();
+        let child = unique_sleep();
+        let _cleanup = Cleanup(vec![child.clone()]);
+        let mut root = tree
+            .spawn(&mut shell(&format!("sleep {child} & wait")))
+            .unwrap();
+        let child_pid = await_process(&child);
+
+        root.start_kill().unwrap();
+        tree.kill();
+
+        assert!(
+            !support::is_alive(child_pid),
+            "round {round}: the root's child {child_pid} outlived the kill"
+        );
+    }
+}
