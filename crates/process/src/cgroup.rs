@@ -42,8 +42,8 @@ fn dir_of(pid: i32) -> Option<PathBuf> {
 /// Calls `f` with the `(root, mount point)` of each cgroup v2 mount of this process.
 /// Read from `/proc/self/mountinfo` once they are found, instead of on every start of a
 /// tree's process (the file has a line per mount: dozens on a container, hundreds on a
-/// desktop); until found, on every call. A hierarchy mounted elsewhere later is not seen: [`dir_of`] then finds no
-/// `cgroup.procs` and trees fall back to /proc.
+/// desktop); until found, on every call. A hierarchy mounted elsewhere later is not
+/// seen: [`dir_of`] then finds no `cgroup.procs` and trees fall back to /proc.
 fn with_cgroup2_mounts<T>(f: impl FnOnce(&[(String, PathBuf)]) -> T) -> T {
     static MOUNTS: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
     if let Some(mounts) = MOUNTS.get() {

@@ -3,8 +3,6 @@
 //! `/proc/<pid>/environ`, and the boot a start time belongs to.
 
 use std::fs;
-use std::path::Path;
-use std::sync::OnceLock;
 
 /// One line of the process table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,31 +38,6 @@ fn parse_stat(pid: i32, text: &str) -> Option<Proc> {
         dead: matches!(state, 'Z' | 'X' | 'x'),
         start_ticks: fields.get(19)?.parse().ok()?,
     })
-}
-
-/// The children of `pid` (of each of its threads), from `/proc/<pid>/task/*/children`;
-/// empty once it is gone. `None` when the kernel has no such files
-/// (`CONFIG_PROC_CHILDREN`).
-///
-/// A child being forked while the list is read may be missed: callers that must find
-/// every process read again until a read finds nothing new alive.
-pub(crate) fn children(pid: i32) -> Option<Vec<i32>> {
-    static SUPPORTED: OnceLock<bool> = OnceLock::new();
-    if !*SUPPORTED.get_or_init(|| Path::new("/proc/thread-self/children").exists()) {
-        return None;
-    }
-    let mut children = Vec::new();
-    if let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            if let Ok(list) = fs::read_to_string(task.path().join("children")) {
-                children.extend(
-                    list.split_ascii_whitespace()
-                        .filter_map(|child| child.parse::<i32>().ok()),
-                );
-            }
-        }
-    }
-    Some(children)
 }
 
 /// Every process now.

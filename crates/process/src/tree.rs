@@ -12,9 +12,7 @@
 //!   process carrying the tree's marker in the environment it inherited
 //!   ([`MARKER_ENV`]). A tree whose process adopts orphans ([`TreeOptions::adopt_orphans`])
 //!   makes that process a child subreaper, so orphans stay its children instead of
-//!   moving to init, and counts them in while it is the process's only tree; the
-//!   tree is then all descendants of its roots and those orphans, and is read by
-//!   descent (`/proc/<pid>/task/*/children`) instead of the whole process table.
+//!   moving to init, and counts them in while it is the process's only tree.
 //! - **process group** (elsewhere): the roots' sessions and process groups only.
 //!
 //! Killing is `SIGKILL`, repeated until nothing of the tree is left (bounded), so no
@@ -50,10 +48,6 @@ pub const PREFERENCE_ENV: &str = "TLAO_PROCESS_TREE";
 const KILL_PATIENCE: Duration = Duration::from_secs(2);
 /// How long it waits between two rounds.
 const KILL_POLL: Duration = Duration::from_millis(5);
-/// At most how many times a tree read by descent is read for two reads to agree: a tree
-/// forking without pause never holds still, and the next kill round reads it again.
-#[cfg(target_os = "linux")]
-const DESCENT_READS: usize = 4;
 
 static NEXT_TREE: AtomicU64 = AtomicU64::new(1);
 /// Trees of this process not yet killed: orphans are counted in only while there is one.
@@ -563,12 +557,6 @@ impl ProcessTree {
     /// The tree's processes in the process table, zombies included.
     #[cfg(target_os = "linux")]
     fn find(&self) -> Vec<crate::procfs::Proc> {
-        if self.adopt_orphans
-            && LIVE_TREES.load(Ordering::SeqCst) == 1
-            && let Some(found) = self.find_by_descent()
-        {
-            return found;
-        }
         let table = crate::procfs::all();
         let me = std::process::id() as i32;
         let my_session = nix::unistd::getsid(None).map(|p| p.as_raw()).unwrap_or(0);
@@ -638,94 +626,6 @@ impl ProcessTree {
             .into_iter()
             .filter(|p| members.contains(&p.pid))
             .collect()
-    }
-}
-
-impl ProcessTree {
-    /// [`find`](Self::find) for a tree whose process is a child subreaper and has no
-    /// other tree: every process of the tree is then a descendant of this process's
-    /// children that are the tree's — its roots, and the orphans it adopted (in a root's
-    /// group or session, outside this process's session, or carrying the marker) —
-    /// since a process whose parent dies moves to the nearest subreaper above it. So the
-    /// tree is read by descent (`/proc/<pid>/task/*/children`), a few files per member,
-    /// instead of the whole process table, which on a busy machine is thousands of reads
-    /// per kill. `None` where the kernel has no `children` files.
-    ///
-    /// A process that dies while the tree is read hands its children to this process,
-    /// whose list may already have been read: so the tree is read again until two reads
-    /// agree on every process and whether it is dead (at most [`DESCENT_READS`]). When a
-    /// [`kill`](Self::kill) round finds nothing alive, every process it found was dead
-    /// in both reads, so whatever they had started was already this process's child
-    /// when the second read began, and was found.
-    #[cfg(target_os = "linux")]
-    fn find_by_descent(&self) -> Option<Vec<crate::procfs::Proc>> {
-        let mut last = self.descend()?;
-        for _ in 1..DESCENT_READS {
-            let next = self.descend()?;
-            let agree = next.len() == last.len()
-                && next
-                    .iter()
-                    .zip(&last)
-                    .all(|(a, b)| a.pid == b.pid && a.dead == b.dead);
-            last = next;
-            if agree {
-                break;
-            }
-        }
-        Some(last)
-    }
-
-    /// One read of the tree by descent, sorted by pid.
-    #[cfg(target_os = "linux")]
-    fn descend(&self) -> Option<Vec<crate::procfs::Proc>> {
-        let me = std::process::id() as i32;
-        let my_session = nix::unistd::getsid(None).map(|p| p.as_raw()).unwrap_or(0);
-        // As in the table: a root's pid names its group and session only while the
-        // root holds it.
-        let roots: Vec<i32> = self
-            .roots
-            .iter()
-            .filter(|root| {
-                crate::procfs::stat(root.pid)
-                    .is_none_or(|p| root.start_ticks.is_none_or(|t| t == p.start_ticks))
-            })
-            .map(|root| root.pid)
-            .collect();
-        let mut pending: Vec<i32> = Vec::new();
-        for pid in crate::procfs::children(me)? {
-            let Some(child) = crate::procfs::stat(pid) else {
-                continue;
-            };
-            // A root, or an orphan this process adopted: one of the roots' groups or
-            // sessions, outside this process's session, or carrying the tree's marker.
-            let ours = roots.contains(&pid)
-                || roots.contains(&child.pgid)
-                || roots.contains(&child.sid)
-                || child.sid != my_session
-                || (!child.dead && crate::procfs::carries_marker(pid, MARKER_ENV, &self.id));
-            if ours {
-                pending.push(pid);
-            }
-        }
-        if let Some(dir) = &self.cgroup {
-            pending.extend(crate::cgroup::members(dir));
-        }
-        let mut seen = HashSet::from([me]);
-        let mut found = Vec::new();
-        while let Some(pid) = pending.pop() {
-            if !seen.insert(pid) {
-                continue;
-            }
-            let Some(process) = crate::procfs::stat(pid) else {
-                continue;
-            };
-            if !process.dead {
-                pending.extend(crate::procfs::children(pid).unwrap_or_default());
-            }
-            found.push(process);
-        }
-        found.sort_by_key(|p| p.pid);
-        Some(found)
     }
 }
 
