@@ -278,7 +278,8 @@ impl ChannelSink {
     /// [`EventShipper::finish`] sends what waits at once. For a run's last steps —
     /// the patch, the uploads — whose lines no one needs to the millisecond: they leave
     /// in one report with the finish instead of one report each, and a slow upload's
-    /// lines still within `window`.
+    /// lines still within `window`. A heartbeat due sooner takes them along: lingering
+    /// never delays the worker's next contact with the server.
     pub fn linger(&self, window: Duration) {
         *locked(&self.shared.linger) = window;
     }
@@ -454,6 +455,28 @@ struct Ship {
     failures: u32,
 }
 
+/// When the next report is due, at `now`: a resend when one is waiting; at once when
+/// events wait and `send_now` (finishing, or a full batch); when the oldest waiting event
+/// has waited `window` (the batch interval, or a run's linger), but never later than the
+/// next heartbeat, which they then are — the server hears from the worker every
+/// `heartbeat` whatever waits; with nothing waiting, that heartbeat.
+fn report_due(
+    now: Instant,
+    resend_at: Option<Instant>,
+    oldest: Option<Instant>,
+    send_now: bool,
+    last_sent: Instant,
+    window: Duration,
+    heartbeat: Duration,
+) -> Instant {
+    match (resend_at, oldest) {
+        (Some(at), _) => at,
+        (None, Some(_)) if send_now => now,
+        (None, Some(oldest)) => (oldest + window).min(last_sent + heartbeat),
+        (None, None) => last_sent + heartbeat,
+    }
+}
+
 impl Ship {
     async fn run(mut self, finish: oneshot::Receiver<()>) {
         tokio::pin!(finish);
@@ -484,14 +507,15 @@ impl Ship {
             if finishing.is_some() && queued == 0 {
                 return;
             }
-            let due = match (resend_at, oldest) {
-                (Some(at), _) => at,
-                (None, Some(_)) if finishing.is_some() || queued >= MAX_BATCH => now,
-                (None, Some(oldest)) => {
-                    oldest + self.config.batch_interval.max(*locked(&self.shared.linger))
-                }
-                (None, None) => last_sent + self.config.heartbeat_interval,
-            };
+            let due = report_due(
+                now,
+                resend_at,
+                oldest,
+                finishing.is_some() || queued >= MAX_BATCH,
+                last_sent,
+                self.config.batch_interval.max(*locked(&self.shared.linger)),
+                self.config.heartbeat_interval,
+            );
             if due > now {
                 let mut wake = match self.contact_deadline() {
                     Some(deadline) => due.min(deadline),
@@ -696,6 +720,51 @@ fn resend_delay(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waiting_events_leave_after_their_window_but_never_after_the_next_heartbeat() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let heartbeat = ms(200);
+        // A run's last lines linger 500 ms, but a heartbeat is due 200 ms after the
+        // last report: they leave with it.
+        assert_eq!(
+            report_due(t0, None, Some(t0 + ms(150)), false, t0, ms(500), heartbeat),
+            t0 + ms(200)
+        );
+        // Within the heartbeat, the window holds.
+        assert_eq!(
+            report_due(t0, None, Some(t0 + ms(10)), false, t0, ms(100), heartbeat),
+            t0 + ms(110)
+        );
+        // No window: at once when they arrived; finishing or a full batch: now.
+        assert_eq!(
+            report_due(t0, None, Some(t0), false, t0, Duration::ZERO, heartbeat),
+            t0
+        );
+        let now = t0 + ms(50);
+        assert_eq!(
+            report_due(now, None, Some(t0), true, t0, ms(500), heartbeat),
+            now
+        );
+        // A resend waits for its back-off; nothing waiting: the heartbeat.
+        assert_eq!(
+            report_due(
+                t0,
+                Some(t0 + ms(250)),
+                Some(t0),
+                true,
+                t0,
+                ms(500),
+                heartbeat
+            ),
+            t0 + ms(250)
+        );
+        assert_eq!(
+            report_due(t0, None, None, false, t0, ms(500), heartbeat),
+            t0 + heartbeat
+        );
+    }
 
     #[test]
     fn resends_back_off_from_a_quarter_second_to_five_seconds() {
