@@ -20,6 +20,10 @@ pub const DEFAULT_MAX_ENTRIES: u64 = Guardrails::DEFAULT_MAX_ARCHIVE_ENTRIES;
 pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::ZERO;
 /// The default time between heartbeats while the executor is quiet.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// The default longest wait of a line of a run's last steps (after its agent ended) for
+/// the others: half a second, so the end, the patch and the stored artifacts leave in
+/// one report with the finish.
+pub const DEFAULT_WIND_DOWN_LINGER: Duration = Duration::from_millis(500);
 
 /// How a worker runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +44,10 @@ pub struct WorkerConfig {
     pub batch_interval: Duration,
     /// How often a heartbeat is sent while there are no events.
     pub heartbeat_interval: Duration,
+    /// How long a line of a run's last steps (after its agent ended) may wait to leave
+    /// with the others; never past the next heartbeat, and the finish sends what waits
+    /// at once (see [`ChannelSink::linger`](crate::events::ChannelSink::linger)).
+    pub wind_down_linger: Duration,
     /// The most events kept while the API cannot be reached; more are dropped (and the
     /// run says how many).
     pub max_buffered_events: usize,
@@ -75,6 +83,7 @@ impl WorkerConfig {
             max_entries: DEFAULT_MAX_ENTRIES,
             batch_interval: DEFAULT_BATCH_INTERVAL,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            wind_down_linger: DEFAULT_WIND_DOWN_LINGER,
             max_buffered_events: crate::events::MAX_BUFFERED_EVENTS,
             max_buffered_bytes: crate::events::MAX_BUFFERED_BYTES,
             sandbox: SandboxMode::default(),

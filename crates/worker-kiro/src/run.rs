@@ -55,9 +55,6 @@ const LONG_POLL: Duration = Duration::from_secs(20);
 const EARLY_ANSWER_PAUSE: Duration = Duration::from_secs(1);
 /// The longest pause of `run_forever` after failures.
 const MAX_IDLE_BACKOFF: Duration = Duration::from_secs(30);
-/// How long a line of a run's last steps (after its agent ended) may wait to leave with
-/// the others: see [`ChannelSink::linger`].
-const WIND_DOWN_LINGER: Duration = Duration::from_millis(500);
 
 /// How a run ended, as this worker saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -563,7 +560,7 @@ async fn drive(
 
     // The agent is done: what is left (the patch, the uploads) reports in one batch
     // with the finish, not one batch a line.
-    sink.linger(WIND_DOWN_LINGER);
+    sink.linger(config.wind_down_linger);
     let (status, mut error, usage, produced, transcript) = match executed {
         Executed::Stopped(signal) => {
             sink.system("the run was stopped by the API; its processes were killed");

@@ -513,11 +513,22 @@ async fn the_lines_of_a_runs_last_steps_leave_together_once_its_agent_is_done() 
         None,
         60_000,
     );
-    let config = worker(&api, &tmp.path().join("runs"));
+    let mut config = worker(&api, &tmp.path().join("runs"));
+    // Far longer than the last steps take, loaded or not (and no heartbeat due before):
+    // they all wait for the finish, which sends them at once instead of waiting the
+    // linger out.
+    config.wind_down_linger = Duration::from_secs(30);
+    config.heartbeat_interval = Duration::from_secs(60);
+    let started = std::time::Instant::now();
 
     let summary = run_once(&config, Duration::ZERO).await.unwrap().unwrap();
 
     assert_eq!(summary.status, Some(RunStatus::Completed));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the finish waited for the linger: {:?}",
+        started.elapsed()
+    );
     let texts = |events: &[EventPayload]| -> Vec<String> {
         events
             .iter()
