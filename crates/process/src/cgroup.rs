@@ -185,9 +185,19 @@ pub(crate) fn kill_all(dir: &Path) {
         .open(dir.join("cgroup.kill"))
         .and_then(|mut file| file.write_all(b"1"));
     if killed.is_err() {
-        for pid in members(dir) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
+        kill_members(dir);
+    }
+}
+
+/// Sends `SIGKILL` to each process listed in the cgroup and below, with `kill(2)`.
+///
+/// For what outlives `cgroup.kill`: it signals each process through its main thread,
+/// and a signal to a thread that has exited reaches no other, so a process whose main
+/// thread ended (`pthread_exit`) while others run on is listed, populates the cgroup,
+/// and lives on (seen on Linux 6.18). `kill(2)` signals the whole thread group.
+pub(crate) fn kill_members(dir: &Path) {
+    for pid in members(dir) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
 }
 

@@ -12,6 +12,8 @@ pub(crate) struct Proc {
     pub pgid: i32,
     pub sid: i32,
     /// Exited, waiting to be reaped (or being torn down): no longer running anything.
+    /// A process whose main thread has exited while other threads run on shows as a
+    /// zombie in `stat` but is not dead.
     pub dead: bool,
     /// Clock ticks after boot when it started; with the pid, it names one process.
     pub start_ticks: u64,
@@ -28,14 +30,18 @@ pub(crate) fn stat(pid: i32) -> Option<Proc> {
 fn parse_stat(pid: i32, text: &str) -> Option<Proc> {
     let after_name = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // Fields 3 (state), 4 (ppid), 5 (pgrp), 6 (session) and 22 (starttime) of proc(5).
+    // Fields 3 (state), 4 (ppid), 5 (pgrp), 6 (session), 20 (num_threads) and 22
+    // (starttime) of proc(5).
     let state = fields.first()?.chars().next()?;
+    let threads: u64 = fields.get(17)?.parse().ok()?;
     Some(Proc {
         pid,
         ppid: fields.get(1)?.parse().ok()?,
         pgid: fields.get(2)?.parse().ok()?,
         sid: fields.get(3)?.parse().ok()?,
-        dead: matches!(state, 'Z' | 'X' | 'x'),
+        // The state is the main thread's; a zombie's thread count stays above one while
+        // another of its threads runs.
+        dead: matches!(state, 'Z' | 'X' | 'x') && threads <= 1,
         start_ticks: fields.get(19)?.parse().ok()?,
     })
 }
@@ -98,6 +104,10 @@ mod tests {
         );
         let zombie = line.replace(") S ", ") Z ");
         assert!(parse_stat(4242, &zombie).is_some_and(|p| p.dead));
+        // A main thread that exited while a second thread runs on: not dead.
+        let running_on = zombie.replace(" 20 0 1 0 987654", " 20 0 2 0 987654");
+        assert_ne!(running_on, zombie);
+        assert!(parse_stat(4242, &running_on).is_some_and(|p| !p.dead));
     }
 
     #[test]

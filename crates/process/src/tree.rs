@@ -640,11 +640,17 @@ impl Drop for ProcessTree {
 #[cfg(target_os = "linux")]
 fn kill_cgroup(tree: &str, dir: &Path) {
     let deadline = Instant::now() + KILL_PATIENCE;
+    let mut first = true;
     loop {
         if !crate::cgroup::populated(dir) {
             return;
         }
         crate::cgroup::kill_all(dir);
+        if !std::mem::take(&mut first) {
+            // Still there after a round: see `kill_members` for what `cgroup.kill`
+            // does not reach.
+            crate::cgroup::kill_members(dir);
+        }
         if !crate::cgroup::populated(dir) {
             return;
         }

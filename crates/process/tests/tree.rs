@@ -333,3 +333,69 @@ async fn empty_cgroups_left_by_gone_owners_are_swept_and_nothing_else() {
     drop(populated);
     alive.kill().await.unwrap();
 }
+
+/// Whether any thread of `pid` is still running (a zombie's are not).
+fn runs_a_thread(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+                .is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x'))
+        })
+    })
+}
+
+#[tokio::test]
+async fn a_process_whose_main_thread_exited_while_another_runs_on_dies_with_its_tree() {
+    for preference in [Preference::Cgroup, Preference::NoCgroup] {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let root = unique_sleep();
+        let _cleanup = Cleanup(vec![root.clone()]);
+        let mut tree = tree(preference);
+        // The main thread ends (`pthread_exit`) while a second thread sleeps on: the
+        // process table shows the process as a zombie, yet it runs.
+        let script = format!(
+            r#"import ctypes, os, threading, time
+threading.Thread(target=lambda: time.sleep(600), daemon=True).start()
+open({pid_file:?}, "w").write(str(os.getpid()))
+ctypes.CDLL(None).pthread_exit(None)"#
+        );
+        let mut command = shell(&format!(
+            "python3 -c '{script}' & exec sleep {root}",
+            script = script.replace('\'', r"'\''")
+        ));
+        let _child = tree.spawn(&mut command).unwrap();
+        await_process(&root);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let pid: u32 = loop {
+            if let Some(pid) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|text| text.parse().ok())
+            {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "the script did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        while !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        }) {
+            assert!(Instant::now() < deadline, "its main thread did not end");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(runs_a_thread(pid), "{preference:?}: its second thread runs");
+
+        tree.kill();
+
+        assert!(
+            !runs_a_thread(pid),
+            "{preference:?}: a thread of {pid} outlived the kill of its tree"
+        );
+        await_none(&root, KILL_BOUND);
+    }
+}
