@@ -141,7 +141,12 @@ pub fn spec(task_type: &str, prompt: &str) -> TaskSpec {
 
 /// Whether process `pid` exists and is not a zombie.
 pub fn is_alive(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+    is_alive_at(Path::new(&format!("/proc/{pid}/stat")))
+}
+
+/// Whether the process or thread whose `stat` file is `stat` exists and is not a zombie.
+pub fn is_alive_at(stat: &Path) -> bool {
+    match fs::read_to_string(stat) {
         Err(_) => false,
         Ok(stat) => {
             // The state follows the command name, which is in parentheses.

@@ -1,7 +1,8 @@
 //! Nothing an agent starts outlives its run: a daemon the agent double-forks into a new
 //! session (out of its process group, away from its parent) is dead when the run
-//! completes, is cancelled or times out — checked in `/proc`, with the worker's run
-//! loop against a fake control plane.
+//! completes, is cancelled or times out, and so is one whose main thread ended while
+//! another runs on — checked in `/proc`, with the worker's run loop against a fake
+//! control plane.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -214,4 +215,96 @@ async fn a_daemon_the_agent_started_dies_when_the_run_times_out() {
         with_arg(&agent)
     );
     api.stop().await;
+}
+
+/// The system's Python 3, which a sandboxed agent can run (a `python3` first on `PATH`
+/// may be a version manager's shim reading its own directory, which the sandbox hides).
+fn system_python() -> std::path::PathBuf {
+    ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|path| path.exists())
+        .expect("the tests need python3 in /usr/bin or /usr/local/bin")
+}
+
+/// Whether any thread of `pid` is still running (a zombie's are not).
+fn runs_a_thread(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks
+        .flatten()
+        .any(|task| support::is_alive_at(&task.path().join("stat")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_whose_main_thread_exited_while_another_runs_on_dies_with_its_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = support::agent_files(&tmp.path().join("runs"));
+    let pid_file = files.join("pid");
+    // The agent double-forks a Python daemon into a new session; the daemon starts a
+    // sleeping thread, says its pid and ends its main thread: `/proc` shows a zombie,
+    // `cgroup.kill` signals that exited thread alone, yet the process runs on.
+    let script = format!(
+        r#"import ctypes, os, threading, time
+threading.Thread(target=lambda: time.sleep(600), daemon=True).start()
+open({pid_file:?} + ".tmp", "w").write(str(os.getpid()))
+os.rename({pid_file:?} + ".tmp", {pid_file:?})
+ctypes.CDLL(None).pthread_exit(None)"#
+    );
+    let agent = ExecutorConfig::Command(CommandConfig {
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            format!(
+                r#"(exec "$(command -v setsid)" {python} -c "$0" &)
+n=0
+while [ ! -e {pid} ]; do
+  n=$((n + 1)); [ $n -lt 1000 ] || {{ echo "the daemon did not start" >&2; exit 1; }}
+  sleep 0.01
+done
+echo started"#,
+                pid = pid_file.display(),
+                python = system_python().display(),
+            ),
+            script,
+        ],
+        env: BTreeMap::new(),
+        prompt_via: PromptVia::Arg,
+        max_run_seconds: None,
+    });
+    let api = FakeApi::start(TaskType::DocWrite, agent, "x", None, 60_000);
+    let config = support::sandboxed_worker(&api.url, TOKEN, &tmp.path().join("runs"));
+
+    let summary = tokio::time::timeout(Duration::from_secs(20), run_once(&config, Duration::ZERO))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(
+        summary.status,
+        Some(RunStatus::Completed),
+        "{:?}",
+        api.log_lines()
+    );
+    let pid: u32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    let _cleanup = KillOnDrop(pid);
+    assert!(
+        within(DEATH, || !runs_a_thread(pid)).await,
+        "a thread of the daemon {pid} outlived its completed run"
+    );
+    api.stop().await;
+}
+
+/// Kills a process when dropped, so a failing test leaves nothing behind.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0 as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 }
