@@ -334,20 +334,6 @@ async fn empty_cgroups_left_by_gone_owners_are_swept_and_nothing_else() {
     alive.kill().await.unwrap();
 }
 
-/// Whether any thread of `pid` is still running (a zombie's are not).
-fn runs_a_thread(pid: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    tasks.flatten().any(|task| {
-        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.trim_start().chars().next())
-                .is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x'))
-        })
-    })
-}
-
 #[tokio::test]
 async fn a_process_whose_main_thread_exited_while_another_runs_on_dies_with_its_tree() {
     for preference in [Preference::Cgroup, Preference::NoCgroup] {
@@ -388,12 +374,12 @@ ctypes.CDLL(None).pthread_exit(None)"#
             assert!(Instant::now() < deadline, "its main thread did not end");
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert!(runs_a_thread(pid), "{preference:?}: its second thread runs");
+        assert!(is_alive(pid), "{preference:?}: its second thread runs");
 
         tree.kill();
 
         assert!(
-            !runs_a_thread(pid),
+            !is_alive(pid),
             "{preference:?}: a thread of {pid} outlived the kill of its tree"
         );
         await_none(&root, KILL_BOUND);

@@ -7,21 +7,26 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// The fields of `/proc/<pid>/stat` after the command name: state, then parent pid.
-fn stat_fields(pid: u32) -> Option<(char, u32)> {
+/// The fields of `/proc/<pid>/stat` after the command name: whether it runs (its state
+/// is not a zombie's, or it still has more than its exited main thread), then its
+/// parent pid.
+fn stat_fields(pid: u32) -> Option<(bool, u32)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may itself contain spaces or ')'.
     let after_name = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after_name.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let parent = fields.next()?.parse().ok()?;
-    Some((state, parent))
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 3 (state), 4 (ppid) and 20 (num_threads) of proc(5).
+    let state = fields.first()?.chars().next()?;
+    let parent = fields.get(1)?.parse().ok()?;
+    let threads: u64 = fields.get(17)?.parse().ok()?;
+    Some((!matches!(state, 'Z' | 'X' | 'x') || threads > 1, parent))
 }
 
 /// Whether `pid` is a live process. A zombie counts as dead: it has exited and only
-/// waits for a parent to reap it (a container's init may never do that).
+/// waits for a parent to reap it (a container's init may never do that); but not one
+/// whose main thread alone has exited while another thread runs on.
 pub fn is_alive(pid: u32) -> bool {
-    stat_fields(pid).is_some_and(|(state, _)| !matches!(state, 'Z' | 'X' | 'x'))
+    stat_fields(pid).is_some_and(|(runs, _)| runs)
 }
 
 /// The parent of `pid`, while it exists.

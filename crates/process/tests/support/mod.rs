@@ -34,12 +34,19 @@ pub fn with_arg(arg: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Whether `pid` is alive (a zombie is not).
+/// Whether `pid` is alive: a zombie is not, unless only its main thread has exited and
+/// another runs on (field 20 of proc(5), the thread count, says so).
 pub fn is_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next())
-            .is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x'))
+        stat.rsplit_once(')').is_some_and(|(_, rest)| {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let zombie = fields
+                .first()
+                .and_then(|state| state.chars().next())
+                .is_none_or(|state| matches!(state, 'Z' | 'X' | 'x'));
+            let threads: u64 = fields.get(17).and_then(|n| n.parse().ok()).unwrap_or(1);
+            !zombie || threads > 1
+        })
     })
 }
 

@@ -139,23 +139,24 @@ pub fn spec(task_type: &str, prompt: &str) -> TaskSpec {
     TaskSpec::parse(&json!({"taskType": task_type, "input": {"prompt": prompt}})).unwrap()
 }
 
-/// Whether process `pid` exists and is not a zombie.
+/// Whether process `pid` exists and runs: not a zombie, or one whose main thread alone
+/// has exited while another thread runs on.
 pub fn is_alive(pid: i32) -> bool {
-    is_alive_at(Path::new(&format!("/proc/{pid}/stat")))
-}
-
-/// Whether the process or thread whose `stat` file is `stat` exists and is not a zombie.
-pub fn is_alive_at(stat: &Path) -> bool {
-    match fs::read_to_string(stat) {
-        Err(_) => false,
-        Ok(stat) => {
-            // The state follows the command name, which is in parentheses.
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.trim_start().chars().next());
-            !matches!(state, Some('Z' | 'X') | None)
-        }
-    }
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses; the thread count is
+    // field 20 of proc(5).
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let zombie = fields
+        .first()
+        .and_then(|state| state.chars().next())
+        .is_none_or(|state| matches!(state, 'Z' | 'X'));
+    let threads: u64 = fields.get(17).and_then(|n| n.parse().ok()).unwrap_or(1);
+    !zombie || threads > 1
 }
 
 /// Waits up to `timeout` for `condition`.

@@ -227,16 +227,6 @@ fn system_python() -> std::path::PathBuf {
         .expect("the tests need python3 in /usr/bin or /usr/local/bin")
 }
 
-/// Whether any thread of `pid` is still running (a zombie's are not).
-fn runs_a_thread(pid: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    tasks
-        .flatten()
-        .any(|task| support::is_alive_at(&task.path().join("stat")))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_whose_main_thread_exited_while_another_runs_on_dies_with_its_run() {
     let tmp = tempfile::tempdir().unwrap();
@@ -291,7 +281,7 @@ echo started"#,
     let pid: u32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
     let _cleanup = KillOnDrop(pid);
     assert!(
-        within(DEATH, || !runs_a_thread(pid)).await,
+        within(DEATH, || !support::is_alive(pid as i32)).await,
         "a thread of the daemon {pid} outlived its completed run"
     );
     api.stop().await;
