@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use support::fake_api::{FakeApi, TOKEN};
 use tlao_domain::{CommandConfig, ExecutorConfig, PromptVia, RunStatus, TaskType};
-use tlao_worker_kiro::run_once;
+use tlao_worker_kiro::{RunSummary, run_once};
 
 /// How long a killed process may take to be gone from `/proc`.
 const DEATH: Duration = Duration::from_secs(3);
@@ -77,6 +77,17 @@ echo started
     })
 }
 
+/// Runs the fake control plane's one run with a sandboxed worker under `work_root`, to
+/// its end (within 20 s).
+async fn run_to_its_end(api: &FakeApi, work_root: &std::path::Path) -> RunSummary {
+    let config = support::sandboxed_worker(&api.url, TOKEN, work_root);
+    tokio::time::timeout(Duration::from_secs(20), run_once(&config, Duration::ZERO))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+}
+
 /// Kills what a failing test left behind.
 struct Cleanup(Vec<String>);
 
@@ -110,13 +121,8 @@ async fn a_daemon_the_agent_started_dies_when_the_run_completes() {
         None,
         60_000,
     );
-    let config = support::sandboxed_worker(&api.url, TOKEN, &tmp.path().join("runs"));
 
-    let summary = tokio::time::timeout(Duration::from_secs(20), run_once(&config, Duration::ZERO))
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let summary = run_to_its_end(&api, &tmp.path().join("runs")).await;
 
     assert_eq!(summary.status, Some(RunStatus::Completed));
     assert!(
@@ -264,13 +270,8 @@ echo started"#,
         max_run_seconds: None,
     });
     let api = FakeApi::start(TaskType::DocWrite, agent, "x", None, 60_000);
-    let config = support::sandboxed_worker(&api.url, TOKEN, &tmp.path().join("runs"));
 
-    let summary = tokio::time::timeout(Duration::from_secs(20), run_once(&config, Duration::ZERO))
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let summary = run_to_its_end(&api, &tmp.path().join("runs")).await;
 
     assert_eq!(
         summary.status,
