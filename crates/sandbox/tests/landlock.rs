@@ -44,6 +44,7 @@ fn probe_child() {
             let addr = SocketAddr::from_abstract_name(arg.as_bytes()).unwrap();
             UnixStream::connect_addr(&addr).map(|_| ())
         }
+        "pathname" => UnixStream::connect(arg).map(|_| ()),
         "tcp" => {
             std::net::TcpStream::connect(("127.0.0.1", arg.parse::<u16>().unwrap())).map(|_| ())
         }
@@ -229,6 +230,26 @@ fn abstract_unix_sockets_outside_the_sandbox_are_refused() {
     let _listener = UnixListener::bind_addr(&addr).unwrap();
     assert_eq!(probe(None, "abstract", &name), 0);
     assert_eq!(probe(Some(&policy(&dirs)), "abstract", &name), EPERM);
+}
+
+/// A known limit, pinned: Landlock up to ABI 7 (this machine's) does not scope
+/// *pathname* unix sockets, and the sandbox does not handle the later ABI's
+/// `LANDLOCK_ACCESS_FS_RESOLVE_UNIX`, so a sandboxed agent reaches a service listening on
+/// one outside its grants (a user's systemd, a Docker socket; docs/security.md, Limits).
+/// When the sandbox handles that right, this becomes a test of its refusal.
+#[test]
+fn pathname_unix_sockets_outside_the_grants_are_still_reachable() {
+    needs_landlock();
+    let dirs = dirs();
+    let socket = dirs._tmp.path().join("service.sock");
+    let _listener = UnixListener::bind(&socket).unwrap();
+    let socket = socket.to_str().unwrap();
+    assert_eq!(probe(None, "pathname", socket), 0);
+    assert_eq!(
+        probe(Some(&policy(&dirs)), "pathname", socket),
+        0,
+        "the sandbox refused a pathname unix socket: docs/security.md's limit is out of date"
+    );
 }
 
 #[test]
