@@ -60,15 +60,21 @@ fn daemonizing(daemon: &str, then: &str) -> String {
     format!(r#"(exec env -i "$(command -v setsid)" "$(command -v sleep)" {daemon} &) ; {then}"#)
 }
 
-fn stat(pid: u32) -> Option<(char, u32)> {
+/// The state of `pid`, its parent and its thread count (fields 3, 4 and 20 of proc(5)).
+fn stat(pid: u32) -> Option<(char, u32, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    Some((state, fields.next()?.parse().ok()?))
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    Some((
+        state,
+        fields.get(1)?.parse().ok()?,
+        fields.get(17)?.parse().ok()?,
+    ))
 }
 
+/// Whether `pid` runs: not a zombie, unless only its main thread has exited.
 fn is_alive(pid: u32) -> bool {
-    stat(pid).is_some_and(|(state, _)| !matches!(state, 'Z' | 'X' | 'x'))
+    stat(pid).is_some_and(|(state, _, threads)| !matches!(state, 'Z' | 'X' | 'x') || threads > 1)
 }
 
 /// The live processes with `arg` among their arguments.
@@ -130,7 +136,7 @@ async fn stopping_a_stopped_worker_kills_it_and_its_daemon_and_frees_its_slot() 
     eventually("the daemon starting", || !with_arg(&daemon).is_empty()).await;
     let worker = worker_of(&launch).unwrap();
     eventually("the worker stopping", || {
-        stat(worker).is_some_and(|(state, _)| state == 'T')
+        stat(worker).is_some_and(|(state, _, _)| state == 'T')
     })
     .await;
     let record = records.path().join(format!("{}.json", launch.run_id));

@@ -22,7 +22,36 @@ pub(crate) struct Proc {
 /// The process `pid`, while it exists (a zombie included).
 pub(crate) fn stat(pid: i32) -> Option<Proc> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(pid, &text)
+    let mut process = parse_stat(pid, &text)?;
+    if !process.dead && is_exited(&text) {
+        // Its thread count also holds threads that exited but wait for a tracer to
+        // collect them: it runs only if one of its threads does.
+        process.dead = !threads(pid).iter().any(|tid| {
+            fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))
+                .is_ok_and(|thread| !is_exited(&thread))
+        });
+    }
+    Some(process)
+}
+
+/// Whether a `stat` line's state is a zombie's (or a dead task's): of a thread, that it
+/// has exited; of a process, that its main thread has.
+fn is_exited(text: &str) -> bool {
+    text.rfind(')')
+        .and_then(|end| text[end + 1..].trim_start().chars().next())
+        .is_some_and(|state| matches!(state, 'Z' | 'X' | 'x'))
+}
+
+/// The ids of `pid`'s threads, its main thread included.
+fn threads(pid: i32) -> Vec<i32> {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter_map(|task| task.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Parses a `/proc/<pid>/stat` line. The command name is in parentheses and may itself
@@ -60,9 +89,24 @@ pub(crate) fn all() -> Vec<Proc> {
 
 /// Whether `pid` inherited the tree marker `id` in `var` (a `:`-separated list). A
 /// process whose environment cannot be read (another user's, a zombie's) carries none.
+/// The `environ` of a process whose main thread has exited cannot be read (`ESRCH`):
+/// it is read through another of its threads.
 pub(crate) fn carries_marker(pid: i32, var: &str, id: &str) -> bool {
-    let Ok(environ) = fs::read(format!("/proc/{pid}/environ")) else {
-        return false;
+    let environ = match fs::read(format!("/proc/{pid}/environ")) {
+        Ok(environ) => environ,
+        Err(error) if error.raw_os_error() != Some(nix::errno::Errno::ESRCH as i32) => {
+            return false;
+        }
+        Err(_) => {
+            let Some(environ) = threads(pid)
+                .into_iter()
+                .filter(|tid| *tid != pid)
+                .find_map(|tid| fs::read(format!("/proc/{pid}/task/{tid}/environ")).ok())
+            else {
+                return false;
+            };
+            environ
+        }
     };
     let prefix = format!("{var}=");
     environ

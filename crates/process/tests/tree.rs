@@ -336,24 +336,42 @@ async fn empty_cgroups_left_by_gone_owners_are_swept_and_nothing_else() {
 
 #[tokio::test]
 async fn a_process_whose_main_thread_exited_while_another_runs_on_dies_with_its_tree() {
-    for preference in [Preference::Cgroup, Preference::NoCgroup] {
+    let cases = [
+        (Preference::Cgroup, false),
+        (Preference::Cgroup, true),
+        (Preference::NoCgroup, false),
+        (Preference::NoCgroup, true),
+    ];
+    for (preference, detached) in cases {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("pid");
         let root = unique_sleep();
         let _cleanup = Cleanup(vec![root.clone()]);
         let mut tree = tree(preference);
         // The main thread ends (`pthread_exit`) while a second thread sleeps on: the
-        // process table shows the process as a zombie, yet it runs.
+        // process table shows the process as a zombie, yet it runs. Detached, it is
+        // double-forked into a new session: without a cgroup only the tree's marker in
+        // its environment leads to it, and its main thread's `environ` reads empty.
         let script = format!(
             r#"import ctypes, os, threading, time
 threading.Thread(target=lambda: time.sleep(600), daemon=True).start()
-open({pid_file:?}, "w").write(str(os.getpid()))
+open({pid_file:?} + ".tmp", "w").write(str(os.getpid()))
+os.rename({pid_file:?} + ".tmp", {pid_file:?})
 ctypes.CDLL(None).pthread_exit(None)"#
         );
-        let mut command = shell(&format!(
-            "python3 -c '{script}' & exec sleep {root}",
-            script = script.replace('\'', r"'\''")
-        ));
+        let start = if detached {
+            r#"(exec "$(command -v setsid)" python3 -c "$0" &)"#
+        } else {
+            r#"python3 -c "$0" &"#
+        };
+        let mut command = tokio::process::Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("{start}\nexec sleep {root}"))
+            .arg(&script)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true);
         let _child = tree.spawn(&mut command).unwrap();
         await_process(&root);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -367,6 +385,7 @@ ctypes.CDLL(None).pthread_exit(None)"#
             assert!(Instant::now() < deadline, "the script did not start");
             std::thread::sleep(Duration::from_millis(10));
         };
+        let _daemon = KillOnDrop(pid);
         while !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
             stat.rsplit_once(')')
                 .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
@@ -378,10 +397,27 @@ ctypes.CDLL(None).pthread_exit(None)"#
 
         tree.kill();
 
+        // Its last thread leaves the cgroup a moment before the kernel releases it.
+        let end = Instant::now() + KILL_BOUND;
+        while is_alive(pid) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert!(
             !is_alive(pid),
-            "{preference:?}: a thread of {pid} outlived the kill of its tree"
+            "{preference:?}, detached {detached}: a thread of {pid} outlived the kill of its tree"
         );
         await_none(&root, KILL_BOUND);
+    }
+}
+
+/// Kills a process when dropped, so a failing test leaves nothing behind.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0 as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
