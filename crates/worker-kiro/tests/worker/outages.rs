@@ -1,5 +1,6 @@
 //! The worker against an API that fails: connections refused for seconds, batches
-//! answered 503, answers lost after the batch was applied, a buffer that overflows, and
+//! answered 503 (among them the one carrying a run's lingering last lines), answers lost
+//! after the batch was applied, a buffer that overflows, and
 //! an API silent for longer than its heartbeat timeout. Every line must arrive exactly
 //! once and in order, a loss must be declared exactly, and a worker out of contact must
 //! stop its agent and write nothing more.
@@ -85,6 +86,67 @@ async fn every_line_arrives_once_and_in_order_through_refused_connections_failur
     );
     assert!(api.dropped().is_empty(), "nothing was dropped");
     api.with(|s| {
+        let numbers: Vec<u64> = s.applied.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(
+            numbers,
+            (1..=numbers.len() as u64).collect::<Vec<_>>(),
+            "the worker's numbers are applied gap-free, once each"
+        );
+        assert_eq!(s.completed.len(), 1);
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_last_lines_lingering_for_the_finish_survive_failed_batches_and_a_lost_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let api = FakeApi::start(
+        TaskType::CodeChange,
+        shell("echo working; sleep 0.3; echo changed > new.txt"),
+        "x",
+        None,
+        60_000,
+    );
+    let mut config = worker(&api, &tmp.path().join("runs"));
+    // The last steps' lines wait for the finish (no heartbeat due before it), so the
+    // report that fails is the one that carries them.
+    config.wind_down_linger = Duration::from_secs(30);
+    config.heartbeat_interval = Duration::from_secs(60);
+    let run = tokio::spawn({
+        let config = config.clone();
+        async move { run_once(&config, Duration::ZERO).await }
+    });
+    assert!(
+        eventually(Duration::from_secs(10), || !lines_with(&api, "working")
+            .is_empty())
+        .await,
+        "the agent's line arrives"
+    );
+    api.with(|s| {
+        s.fail_batches = 2;
+        s.lose_answers = 1;
+    });
+
+    let summary = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the run ends")
+        .unwrap()
+        .unwrap()
+        .expect("a run");
+
+    assert_eq!(summary.status, Some(RunStatus::Completed));
+    for line in [
+        "the executor finished",
+        "stored artifact changes.patch",
+        "stored artifact transcript.txt",
+    ] {
+        assert_eq!(lines_with(&api, line).len(), 1, "{line:?} once");
+    }
+    api.with(|s| {
+        assert_eq!(
+            (s.fail_batches, s.lose_answers),
+            (0, 0),
+            "the faults happened"
+        );
         let numbers: Vec<u64> = s.applied.iter().map(|(seq, _)| *seq).collect();
         assert_eq!(
             numbers,
